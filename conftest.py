@@ -1,0 +1,86 @@
+"""Fixtures for real infrastructure, shared by every test suite in the repo.
+
+Session-wide servers (started once, on first use; stopped at the end of the run):
+
+    nats_server      NatsServer     .url  nats://127.0.0.1:PORT, JetStream on, .store_dir
+    redis_server     RedisServer    .url  redis://127.0.0.1:PORT/0
+    livekit_server   LiveKitServer  .url  ws://127.0.0.1:PORT, .http_url, .api_key, .api_secret
+
+Tests that share these must not assume an empty server: use unique room names, stream names,
+subjects and keys (e.g. with ``uuid4().hex``).
+
+Factories for a brand-new server that the test owns and may ``kill()``/``restart()``; every
+server made is stopped and deleted after the test:
+
+    def test_crash(fresh_nats):
+        nats = fresh_nats()                   # started and ready
+        redis = fresh_redis(persistence=True) # kwargs go to the constructor
+        lk = fresh_livekit(webhook_urls=["http://127.0.0.1:9999/webhook"])
+
+A missing server binary is an error, never a skip; the message says how to get it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+import pytest
+
+from tests.support.infra import LiveKitServer, NatsServer, RedisServer, ServerProcess
+
+# Tests only ever talk to 127.0.0.1. A proxy from the environment would carry that traffic
+# elsewhere (aiohttp, httpx and the LiveKit client's signalling socket all honour these).
+for _var in ("http_proxy", "https_proxy", "all_proxy", "ws_proxy", "wss_proxy"):
+    os.environ.pop(_var, None)
+    os.environ.pop(_var.upper(), None)
+os.environ["no_proxy"] = os.environ["NO_PROXY"] = "127.0.0.1,localhost,::1"
+
+S = TypeVar("S", bound=ServerProcess)
+
+
+@pytest.fixture(scope="session")
+def nats_server() -> Iterator[NatsServer]:
+    with NatsServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    with RedisServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def livekit_server() -> Iterator[LiveKitServer]:
+    with LiveKitServer() as server:
+        yield server
+
+
+def _factory(cls: type[S]) -> Iterator[Callable[..., S]]:
+    made: list[S] = []
+
+    def make(**kwargs: Any) -> S:
+        server = cls(**kwargs)
+        made.append(server)
+        return server.start()
+
+    yield make
+    for server in made:
+        server.cleanup()
+
+
+@pytest.fixture
+def fresh_nats() -> Iterator[Callable[..., NatsServer]]:
+    yield from _factory(NatsServer)
+
+
+@pytest.fixture
+def fresh_redis() -> Iterator[Callable[..., RedisServer]]:
+    yield from _factory(RedisServer)
+
+
+@pytest.fixture
+def fresh_livekit() -> Iterator[Callable[..., LiveKitServer]]:
+    yield from _factory(LiveKitServer)

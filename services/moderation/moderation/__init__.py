@@ -1,0 +1,1 @@
+"""Livestage moderation: the verdict on every chat message."""

@@ -1,0 +1,1 @@
+"""Livestage stage-producer: what is on screen."""

@@ -1,0 +1,386 @@
+"""The edge against real NATS (JetStream), Redis and livekit-server."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import datetime
+import hashlib
+import json
+import re
+import uuid
+
+import jwt
+import nats
+import pytest
+from livekit import api, rtc
+
+from livestage import subjects
+from livestage.schemas import ChatMessage, PresenceEvent
+from tests.support.livekit_helpers import join, server_api
+
+from .conftest import Edge, EdgeFactory
+
+
+async def test_minted_token_verifies_with_exactly_the_viewer_grants(make_edge: EdgeFactory) -> None:
+    edge = await make_edge()
+    body = await edge.token(name="  Ada\u200b  Lovelace ", avatar="owl", visitorId="visitor_12345")
+    assert set(body) == {"token", "url", "roomName", "agentName", "identity"}
+    assert body["roomName"] == edge.room and body["url"] == edge.livekit.url
+    assert body["agentName"] == "livestage-host-test"
+    assert re.fullmatch(r"viewer_visitor_12345_[0-9a-f]{8}", body["identity"])
+
+    claims = api.TokenVerifier(edge.livekit.api_key, edge.livekit.api_secret.get_secret_value()).verify(
+        body["token"]
+    )
+    assert claims.identity == body["identity"]
+    assert claims.name == "Ada Lovelace"
+    assert json.loads(claims.metadata) == {"avatar": "owl", "role": "viewer", "visitorId": "visitor_12345"}
+    raw = jwt.decode(body["token"], options={"verify_signature": False})
+    assert raw["video"] == {
+        "roomJoin": True,
+        "room": edge.room,
+        "canSubscribe": True,
+        "canPublish": False,
+        "canPublishData": False,
+    }
+    assert 7200 - 60 <= raw["exp"] - raw["nbf"] <= 7200 + 60
+
+
+async def test_missing_visitor_id_is_generated(make_edge: EdgeFactory) -> None:
+    edge = await make_edge()
+    response = await edge.client.post("/api/livekit-token", json={"displayName": "Bo", "avatar": "fox"})
+    assert response.status_code == 200
+    assert re.fullmatch(r"viewer_[A-Za-z0-9_-]{8,64}_[0-9a-f]{8}", response.json()["identity"])
+
+
+@pytest.mark.parametrize(
+    ("payload", "field", "fragment"),
+    [
+        ({"displayName": "", "avatar": "fox"}, "displayName", "1-32"),
+        ({"displayName": "\u200b\u202e ", "avatar": "fox"}, "displayName", "1-32"),
+        ({"displayName": "x" * 33, "avatar": "fox"}, "displayName", "1-32"),
+        ({"displayName": "Ada", "avatar": "dragon"}, "avatar", "must be one of"),
+        ({"displayName": "Ada", "avatar": "fox", "visitorId": "short"}, "visitorId", "8-64"),
+        ({"displayName": "Ada", "avatar": "fox", "visitorId": "bad id!!"}, "visitorId", "8-64"),
+        ({"avatar": "fox"}, "displayName", "required"),
+    ],
+)
+async def test_bad_profiles_get_422_naming_the_field(
+    make_edge: EdgeFactory, payload: dict[str, str], field: str, fragment: str
+) -> None:
+    edge = await make_edge()
+    response = await edge.client.post("/api/livekit-token", json=payload)
+    assert response.status_code == 422, response.text
+    (error,) = response.json()["detail"]
+    assert error["loc"] == ["body", field]
+    assert fragment in error["msg"]
+    assert "input" not in error  # never echo what was sent
+
+
+async def test_viewer_token_cannot_publish_track_or_data(make_edge: EdgeFactory, livekit_server) -> None:  # type: ignore[no-untyped-def]
+    edge = await make_edge()
+    viewer = await edge.token()
+    room = await join(livekit_server, viewer["token"])
+    try:
+        source = rtc.AudioSource(48000, 1)
+        track = rtc.LocalAudioTrack.create_audio_track("mic", source)
+        with pytest.raises(Exception):  # noqa: B017 - the SDK raises a plain error on refusal
+            await asyncio.wait_for(
+                room.local_participant.publish_track(track, rtc.TrackPublishOptions()), 10
+            )
+        with pytest.raises(Exception):  # noqa: B017
+            await asyncio.wait_for(room.local_participant.publish_data(b"hi", topic="x"), 10)
+    finally:
+        await room.disconnect()
+
+
+async def test_200_concurrent_token_requests_make_exactly_one_dispatch(
+    make_edge: EdgeFactory, livekit_server  # type: ignore[no-untyped-def]
+) -> None:
+    edge = await make_edge(rate_token_per_ip="1000/minute", rate_token_per_visitor="1000/minute")
+    responses = await asyncio.gather(
+        *[
+            edge.client.post(
+                "/api/livekit-token",
+                json={"displayName": f"V{i}", "avatar": "fox", "visitorId": f"visitor-{i % 7:04d}"},
+            )
+            for i in range(200)
+        ]
+    )
+    assert [r.status_code for r in responses] == [200] * 200
+    async with server_api(livekit_server) as lk:
+        dispatches = await lk.agent_dispatch.list_dispatch(edge.room)
+    assert len([d for d in dispatches if d.agent_name == "livestage-host-test"]) == 1
+    # and a later refresh still finds the host on its way
+    await edge.token()
+    async with server_api(livekit_server) as lk:
+        dispatches = await lk.agent_dispatch.list_dispatch(edge.room)
+    assert len([d for d in dispatches if d.agent_name == "livestage-host-test"]) == 1
+
+
+async def test_token_rate_limits_answer_429_with_retry_after(make_edge: EdgeFactory) -> None:
+    edge = await make_edge(rate_token_per_visitor="3/minute", rate_token_per_ip="5/minute")
+    codes = []
+    for _ in range(4):
+        r = await edge.client.post(
+            "/api/livekit-token", json={"displayName": "A", "avatar": "fox", "visitorId": "same-visitor"}
+        )
+        codes.append(r.status_code)
+    assert codes == [200, 200, 200, 429]
+    assert 1 <= int(r.headers["Retry-After"]) <= 60
+    assert "token-visitor" in r.json()["detail"]
+    # per IP: the 5th distinct visitor from this address is still served, the 6th is not
+    other = [
+        (
+            await edge.client.post(
+                "/api/livekit-token",
+                json={"displayName": "A", "avatar": "fox", "visitorId": f"other-visitor-{i}"},
+            )
+        ).status_code
+        for i in range(2)
+    ]
+    assert other == [200, 429]
+
+
+async def test_trusted_proxy_header_only_counts_from_trusted_proxies(make_edge: EdgeFactory) -> None:
+    spoofing = await make_edge(rate_token_per_ip="2/minute", rate_token_per_visitor="100/minute")
+    codes = []
+    for i in range(3):  # a different X-Forwarded-For each time does not reset the count
+        r = await spoofing.client.post(
+            "/api/livekit-token",
+            json={"displayName": "A", "avatar": "fox", "visitorId": f"spoof-visitor-{i}"},
+            headers={"X-Forwarded-For": f"203.0.113.{i}"},
+        )
+        codes.append(r.status_code)
+    assert codes == [200, 200, 429]
+
+    proxied = await make_edge(
+        rate_token_per_ip="2/minute", rate_token_per_visitor="100/minute",
+        trusted_proxies=["127.0.0.0/8"],
+    )
+    codes = []
+    for i in range(3):  # behind a trusted proxy, each forwarded client has its own count
+        r = await proxied.client.post(
+            "/api/livekit-token",
+            json={"displayName": "A", "avatar": "fox", "visitorId": f"proxy-visitor-{i}"},
+            headers={"X-Forwarded-For": f"198.51.100.{uuid.uuid4().int % 250}, 127.0.0.1"},
+        )
+        codes.append(r.status_code)
+    assert codes == [200, 200, 200]
+
+
+async def _messages_on(nats_url: str, subject: str) -> list[ChatMessage]:
+    """Every message JetStream holds on `subject` (read with an ephemeral ordered consumer)."""
+    nc = await nats.connect(nats_url)
+    try:
+        js = nc.jetstream()
+        sub = await js.subscribe(subject, ordered_consumer=True)
+        found: list[ChatMessage] = []
+        while True:
+            try:
+                msg = await sub.next_msg(timeout=1.0)
+            except nats.errors.TimeoutError:
+                return found
+            found.append(ChatMessage.from_json(msg.data))
+    finally:
+        await nc.close()
+
+
+async def test_accepted_chat_is_stored_in_jetstream_exactly_once(make_edge: EdgeFactory, nats_server) -> None:  # type: ignore[no-untyped-def]
+    edge = await make_edge()
+    await edge.wait_for_bus()
+    viewer = await edge.token(name="Ada", avatar="cat")
+    auth = {"Authorization": f"Bearer {viewer['token']}"}
+    first = await edge.client.post(
+        "/api/chat", json={"body": "  hello \u202ethere ", "clientId": "send-0001"}, headers=auth
+    )
+    again = await edge.client.post(
+        "/api/chat", json={"body": "  hello \u202ethere ", "clientId": "send-0001"}, headers=auth
+    )
+    assert first.status_code == again.status_code == 202
+    assert first.json()["id"] == again.json()["id"]
+
+    stored = await _messages_on(nats_server.url, subjects.chat_submitted(edge.room))
+    assert len(stored) == 1
+    (message,) = stored
+    assert message.id == first.json()["id"]
+    assert message.body == "hello there"
+    assert message.author_identity == viewer["identity"]
+    assert message.author_name == "Ada" and message.avatar == "cat" and message.kind == "viewer"
+
+
+async def test_chat_rejects_forged_expired_and_other_room_tokens(make_edge: EdgeFactory, livekit_server) -> None:  # type: ignore[no-untyped-def]
+    edge = await make_edge()
+    good = await edge.token()
+    key, secret = livekit_server.api_key, livekit_server.api_secret
+
+    def token(secret_: str, room: str, ttl: datetime.timedelta, identity: str = "viewer_x1234567_00000000") -> str:
+        return (
+            api.AccessToken(key, secret_)
+            .with_identity(identity)
+            .with_metadata(json.dumps({"role": "viewer", "avatar": "fox", "visitorId": "x1234567"}))
+            .with_ttl(ttl)
+            .with_grants(api.VideoGrants(room_join=True, room=room, can_publish=False, can_publish_data=False))
+            .to_jwt()
+        )
+
+    hour = datetime.timedelta(hours=1)
+    forged = token("not-the-secret-" + uuid.uuid4().hex, edge.room, hour)
+    expired = token(secret, edge.room, datetime.timedelta(seconds=-60))
+    other_room = token(secret, "some-other-room", hour)
+    not_viewer = token(secret, edge.room, hour, identity="agent-1234")
+    tampered = good["token"][:-4] + ("AAAA" if not good["token"].endswith("AAAA") else "BBBB")
+    for bad, why in [
+        (forged, "Signature"),
+        (expired, "expired"),
+        (other_room, "not for this room"),
+        (not_viewer, "not a viewer"),
+        (tampered, "rejected"),
+        ("garbage", "rejected"),
+    ]:
+        r = await edge.client.post("/api/chat", json={"body": "hi"}, headers={"Authorization": f"Bearer {bad}"})
+        assert r.status_code == 401, (why, r.text)
+        assert why.lower() in r.json()["detail"].lower()
+    r = await edge.client.post("/api/chat", json={"body": "hi"})
+    assert r.status_code == 401 and "Bearer" in r.json()["detail"]
+
+
+async def test_chat_body_rules_and_rate_limit(make_edge: EdgeFactory) -> None:
+    edge = await make_edge(rate_chat="3/minute")
+    await edge.wait_for_bus()
+    viewer = await edge.token()
+    auth = {"Authorization": f"Bearer {viewer['token']}"}
+    for body in ["", "\u200b\u2066 ", "x" * 501]:
+        r = await edge.client.post("/api/chat", json={"body": body}, headers=auth)
+        assert r.status_code == 422
+        assert r.json()["detail"][0]["loc"] == ["body", "body"]
+    # Refused requests count too, so nobody can hammer the edge with bad bodies.
+    r = await edge.client.post("/api/chat", json={"body": "valid"}, headers=auth)
+    assert r.status_code == 429 and int(r.headers["Retry-After"]) >= 1
+
+
+async def test_chat_is_503_never_202_when_the_bus_is_down(make_edge: EdgeFactory, fresh_nats) -> None:  # type: ignore[no-untyped-def]
+    server = fresh_nats()
+    edge = await make_edge(nats_url=server.url)
+    await edge.wait_for_bus()
+    viewer = await edge.token()
+    auth = {"Authorization": f"Bearer {viewer['token']}"}
+    assert (await edge.client.post("/api/chat", json={"body": "before"}, headers=auth)).status_code == 202
+
+    server.kill()
+    r = await edge.client.post("/api/chat", json={"body": "while down"}, headers=auth)
+    assert r.status_code == 503, r.text
+    assert r.headers["Retry-After"] == "2"
+
+    server.restart()
+    async with asyncio.timeout(20):
+        while True:
+            r = await edge.client.post("/api/chat", json={"body": "after"}, headers=auth)
+            if r.status_code == 202:
+                break
+            assert r.status_code == 503
+            await asyncio.sleep(0.5)
+    stored = [m.body for m in await _messages_on(server.url, subjects.chat_submitted(edge.room))]
+    assert stored == ["before", "after"]
+
+
+async def test_history_is_503_until_chat_history_answers_then_relays_it(make_edge: EdgeFactory, nats_server) -> None:  # type: ignore[no-untyped-def]
+    from livestage.schemas import HistoryReply, HistoryRequest
+
+    edge = await make_edge(history_timeout_s=0.5)
+    await edge.wait_for_bus()
+    viewer = await edge.token()
+    auth = {"Authorization": f"Bearer {viewer['token']}"}
+    r = await edge.client.get("/api/chat/history", headers=auth)
+    assert r.status_code == 503 and r.headers["Retry-After"]
+
+    # A stand-in responder on the real request/reply subject, as chat-history will answer.
+    nc = await nats.connect(nats_server.url)
+    stored = ChatMessage(
+        id="m1", room=edge.room, author_identity="viewer_aaaaaaaa_00000000", author_name="Ann",
+        avatar="fox", body="earlier", kind="viewer", created_at=1_800_000_000_000,
+    )
+
+    async def answer(msg: nats.aio.msg.Msg) -> None:
+        request = HistoryRequest.from_json(msg.data)
+        assert request.room == edge.room
+        await msg.respond(HistoryReply(messages=[stored]).to_json())
+
+    sub = await nc.subscribe(subjects.history_recent(edge.room), cb=answer)
+    try:
+        r = await edge.client.get("/api/chat/history", headers=auth)
+    finally:
+        await sub.unsubscribe()
+        await nc.close()
+    assert r.status_code == 200, r.text
+    assert r.json() == {"messages": [stored.to_wire()]}
+    assert (await edge.client.get("/api/chat/history")).status_code == 401
+
+
+def _signed(body: str, key: str, secret: str) -> str:
+    digest = base64.b64encode(hashlib.sha256(body.encode()).digest()).decode()
+    return api.AccessToken(key, secret).with_sha256(digest).to_jwt()
+
+
+async def test_webhook_verifies_signature_and_publishes_presence(make_edge: EdgeFactory, livekit_server, nats_server) -> None:  # type: ignore[no-untyped-def]
+    edge = await make_edge()
+    await edge.wait_for_bus()
+    event = {
+        "event": "participant_joined",
+        "id": "EV_" + uuid.uuid4().hex[:12],
+        "createdAt": "1800000000",
+        "room": {"name": edge.room},
+        "participant": {"identity": "viewer_abcdefgh_12345678", "name": "Ada", "kind": "STANDARD"},
+    }
+    body = json.dumps(event)
+    key, secret = livekit_server.api_key, livekit_server.api_secret
+    headers = {"Content-Type": "application/webhook+json"}
+
+    forged = await edge.client.post(
+        "/api/livekit/webhook", content=body, headers=headers | {"Authorization": _signed(body, key, "wrong-secret-" + "x" * 20)}
+    )
+    assert forged.status_code == 401
+    mismatched = await edge.client.post(
+        "/api/livekit/webhook", content=body, headers=headers | {"Authorization": _signed(body + " ", key, secret)}
+    )
+    assert mismatched.status_code == 401
+    unsigned = await edge.client.post("/api/livekit/webhook", content=body, headers=headers)
+    assert unsigned.status_code == 401
+
+    nc = await nats.connect(nats_server.url)
+    sub = await nc.jetstream().subscribe(subjects.room_presence(edge.room), ordered_consumer=True)
+    ok = await edge.client.post(
+        "/api/livekit/webhook", content=body, headers=headers | {"Authorization": _signed(body, key, secret)}
+    )
+    assert ok.status_code == 204, ok.text
+    msg = await sub.next_msg(timeout=5)
+    await nc.close()
+    presence = PresenceEvent.from_json(msg.data)
+    assert presence.event == "participant_joined"
+    assert presence.identity == "viewer_abcdefgh_12345678"
+    assert presence.participant_kind == "standard"
+    assert presence.created_at == 1_800_000_000_000
+
+
+async def test_health_ready_config_and_openapi(make_edge: EdgeFactory) -> None:
+    edge = await make_edge()
+    await edge.wait_for_bus()
+    assert (await edge.client.get("/healthz")).json()["status"] == "ok"
+    ready = await edge.client.get("/readyz")
+    assert ready.status_code == 200, ready.text
+    assert ready.json()["checks"] == {"nats": "ok", "redis": "ok", "livekit": "ok"}
+
+    config = (await edge.client.get("/api/config")).json()
+    assert config["roomName"] == edge.room
+    assert config["chatTopic"] == "anam-live-chat" and config["stageTopic"] == "anam-stage-visual"
+    assert "secret" not in json.dumps(config).lower()
+
+    spec = (await edge.client.get("/openapi.json")).json()
+    for path, responses in [
+        ("/api/livekit-token", {"200", "422", "429"}),
+        ("/api/chat", {"202", "401", "422", "429", "503"}),
+        ("/api/chat/history", {"200", "401", "429", "503"}),
+    ]:
+        operation = next(iter(spec["paths"][path].values()))
+        assert responses <= set(operation["responses"]), (path, operation["responses"].keys())

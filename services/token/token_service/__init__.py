@@ -1,0 +1,1 @@
+"""Livestage edge: everything a browser touches (tokens, chat ingress, history, webhooks, pages)."""

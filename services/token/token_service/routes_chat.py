@@ -1,0 +1,87 @@
+"""Chat ingress (`POST /api/chat`) and history reads (`GET /api/chat/history`)."""
+
+from __future__ import annotations
+
+import hashlib
+
+from fastapi import APIRouter, Depends, HTTPException, status
+
+from livestage import subjects
+from livestage.bus import BusUnavailable
+from livestage.schemas import ChatMessage, HistoryReply, HistoryRequest, new_id, now_ms
+
+from .deps import ServicesDep, ViewerDep, limit_chat, limit_history
+from .errors import RESPONSES
+from .models import ChatAccepted, ChatRequest, HistoryResponse
+
+router = APIRouter(prefix="/api/chat", tags=["chat"])
+
+
+def message_id(identity: str, client_id: str | None) -> str:
+    """A fresh id, or one derived from (author, clientId) so a resend is the same message."""
+    if client_id is None:
+        return new_id()
+    return hashlib.sha256(f"{identity}:{client_id}".encode()).hexdigest()[:32]
+
+
+def _bus_down(error: Exception) -> HTTPException:
+    return HTTPException(
+        status.HTTP_503_SERVICE_UNAVAILABLE,
+        detail=f"the message bus is unavailable ({type(error).__name__}); nothing was stored",
+        headers={"Retry-After": "2"},
+    )
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=ChatAccepted,
+    responses=RESPONSES,
+    dependencies=[Depends(limit_chat)],
+)
+async def submit_chat(request: ChatRequest, viewer: ViewerDep, services: ServicesDep) -> ChatAccepted:
+    """Queue a chat line for moderation; 202 only once JetStream has stored it."""
+    room = services.livekit.room
+    message = ChatMessage(
+        id=message_id(viewer.identity, request.client_id),
+        room=room,
+        author_identity=viewer.identity,
+        author_name=viewer.name,
+        avatar=viewer.avatar if viewer.avatar in services.edge.avatars else services.edge.avatars[0],
+        body=request.body,
+        kind="viewer",
+        created_at=now_ms(),
+    )
+    bus = services.require_bus()
+    try:
+        await bus.publish(subjects.chat_submitted(room), message)
+    except BusUnavailable as error:
+        raise _bus_down(error) from error
+    return ChatAccepted(id=message.id)
+
+
+@router.get(
+    "/history",
+    response_model=HistoryResponse,
+    response_model_by_alias=True,
+    responses=RESPONSES,
+    dependencies=[Depends(limit_history)],
+)
+async def chat_history(viewer: ViewerDep, services: ServicesDep, limit: int = 50) -> HistoryResponse:
+    """The room's recent approved chat, oldest first (answered by chat-history over NATS)."""
+    room = services.livekit.room
+    bus = services.require_bus()
+    try:
+        reply = await bus.request(
+            subjects.history_recent(room),
+            HistoryRequest(room=room, limit=max(1, min(limit, 200))),
+            HistoryReply,
+            timeout_s=services.edge.history_timeout_s,
+        )
+    except BusUnavailable as error:
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            detail="chat history is unavailable right now",
+            headers={"Retry-After": "5"},
+        ) from error
+    return HistoryResponse(messages=reply.messages)

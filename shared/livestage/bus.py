@@ -1,0 +1,299 @@
+"""NATS and JetStream helpers shared by every service.
+
+- `Bus.connect(settings, name)` connects with reconnects (forever by default).
+- `Bus.ensure_streams()` declares one stream per domain (CHAT, HOST, STAGE, ROOM) idempotently:
+  file storage, bounded by age and bytes, with a de-duplication window.
+- `Bus.publish(subject, model)` stores a wire model in JetStream with `Nats-Msg-Id` set to the
+  message id, so publishing the same message twice stores it once; it returns only after
+  JetStream acknowledged it, and carries the W3C trace context in the headers.
+- `Bus.consumer(...)` gives a typed durable pull consumer (explicit ack, max-deliver, backoff);
+  `Consumer.run(handler)` acks after the handler returns, lets a failure be redelivered after
+  the backoff, and terminates payloads that do not validate (they never can succeed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+import nats
+import nats.errors
+import nats.js.errors
+from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import (
+    AckPolicy,
+    ConsumerConfig,
+    DiscardPolicy,
+    PubAck,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+)
+from opentelemetry import context as otel_context
+from opentelemetry import propagate, trace
+from pydantic import ValidationError
+
+from livestage import subjects
+from livestage.schemas import WireModel
+from livestage.settings import NatsSettings
+
+log = logging.getLogger(__name__)
+tracer = trace.get_tracer("livestage.bus")
+
+M = TypeVar("M", bound=WireModel)
+
+DEFAULT_BACKOFF_S: tuple[float, ...] = (1.0, 5.0, 15.0, 30.0)
+DEFAULT_MAX_DELIVER = 5
+
+
+class BusUnavailable(RuntimeError):
+    """NATS or JetStream could not take the message (not connected, timed out, no stream)."""
+
+
+def message_id_of(model: WireModel) -> str:
+    """The de-duplication id of a wire model: its `id`, or `message_id` for verdicts."""
+    for attribute in ("id", "message_id"):
+        value = getattr(model, attribute, None)
+        if isinstance(value, str) and value:
+            return value
+    raise ValueError(f"{type(model).__name__} has no id to de-duplicate on; pass msg_id=")
+
+
+def _inject_trace_headers(headers: dict[str, str]) -> dict[str, str]:
+    propagate.inject(headers)
+    return headers
+
+
+def _extract_trace_context(msg: Msg) -> otel_context.Context:
+    return propagate.extract(dict(msg.headers or {}))
+
+
+class Bus:
+    """One service's connection to NATS and JetStream."""
+
+    def __init__(self, nc: NatsClient, settings: NatsSettings) -> None:
+        self.nc = nc
+        self.js: JetStreamContext = nc.jetstream()
+        self.settings = settings
+
+    @classmethod
+    async def connect(cls, settings: NatsSettings, name: str) -> Bus:
+        """Connect to NATS; raises BusUnavailable with the URL if the first connect fails."""
+
+        async def on_error(error: Exception) -> None:
+            log.warning("nats error (%s): %s", name, error)
+
+        async def on_disconnected() -> None:
+            log.warning("nats disconnected (%s); reconnecting", name)
+
+        async def on_reconnected() -> None:
+            log.info("nats reconnected (%s)", name)
+
+        try:
+            nc = await nats.connect(
+                servers=settings.servers,
+                name=name,
+                connect_timeout=settings.connect_timeout_s,
+                max_reconnect_attempts=settings.max_reconnect_attempts,
+                reconnect_time_wait=0.5,
+                allow_reconnect=True,
+                error_cb=on_error,
+                disconnected_cb=on_disconnected,
+                reconnected_cb=on_reconnected,
+            )
+        except (OSError, nats.errors.Error, asyncio.TimeoutError) as error:
+            raise BusUnavailable(
+                f"cannot connect to NATS at {settings.url}: {error!r}. "
+                "Is nats-server running with -js? (`make run` starts one.)"
+            ) from error
+        return cls(nc, settings)
+
+    async def close(self) -> None:
+        if not self.nc.is_closed:
+            await self.nc.drain()
+
+    @property
+    def connected(self) -> bool:
+        return bool(self.nc.is_connected)
+
+    async def ensure_streams(self, streams: Sequence[subjects.Stream] = subjects.STREAMS) -> None:
+        """Create or update every domain stream; safe to call from every service at start."""
+        for stream in streams:
+            config = StreamConfig(
+                name=stream.name,
+                subjects=stream.subjects,
+                retention=RetentionPolicy.LIMITS,
+                storage=StorageType.FILE,
+                discard=DiscardPolicy.OLD,
+                max_age=float(self.settings.stream_max_age_s),
+                max_bytes=self.settings.stream_max_bytes,
+                duplicate_window=float(self.settings.duplicate_window_s),
+            )
+            try:
+                await self.js.add_stream(config)
+            except nats.js.errors.BadRequestError as error:
+                # Exists with a different config (e.g. new limits): update it in place.
+                if error.err_code != 10058:  # JSStreamNameExistErr
+                    raise
+                await self.js.update_stream(config)
+
+    async def publish(
+        self,
+        subject: str,
+        model: WireModel,
+        *,
+        msg_id: str | None = None,
+        timeout_s: float = 2.0,
+    ) -> PubAck:
+        """Store `model` in JetStream; returns the ack (`duplicate` is True on a re-publish)."""
+        dedupe_id = msg_id or message_id_of(model)
+        with tracer.start_as_current_span(
+            f"publish {subject}",
+            kind=trace.SpanKind.PRODUCER,
+            attributes={"messaging.system": "nats", "messaging.destination.name": subject,
+                        "messaging.message.id": dedupe_id},
+        ):
+            headers = _inject_trace_headers({"Nats-Msg-Id": dedupe_id})
+            try:
+                return await self.js.publish(
+                    subject, model.to_json(), timeout=timeout_s, headers=headers
+                )
+            except (nats.errors.Error, asyncio.TimeoutError, OSError) as error:
+                raise BusUnavailable(f"JetStream did not store {subject}: {error!r}") from error
+
+    async def consumer(
+        self,
+        subject: str,
+        model_type: type[M],
+        durable: str,
+        *,
+        max_deliver: int = DEFAULT_MAX_DELIVER,
+        backoff_s: Sequence[float] = DEFAULT_BACKOFF_S,
+        max_ack_pending: int = 256,
+    ) -> Consumer[M]:
+        """A durable, explicit-ack pull consumer of `subject`, decoding into `model_type`."""
+        config = ConsumerConfig(
+            durable_name=durable,
+            ack_policy=AckPolicy.EXPLICIT,
+            max_deliver=max_deliver,
+            # JetStream requires backoff to have fewer entries than max_deliver; ack_wait is the
+            # first backoff step (backoff overrides it).
+            backoff=list(backoff_s)[: max(max_deliver - 1, 1)],
+            ack_wait=float(backoff_s[0]) if backoff_s else 30.0,
+            max_ack_pending=max_ack_pending,
+            filter_subject=subject,
+        )
+        subscription = await self.js.pull_subscribe(subject, durable=durable, config=config)
+        return Consumer(subscription, model_type, subject)
+
+    async def request(
+        self, subject: str, model: WireModel, reply_type: type[M], *, timeout_s: float = 2.0
+    ) -> M:
+        """Core-NATS request/reply with a typed answer; BusUnavailable when nobody answers."""
+        headers = _inject_trace_headers({})
+        try:
+            reply = await self.nc.request(
+                subject, model.to_json(), timeout=timeout_s, headers=headers
+            )
+        except (nats.errors.Error, asyncio.TimeoutError, OSError) as error:
+            raise BusUnavailable(f"no answer on {subject}: {error!r}") from error
+        return reply_type.from_json(reply.data)
+
+
+@dataclass
+class Delivery(Generic[M]):
+    """One message from a consumer, decoded, with its JetStream handle."""
+
+    model: M
+    msg: Msg
+    subject: str
+    num_delivered: int
+    context: otel_context.Context
+
+    async def ack(self) -> None:
+        await self.msg.ack()
+
+    async def nak(self, delay_s: float | None = None) -> None:
+        await self.msg.nak(delay=delay_s)
+
+
+Handler = Callable[[Delivery[M]], Awaitable[Any]]
+
+
+class Consumer(Generic[M]):
+    """A typed view of a durable JetStream pull subscription."""
+
+    def __init__(
+        self, subscription: JetStreamContext.PullSubscription, model_type: type[M], subject: str
+    ) -> None:
+        self.subscription = subscription
+        self.model_type = model_type
+        self.subject = subject
+
+    async def fetch(self, batch: int = 10, timeout_s: float = 1.0) -> list[Delivery[M]]:
+        """Up to `batch` decoded deliveries; [] when none arrived in time.
+
+        Payloads that fail validation are terminated (never redelivered) and logged.
+        """
+        try:
+            msgs = await self.subscription.fetch(batch, timeout=timeout_s)
+        except (nats.errors.TimeoutError, asyncio.TimeoutError):
+            return []
+        deliveries: list[Delivery[M]] = []
+        for msg in msgs:
+            try:
+                model = self.model_type.from_json(msg.data)
+            except ValidationError as error:
+                log.error(
+                    "dropping invalid %s on %s: %s",
+                    self.model_type.__name__,
+                    msg.subject,
+                    error.errors(include_url=False),
+                )
+                await msg.term()
+                continue
+            deliveries.append(
+                Delivery(
+                    model=model,
+                    msg=msg,
+                    subject=msg.subject,
+                    num_delivered=msg.metadata.num_delivered,
+                    context=_extract_trace_context(msg),
+                )
+            )
+        return deliveries
+
+    async def run(self, handler: Handler[M], *, batch: int = 10) -> None:
+        """Handle deliveries until cancelled: ack on success, leave for redelivery on error."""
+        while True:
+            for delivery in await self.fetch(batch):
+                with tracer.start_as_current_span(
+                    f"process {delivery.subject}",
+                    context=delivery.context,
+                    kind=trace.SpanKind.CONSUMER,
+                    attributes={"messaging.system": "nats",
+                                "messaging.destination.name": delivery.subject},
+                ) as span:
+                    try:
+                        await handler(delivery)
+                    except asyncio.CancelledError:
+                        raise
+                    except Exception as error:
+                        # No ack: JetStream redelivers after the consumer's backoff, up to
+                        # max_deliver times.
+                        span.record_exception(error)
+                        log.exception(
+                            "handler failed on %s (delivery %d); it will be redelivered",
+                            delivery.subject,
+                            delivery.num_delivered,
+                        )
+                        continue
+                    await delivery.ack()
+
+    async def unsubscribe(self) -> None:
+        await self.subscription.unsubscribe()

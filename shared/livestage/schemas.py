@@ -1,0 +1,213 @@
+"""Wire models: what crosses NATS, the LiveKit data channel and the HTTP edge.
+
+JSON, camelCase on the wire (snake_case in Python), validated strictly: unknown fields are
+refused, strings have length limits, enums are closed, timestamps are epoch milliseconds within a
+sane range, and user-visible text must already be clean (see `livestage.text`). Encode with
+`model.to_json()` and decode with `Model.from_json(data)`; both sides use the wire names.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Annotated, Literal, Self
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    TypeAdapter,
+)
+from pydantic.alias_generators import to_camel
+
+from livestage.subjects import ROOM_NAME_PATTERN
+from livestage.text import is_clean
+
+MIN_EPOCH_MS = 1_577_836_800_000  # 2020-01-01T00:00:00Z
+MAX_EPOCH_MS = 4_102_444_800_000  # 2100-01-01T00:00:00Z
+
+MAX_NAME_CHARS = 32
+MAX_CHAT_CHARS = 500
+MAX_SPOKEN_CHARS = 4000
+
+
+def now_ms() -> int:
+    """The current time as epoch milliseconds (the wire's timestamp unit)."""
+    return time.time_ns() // 1_000_000
+
+
+def new_id() -> str:
+    """A fresh message id: 32 lowercase hex characters."""
+    return uuid.uuid4().hex
+
+
+def _must_be_clean(value: str) -> str:
+    if not is_clean(value):
+        raise ValueError(
+            "must be normalized text: no control, bidi or zero-width characters, "
+            "no leading, trailing or repeated whitespace"
+        )
+    return value
+
+
+EpochMs = Annotated[int, Field(ge=MIN_EPOCH_MS, le=MAX_EPOCH_MS, description="epoch ms")]
+MessageId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+RoomName = Annotated[str, StringConstraints(pattern=rf"^{ROOM_NAME_PATTERN.pattern}$")]
+Identity = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:@-]{1,128}$")]
+DisplayName = Annotated[
+    str, StringConstraints(min_length=1, max_length=MAX_NAME_CHARS), AfterValidator(_must_be_clean)
+]
+AvatarId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9_-]{1,32}$")]
+ChatBody = Annotated[
+    str, StringConstraints(min_length=1, max_length=MAX_CHAT_CHARS), AfterValidator(_must_be_clean)
+]
+ShortText = Annotated[str, StringConstraints(max_length=300)]
+LongText = Annotated[str, StringConstraints(max_length=MAX_SPOKEN_CHARS)]
+HttpUrl = Annotated[str, StringConstraints(max_length=2048, pattern=r"^(https?://|/)\S*$")]
+
+
+class WireModel(BaseModel):
+    """Base of every wire model: camelCase aliases, strict types, no unknown fields."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        validate_by_name=True,
+        validate_by_alias=True,
+        extra="forbid",
+        strict=True,
+        frozen=True,
+    )
+
+    def to_json(self) -> bytes:
+        return self.model_dump_json(by_alias=True).encode()
+
+    def to_wire(self) -> dict[str, object]:
+        return self.model_dump(mode="json", by_alias=True)
+
+    @classmethod
+    def from_json(cls, data: bytes | str) -> Self:
+        return cls.model_validate_json(data)
+
+
+class ChatMessage(WireModel):
+    """One chat line, as stored in history and shown to viewers."""
+
+    id: MessageId
+    room: RoomName
+    author_identity: Identity
+    author_name: DisplayName
+    avatar: AvatarId
+    body: ChatBody
+    kind: Literal["viewer", "host", "system"]
+    created_at: EpochMs
+
+
+class ModerationVerdict(WireModel):
+    """Moderation's decision on one chat message (on `chat.rejected.<room>` with the reason)."""
+
+    message_id: MessageId
+    room: RoomName
+    author_identity: Identity
+    verdict: Literal["approved", "rejected"]
+    reason: ShortText = ""
+    checks: list[Annotated[str, StringConstraints(max_length=64)]] = Field(
+        default_factory=list, max_length=16
+    )
+    decided_at: EpochMs
+
+
+class SpokenTurn(WireModel):
+    """What the host said in one turn, and which chat messages it answered."""
+
+    id: MessageId
+    room: RoomName
+    text: LongText
+    reply_to: list[MessageId] = Field(default_factory=list, max_length=8)
+    interrupted: bool = False
+    started_at: EpochMs
+    ended_at: EpochMs
+
+
+class StageVisual(WireModel):
+    """What is on screen: a screenshot, a short scrolling clip or a generated backdrop."""
+
+    id: MessageId
+    room: RoomName
+    kind: Literal["screenshot", "clip", "backdrop"]
+    url: HttpUrl
+    source_url: Annotated[str, StringConstraints(max_length=2048)] = ""
+    title: ShortText = ""
+    summary: Annotated[str, StringConstraints(max_length=2000)] = ""
+    topic: ShortText = ""
+    created_at: EpochMs
+    expires_at: EpochMs
+
+
+class PresenceEvent(WireModel):
+    """A room or participant coming or going, from LiveKit's webhooks."""
+
+    id: MessageId
+    room: RoomName
+    event: Literal["participant_joined", "participant_left", "room_started", "room_finished"]
+    identity: Annotated[str, StringConstraints(max_length=128)] = ""
+    name: Annotated[str, StringConstraints(max_length=128)] = ""
+    participant_kind: Literal["", "standard", "agent", "ingress", "egress", "sip"] = ""
+    created_at: EpochMs
+
+
+class HostCommand(WireModel):
+    """An operator's instruction to the host (`host.control.<room>`)."""
+
+    id: MessageId
+    room: RoomName
+    action: Literal["pause", "resume", "say", "skip", "persona"]
+    text: LongText = ""
+    created_at: EpochMs
+
+
+class ChatMessageEvent(WireModel):
+    """Data-channel packet on the chat topic: a message to show."""
+
+    type: Literal["message"] = "message"
+    message: ChatMessage
+
+
+class ChatRejectedEvent(WireModel):
+    """Data-channel packet on the chat topic, to the author only: their message was refused."""
+
+    type: Literal["rejected"] = "rejected"
+    message_id: MessageId
+    reason: ShortText
+
+
+ChatEvent = Annotated[ChatMessageEvent | ChatRejectedEvent, Field(discriminator="type")]
+CHAT_EVENT_ADAPTER: TypeAdapter[ChatMessageEvent | ChatRejectedEvent] = TypeAdapter(ChatEvent)
+
+
+class HistoryRequest(WireModel):
+    """Request on `history.recent.<room>`."""
+
+    room: RoomName
+    limit: int = Field(50, ge=1, le=200)
+
+
+class HistoryReply(WireModel):
+    """Reply to a HistoryRequest: approved messages, oldest first."""
+
+    messages: list[ChatMessage] = Field(default_factory=list, max_length=200)
+
+
+WIRE_MODELS: tuple[type[WireModel], ...] = (
+    ChatMessage,
+    ModerationVerdict,
+    SpokenTurn,
+    StageVisual,
+    PresenceEvent,
+    HostCommand,
+    ChatMessageEvent,
+    ChatRejectedEvent,
+    HistoryRequest,
+    HistoryReply,
+)

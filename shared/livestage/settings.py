@@ -1,0 +1,197 @@
+"""Settings for every Livestage service, read from the environment (and `.env`).
+
+Each group is its own pydantic-settings class with an environment prefix, so a service loads
+only what it needs (`LiveKitSettings()`), and `.env.example` documents every variable: the test
+`shared/tests/test_settings.py` keeps that file in step with these classes.
+
+Every default here is one a developer can run with: local servers on 127.0.0.1 and no keys, in
+which case the voice, avatar and backdrop backends fall back to local stand-ins.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _config(prefix: str) -> SettingsConfigDict:
+    return SettingsConfigDict(
+        env_prefix=prefix,
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+    )
+
+
+class LiveKitSettings(BaseSettings):
+    """The LiveKit server, the room viewers join, and the host agent's name."""
+
+    model_config = _config("LIVEKIT_")
+
+    url: str = Field(
+        "ws://127.0.0.1:7880",
+        description="LiveKit server URL handed to browsers and workers (ws:// or wss://).",
+    )
+    api_url: str = Field(
+        "",
+        description="URL the services use for the LiveKit server API; empty means derive it "
+        "from LIVEKIT_URL (ws->http, wss->https).",
+    )
+    api_key: str = Field("devkey", description="LiveKit API key (`--dev` uses devkey).")
+    api_secret: SecretStr = Field(
+        SecretStr("secret"), description="LiveKit API secret (`--dev` uses secret)."
+    )
+    room: str = Field("livestage", description="The room every viewer joins.")
+    agent_name: str = Field(
+        "livestage-host", description="Agent name the host-agent worker registers under."
+    )
+
+    @property
+    def http_url(self) -> str:
+        """The server API URL: LIVEKIT_API_URL, or LIVEKIT_URL with an http scheme."""
+        if self.api_url:
+            return self.api_url
+        if self.url.startswith("wss://"):
+            return "https://" + self.url.removeprefix("wss://")
+        if self.url.startswith("ws://"):
+            return "http://" + self.url.removeprefix("ws://")
+        return self.url
+
+
+class NatsSettings(BaseSettings):
+    """The NATS server with JetStream that carries every event between services."""
+
+    model_config = _config("NATS_")
+
+    url: str = Field("nats://127.0.0.1:4222", description="NATS server URL(s), comma-separated.")
+    connect_timeout_s: float = Field(2.0, gt=0, description="Seconds to wait for one connect.")
+    max_reconnect_attempts: int = Field(
+        -1, description="Reconnect attempts after a lost connection (-1: forever)."
+    )
+    stream_max_age_s: int = Field(
+        7 * 24 * 3600, gt=0, description="How long a JetStream stream keeps a message (seconds)."
+    )
+    stream_max_bytes: int = Field(
+        256 * 1024 * 1024, gt=0, description="Size cap of each JetStream stream (bytes)."
+    )
+    duplicate_window_s: int = Field(
+        120, gt=0, description="JetStream de-duplication window for Nats-Msg-Id (seconds)."
+    )
+
+    @property
+    def servers(self) -> list[str]:
+        return [part.strip() for part in self.url.split(",") if part.strip()]
+
+
+class RedisSettings(BaseSettings):
+    """Redis: chat history, rate-limit counters, short locks."""
+
+    model_config = _config("REDIS_")
+
+    url: str = Field("redis://127.0.0.1:6379/0", description="Redis URL.")
+
+
+class OpenAISettings(BaseSettings):
+    """OpenAI Realtime (the host's voice). Without a key the voice backend is `local`."""
+
+    model_config = _config("OPENAI_")
+
+    api_key: SecretStr | None = Field(None, description="OpenAI API key; empty means offline.")
+    base_url: str = Field(
+        "https://api.openai.com/v1",
+        description="OpenAI API base URL (tests point it at a local double).",
+    )
+    realtime_model: str = Field("gpt-realtime-2", description="Realtime model for the voice.")
+    voice: str = Field("cedar", description="Realtime voice.")
+
+
+class AnamSettings(BaseSettings):
+    """Anam (the avatar video). Without a key the avatar backend is `local`."""
+
+    model_config = _config("ANAM_")
+
+    api_key: SecretStr | None = Field(None, description="Anam API key; empty means offline.")
+    api_url: str = Field("https://api.anam.ai", description="Anam API base URL.")
+    avatar_id: str = Field("", description="Anam avatar id for the persona.")
+    avatar_model: str = Field("cara-4-latest", description="Anam avatar model.")
+    persona_name: str = Field("Cara", description="The host's display name.")
+
+
+class GeminiSettings(BaseSettings):
+    """Gemini (backdrops and topic picking). Without a key both run locally."""
+
+    model_config = _config("GEMINI_")
+
+    api_key: SecretStr | None = Field(None, description="Gemini API key; empty means offline.")
+    base_url: str = Field(
+        "", description="Gemini API base URL override (empty: the library's default)."
+    )
+    image_model: str = Field("gemini-2.5-flash-image", description="Model for backdrops.")
+    text_model: str = Field("gemini-2.5-flash", description="Model for topic picking.")
+
+
+class TelemetrySettings(BaseSettings):
+    """OpenTelemetry. With no endpoint nothing is exported and nothing is printed."""
+
+    model_config = _config("OTEL_")
+
+    exporter_otlp_endpoint: str = Field(
+        "", description="OTLP/HTTP endpoint of the collector, e.g. http://127.0.0.1:4318."
+    )
+    service_namespace: str = Field("livestage", description="service.namespace resource attr.")
+    metric_export_interval_ms: int = Field(
+        15000, gt=0, description="How often metrics are pushed to the collector (ms)."
+    )
+
+
+class TopicSettings(BaseSettings):
+    """LiveKit data topics the browsers listen on (defaults match the original recipe)."""
+
+    model_config = _config("LIVESTAGE_")
+
+    chat_topic: str = Field("anam-live-chat", description="LiveKit data topic for chat.")
+    stage_topic: str = Field("anam-stage-visual", description="LiveKit data topic for visuals.")
+
+    @field_validator("chat_topic", "stage_topic")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("a data topic must not be empty")
+        return value
+
+
+class LogSettings(BaseSettings):
+    """How services log to their own stderr."""
+
+    model_config = _config("LIVESTAGE_")
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="Log level of every service."
+    )
+
+
+ALL_SETTINGS: tuple[type[BaseSettings], ...] = (
+    LiveKitSettings,
+    NatsSettings,
+    RedisSettings,
+    OpenAISettings,
+    AnamSettings,
+    GeminiSettings,
+    TelemetrySettings,
+    TopicSettings,
+    LogSettings,
+)
+"""Every shared settings class; services add their own classes to `env_variables()` callers."""
+
+
+def env_variables(classes: tuple[type[BaseSettings], ...] = ALL_SETTINGS) -> dict[str, str]:
+    """Map each environment variable the classes read to its description."""
+    names: dict[str, str] = {}
+    for cls in classes:
+        prefix = str(cls.model_config.get("env_prefix", ""))
+        for field_name, field in cls.model_fields.items():
+            names[(prefix + field_name).upper()] = field.description or ""
+    return names

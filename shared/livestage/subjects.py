@@ -1,0 +1,100 @@
+"""The only place NATS subject and JetStream stream names are built.
+
+Subjects are `<domain>.<event>.<room>`. A room name becomes one subject token, so it is checked
+here: NATS treats `.` as a separator and `*` / `>` as wildcards, and whitespace or control
+characters break the protocol line. Anything outside `[A-Za-z0-9_-]{1,64}` is refused with
+`InvalidRoomName`, so no caller can widen a subscription or publish into another room.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Final
+
+ROOM_NAME_PATTERN: Final = re.compile(r"[A-Za-z0-9_-]{1,64}")
+"""What a room name may be (it is also a valid LiveKit room name)."""
+
+
+class InvalidRoomName(ValueError):
+    """A room name that cannot be used as one NATS subject token."""
+
+
+def check_room(room: str) -> str:
+    """Return `room` if it is a safe single subject token, else raise InvalidRoomName."""
+    if not isinstance(room, str) or not ROOM_NAME_PATTERN.fullmatch(room):
+        raise InvalidRoomName(
+            f"room name {room!r} is not allowed: use 1-64 characters of A-Z, a-z, 0-9, '_' or '-'"
+        )
+    return room
+
+
+@dataclass(frozen=True)
+class Stream:
+    """A JetStream stream: one per domain, capturing every subject of that domain."""
+
+    name: str
+    domain: str
+
+    @property
+    def subjects(self) -> list[str]:
+        return [f"{self.domain}.>"]
+
+
+CHAT: Final = Stream("CHAT", "chat")
+HOST: Final = Stream("HOST", "host")
+STAGE: Final = Stream("STAGE", "stage")
+ROOM: Final = Stream("ROOM", "room")
+STREAMS: Final = (CHAT, HOST, STAGE, ROOM)
+
+
+def _subject(domain: str, event: str, room: str) -> str:
+    return f"{domain}.{event}.{check_room(room)}"
+
+
+def chat_submitted(room: str) -> str:
+    return _subject("chat", "submitted", room)
+
+
+def chat_approved(room: str) -> str:
+    return _subject("chat", "approved", room)
+
+
+def chat_rejected(room: str) -> str:
+    return _subject("chat", "rejected", room)
+
+
+def host_spoken(room: str) -> str:
+    return _subject("host", "spoken", room)
+
+
+def host_control(room: str) -> str:
+    return _subject("host", "control", room)
+
+
+def stage_visual(room: str) -> str:
+    return _subject("stage", "visual", room)
+
+
+def room_presence(room: str) -> str:
+    return _subject("room", "presence", room)
+
+
+def history_recent(room: str) -> str:
+    """Core-NATS request/reply subject (not in a stream): recent approved chat of a room."""
+    return _subject("history", "recent", room)
+
+
+def all_rooms(domain: str, event: str) -> str:
+    """Wildcard over every room for one event, for consumers that serve all rooms."""
+    if not re.fullmatch(r"[a-z]+", domain) or not re.fullmatch(r"[a-z]+", event):
+        raise ValueError(f"bad subject parts {domain!r}.{event!r}")
+    return f"{domain}.{event}.*"
+
+
+def room_of(subject: str) -> str:
+    """The room token of a `<domain>.<event>.<room>` subject (validated)."""
+    parts = subject.split(".")
+    if len(parts) != 3:
+        raise ValueError(f"subject {subject!r} is not <domain>.<event>.<room>")
+    return check_room(parts[2])

@@ -1,0 +1,194 @@
+"""`livestage.bus` against a real nats-server with JetStream (started by the root conftest)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import nats
+import pytest
+from nats.js.api import StorageType
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from livestage import subjects
+from livestage.bus import Bus, Delivery
+from livestage.schemas import ChatMessage, new_id, now_ms
+from livestage.settings import NatsSettings
+
+FAST_BACKOFF = (0.5, 0.5, 0.5)
+
+
+def chat(room: str, body: str = "hello") -> ChatMessage:
+    return ChatMessage(
+        id=new_id(),
+        room=room,
+        author_identity="viewer_testtest_0000abcd",
+        author_name="Tester",
+        avatar="fox",
+        body=body,
+        kind="viewer",
+        created_at=now_ms(),
+    )
+
+
+def unique_room() -> str:
+    return "r" + uuid.uuid4().hex[:12]
+
+
+@pytest.fixture
+async def bus(nats_server) -> AsyncIterator[Bus]:  # type: ignore[no-untyped-def]
+    connected = await Bus.connect(NatsSettings(url=nats_server.url), "test-bus")
+    await connected.ensure_streams()
+    yield connected
+    await connected.close()
+
+
+@pytest.fixture(scope="session")
+def spans() -> InMemorySpanExporter:
+    exporter = InMemorySpanExporter()
+    provider = trace.get_tracer_provider()
+    if not isinstance(provider, TracerProvider):  # the global provider can be set only once
+        provider = TracerProvider()
+        trace.set_tracer_provider(provider)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    return exporter
+
+
+async def test_streams_are_declared_idempotently_with_bounds(bus: Bus) -> None:
+    await bus.ensure_streams()  # a second time changes nothing and raises nothing
+    for stream in subjects.STREAMS:
+        info = await bus.js.stream_info(stream.name)
+        assert info.config.subjects == [f"{stream.domain}.>"]
+        assert info.config.storage == StorageType.FILE
+        assert info.config.max_age == bus.settings.stream_max_age_s
+        assert info.config.max_bytes == bus.settings.stream_max_bytes
+
+
+async def test_published_message_reaches_a_durable_consumer(bus: Bus) -> None:
+    room = unique_room()
+    message = chat(room)
+    ack = await bus.publish(subjects.chat_submitted(room), message)
+    assert ack.stream == "CHAT" and not ack.duplicate
+
+    consumer = await bus.consumer(subjects.chat_submitted(room), ChatMessage, f"d-{room}")
+    deliveries = await consumer.fetch(batch=5, timeout_s=2)
+    assert [d.model for d in deliveries] == [message]
+    await deliveries[0].ack()
+    assert await consumer.fetch(batch=5, timeout_s=0.5) == []
+
+
+async def test_consumer_that_dies_before_ack_gets_redelivered(nats_server, bus: Bus) -> None:  # type: ignore[no-untyped-def]
+    room = unique_room()
+    subject = subjects.chat_submitted(room)
+    message = chat(room)
+    await bus.publish(subject, message)
+
+    # A first worker takes the message and dies (its connection closes) without acking.
+    doomed = await Bus.connect(NatsSettings(url=nats_server.url), "doomed-worker")
+    first = await doomed.consumer(subject, ChatMessage, f"d-{room}", backoff_s=FAST_BACKOFF)
+    taken = await first.fetch(batch=1, timeout_s=2)
+    assert [d.model.id for d in taken] == [message.id]
+    await doomed.nc.close()
+
+    # A second worker on the same durable consumer gets it again after the backoff.
+    second = await bus.consumer(subject, ChatMessage, f"d-{room}", backoff_s=FAST_BACKOFF)
+    async with asyncio.timeout(10):
+        redelivered: list[Delivery[ChatMessage]] = []
+        while not redelivered:
+            redelivered = await second.fetch(batch=1, timeout_s=1)
+    assert redelivered[0].model == message
+    assert redelivered[0].num_delivered == 2
+    await redelivered[0].ack()
+
+
+async def test_handler_failure_is_redelivered_then_acked(bus: Bus) -> None:
+    room = unique_room()
+    subject = subjects.chat_submitted(room)
+    message = chat(room)
+    await bus.publish(subject, message)
+    consumer = await bus.consumer(subject, ChatMessage, f"d-{room}", backoff_s=FAST_BACKOFF)
+    attempts: list[int] = []
+    done = asyncio.Event()
+
+    async def flaky(delivery: Delivery[ChatMessage]) -> None:
+        attempts.append(delivery.num_delivered)
+        if len(attempts) == 1:
+            raise RuntimeError("first attempt fails")
+        done.set()
+
+    runner = asyncio.create_task(consumer.run(flaky))
+    try:
+        async with asyncio.timeout(10):
+            await done.wait()
+    finally:
+        runner.cancel()
+    assert attempts == [1, 2]
+    info = await bus.js.consumer_info("CHAT", f"d-{room}")
+    assert info.num_ack_pending == 0 or info.num_ack_pending is None
+
+
+async def test_same_id_twice_is_stored_once(bus: Bus) -> None:
+    room = unique_room()
+    subject = subjects.chat_submitted(room)
+    message = chat(room)
+    first = await bus.publish(subject, message)
+    second = await bus.publish(subject, message)
+    assert not first.duplicate
+    assert second.duplicate
+    assert second.seq == first.seq
+
+    consumer = await bus.consumer(subject, ChatMessage, f"d-{room}")
+    deliveries = await consumer.fetch(batch=10, timeout_s=1.5)
+    assert [d.model.id for d in deliveries] == [message.id]
+
+
+async def test_invalid_payload_is_terminated_not_redelivered(nats_server, bus: Bus) -> None:  # type: ignore[no-untyped-def]
+    room = unique_room()
+    subject = subjects.chat_submitted(room)
+    raw = await nats.connect(nats_server.url)
+    await raw.jetstream().publish(subject, b'{"not": "a chat message"}')
+    await raw.close()
+    good = chat(room)
+    await bus.publish(subject, good)
+
+    consumer = await bus.consumer(subject, ChatMessage, f"d-{room}", backoff_s=FAST_BACKOFF)
+    deliveries = await consumer.fetch(batch=10, timeout_s=1.5)
+    assert [d.model.id for d in deliveries] == [good.id]
+    await deliveries[0].ack()
+    await asyncio.sleep(1.0)  # past the backoff: nothing comes back
+    assert await consumer.fetch(batch=10, timeout_s=0.5) == []
+
+
+async def test_trace_context_crosses_the_hop(bus: Bus, spans: InMemorySpanExporter) -> None:
+    room = unique_room()
+    subject = subjects.chat_submitted(room)
+    tracer = trace.get_tracer("test")
+    with tracer.start_as_current_span("http POST /api/chat") as producer_span:
+        await bus.publish(subject, chat(room))
+    producer_trace_id = producer_span.get_span_context().trace_id
+
+    consumer = await bus.consumer(subject, ChatMessage, f"d-{room}")
+    seen: list[int] = []
+    handled = asyncio.Event()
+
+    async def handler(delivery: Delivery[ChatMessage]) -> None:
+        seen.append(trace.get_current_span().get_span_context().trace_id)
+        handled.set()
+
+    runner = asyncio.create_task(consumer.run(handler))
+    try:
+        async with asyncio.timeout(10):
+            await handled.wait()
+    finally:
+        runner.cancel()
+
+    assert seen == [producer_trace_id]
+    finished = {span.name: span for span in spans.get_finished_spans()}
+    process = finished[f"process {subject}"]
+    publish = finished[f"publish {subject}"]
+    assert process.context.trace_id == producer_trace_id
+    assert process.parent is not None and process.parent.span_id == publish.context.span_id

@@ -1,0 +1,219 @@
+"""Property tests: every wire model round-trips through JSON, and bad input is refused clearly."""
+
+from __future__ import annotations
+
+import json
+import string
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+from livestage import schemas
+from livestage.schemas import (
+    CHAT_EVENT_ADAPTER,
+    MAX_EPOCH_MS,
+    MIN_EPOCH_MS,
+    ChatMessage,
+    ChatMessageEvent,
+    ChatRejectedEvent,
+    HistoryReply,
+    HistoryRequest,
+    HostCommand,
+    ModerationVerdict,
+    PresenceEvent,
+    SpokenTurn,
+    StageVisual,
+)
+from livestage.text import clean_text
+
+TOKEN_CHARS = string.ascii_letters + string.digits + "_-"
+
+ids = st.text(TOKEN_CHARS, min_size=1, max_size=64)
+rooms = st.text(TOKEN_CHARS, min_size=1, max_size=64)
+identities = st.text(TOKEN_CHARS + ".:@", min_size=1, max_size=128)
+epoch = st.integers(MIN_EPOCH_MS, MAX_EPOCH_MS)
+avatars = st.text(string.ascii_lowercase + string.digits + "_-", min_size=1, max_size=32)
+
+
+def model(cls: type, **fields: st.SearchStrategy[object]) -> st.SearchStrategy[object]:
+    """Build `cls` from keyword strategies (st.builds would read the camelCase signature)."""
+    return st.fixed_dictionaries(fields).map(lambda values: cls(**values))
+
+
+def clean(min_size: int, max_size: int) -> st.SearchStrategy[str]:
+    return (
+        st.text(min_size=min_size, max_size=max_size * 2)
+        .map(clean_text)
+        .filter(lambda value: min_size <= len(value) <= max_size)
+    )
+
+
+urls = st.one_of(
+    st.builds(lambda path: "https://example.org/" + path, st.text(TOKEN_CHARS, max_size=40)),
+    st.builds(lambda path: "/assets/" + path, st.text(TOKEN_CHARS, max_size=40)),
+)
+
+chat_messages = model(
+    ChatMessage,
+    id=ids,
+    room=rooms,
+    author_identity=identities,
+    author_name=clean(1, schemas.MAX_NAME_CHARS),
+    avatar=avatars,
+    body=clean(1, schemas.MAX_CHAT_CHARS),
+    kind=st.sampled_from(["viewer", "host", "system"]),
+    created_at=epoch,
+)
+
+MODELS = {
+    "ChatMessage": chat_messages,
+    "ModerationVerdict": model(
+        ModerationVerdict,
+        message_id=ids,
+        room=rooms,
+        author_identity=identities,
+        verdict=st.sampled_from(["approved", "rejected"]),
+        reason=st.text(max_size=300),
+        checks=st.lists(st.text(max_size=64), max_size=16),
+        decided_at=epoch,
+    ),
+    "SpokenTurn": model(
+        SpokenTurn,
+        id=ids,
+        room=rooms,
+        text=st.text(max_size=400),
+        reply_to=st.lists(ids, max_size=8),
+        interrupted=st.booleans(),
+        started_at=epoch,
+        ended_at=epoch,
+    ),
+    "StageVisual": model(
+        StageVisual,
+        id=ids,
+        room=rooms,
+        kind=st.sampled_from(["screenshot", "clip", "backdrop"]),
+        url=urls,
+        source_url=st.text(max_size=200),
+        title=st.text(max_size=300),
+        summary=st.text(max_size=500),
+        topic=st.text(max_size=300),
+        created_at=epoch,
+        expires_at=epoch,
+    ),
+    "PresenceEvent": model(
+        PresenceEvent,
+        id=ids,
+        room=rooms,
+        event=st.sampled_from(
+            ["participant_joined", "participant_left", "room_started", "room_finished"]
+        ),
+        identity=st.text(max_size=128),
+        name=st.text(max_size=128),
+        participant_kind=st.sampled_from(["", "standard", "agent"]),
+        created_at=epoch,
+    ),
+    "HostCommand": model(
+        HostCommand,
+        id=ids,
+        room=rooms,
+        action=st.sampled_from(["pause", "resume", "say", "skip", "persona"]),
+        text=st.text(max_size=400),
+        created_at=epoch,
+    ),
+    "ChatMessageEvent": model(ChatMessageEvent, message=chat_messages),
+    "ChatRejectedEvent": model(
+        ChatRejectedEvent, message_id=ids, reason=st.text(max_size=300)
+    ),
+    "HistoryRequest": model(HistoryRequest, room=rooms, limit=st.integers(1, 200)),
+    "HistoryReply": model(HistoryReply, messages=st.lists(chat_messages, max_size=5)),
+}
+
+
+def test_every_wire_model_has_a_strategy() -> None:
+    assert {model.__name__ for model in schemas.WIRE_MODELS} == set(MODELS)
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+@settings(max_examples=60, deadline=None)
+@given(data=st.data())
+def test_round_trip(name: str, data: st.DataObject) -> None:
+    model = data.draw(MODELS[name])
+    wire = model.to_json()
+    assert type(model).from_json(wire) == model
+    # camelCase on the wire, never snake_case keys
+    keys = set(json.loads(wire))
+    assert all("_" not in key for key in keys), keys
+
+
+@settings(max_examples=60, deadline=None)
+@given(event=st.one_of(MODELS["ChatMessageEvent"], MODELS["ChatRejectedEvent"]))
+def test_chat_events_decode_by_type(event: ChatMessageEvent | ChatRejectedEvent) -> None:
+    assert CHAT_EVENT_ADAPTER.validate_json(event.to_json()) == event
+
+
+def valid_chat_wire() -> dict[str, object]:
+    return {
+        "id": "abc123",
+        "room": "livestage",
+        "authorIdentity": "viewer_abcdefgh_0123abcd",
+        "authorName": "Ada",
+        "avatar": "fox",
+        "body": "hello",
+        "kind": "viewer",
+        "createdAt": 1_800_000_000_000,
+    }
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "fragment"),
+    [
+        ("kind", "admin", "viewer"),
+        ("createdAt", 1700, "greater than or equal"),
+        ("createdAt", "1800000000000", "valid integer"),
+        ("room", "a.b", "pattern"),
+        ("room", "chat.*", "pattern"),
+        ("body", "", "at least 1"),
+        ("body", "x" * 501, "at most 500"),
+        ("body", "hi\u202eevil", "normalized text"),
+        ("body", "hi\u200bthere", "normalized text"),
+        ("authorName", "  Ada", "normalized text"),
+        ("authorName", "A" * 33, "at most 32"),
+        ("id", "has space", "pattern"),
+    ],
+)
+def test_invalid_chat_fields_are_named(field: str, value: object, fragment: str) -> None:
+    wire = valid_chat_wire() | {field: value}
+    with pytest.raises(ValidationError) as caught:
+        ChatMessage.from_json(json.dumps(wire))
+    errors = caught.value.errors()
+    assert [error["loc"] for error in errors] == [(field,)]
+    assert fragment in errors[0]["msg"]
+
+
+def test_unknown_and_missing_fields_are_refused() -> None:
+    with pytest.raises(ValidationError, match="extra_forbidden|Extra inputs"):
+        ChatMessage.from_json(json.dumps(valid_chat_wire() | {"isAdmin": True}))
+    wire = valid_chat_wire()
+    del wire["body"]
+    with pytest.raises(ValidationError) as caught:
+        ChatMessage.from_json(json.dumps(wire))
+    assert caught.value.errors()[0]["loc"] == ("body",)
+
+
+@settings(max_examples=200, deadline=None)
+@given(payload=st.dictionaries(st.text(max_size=12), st.text(max_size=12), max_size=6))
+def test_arbitrary_json_objects_never_validate_as_chat(payload: dict[str, str]) -> None:
+    with pytest.raises(ValidationError):
+        ChatMessage.from_json(json.dumps(payload))
+
+
+@settings(max_examples=100, deadline=None)
+@given(url=st.text(max_size=60).filter(lambda u: not u.startswith(("http://", "https://", "/"))))
+def test_stage_visual_urls_must_be_http_or_relative(url: str) -> None:
+    with pytest.raises(ValidationError):
+        StageVisual(
+            id="v1", room="r", kind="backdrop", url=url,
+            created_at=MIN_EPOCH_MS, expires_at=MIN_EPOCH_MS,
+        )
