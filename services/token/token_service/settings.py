@@ -14,7 +14,7 @@ class EdgeSettings(BaseSettings):
     """HTTP edge: listen address, viewer profile rules, rate limits, proxies, pages."""
 
     model_config = SettingsConfigDict(
-        env_prefix="TOKEN_", env_file=".env", extra="ignore", case_sensitive=False
+        env_prefix="TOKEN_", env_file=".env", extra="ignore", env_ignore_empty=True
     )
 
     host: str = Field("127.0.0.1", description="Address the edge listens on.")

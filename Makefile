@@ -1,0 +1,40 @@
+# Livestage: `make run` starts the whole stack locally, `make test` runs every test.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+UV_RUN := UV_PYTHON_DOWNLOADS=never uv run --frozen --all-packages
+
+.PHONY: help bootstrap run test test-python test-web lint typecheck web clean
+
+help:
+	@echo "make bootstrap  install/check everything (uv, Python deps, nats, redis, livekit-server, chromium, espeak-ng, web/)"
+	@echo "make run        start nats, redis, livekit and every service (http://127.0.0.1:8080)"
+	@echo "make test       bootstrap, then the web unit tests and every Python test"
+	@echo "make lint       ruff;  make typecheck: mypy"
+
+bootstrap:
+	@bash scripts/bootstrap.sh
+
+run: bootstrap
+	@mkdir -p var/nats var/redis
+	@echo "Livestage: viewer page http://127.0.0.1:8080/  stage (OBS) http://127.0.0.1:8080/stage"
+	$(UV_RUN) honcho start -f Procfile
+
+test: bootstrap test-web test-python
+
+test-web:
+	cd web && npm test --silent
+
+test-python:
+	$(UV_RUN) pytest
+
+lint:
+	$(UV_RUN) ruff check .
+
+typecheck:
+	$(UV_RUN) mypy shared/livestage
+
+web:
+	cd web && npm run build
+
+clean:
+	rm -rf var web/dist .pytest_cache .mypy_cache .ruff_cache

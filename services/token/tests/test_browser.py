@@ -1,0 +1,132 @@
+"""The viewer page in Debian's Chromium (Playwright), served by a real edge, joined to a real
+livekit-server, sending chat into real JetStream."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import nats
+import pytest
+from livekit import api
+from playwright.async_api import Browser, Page, async_playwright, expect
+
+from livestage import subjects
+from livestage.schemas import ChatMessage, ChatMessageEvent, now_ms
+from tests.support.livekit_helpers import server_api
+
+from .conftest import EdgeFactory
+
+ROOT = Path(__file__).resolve().parents[3]
+WEB_DIST = ROOT / "web" / "dist"
+XSS_NAME = "<img src=x onerror=alert(1)>"
+
+pytestmark = pytest.mark.browser
+
+
+def chromium_path() -> str:
+    for candidate in ("/usr/lib/chromium/chromium", shutil.which("chromium") or ""):
+        if candidate and Path(candidate).is_file():
+            return candidate
+    raise FileNotFoundError("Debian chromium is missing: run `make bootstrap` (apt-get install chromium)")
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(
+            executable_path=chromium_path(),
+            headless=True,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--autoplay-policy=no-user-gesture-required",
+            ],
+        )
+        yield launched
+        await launched.close()
+
+
+async def open_viewer(browser: Browser, base_url: str) -> tuple[Page, list[str]]:
+    page = await browser.new_page()
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), asyncio.ensure_future(dialog.dismiss())))
+    await page.goto(base_url + "/")
+    return page, dialogs
+
+
+async def test_join_chat_and_names_render_as_text(
+    make_edge: EdgeFactory, browser: Browser, nats_server, livekit_server  # type: ignore[no-untyped-def]
+) -> None:
+    assert (WEB_DIST / "index.html").is_file(), "web/dist is not built: run `make bootstrap`"
+    edge = await make_edge(web_dist=WEB_DIST)
+    await edge.wait_for_bus()
+
+    nc = await nats.connect(nats_server.url)
+    submitted = await nc.jetstream().subscribe(
+        subjects.chat_submitted(edge.room), ordered_consumer=True
+    )
+    try:
+        page, dialogs = await open_viewer(browser, edge.base_url)
+        await page.fill("#display-name", XSS_NAME)
+        await page.check('input[name="avatar"][value="owl"]')
+        await page.click("#join-button")
+        await expect(page.locator("#connection-state")).to_have_attribute(
+            "data-state", "connected", timeout=30_000
+        )
+        await expect(page.locator("#viewer-count")).to_have_text("1", timeout=10_000)
+
+        await page.fill("#chat-input", "hello from the browser")
+        await page.click("#chat-send")
+        msg = await submitted.next_msg(timeout=15)
+        message = ChatMessage.from_json(msg.data)
+        assert message.body == "hello from the browser"
+        assert message.author_name == XSS_NAME
+        assert message.avatar == "owl"
+        assert message.author_identity.startswith("viewer_")
+
+        # A message from someone else arrives over LiveKit data on the chat topic.
+        other = ChatMessage(
+            id="other-" + message.id[:20], room=edge.room,
+            author_identity="viewer_someoneelse_00000000", author_name=XSS_NAME, avatar="fox",
+            body="<b>bold?</b> <script>alert(2)</script>", kind="viewer", created_at=now_ms(),
+        )
+        async with server_api(livekit_server) as lk:
+            await lk.room.send_data(
+                api.SendDataRequest(
+                    room=edge.room, data=ChatMessageEvent(message=other).to_json(),
+                    kind=api.DataPacket.Kind.RELIABLE, topic="anam-live-chat",
+                )
+            )
+        incoming = page.locator(f'.chat-message[data-id="{other.id}"]')
+        await expect(incoming.locator(".chat-author")).to_have_text(XSS_NAME, timeout=10_000)
+        await expect(incoming.locator(".chat-body")).to_have_text(other.body)
+
+        # Names and bodies are text: no element was created from them, nothing ran.
+        assert await page.locator("#chat-list img, #chat-list script, #chat-list b").count() == 0
+        assert await page.evaluate("document.querySelectorAll('img[src=\"x\"]').length") == 0
+        assert dialogs == []
+    finally:
+        await nc.close()
+
+
+def test_built_bundle_holds_no_secret_or_server_key_name() -> None:
+    assert (WEB_DIST / "index.html").is_file(), "web/dist is not built: run `make bootstrap`"
+    forbidden = [
+        "LIVEKIT_API_SECRET", "LIVEKIT_API_KEY", "OPENAI_API_KEY", "ANAM_API_KEY",
+        "GEMINI_API_KEY", "api_secret", "apiSecret", "devkey",
+    ]
+    for path in WEB_DIST.rglob("*"):
+        if path.is_file() and path.suffix in {".js", ".html", ".css", ".map", ".json"}:
+            text = path.read_text(errors="replace")
+            found = [word for word in forbidden if word in text]
+            assert not found, f"{path.relative_to(ROOT)} contains {found}"
+    assert json.dumps(sorted(p.name for p in WEB_DIST.iterdir()))  # the folder is readable

@@ -1,0 +1,66 @@
+"""`.env.example` lists exactly the variables the settings classes read, each with a comment."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import re
+from pathlib import Path
+
+from pydantic_settings import BaseSettings
+
+from livestage.settings import ALL_SETTINGS, env_variables
+
+ROOT = Path(__file__).resolve().parents[1]
+SERVICE_PACKAGES = ["token_service", "host_agent", "stage_producer", "moderation", "chat_history"]
+
+
+def settings_classes() -> tuple[type[BaseSettings], ...]:
+    """The shared classes plus every BaseSettings class in a service's `settings` module."""
+    found: list[type[BaseSettings]] = list(ALL_SETTINGS)
+    for package in SERVICE_PACKAGES:
+        try:
+            module = importlib.import_module(f"{package}.settings")
+        except ModuleNotFoundError:
+            continue
+        for _, cls in inspect.getmembers(module, inspect.isclass):
+            if issubclass(cls, BaseSettings) and cls.__module__ == module.__name__:
+                found.append(cls)
+    return tuple(found)
+
+
+def example_variables() -> dict[str, str]:
+    """Each `NAME=value` line of .env.example mapped to the comment line above it."""
+    lines = (ROOT / ".env.example").read_text().splitlines()
+    variables: dict[str, str] = {}
+    for index, line in enumerate(lines):
+        match = re.fullmatch(r"([A-Z][A-Z0-9_]*)=.*", line)
+        if match:
+            above = lines[index - 1] if index else ""
+            variables[match.group(1)] = above.removeprefix("#").strip() if above.startswith("#") else ""
+    return variables
+
+
+def test_env_example_matches_the_settings_classes() -> None:
+    expected = env_variables(settings_classes())
+    listed = example_variables()
+    assert not set(expected) - set(listed), f"add to .env.example: {sorted(set(expected) - set(listed))}"
+    assert not set(listed) - set(expected), f"unknown in .env.example: {sorted(set(listed) - set(expected))}"
+
+
+def test_every_variable_is_documented() -> None:
+    expected = env_variables(settings_classes())
+    assert all(expected.values()), [name for name, text in expected.items() if not text]
+    undocumented = [name for name, comment in example_variables().items() if not comment]
+    assert undocumented == []
+
+
+def test_example_values_are_valid_defaults(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    for name, _ in example_variables().items():
+        monkeypatch.delenv(name, raising=False)
+    for line in (ROOT / ".env.example").read_text().splitlines():
+        if re.fullmatch(r"[A-Z][A-Z0-9_]*=.*", line):
+            name, value = line.split("=", 1)
+            monkeypatch.setenv(name, value)
+    for cls in settings_classes():
+        cls()  # every listed value parses
