@@ -19,7 +19,7 @@ run: bootstrap
 	@echo "Livestage: viewer page http://127.0.0.1:8080/  stage (OBS) http://127.0.0.1:8080/stage"
 	$(UV_RUN) honcho start -f Procfile
 
-test: bootstrap test-web test-python
+test: bootstrap lint typecheck test-web test-python
 
 test-web:
 	cd web && npm test --silent
@@ -28,7 +28,7 @@ test-python:
 	$(UV_RUN) pytest
 
 lint:
-	$(UV_RUN) ruff check .
+	$(UV_RUN) ruff check shared services tests conftest.py
 
 typecheck:
 	$(UV_RUN) mypy shared/livestage

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 
 import nats
 import pytest
@@ -144,7 +145,9 @@ def test_missing_binary_says_how_to_get_it(monkeypatch: pytest.MonkeyPatch) -> N
         LiveKitServer()
 
 
-def test_startup_failure_includes_the_log_tail(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_startup_failure_includes_the_log_tail(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # a "server" that prints something and exits at once
     fake = tmp_path / "nats-server"
     fake.write_text("#!/bin/sh\necho 'fatal: something went wrong' >&2\nexit 3\n")

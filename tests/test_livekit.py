@@ -11,9 +11,7 @@ import uuid
 from collections.abc import Callable
 
 import numpy as np
-import pytest
 from livekit import api, rtc
-from livekit.rtc.participant import PublishTrackError
 
 from tests.support.infra import LiveKitServer
 from tests.support.livekit_helpers import (
@@ -24,7 +22,11 @@ from tests.support.livekit_helpers import (
     rms_int16,
     server_api,
     wait_for_event,
-    wait_until,
+)
+from tests.support.permissions import (
+    assert_data_publish_refused,
+    assert_track_publish_refused,
+    wait_active,
 )
 
 CHAT_TOPIC = "anam-live-chat"
@@ -32,20 +34,6 @@ CHAT_TOPIC = "anam-live-chat"
 
 def new_room() -> str:
     return f"test-{uuid.uuid4().hex[:12]}"
-
-
-async def wait_active(server: LiveKitServer, room: str, identities: set[str]) -> None:
-    """Until the server reports each identity ACTIVE (ICE connected, data channels usable)."""
-    async with server_api(server) as lk:
-        async with asyncio.timeout(15):
-            while True:
-                resp = await lk.room.list_participants(api.ListParticipantsRequest(room=room))
-                active = {
-                    p.identity for p in resp.participants if p.state == api.ParticipantInfo.ACTIVE
-                }
-                if identities <= active:
-                    return
-                await asyncio.sleep(0.05)
 
 
 async def test_create_room_through_server_api_is_listed(livekit_server: LiveKitServer) -> None:
@@ -70,9 +58,10 @@ async def test_create_room_through_server_api_is_listed(livekit_server: LiveKitS
 
 async def test_server_send_data_reaches_every_client(livekit_server: LiveKitServer) -> None:
     room = new_room()
-    viewer_grants = {"can_publish": False, "can_publish_data": False}
-    token_a = mint_token(livekit_server, "viewer_a_00000001", room, **viewer_grants)
-    token_b = mint_token(livekit_server, "viewer_b_00000002", room, **viewer_grants)
+    token_a, token_b = (
+        mint_token(livekit_server, identity, room, can_publish=False, can_publish_data=False)
+        for identity in ("viewer_a_00000001", "viewer_b_00000002")
+    )
     async with joined(livekit_server, token_a) as a, joined(livekit_server, token_b) as b:
         await wait_active(livekit_server, room, {"viewer_a_00000001", "viewer_b_00000002"})
         payload = f'{{"id":"{uuid.uuid4()}","body":"hello from the server"}}'.encode()
@@ -80,8 +69,8 @@ async def test_server_send_data_reaches_every_client(livekit_server: LiveKitServ
         def is_chat(packet: rtc.DataPacket) -> bool:
             return packet.topic == CHAT_TOPIC
 
-        got_a = asyncio.create_task(wait_for_event(a, "data_received", is_chat, timeout=10))
-        got_b = asyncio.create_task(wait_for_event(b, "data_received", is_chat, timeout=10))
+        got_a = asyncio.create_task(wait_for_event(a, "data_received", is_chat, within=10))
+        got_b = asyncio.create_task(wait_for_event(b, "data_received", is_chat, within=10))
         await asyncio.sleep(0)  # let both waiters register before the send
         async with server_api(livekit_server) as lk:
             await lk.room.send_data(
@@ -103,42 +92,8 @@ async def test_token_without_publish_grant_cannot_publish_a_track(
     """The server ignores the publish request; the SDK gives up after its own 10 s timeout."""
     room = new_room()
     viewer_id = "viewer_nopub_0000000a"
-    viewer_token = mint_token(
-        livekit_server, viewer_id, room, can_publish=False, can_publish_data=False
-    )
-    watcher_token = mint_token(livekit_server, "watcher", room)
-    async with joined(livekit_server, viewer_token) as viewer, joined(
-        livekit_server, watcher_token
-    ) as watcher:
-        permissions = viewer.local_participant.permissions
-        assert (permissions.can_publish, permissions.can_publish_data) == (False, False)
-        assert permissions.can_subscribe is True
-
-        published: list[rtc.RemoteTrackPublication] = []
-        watcher.on("track_published", lambda pub, participant: published.append(pub))
-
-        source = rtc.AudioSource(48000, 1)
-        track = rtc.LocalAudioTrack.create_audio_track("mic", source)
-        feeding = asyncio.create_task(feed_sine(source))
-        try:
-            with pytest.raises(PublishTrackError, match="timed out"):
-                async with asyncio.timeout(30):
-                    await viewer.local_participant.publish_track(
-                        track, rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE)
-                    )
-        finally:
-            feeding.cancel()
-            await source.aclose()
-
-        assert viewer.local_participant.track_publications == {}
-        assert published == []
-        assert watcher.remote_participants[viewer_id].track_publications == {}
-        async with server_api(livekit_server) as lk:
-            info = await lk.room.get_participant(
-                api.RoomParticipantIdentity(room=room, identity=viewer_id)
-            )
-        assert list(info.tracks) == []
-        assert viewer.isconnected()  # refused, not thrown out
+    token = mint_token(livekit_server, viewer_id, room, can_publish=False, can_publish_data=False)
+    await assert_track_publish_refused(livekit_server, token, viewer_id, room)
 
 
 async def test_token_without_data_grant_cannot_publish_data(
@@ -147,36 +102,9 @@ async def test_token_without_data_grant_cannot_publish_data(
     """``publish_data`` returns normally (the SDK does not check grants), but the server drops
     the packet: nobody receives it, while the same packet from a granted participant arrives."""
     room = new_room()
-    viewer_token = mint_token(
-        livekit_server, "viewer_nodata_0000000b", room, can_publish=False, can_publish_data=False
-    )
-    sender_token = mint_token(livekit_server, "allowed_sender", room)
-    watcher_token = mint_token(livekit_server, "watcher", room)
-    async with (
-        joined(livekit_server, viewer_token) as viewer,
-        joined(livekit_server, sender_token) as sender,
-        joined(livekit_server, watcher_token) as watcher,
-    ):
-        await wait_active(
-            livekit_server, room, {"viewer_nodata_0000000b", "allowed_sender", "watcher"}
-        )
-        received: list[rtc.DataPacket] = []
-        watcher.on("data_received", received.append)
-
-        # the refused message first: no error is raised to the sender
-        await asyncio.wait_for(
-            viewer.local_participant.publish_data(b"not allowed", topic=CHAT_TOPIC), 10
-        )
-        # then a control message on the same topic from a participant that may publish data
-        await asyncio.wait_for(
-            sender.local_participant.publish_data(b"allowed", topic=CHAT_TOPIC), 10
-        )
-        await wait_until(lambda: any(p.data == b"allowed" for p in received), timeout=10)
-        await asyncio.sleep(1.0)  # grace for a straggler, which must not come
-
-        assert [(p.data, p.participant and p.participant.identity) for p in received] == [
-            (b"allowed", "allowed_sender")
-        ]
+    viewer_id = "viewer_nodata_0000000b"
+    token = mint_token(livekit_server, viewer_id, room, can_publish=False, can_publish_data=False)
+    await assert_data_publish_refused(livekit_server, token, viewer_id, room, topic=CHAT_TOPIC)
 
 
 async def test_audio_and_video_really_flow(livekit_server: LiveKitServer) -> None:
@@ -276,8 +204,7 @@ async def _receive_audio(track: rtc.Track, seconds: float = 0.5) -> np.ndarray:
                     break
     except TimeoutError:
         raise AssertionError(
-            f"no {seconds} s of sound within 15 s: {silent} silent frames, "
-            f"{len(chunks)} loud ones"
+            f"no {seconds} s of sound within 15 s: {silent} silent frames, {len(chunks)} loud ones"
         ) from None
     finally:
         await stream.aclose()

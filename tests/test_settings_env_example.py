@@ -7,9 +7,8 @@ import inspect
 import re
 from pathlib import Path
 
-from pydantic_settings import BaseSettings
-
 from livestage.settings import ALL_SETTINGS, env_variables
+from pydantic_settings import BaseSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVICE_PACKAGES = ["token_service", "host_agent", "stage_producer", "moderation", "chat_history"]
@@ -37,15 +36,21 @@ def example_variables() -> dict[str, str]:
         match = re.fullmatch(r"([A-Z][A-Z0-9_]*)=.*", line)
         if match:
             above = lines[index - 1] if index else ""
-            variables[match.group(1)] = above.removeprefix("#").strip() if above.startswith("#") else ""
+            variables[match.group(1)] = (
+                above.removeprefix("#").strip() if above.startswith("#") else ""
+            )
     return variables
 
 
 def test_env_example_matches_the_settings_classes() -> None:
     expected = env_variables(settings_classes())
     listed = example_variables()
-    assert not set(expected) - set(listed), f"add to .env.example: {sorted(set(expected) - set(listed))}"
-    assert not set(listed) - set(expected), f"unknown in .env.example: {sorted(set(listed) - set(expected))}"
+    assert not set(expected) - set(listed), (
+        f"add to .env.example: {sorted(set(expected) - set(listed))}"
+    )
+    assert not set(listed) - set(expected), (
+        f"unknown in .env.example: {sorted(set(listed) - set(expected))}"
+    )
 
 
 def test_every_variable_is_documented() -> None:

@@ -106,7 +106,7 @@ class Bus:
                 disconnected_cb=on_disconnected,
                 reconnected_cb=on_reconnected,
             )
-        except (OSError, nats.errors.Error, asyncio.TimeoutError) as error:
+        except (TimeoutError, OSError, nats.errors.Error) as error:
             raise BusUnavailable(
                 f"cannot connect to NATS at {settings.url}: {error!r}. "
                 "Is nats-server running with -js? (`make run` starts one.)"
@@ -155,15 +155,18 @@ class Bus:
         with tracer.start_as_current_span(
             f"publish {subject}",
             kind=trace.SpanKind.PRODUCER,
-            attributes={"messaging.system": "nats", "messaging.destination.name": subject,
-                        "messaging.message.id": dedupe_id},
+            attributes={
+                "messaging.system": "nats",
+                "messaging.destination.name": subject,
+                "messaging.message.id": dedupe_id,
+            },
         ):
             headers = _inject_trace_headers({"Nats-Msg-Id": dedupe_id})
             try:
                 return await self.js.publish(
                     subject, model.to_json(), timeout=timeout_s, headers=headers
                 )
-            except (nats.errors.Error, asyncio.TimeoutError, OSError) as error:
+            except (TimeoutError, nats.errors.Error, OSError) as error:
                 raise BusUnavailable(f"JetStream did not store {subject}: {error!r}") from error
 
     async def consumer(
@@ -200,7 +203,7 @@ class Bus:
             reply = await self.nc.request(
                 subject, model.to_json(), timeout=timeout_s, headers=headers
             )
-        except (nats.errors.Error, asyncio.TimeoutError, OSError) as error:
+        except (TimeoutError, nats.errors.Error, OSError) as error:
             raise BusUnavailable(f"no answer on {subject}: {error!r}") from error
         return reply_type.from_json(reply.data)
 
@@ -242,7 +245,7 @@ class Consumer(Generic[M]):
         """
         try:
             msgs = await self.subscription.fetch(batch, timeout=timeout_s)
-        except (nats.errors.TimeoutError, asyncio.TimeoutError):
+        except (TimeoutError, nats.errors.TimeoutError):
             return []
         deliveries: list[Delivery[M]] = []
         for msg in msgs:
@@ -276,8 +279,10 @@ class Consumer(Generic[M]):
                     f"process {delivery.subject}",
                     context=delivery.context,
                     kind=trace.SpanKind.CONSUMER,
-                    attributes={"messaging.system": "nats",
-                                "messaging.destination.name": delivery.subject},
+                    attributes={
+                        "messaging.system": "nats",
+                        "messaging.destination.name": delivery.subject,
+                    },
                 ) as span:
                     try:
                         await handler(delivery)

@@ -84,7 +84,7 @@ def setup_telemetry(
             BatchLogRecordProcessor(OTLPLogExporter(endpoint=_otlp_url(endpoint, "logs")))
         )
         log_handler = LoggingHandler(level=logging.INFO, logger_provider=logger_provider)
-        log_handler._logger_provider = logger_provider  # type: ignore[attr-defined]
+        log_handler._logger_provider = logger_provider
         logging.getLogger().addHandler(log_handler)
 
     meter_provider = MeterProvider(resource=resource, metric_readers=readers)

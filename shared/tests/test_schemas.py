@@ -8,8 +8,6 @@ import string
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from pydantic import ValidationError
-
 from livestage import schemas
 from livestage.schemas import (
     CHAT_EVENT_ADAPTER,
@@ -27,6 +25,7 @@ from livestage.schemas import (
     StageVisual,
 )
 from livestage.text import clean_text
+from pydantic import ValidationError
 
 TOKEN_CHARS = string.ascii_letters + string.digits + "_-"
 
@@ -123,9 +122,7 @@ MODELS = {
         created_at=epoch,
     ),
     "ChatMessageEvent": model(ChatMessageEvent, message=chat_messages),
-    "ChatRejectedEvent": model(
-        ChatRejectedEvent, message_id=ids, reason=st.text(max_size=300)
-    ),
+    "ChatRejectedEvent": model(ChatRejectedEvent, message_id=ids, reason=st.text(max_size=300)),
     "HistoryRequest": model(HistoryRequest, room=rooms, limit=st.integers(1, 200)),
     "HistoryReply": model(HistoryReply, messages=st.lists(chat_messages, max_size=5)),
 }
@@ -214,6 +211,10 @@ def test_arbitrary_json_objects_never_validate_as_chat(payload: dict[str, str]) 
 def test_stage_visual_urls_must_be_http_or_relative(url: str) -> None:
     with pytest.raises(ValidationError):
         StageVisual(
-            id="v1", room="r", kind="backdrop", url=url,
-            created_at=MIN_EPOCH_MS, expires_at=MIN_EPOCH_MS,
+            id="v1",
+            room="r",
+            kind="backdrop",
+            url=url,
+            created_at=MIN_EPOCH_MS,
+            expires_at=MIN_EPOCH_MS,
         )

@@ -8,7 +8,6 @@ import unicodedata
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
-
 from livestage import subjects
 from livestage.text import clean_text, is_clean
 
@@ -59,8 +58,24 @@ def test_every_built_subject_has_exactly_three_literal_tokens(room: str) -> None
     assert not set(subject) & set("*> \t\r\n")
 
 
-HIDDEN = ["\u202e", "\u202d", "\u2066", "\u2067", "\u2068", "\u2069", "\u200b", "\u200c",
-          "\u200d", "\u2060", "\ufeff", "\u00ad", "\x00", "\x07", "\x1b", "\x7f"]
+HIDDEN = [
+    "\u202e",
+    "\u202d",
+    "\u2066",
+    "\u2067",
+    "\u2068",
+    "\u2069",
+    "\u200b",
+    "\u200c",
+    "\u200d",
+    "\u2060",
+    "\ufeff",
+    "\u00ad",
+    "\x00",
+    "\x07",
+    "\x1b",
+    "\x7f",
+]
 
 
 @settings(max_examples=500, deadline=None)
@@ -86,7 +101,9 @@ def test_clean_text_is_idempotent_and_leaves_nothing_hidden(value: str) -> None:
     hidden=st.lists(st.sampled_from(HIDDEN), min_size=1, max_size=5),
     where=st.integers(0, 40),
 )
-def test_bidi_zero_width_and_controls_are_removed(visible: str, hidden: list[str], where: int) -> None:
+def test_bidi_zero_width_and_controls_are_removed(
+    visible: str, hidden: list[str], where: int
+) -> None:
     position = min(where, len(visible))
     dirty = visible[:position] + "".join(hidden) + visible[position:]
     assert clean_text(dirty) == visible

@@ -8,8 +8,10 @@ own free ports, so tests never collide with each other or with a developer's run
         nats.kill()                     # SIGKILL, as in a crash
         nats.restart()                  # same ports, same data dir
 
-Nothing here ever addresses anything but 127.0.0.1: servers are bound to it, readiness probes
-connect to it, and the LiveKit config below keeps WebRTC (ICE, STUN) on it too.
+Everything stays on this machine: servers listen on 127.0.0.1 (LiveKit's ICE-TCP listener, which
+cannot be bound, aside), probes connect to 127.0.0.1, and the LiveKit config keeps ICE and STUN
+on 127.0.0.1 too (see ``LiveKitServer`` for the one wrinkle: a WebRTC client's own end of the
+media path is this machine's interface address, delivered over ``lo``).
 
 Binaries are found through an environment variable first (``NATS_SERVER_BIN``,
 ``REDIS_SERVER_BIN``, ``LIVEKIT_SERVER_BIN``), then at the usual places; ``make bootstrap``
@@ -56,8 +58,12 @@ def free_ports(tcp: int = 0, udp: int = 0) -> tuple[list[int], list[int]]:
     """Distinct free ports on 127.0.0.1, asked of the kernel (all held open until all chosen)."""
     socks: list[socket.socket] = []
     try:
-        tcp_ports, udp_ports = [], []
-        for kind, count, out in ((socket.SOCK_STREAM, tcp, tcp_ports), (socket.SOCK_DGRAM, udp, udp_ports)):
+        tcp_ports: list[int] = []
+        udp_ports: list[int] = []
+        for kind, count, out in (
+            (socket.SOCK_STREAM, tcp, tcp_ports),
+            (socket.SOCK_DGRAM, udp, udp_ports),
+        ):
             while len(out) < count:
                 s = socket.socket(socket.AF_INET, kind)
                 socks.append(s)
@@ -94,15 +100,17 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
-    """Ask Linux to SIGKILL the server if the test process dies (e.g. pytest is killed)."""
-    try:
-        import ctypes
+# util-linux's setpriv (always on Debian) execs the server with a parent-death signal, so a
+# killed test run (pytest SIGKILLed, CI timeout) does not leave servers behind.
+_SETPRIV = shutil.which("setpriv")
 
-        PR_SET_PDEATHSIG = 1
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    except Exception:
-        pass
+
+def _with_parent_death_signal(argv: list[str]) -> list[str]:
+    # The signal fires when the *thread* that started the child exits, so only use it from the
+    # main thread (where pytest runs fixtures), never from a worker thread.
+    if _SETPRIV and threading.current_thread() is threading.main_thread():
+        return [_SETPRIV, "--pdeathsig", "KILL", "--", *argv]
+    return argv
 
 
 _running: weakref.WeakSet[ServerProcess] = weakref.WeakSet()
@@ -189,20 +197,16 @@ class ServerProcess:
         if self.running:
             raise RuntimeError(f"{self.name} is already running (pid {self.pid})")
         self.prepare()
+        argv = self.command()
         with open(self.log_path, "ab") as log:
-            log.write(f"\n===== {time.strftime('%H:%M:%S')} starting: {self.command()}\n".encode())
+            log.write(f"\n===== {time.strftime('%H:%M:%S')} starting: {argv}\n".encode())
             log.flush()
             self.process = subprocess.Popen(
-                self.command(),
+                _with_parent_death_signal(argv),
                 cwd=self.tmp_dir,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                # PDEATHSIG fires when the *thread* that forked exits, so only use it from the
-                # main thread (where pytest fixtures run).
-                preexec_fn=(
-                    _die_with_parent if threading.current_thread() is threading.main_thread() else None
-                ),
             )
         _running.add(self)
         self._wait_ready()

@@ -4,7 +4,8 @@
     async with joined(livekit_server, token) as room:
         ...
 
-Every wait here is bounded.
+Every wait here is bounded: each helper takes ``within`` (seconds) and raises ``TimeoutError``
+when it runs out.
 """
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ async def join(
     token: str,
     *,
     options: rtc.RoomOptions | None = None,
-    timeout: float = DEFAULT_TIMEOUT,
+    within: float = DEFAULT_TIMEOUT,
 ) -> rtc.Room:
     """Connect a new ``rtc.Room`` (a client, as a browser would be) and return it, connected.
 
@@ -81,7 +82,7 @@ async def join(
     url = server if isinstance(server, str) else server.url
     room = rtc.Room()
     try:
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(within):
             await room.connect(url, token, options or rtc.RoomOptions())
     except BaseException:
         await leave(room)
@@ -89,10 +90,10 @@ async def join(
     return room
 
 
-async def leave(room: rtc.Room, timeout: float = 10.0) -> None:
+async def leave(room: rtc.Room, within: float = 10.0) -> None:
     """Disconnect, bounded; a hung disconnect must not hang the test session."""
     with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(within):
             await room.disconnect()
 
 
@@ -112,7 +113,7 @@ async def wait_for_event(
     emitter: rtc.EventEmitter[Any],
     event: str,
     predicate: Callable[..., bool] = lambda *args: True,
-    timeout: float = DEFAULT_TIMEOUT,
+    within: float = DEFAULT_TIMEOUT,
 ) -> tuple[Any, ...]:
     """Wait (bounded) for the next ``event`` whose arguments satisfy ``predicate``.
 
@@ -128,18 +129,18 @@ async def wait_for_event(
 
     emitter.on(event, handler)
     try:
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(within):
             return await future
     finally:
         emitter.off(event, handler)
 
 
 async def wait_until(
-    condition: Callable[[], bool], timeout: float = DEFAULT_TIMEOUT, interval: float = 0.05
+    condition: Callable[[], bool], within: float = DEFAULT_TIMEOUT, interval: float = 0.05
 ) -> None:
-    """Poll ``condition`` until it holds; TimeoutError after ``timeout`` seconds."""
-    async with asyncio.timeout(timeout):
-        while not condition():
+    """Poll ``condition`` until it holds; TimeoutError after ``within`` seconds."""
+    async with asyncio.timeout(within):
+        while not condition():  # noqa: ASYNC110 - polling state that has no event to wait on
             await asyncio.sleep(interval)
 
 

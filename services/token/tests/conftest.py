@@ -12,9 +12,8 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
-from pydantic import SecretStr
-
 from livestage.settings import LiveKitSettings, NatsSettings, RedisSettings
+from pydantic import SecretStr
 from token_service.app import create_app, server_config
 from token_service.settings import EdgeSettings
 
@@ -47,7 +46,7 @@ class Edge:
     async def wait_for_bus(self) -> None:
         services = self.server.config.app.state.services  # type: ignore[attr-defined]
         async with asyncio.timeout(10):
-            while services.bus is None:
+            while services.bus is None:  # noqa: ASYNC110 - the edge connects in the background
                 await asyncio.sleep(0.05)
 
 
@@ -86,7 +85,9 @@ async def make_edge(nats_server, redis_server, livekit_server) -> AsyncIterator[
                     task.result()
                 await asyncio.sleep(0.02)
         base_url = f"http://127.0.0.1:{port}"
-        edge = Edge(base_url, room, livekit, httpx.AsyncClient(base_url=base_url, timeout=30), server)
+        edge = Edge(
+            base_url, room, livekit, httpx.AsyncClient(base_url=base_url, timeout=30), server
+        )
         edge._task = task  # type: ignore[attr-defined]
         started.append(edge)
         return edge

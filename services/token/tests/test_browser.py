@@ -12,10 +12,10 @@ from pathlib import Path
 import nats
 import pytest
 from livekit import api
-from playwright.async_api import Browser, Page, async_playwright, expect
-
 from livestage import subjects
 from livestage.schemas import ChatMessage, ChatMessageEvent, now_ms
+from playwright.async_api import Browser, Page, async_playwright, expect
+
 from tests.support.livekit_helpers import server_api
 
 from .conftest import EdgeFactory
@@ -31,7 +31,9 @@ def chromium_path() -> str:
     for candidate in ("/usr/lib/chromium/chromium", shutil.which("chromium") or ""):
         if candidate and Path(candidate).is_file():
             return candidate
-    raise FileNotFoundError("Debian chromium is missing: run `make bootstrap` (apt-get install chromium)")
+    raise FileNotFoundError(
+        "Debian chromium is missing: run `make bootstrap` (apt-get install chromium)"
+    )
 
 
 @pytest.fixture
@@ -58,13 +60,19 @@ async def browser() -> AsyncIterator[Browser]:
 async def open_viewer(browser: Browser, base_url: str) -> tuple[Page, list[str]]:
     page = await browser.new_page()
     dialogs: list[str] = []
-    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), asyncio.ensure_future(dialog.dismiss())))
+    page.on(
+        "dialog",
+        lambda dialog: (dialogs.append(dialog.message), asyncio.ensure_future(dialog.dismiss())),
+    )
     await page.goto(base_url + "/")
     return page, dialogs
 
 
 async def test_join_chat_and_names_render_as_text(
-    make_edge: EdgeFactory, browser: Browser, nats_server, livekit_server  # type: ignore[no-untyped-def]
+    make_edge: EdgeFactory,
+    browser: Browser,
+    nats_server,
+    livekit_server,  # type: ignore[no-untyped-def]
 ) -> None:
     assert (WEB_DIST / "index.html").is_file(), "web/dist is not built: run `make bootstrap`"
     edge = await make_edge(web_dist=WEB_DIST)
@@ -95,15 +103,22 @@ async def test_join_chat_and_names_render_as_text(
 
         # A message from someone else arrives over LiveKit data on the chat topic.
         other = ChatMessage(
-            id="other-" + message.id[:20], room=edge.room,
-            author_identity="viewer_someoneelse_00000000", author_name=XSS_NAME, avatar="fox",
-            body="<b>bold?</b> <script>alert(2)</script>", kind="viewer", created_at=now_ms(),
+            id="other-" + message.id[:20],
+            room=edge.room,
+            author_identity="viewer_someoneelse_00000000",
+            author_name=XSS_NAME,
+            avatar="fox",
+            body="<b>bold?</b> <script>alert(2)</script>",
+            kind="viewer",
+            created_at=now_ms(),
         )
         async with server_api(livekit_server) as lk:
             await lk.room.send_data(
                 api.SendDataRequest(
-                    room=edge.room, data=ChatMessageEvent(message=other).to_json(),
-                    kind=api.DataPacket.Kind.RELIABLE, topic="anam-live-chat",
+                    room=edge.room,
+                    data=ChatMessageEvent(message=other).to_json(),
+                    kind=api.DataPacket.Kind.RELIABLE,
+                    topic="anam-live-chat",
                 )
             )
         incoming = page.locator(f'.chat-message[data-id="{other.id}"]')
@@ -121,8 +136,14 @@ async def test_join_chat_and_names_render_as_text(
 def test_built_bundle_holds_no_secret_or_server_key_name() -> None:
     assert (WEB_DIST / "index.html").is_file(), "web/dist is not built: run `make bootstrap`"
     forbidden = [
-        "LIVEKIT_API_SECRET", "LIVEKIT_API_KEY", "OPENAI_API_KEY", "ANAM_API_KEY",
-        "GEMINI_API_KEY", "api_secret", "apiSecret", "devkey",
+        "LIVEKIT_API_SECRET",
+        "LIVEKIT_API_KEY",
+        "OPENAI_API_KEY",
+        "ANAM_API_KEY",
+        "GEMINI_API_KEY",
+        "api_secret",
+        "apiSecret",
+        "devkey",
     ]
     for path in WEB_DIST.rglob("*"):
         if path.is_file() and path.suffix in {".js", ".html", ".css", ".map", ".json"}:

@@ -9,18 +9,34 @@ import unicodedata
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from pydantic import ValidationError
-
 from livestage.schemas import ChatMessage
+from pydantic import ValidationError
 from token_service.client_ip import client_ip, parse_networks
 from token_service.models import ChatRequest, TokenRequest
 
 BIDI_AND_ZERO_WIDTH = [
-    "\u202a", "\u202b", "\u202c", "\u202d", "\u202e", "\u2066", "\u2067", "\u2068", "\u2069",
-    "\u200e", "\u200f", "\u061c", "\u200b", "\u200c", "\u200d", "\u2060", "\ufeff",
+    "\u202a",
+    "\u202b",
+    "\u202c",
+    "\u202d",
+    "\u202e",
+    "\u2066",
+    "\u2067",
+    "\u2068",
+    "\u2069",
+    "\u200e",
+    "\u200f",
+    "\u061c",
+    "\u200b",
+    "\u200c",
+    "\u200d",
+    "\u2060",
+    "\ufeff",
 ]
 hostile = st.text(
-    alphabet=st.one_of(st.characters(), st.sampled_from(BIDI_AND_ZERO_WIDTH + ["\n", "\t", "\x00"])),
+    alphabet=st.one_of(
+        st.characters(), st.sampled_from(BIDI_AND_ZERO_WIDTH + ["\n", "\t", "\x00"])
+    ),
     max_size=120,
 )
 
@@ -49,8 +65,14 @@ def test_accepted_chat_bodies_always_make_a_valid_chat_message(body: str) -> Non
         assert [e["loc"] for e in error.errors()] == [("body",)]
         return
     ChatMessage(
-        id="m1", room="r", author_identity="viewer_abcdefgh_00000000", author_name="A",
-        avatar="fox", body=request.body, kind="viewer", created_at=1_800_000_000_000,
+        id="m1",
+        room="r",
+        author_identity="viewer_abcdefgh_00000000",
+        author_name="A",
+        avatar="fox",
+        body=request.body,
+        kind="viewer",
+        created_at=1_800_000_000_000,
     )
 
 
@@ -61,8 +83,12 @@ def test_accepted_chat_bodies_always_make_a_valid_chat_message(body: str) -> Non
 )
 def test_bidi_and_zero_width_characters_are_stripped(text: str, hidden: list[str]) -> None:
     half = len(text) // 2
-    assert TokenRequest(display_name=hidden[0] + text[:half] + "".join(hidden) + text[half:],
-                        avatar="fox").display_name == text
+    assert (
+        TokenRequest(
+            display_name=hidden[0] + text[:half] + "".join(hidden) + text[half:], avatar="fox"
+        ).display_name
+        == text
+    )
 
 
 def test_only_bidi_or_zero_width_is_an_empty_name() -> None:
@@ -74,13 +100,15 @@ def test_only_bidi_or_zero_width_is_an_empty_name() -> None:
 @given(visitor=st.text(max_size=80))
 def test_visitor_ids_match_the_rule_or_are_refused(visitor: str) -> None:
     try:
-        request = TokenRequest.model_validate({"displayName": "A", "avatar": "fox", "visitorId": visitor})
+        request = TokenRequest.model_validate(
+            {"displayName": "A", "avatar": "fox", "visitorId": visitor}
+        )
     except ValidationError as error:
         assert error.errors()[0]["loc"] == ("visitorId",)
         return
     ok = set(string.ascii_letters + string.digits + "_-")
     assert request.visitor_id is not None
-    assert (8 <= len(request.visitor_id) <= 64 and set(request.visitor_id) <= ok)
+    assert 8 <= len(request.visitor_id) <= 64 and set(request.visitor_id) <= ok
 
 
 TRUSTED = parse_networks(["10.0.0.0/8", "::1/128"])

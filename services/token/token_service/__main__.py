@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uvicorn
-
 from livestage.telemetry import setup_telemetry
 
 from .app import create_app, server_config

@@ -10,11 +10,10 @@ import re
 import secrets
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
-from pydantic.alias_generators import to_camel
-
 from livestage.schemas import MAX_CHAT_CHARS, MAX_NAME_CHARS, ChatMessage
 from livestage.text import clean_text
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic.alias_generators import to_camel
 
 VISITOR_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
 CLIENT_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
@@ -69,9 +68,7 @@ class TokenResponse(ApiModel):
 class ChatRequest(ApiModel):
     """A chat line; `clientId` (optional) makes retries of the same send idempotent."""
 
-    body: Annotated[
-        str, Field(max_length=4 * MAX_CHAT_CHARS), _clean_between(1, MAX_CHAT_CHARS)
-    ]
+    body: Annotated[str, Field(max_length=4 * MAX_CHAT_CHARS), _clean_between(1, MAX_CHAT_CHARS)]
     client_id: str | None = Field(
         default=None,
         description="Client-chosen id of this send ([A-Za-z0-9_-]{8,64}); resending with the "

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 
 from fastapi import APIRouter, Depends, HTTPException, status
-
 from livestage import subjects
 from livestage.bus import BusUnavailable
 from livestage.schemas import ChatMessage, HistoryReply, HistoryRequest, new_id, now_ms
@@ -39,7 +38,9 @@ def _bus_down(error: Exception) -> HTTPException:
     responses=RESPONSES,
     dependencies=[Depends(limit_chat)],
 )
-async def submit_chat(request: ChatRequest, viewer: ViewerDep, services: ServicesDep) -> ChatAccepted:
+async def submit_chat(
+    request: ChatRequest, viewer: ViewerDep, services: ServicesDep
+) -> ChatAccepted:
     """Queue a chat line for moderation; 202 only once JetStream has stored it."""
     room = services.livekit.room
     message = ChatMessage(
@@ -47,7 +48,9 @@ async def submit_chat(request: ChatRequest, viewer: ViewerDep, services: Service
         room=room,
         author_identity=viewer.identity,
         author_name=viewer.name,
-        avatar=viewer.avatar if viewer.avatar in services.edge.avatars else services.edge.avatars[0],
+        avatar=viewer.avatar
+        if viewer.avatar in services.edge.avatars
+        else services.edge.avatars[0],
         body=request.body,
         kind="viewer",
         created_at=now_ms(),
@@ -67,7 +70,9 @@ async def submit_chat(request: ChatRequest, viewer: ViewerDep, services: Service
     responses=RESPONSES,
     dependencies=[Depends(limit_history)],
 )
-async def chat_history(viewer: ViewerDep, services: ServicesDep, limit: int = 50) -> HistoryResponse:
+async def chat_history(
+    viewer: ViewerDep, services: ServicesDep, limit: int = 50
+) -> HistoryResponse:
     """The room's recent approved chat, oldest first (answered by chat-history over NATS)."""
     room = services.livekit.room
     bus = services.require_bus()

@@ -9,7 +9,6 @@ from typing import Annotated
 from fastapi import APIRouter, Header, HTTPException, Request, Response, status
 from livekit import api
 from livekit.protocol.models import ParticipantInfo
-
 from livestage import subjects
 from livestage.bus import BusUnavailable
 from livestage.schemas import PresenceEvent, now_ms
@@ -42,9 +41,7 @@ async def livekit_webhook(
 ) -> Response:
     """Verify LiveKit's signature and publish presence events to `room.presence.<room>`."""
     body = (await request.body()).decode("utf-8", errors="replace")
-    receiver = api.WebhookReceiver(
-        api.TokenVerifier(services.livekit.api_key, services.api_secret)
-    )
+    receiver = api.WebhookReceiver(api.TokenVerifier(services.livekit.api_key, services.api_secret))
     try:
         event = receiver.receive(body, authorization or "")
     except Exception as error:  # the receiver raises plain Exceptions for hash mismatches
@@ -66,7 +63,9 @@ async def livekit_webhook(
         event=event.event,  # type: ignore[arg-type]
         identity=participant.identity[:128],
         name=participant.name[:128],
-        participant_kind=KIND_NAMES.get(participant.kind, "") if event.event.startswith("participant") else "",
+        participant_kind=KIND_NAMES.get(participant.kind, "")
+        if event.event.startswith("participant")
+        else "",
         created_at=event.created_at * 1000 if event.created_at else now_ms(),
     )
     bus = services.require_bus()
@@ -75,7 +74,9 @@ async def livekit_webhook(
     except BusUnavailable as error:
         # LiveKit retries webhooks that fail, so a 503 here loses nothing.
         raise HTTPException(
-            status.HTTP_503_SERVICE_UNAVAILABLE, detail="bus unavailable", headers={"Retry-After": "2"}
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            detail="bus unavailable",
+            headers={"Retry-After": "2"},
         ) from error
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 

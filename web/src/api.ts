@@ -1,0 +1,125 @@
+// Typed fetch wrappers for the edge's HTTP API (same origin).
+import {
+  parseChatMessage,
+  parseConfig,
+  parseTokenResponse,
+  isObject,
+  type AppConfig,
+  type ChatMessage,
+  type TokenResponse,
+} from "./types";
+
+/** An HTTP error from the edge, with FastAPI field errors and Retry-After pulled out. */
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+    /** field name (last element of `loc`) -> message */
+    readonly fieldErrors: Record<string, string> = {},
+    /** seconds, from the Retry-After header */
+    readonly retryAfter?: number,
+  ) {
+    super(message);
+    this.name = "ApiError";
+  }
+}
+
+/** Retry-After is either delta-seconds or an HTTP date. Returns whole seconds >= 1. */
+export function parseRetryAfter(value: string | null, now = Date.now()): number | undefined {
+  if (value === null) return undefined;
+  const trimmed = value.trim();
+  if (/^\d+(\.\d+)?$/.test(trimmed)) return Math.max(1, Math.ceil(Number(trimmed)));
+  const at = Date.parse(trimmed);
+  if (Number.isNaN(at)) return undefined;
+  return Math.max(1, Math.ceil((at - now) / 1000));
+}
+
+/** FastAPI error bodies: `{"detail": "text"}` or `{"detail": [{"loc": [...], "msg": "..."}]}`. */
+export function parseErrorDetail(body: unknown): { message: string; fieldErrors: Record<string, string> } {
+  const fieldErrors: Record<string, string> = {};
+  const messages: string[] = [];
+  const detail = isObject(body) ? body.detail : undefined;
+  if (typeof detail === "string") messages.push(detail);
+  else if (Array.isArray(detail)) {
+    for (const item of detail) {
+      if (!isObject(item)) continue;
+      const msg = typeof item.msg === "string" ? item.msg : "invalid value";
+      const loc = Array.isArray(item.loc) ? item.loc : [];
+      const field = loc.length ? String(loc[loc.length - 1]) : "";
+      if (field && field !== "body" && !(field in fieldErrors)) fieldErrors[field] = msg;
+      else messages.push(msg);
+    }
+  }
+  const message = messages[0] ?? Object.values(fieldErrors)[0] ?? "";
+  return { message, fieldErrors };
+}
+
+async function request(path: string, init: RequestInit = {}, token?: string): Promise<unknown> {
+  const headers = new Headers(init.headers);
+  headers.set("Accept", "application/json");
+  if (init.body !== undefined) headers.set("Content-Type", "application/json");
+  if (token) headers.set("Authorization", `Bearer ${token}`);
+  let res: Response;
+  try {
+    res = await fetch(path, { ...init, headers, credentials: "same-origin" });
+  } catch {
+    throw new ApiError(0, "cannot reach the server");
+  }
+  const text = await res.text();
+  let body: unknown = null;
+  if (text) {
+    try {
+      body = JSON.parse(text);
+    } catch {
+      body = null;
+    }
+  }
+  if (!res.ok) {
+    const { message, fieldErrors } = parseErrorDetail(body);
+    throw new ApiError(
+      res.status,
+      message || `request failed (HTTP ${res.status})`,
+      fieldErrors,
+      parseRetryAfter(res.headers.get("Retry-After")),
+    );
+  }
+  return body;
+}
+
+export async function getConfig(): Promise<AppConfig> {
+  return parseConfig(await request("/api/config"));
+}
+
+export interface TokenRequest {
+  displayName: string;
+  avatar: string;
+  visitorId: string;
+}
+
+export async function mintToken(req: TokenRequest): Promise<TokenResponse> {
+  const body = await request("/api/livekit-token", { method: "POST", body: JSON.stringify(req) });
+  return parseTokenResponse(body);
+}
+
+/** Returns the id the edge assigned to the message (202). */
+export async function postChat(token: string, body: string): Promise<string> {
+  const res = await request("/api/chat", { method: "POST", body: JSON.stringify({ body }) }, token);
+  if (!isObject(res) || typeof res.id !== "string" || !res.id) {
+    throw new ApiError(0, "malformed chat response");
+  }
+  return res.id;
+}
+
+/** Recent chat, oldest first. */
+export async function getChatHistory(token: string): Promise<ChatMessage[]> {
+  const res = await request("/api/chat/history", {}, token);
+  const list = isObject(res) && Array.isArray(res.messages) ? res.messages : [];
+  return list.map(parseChatMessage).filter((m): m is ChatMessage => m !== null);
+}
+
+/** Human text for a rate-limit error. */
+export function tooManyText(err: ApiError, what = "attempts"): string {
+  return err.retryAfter !== undefined
+    ? `too many ${what}, try again in ${err.retryAfter} s`
+    : `too many ${what}, try again shortly`;
+}

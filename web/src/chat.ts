@@ -1,0 +1,194 @@
+// Chat: an id-deduplicating store (pure) and the DOM view of #chat-list.
+// User text is only ever inserted with textContent.
+import { avatarGlyph } from "./profile";
+import type { ChatMessage } from "./types";
+
+export type EntryStatus = "pending" | "shown" | "rejected";
+
+export interface ChatEntry {
+  message: ChatMessage;
+  status: EntryStatus;
+}
+
+export type AddResult =
+  | { kind: "added"; entry: ChatEntry; index: number; evicted: string[] }
+  | { kind: "updated"; entry: ChatEntry }
+  | { kind: "duplicate" };
+
+/**
+ * Ordered (by createdAt, then arrival) set of chat messages keyed by id.
+ * - the same id is only ever added once (history, live packets and optimistic echo overlap);
+ * - a pending echo is upgraded to "shown" when the real message arrives;
+ * - a rejection can arrive before the echo is added: it is remembered and applied then.
+ */
+export class ChatStore {
+  private readonly entries: ChatEntry[] = [];
+  private readonly byId = new Map<string, ChatEntry>();
+  private readonly rejectedEarly = new Map<string, string>();
+
+  constructor(readonly capacity = 200) {}
+
+  get size(): number {
+    return this.entries.length;
+  }
+
+  list(): readonly ChatEntry[] {
+    return this.entries;
+  }
+
+  get(id: string): ChatEntry | undefined {
+    return this.byId.get(id);
+  }
+
+  has(id: string): boolean {
+    return this.byId.has(id);
+  }
+
+  add(message: ChatMessage, status: EntryStatus = "shown"): AddResult {
+    const existing = this.byId.get(message.id);
+    if (existing) {
+      if (existing.status === "pending" && status === "shown") {
+        existing.status = "shown";
+        existing.message = message;
+        return { kind: "updated", entry: existing };
+      }
+      return { kind: "duplicate" };
+    }
+    if (this.rejectedEarly.has(message.id)) {
+      status = "rejected";
+      this.rejectedEarly.delete(message.id);
+    }
+    const entry: ChatEntry = { message, status };
+    let index = this.entries.length;
+    while (index > 0 && this.entries[index - 1].message.createdAt > message.createdAt) index--;
+    this.entries.splice(index, 0, entry);
+    this.byId.set(message.id, entry);
+    const evicted: string[] = [];
+    while (this.entries.length > this.capacity) {
+      const old = this.entries.shift()!;
+      this.byId.delete(old.message.id);
+      evicted.push(old.message.id);
+      index--;
+    }
+    if (index < 0) {
+      // the new message itself was the oldest and got evicted
+      return { kind: "duplicate" };
+    }
+    return { kind: "added", entry, index, evicted };
+  }
+
+  /** Marks a message rejected. Returns the entry if it is known, else remembers the id. */
+  reject(id: string, reason = ""): ChatEntry | undefined {
+    const entry = this.byId.get(id);
+    if (entry) {
+      entry.status = "rejected";
+      return entry;
+    }
+    this.rejectedEarly.set(id, reason);
+    if (this.rejectedEarly.size > 100) {
+      const first = this.rejectedEarly.keys().next().value;
+      if (first !== undefined) this.rejectedEarly.delete(first);
+    }
+    return undefined;
+  }
+}
+
+export function formatTime(ms: number): string {
+  const d = new Date(ms);
+  return `${String(d.getHours()).padStart(2, "0")}:${String(d.getMinutes()).padStart(2, "0")}`;
+}
+
+/** One `li.chat-message` for a chat entry; all user text goes through textContent. */
+export function renderMessage(entry: ChatEntry, doc: Document = document): HTMLLIElement {
+  const { message } = entry;
+  const li = doc.createElement("li");
+  li.className = `chat-message chat-${message.kind}`;
+  li.dataset.id = message.id;
+  li.dataset.kind = message.kind;
+  updateStatus(li, entry.status);
+
+  const avatar = doc.createElement("span");
+  avatar.className = "chat-avatar";
+  avatar.setAttribute("aria-hidden", "true");
+  avatar.textContent = message.kind === "host" ? "🎙️" : avatarGlyph(message.avatar);
+
+  const meta = doc.createElement("div");
+  meta.className = "chat-meta";
+  const author = doc.createElement("span");
+  author.className = "chat-author";
+  author.textContent = message.authorName || (message.kind === "system" ? "system" : "anonymous");
+  const time = doc.createElement("time");
+  time.className = "chat-time";
+  const when = new Date(message.createdAt);
+  if (!Number.isNaN(when.getTime())) {
+    time.dateTime = when.toISOString();
+    time.textContent = formatTime(message.createdAt);
+  }
+  meta.append(author, time);
+
+  const body = doc.createElement("div");
+  body.className = "chat-body";
+  body.textContent = message.body;
+
+  const content = doc.createElement("div");
+  content.className = "chat-content";
+  content.append(meta, body);
+  li.append(avatar, content);
+  return li;
+}
+
+function updateStatus(li: HTMLElement, status: EntryStatus): void {
+  li.dataset.status = status;
+  li.classList.toggle("pending", status === "pending");
+  li.classList.toggle("rejected", status === "rejected");
+  li.title = status === "rejected" ? "not shown to others" : status === "pending" ? "sending…" : "";
+}
+
+/** Keeps #chat-list in step with a ChatStore; sticks to the bottom while the user is there. */
+export class ChatView {
+  readonly store: ChatStore;
+
+  constructor(
+    private readonly list: HTMLElement,
+    capacity = 200,
+  ) {
+    this.store = new ChatStore(capacity);
+  }
+
+  add(message: ChatMessage, status: EntryStatus = "shown"): void {
+    const stick = this.nearBottom();
+    const result = this.store.add(message, status);
+    if (result.kind === "duplicate") return;
+    if (result.kind === "updated") {
+      const li = this.find(message.id);
+      if (li) updateStatus(li, result.entry.status);
+      return;
+    }
+    for (const id of result.evicted) this.find(id)?.remove();
+    const li = renderMessage(result.entry, this.list.ownerDocument);
+    this.list.insertBefore(li, this.list.children[result.index] ?? null);
+    if (stick) this.scrollToBottom();
+  }
+
+  reject(id: string, reason: string): void {
+    const entry = this.store.reject(id, reason);
+    const li = entry && this.find(id);
+    if (li) updateStatus(li, "rejected");
+  }
+
+  scrollToBottom(): void {
+    this.list.scrollTop = this.list.scrollHeight;
+  }
+
+  private nearBottom(): boolean {
+    const el = this.list;
+    return el.scrollHeight - el.scrollTop - el.clientHeight < 48;
+  }
+
+  private find(id: string): HTMLElement | undefined {
+    for (const child of Array.from(this.list.children)) {
+      if (child instanceof HTMLElement && child.dataset.id === id) return child;
+    }
+    return undefined;
+  }
+}

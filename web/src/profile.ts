@@ -1,0 +1,120 @@
+// The viewer's profile (name + avatar) and visitor id, remembered in localStorage.
+// Whatever is read back is validated: storage is user-editable and may hold anything.
+
+export interface Profile {
+  displayName: string;
+  avatar: string;
+}
+
+/** Minimal Storage surface so tests can pass a Map-backed fake. */
+export type KeyValueStore = Pick<Storage, "getItem" | "setItem">;
+
+export const PROFILE_KEY = "livestage.profile";
+export const VISITOR_KEY = "livestage.visitorId";
+/** The OBS stage page keeps its own id, so it never shares one with a viewer tab in the same browser. */
+export const STAGE_VISITOR_KEY = "livestage.stageVisitorId";
+export const VISITOR_ID_RE = /^[A-Za-z0-9_-]{8,64}$/;
+
+// C0/C1 control characters, plus the bidi override/isolate characters that can spoof names.
+// eslint-disable-next-line no-control-regex
+const CONTROL_RE = /[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/;
+
+export const codePointLength = (s: string): number => [...s].length;
+
+/** Returns an error message, or null when the name is acceptable. */
+export function validateDisplayName(name: string, maxLength: number): string | null {
+  const trimmed = name.trim();
+  if (!trimmed) return "please enter a name";
+  if (codePointLength(trimmed) > maxLength) return `at most ${maxLength} characters`;
+  if (CONTROL_RE.test(trimmed)) return "the name contains invalid characters";
+  return null;
+}
+
+function safeGet(store: KeyValueStore | null, key: string): string | null {
+  try {
+    return store ? store.getItem(key) : null;
+  } catch {
+    return null;
+  }
+}
+
+function safeSet(store: KeyValueStore | null, key: string, value: string): void {
+  try {
+    store?.setItem(key, value);
+  } catch {
+    // storage full or disabled: the profile just won't be remembered
+  }
+}
+
+/** The browser's localStorage, or null where it is unavailable (privacy modes, sandboxed frames). */
+export function browserStore(): KeyValueStore | null {
+  try {
+    return window.localStorage;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Reads the stored profile. An invalid name becomes "", an avatar that is not in `avatars`
+ * becomes the first allowed avatar. Returns null when nothing usable is stored.
+ */
+export function loadProfile(store: KeyValueStore | null, avatars: string[], maxNameLength: number): Profile | null {
+  const raw = safeGet(store, PROFILE_KEY);
+  if (!raw) return null;
+  let data: unknown;
+  try {
+    data = JSON.parse(raw);
+  } catch {
+    return null;
+  }
+  if (typeof data !== "object" || data === null || Array.isArray(data)) return null;
+  const rec = data as Record<string, unknown>;
+  const name = typeof rec.displayName === "string" ? rec.displayName.trim() : "";
+  const displayName = validateDisplayName(name, maxNameLength) === null ? name : "";
+  const avatar =
+    typeof rec.avatar === "string" && avatars.includes(rec.avatar) ? rec.avatar : (avatars[0] ?? "");
+  if (!displayName && !avatar) return null;
+  return { displayName, avatar };
+}
+
+export function saveProfile(store: KeyValueStore | null, profile: Profile): void {
+  safeSet(store, PROFILE_KEY, JSON.stringify({ displayName: profile.displayName.trim(), avatar: profile.avatar }));
+}
+
+/** 32 hex chars from crypto.randomUUID, or getRandomValues where randomUUID is missing (plain http). */
+export function newVisitorId(): string {
+  const c = globalThis.crypto;
+  if (typeof c?.randomUUID === "function") return c.randomUUID().replace(/-/g, "");
+  const bytes = new Uint8Array(16);
+  c.getRandomValues(bytes);
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** The remembered visitor id, created (and stored) when missing or malformed. */
+export function getVisitorId(
+  store: KeyValueStore | null,
+  make: () => string = newVisitorId,
+  key: string = VISITOR_KEY,
+): string {
+  const stored = safeGet(store, key);
+  if (stored && VISITOR_ID_RE.test(stored)) return stored;
+  const id = make();
+  safeSet(store, key, id);
+  return id;
+}
+
+const AVATAR_EMOJI: Record<string, string> = {
+  fox: "🦊",
+  owl: "🦉",
+  cat: "🐱",
+  robot: "🤖",
+  panda: "🐼",
+  frog: "🐸",
+  host: "🎙️",
+};
+
+/** A glyph for an avatar id: a known emoji or the id's first letter. */
+export function avatarGlyph(avatar: string): string {
+  return AVATAR_EMOJI[avatar] ?? ([...avatar][0]?.toUpperCase() || "•");
+}

@@ -1,0 +1,170 @@
+// Wire types shared with the edge (JSON, camelCase) and their runtime validators.
+// Everything that arrives over the network is checked here before the UI touches it.
+
+export interface AppConfig {
+  roomName: string;
+  avatars: string[];
+  chatTopic: string;
+  stageTopic: string;
+  maxNameLength: number;
+  maxChatLength: number;
+  avatarIdentities: string[];
+}
+
+export interface TokenResponse {
+  token: string;
+  url: string;
+  roomName: string;
+  agentName: string;
+  identity: string;
+}
+
+export type ChatKind = "viewer" | "host" | "system";
+
+export interface ChatMessage {
+  id: string;
+  room: string;
+  authorIdentity: string;
+  authorName: string;
+  avatar: string;
+  body: string;
+  kind: ChatKind;
+  createdAt: number;
+}
+
+export type VisualKind = "screenshot" | "clip" | "backdrop";
+
+export interface StageVisual {
+  id: string;
+  room: string;
+  kind: VisualKind;
+  url: string;
+  sourceUrl: string;
+  title: string;
+  summary: string;
+  topic: string;
+  createdAt: number;
+  expiresAt: number;
+}
+
+export type ChatPacket =
+  | { type: "message"; message: ChatMessage }
+  | { type: "rejected"; messageId: string; reason: string };
+
+type Obj = Record<string, unknown>;
+
+export const isObject = (v: unknown): v is Obj =>
+  typeof v === "object" && v !== null && !Array.isArray(v);
+
+const str = (v: unknown, fallback = ""): string => (typeof v === "string" ? v : fallback);
+const num = (v: unknown, fallback = 0): number =>
+  typeof v === "number" && Number.isFinite(v) ? v : fallback;
+const strList = (v: unknown): string[] =>
+  Array.isArray(v) ? v.filter((x): x is string => typeof x === "string" && x.length > 0) : [];
+
+export const DEFAULT_CONFIG: AppConfig = {
+  roomName: "",
+  avatars: ["fox", "owl", "cat", "robot", "panda", "frog"],
+  chatTopic: "anam-live-chat",
+  stageTopic: "anam-stage-visual",
+  maxNameLength: 32,
+  maxChatLength: 500,
+  avatarIdentities: ["anam-avatar-host", "avatar-host"],
+};
+
+/** Lenient: missing fields fall back to the documented defaults. */
+export function parseConfig(v: unknown): AppConfig {
+  if (!isObject(v)) throw new Error("config is not an object");
+  const d = DEFAULT_CONFIG;
+  const avatars = strList(v.avatars);
+  const ids = strList(v.avatarIdentities);
+  const posInt = (x: unknown, f: number) => {
+    const n = num(x, f);
+    return n >= 1 ? Math.floor(n) : f;
+  };
+  return {
+    roomName: str(v.roomName, d.roomName),
+    avatars: avatars.length ? avatars : d.avatars,
+    chatTopic: str(v.chatTopic) || d.chatTopic,
+    stageTopic: str(v.stageTopic) || d.stageTopic,
+    maxNameLength: posInt(v.maxNameLength, d.maxNameLength),
+    maxChatLength: posInt(v.maxChatLength, d.maxChatLength),
+    avatarIdentities: ids.length ? ids : d.avatarIdentities,
+  };
+}
+
+export function parseTokenResponse(v: unknown): TokenResponse {
+  if (!isObject(v) || typeof v.token !== "string" || typeof v.url !== "string" || !v.token) {
+    throw new Error("malformed token response");
+  }
+  return {
+    token: v.token,
+    url: v.url,
+    roomName: str(v.roomName),
+    agentName: str(v.agentName),
+    identity: str(v.identity),
+  };
+}
+
+const CHAT_KINDS: readonly string[] = ["viewer", "host", "system"];
+const VISUAL_KINDS: readonly string[] = ["screenshot", "clip", "backdrop"];
+
+export function parseChatMessage(v: unknown): ChatMessage | null {
+  if (!isObject(v)) return null;
+  const id = str(v.id);
+  const body = str(v.body);
+  if (!id || typeof v.body !== "string") return null;
+  const kind = CHAT_KINDS.includes(str(v.kind)) ? (v.kind as ChatKind) : "viewer";
+  return {
+    id,
+    room: str(v.room),
+    authorIdentity: str(v.authorIdentity),
+    authorName: str(v.authorName),
+    avatar: str(v.avatar),
+    body,
+    kind,
+    createdAt: num(v.createdAt, Date.now()),
+  };
+}
+
+export function parseChatPacket(v: unknown): ChatPacket | null {
+  if (!isObject(v)) return null;
+  if (v.type === "message") {
+    const message = parseChatMessage(v.message);
+    return message ? { type: "message", message } : null;
+  }
+  if (v.type === "rejected") {
+    const messageId = str(v.messageId);
+    return messageId ? { type: "rejected", messageId, reason: str(v.reason) } : null;
+  }
+  return null;
+}
+
+export function parseStageVisual(v: unknown): StageVisual | null {
+  if (!isObject(v)) return null;
+  const id = str(v.id);
+  const url = str(v.url);
+  const kind = str(v.kind);
+  if (!id || !url || !VISUAL_KINDS.includes(kind)) return null;
+  return {
+    id,
+    room: str(v.room),
+    kind: kind as VisualKind,
+    url,
+    sourceUrl: str(v.sourceUrl),
+    title: str(v.title),
+    summary: str(v.summary),
+    topic: str(v.topic),
+    createdAt: num(v.createdAt),
+    expiresAt: num(v.expiresAt),
+  };
+}
+
+/** Decode a LiveKit data payload as UTF-8 JSON; null when it is not JSON. */
+export function decodeJson(payload: Uint8Array): unknown {
+  try {
+    return JSON.parse(new TextDecoder().decode(payload));
+  } catch {
+    return null;
+  }
+}

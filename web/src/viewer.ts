@@ -1,0 +1,347 @@
+// Entry point of the viewer page "/": profile form, stage, chat.
+import "./styles.css";
+import { ApiError, getChatHistory, getConfig, postChat, tooManyText } from "./api";
+import { ChatView } from "./chat";
+import { ChromaKeyRenderer, parseChromaParams } from "./chromakey";
+import { byId, delay, showState } from "./dom";
+import { LiveSession, backoffDelay, errorText } from "./livekit";
+import {
+  avatarGlyph,
+  browserStore,
+  codePointLength,
+  getVisitorId,
+  loadProfile,
+  saveProfile,
+  validateDisplayName,
+  type Profile,
+} from "./profile";
+import { StageVisualLayer } from "./stage";
+import type { AppConfig, ChatMessage } from "./types";
+
+const store = browserStore();
+
+const el = {
+  state: byId("connection-state"),
+  viewers: byId("viewer-count"),
+  leave: byId<HTMLButtonElement>("leave-button"),
+  form: byId<HTMLFormElement>("profile-form"),
+  name: byId<HTMLInputElement>("display-name"),
+  nameError: byId("display-name-error"),
+  avatars: byId("avatar-choices"),
+  avatarError: byId("avatar-error"),
+  join: byId<HTMLButtonElement>("join-button"),
+  profileError: byId("profile-error"),
+  chatPanel: byId("chat-panel"),
+  chatList: byId("chat-list"),
+  chatForm: byId<HTMLFormElement>("chat-form"),
+  chatInput: byId<HTMLInputElement>("chat-input"),
+  chatSend: byId<HTMLButtonElement>("chat-send"),
+  chatCounter: byId("chat-counter"),
+  chatNotice: byId("chat-notice"),
+  whoami: byId("whoami"),
+  stage: byId("stage"),
+  canvas: byId<HTMLCanvasElement>("stage-canvas"),
+  visual: byId("stage-visual"),
+  caption: byId("stage-caption"),
+  placeholder: byId("stage-placeholder"),
+  hostVideo: byId<HTMLVideoElement>("host-video"),
+  audioSink: byId("audio-sink"),
+  enableAudio: byId<HTMLButtonElement>("enable-audio"),
+};
+
+const renderer = new ChromaKeyRenderer(el.canvas, parseChromaParams(new URLSearchParams(location.search)));
+const visuals = new StageVisualLayer(el.visual, el.caption, { captions: true });
+const chat = new ChatView(el.chatList);
+
+let config: AppConfig | null = null;
+let session: LiveSession | null = null;
+let profile: Profile | null = null;
+let sending = false;
+
+function setNotice(text: string, kind: "info" | "error" = "error"): void {
+  el.chatNotice.textContent = text;
+  el.chatNotice.dataset.kind = kind;
+  el.chatNotice.hidden = !text;
+}
+
+function setPlaceholder(text: string): void {
+  el.placeholder.textContent = text;
+  el.placeholder.hidden = !text;
+}
+
+// ---------- profile form ----------
+
+function renderAvatarChoices(cfg: AppConfig, selected: string): void {
+  const nodes = cfg.avatars.map((avatar) => {
+    const label = document.createElement("label");
+    label.className = "avatar-option";
+    const input = document.createElement("input");
+    input.type = "radio";
+    input.name = "avatar";
+    input.value = avatar;
+    input.checked = avatar === selected;
+    const glyph = document.createElement("span");
+    glyph.className = "avatar-glyph";
+    glyph.setAttribute("aria-hidden", "true");
+    glyph.textContent = avatarGlyph(avatar);
+    const name = document.createElement("span");
+    name.className = "avatar-name";
+    name.textContent = avatar;
+    label.append(input, glyph, name);
+    return label;
+  });
+  el.avatars.replaceChildren(...nodes);
+}
+
+function selectedAvatar(): string {
+  const checked = el.form.querySelector<HTMLInputElement>('input[name="avatar"]:checked');
+  return checked?.value ?? "";
+}
+
+function clearFormErrors(): void {
+  for (const e of [el.nameError, el.avatarError, el.profileError]) {
+    e.textContent = "";
+    e.hidden = true;
+  }
+  el.name.removeAttribute("aria-invalid");
+}
+
+function showFieldError(target: HTMLElement, text: string): void {
+  target.textContent = text;
+  target.hidden = !text;
+  if (target === el.nameError) el.name.setAttribute("aria-invalid", "true");
+}
+
+function showJoinError(err: unknown): void {
+  if (err instanceof ApiError) {
+    if (err.status === 429) return showFieldError(el.profileError, tooManyText(err));
+    let shown = false;
+    for (const [field, msg] of Object.entries(err.fieldErrors)) {
+      if (field === "displayName") showFieldError(el.nameError, msg);
+      else if (field === "avatar") showFieldError(el.avatarError, msg);
+      else continue;
+      shown = true;
+    }
+    if (!shown) showFieldError(el.profileError, err.message);
+    return;
+  }
+  showFieldError(el.profileError, errorText(err));
+}
+
+async function loadConfig(): Promise<AppConfig> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await getConfig();
+    } catch (err) {
+      const wait = backoffDelay(attempt);
+      showFieldError(el.profileError, `cannot load the configuration (${errorText(err)}), retrying in ${Math.ceil(wait / 1000)} s`);
+      await delay(wait);
+    }
+  }
+}
+
+function setJoined(joined: boolean): void {
+  el.form.hidden = joined;
+  el.chatPanel.hidden = !joined;
+  el.leave.hidden = !joined;
+  el.join.disabled = false;
+  el.join.textContent = "Join";
+  if (!joined) {
+    setPlaceholder("Join to watch the show");
+    visuals.clear();
+    el.viewers.textContent = "0";
+    el.enableAudio.hidden = true;
+  }
+}
+
+async function join(event: SubmitEvent): Promise<void> {
+  event.preventDefault();
+  if (!config || session?.active) return;
+  clearFormErrors();
+  const cfg = config;
+  const displayName = el.name.value.trim();
+  const avatar = selectedAvatar();
+  const nameProblem = validateDisplayName(displayName, cfg.maxNameLength);
+  if (nameProblem) return showFieldError(el.nameError, nameProblem);
+  if (!cfg.avatars.includes(avatar)) return showFieldError(el.avatarError, "please choose an avatar");
+
+  profile = { displayName, avatar };
+  saveProfile(store, profile);
+  el.join.disabled = true;
+  el.join.textContent = "Joining…";
+
+  const current = new LiveSession({
+    config: cfg,
+    tokenRequest: () => ({ displayName, avatar, visitorId: getVisitorId(store) }),
+    video: el.hostVideo,
+    audioSink: el.audioSink,
+    hooks: {
+      onState: (state, detail) => showState(el.state, state, detail),
+      onJoined: (_token, rejoin) => {
+        setPlaceholder(el.stage.dataset.host ? "" : "Waiting for the host…");
+        void loadHistory(rejoin);
+      },
+      onChatPacket: (packet) => {
+        if (packet.type === "message") chat.add(packet.message);
+        else {
+          chat.reject(packet.messageId, packet.reason);
+          setNotice(`your message was not shown: ${packet.reason || "it did not pass moderation"}`);
+        }
+      },
+      onStageVisual: (visual) => visuals.show(visual),
+      onHostVideo: (identity) => {
+        if (identity) el.stage.dataset.host = identity;
+        else delete el.stage.dataset.host;
+        renderer.setVideo(identity ? el.hostVideo : null);
+        setPlaceholder(identity ? "" : "Waiting for the host…");
+      },
+      onViewerCount: (n) => (el.viewers.textContent = String(n)),
+      onAudioBlocked: (blocked) => (el.enableAudio.hidden = !blocked),
+      onGaveUp: (detail, err) => {
+        session = null;
+        setJoined(false);
+        if (err) showJoinError(err);
+        else showFieldError(el.profileError, detail);
+      },
+    },
+  });
+  session = current;
+  try {
+    await current.start();
+    el.whoami.textContent = `${avatarGlyph(avatar)} ${displayName}`;
+    setJoined(true);
+    updateCounter();
+    el.chatInput.focus();
+  } catch (err) {
+    if (session === current) session = null;
+    setJoined(false);
+    showJoinError(err);
+  }
+}
+
+async function loadHistory(rejoin: boolean): Promise<void> {
+  const token = session?.token;
+  if (!token) return;
+  try {
+    const messages = await getChatHistory(token);
+    for (const m of messages) chat.add(m);
+    if (!rejoin) chat.scrollToBottom();
+  } catch (err) {
+    // history service not up yet (503) or similar: live messages still arrive
+    console.info("chat history unavailable:", errorText(err));
+  }
+}
+
+async function leave(): Promise<void> {
+  const s = session;
+  session = null;
+  await s?.leave();
+  showState(el.state, "idle");
+  setJoined(false);
+}
+
+// ---------- chat ----------
+
+function updateCounter(): void {
+  const max = config?.maxChatLength ?? 500;
+  const n = codePointLength(el.chatInput.value.trim());
+  el.chatCounter.textContent = `${n} / ${max}`;
+  const over = n > max;
+  el.chatCounter.classList.toggle("over", over);
+  el.chatSend.disabled = sending || over || n === 0;
+}
+
+async function send(event: SubmitEvent): Promise<void> {
+  event.preventDefault();
+  const s = session;
+  const body = el.chatInput.value.trim();
+  const max = config?.maxChatLength ?? 500;
+  if (!s || !body || sending) return;
+  if (codePointLength(body) > max) return setNotice(`at most ${max} characters`);
+
+  sending = true;
+  updateCounter();
+  try {
+    let id: string;
+    try {
+      id = await postChat(requireToken(s), body);
+    } catch (err) {
+      if (!(err instanceof ApiError) || err.status !== 401) throw err;
+      setNotice("session expired, reconnecting…", "info");
+      await s.renew();
+      id = await postChat(requireToken(s), body);
+    }
+    setNotice("");
+    const echo: ChatMessage = {
+      id,
+      room: config?.roomName ?? "",
+      authorIdentity: s.identity ?? "",
+      authorName: profile?.displayName ?? "",
+      avatar: profile?.avatar ?? "",
+      body,
+      kind: "viewer",
+      createdAt: Date.now(),
+    };
+    chat.add(echo, "pending");
+    chat.scrollToBottom();
+    if (el.chatInput.value.trim() === body) el.chatInput.value = "";
+  } catch (err) {
+    setNotice(chatErrorText(err));
+  } finally {
+    sending = false;
+    updateCounter();
+  }
+}
+
+function requireToken(s: LiveSession): string {
+  const token = s.token;
+  if (!token) throw new ApiError(401, "not connected");
+  return token;
+}
+
+function chatErrorText(err: unknown): string {
+  if (!(err instanceof ApiError)) return `could not send: ${errorText(err)}`;
+  switch (err.status) {
+    case 429:
+      return tooManyText(err, "messages");
+    case 503:
+      return err.retryAfter
+        ? `chat is temporarily unavailable, try again in ${err.retryAfter} s`
+        : "chat is temporarily unavailable, try again shortly";
+    case 422:
+      return err.fieldErrors.body ?? err.message;
+    case 401:
+      return "your session expired; please rejoin";
+    default:
+      return `could not send: ${err.message}`;
+  }
+}
+
+// ---------- start ----------
+
+async function main(): Promise<void> {
+  showState(el.state, "idle");
+  setJoined(false);
+  el.join.disabled = true;
+  el.form.addEventListener("submit", (e) => void join(e));
+  el.chatForm.addEventListener("submit", (e) => void send(e));
+  el.chatInput.addEventListener("input", updateCounter);
+  el.leave.addEventListener("click", () => void leave());
+  el.enableAudio.addEventListener("click", () => void session?.startAudio());
+  el.name.addEventListener("input", () => {
+    el.nameError.hidden = true;
+    el.name.removeAttribute("aria-invalid");
+  });
+  window.addEventListener("pagehide", () => void session?.leave());
+
+  config = await loadConfig();
+  clearFormErrors();
+  el.name.maxLength = config.maxNameLength * 2; // UTF-16 units; the real limit is checked in code points
+  const saved = loadProfile(store, config.avatars, config.maxNameLength);
+  el.name.value = saved?.displayName ?? "";
+  renderAvatarChoices(config, saved?.avatar ?? config.avatars[0]);
+  el.join.disabled = false;
+  updateCounter();
+}
+
+void main();

@@ -1,0 +1,135 @@
+// @vitest-environment happy-dom
+import { describe, expect, it } from "vitest";
+import { ChatStore, ChatView, renderMessage } from "../src/chat";
+import type { ChatMessage } from "../src/types";
+
+let seq = 0;
+function msg(over: Partial<ChatMessage> = {}): ChatMessage {
+  seq++;
+  return {
+    id: `m${seq}`,
+    room: "main",
+    authorIdentity: "viewer_abc_00000001",
+    authorName: "Ada",
+    avatar: "fox",
+    body: "hello",
+    kind: "viewer",
+    createdAt: 1_700_000_000_000 + seq,
+    ...over,
+  };
+}
+
+describe("ChatStore", () => {
+  it("adds a message once per id", () => {
+    const store = new ChatStore();
+    const m = msg();
+    expect(store.add(m).kind).toBe("added");
+    expect(store.add({ ...m }).kind).toBe("duplicate");
+    expect(store.size).toBe(1);
+  });
+
+  it("upgrades a pending echo when the real message arrives, and only once", () => {
+    const store = new ChatStore();
+    const m = msg();
+    store.add(m, "pending");
+    const r = store.add({ ...m, createdAt: m.createdAt + 5 });
+    expect(r.kind).toBe("updated");
+    expect(store.get(m.id)?.status).toBe("shown");
+    expect(store.add(m).kind).toBe("duplicate");
+  });
+
+  it("does not downgrade a shown message to pending (echo after live packet)", () => {
+    const store = new ChatStore();
+    const m = msg();
+    store.add(m);
+    expect(store.add(m, "pending").kind).toBe("duplicate");
+    expect(store.get(m.id)?.status).toBe("shown");
+  });
+
+  it("keeps createdAt order when history arrives after live messages", () => {
+    const store = new ChatStore();
+    const live = msg({ createdAt: 2000 });
+    const old1 = msg({ createdAt: 1000 });
+    const old2 = msg({ createdAt: 1500 });
+    store.add(live);
+    expect(store.add(old1)).toMatchObject({ kind: "added", index: 0 });
+    expect(store.add(old2)).toMatchObject({ kind: "added", index: 1 });
+    expect(store.list().map((e) => e.message.id)).toEqual([old1.id, old2.id, live.id]);
+  });
+
+  it("evicts the oldest past capacity", () => {
+    const store = new ChatStore(3);
+    const ms = [msg(), msg(), msg(), msg()];
+    const results = ms.map((m) => store.add(m));
+    expect(results[3]).toMatchObject({ kind: "added", evicted: [ms[0].id], index: 2 });
+    expect(store.has(ms[0].id)).toBe(false);
+    expect(store.size).toBe(3);
+  });
+
+  it("applies a rejection that arrives before the echo", () => {
+    const store = new ChatStore();
+    const m = msg();
+    expect(store.reject(m.id, "spam")).toBeUndefined();
+    store.add(m, "pending");
+    expect(store.get(m.id)?.status).toBe("rejected");
+  });
+
+  it("marks a known message rejected", () => {
+    const store = new ChatStore();
+    const m = msg();
+    store.add(m, "pending");
+    expect(store.reject(m.id)?.status).toBe("rejected");
+  });
+});
+
+describe("renderMessage", () => {
+  it("renders author and body as text, never as markup", () => {
+    const evil = msg({ authorName: "<b>boss</b>", body: '<img src=x onerror="alert(1)">' });
+    const li = renderMessage({ message: evil, status: "shown" });
+    expect(li.classList.contains("chat-message")).toBe(true);
+    expect(li.dataset.id).toBe(evil.id);
+    expect(li.querySelector(".chat-author")?.textContent).toBe("<b>boss</b>");
+    expect(li.querySelector(".chat-body")?.textContent).toBe('<img src=x onerror="alert(1)">');
+    expect(li.querySelector("img")).toBeNull();
+    expect(li.querySelector("b")).toBeNull();
+  });
+
+  it("survives an out-of-range timestamp", () => {
+    const li = renderMessage({ message: msg({ createdAt: 1e20 }), status: "shown" });
+    expect(li.querySelector(".chat-time")?.textContent).toBe("");
+  });
+
+  it("marks status and kind", () => {
+    const li = renderMessage({ message: msg({ kind: "host", authorName: "Host" }), status: "pending" });
+    expect(li.dataset.kind).toBe("host");
+    expect(li.dataset.status).toBe("pending");
+    expect(li.classList.contains("pending")).toBe(true);
+    expect(li.classList.contains("chat-host")).toBe(true);
+  });
+});
+
+describe("ChatView", () => {
+  it("keeps the list in step with the store", () => {
+    const list = document.createElement("ol");
+    const view = new ChatView(list, 3);
+    const a = msg({ createdAt: 10 });
+    const b = msg({ createdAt: 30 });
+    const c = msg({ createdAt: 20 });
+    view.add(a);
+    view.add(b, "pending");
+    view.add(c);
+    view.add(b); // confirms the echo
+    view.add(a); // duplicate from history
+    const ids = Array.from(list.querySelectorAll<HTMLElement>(".chat-message"), (li) => li.dataset.id);
+    expect(ids).toEqual([a.id, c.id, b.id]);
+    expect(list.querySelector(`[data-id="${b.id}"]`)?.getAttribute("data-status")).toBe("shown");
+
+    view.reject(c.id, "nope");
+    expect(list.querySelector(`[data-id="${c.id}"]`)?.classList.contains("rejected")).toBe(true);
+
+    const d = msg({ createdAt: 40 });
+    view.add(d);
+    expect(list.children.length).toBe(3);
+    expect(list.querySelector(`[data-id="${a.id}"]`)).toBeNull();
+  });
+});

@@ -1,0 +1,124 @@
+import { describe, expect, it } from "vitest";
+import {
+  PROFILE_KEY,
+  VISITOR_ID_RE,
+  VISITOR_KEY,
+  avatarGlyph,
+  getVisitorId,
+  loadProfile,
+  newVisitorId,
+  saveProfile,
+  validateDisplayName,
+  type KeyValueStore,
+} from "../src/profile";
+
+const AVATARS = ["fox", "owl", "cat"];
+
+function memStore(init: Record<string, string> = {}): KeyValueStore & { data: Map<string, string> } {
+  const data = new Map(Object.entries(init));
+  return {
+    data,
+    getItem: (k) => data.get(k) ?? null,
+    setItem: (k, v) => void data.set(k, v),
+  };
+}
+
+const throwing: KeyValueStore = {
+  getItem: () => {
+    throw new Error("SecurityError");
+  },
+  setItem: () => {
+    throw new Error("QuotaExceededError");
+  },
+};
+
+describe("validateDisplayName", () => {
+  it("accepts normal names and counts code points", () => {
+    expect(validateDisplayName("Ada", 32)).toBeNull();
+    expect(validateDisplayName("  Ada  ", 3)).toBeNull();
+    expect(validateDisplayName("🦊".repeat(32), 32)).toBeNull();
+  });
+  it("rejects empty, too long and control characters", () => {
+    expect(validateDisplayName("   ", 32)).toMatch(/enter a name/);
+    expect(validateDisplayName("x".repeat(33), 32)).toMatch(/at most 32/);
+    expect(validateDisplayName("a\u0000b", 32)).toMatch(/invalid/);
+    expect(validateDisplayName("a\u202eb", 32)).toMatch(/invalid/);
+  });
+});
+
+describe("profile storage", () => {
+  it("round-trips", () => {
+    const store = memStore();
+    saveProfile(store, { displayName: " Ada ", avatar: "owl" });
+    expect(JSON.parse(store.data.get(PROFILE_KEY)!)).toEqual({ displayName: "Ada", avatar: "owl" });
+    expect(loadProfile(store, AVATARS, 32)).toEqual({ displayName: "Ada", avatar: "owl" });
+  });
+
+  it("returns null for nothing or garbage", () => {
+    expect(loadProfile(memStore(), AVATARS, 32)).toBeNull();
+    expect(loadProfile(memStore({ [PROFILE_KEY]: "{not json" }), AVATARS, 32)).toBeNull();
+    expect(loadProfile(memStore({ [PROFILE_KEY]: "[1,2]" }), AVATARS, 32)).toBeNull();
+    expect(loadProfile(memStore({ [PROFILE_KEY]: "null" }), AVATARS, 32)).toBeNull();
+    expect(loadProfile(memStore({ [PROFILE_KEY]: '"Ada"' }), AVATARS, 32)).toBeNull();
+  });
+
+  it("replaces an unknown avatar with the first allowed one", () => {
+    const store = memStore({ [PROFILE_KEY]: JSON.stringify({ displayName: "Ada", avatar: "dragon" }) });
+    expect(loadProfile(store, AVATARS, 32)).toEqual({ displayName: "Ada", avatar: "fox" });
+  });
+
+  it("drops an invalid or wrongly typed name", () => {
+    const long = memStore({ [PROFILE_KEY]: JSON.stringify({ displayName: "x".repeat(40), avatar: "cat" }) });
+    expect(loadProfile(long, AVATARS, 32)).toEqual({ displayName: "", avatar: "cat" });
+    const typed = memStore({ [PROFILE_KEY]: JSON.stringify({ displayName: { html: "<b>" }, avatar: 3 }) });
+    expect(loadProfile(typed, AVATARS, 32)).toEqual({ displayName: "", avatar: "fox" });
+  });
+
+  it("survives storage that throws", () => {
+    expect(loadProfile(throwing, AVATARS, 32)).toBeNull();
+    expect(() => saveProfile(throwing, { displayName: "Ada", avatar: "fox" })).not.toThrow();
+    expect(loadProfile(null, AVATARS, 32)).toBeNull();
+  });
+});
+
+describe("visitor id", () => {
+  it("generates ids the edge accepts", () => {
+    for (let i = 0; i < 20; i++) expect(newVisitorId()).toMatch(VISITOR_ID_RE);
+  });
+
+  it("is remembered", () => {
+    const store = memStore();
+    const a = getVisitorId(store);
+    expect(store.data.get(VISITOR_KEY)).toBe(a);
+    expect(getVisitorId(store)).toBe(a);
+  });
+
+  it("replaces a malformed stored id", () => {
+    for (const bad of ["short", "has spaces in it", "x".repeat(65), "semi;colon;;;"]) {
+      const store = memStore({ [VISITOR_KEY]: bad });
+      const id = getVisitorId(store, () => "fresh_id_123");
+      expect(id).toBe("fresh_id_123");
+      expect(store.data.get(VISITOR_KEY)).toBe("fresh_id_123");
+    }
+  });
+
+  it("can keep a separate id under another key", () => {
+    const store = memStore();
+    const viewer = getVisitorId(store);
+    const stage = getVisitorId(store, () => "stage_id_1234", "livestage.stageVisitorId");
+    expect(stage).toBe("stage_id_1234");
+    expect(getVisitorId(store)).toBe(viewer);
+  });
+
+  it("still works without storage", () => {
+    expect(getVisitorId(throwing)).toMatch(VISITOR_ID_RE);
+  });
+});
+
+describe("avatarGlyph", () => {
+  it("maps known ids and falls back to a letter", () => {
+    expect(avatarGlyph("fox")).toBe("🦊");
+    expect(avatarGlyph("zebra")).toBe("Z");
+    expect(avatarGlyph("")).toBe("•");
+  });
+});

@@ -1,0 +1,113 @@
+// @vitest-environment happy-dom
+import { describe, expect, it } from "vitest";
+import { StageVisualLayer, isExpired, parseStagePageParams, safeVisualUrl } from "../src/stage";
+import type { StageVisual } from "../src/types";
+
+const BASE = "https://live.example/stage";
+
+describe("safeVisualUrl", () => {
+  it("allows http(s) and relative URLs", () => {
+    expect(safeVisualUrl("https://cdn.example/a.png", BASE)).toBe("https://cdn.example/a.png");
+    expect(safeVisualUrl("http://cdn.example/a.png", BASE)).toBe("http://cdn.example/a.png");
+    expect(safeVisualUrl("/api/assets/a.png?sig=1", BASE)).toBe("https://live.example/api/assets/a.png?sig=1");
+  });
+  it("refuses other schemes", () => {
+    for (const bad of ["javascript:alert(1)", "JaVaScRiPt:alert(1)", "data:image/png;base64,AA", "blob:https://x/1", "file:///etc/passwd", "", "java\nscript:alert(1)"]) {
+      expect(safeVisualUrl(bad, BASE)).toBeNull();
+    }
+  });
+});
+
+describe("isExpired", () => {
+  it("treats 0 as no expiry", () => {
+    expect(isExpired({ expiresAt: 0 }, 10)).toBe(false);
+    expect(isExpired({ expiresAt: 5 }, 10)).toBe(true);
+    expect(isExpired({ expiresAt: 50 }, 10)).toBe(false);
+  });
+});
+
+describe("parseStagePageParams", () => {
+  const p = (s: string) => parseStagePageParams(new URLSearchParams(s));
+  it("has defaults", () => expect(p("")).toEqual({ width: 1920, height: 1080, captions: false, name: "Stage" }));
+  it("reads and clamps", () => {
+    expect(p("width=1280&height=720&captions=1&name=Cam%202")).toEqual({ width: 1280, height: 720, captions: true, name: "Cam 2" });
+    expect(p("width=99999&height=1")).toMatchObject({ width: 7680, height: 90 });
+    expect(p("width=-5&height=abc")).toMatchObject({ width: 1920, height: 1080 });
+    expect(p("captions=0").captions).toBe(false);
+    expect(p(`name=${"x".repeat(40)}`).name).toBe("Stage");
+    expect(p("name=%00bad").name).toBe("Stage");
+  });
+});
+
+function visual(over: Partial<StageVisual> = {}): StageVisual {
+  return {
+    id: "v1",
+    room: "main",
+    kind: "screenshot",
+    url: "https://cdn.example/a.png",
+    sourceUrl: "",
+    title: "<b>Title</b>",
+    summary: "",
+    topic: "",
+    createdAt: 100,
+    expiresAt: 0,
+    ...over,
+  };
+}
+
+describe("StageVisualLayer", () => {
+  function setup(captions = true, now = 1000) {
+    const container = document.createElement("div");
+    const caption = document.createElement("div");
+    const layer = new StageVisualLayer(container, caption, { captions, base: BASE, now: () => now });
+    return { container, caption, layer };
+  }
+
+  it("adds an img for screenshots and a muted looping video for clips", () => {
+    const { container, layer } = setup();
+    expect(layer.show(visual())).toBe(true);
+    expect(layer.show(visual({ id: "v2", kind: "clip", url: "/c.mp4" }))).toBe(true);
+    const img = container.querySelector("img");
+    const video = container.querySelector("video");
+    expect(img?.getAttribute("src")).toBe("https://cdn.example/a.png");
+    expect(video?.muted).toBe(true);
+    expect(video?.loop).toBe(true);
+  });
+
+  it("ignores expired, unsafe and repeated visuals", () => {
+    const { container, layer } = setup();
+    expect(layer.show(visual({ expiresAt: 500 }))).toBe(false);
+    expect(layer.show(visual({ id: "x", url: "javascript:alert(1)" }))).toBe(false);
+    expect(layer.show(visual({ id: "y" }))).toBe(true);
+    expect(layer.show(visual({ id: "y" }))).toBe(false);
+    expect(container.children.length).toBe(1);
+  });
+
+  it("shows the title as caption text once loaded", () => {
+    const { container, caption, layer } = setup();
+    layer.show(visual());
+    container.querySelector("img")!.dispatchEvent(new Event("load"));
+    expect(caption.textContent).toBe("<b>Title</b>");
+    expect(caption.querySelector("b")).toBeNull();
+    expect(caption.hidden).toBe(false);
+    expect(layer.currentVisual?.id).toBe("v1");
+    expect(container.dataset.visualId).toBe("v1");
+  });
+
+  it("hides captions when disabled", () => {
+    const { container, caption, layer } = setup(false);
+    layer.show(visual());
+    container.querySelector("img")!.dispatchEvent(new Event("load"));
+    expect(caption.hidden).toBe(true);
+  });
+
+  it("does not let an older visual replace a newer one", () => {
+    const { container, layer } = setup();
+    layer.show(visual({ id: "old", createdAt: 1 }));
+    layer.show(visual({ id: "new", createdAt: 2 }));
+    const [oldImg, newImg] = Array.from(container.querySelectorAll("img"));
+    newImg.dispatchEvent(new Event("load"));
+    oldImg.dispatchEvent(new Event("load"));
+    expect(layer.currentVisual?.id).toBe("new");
+  });
+});
