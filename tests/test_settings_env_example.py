@@ -7,8 +7,9 @@ import inspect
 import re
 from pathlib import Path
 
-from livestage.settings import ALL_SETTINGS, env_variables
 from pydantic_settings import BaseSettings
+
+from livestage.settings import ALL_SETTINGS, env_variables
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVICE_PACKAGES = ["token_service", "host_agent", "stage_producer", "moderation", "chat_history"]

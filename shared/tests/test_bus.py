@@ -8,15 +8,16 @@ from collections.abc import AsyncIterator
 
 import nats
 import pytest
-from livestage import subjects
-from livestage.bus import Bus, Delivery
-from livestage.schemas import ChatMessage, new_id, now_ms
-from livestage.settings import NatsSettings
 from nats.js.api import StorageType
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from livestage import subjects
+from livestage.bus import Bus, Delivery
+from livestage.schemas import ChatMessage, new_id, now_ms
+from livestage.settings import NatsSettings
 
 FAST_BACKOFF = (0.5, 0.5, 0.5)
 

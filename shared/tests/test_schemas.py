@@ -8,6 +8,8 @@ import string
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
+
 from livestage import schemas
 from livestage.schemas import (
     CHAT_EVENT_ADAPTER,
@@ -25,7 +27,6 @@ from livestage.schemas import (
     StageVisual,
 )
 from livestage.text import clean_text
-from pydantic import ValidationError
 
 TOKEN_CHARS = string.ascii_letters + string.digits + "_-"
 

@@ -8,6 +8,7 @@ import unicodedata
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
+
 from livestage import subjects
 from livestage.text import clean_text, is_clean
 

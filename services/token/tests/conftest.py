@@ -12,8 +12,9 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
-from livestage.settings import LiveKitSettings, NatsSettings, RedisSettings
 from pydantic import SecretStr
+
+from livestage.settings import LiveKitSettings, NatsSettings, RedisSettings
 from token_service.app import create_app, server_config
 from token_service.settings import EdgeSettings
 

@@ -12,10 +12,10 @@ from pathlib import Path
 import nats
 import pytest
 from livekit import api
-from livestage import subjects
-from livestage.schemas import ChatMessage, ChatMessageEvent, now_ms
 from playwright.async_api import Browser, Page, async_playwright, expect
 
+from livestage import subjects
+from livestage.schemas import ChatMessage, ChatMessageEvent, now_ms
 from tests.support.livekit_helpers import server_api
 
 from .conftest import EdgeFactory

@@ -14,9 +14,9 @@ import jwt
 import nats
 import pytest
 from livekit import api
+
 from livestage import subjects
 from livestage.schemas import ChatMessage, PresenceEvent
-
 from tests.support.livekit_helpers import server_api
 from tests.support.permissions import assert_data_publish_refused, assert_track_publish_refused
 

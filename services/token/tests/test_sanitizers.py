@@ -9,8 +9,9 @@ import unicodedata
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from livestage.schemas import ChatMessage
 from pydantic import ValidationError
+
+from livestage.schemas import ChatMessage
 from token_service.client_ip import client_ip, parse_networks
 from token_service.models import ChatRequest, TokenRequest
 

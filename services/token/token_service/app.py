@@ -7,8 +7,9 @@ from contextlib import asynccontextmanager
 
 import uvicorn
 from fastapi import FastAPI
-from livestage.settings import LiveKitSettings, NatsSettings, RedisSettings, TopicSettings
 from redis.asyncio import Redis
+
+from livestage.settings import LiveKitSettings, NatsSettings, RedisSettings, TopicSettings
 
 from . import errors, routes_chat, routes_ops, routes_viewer
 from .client_ip import parse_networks

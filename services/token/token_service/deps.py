@@ -9,9 +9,10 @@ from typing import Annotated
 
 from fastapi import Depends, Header, HTTPException, Request, status
 from livekit import api
+from redis.asyncio import Redis
+
 from livestage.bus import Bus, BusUnavailable
 from livestage.settings import LiveKitSettings, NatsSettings, RedisSettings, TopicSettings
-from redis.asyncio import Redis
 
 from .client_ip import Network, client_ip
 from .ratelimit import Limit, RateLimiter

@@ -10,10 +10,11 @@ import re
 import secrets
 from typing import Annotated
 
-from livestage.schemas import MAX_CHAT_CHARS, MAX_NAME_CHARS, ChatMessage
-from livestage.text import clean_text
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
+
+from livestage.schemas import MAX_CHAT_CHARS, MAX_NAME_CHARS, ChatMessage
+from livestage.text import clean_text
 
 VISITOR_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
 CLIENT_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")

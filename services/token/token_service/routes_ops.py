@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, HTTPException, Request, Response, status
 from livekit import api
 from livekit.protocol.models import ParticipantInfo
+
 from livestage import subjects
 from livestage.bus import BusUnavailable
 from livestage.schemas import PresenceEvent, now_ms

@@ -6,6 +6,7 @@ import datetime
 import logging
 
 from fastapi import APIRouter, Depends
+
 from livestage.settings import AnamSettings
 
 from .deps import ServicesDep, limit_token_ip

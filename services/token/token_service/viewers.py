@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import jwt
 from livekit import api
+
 from livestage.schemas import MAX_NAME_CHARS
 from livestage.text import clean_text
 
