@@ -86,10 +86,14 @@ class Bus:
         """Connect to NATS; raises BusUnavailable with the URL if the first connect fails."""
 
         async def on_error(error: Exception) -> None:
-            log.warning("nats error (%s): %s", name, error)
+            log.warning("%s: NATS at %s: %s (retrying)", name, settings.url, error)
+
+        client: list[NatsClient] = []
 
         async def on_disconnected() -> None:
-            log.warning("nats disconnected (%s); reconnecting", name)
+            if client and (client[0].is_draining or client[0].is_closed):
+                return  # our own close()
+            log.warning("%s: disconnected from NATS; reconnecting", name)
 
         async def on_reconnected() -> None:
             log.info("nats reconnected (%s)", name)
@@ -111,6 +115,7 @@ class Bus:
                 f"cannot connect to NATS at {settings.url}: {error!r}. "
                 "Is nats-server running with -js? (`make run` starts one.)"
             ) from error
+        client.append(nc)
         return cls(nc, settings)
 
     async def close(self) -> None:

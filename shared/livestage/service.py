@@ -50,3 +50,12 @@ async def idle_on_bus(name: str, stop: asyncio.Event) -> None:
         await stop.wait()
     finally:
         await bus.close()
+
+
+def run_idle(name: str) -> None:
+    """`run(name, ...)` for a service whose own work is not built yet (see `idle_on_bus`)."""
+
+    async def main(stop: asyncio.Event) -> None:
+        await idle_on_bus(name, stop)
+
+    run(name, main)

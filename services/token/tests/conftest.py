@@ -60,14 +60,21 @@ async def make_edge(nats_server, redis_server, livekit_server) -> AsyncIterator[
     started: list[Edge] = []
 
     async def start(
-        *, room: str | None = None, nats_url: str | None = None, **edge_settings: Any
+        *,
+        room: str | None = None,
+        nats_url: str | None = None,
+        redis_url: str | None = None,
+        livekit: Any = None,
+        **edge_settings: Any,
     ) -> Edge:
+        """`nats_url`, `redis_url` and `livekit` (a LiveKitServer) default to the session's."""
         room = room or "room-" + uuid.uuid4().hex[:10]
         port = free_port()
+        livekit_target = livekit or livekit_server
         livekit = LiveKitSettings(
-            url=livekit_server.url,
-            api_key=livekit_server.api_key,
-            api_secret=SecretStr(livekit_server.api_secret),
+            url=livekit_target.url,
+            api_key=livekit_target.api_key,
+            api_secret=SecretStr(livekit_target.api_secret),
             room=room,
             agent_name="livestage-host-test",
         )
@@ -76,7 +83,7 @@ async def make_edge(nats_server, redis_server, livekit_server) -> AsyncIterator[
             edge=edge_config,
             livekit=livekit,
             nats=NatsSettings(url=nats_url or nats_server.url, max_reconnect_attempts=-1),
-            redis=RedisSettings(url=redis_server.url),
+            redis=RedisSettings(url=redis_url or redis_server.url),
         )
         server = uvicorn.Server(server_config(app, edge_config, log_level="warning"))
         task = asyncio.create_task(server.serve())

@@ -22,6 +22,8 @@ from tests.support.permissions import assert_data_publish_refused, assert_track_
 
 from .conftest import EdgeFactory
 
+PROFILE = {"displayName": "Ada", "avatar": "fox", "visitorId": "visitor-down-test"}
+
 
 async def test_minted_token_verifies_with_exactly_the_viewer_grants(make_edge: EdgeFactory) -> None:
     edge = await make_edge()
@@ -425,3 +427,31 @@ async def test_health_ready_config_and_openapi(make_edge: EdgeFactory) -> None:
     ]:
         operation = next(iter(spec["paths"][path].values()))
         assert responses <= set(operation["responses"]), (path, operation["responses"].keys())
+
+
+async def test_a_backend_that_is_down_is_503_with_retry_after_never_500(
+    make_edge: EdgeFactory,
+    fresh_redis,  # type: ignore[no-untyped-def]
+    fresh_livekit,
+) -> None:
+    redis = fresh_redis()
+    livekit = fresh_livekit()
+    edge = await make_edge(redis_url=redis.url, livekit=livekit)
+    await edge.wait_for_bus()
+    assert (await edge.client.post("/api/livekit-token", json=PROFILE)).status_code == 200
+
+    livekit.stop()
+    r = await edge.client.post("/api/livekit-token", json=PROFILE)
+    assert r.status_code == 503, r.text
+    assert "LiveKit" in r.json()["detail"] and r.headers["Retry-After"] == "2"
+    ready = await edge.client.get("/readyz")
+    assert ready.status_code == 503 and ready.json()["checks"]["livekit"].startswith("unavailable")
+
+    redis.kill()
+    r = await edge.client.post("/api/livekit-token", json=PROFILE)
+    assert r.status_code == 503, r.text
+    assert "Redis" in r.json()["detail"] and r.headers["Retry-After"] == "2"
+
+    redis.restart()
+    livekit.restart()
+    assert (await edge.client.post("/api/livekit-token", json=PROFILE)).status_code == 200

@@ -7,8 +7,8 @@ from contextlib import asynccontextmanager
 
 import uvicorn
 from fastapi import FastAPI
-from redis.asyncio import Redis
 
+from livestage.kv import connect_redis
 from livestage.settings import LiveKitSettings, NatsSettings, RedisSettings, TopicSettings
 
 from . import errors, routes_chat, routes_ops, routes_viewer
@@ -40,7 +40,7 @@ def create_app(
             nats=nats,
             redis_settings=redis,
             topics=topics,
-            redis=Redis.from_url(redis.url),
+            redis=connect_redis(redis),
             limiter=RateLimiter(redis.url),
             limits=Limits.from_settings(edge),
             trusted_proxies=parse_networks(edge.trusted_proxies),

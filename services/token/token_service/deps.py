@@ -88,11 +88,7 @@ class Services:
 
     def require_bus(self) -> Bus:
         if self.bus is None or not self.bus.connected:
-            raise HTTPException(
-                status.HTTP_503_SERVICE_UNAVAILABLE,
-                detail="the message bus is unavailable; try again shortly",
-                headers={"Retry-After": "2"},
-            )
+            raise BusUnavailable("not connected to NATS")
         return self.bus
 
     def require_lkapi(self) -> api.LiveKitAPI:

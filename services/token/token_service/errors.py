@@ -2,11 +2,30 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Awaitable, Callable
+
+import aiohttp
 from fastapi import FastAPI, HTTPException, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from livekit.api import TwirpError
+from redis.exceptions import RedisError
+
+from livestage.bus import BusUnavailable
 
 from .models import ErrorItem, ErrorResponse
+
+log = logging.getLogger(__name__)
+
+
+def unavailable(what: str, retry_after_s: int = 2) -> HTTPException:
+    """A 503 that says which backend is down and when to retry; nothing was done."""
+    return HTTPException(
+        status.HTTP_503_SERVICE_UNAVAILABLE,
+        detail=f"{what} is unavailable right now; nothing was changed, try again shortly",
+        headers={"Retry-After": str(retry_after_s)},
+    )
 
 
 def field_error(field: str, message: str, kind: str = "value_error") -> HTTPException:
@@ -29,8 +48,26 @@ async def _validation_error(request: Request, error: Exception) -> JSONResponse:
     return JSONResponse(body.model_dump(), status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
 
 
+def _backend_down(what: str) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:
+    async def handler(request: Request, error: Exception) -> JSONResponse:
+        log.warning("%s %s: %s unavailable: %r", request.method, request.url.path, what, error)
+        down = unavailable(what)
+        return JSONResponse(
+            ErrorResponse(detail=str(down.detail)).model_dump(),
+            status_code=down.status_code,
+            headers=down.headers,
+        )
+
+    return handler
+
+
 def install(app: FastAPI) -> None:
+    """422s in one shape; a backend that is down is a 503 with Retry-After, never a 500."""
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(BusUnavailable, _backend_down("the message bus"))
+    app.add_exception_handler(RedisError, _backend_down("Redis"))
+    app.add_exception_handler(TwirpError, _backend_down("LiveKit"))
+    app.add_exception_handler(aiohttp.ClientError, _backend_down("LiveKit"))
 
 
 RESPONSES: dict[int | str, dict[str, object]] = {

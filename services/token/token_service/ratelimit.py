@@ -11,6 +11,8 @@ from limits import RateLimitItem, parse
 from limits.aio.storage import RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 
+from livestage.kv import redis_options
+
 
 @dataclass(frozen=True)
 class Limit:
@@ -29,7 +31,9 @@ class RateLimiter:
         uri = redis_url.replace("redis://", "async+redis://", 1).replace(
             "rediss://", "async+rediss://", 1
         )
-        self.storage = RedisStorage(uri, implementation="redispy", key_prefix="livestage-limits")
+        self.storage = RedisStorage(
+            uri, implementation="redispy", key_prefix="livestage-limits", **redis_options()
+        )
         self.limiter = MovingWindowRateLimiter(self.storage)
 
     async def check(self, limit: Limit, key: str) -> None:

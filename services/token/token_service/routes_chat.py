@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import hashlib
 
-from fastapi import APIRouter, Depends, HTTPException, status
+from fastapi import APIRouter, Depends, status
 
 from livestage import subjects
 from livestage.bus import BusUnavailable
 from livestage.schemas import ChatMessage, HistoryReply, HistoryRequest, new_id, now_ms
 
 from .deps import ServicesDep, ViewerDep, limit_chat, limit_history
-from .errors import RESPONSES
+from .errors import RESPONSES, unavailable
 from .models import ChatAccepted, ChatRequest, HistoryResponse
 
 router = APIRouter(prefix="/api/chat", tags=["chat"])
@@ -22,14 +22,6 @@ def message_id(identity: str, client_id: str | None) -> str:
     if client_id is None:
         return new_id()
     return hashlib.sha256(f"{identity}:{client_id}".encode()).hexdigest()[:32]
-
-
-def _bus_down(error: Exception) -> HTTPException:
-    return HTTPException(
-        status.HTTP_503_SERVICE_UNAVAILABLE,
-        detail=f"the message bus is unavailable ({type(error).__name__}); nothing was stored",
-        headers={"Retry-After": "2"},
-    )
 
 
 @router.post(
@@ -56,11 +48,8 @@ async def submit_chat(
         kind="viewer",
         created_at=now_ms(),
     )
-    bus = services.require_bus()
-    try:
-        await bus.publish(subjects.chat_submitted(room), message)
-    except BusUnavailable as error:
-        raise _bus_down(error) from error
+    # BusUnavailable becomes a 503 (errors.py): never a 202 for a message JetStream did not store.
+    await services.require_bus().publish(subjects.chat_submitted(room), message)
     return ChatAccepted(id=message.id)
 
 
@@ -85,9 +74,5 @@ async def chat_history(
             timeout_s=services.edge.history_timeout_s,
         )
     except BusUnavailable as error:
-        raise HTTPException(
-            status.HTTP_503_SERVICE_UNAVAILABLE,
-            detail="chat history is unavailable right now",
-            headers={"Retry-After": "5"},
-        ) from error
+        raise unavailable("chat history", retry_after_s=5) from error
     return HistoryResponse(messages=reply.messages)

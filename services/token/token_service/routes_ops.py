@@ -11,7 +11,6 @@ from livekit import api
 from livekit.protocol.models import ParticipantInfo
 
 from livestage import subjects
-from livestage.bus import BusUnavailable
 from livestage.schemas import PresenceEvent, now_ms
 
 from .deps import ServicesDep
@@ -69,16 +68,8 @@ async def livekit_webhook(
         else "",
         created_at=event.created_at * 1000 if event.created_at else now_ms(),
     )
-    bus = services.require_bus()
-    try:
-        await bus.publish(subjects.room_presence(room), presence)
-    except BusUnavailable as error:
-        # LiveKit retries webhooks that fail, so a 503 here loses nothing.
-        raise HTTPException(
-            status.HTTP_503_SERVICE_UNAVAILABLE,
-            detail="bus unavailable",
-            headers={"Retry-After": "2"},
-        ) from error
+    # A BusUnavailable here is a 503 (errors.py); LiveKit retries webhooks that fail.
+    await services.require_bus().publish(subjects.room_presence(room), presence)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
