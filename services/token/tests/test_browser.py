@@ -4,9 +4,12 @@ livekit-server, sending chat into real JetStream."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import shutil
-from collections.abc import AsyncIterator
+import threading
+from collections.abc import AsyncIterator, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import nats
@@ -15,7 +18,7 @@ from livekit import api
 from playwright.async_api import Browser, Page, async_playwright, expect
 
 from livestage import subjects
-from livestage.schemas import ChatMessage, ChatMessageEvent, now_ms
+from livestage.schemas import ChatMessage, ChatMessageEvent, StageVisual, now_ms
 from tests.support.livekit_helpers import server_api
 
 from .conftest import EdgeFactory
@@ -55,6 +58,32 @@ async def browser() -> AsyncIterator[Browser]:
         )
         yield launched
         await launched.close()
+
+
+# A 1x1 PNG, served by a local stand-in for the stage producer's signed asset URLs.
+PNG = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg=="
+)
+
+
+class _PngHandler(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        self.send_response(200)
+        self.send_header("Content-Type", "image/png")
+        self.send_header("Content-Length", str(len(PNG)))
+        self.end_headers()
+        self.wfile.write(PNG)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def image_url() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _PngHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/backdrop.png"
+    server.shutdown()
 
 
 async def open_viewer(browser: Browser, base_url: str) -> tuple[Page, list[str]]:
@@ -131,6 +160,47 @@ async def test_join_chat_and_names_render_as_text(
         assert dialogs == []
     finally:
         await nc.close()
+
+
+async def test_stage_page_is_sized_by_query_has_no_controls_and_shows_visuals(
+    make_edge: EdgeFactory,
+    browser: Browser,
+    livekit_server,  # type: ignore[no-untyped-def]
+    image_url: str,
+) -> None:
+    edge = await make_edge(web_dist=WEB_DIST)
+    page = await browser.new_page(viewport={"width": 1280, "height": 800})
+    await page.goto(edge.base_url + "/stage?width=640&height=360&captions=1")
+    stage = page.locator("#stage")
+    await expect(stage).to_have_attribute("data-state", "connected", timeout=30_000)
+    box = await stage.bounding_box()
+    assert box is not None and (box["width"], box["height"]) == (640, 360)
+    assert await page.locator("input, button:visible, form, textarea").count() == 0
+
+    visual = StageVisual(
+        id="visual-1",
+        room=edge.room,
+        kind="backdrop",
+        url=image_url,
+        title="<i>Tonight's topic</i>",
+        topic="t",
+        created_at=now_ms(),
+        expires_at=now_ms() + 60_000,
+    )
+    async with server_api(livekit_server) as lk:
+        await lk.room.send_data(
+            api.SendDataRequest(
+                room=edge.room,
+                data=visual.to_json(),
+                kind=api.DataPacket.Kind.RELIABLE,
+                topic="anam-stage-visual",
+            )
+        )
+    await expect(page.locator("#stage-visual")).to_have_attribute(
+        "data-visual-id", "visual-1", timeout=10_000
+    )
+    await expect(page.locator("#stage-caption")).to_have_text(visual.title)
+    assert await page.locator("#stage-caption i").count() == 0
 
 
 def test_built_bundle_holds_no_secret_or_server_key_name() -> None:
