@@ -455,3 +455,13 @@ async def test_a_backend_that_is_down_is_503_with_retry_after_never_500(
     redis.restart()
     livekit.restart()
     assert (await edge.client.post("/api/livekit-token", json=PROFILE)).status_code == 200
+
+
+async def test_history_limit_out_of_range_is_422(make_edge: EdgeFactory) -> None:
+    edge = await make_edge()
+    viewer = await edge.token()
+    auth = {"Authorization": f"Bearer {viewer['token']}"}
+    for bad in ("0", "201", "many"):
+        r = await edge.client.get(f"/api/chat/history?limit={bad}", headers=auth)
+        assert r.status_code == 422, r.text
+        assert r.json()["detail"][0]["loc"] == ["query", "limit"]

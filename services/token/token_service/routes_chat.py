@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, status
+from fastapi import APIRouter, Depends, Query, status
 
 from livestage import subjects
 from livestage.bus import BusUnavailable
@@ -61,7 +62,9 @@ async def submit_chat(
     dependencies=[Depends(limit_history)],
 )
 async def chat_history(
-    viewer: ViewerDep, services: ServicesDep, limit: int = 50
+    viewer: ViewerDep,
+    services: ServicesDep,
+    limit: Annotated[int, Query(ge=1, le=200, description="How many messages at most.")] = 50,
 ) -> HistoryResponse:
     """The room's recent approved chat, oldest first (answered by chat-history over NATS)."""
     room = services.livekit.room
@@ -69,7 +72,7 @@ async def chat_history(
     try:
         reply = await bus.request(
             subjects.history_recent(room),
-            HistoryRequest(room=room, limit=max(1, min(limit, 200))),
+            HistoryRequest(room=room, limit=limit),
             HistoryReply,
             timeout_s=services.edge.history_timeout_s,
         )

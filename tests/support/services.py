@@ -1,0 +1,69 @@
+"""Running our own services as real processes (`python -m <package>`) in tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from tests.support.infra import free_ports
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    (port,), _ = free_ports(tcp=1)
+    return port
+
+
+def start_service(package: str, env: dict[str, str]) -> subprocess.Popen[str]:
+    """Start `python -m package` from the repo root with `env` added; output is piped."""
+    return subprocess.Popen(
+        [sys.executable, "-m", package],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def stop_service(process: subprocess.Popen[str], timeout: float = 15) -> str:
+    """SIGTERM, wait, and return everything the process printed."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+    output, _ = process.communicate(timeout=timeout)
+    return output
+
+
+def edge_env(port: int, nats: Any, redis: Any, livekit: Any, **extra: str) -> dict[str, str]:
+    """Environment for `python -m token_service` against the test servers."""
+    return {
+        "TOKEN_PORT": str(port),
+        "NATS_URL": nats.url,
+        "REDIS_URL": redis.url,
+        "LIVEKIT_URL": livekit.url,
+        "LIVEKIT_API_KEY": livekit.api_key,
+        "LIVEKIT_API_SECRET": livekit.api_secret,
+        **extra,
+    }
+
+
+def wait_http_ok(url: str, process: subprocess.Popen[str], within: float = 30) -> None:
+    """Poll `url` until it answers 200; fail with the process output if it dies or times out."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"service exited early:\n{stop_service(process)}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.2)
+    raise TimeoutError(f"{url} did not answer 200 within {within} s:\n{stop_service(process)}")
