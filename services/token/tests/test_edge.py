@@ -118,7 +118,12 @@ async def test_200_concurrent_token_requests_make_exactly_one_dispatch(
     assert [r.status_code for r in responses] == [200] * 200
     async with server_api(livekit_server) as lk:
         dispatches = await lk.agent_dispatch.list_dispatch(edge.room)
-    assert len([d for d in dispatches if d.agent_name == "livestage-host-test"]) == 1
+    (ours,) = [d for d in dispatches if d.agent_name == "livestage-host-test"]
+    assert json.loads(ours.metadata) == {
+        "app": "livestage",
+        "avatarModel": "cara-4-latest",
+        "mode": "live",
+    }
     # and a later refresh still finds the host on its way
     await edge.token()
     async with server_api(livekit_server) as lk:

@@ -9,11 +9,18 @@ import uvicorn
 from fastapi import FastAPI
 
 from livestage.kv import connect_redis
-from livestage.settings import LiveKitSettings, NatsSettings, RedisSettings, TopicSettings
+from livestage.settings import (
+    AnamSettings,
+    LiveKitSettings,
+    NatsSettings,
+    RedisSettings,
+    TopicSettings,
+)
 
 from . import errors, routes_chat, routes_ops, routes_viewer
 from .client_ip import parse_networks
 from .deps import Limits, Services
+from .dispatch import DispatchMetadata
 from .pages import SecurityHeaders, mount_pages
 from .ratelimit import RateLimiter
 from .settings import EdgeSettings
@@ -44,6 +51,9 @@ def create_app(
             limiter=RateLimiter(redis.url),
             limits=Limits.from_settings(edge),
             trusted_proxies=parse_networks(edge.trusted_proxies),
+            dispatch_metadata=DispatchMetadata(
+                app=edge.app_name, avatar_model=AnamSettings().avatar_model, mode=edge.mode
+            ),
         )
         services.start_bus()
         app.state.services = services

@@ -15,6 +15,7 @@ from livestage.bus import Bus, BusUnavailable
 from livestage.settings import LiveKitSettings, NatsSettings, RedisSettings, TopicSettings
 
 from .client_ip import Network, client_ip
+from .dispatch import DispatchMetadata
 from .ratelimit import Limit, RateLimiter
 from .settings import EdgeSettings
 from .viewers import Viewer, ViewerAuthError, verify_viewer_token
@@ -52,6 +53,7 @@ class Services:
     limiter: RateLimiter
     limits: Limits
     trusted_proxies: list[Network]
+    dispatch_metadata: DispatchMetadata
     lkapi: api.LiveKitAPI | None = None
     bus: Bus | None = None
     _bus_task: asyncio.Task[None] | None = field(default=None, repr=False)
@@ -69,7 +71,7 @@ class Services:
             try:
                 bus = await Bus.connect(self.nats, "edge")
                 await bus.ensure_streams()
-            except (BusUnavailable, Exception) as error:  # noqa: BLE001 - keep retrying
+            except Exception as error:  # noqa: BLE001 - whatever it is, keep retrying
                 log.warning("NATS not ready (%s); retrying in 2 s", error)
                 await asyncio.sleep(2)
                 continue

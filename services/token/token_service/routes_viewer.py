@@ -7,10 +7,8 @@ import logging
 
 from fastapi import APIRouter, Depends
 
-from livestage.settings import AnamSettings
-
 from .deps import ServicesDep, limit_token_ip
-from .dispatch import DispatchMetadata, ensure_host
+from .dispatch import ensure_host
 from .errors import RESPONSES, field_error
 from .models import PublicConfig, TokenRequest, TokenResponse
 from .viewers import mint_viewer_token, new_identity
@@ -63,11 +61,7 @@ async def create_viewer_token(request: TokenRequest, services: ServicesDep) -> T
         services.redis,
         room=services.livekit.room,
         agent_name=services.livekit.agent_name,
-        metadata=DispatchMetadata(
-            app=services.edge.app_name,
-            avatar_model=AnamSettings().avatar_model,
-            mode=services.edge.mode,
-        ),
+        metadata=services.dispatch_metadata,
         lock_s=services.edge.dispatch_lock_s,
     )
     log.debug("viewer %s joins; host %s", identity, state.value)
