@@ -45,7 +45,6 @@ def create_app(
             edge=edge,
             livekit=livekit,
             nats=nats,
-            redis_settings=redis,
             topics=topics,
             redis=connect_redis(redis),
             limiter=RateLimiter(redis.url),

@@ -12,7 +12,7 @@ from livekit import api
 from redis.asyncio import Redis
 
 from livestage.bus import Bus, BusUnavailable
-from livestage.settings import LiveKitSettings, NatsSettings, RedisSettings, TopicSettings
+from livestage.settings import LiveKitSettings, NatsSettings, TopicSettings
 
 from .client_ip import Network, client_ip
 from .dispatch import DispatchMetadata
@@ -47,7 +47,6 @@ class Services:
     edge: EdgeSettings
     livekit: LiveKitSettings
     nats: NatsSettings
-    redis_settings: RedisSettings
     topics: TopicSettings
     redis: Redis
     limiter: RateLimiter
