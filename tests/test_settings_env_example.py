@@ -70,3 +70,17 @@ def test_example_values_are_valid_defaults(monkeypatch) -> None:  # type: ignore
             monkeypatch.setenv(name, value)
     for cls in settings_classes():
         cls()  # every listed value parses
+
+
+def test_env_example_is_what_the_generator_writes() -> None:
+    """Edit the settings classes, then run `scripts/env_example.py`; never edit the file by hand."""
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "env_example.py"), "--check"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stderr

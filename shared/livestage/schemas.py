@@ -66,6 +66,8 @@ ChatBody = Annotated[
 ShortText = Annotated[str, StringConstraints(max_length=300)]
 LongText = Annotated[str, StringConstraints(max_length=MAX_SPOKEN_CHARS)]
 HttpUrl = Annotated[str, StringConstraints(max_length=2048, pattern=r"^(https?://|/)\S*$")]
+VisitorTag = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]{8,32}$")]
+"""The opaque, server-derived tag of a visitor (see `livestage.identity`); never the visitor id."""
 
 
 class WireModel(BaseModel):
@@ -158,12 +160,73 @@ class PresenceEvent(WireModel):
 
 
 class HostCommand(WireModel):
-    """An operator's instruction to the host (`host.control.<room>`)."""
+    """An operator's instruction to the host (`host.control.<room>`).
+
+    `say` speaks `text` verbatim; `persona` switches to the persona named in `text`.
+    """
 
     id: MessageId
     room: RoomName
     action: Literal["pause", "resume", "say", "skip", "persona"]
     text: LongText = ""
+    created_at: EpochMs
+
+
+class HostJobEvent(WireModel):
+    """A host agent job's life (`host.job.<room>`): started, live (a viewer came), ended.
+
+    `reason` says why it ended (`no_viewer`, `viewers_left`, `crashed`, `shutdown`, ...);
+    `usage` carries counted usage and estimated spend at the end (names in `livestage.metrics`).
+    """
+
+    id: MessageId
+    room: RoomName
+    job_id: Annotated[str, StringConstraints(max_length=128)]
+    event: Literal["started", "live", "ended"]
+    reason: ShortText = ""
+    voice: Annotated[str, StringConstraints(max_length=64)] = ""
+    avatar: Annotated[str, StringConstraints(max_length=64)] = ""
+    usage: dict[Annotated[str, StringConstraints(max_length=64)], float] = Field(
+        default_factory=dict, max_length=32
+    )
+    created_at: EpochMs
+
+
+class ChatRemoval(WireModel):
+    """An operator removed one message (`chat.removed.<room>`)."""
+
+    id: MessageId
+    room: RoomName
+    message_id: MessageId
+    reason: ShortText = ""
+    created_at: EpochMs
+
+
+class BanEvent(WireModel):
+    """An operator banned or unbanned a visitor (`chat.banned.<room>` / `chat.unbanned.<room>`).
+
+    The ban itself lives in Redis (`livestage.bans`); this event lets services act on it (remove
+    the visitor's participants from the room). `expires_at` 0 means permanent.
+    """
+
+    id: MessageId
+    room: RoomName
+    visitor_tag: VisitorTag
+    identity: Annotated[str, StringConstraints(max_length=128)] = ""
+    reason: ShortText = ""
+    expires_at: int = Field(0, ge=0, le=MAX_EPOCH_MS)
+    created_at: EpochMs
+
+
+class StageCommand(WireModel):
+    """An operator's instruction to the stage producer (`stage.command.<room>`)."""
+
+    id: MessageId
+    room: RoomName
+    action: Literal["capture", "backdrop", "pin", "unpin"]
+    url: Annotated[str, StringConstraints(max_length=2048)] = ""
+    prompt: ShortText = ""
+    visual_id: Annotated[str, StringConstraints(max_length=64)] = ""
     created_at: EpochMs
 
 
@@ -182,8 +245,19 @@ class ChatRejectedEvent(WireModel):
     reason: ShortText
 
 
-ChatEvent = Annotated[ChatMessageEvent | ChatRejectedEvent, Field(discriminator="type")]
-CHAT_EVENT_ADAPTER: TypeAdapter[ChatMessageEvent | ChatRejectedEvent] = TypeAdapter(ChatEvent)
+class ChatRemovedEvent(WireModel):
+    """Data-channel packet on the chat topic, to everyone: hide this message now."""
+
+    type: Literal["removed"] = "removed"
+    message_id: MessageId
+
+
+ChatEvent = Annotated[
+    ChatMessageEvent | ChatRejectedEvent | ChatRemovedEvent, Field(discriminator="type")
+]
+CHAT_EVENT_ADAPTER: TypeAdapter[ChatMessageEvent | ChatRejectedEvent | ChatRemovedEvent] = (
+    TypeAdapter(ChatEvent)
+)
 
 
 class HistoryRequest(WireModel):
@@ -206,8 +280,13 @@ WIRE_MODELS: tuple[type[WireModel], ...] = (
     StageVisual,
     PresenceEvent,
     HostCommand,
+    HostJobEvent,
+    ChatRemoval,
+    BanEvent,
+    StageCommand,
     ChatMessageEvent,
     ChatRejectedEvent,
+    ChatRemovedEvent,
     HistoryRequest,
     HistoryReply,
 )

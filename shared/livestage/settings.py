@@ -174,6 +174,28 @@ class LogSettings(BaseSettings):
     )
 
 
+class OperatorSettings(BaseSettings):
+    """The one secret that guards every operator route on the edge (chat, host, stage)."""
+
+    model_config = _config("LIVESTAGE_")
+
+    operator_secret: SecretStr | None = Field(
+        None,
+        description="Bearer secret of the operator routes (/api/operator/...), 16+ characters; "
+        "empty: those routes answer 503 'not configured'.",
+    )
+
+    @field_validator("operator_secret")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError(
+                "LIVESTAGE_OPERATOR_SECRET must be at least 16 characters "
+                "(e.g. `python3 -c 'import secrets; print(secrets.token_urlsafe(32))'`)"
+            )
+        return value
+
+
 ALL_SETTINGS: tuple[type[BaseSettings], ...] = (
     LiveKitSettings,
     NatsSettings,
@@ -184,6 +206,7 @@ ALL_SETTINGS: tuple[type[BaseSettings], ...] = (
     TelemetrySettings,
     TopicSettings,
     LogSettings,
+    OperatorSettings,
 )
 """Every shared settings class; services add their own classes to `env_variables()` callers."""
 

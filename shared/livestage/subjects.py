@@ -64,6 +64,21 @@ def chat_rejected(room: str) -> str:
     return _subject("chat", "rejected", room)
 
 
+def chat_removed(room: str) -> str:
+    """An operator removed a message: history forgets it and every page hides it."""
+    return _subject("chat", "removed", room)
+
+
+def chat_banned(room: str) -> str:
+    """An operator banned a visitor: they are removed from the room and refused from now on."""
+    return _subject("chat", "banned", room)
+
+
+def chat_unbanned(room: str) -> str:
+    """An operator lifted a ban."""
+    return _subject("chat", "unbanned", room)
+
+
 def host_spoken(room: str) -> str:
     return _subject("host", "spoken", room)
 
@@ -72,8 +87,18 @@ def host_control(room: str) -> str:
     return _subject("host", "control", room)
 
 
+def host_job(room: str) -> str:
+    """A host agent job started, went live (a viewer came) or ended, with the reason."""
+    return _subject("host", "job", room)
+
+
 def stage_visual(room: str) -> str:
     return _subject("stage", "visual", room)
+
+
+def stage_command(room: str) -> str:
+    """An operator's instruction to the stage producer (capture, backdrop, pin, unpin)."""
+    return _subject("stage", "command", room)
 
 
 def room_presence(room: str) -> str:

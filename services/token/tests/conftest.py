@@ -14,7 +14,7 @@ import pytest
 import uvicorn
 from pydantic import SecretStr
 
-from livestage.settings import LiveKitSettings, NatsSettings, RedisSettings
+from livestage.settings import LiveKitSettings, NatsSettings, OperatorSettings, RedisSettings
 from token_service.app import create_app, server_config
 from token_service.settings import EdgeSettings
 
@@ -65,9 +65,11 @@ async def make_edge(nats_server, redis_server, livekit_server) -> AsyncIterator[
         nats_url: str | None = None,
         redis_url: str | None = None,
         livekit: Any = None,
+        operator_secret: str | None = None,
         **edge_settings: Any,
     ) -> Edge:
-        """`nats_url`, `redis_url` and `livekit` (a LiveKitServer) default to the session's."""
+        """`nats_url`, `redis_url` and `livekit` (a LiveKitServer) default to the session's;
+        `operator_secret` turns the operator routes on."""
         room = room or "room-" + uuid.uuid4().hex[:10]
         port = free_port()
         livekit_target = livekit or livekit_server
@@ -84,6 +86,9 @@ async def make_edge(nats_server, redis_server, livekit_server) -> AsyncIterator[
             livekit=livekit,
             nats=NatsSettings(url=nats_url or nats_server.url, max_reconnect_attempts=-1),
             redis=RedisSettings(url=redis_url or redis_server.url),
+            operator_settings=OperatorSettings(
+                operator_secret=SecretStr(operator_secret) if operator_secret else None
+            ),
         )
         server = uvicorn.Server(server_config(app, edge_config, log_level="warning"))
         task = asyncio.create_task(server.serve())

@@ -13,11 +13,12 @@ from livestage.settings import (
     AnamSettings,
     LiveKitSettings,
     NatsSettings,
+    OperatorSettings,
     RedisSettings,
     TopicSettings,
 )
 
-from . import errors, routes_chat, routes_ops, routes_viewer
+from . import errors, operator, routes_chat, routes_ops, routes_viewer
 from .client_ip import parse_networks
 from .deps import Limits, Services
 from .dispatch import DispatchMetadata
@@ -32,12 +33,14 @@ def create_app(
     nats: NatsSettings | None = None,
     redis: RedisSettings | None = None,
     topics: TopicSettings | None = None,
+    operator_settings: OperatorSettings | None = None,
 ) -> FastAPI:
     edge = edge or EdgeSettings()
     livekit = livekit or LiveKitSettings()
     nats = nats or NatsSettings()
     redis = redis or RedisSettings()
     topics = topics or TopicSettings()
+    operator_settings = operator_settings or OperatorSettings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -53,6 +56,7 @@ def create_app(
             dispatch_metadata=DispatchMetadata(
                 app=edge.app_name, avatar_model=AnamSettings().avatar_model, mode=edge.mode
             ),
+            operator=operator_settings,
         )
         services.start_bus()
         app.state.services = services
@@ -72,6 +76,7 @@ def create_app(
     app.include_router(routes_viewer.router)
     app.include_router(routes_chat.router)
     app.include_router(routes_ops.router)
+    app.include_router(operator.router)
     mount_pages(app, edge.web_dist)
     return app
 

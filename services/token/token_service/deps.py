@@ -12,7 +12,7 @@ from livekit import api
 from redis.asyncio import Redis
 
 from livestage.bus import Bus, BusUnavailable
-from livestage.settings import LiveKitSettings, NatsSettings, TopicSettings
+from livestage.settings import LiveKitSettings, NatsSettings, OperatorSettings, TopicSettings
 
 from .client_ip import Network, client_ip
 from .dispatch import DispatchMetadata
@@ -53,6 +53,7 @@ class Services:
     limits: Limits
     trusted_proxies: list[Network]
     dispatch_metadata: DispatchMetadata
+    operator: OperatorSettings = field(default_factory=OperatorSettings)
     lkapi: api.LiveKitAPI | None = None
     bus: Bus | None = None
     _bus_task: asyncio.Task[None] | None = field(default=None, repr=False)

@@ -7,6 +7,8 @@ import logging
 
 from fastapi import APIRouter, Depends
 
+from livestage.identity import AVATAR_IDENTITIES
+
 from .deps import ServicesDep, limit_token_ip
 from .dispatch import ensure_host
 from .errors import RESPONSES, field_error
@@ -15,8 +17,6 @@ from .viewers import mint_viewer_token, new_identity
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api", tags=["viewer"])
-
-AVATAR_IDENTITIES = ["anam-avatar-host", "avatar-host"]
 
 
 @router.get("/config", response_model=PublicConfig, response_model_by_alias=True)
@@ -27,7 +27,7 @@ async def public_config(services: ServicesDep) -> PublicConfig:
         avatars=services.edge.avatars,
         chat_topic=services.topics.chat_topic,
         stage_topic=services.topics.stage_topic,
-        avatar_identities=AVATAR_IDENTITIES,
+        avatar_identities=list(AVATAR_IDENTITIES),
     )
 
 

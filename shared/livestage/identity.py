@@ -1,0 +1,47 @@
+"""Participant identities: who is a viewer, which visitor they are, which participant is the avatar.
+
+A viewer's LiveKit identity is `viewer_<visitorTag>_<suffix>`:
+
+- `visitorTag` is an opaque tag the edge derives from the visitor's server-issued id with a keyed
+  hash (16 lowercase hex characters). Every participant can see identities, so the visitor id
+  itself never appears in one; the tag is enough to rate-limit and ban a visitor across tokens.
+- `suffix` is 8 random hex characters, new for every token (two tabs are two participants).
+
+The OBS stage page joins with a viewer identity too (it is an audience for the host), but its
+token carries the role `stage` in its metadata, which chat refuses.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+VIEWER_PREFIX: Final = "viewer_"
+VISITOR_TAG_PATTERN: Final = re.compile(r"[a-z0-9]{8,32}")
+_VIEWER_IDENTITY: Final = re.compile(r"viewer_([a-z0-9]{8,32})_([a-f0-9]{8})")
+
+ANAM_AVATAR_IDENTITY: Final = "anam-avatar-host"
+"""The Anam avatar participant (the plugin's default is different; the host agent passes this)."""
+LOCAL_AVATAR_IDENTITY: Final = "avatar-host"
+"""Our own drawn avatar participant."""
+AVATAR_IDENTITIES: Final = (ANAM_AVATAR_IDENTITY, LOCAL_AVATAR_IDENTITY)
+"""Avatar participants, in the order the pages look for the host's video."""
+
+
+def viewer_identity(visitor_tag: str, suffix: str) -> str:
+    """`viewer_<tag>_<suffix>`; raises ValueError for a malformed tag or suffix."""
+    identity = f"{VIEWER_PREFIX}{visitor_tag}_{suffix}"
+    if not _VIEWER_IDENTITY.fullmatch(identity):
+        raise ValueError(f"not a valid viewer identity: tag {visitor_tag!r}, suffix {suffix!r}")
+    return identity
+
+
+def is_viewer_identity(identity: str) -> bool:
+    """True for identities the edge mints for viewers (what the host waits for)."""
+    return identity.startswith(VIEWER_PREFIX)
+
+
+def visitor_tag_of(identity: str) -> str | None:
+    """The visitor tag inside a viewer identity, or None when it is not one."""
+    match = _VIEWER_IDENTITY.fullmatch(identity)
+    return match.group(1) if match else None

@@ -1,0 +1,256 @@
+"""Every metric Livestage exports, in one place: name, kind, unit, description, attributes.
+
+Services record through `counter(SPEC)`, `histogram(SPEC)`, `up_down(SPEC)` or `gauge(SPEC,
+callback)`, never by spelling a name themselves, so the docs, the Grafana dashboard and the code
+cannot drift apart. `prometheus_name(SPEC)` gives the name the OpenTelemetry Collector's
+Prometheus exporter shows (dots become underscores, the unit becomes a suffix, counters end in
+`_total`); the dashboard's queries use those names and a test checks them against `ALL`.
+
+Attribute values are small closed sets (a check name, a reason, a backend name), never a
+message id or an identity, so the number of series stays bounded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from functools import cache
+from typing import Literal
+
+from opentelemetry import metrics
+from opentelemetry.metrics import (
+    CallbackOptions,
+    Counter,
+    Histogram,
+    ObservableGauge,
+    Observation,
+    UpDownCounter,
+)
+
+Kind = Literal["counter", "histogram", "up_down", "gauge"]
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    name: str
+    kind: Kind
+    unit: str
+    description: str
+    attributes: tuple[str, ...] = ()
+
+
+# --- chat --------------------------------------------------------------------------------------
+CHAT_SUBMITTED = MetricSpec(
+    "livestage.chat.submitted",
+    "counter",
+    "{message}",
+    "Chat messages the edge stored for moderation.",
+)
+CHAT_VERDICTS = MetricSpec(
+    "livestage.chat.verdicts",
+    "counter",
+    "{message}",
+    "Moderation verdicts; `check` names the check that rejected (empty when approved).",
+    ("verdict", "check"),
+)
+CHAT_DELIVERY_LATENCY = MetricSpec(
+    "livestage.chat.delivery_latency",
+    "histogram",
+    "ms",
+    "From a message's createdAt (the edge took it) to its LiveKit send to the room.",
+)
+CHAT_REMOVALS = MetricSpec(
+    "livestage.chat.removals", "counter", "{message}", "Messages removed by an operator."
+)
+RATE_LIMITED = MetricSpec(
+    "livestage.edge.rate_limited",
+    "counter",
+    "{request}",
+    "Requests refused with 429; `limit` names the limit.",
+    ("limit",),
+)
+
+# --- host --------------------------------------------------------------------------------------
+HOST_REACTION_LATENCY = MetricSpec(
+    "livestage.host.reaction_latency",
+    "histogram",
+    "ms",
+    "From a chat message's approval to the host starting to speak its reply.",
+    ("voice",),
+)
+HOST_SPEAKING_TIME = MetricSpec(
+    "livestage.host.speaking_time", "counter", "s", "Seconds the host spoke.", ("voice",)
+)
+HOST_TURNS = MetricSpec(
+    "livestage.host.turns",
+    "counter",
+    "{turn}",
+    "Host turns; `kind` is reply, monologue or say.",
+    ("kind",),
+)
+HOST_INTERRUPTIONS = MetricSpec(
+    "livestage.host.interruptions",
+    "counter",
+    "{turn}",
+    "Speech cut short; `cause` is chat (a monologue gave way) or skip (an operator).",
+    ("cause",),
+)
+MODEL_TOKENS = MetricSpec(
+    "livestage.model.tokens",
+    "counter",
+    "{token}",
+    "Model tokens used; `direction` is input or output, `modality` text or audio.",
+    ("backend", "direction", "modality"),
+)
+MODEL_AUDIO_TIME = MetricSpec(
+    "livestage.model.audio_time",
+    "counter",
+    "s",
+    "Seconds of audio a paid backend produced or consumed.",
+    ("backend",),
+)
+AVATAR_SESSION_TIME = MetricSpec(
+    "livestage.avatar.session_time", "counter", "s", "Avatar session seconds.", ("backend",)
+)
+MODEL_SPEND = MetricSpec(
+    "livestage.model.estimated_spend_usd",
+    "counter",
+    "{USD}",
+    "Estimated spend in US dollars from the price table in settings (an estimate, not a bill).",
+    ("backend",),
+)
+BACKEND_FALLBACKS = MetricSpec(
+    "livestage.host.backend_fallbacks",
+    "counter",
+    "{event}",
+    "A production backend failed and the host went on with the local one.",
+    ("kind", "backend", "reason"),
+)
+
+# --- rooms and jobs ----------------------------------------------------------------------------
+ROOMS_ACTIVE = MetricSpec(
+    "livestage.rooms.active", "gauge", "{room}", "Rooms with at least one viewer."
+)
+VIEWERS = MetricSpec("livestage.viewers", "gauge", "{viewer}", "Viewers in rooms.")
+AGENT_JOBS_STARTED = MetricSpec(
+    "livestage.agent.jobs_started", "counter", "{job}", "Host agent jobs started."
+)
+AGENT_JOBS_ENDED = MetricSpec(
+    "livestage.agent.jobs_ended",
+    "counter",
+    "{job}",
+    "Host agent jobs ended; `reason` says why.",
+    ("reason",),
+)
+AGENT_JOB_CRASHES = MetricSpec(
+    "livestage.agent.job_crashes", "counter", "{job}", "Host agent jobs that raised."
+)
+
+# --- stage -------------------------------------------------------------------------------------
+CAPTURES = MetricSpec(
+    "livestage.stage.captures",
+    "counter",
+    "{visual}",
+    "Visuals produced; `kind` screenshot, clip or backdrop; `outcome` ok, refused or failed.",
+    ("kind", "outcome"),
+)
+CAPTURE_DURATION = MetricSpec(
+    "livestage.stage.capture_duration",
+    "histogram",
+    "ms",
+    "How long producing one visual took.",
+    ("kind",),
+)
+
+# --- infrastructure ----------------------------------------------------------------------------
+NATS_CONSUMER_PENDING = MetricSpec(
+    "livestage.nats.consumer_pending",
+    "gauge",
+    "{message}",
+    "Messages a durable consumer has not been handed yet (its lag).",
+    ("consumer",),
+)
+
+ALL: tuple[MetricSpec, ...] = (
+    CHAT_SUBMITTED,
+    CHAT_VERDICTS,
+    CHAT_DELIVERY_LATENCY,
+    CHAT_REMOVALS,
+    RATE_LIMITED,
+    HOST_REACTION_LATENCY,
+    HOST_SPEAKING_TIME,
+    HOST_TURNS,
+    HOST_INTERRUPTIONS,
+    MODEL_TOKENS,
+    MODEL_AUDIO_TIME,
+    AVATAR_SESSION_TIME,
+    MODEL_SPEND,
+    BACKEND_FALLBACKS,
+    ROOMS_ACTIVE,
+    VIEWERS,
+    AGENT_JOBS_STARTED,
+    AGENT_JOBS_ENDED,
+    AGENT_JOB_CRASHES,
+    CAPTURES,
+    CAPTURE_DURATION,
+    NATS_CONSUMER_PENDING,
+)
+
+_METER_NAME = "livestage"
+_UNIT_SUFFIXES = {"ms": "milliseconds", "s": "seconds", "By": "bytes"}
+
+
+def _check(spec: MetricSpec, kind: Kind) -> None:
+    if spec.kind != kind:
+        raise TypeError(f"{spec.name} is a {spec.kind}, not a {kind}")
+
+
+# Instruments are cached per spec so that a hot path does not look them up each time. The cache
+# is keyed on the spec only: create them after `setup_telemetry` installed the meter provider.
+@cache
+def counter(spec: MetricSpec) -> Counter:
+    _check(spec, "counter")
+    return metrics.get_meter(_METER_NAME).create_counter(
+        spec.name, unit=spec.unit, description=spec.description
+    )
+
+
+@cache
+def histogram(spec: MetricSpec) -> Histogram:
+    _check(spec, "histogram")
+    return metrics.get_meter(_METER_NAME).create_histogram(
+        spec.name, unit=spec.unit, description=spec.description
+    )
+
+
+@cache
+def up_down(spec: MetricSpec) -> UpDownCounter:
+    _check(spec, "up_down")
+    return metrics.get_meter(_METER_NAME).create_up_down_counter(
+        spec.name, unit=spec.unit, description=spec.description
+    )
+
+
+def gauge(
+    spec: MetricSpec, callback: Callable[[], Iterable[tuple[float, dict[str, str]]]]
+) -> ObservableGauge:
+    """An observable gauge; `callback` returns (value, attributes) pairs when collected."""
+    _check(spec, "gauge")
+
+    def observe(_options: CallbackOptions) -> Iterable[Observation]:
+        return [Observation(value, attributes) for value, attributes in callback()]
+
+    return metrics.get_meter(_METER_NAME).create_observable_gauge(
+        spec.name, callbacks=[observe], unit=spec.unit, description=spec.description
+    )
+
+
+def prometheus_name(spec: MetricSpec) -> str:
+    """The series name behind the Collector's Prometheus exporter (histograms add _bucket etc.)."""
+    name = spec.name.replace(".", "_")
+    suffix = _UNIT_SUFFIXES.get(spec.unit, "")
+    if suffix and not name.endswith(suffix):
+        name = f"{name}_{suffix}"
+    if spec.kind == "counter":
+        name += "_total"
+    return name
