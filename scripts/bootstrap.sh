@@ -24,6 +24,14 @@ export UV_PYTHON_DOWNLOADS=never
 # Keep this list in step with TOOL_PATH in the Makefile.
 export PATH="$cache/bin:$HOME/.local/bin:/usr/local/go/bin:$HOME/go/bin:$PATH"
 UV_VERSION="${UV_VERSION:-0.13.9}"
+# uv and Node.js carry their own CA lists; trust the system's store as well, as pip, curl and Go
+# do (a machine behind a TLS-inspecting proxy trusts that proxy only through the system store).
+system_cas=/etc/ssl/certs/ca-certificates.crt
+if [ -r "$system_cas" ]; then
+  export UV_NATIVE_TLS="${UV_NATIVE_TLS:-1}"
+  export SSL_CERT_FILE="${SSL_CERT_FILE:-$system_cas}"
+  export NODE_EXTRA_CA_CERTS="${NODE_EXTRA_CA_CERTS:-$system_cas}"
+fi
 
 started=$(date +%s)
 step() { printf '\n== bootstrap: %s\n' "$*"; }
