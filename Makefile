@@ -9,13 +9,14 @@ export PATH := $(TOOL_PATH):$(PATH)
 export UV_PYTHON_DOWNLOADS := never
 UV_RUN := uv run --frozen --all-packages
 
-.PHONY: help bootstrap run test test-python test-web lint typecheck web clean
+.PHONY: help bootstrap run test test-python test-web lint typecheck web bench clean
 
 help:
 	@echo "make bootstrap  install/check everything (uv, Python deps, nats, redis, livekit-server, chromium, espeak-ng, web/)"
 	@echo "make run        start nats, redis, livekit and every service (http://127.0.0.1:8080)"
 	@echo "make test       bootstrap, then the web unit tests and every Python test"
 	@echo "make lint       ruff;  make typecheck: mypy"
+	@echo "make bench      benchmarks (JSON in bench/results/, tables in docs/benchmarks.md)"
 
 bootstrap:
 	@bash scripts/bootstrap.sh
@@ -37,13 +38,17 @@ test-python:
 	$(UV_RUN) pytest
 
 lint:
-	$(UV_RUN) ruff check shared services tests conftest.py
+	$(UV_RUN) ruff check shared services tests bench conftest.py
 
 typecheck:
 	$(UV_RUN) mypy shared/livestage
 
 web:
 	cd web && npm run build
+
+# Benchmarks (never part of `make test`): JSON to stdout and bench/results/; `make bench B=moderation`.
+bench: bootstrap
+	$(UV_RUN) python -m bench $(B)
 
 clean:
 	rm -rf var web/dist .pytest_cache .mypy_cache .ruff_cache

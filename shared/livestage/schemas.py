@@ -121,13 +121,20 @@ class ModerationVerdict(WireModel):
 
 
 class SpokenTurn(WireModel):
-    """What the host said in one turn, and which chat messages it answered."""
+    """What the host said in one turn, and which chat messages it answered.
+
+    `speaker_name` / `speaker_identity` are how chat shows the turn (`kind: "host"`): the
+    persona's name and the host agent's participant identity. `kind` says why it was said.
+    """
 
     id: MessageId
     room: RoomName
     text: LongText
     reply_to: list[MessageId] = Field(default_factory=list, max_length=8)
     interrupted: bool = False
+    speaker_name: DisplayName = "Host"
+    speaker_identity: Identity = "host"
+    kind: Literal["reply", "monologue", "say"] = "reply"
     started_at: EpochMs
     ended_at: EpochMs
 

@@ -1,0 +1,46 @@
+"""Run benchmarks: `python -m bench` (all) or `python -m bench moderation chat_latency`."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import inspect
+import json
+import pkgutil
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results"
+
+
+def available() -> list[str]:
+    return sorted(
+        info.name.removeprefix("bench_")
+        for info in pkgutil.iter_modules([str(HERE)])
+        if info.name.startswith("bench_")
+    )
+
+
+def main(argv: list[str]) -> int:
+    names = argv or available()
+    unknown = sorted(set(names) - set(available()))
+    if unknown:
+        print(f"unknown benchmark(s) {unknown}; available: {available()}", file=sys.stderr)
+        return 2
+    RESULTS.mkdir(exist_ok=True)
+    for name in names:
+        module = importlib.import_module(f"bench.bench_{name}")
+        started = time.monotonic()
+        outcome = module.run()
+        result = asyncio.run(outcome) if inspect.isawaitable(outcome) else outcome
+        result = {"benchmark": name, "wall_s": round(time.monotonic() - started, 1), **result}
+        text = json.dumps(result, indent=2, sort_keys=True)
+        (RESULTS / f"{name}.json").write_text(text + "\n")
+        print(text, flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
