@@ -271,6 +271,48 @@ class Bus:
         )
         return Watch(subscription)
 
+    async def history(
+        self, subject: str, model_type: type[M], *, since: float, limit: int = 1000
+    ) -> list[Observed[M]]:
+        """What is stored on `subject` since epoch time `since` (oldest first, at most `limit`
+        of the newest), read once through an ephemeral pull consumer; invalid ones skipped."""
+        config = ConsumerConfig(
+            deliver_policy=DeliverPolicy.BY_START_TIME,
+            opt_start_time=datetime.fromtimestamp(since, UTC),
+            ack_policy=AckPolicy.NONE,
+            inactive_threshold=5.0,
+        )
+        subscription = await self.js.pull_subscribe(subject, durable=None, config=config)
+        found: list[Observed[M]] = []
+        try:
+            pending = (await subscription.consumer_info()).num_pending or 0
+            while pending > 0:
+                try:
+                    msgs = await subscription.fetch(min(pending, 256), timeout=2.0)
+                except (TimeoutError, nats.errors.TimeoutError):
+                    break
+                pending -= len(msgs)
+                for msg in msgs:
+                    try:
+                        model = model_type.from_json(msg.data)
+                    except ValidationError:
+                        log.error("skipping invalid %s on %s", model_type.__name__, msg.subject)
+                        continue
+                    found.append(
+                        Observed(
+                            model=model,
+                            subject=msg.subject,
+                            stored_at=msg.metadata.timestamp.timestamp(),
+                            context=_extract_trace_context(msg),
+                        )
+                    )
+        finally:
+            try:
+                await subscription.unsubscribe()
+            except (nats.errors.Error, OSError) as error:
+                log.debug("history unsubscribe: %r", error)
+        return found[-limit:]
+
     async def request(
         self, subject: str, model: WireModel, reply_type: type[M], *, timeout_s: float = 2.0
     ) -> M:

@@ -259,3 +259,17 @@ async def test_watch_skips_invalid_payloads_and_survives_handler_errors(bus: Bus
             await asyncio.sleep(0.02)
     assert seen == ["boom", "fine"]
     await watch.stop()
+
+
+async def test_history_reads_what_is_stored_since_a_time(bus: Bus) -> None:
+    room = unique_room()
+    subject = subjects.host_spoken(room)
+    await bus.publish(subject, chat(room, "old"))
+    await asyncio.sleep(0.05)
+    cut = now_ms() / 1000
+    for body in ("one", "two", "three"):
+        await bus.publish(subject, chat(room, body))
+    found = await bus.history(subject, ChatMessage, since=cut)
+    assert [o.model.body for o in found] == ["one", "two", "three"]
+    assert all(o.stored_at >= cut - 0.01 for o in found)
+    assert await bus.history(subjects.host_spoken(unique_room()), ChatMessage, since=cut) == []

@@ -399,4 +399,3 @@ class HostBrain:
         for message_id, at in list(self._handled.items()):
             if at < id_horizon:
                 del self._handled[message_id]
-

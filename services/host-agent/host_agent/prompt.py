@@ -65,9 +65,8 @@ def compose(persona: Persona, plan: TurnPlan) -> Prompt:
         lines.append("Viewer comments to answer now:")
         lines.extend(_comment_line(c) for c in plan.comments)
     elif plan.topic == "greeting":
-        instructions = (
-            "A viewer just arrived: greet the room in one or two short sentences"
-            + (f", for example: {_quote(persona.greeting_text())}" if persona.greeting else ".")
+        instructions = "A viewer just arrived: greet the room in one or two short sentences" + (
+            f", for example: {_quote(persona.greeting_text())}" if persona.greeting else "."
         )
     elif plan.kind == "monologue":
         instructions = (

@@ -97,6 +97,12 @@ class HostSettings(BaseSettings):
         "process",
         description="Job executor: process (production: one process per job) or thread.",
     )
+    max_jobs: int = Field(
+        4,
+        ge=1,
+        le=64,
+        description="Rooms one worker hosts at once; it refuses dispatches beyond (its load).",
+    )
     idle_processes: int = Field(
         1, ge=0, le=8, description="Warm job processes kept ready (process executor)."
     )

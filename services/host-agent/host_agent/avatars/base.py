@@ -38,6 +38,7 @@ class AvatarBackend(ABC):
 
     async def aclose(self) -> None:
         """Take the avatar participant out of the room."""
+        return None
 
     @property
     def usage(self) -> dict[str, float]:

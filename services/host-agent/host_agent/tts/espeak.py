@@ -12,13 +12,14 @@ import ctypes
 import ctypes.util
 import io
 import logging
+import re
 import shutil
 import subprocess
 import threading
 import wave
 from typing import ClassVar
 
-from host_agent.tts.base import Synthesis, WordTiming
+from host_agent.tts.base import Synthesis, WordTiming, estimated_words
 
 log = logging.getLogger(__name__)
 
@@ -147,16 +148,38 @@ class EspeakEngine:
             raise RuntimeError(f"espeak_Synth failed with status {status} for {text[:40]!r}")
         return Synthesis(pcm, self._words(text, events, len(pcm) / 2 / self.sample_rate))
 
+    @staticmethod
     def _words(
-        self, text: str, events: list[tuple[int, int, int, int]], duration_s: float
+        text: str, events: list[tuple[int, int, int, int]], duration_s: float
     ) -> tuple[WordTiming, ...]:
-        starts = [(max(pos - 1, 0), length, audio_ms / 1000) for pos, length, audio_ms, _ in events]
+        """Timings for every whitespace-separated token of `text`, punctuation kept.
+
+        espeak-ng reports a WORD event per spoken word but folds unstressed ones into their
+        neighbour ("for the" is one event), so each token takes the event at or before it,
+        and tokens sharing an event split its time by length.
+        """
+        tokens = [(match.start(), match.group()) for match in re.finditer(r"\S+", text)]
+        if not tokens:
+            return ()
+        marks = sorted((max(pos - 1, 0), audio_ms / 1000) for pos, _, audio_ms, _ in events)
+        if not marks:
+            return estimated_words(text, duration_s)
+        groups: dict[int, list[str]] = {}
+        for start, token in tokens:
+            index = max((i for i, (pos, _) in enumerate(marks) if pos <= start), default=0)
+            groups.setdefault(index, []).append(token)
         words: list[WordTiming] = []
-        for index, (pos, length, start_s) in enumerate(starts):
-            word = text[pos : pos + length].strip()
-            end_s = starts[index + 1][2] if index + 1 < len(starts) else duration_s
-            if word:
-                words.append(WordTiming(word, start_s, max(end_s, start_s)))
+        ordered = sorted(groups)
+        for n, index in enumerate(ordered):
+            begin = marks[index][1]
+            end = marks[ordered[n + 1]][1] if n + 1 < len(ordered) else duration_s
+            group = groups[index]
+            total = sum(len(token) for token in group)
+            at = begin
+            for token in group:
+                length = (max(end, begin) - begin) * len(token) / total
+                words.append(WordTiming(token, at, at + length))
+                at += length
         return tuple(words)
 
     def _synthesize_binary(self, text: str) -> Synthesis:

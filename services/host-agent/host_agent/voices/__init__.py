@@ -5,9 +5,9 @@ Each is a `VoiceBackend` subclass in a file beside `base.py`, registered here by
 
 from __future__ import annotations
 
+from host_agent.errors import BackendUnavailable
 from host_agent.persona import Persona
 from host_agent.settings import HostSettings
-from host_agent.errors import BackendUnavailable
 from host_agent.voices.base import VoiceBackend
 from host_agent.voices.local import LocalVoice
 

@@ -21,7 +21,6 @@ from livekit.agents import AgentSession, llm, tts
 from livekit.agents.voice import SpeechHandle
 
 from host_agent.brain import TurnPlan
-from host_agent.errors import BackendUnavailable
 from host_agent.persona import Persona
 from host_agent.prompt import Prompt
 from host_agent.settings import HostSettings
@@ -72,6 +71,7 @@ class VoiceBackend(ABC):
 
     async def aclose(self) -> None:
         """Release what the backend holds (connections, models)."""
+        return None
 
 
 def plan_of(chat_ctx: llm.ChatContext) -> TurnPlan | None:
