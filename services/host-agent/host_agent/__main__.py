@@ -41,9 +41,9 @@ def main(argv: list[str]) -> int:
         )
         await asyncio.wait({worker, stopped}, return_when=asyncio.FIRST_COMPLETED)
         stopped.cancel()
-        if not worker.done():
+        if not worker.done() and config.host.drain_timeout_s > 0:
             with contextlib.suppress(TimeoutError, asyncio.TimeoutError):
-                await asyncio.wait_for(server.drain(), config.host.drain_timeout_s + 1)
+                await asyncio.wait_for(server.drain(), config.host.drain_timeout_s)
         await server.aclose()
         if worker.done() and worker.exception() is not None:
             raise worker.exception()  # type: ignore[misc]

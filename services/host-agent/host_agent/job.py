@@ -1,7 +1,7 @@
 """One host job: a room's host from dispatch to goodbye. The I/O around `HostBrain`.
 
-1. Connect to NATS and the room (subscribing to no media: viewers publish none), publish
-   `host.job.<room>` started.
+1. Connect to the room (subscribing to no media: viewers publish none) and NATS, publish
+   `host.job.<room>` started. (`start()` returns once connected; the job runs as a task.)
 2. Wait for a real viewer (a STANDARD participant `viewer_…`) at most `HOST_VIEWER_WAIT_S`;
    with none, end with reason `no_viewer`.
 3. Go live: build the voice and avatar backends, start the `AgentSession` (no audio input, no
@@ -169,19 +169,29 @@ class HostJob:
         self._own_turn_ids: set[str] = set()
         self._seen_commands: set[str] = set()
         self._speaking_since: float | None = None
+        self._task: asyncio.Task[str] | None = None
 
     # ---- the whole job ----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Connect to the room and run the job in the background; returns at once.
+
+        The job ends by itself (`ctx.shutdown(reason)`), or when the worker shuts it down: the
+        framework waits for the entrypoint before telling anyone, so the entrypoint returns
+        here and the shutdown callback stops the running job.
+        """
+        self.ctx.add_shutdown_callback(self._on_shutdown)
+        await self.ctx.connect(auto_subscribe=AutoSubscribe.SUBSCRIBE_NONE)
+        self._task = asyncio.create_task(self.run(), name=f"host-job {self.room_name}")
 
     async def run(self) -> str:
         """Run the job to its end; returns the reason and shuts the job down."""
         metrics.counter(metrics.AGENT_JOBS_STARTED).add(1)
-        self.ctx.add_shutdown_callback(self._on_shutdown)
         reason = "crashed"
         try:
             self.bus = await Bus.connect(self.config.nats, f"host-agent {self.room_name}")
             await self.bus.ensure_streams()
             await self._publish_job("started")
-            await self.ctx.connect(auto_subscribe=AutoSubscribe.SUBSCRIBE_NONE)
             self._follow_presence()
             if not await self._wait_for_viewer():
                 reason = self.stop_reason or "no_viewer"
@@ -195,13 +205,16 @@ class HostJob:
             await self._go_live()
             reason = await self._live()
             return reason
+        except asyncio.CancelledError:
+            reason = self.stop_reason or "shutdown"
+            raise
         except Exception:
             log.exception("host job in room %s crashed", self.room_name)
             metrics.counter(metrics.AGENT_JOB_CRASHES).add(1)
             reason = "crashed"
             return reason
         finally:
-            await self._teardown(reason)
+            await asyncio.shield(self._teardown(reason))
             self.ctx.shutdown(reason)
 
     async def _on_shutdown(self, reason: str) -> None:
@@ -209,6 +222,12 @@ class HostJob:
             self.stop_reason = "shutdown"
         self._stopped.set()
         self._wake.set()
+        task = self._task
+        if task is not None and not task.done():
+            try:
+                await asyncio.wait_for(asyncio.shield(task), 8)
+            except (TimeoutError, asyncio.CancelledError, Exception):
+                task.cancel()
 
     # ---- viewers ----------------------------------------------------------------------------
 
@@ -460,8 +479,11 @@ class HostJob:
         self._refresh_attributes()
 
     def _on_session_close(self, event: CloseEvent) -> None:
+        log.info("room %s: agent session closed (%s)", self.room_name, event.reason)
         if self.stop_reason is None:
-            self.stop_reason = "session_closed" if event.error is None else "crashed"
+            # we never close the session ourselves before teardown: a clean close comes from
+            # the framework shutting the job down (worker stop), whatever reason it names
+            self.stop_reason = "crashed" if event.error is not None else "shutdown"
             if event.error is not None:
                 log.error("room %s: the agent session failed: %r", self.room_name, event.error)
         self._stopped.set()
@@ -640,10 +662,10 @@ class HostJob:
         if self.session is not None:
             self.session.off("close", self._on_session_close)
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self.session.aclose(), 5)
+                await asyncio.wait_for(self.session.aclose(), 3)
         if self.avatar is not None:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self.avatar.aclose(), 5)
+                await asyncio.wait_for(self.avatar.aclose(), 3)
         if self.voice is not None:
             with contextlib.suppress(Exception):
                 await self.voice.aclose()

@@ -110,7 +110,10 @@ class HostSettings(BaseSettings):
         8081, ge=0, le=65535, description="Worker health HTTP port (0: any free port)."
     )
     drain_timeout_s: int = Field(
-        10, ge=0, description="On SIGTERM, how long running jobs may take to finish (seconds)."
+        0,
+        ge=0,
+        description="On SIGTERM, how long running jobs may go on before they are ended "
+        "(seconds; 0: end them at once, the next viewer token brings a host back).",
     )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import numpy
 from livekit.agents import AgentServer, JobContext, JobExecutorType, JobProcess
 
 from host_agent.job import HostJob, JobConfig
@@ -37,11 +38,13 @@ def prewarm(proc: JobProcess) -> None:
         from host_agent.tts.espeak import EspeakEngine
 
         EspeakEngine(config.host.espeak_voice).synthesize("ready")
+    # the caption synchroniser's first FFT is slow to set up; not on the job's event loop
+    numpy.fft.rfft(numpy.zeros(512, dtype=numpy.float32))
 
 
 async def entrypoint(ctx: JobContext) -> None:
     config = ctx.proc.userdata.get(CONFIG_KEY) or JobConfig.from_env()
-    await HostJob(ctx, config).run()
+    await HostJob(ctx, config).start()
 
 
 def build_server(config: JobConfig, *, devmode: bool = False) -> AgentServer:
