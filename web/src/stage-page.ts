@@ -6,6 +6,7 @@ import { ChromaKeyRenderer, parseChromaParams } from "./chromakey";
 import { byId, delay } from "./dom";
 import { LiveSession, backoffDelay } from "./livekit";
 import { STAGE_VISITOR_KEY, browserStore, getVisitorId, newVisitorId } from "./profile";
+import { CaptionView, showHostState } from "./host";
 import { StageVisualLayer, parseStagePageParams } from "./stage";
 import type { AppConfig } from "./types";
 
@@ -33,6 +34,12 @@ async function main(): Promise<void> {
   stage.style.setProperty("--stage-h", `${params.height}px`);
   const visuals = new StageVisualLayer(byId("stage-visual"), byId("stage-caption"), { captions: params.captions });
   const store = browserStore();
+  // captions=1 also shows the host's words and state over the stage; without it they stay off
+  const captions = params.captions ? new CaptionView(byId("host-captions")) : null;
+  const hostState = byId("host-state");
+  const poster = byId("host-poster");
+  let hostPresent = false;
+  const updatePoster = () => (poster.hidden = !(hostPresent && !stage.dataset.host));
 
   const session = new LiveSession({
     config,
@@ -50,7 +57,19 @@ async function main(): Promise<void> {
         if (identity) stage.dataset.host = identity;
         else delete stage.dataset.host;
         renderer.setVideo(identity ? video : null);
+        updatePoster();
       },
+      onHost: (host) => {
+        hostPresent = host !== null;
+        if (host) stage.dataset.hostState = host.state;
+        else delete stage.dataset.hostState;
+        if (captions) showHostState(hostState, host);
+        byId("host-poster-name").textContent = host?.persona ?? "";
+        if (!host) captions?.clear();
+        updatePoster();
+      },
+      onCaption: (segment, chunk) => captions?.append(segment, chunk),
+      onCaptionEnd: (segment) => captions?.end(segment),
       onAudioBlocked: (blocked) => {
         // OBS allows autoplay; a normal browser needs one click anywhere.
         if (blocked) document.addEventListener("click", () => void session.startAudio(), { once: true });

@@ -31,6 +31,12 @@ def main(argv: list[str]) -> int:
     config = JobConfig.from_env()
 
     async def run(stop: asyncio.Event) -> None:
+        # Jobs connect to NATS themselves; checking it here (and declaring the streams) makes a
+        # NATS problem visible at start rather than at the first viewer.
+        bus = await service.connect_bus("host-agent", stop, config.nats)
+        if bus is None:
+            return
+        await bus.close()
         server = build_server(config, devmode=devmode)
         worker = asyncio.create_task(server.run(devmode=devmode))
         stopped = asyncio.create_task(stop.wait())
