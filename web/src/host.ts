@@ -134,3 +134,9 @@ export function showHostState(el: HTMLElement, host: { state: HostState; persona
   el.textContent = host.persona ? `${host.persona} · ${HOST_STATE_TEXT[host.state]}` : HOST_STATE_TEXT[host.state];
   el.hidden = false;
 }
+
+/** The poster's big letter: the persona's first character (a font every machine has). */
+export function posterInitial(persona: string | undefined): string {
+  const first = Array.from((persona ?? "").trim())[0];
+  return first ? first.toUpperCase() : "";
+}

@@ -6,7 +6,7 @@ import { ChromaKeyRenderer, parseChromaParams } from "./chromakey";
 import { byId, delay } from "./dom";
 import { LiveSession, backoffDelay } from "./livekit";
 import { STAGE_VISITOR_KEY, browserStore, getVisitorId, newVisitorId } from "./profile";
-import { CaptionView, showHostState } from "./host";
+import { CaptionView, posterInitial, showHostState } from "./host";
 import { StageVisualLayer, parseStagePageParams } from "./stage";
 import type { AppConfig } from "./types";
 
@@ -65,6 +65,7 @@ async function main(): Promise<void> {
         else delete stage.dataset.hostState;
         if (captions) showHostState(hostState, host);
         byId("host-poster-name").textContent = host?.persona ?? "";
+        byId("host-poster-glyph").textContent = posterInitial(host?.persona);
         if (!host) captions?.clear();
         updatePoster();
       },

@@ -15,7 +15,7 @@ import {
   validateDisplayName,
   type Profile,
 } from "./profile";
-import { CaptionView, showHostState } from "./host";
+import { CaptionView, posterInitial, showHostState } from "./host";
 import { StageVisualLayer } from "./stage";
 import type { AppConfig, ChatMessage } from "./types";
 
@@ -51,6 +51,7 @@ const el = {
   hostState: byId("host-state"),
   hostPoster: byId("host-poster"),
   hostPosterName: byId("host-poster-name"),
+  hostPosterGlyph: byId("host-poster-glyph"),
   hostCaptions: byId("host-captions"),
 };
 
@@ -221,6 +222,7 @@ async function join(event: SubmitEvent): Promise<void> {
         else delete el.stage.dataset.hostState;
         showHostState(el.hostState, host);
         el.hostPosterName.textContent = host?.persona ?? "";
+        el.hostPosterGlyph.textContent = posterInitial(host?.persona);
         if (!host) captions.clear();
         updatePoster();
         if (!host && !el.stage.dataset.host && session?.active) setPlaceholder("Waiting for the host…");

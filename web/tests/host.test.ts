@@ -1,6 +1,6 @@
 // @vitest-environment happy-dom
 import { describe, expect, it } from "vitest";
-import { CaptionView, HOST_STATE_ATTRIBUTE, findHost, parseHostState, showHostState } from "../src/host";
+import { CaptionView, HOST_STATE_ATTRIBUTE, findHost, parseHostState, posterInitial, showHostState } from "../src/host";
 
 describe("parseHostState", () => {
   it("accepts the four states only", () => {
@@ -94,5 +94,14 @@ describe("showHostState", () => {
     showHostState(el, null);
     expect(el.hidden).toBe(true);
     expect(el.dataset.state).toBe("absent");
+  });
+});
+
+describe("posterInitial", () => {
+  it("is the persona's first letter, upper-cased", () => {
+    expect(posterInitial("nova")).toBe("N");
+    expect(posterInitial(" Ünal")).toBe("Ü");
+    expect(posterInitial("")).toBe("");
+    expect(posterInitial(undefined)).toBe("");
   });
 });

@@ -1,0 +1,147 @@
+"""The built viewer page in Debian's Chromium, served by a real edge process that dispatches
+this module's host worker: after Join the host's audio plays in the page, its captions appear
+while it speaks, its state shows, and (avatar `none`) a poster stands in for the video."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from playwright.async_api import Browser, async_playwright, expect
+
+from livestage import subjects
+from tests.support.services import ROOT, edge_env, free_port, stop_service, wait_http_ok
+
+from .conftest import HostWorker, command
+
+WEB_DIST = ROOT / "web" / "dist"
+
+pytestmark = pytest.mark.browser
+
+PAGE_AUDIO_LEVEL = """
+async () => {
+  const el = document.querySelector('#audio-sink audio');
+  if (!el || !el.srcObject) return {found: false};
+  const ctx = new AudioContext();
+  await ctx.resume();
+  const analyser = ctx.createAnalyser();
+  analyser.fftSize = 2048;
+  ctx.createMediaStreamSource(el.srcObject).connect(analyser);
+  const buf = new Float32Array(analyser.fftSize);
+  let peak = 0;
+  for (let i = 0; i < 40; i++) {
+    await new Promise((r) => setTimeout(r, 50));
+    analyser.getFloatTimeDomainData(buf);
+    let sum = 0;
+    for (const v of buf) sum += v * v;
+    peak = Math.max(peak, Math.sqrt(sum / buf.length));
+  }
+  await ctx.close();
+  return {found: true, paused: el.paused, peak};
+}
+"""
+
+
+def chromium_path() -> str:
+    for candidate in ("/usr/lib/chromium/chromium", "/usr/bin/chromium"):
+        if Path(candidate).is_file():
+            return candidate
+    raise FileNotFoundError("Debian chromium is missing: run `make bootstrap`")
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(
+            executable_path=chromium_path(),
+            headless=True,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--autoplay-policy=no-user-gesture-required",
+            ],
+        )
+        yield launched
+        await launched.close()
+
+
+@pytest.fixture
+def edge_for(host_worker: HostWorker, nats_server, redis_server, livekit_server) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    """A real edge process whose room and agent name are this test's and the worker's."""
+    assert (WEB_DIST / "index.html").is_file(), "web/dist is not built: run `make bootstrap`"
+    port = free_port()
+    room = "page-" + uuid.uuid4().hex[:8]
+    env = edge_env(
+        port,
+        nats_server,
+        redis_server,
+        livekit_server,
+        LIVEKIT_ROOM=room,
+        LIVEKIT_AGENT_NAME=host_worker.agent_name,
+        TOKEN_WEB_DIST=str(WEB_DIST),
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "token_service"],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        wait_http_ok(f"http://127.0.0.1:{port}/readyz", process, within=30)
+        yield f"http://127.0.0.1:{port}|{room}"
+    finally:
+        stop_service(process)
+
+
+async def test_after_join_the_host_is_heard_captioned_and_shown(
+    edge_for: str, browser: Browser, bus, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    base_url, room = edge_for.split("|")
+    page = await browser.new_page(viewport={"width": 1280, "height": 800})
+    await page.goto(base_url + "/")
+    await page.fill("#display-name", "Grace")
+    await page.click("#join-button")
+    await expect(page.locator("#connection-state")).to_have_attribute(
+        "data-state", "connected", timeout=30_000
+    )
+    # the host agent arrives: its state badge and, with avatar `none`, the poster
+    await expect(page.locator("#host-state")).to_have_attribute(
+        "data-state", "idle", timeout=30_000
+    )
+    await expect(page.locator("#host-poster")).to_be_visible()
+    await expect(page.locator("#host-poster-name")).to_have_text("Nova")
+    await expect(page.locator("#stage-placeholder")).to_be_hidden()
+
+    words = (
+        "Hello Grace, and welcome to the show. Tonight we look at auroras, "
+        "rockets and a few surprising web pages. Stay with me."
+    )
+    await bus.publish(subjects.host_control(room), command(room, "say", words))
+    await expect(page.locator("#stage")).to_have_attribute(
+        "data-host-state", "speaking", timeout=20_000
+    )
+    level = await page.evaluate(PAGE_AUDIO_LEVEL)
+    assert level["found"] and not level["paused"], level
+    assert level["peak"] > 0.01, f"the page's host audio is silent: {level}"
+    captions = page.locator("#host-captions")
+    await expect(captions).to_be_visible(timeout=10_000)
+    await expect(captions).to_contain_text("Grace", timeout=10_000)
+    await page.screenshot(path=str(tmp_path / "host-speaking.png"))  # looked at: see README
+    # captions follow the audio: the last words show up only later, while it still speaks
+    shown_early = await captions.text_content() or ""
+    assert "Stay with me" not in shown_early
+    await expect(captions).to_contain_text("Stay with me", timeout=20_000)
+    await expect(page.locator("#host-state")).to_have_attribute(
+        "data-state", "idle", timeout=20_000
+    )
+    await page.click("#leave-button")
