@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -39,6 +40,7 @@ from livekit.agents import Agent, AgentSession, AutoSubscribe, JobContext, llm
 from livekit.agents.voice import SpeechHandle, room_io
 from livekit.agents.voice.events import AgentStateChangedEvent, CloseEvent
 from opentelemetry import metrics as otel_metrics
+from opentelemetry.metrics import Meter
 
 from host_agent import avatars, voices
 from host_agent.avatars.base import AvatarBackend
@@ -97,6 +99,8 @@ class JobConfig:
     openai_key: bool = False
     anam_key: bool = False
     clock: Callable[[], float] = time.time
+    meter: Meter | None = None
+    """Where the job's metrics go (None: the global provider `setup_telemetry` installed)."""
 
     @classmethod
     def from_env(cls) -> JobConfig:
@@ -144,6 +148,8 @@ class HostJob:
         self.config = config
         self.room_name = subjects.check_room(ctx.room.name)
         self.clock = config.clock
+        self._counter = functools.partial(metrics.counter, meter=config.meter)
+        self._histogram = functools.partial(metrics.histogram, meter=config.meter)
         self.persona: Persona = load_persona(config.host.persona_file)
         self.brain = HostBrain(self.persona.name, config.brain_config(), self.clock)
         self.bus: Bus | None = None
@@ -186,7 +192,7 @@ class HostJob:
 
     async def run(self) -> str:
         """Run the job to its end; returns the reason and shuts the job down."""
-        metrics.counter(metrics.AGENT_JOBS_STARTED).add(1)
+        self._counter(metrics.AGENT_JOBS_STARTED).add(1)
         reason = "crashed"
         try:
             self.bus = await Bus.connect(self.config.nats, f"host-agent {self.room_name}")
@@ -210,7 +216,7 @@ class HostJob:
             raise
         except Exception:
             log.exception("host job in room %s crashed", self.room_name)
-            metrics.counter(metrics.AGENT_JOB_CRASHES).add(1)
+            self._counter(metrics.AGENT_JOB_CRASHES).add(1)
             reason = "crashed"
             return reason
         finally:
@@ -394,7 +400,7 @@ class HostJob:
         session, turn = self.session, self.turn
         if session is None or turn is None or turn.handle.done():
             return
-        metrics.counter(metrics.HOST_INTERRUPTIONS).add(1, {"cause": cause})
+        self._counter(metrics.HOST_INTERRUPTIONS).add(1, {"cause": cause})
         log.info("room %s: interrupting turn %d (%s)", self.room_name, turn.plan.number, cause)
         turn.handle.interrupt(force=True)
         with contextlib.suppress(RuntimeError):
@@ -442,7 +448,7 @@ class HostJob:
         )
         self._own_turn_ids.add(spoken.id)
         self.turns_spoken += 1
-        metrics.counter(metrics.HOST_TURNS).add(1, {"kind": said.kind})
+        self._counter(metrics.HOST_TURNS).add(1, {"kind": said.kind})
         try:
             await self.bus.publish(subjects.host_spoken(self.room_name), spoken)
         except BusUnavailable as error:
@@ -466,13 +472,13 @@ class HostJob:
             if turn.plan.kind == "reply" and not turn.latency_recorded and turn.plan.comments:
                 turn.latency_recorded = True
                 approved = min(c.approved_at for c in turn.plan.comments)
-                metrics.histogram(metrics.HOST_REACTION_LATENCY).record(
+                self._histogram(metrics.HOST_REACTION_LATENCY).record(
                     max(0.0, (now - approved) * 1000), {"voice": self.voice_name}
                 )
         if event.old_state == "speaking":
             spoken_s = max(0.0, event.created_at - (self._speaking_since or event.created_at))
             self.speaking_s += spoken_s
-            metrics.counter(metrics.HOST_SPEAKING_TIME).add(spoken_s, {"voice": self.voice_name})
+            self._counter(metrics.HOST_SPEAKING_TIME).add(spoken_s, {"voice": self.voice_name})
         if event.new_state == "speaking":
             self._speaking_since = event.created_at
         self.agent_state = event.new_state
@@ -671,7 +677,7 @@ class HostJob:
                 await self.voice.aclose()
         for task in list(self._tasks):
             task.cancel()
-        metrics.counter(metrics.AGENT_JOBS_ENDED).add(1, {"reason": reason})
+        self._counter(metrics.AGENT_JOBS_ENDED).add(1, {"reason": reason})
         await self._publish_job("ended", reason)
         if self.bus is not None:
             await self.bus.close()

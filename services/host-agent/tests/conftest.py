@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 import pytest
 from livekit import api, rtc
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from pydantic import SecretStr
 
 from host_agent.job import STATE_ATTRIBUTE, JobConfig
@@ -56,6 +58,32 @@ class HostWorker:
             )
 
 
+METRICS = InMemoryMetricReader()
+"""The test workers' metrics (their own provider: the global one belongs to whoever set it)."""
+METER = MeterProvider(metric_readers=[METRICS]).get_meter("livestage")
+
+
+def metric_points(name: str) -> list[Any]:
+    """Every data point of the metric `name` recorded so far by this module's workers."""
+    data = METRICS.get_metrics_data()
+    points: list[Any] = []
+    for resource in data.resource_metrics if data else []:
+        for scope in resource.scope_metrics:
+            for metric in scope.metrics:
+                if metric.name == name:
+                    points.extend(metric.data.data_points)
+    return points
+
+
+def metric_total(name: str, **attributes: str) -> float:
+    """Sum (counters) or count (histograms) of the points of `name` with these attributes."""
+    total = 0.0
+    for point in metric_points(name):
+        if all(point.attributes.get(k) == v for k, v in attributes.items()):
+            total += getattr(point, "value", None) or getattr(point, "count", 0)
+    return total
+
+
 def worker_config(livekit: Any, nats_url: str, agent_name: str, **host: Any) -> JobConfig:
     settings = {
         "executor": "thread",
@@ -79,6 +107,7 @@ def worker_config(livekit: Any, nats_url: str, agent_name: str, **host: Any) -> 
         ),
         nats=NatsSettings(url=nats_url),
         topics=TopicSettings(),
+        meter=METER,
     )
 
 

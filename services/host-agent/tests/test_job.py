@@ -13,14 +13,14 @@ from pathlib import Path
 
 import numpy as np
 
-from livestage import subjects
+from livestage import metrics, subjects
 from livestage.schemas import StageVisual, new_id, now_ms
 
 from .conftest import (
-    SILENCE_RMS,
     Recorder,
     chat_message,
     command,
+    metric_total,
     unique_room,
     until,
 )
@@ -44,6 +44,8 @@ async def test_chat_gets_a_spoken_reply_naming_its_author_once(
 ) -> None:
     room = unique_room()
     recorder = await Recorder().start(bus, room)
+    latencies_before = metric_total(metrics.HOST_REACTION_LATENCY.name)
+    replies_before = metric_total(metrics.HOST_TURNS.name, kind="reply")
     await host_worker.dispatch(room)
     viewer = await viewers(room)
     await until(lambda: "live" in recorder.job_events(), 20, "the job to go live")
@@ -81,9 +83,17 @@ async def test_chat_gets_a_spoken_reply_naming_its_author_once(
         wav.setsampwidth(2)
         wav.setframerate(viewer.audio.sample_rate)
         wav.writeframes(pcm.tobytes())
-    voiced = np.abs(pcm) > SILENCE_RMS
-    assert voiced.sum() / viewer.audio.sample_rate > 1.0  # over a second of voiced samples
-    assert np.sqrt(np.mean(pcm.astype(np.float64) ** 2)) > 300
+    rate = viewer.audio.sample_rate
+    window = rate // 20  # 50 ms
+    frames = pcm[: len(pcm) // window * window].astype(np.float64).reshape(-1, window)
+    voiced = np.sqrt(np.mean(frames**2, axis=1)) > 300
+    assert voiced.sum() * 0.05 > 1.5  # over 1.5 s of voiced speech
+    bursts = int((np.diff(np.concatenate([[0], voiced.astype(int)])) == 1).sum())
+    assert bursts >= 2, "speech has pauses between phrases, not one flat tone"
+
+    # and it was counted: reaction latency and a reply turn (livestage.metrics specs)
+    assert metric_total(metrics.HOST_REACTION_LATENCY.name) == latencies_before + 1
+    assert metric_total(metrics.HOST_TURNS.name, kind="reply") == replies_before + 1
 
 
 async def test_say_is_spoken_verbatim_and_skip_stops_it_at_once(host_worker, bus, viewers) -> None:
@@ -110,10 +120,12 @@ async def test_say_is_spoken_verbatim_and_skip_stops_it_at_once(host_worker, bus
     assert last_loud - skip_at < 0.3, f"speech went on {last_loud - skip_at:.3f} s after skip"
     skipped = recorder.spoken[1]
     assert skipped.interrupted and len(skipped.text) < len(long_text)
+    assert long_text.startswith(skipped.text.rstrip(" ."))  # what was heard, verbatim
     assert viewer.host_state() == "idle"
+    assert metric_total(metrics.HOST_INTERRUPTIONS.name, cause="skip") >= 1
 
 
-async def test_pause_resume_and_state_attribute(host_worker, bus, viewers) -> None:
+async def test_pause_resume_persona_and_state_attribute(host_worker, bus, viewers) -> None:
     room = unique_room()
     recorder = await Recorder().start(bus, room)
     await host_worker.dispatch(room)
@@ -134,6 +146,21 @@ async def test_pause_resume_and_state_attribute(host_worker, bus, viewers) -> No
     await until(lambda: recorder.spoken, 15, "the reply after resume")
     assert recorder.spoken[0].reply_to == [message.id]
     assert {"speaking"} <= seen_states
+
+    # persona switch: the host's name in its attributes and in what it says from now on
+    await bus.publish(subjects.host_control(room), command(room, "persona", "nobody"))  # refused
+    await bus.publish(subjects.host_control(room), command(room, "persona", "sage"))
+    await until(
+        lambda: (
+            (h := viewer.host()) is not None
+            and h.attributes.get("livestage.host.persona") == "Sage"
+        ),
+        5,
+        "the persona attribute",
+    )
+    await bus.publish(subjects.host_control(room), command(room, "say", "Good evening."))
+    await until(lambda: len(recorder.spoken) >= 2, 15, "a turn as Sage")
+    assert recorder.spoken[1].speaker_name == "Sage"
 
 
 async def test_visuals_are_relayed_and_sent_to_late_viewers(host_worker, bus, viewers) -> None:
@@ -177,3 +204,5 @@ async def test_the_job_ends_after_the_last_viewer_leaves_and_the_grace(
     assert time.monotonic() - left_at >= 2.0  # the grace (HOST_EMPTY_GRACE_S=2) passed first
     assert ended.voice == "local" and ended.avatar == "none"
     assert "speaking_s" in ended.usage
+    assert metric_total(metrics.AGENT_JOBS_ENDED.name, reason="viewers_left") >= 1
+    assert metric_total(metrics.AGENT_JOBS_STARTED.name) >= 2
