@@ -61,9 +61,7 @@ async def _measure(
 ) -> dict[str, Any]:
     agent_name = "bench-host-" + uuid.uuid4().hex[:6]
     room = "bench-" + uuid.uuid4().hex[:8]
-    host = HostSettings(
-        executor="thread", health_port=0, greet=False, avatar=avatar, voice="local"
-    )
+    host = HostSettings(executor="thread", health_port=0, greet=False, avatar=avatar, voice="local")
     config = JobConfig(
         host=host,
         livekit=LiveKitSettings(
@@ -132,7 +130,7 @@ async def _measure(
             return ""
 
         async with asyncio.timeout(60):
-            while host_state() != "idle" or not tasks:
+            while host_state() != "idle" or not tasks:  # noqa: ASYNC110 - polled state
                 await asyncio.sleep(0.05)
         await asyncio.sleep(1.0)
 
@@ -150,7 +148,7 @@ async def _measure(
             before = len(spoken)
             await bus.publish(subjects.chat_approved(room), message)
             async with asyncio.timeout(30):
-                while message.id not in stored_at:
+                while message.id not in stored_at:  # noqa: ASYNC110 - filled by a watch
                     await asyncio.sleep(0.005)
             approved = stored_at[message.id]
             async with asyncio.timeout(30):
@@ -162,7 +160,7 @@ async def _measure(
             latencies.append(first - approved)
             try:
                 async with asyncio.timeout(60):
-                    while len(spoken) <= before or host_state() != "idle":
+                    while len(spoken) <= before or host_state() != "idle":  # noqa: ASYNC110
                         await asyncio.sleep(0.02)
             except TimeoutError:
                 raise RuntimeError(

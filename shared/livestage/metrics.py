@@ -222,9 +222,7 @@ def counter(spec: MetricSpec, meter: Meter | None = None) -> Counter:
 @cache
 def histogram(spec: MetricSpec, meter: Meter | None = None) -> Histogram:
     _check(spec, "histogram")
-    return _meter(meter).create_histogram(
-        spec.name, unit=spec.unit, description=spec.description
-    )
+    return _meter(meter).create_histogram(spec.name, unit=spec.unit, description=spec.description)
 
 
 @cache
