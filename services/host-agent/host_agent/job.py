@@ -54,10 +54,11 @@ from host_agent.brain import (
     Speak,
     TurnPlan,
 )
+from host_agent.errors import BackendUnavailable
 from host_agent.persona import Persona, PersonaError, find_persona, load_persona
 from host_agent.prompt import compose
 from host_agent.settings import HostSettings, resolve_avatar, resolve_voice
-from host_agent.voices.base import VoiceBackend
+from host_agent.voices.base import SessionParts, VoiceBackend
 from livestage import metrics, subjects
 from livestage.bus import Bus, BusUnavailable, Observed, Watch
 from livestage.identity import is_viewer_identity
@@ -300,8 +301,7 @@ class HostJob:
         self.avatar_name = resolve_avatar(
             host, anam_key=self.config.anam_key, available=set(avatars.REGISTRY)
         )
-        self.voice = voices.create_voice(self.voice_name, host, self.persona)
-        parts = self.voice.session_parts()
+        self.voice, parts = self._start_voice(self.voice_name)
         self.session = AgentSession(
             llm=parts.llm,
             tts=parts.tts,
@@ -312,8 +312,7 @@ class HostJob:
         )
         self.session.on("agent_state_changed", self._on_agent_state)
         self.session.on("close", self._on_session_close)
-        self.avatar = avatars.create_avatar(self.avatar_name, host, self.persona)
-        await self.avatar.start(self.session, self.ctx.room)
+        self.avatar = await self._start_avatar(self.avatar_name, self.session)
         self.agent = Agent(instructions=self.persona.instructions)
         await self.session.start(
             self.agent,
@@ -351,6 +350,52 @@ class HostJob:
         ]
         self.brain.went_live()
         await self._publish_job("live")
+
+    def _fallback(self, kind: str, backend: str, to: str, error: BaseException) -> None:
+        reason = type(error).__name__
+        log.warning(
+            "room %s: %s backend %s failed to start (%s: %s); carrying on with %s",
+            self.room_name,
+            kind,
+            backend,
+            reason,
+            error,
+            to,
+        )
+        self._counter(metrics.BACKEND_FALLBACKS).add(
+            1, {"kind": kind, "backend": backend, "reason": reason}
+        )
+
+    def _start_voice(self, name: str) -> tuple[VoiceBackend, SessionParts]:
+        """The chosen voice, or the local one when it cannot start (logged and counted)."""
+        host = self.config.host
+        try:
+            voice = voices.create_voice(name, host, self.persona)
+            return voice, voice.session_parts()
+        except Exception as error:
+            if name == "local":
+                raise
+            self._fallback("voice", name, "local", error)
+            self.voice_name = "local"
+            voice = voices.create_voice("local", host, self.persona)
+            return voice, voice.session_parts()
+
+    async def _start_avatar(self, name: str, session: AgentSession) -> AvatarBackend:
+        """The chosen avatar, else the local one, else none (each failure logged, counted)."""
+        host = self.config.host
+        candidates = [name] + [n for n in ("local", "none") if n != name and n in avatars.REGISTRY]
+        for index, candidate in enumerate(candidates):
+            try:
+                avatar = avatars.create_avatar(candidate, host, self.persona)
+                await avatar.start(session, self.ctx.room)
+            except Exception as error:
+                if index + 1 == len(candidates):
+                    raise
+                self._fallback("avatar", candidate, candidates[index + 1], error)
+                continue
+            self.avatar_name = candidate
+            return avatar
+        raise BackendUnavailable("no avatar backend could start")
 
     async def _read_spoken_history(self) -> None:
         assert self.bus is not None

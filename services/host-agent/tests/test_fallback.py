@@ -1,0 +1,82 @@
+"""A backend that cannot start does not leave viewers without a host: the job logs why, counts
+it (`livestage.host.backend_fallbacks`) and goes on with the local voice / the next avatar."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+from livekit import rtc
+from livekit.agents import AgentSession
+
+from host_agent import avatars, voices
+from host_agent.avatars.base import AvatarBackend
+from host_agent.errors import BackendUnavailable
+from host_agent.voices.base import SessionParts, VoiceBackend
+from host_agent.worker import build_server
+from livestage import metrics, subjects
+
+from .conftest import HostWorker, Recorder, command, metric_total, unique_room, until, worker_config
+
+
+class BrokenVoice(VoiceBackend):
+    name = "broken-voice"
+
+    def session_parts(self) -> SessionParts:
+        raise BackendUnavailable("401 from the model API (test double)")
+
+
+class BrokenAvatar(AvatarBackend):
+    name = "broken-avatar"
+
+    async def start(self, session: AgentSession, room: rtc.Room) -> None:
+        raise BackendUnavailable("the avatar never published video (test double)")
+
+
+@pytest.fixture
+async def broken_worker(livekit_server, nats_server) -> AsyncIterator[HostWorker]:  # type: ignore[no-untyped-def]
+    voices.REGISTRY[BrokenVoice.name] = BrokenVoice
+    avatars.REGISTRY[BrokenAvatar.name] = BrokenAvatar
+    agent_name = "host-broken-" + uuid.uuid4().hex[:6]
+    config = worker_config(
+        livekit_server, nats_server.url, agent_name, voice="broken-voice", avatar="broken-avatar"
+    )
+    server = build_server(config, devmode=True)
+    registered = asyncio.Event()
+    server.on("worker_registered", lambda *_: registered.set())
+    task = asyncio.create_task(server.run(devmode=True))
+    try:
+        async with asyncio.timeout(20):
+            await registered.wait()
+        yield HostWorker(agent_name, config, livekit_server, nats_server.url)
+    finally:
+        await server.aclose()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        del voices.REGISTRY[BrokenVoice.name], avatars.REGISTRY[BrokenAvatar.name]
+
+
+async def test_a_backend_that_cannot_start_falls_back_to_local(
+    broken_worker: HostWorker, bus, viewers
+) -> None:  # type: ignore[no-untyped-def]
+    room = unique_room()
+    recorder = await Recorder().start(bus, room)
+    voice_before = metric_total(metrics.BACKEND_FALLBACKS.name, kind="voice")
+    avatar_before = metric_total(metrics.BACKEND_FALLBACKS.name, kind="avatar")
+    await broken_worker.dispatch(room)
+    viewer = await viewers(room)
+    await until(lambda: "live" in recorder.job_events(), 20, "the job to go live")
+    live = next(e for e in recorder.jobs if e.event == "live")
+    assert (live.voice, live.avatar) == ("local", "none")
+    assert (
+        metric_total(metrics.BACKEND_FALLBACKS.name, kind="voice", backend="broken-voice")
+        == voice_before + 1
+    )
+    assert metric_total(metrics.BACKEND_FALLBACKS.name, kind="avatar") == avatar_before + 1
+
+    started = time.time()
+    await bus.publish(subjects.host_control(room), command(room, "say", "Still here, all good."))
+    await until(lambda: viewer.audio.loud_since(started), 15, "the fallback voice at the viewer")
