@@ -1,7 +1,8 @@
 """Entry point: `python -m host_agent [start|dev]` (default `start`).
 
-`start` is production: one process per job, warm processes, INFO logs. `dev` keeps no warm
-process and logs at DEBUG unless LIVESTAGE_LOG_LEVEL says otherwise. Both register the worker
+`start` is production: one process per job (`HOST_EXECUTOR`), `HOST_IDLE_PROCESSES` warm ones.
+`dev` keeps no warm process (a job process starts when a job comes). Logs follow
+LIVESTAGE_LOG_LEVEL in both. Both register the worker
 under `LIVEKIT_AGENT_NAME` with the LiveKit server at `LIVEKIT_URL` and wait for dispatches;
 SIGINT/SIGTERM drain running jobs (at most `HOST_DRAIN_TIMEOUT_S`) and stop.
 """
