@@ -54,7 +54,8 @@ async def test_chat_gets_a_spoken_reply_naming_its_author_once(
     message = chat_message(room, "Ada", "What is on the screen tonight?")
     sent_at = time.time()
     await bus.publish(subjects.chat_approved(room), message)
-    await bus.publish(subjects.chat_approved(room), message)  # a duplicate publish: deduped
+    # a second copy that JetStream stores too (another Nats-Msg-Id): the host must drop it
+    await bus.publish(subjects.chat_approved(room), message, msg_id=new_id())
     await until(lambda: recorder.spoken, 20, "the spoken reply on host.spoken")
 
     turn = recorder.spoken[0]
@@ -70,8 +71,8 @@ async def test_chat_gets_a_spoken_reply_naming_its_author_once(
     await until(lambda: viewer.caption_streams, 10, "the caption stream to end")
     assert "Ada" in viewer.caption_text()
 
-    # the same id again, later: never answered twice
-    await bus.publish(subjects.chat_approved(room), message.model_copy())
+    # the same message again, later (stored again: a redelivery after the answer)
+    await bus.publish(subjects.chat_approved(room), message, msg_id=new_id())
     await asyncio.sleep(1.5)
     assert [t.reply_to for t in recorder.spoken] == [[message.id]]
 
