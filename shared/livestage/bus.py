@@ -288,9 +288,18 @@ class Consumer(Generic[M]):
             )
         return deliveries
 
-    async def run(self, handler: Handler[M], *, batch: int = 10) -> None:
-        """Handle deliveries until cancelled: ack on success, leave for redelivery on error."""
-        while True:
+    async def run(
+        self, handler: Handler[M], *, batch: int = 10, stop: asyncio.Event | None = None
+    ) -> None:
+        """Handle deliveries until cancelled or `stop` is set: ack on success, leave for
+        redelivery on error.
+
+        Prefer `stop` to cancelling: it is checked between fetches (so within a fetch timeout,
+        1 s), and the batch in hand is finished first. A cancel that lands just as a fetch
+        times out can hang inside nats-py's `next_msg` on Python 3.11 (its nested `wait_for`
+        loses the cancellation), which would keep a service from stopping.
+        """
+        while stop is None or not stop.is_set():
             for delivery in await self.fetch(batch):
                 with tracer.start_as_current_span(
                     f"process {delivery.subject}",

@@ -1,0 +1,139 @@
+"""Helpers of the moderation tests: messages, verdict collection, service process output."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from nats.aio.msg import Msg
+from redis.asyncio import Redis
+
+from livestage import subjects
+from livestage.bus import Bus
+from livestage.identity import viewer_identity
+from livestage.schemas import ChatMessage, ModerationVerdict, new_id, now_ms
+from livestage.text import clean_text
+from moderation.app import Moderator
+
+
+def new_author() -> str:
+    """A fresh viewer identity (its own visitor tag, so nothing it sends affects others)."""
+    return viewer_identity(secrets.token_hex(8), secrets.token_hex(4))
+
+
+def chat(
+    room: str,
+    body: str,
+    *,
+    author: str | None = None,
+    created_at: int | None = None,
+    message_id: str | None = None,
+) -> ChatMessage:
+    """A chat message as the edge makes it (the body cleaned the way the edge cleans it)."""
+    return ChatMessage(
+        id=message_id or new_id(),
+        room=room,
+        author_identity=author or new_author(),
+        author_name="Tester",
+        avatar="fox",
+        body=clean_text(body),
+        kind="viewer",
+        created_at=created_at or now_ms(),
+    )
+
+
+@dataclass
+class Verdicts:
+    """Verdicts seen on `chat.approved.<room>` / `chat.rejected.<room>` (core subscription)."""
+
+    approved: dict[str, ChatMessage] = field(default_factory=dict)
+    rejected: dict[str, ModerationVerdict] = field(default_factory=dict)
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def on_message(self, msg: Msg) -> None:
+        if msg.subject.startswith("chat.approved."):
+            message = ChatMessage.from_json(msg.data)
+            self.approved[message.id] = message
+        else:
+            verdict = ModerationVerdict.from_json(msg.data)
+            self.rejected[verdict.message_id] = verdict
+        self.arrived.set()
+
+    async def wait_for(
+        self, message_id: str, within_s: float = 10.0
+    ) -> ChatMessage | ModerationVerdict:
+        async with asyncio.timeout(within_s):
+            while True:
+                if message_id in self.approved:
+                    return self.approved[message_id]
+                if message_id in self.rejected:
+                    return self.rejected[message_id]
+                self.arrived.clear()
+                await self.arrived.wait()
+
+
+@dataclass
+class Harness:
+    """One moderator running in-process on its own room (and its own durable)."""
+
+    room: str
+    bus: Bus
+    redis: Redis
+    moderator: Moderator
+    verdicts: Verdicts
+
+    async def submit(self, message: ChatMessage) -> None:
+        await self.bus.publish(subjects.chat_submitted(self.room), message)
+
+    async def judge(
+        self, body: str, *, within_s: float = 10.0, **fields: Any
+    ) -> ChatMessage | ModerationVerdict:
+        """Submit one message and wait for its verdict."""
+        message = chat(self.room, body, **fields)
+        await self.submit(message)
+        return await self.verdicts.wait_for(message.id, within_s)
+
+
+class ServiceOutput:
+    """Collects a service process's output lines in a thread, so a test can wait for one."""
+
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        self.process = process
+        self.lines: list[str] = []
+        self._changed = threading.Condition()
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            with self._changed:
+                self.lines.append(line)
+                self._changed.notify_all()
+        with self._changed:
+            self._changed.notify_all()
+
+    def wait_for(self, text: str, within_s: float = 30.0) -> str:
+        deadline = time.monotonic() + within_s
+        with self._changed:
+            while True:
+                for line in self.lines:
+                    if text in line:
+                        return line
+                left = deadline - time.monotonic()
+                if left <= 0 or (self.process.poll() is not None and not self._thread.is_alive()):
+                    raise AssertionError(f"no line with {text!r} within {within_s} s:\n{self.text}")
+                self._changed.wait(min(left, 0.5))
+
+    @property
+    def text(self) -> str:
+        return "".join(self.lines)
+
+    def finish(self, timeout_s: float = 15.0) -> str:
+        self._thread.join(timeout_s)
+        return self.text
