@@ -11,7 +11,8 @@
   Only inside words that have a letter or a leet symbol in them: `455` stays a number.
 - punctuation inside a word (`f.u.c.k`, `f-u-c-k`) and words spelled out one letter at a time
   (`f u c k`, `f . u . c . k`): a run of three or more one-character words is joined.
-- repeated letters: `fuuuuck` also reads as `fuuck` and `fuck`.
+- repeated letters: each run may stand for one letter or two (`fuuuuck` -> fuck,
+  `asssshoooole` -> asshole).
 
 The result keeps every spelling of every word (`Token.forms`), so a list can match any of them,
 and a plain `text` for classifiers and duplicate detection. Pure and deterministic; bounded
@@ -37,6 +38,9 @@ LEET_INTERIOR = {"!": "i", "|": "i", "+": "t", "€": "e"}
 VOWELS = "aeiou"
 MAX_STARS = 2
 """A word with more `*` than this between letters is not expanded (bounded work)."""
+MAX_RUN_CHOICES = 4
+"""Words with more runs of a repeated letter than this are read in two ways only (bounded)."""
+MAX_READINGS_FOR_RUNS = 10
 MIN_SPELLED_RUN = 3
 """How many one-character words in a row are read as one spelled-out word."""
 
@@ -44,6 +48,7 @@ INVISIBLE = frozenset("\u115f\u1160\u3164\uffa0\u2800\u17b4\u17b5")
 """Characters that show nothing (Hangul fillers, the blank Braille pattern) but are letters or
 symbols to Unicode, so text cleaning keeps them: a message of only these is empty."""
 
+_RUN = re.compile(r"(.)\1+")
 _COLLAPSE_TO_TWO = re.compile(r"(.)\1{2,}")
 _COLLAPSE_TO_ONE = re.compile(r"(.)\1+")
 
@@ -120,27 +125,50 @@ class Normalized:
         return self.text or self.folded.strip()
 
 
-def fold(body: str) -> str:
-    """NFKD, combining marks and invisible fillers dropped, case-folded, look-alikes folded."""
-    decomposed = unicodedata.normalize("NFKD", body)
-    kept = "".join(
+def _without_marks(text: str) -> str:
+    return "".join(
         char
-        for char in decomposed
+        for char in unicodedata.normalize("NFKD", text)
         if char not in INVISIBLE and unicodedata.category(char) not in ("Mn", "Me")
     )
-    return kept.casefold().translate(fold_table())
+
+
+def fold(body: str) -> str:
+    """NFKD, combining marks and invisible fillers dropped, case-folded, look-alikes folded."""
+    # Case folding can produce characters that decompose again (and look-alikes can be
+    # accented), so decompose and drop marks on both sides of it.
+    folded = _without_marks(_without_marks(body).casefold()).translate(fold_table())
+    return folded
 
 
 def _is_wordish(char: str) -> bool:
     return char.isalnum() or char in LEET_SYMBOLS
 
 
-def _collapsed(spelling: str) -> set[str]:
-    return {
+def _collapsed(spelling: str, *, every_combination: bool = True) -> set[str]:
+    """`spelling` with its repeated letters read every plausible way.
+
+    Each run of a repeated letter may stand for one letter or two (`fuuuck` -> fuck,
+    `asssshoooole` -> asshole): with up to MAX_RUN_CHOICES runs every combination is tried,
+    beyond that only "all runs to two" and "all runs to one".
+    """
+    runs = [match.span() for match in _RUN.finditer(spelling)]
+    if not runs:
+        return {spelling}
+    forms = {
         spelling,
         _COLLAPSE_TO_TWO.sub(r"\1\1", spelling),
         _COLLAPSE_TO_ONE.sub(r"\1", spelling),
     }
+    if every_combination and len(runs) <= MAX_RUN_CHOICES:
+        for lengths in itertools.product((1, 2), repeat=len(runs)):
+            pieces, position = [], 0
+            for (start, end), length in zip(runs, lengths, strict=True):
+                pieces.append(spelling[position:start] + spelling[start] * length)
+                position = end
+            pieces.append(spelling[position:])
+            forms.add("".join(pieces))
+    return forms
 
 
 def _star_readings(spelling: str) -> list[str]:
@@ -200,7 +228,8 @@ def read_word(word: str) -> Token | None:
             spellings += list(alternative.forms)
     forms: set[str] = set()
     for reading in spellings:
-        forms |= _collapsed(reading)
+        # Many `*` readings already: do not multiply them by every run combination too.
+        forms |= _collapsed(reading, every_combination=len(spellings) <= MAX_READINGS_FOR_RUNS)
     forms.add(base)
     return Token(base=base, forms=frozenset(forms), raw="".join(raw))
 
