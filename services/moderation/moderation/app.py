@@ -204,6 +204,7 @@ async def main(stop: asyncio.Event) -> None:
         return
     redis = connect_redis(RedisSettings())
     openai = OpenAIModerator.from_settings(settings, OpenAISettings())
+    consumer: Consumer[ChatMessage] | None = None
     try:
         pipeline = await until_stopped(in_daemon_thread(lambda: build_pipeline(settings)), stop)
         if pipeline is None:
@@ -219,6 +220,11 @@ async def main(stop: asyncio.Event) -> None:
         )
         await moderator.run(consumer, stop)
     finally:
+        if consumer is not None:
+            # Before the drain in bus.close(): a pull subscription's queue never reports
+            # itself drained, so the drain would wait out its timeout.
+            with contextlib.suppress(Exception):
+                await consumer.unsubscribe()
         with contextlib.suppress(Exception):
             await redis.aclose()
         if openai is not None:

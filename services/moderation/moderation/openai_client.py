@@ -10,21 +10,31 @@ from __future__ import annotations
 
 import asyncio
 import logging
-
-import openai
+from typing import TYPE_CHECKING
 
 from livestage.settings import OpenAISettings
 from moderation.checks import OpenAIResult
 from moderation.settings import ModerationSettings
+
+if TYPE_CHECKING:
+    import openai
 
 log = logging.getLogger(__name__)
 
 
 class OpenAIModerator:
     def __init__(self, api_key: str, base_url: str, model: str, timeout_s: float) -> None:
+        import openai  # only when enabled: the client is a heavy import
+
+        self.errors: tuple[type[BaseException], ...] = (
+            openai.OpenAIError,
+            TimeoutError,
+            ValueError,
+            IndexError,
+        )
         self.model = model
         self.timeout_s = timeout_s
-        self.client = openai.AsyncOpenAI(
+        self.client: openai.AsyncOpenAI = openai.AsyncOpenAI(
             api_key=api_key, base_url=base_url, timeout=timeout_s, max_retries=0
         )
 
@@ -54,7 +64,7 @@ class OpenAIModerator:
             async with asyncio.timeout(self.timeout_s + 1.0):
                 response = await self.client.moderations.create(model=self.model, input=text)
             result = response.results[0]
-        except (openai.OpenAIError, TimeoutError, ValueError, IndexError) as error:
+        except self.errors as error:
             log.warning("OpenAI moderation failed: %s", _describe(error))
             return OpenAIResult(error=_describe(error))
         flagged = tuple(
@@ -71,6 +81,8 @@ class OpenAIModerator:
 
 
 def _describe(error: BaseException) -> str:
+    import openai
+
     if isinstance(error, openai.APIStatusError):
         return f"HTTP {error.status_code}"
     if isinstance(error, openai.APITimeoutError | TimeoutError):

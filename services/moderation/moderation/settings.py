@@ -81,6 +81,11 @@ class ModerationSettings(BaseSettings):
         le=1,
         description="alt-profanity-check probability at or above which a message is rejected.",
     )
+    classifier_cache_dir: Path = Field(
+        Path(".cache/moderation"),
+        description="Folder (relative to the working directory) where the classifier's numbers "
+        "are cached so later starts skip loading scikit-learn; unwritable means no cache.",
+    )
     duplicate_window_s: float = Field(
         30.0,
         gt=0,

@@ -49,18 +49,17 @@ HarnessFactory = Callable[..., Any]
 
 @pytest.fixture(scope="session")
 async def start_harness(bus: Bus, redis: Redis) -> AsyncIterator[HarnessFactory]:
-    """Start in-process moderators; each gets a fresh room and durable unless given settings."""
+    """Start in-process moderators (stopped at the end of the session)."""
     tasks: list[asyncio.Task[None]] = []
     closers: list[Any] = []
     stop = asyncio.Event()
 
     async def start(
-        pipeline: Pipeline,
-        settings: ModerationSettings | None = None,
-        openai: OpenAIModerator | None = None,
+        pipeline: Pipeline, openai: OpenAIModerator | None = None, **overrides: Any
     ) -> Harness:
+        """A moderator on a fresh room and durable; `overrides` are ModerationSettings fields."""
         room = "mod-" + uuid.uuid4().hex[:12]
-        settings = settings or ModerationSettings(durable="d-" + room)
+        settings = ModerationSettings(durable="d-" + room, **overrides)
         moderator = Moderator(bus, redis, pipeline, settings, openai=openai, instance="test")
         verdicts = Verdicts()
         for subject in (subjects.chat_approved(room), subjects.chat_rejected(room)):

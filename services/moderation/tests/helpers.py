@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import nats.errors
 from nats.aio.msg import Msg
 from redis.asyncio import Redis
 
@@ -137,3 +138,39 @@ class ServiceOutput:
     def finish(self, timeout_s: float = 15.0) -> str:
         self._thread.join(timeout_s)
         return self.text
+
+
+async def stream_verdicts(bus: Bus, room: str) -> tuple[list[ChatMessage], list[ModerationVerdict]]:
+    """Every verdict JetStream stored for `room` (what a durable consumer downstream would get:
+    a publish JetStream dropped as a duplicate is not there)."""
+    approved: list[ChatMessage] = []
+    rejected: list[ModerationVerdict] = []
+    for subject, into, model in (
+        (subjects.chat_approved(room), approved, ChatMessage),
+        (subjects.chat_rejected(room), rejected, ModerationVerdict),
+    ):
+        subscription = await bus.js.pull_subscribe(subject, stream=subjects.CHAT.name)
+        try:
+            while True:
+                try:
+                    msgs = await subscription.fetch(256, timeout=0.3)
+                except (TimeoutError, nats.errors.TimeoutError):
+                    break
+                for msg in msgs:
+                    into.append(model.from_json(msg.data))  # type: ignore[attr-defined]
+                    await msg.ack()
+        finally:
+            await subscription.unsubscribe()
+    return approved, rejected
+
+
+async def wait_for_verdicts(
+    bus: Bus, room: str, count: int, within_s: float
+) -> tuple[list[ChatMessage], list[ModerationVerdict]]:
+    """Poll the stream until it holds at least `count` verdicts for `room`."""
+    async with asyncio.timeout(within_s):
+        while True:
+            approved, rejected = await stream_verdicts(bus, room)
+            if len(approved) + len(rejected) >= count:
+                return approved, rejected
+            await asyncio.sleep(0.3)

@@ -14,7 +14,12 @@ from livestage.schemas import MAX_CHAT_CHARS, now_ms
 from livestage.text import clean_text
 from moderation.checks import REGISTRY, UnknownCheck, build_checks
 from moderation.checks.base import Context, OpenAIResult
-from moderation.checks.classifier import Scorer, load_scorer
+from moderation.checks.classifier import (
+    LinearProfanityModel,
+    Scorer,
+    load_scorer,
+    shipped_model_key,
+)
 from moderation.checks.links import Links, links_in
 from moderation.checks.openai_moderation import OpenAIModeration
 from moderation.matching import WordListError
@@ -62,18 +67,31 @@ def test_a_missing_list_file_names_the_path(tmp_path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def scorer(default_pipeline: Pipeline) -> Scorer:  # the pipeline fixture loads the model once
-    return load_scorer()
+def scorers(default_pipeline: Pipeline, tmp_path_factory: pytest.TempPathFactory) -> list[Scorer]:
+    """Extracted from the shipped model (writing the cache), then read back from the cache."""
+    cache = tmp_path_factory.mktemp("classifier-cache")
+    extracted = load_scorer(cache)
+    assert len(list(cache.glob("profanity-*.npz"))) == 1
+    return [extracted, load_scorer(cache)]
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.text(max_size=80), min_size=1, max_size=4))
-def test_the_classifier_fast_path_equals_the_library(scorer: Scorer, texts: list[str]) -> None:
+def test_the_classifier_fast_path_equals_the_library(
+    scorers: list[Scorer], texts: list[str]
+) -> None:
     from profanity_check import predict_prob
 
-    fast = scorer(texts)
-    library = predict_prob(texts)
-    assert fast == pytest.approx([float(value) for value in library], abs=1e-9)
+    library = [float(value) for value in predict_prob(texts)]
+    for scorer in scorers:
+        assert scorer(texts) == pytest.approx(library, abs=1e-9)
+
+
+def test_a_broken_classifier_cache_is_rebuilt(tmp_path: Path) -> None:
+    (tmp_path / f"profanity-{shipped_model_key()}.npz").write_bytes(b"not a numpy file")
+    score = load_scorer(tmp_path)
+    assert score(["you idiot"])[0] > 0.99 > score(["hello there"])[0]
+    assert LinearProfanityModel.load(tmp_path / f"profanity-{shipped_model_key()}.npz")
 
 
 labels = st.from_regex(r"[a-z0-9][a-z0-9-]{0,10}[a-z0-9]", fullmatch=True)
