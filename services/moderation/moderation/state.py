@@ -17,6 +17,7 @@ second verdict) or finds no trace of itself and is judged exactly as the first t
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -66,6 +67,10 @@ class LoadedState:
     ban: Ban | None = None
 
 
+async def _none() -> None:
+    return None
+
+
 class StateStore:
     def __init__(self, redis: Redis, settings: ModerationSettings) -> None:
         self.redis = redis
@@ -77,14 +82,12 @@ class StateStore:
     async def load(self, message: ChatMessage, *, with_ban: bool) -> LoadedState:
         room, at = message.room, message.created_at
         author = author_key(message.author_identity)
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.get(decided_key(room, message.id))
-            pipe.zrangebyscore(
-                recent_key(room, author), at - self.recent_window_ms, at, withscores=True
-            )
-            pipe.zcount(strikes_key(room, author), at - self.strike_window_ms, at)
-            pipe.get(mute_key(room, author))
-            decided_raw, recent_raw, strikes, muted_raw = await pipe.execute()
+        tag = visitor_tag_of(message.author_identity)
+        # The ban lookup (BanStore, which also clears an expired ban) runs alongside the rest.
+        ban_lookup = self.bans.get(room, tag) if with_ban and tag else _none()
+        (decided_raw, recent_raw, strikes, muted_raw), ban = await asyncio.gather(
+            self._read(room, author, message.id, at), ban_lookup
+        )
         if decided_raw is not None:
             return LoadedState(decided=json.loads(decided_raw))
         recent = []
@@ -93,8 +96,6 @@ class StateStore:
             message_id, _, fingerprint = text.partition(":")
             if message_id != message.id:
                 recent.append(RecentMessage(message_id, int(score), fingerprint))
-        tag = visitor_tag_of(message.author_identity)
-        ban = await self.bans.get(room, tag) if with_ban and tag else None
         return LoadedState(
             decided=None,
             recent=tuple(recent),
@@ -102,6 +103,17 @@ class StateStore:
             muted_until_ms=int(muted_raw) if muted_raw else 0,
             ban=ban,
         )
+
+    async def _read(self, room: str, author: str, message_id: str, at: int) -> list[Any]:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.get(decided_key(room, message_id))
+            pipe.zrangebyscore(
+                recent_key(room, author), at - self.recent_window_ms, at, withscores=True
+            )
+            pipe.zcount(strikes_key(room, author), at - self.strike_window_ms, at)
+            pipe.get(mute_key(room, author))
+            results: list[Any] = await pipe.execute()
+        return results
 
     async def record(
         self, message: ChatMessage, decision: Decision, outcome: StrikeOutcome, instance: str
