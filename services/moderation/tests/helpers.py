@@ -174,3 +174,55 @@ async def wait_for_verdicts(
             if len(approved) + len(rejected) >= count:
                 return approved, rejected
             await asyncio.sleep(0.3)
+
+
+class OtlpCollector:
+    """A local OTLP/HTTP collector double that keeps every metrics export it is sent."""
+
+    def __init__(self) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.metrics_bodies: list[bytes] = []
+        received = self.metrics_bodies
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                if self.path == "/v1/metrics":
+                    received.append(body)
+                self.send_response(200)
+                self.send_header("Content-Type", "application/x-protobuf")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+    def counter_totals(self, name: str) -> dict[tuple[tuple[str, str], ...], int]:
+        """Sum over every export of a cumulative counter's points, keyed by their attributes
+        (right when each process exported once, at shutdown)."""
+        from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+            ExportMetricsServiceRequest,
+        )
+
+        totals: dict[tuple[tuple[str, str], ...], int] = {}
+        for body in self.metrics_bodies:
+            request = ExportMetricsServiceRequest.FromString(body)
+            for resource in request.resource_metrics:
+                for scope in resource.scope_metrics:
+                    for metric in scope.metrics:
+                        if metric.name != name:
+                            continue
+                        for point in metric.sum.data_points:
+                            key = tuple(
+                                sorted((a.key, a.value.string_value) for a in point.attributes)
+                            )
+                            totals[key] = totals.get(key, 0) + point.as_int
+        return totals

@@ -18,7 +18,12 @@ from livestage.bus import Bus
 from livestage.schemas import ChatMessage, ModerationVerdict
 from livestage.settings import NatsSettings
 from moderation.state import decided_key
-from services.moderation.tests.helpers import ServiceOutput, chat, wait_for_verdicts
+from services.moderation.tests.helpers import (
+    OtlpCollector,
+    ServiceOutput,
+    chat,
+    wait_for_verdicts,
+)
 from tests.support.services import start_service
 
 READY = "moderation consuming"
@@ -122,38 +127,57 @@ async def test_two_instances_share_the_work_and_judge_each_message_once(
 ) -> None:
     nats_url, bus = own_nats
     room = "pair-" + uuid.uuid4().hex[:10]
-    env = _env(nats_url, redis_server.url)
-    pair = [_start(env, service_outputs) for _ in range(2)]
-    for output in pair:
-        await asyncio.to_thread(output.wait_for, READY, 60)
-
-    messages = [_clean(room, index) for index in range(200)]
-    await asyncio.gather(
-        *(bus.publish(subjects.chat_submitted(room), message) for message in messages)
+    collector = OtlpCollector()
+    # Metrics go to a local collector, once, when each process stops.
+    env = _env(
+        nats_url,
+        redis_server.url,
+        OTEL_EXPORTER_OTLP_ENDPOINT=collector.url,
+        OTEL_METRIC_EXPORT_INTERVAL_MS="600000",
     )
-    approved, rejected = await wait_for_verdicts(bus, room, len(messages), within_s=40)
-    _exactly_once(approved, rejected, {message.id for message in messages})
-    assert rejected == []
-
-    redis = Redis.from_url(redis_server.url)
     try:
-        instances = Counter(
-            [
-                json.loads(await redis.get(decided_key(room, message.id)))["instance"]
-                for message in messages
-            ]
-        )
-    finally:
-        await redis.aclose()
-    # Both did part of the work (instance names end in the process id).
-    assert {name.rsplit("-", 1)[1] for name in instances} == {
-        str(output.process.pid) for output in pair
-    }, instances
+        pair = [_start(env, service_outputs) for _ in range(2)]
+        for output in pair:
+            await asyncio.to_thread(output.wait_for, READY, 60)
 
-    for output in pair:
-        output.process.send_signal(signal.SIGTERM)
-    for output in pair:
-        assert await asyncio.to_thread(output.process.wait, 15) == 0
-        text = output.finish()
-        assert "already decided" not in text and "decided twice" not in text, text
-        assert "Traceback" not in text, text
+        rude = chat(room, "what a c*nt")
+        spammy = chat(room, "free coins at coins.xyz")
+        messages = [_clean(room, index) for index in range(200)] + [rude, spammy]
+        await asyncio.gather(
+            *(bus.publish(subjects.chat_submitted(room), message) for message in messages)
+        )
+        approved, rejected = await wait_for_verdicts(bus, room, len(messages), within_s=40)
+        _exactly_once(approved, rejected, {message.id for message in messages})
+        assert {verdict.message_id for verdict in rejected} == {rude.id, spammy.id}
+
+        redis = Redis.from_url(redis_server.url)
+        try:
+            instances = Counter(
+                [
+                    json.loads(await redis.get(decided_key(room, message.id)))["instance"]
+                    for message in messages
+                ]
+            )
+        finally:
+            await redis.aclose()
+        # Both did part of the work (instance names end in the process id).
+        assert {name.rsplit("-", 1)[1] for name in instances} == {
+            str(output.process.pid) for output in pair
+        }, instances
+
+        for output in pair:
+            output.process.send_signal(signal.SIGTERM)
+        for output in pair:
+            assert await asyncio.to_thread(output.process.wait, 15) == 0
+            text = output.finish()
+            assert "already decided" not in text and "decided twice" not in text, text
+            assert "Traceback" not in text, text
+
+        # Between them they counted every verdict once, by verdict and deciding check.
+        assert collector.counter_totals("livestage.chat.verdicts") == {
+            (("check", ""), ("verdict", "approved")): 200,
+            (("check", "blocklist"), ("verdict", "rejected")): 1,
+            (("check", "links"), ("verdict", "rejected")): 1,
+        }
+    finally:
+        collector.close()
