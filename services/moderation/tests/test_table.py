@@ -1,4 +1,4 @@
-"""The verdict on each of 80 inputs, through a real moderator on real NATS and Redis.
+"""The verdict on each of 89 inputs, through a real moderator on real NATS and Redis.
 
 Every row is a fresh visitor, so rows never affect each other; rows about state (floods,
 repeats, strikes, bans) first send their earlier messages, dated by `createdAt` as the edge

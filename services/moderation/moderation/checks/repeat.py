@@ -1,6 +1,5 @@
 """`repeat`: one character over and over ("!!!!!!!!!!!!", "soooooooooooo", "😂😂😂😂😂😂😂😂😂😂").
 
-
 Combining marks (an emoji's variation selector) do not break a run, so "❤️❤️❤️..." counts."""
 
 from __future__ import annotations
