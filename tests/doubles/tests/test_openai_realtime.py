@@ -261,6 +261,9 @@ async def test_connection_dropped_mid_reply_reconnects_and_replays(
         result: Any = await session.run(user_input="Hello there")
         await realtime.wait_until(lambda: len(realtime.requests) == 2 and realtime.connections == 1)
         user_items = realtime.events_of("conversation.item.create")
+        again = session.generate_reply(instructions="Carry on.")  # the new connection works
+        async with asyncio.timeout(10):
+            await again
 
     assert realtime.responses[0].status == "dropped"
     assert realtime.responses[0].audio_seconds_sent == pytest.approx(0.3)
@@ -272,6 +275,7 @@ async def test_connection_dropped_mid_reply_reconnects_and_replays(
     assert realtime.responses[0].text.startswith(message.text_content or "-")
     # the new connection got the session and the user's item again
     assert len(user_items) == 2 and user_items[0]["item"]["id"] == user_items[1]["item"]["id"]
+    assert realtime.responses[-1].status == "completed" and again.chat_items
 
 
 async def test_viewer_hears_reply_and_skip_cancels(
