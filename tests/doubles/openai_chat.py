@@ -219,10 +219,9 @@ class OpenAIChatDouble(DoubleServer):
         }
         usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
 
-        if self.config.first_token_delay > 0:
-            await asyncio.sleep(self.config.first_token_delay)
-
         if not body.get("stream"):
+            if self.config.first_token_delay > 0:
+                await asyncio.sleep(self.config.first_token_delay)
             return web.json_response(
                 {
                     "id": completion_id,
@@ -246,6 +245,8 @@ class OpenAIChatDouble(DoubleServer):
             headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
         )
         await response.prepare(request)
+        if self.config.first_token_delay > 0:  # headers at once, the first token later
+            await asyncio.sleep(self.config.first_token_delay)
 
         def chunk(delta: dict[str, Any], finish: str | None) -> dict[str, Any]:
             return {

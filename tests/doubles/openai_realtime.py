@@ -129,7 +129,8 @@ class ResponseRecord:
     transcript_sent: str = ""
     audio_bytes_sent: int = 0
     status: str = "in_progress"
-    """``in_progress``, ``completed``, ``cancelled`` or ``dropped`` (connection lost)."""
+    """``in_progress``, ``completed``, ``cancelled``, ``dropped`` (connection lost) or
+    ``failed`` (the double itself failed, e.g. a reply function raised)."""
     created_at: float = field(default_factory=time.monotonic)
     first_audio_at: float | None = None
     done_at: float | None = None
@@ -470,6 +471,16 @@ class _Connection:
             if record.status == "cancelled":
                 await self.finish(record, params, item, status="cancelled")
             raise
+        except ConnectionError:  # the client went away mid-reply
+            record.status = "dropped"
+        except Exception as e:  # e.g. a reply function that raised: make it loud
+            log.exception("the realtime double failed to answer %s", record.id)
+            record.status = "failed"
+            self.double.protocol_errors.append(f"double failed on {record.id}: {e!r}")
+            with contextlib.suppress(ConnectionError):
+                await self.error(
+                    f"The double failed: {e!r}", code=None, event_id=None, type_="server_error"
+                )
         finally:
             if self.active is not None and self.active[0] is record:
                 self.active = None
@@ -586,9 +597,16 @@ class OpenAIRealtimeDouble(DoubleServer):
         """Client events of one type, in order."""
         return [e for e in self.events if e.get("type") == kind]
 
-    async def wait_for_event(self, kind: str, within: float = 10.0) -> dict[str, Any]:
-        """The first client event of ``kind`` (waiting for it, bounded)."""
-        return await self.wait_until(lambda: next(iter(self.events_of(kind)), None), within)
+    async def wait_for_event(
+        self, kind: str, *, count: int = 1, within: float = 10.0
+    ) -> dict[str, Any]:
+        """The ``count``-th client event of ``kind`` (waiting for it, bounded)."""
+
+        def check() -> dict[str, Any] | None:
+            found = self.events_of(kind)
+            return found[count - 1] if len(found) >= count else None
+
+        return await self.wait_until(check, within)
 
     async def wait_for_response(
         self, status: str | None = None, within: float = 10.0

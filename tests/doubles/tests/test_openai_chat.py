@@ -220,3 +220,28 @@ async def test_bad_chat_bodies_get_a_400_naming_the_field(chat: OpenAIChatDouble
 def _param(error: openai.BadRequestError) -> Any:
     body = error.body
     return body.get("param") if isinstance(body, dict) else None
+
+
+async def test_key_check_and_delay_before_the_first_token() -> None:
+    async with OpenAIChatDouble(api_key="right-key") as chat:
+        chat.config.first_token_delay = 0.3
+        wrong = openai.AsyncOpenAI(base_url=chat.base_url, api_key="wrong-key", max_retries=0)
+        right = openai.AsyncOpenAI(base_url=chat.base_url, api_key="right-key", max_retries=0)
+        try:
+            with pytest.raises(openai.AuthenticationError):
+                await wrong.chat.completions.create(
+                    model="m", messages=[{"role": "user", "content": "hi"}]
+                )
+            started = time.monotonic()
+            stream = await right.chat.completions.create(
+                model="m", messages=[{"role": "user", "content": "hi"}], stream=True
+            )
+            headers_after = time.monotonic() - started
+            first = await anext(aiter(stream))
+            first_token_after = time.monotonic() - started
+            await stream.close()
+        finally:
+            await wrong.close()
+            await right.close()
+    assert first.choices[0].delta.content == "Thanks"
+    assert headers_after < 0.3 <= first_token_after
