@@ -65,7 +65,8 @@ async def run() -> dict[str, Any]:
                     record = realtime.responses[-1]
                     assert record.first_audio_at is not None and first_audio
                     plugin_added.append((first_audio[0] - asked - DELAY_S) * 1000)
-                    double_added.append((record.first_audio_at - record.created_at - DELAY_S) * 1000)
+                    double_s = record.first_audio_at - record.created_at
+                    double_added.append((double_s - DELAY_S) * 1000)
         finally:
             await model.aclose()
     return {
