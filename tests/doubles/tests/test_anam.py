@@ -90,8 +90,9 @@ async def test_viewer_sees_and_hears_the_avatar_speak(
                 await handle  # completes only once the avatar reports playback finished
         finally:
             await session.aclose()
-            await avatar.aclose()
+            await avatar.aclose()  # removes the avatar participant through the server API
             await model.aclose()
+        await anam.wait_for_avatar("closed")  # ...and the double's avatar notices and leaves
 
     request = anam.requests_to("/v1/engine/session")[-1]
     assert request.bearer == "test"
