@@ -144,3 +144,28 @@ async def test_after_join_the_host_is_heard_captioned_and_shown(
         "data-state", "idle", timeout=20_000
     )
     await page.click("#leave-button")
+
+
+async def test_the_stage_page_shows_captions_only_when_asked(
+    edge_for: str, browser: Browser, bus
+) -> None:  # type: ignore[no-untyped-def]
+    base_url, room = edge_for.split("|")
+    with_captions = await browser.new_page()
+    await with_captions.goto(base_url + "/stage?width=960&height=540&captions=1&name=Obs")
+    plain = await browser.new_page()
+    await plain.goto(base_url + "/stage?width=960&height=540")
+    for page in (with_captions, plain):
+        await expect(page.locator("#stage")).to_have_attribute(
+            "data-host-state", "idle", timeout=30_000
+        )
+        await expect(page.locator("#host-poster")).to_be_visible()
+    await bus.publish(
+        subjects.host_control(room), command(room, "say", "Captions for the stream, please.")
+    )
+    await expect(with_captions.locator("#host-captions")).to_contain_text(
+        "Captions", timeout=20_000
+    )
+    await expect(with_captions.locator("#host-state")).to_have_attribute("data-state", "speaking")
+    await expect(plain.locator("#stage")).to_have_attribute("data-host-state", "speaking")
+    assert await plain.locator("#host-captions").is_hidden()
+    assert await plain.locator("#host-state").is_hidden()
