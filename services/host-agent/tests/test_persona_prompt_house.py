@@ -182,15 +182,24 @@ def test_backends_follow_the_keys_and_what_is_installed() -> None:
 # ---- local TTS ---------------------------------------------------------------------------------
 
 
-def test_espeak_speaks_with_word_timings_that_keep_every_word() -> None:
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Stay tuned for the next segment, Ada!",  # "the" is folded into "for" by espeak
+        "Hello there, Bob. How are you today? Fine, thanks.",  # empty clause-end events
+    ],
+)
+def test_espeak_speaks_with_word_timings_that_keep_every_word(text: str) -> None:
     engine = EspeakEngine()
-    text = "Stay tuned for the next segment, Ada!"
     result = engine.synthesize(text)
     duration = result.duration_s(engine.sample_rate)
-    assert 1.0 < duration < 6.0
-    assert [w.word for w in result.words] == text.split()  # "the" folded by espeak, kept here
+    assert 1.0 < duration < 8.0
+    assert [w.word for w in result.words] == text.split()
     starts = [w.start_s for w in result.words]
     assert starts == sorted(starts) and result.words[-1].end_s == pytest.approx(duration)
+    assert all(
+        b.start_s - a.start_s < 1.5 for a, b in zip(result.words, result.words[1:], strict=False)
+    )
 
 
 def test_estimated_words_spread_over_the_duration() -> None:

@@ -161,7 +161,16 @@ class EspeakEngine:
         tokens = [(match.start(), match.group()) for match in re.finditer(r"\S+", text)]
         if not tokens:
             return ()
-        marks = sorted((max(pos - 1, 0), audio_ms / 1000) for pos, _, audio_ms, _ in events)
+        # in the order espeak spoke them; espeak also reports empty "words" at clause ends
+        # (length 0, position 0 or back in the text), and one that goes back in the text or in
+        # time would misplace every word after it
+        marks: list[tuple[int, float]] = []
+        for pos, length, audio_ms, _ in events:
+            if length <= 0:
+                continue
+            mark = (max(pos - 1, 0), audio_ms / 1000)
+            if not marks or (mark[0] > marks[-1][0] and mark[1] >= marks[-1][1]):
+                marks.append(mark)
         if not marks:
             return estimated_words(text, duration_s)
         groups: dict[int, list[str]] = {}
