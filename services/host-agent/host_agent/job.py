@@ -43,7 +43,7 @@ from opentelemetry import metrics as otel_metrics
 from opentelemetry.metrics import Meter
 
 from host_agent import avatars, voices
-from host_agent.avatars.base import AvatarBackend
+from host_agent.avatars.base import AvatarBackend, usage_of
 from host_agent.brain import (
     BrainConfig,
     Comment,
@@ -674,9 +674,10 @@ class HostJob:
             return
         usage: dict[str, float] = {"speaking_s": round(self.speaking_s, 3)}
         usage["turns"] = float(self.turns_spoken)
-        for backend in (self.voice, self.avatar):
-            if backend is not None:
-                usage |= backend.usage
+        if self.voice is not None:
+            usage |= self.voice.usage
+        if self.avatar is not None:
+            usage |= usage_of(self.avatar)
         try:
             await self.bus.publish(
                 subjects.host_job(self.room_name),

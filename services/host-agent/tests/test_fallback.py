@@ -13,7 +13,6 @@ from livekit import rtc
 from livekit.agents import AgentSession
 
 from host_agent import avatars, voices
-from host_agent.avatars.base import AvatarBackend
 from host_agent.errors import BackendUnavailable
 from host_agent.voices.base import SessionParts, VoiceBackend
 from host_agent.worker import build_server
@@ -29,17 +28,21 @@ class BrokenVoice(VoiceBackend):
         raise BackendUnavailable("401 from the model API (test double)")
 
 
-class BrokenAvatar(AvatarBackend):
-    name = "broken-avatar"
+class BrokenAvatar:
+    def __init__(self, settings: object, persona: object) -> None:
+        pass
 
-    async def start(self, session: AgentSession, room: rtc.Room) -> None:
+    async def start(self, agent_session: AgentSession, room: rtc.Room) -> None:
         raise BackendUnavailable("the avatar never published video (test double)")
+
+    async def aclose(self) -> None:
+        return None
 
 
 @pytest.fixture
 async def broken_worker(livekit_server, nats_server) -> AsyncIterator[HostWorker]:  # type: ignore[no-untyped-def]
     voices.REGISTRY[BrokenVoice.name] = BrokenVoice
-    avatars.REGISTRY[BrokenAvatar.name] = BrokenAvatar
+    avatars.REGISTRY["broken-avatar"] = BrokenAvatar
     agent_name = "host-broken-" + uuid.uuid4().hex[:6]
     config = worker_config(
         livekit_server, nats_server.url, agent_name, voice="broken-voice", avatar="broken-avatar"
@@ -56,7 +59,7 @@ async def broken_worker(livekit_server, nats_server) -> AsyncIterator[HostWorker
         await server.aclose()
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
-        del voices.REGISTRY[BrokenVoice.name], avatars.REGISTRY[BrokenAvatar.name]
+        del voices.REGISTRY[BrokenVoice.name], avatars.REGISTRY["broken-avatar"]
 
 
 async def test_a_backend_that_cannot_start_falls_back_to_local(

@@ -1,20 +1,23 @@
-"""The base of every avatar backend: what the host looks like.
+"""What every avatar backend is: something started before the `AgentSession` and closed at the end.
 
-An avatar backend is started before the `AgentSession` (`await backend.start(session, room)`):
-a video avatar joins the room as its own participant and takes over the session's audio output
-(livekit-agents' `AvatarSession` does this with `DataStreamAudioOutput`), so the viewers get
-audio and video in sync from the avatar participant. `aclose()` takes the avatar participant out
-of the room. `none` publishes nothing: the host agent's own audio track is all there is, and the
-pages show a poster.
+    avatar = REGISTRY[name](settings, persona)   # a factory per backend
+    await avatar.start(agent_session, room)     # before agent_session.start(...)
+    ...
+    await avatar.aclose()                       # takes the avatar participant out of the room
 
-Backends are files (or packages) beside this one, registered in `host_agent.avatars.REGISTRY`
-under the name `HOST_AVATAR` selects; one that cannot start raises `BackendUnavailable`.
+A video avatar joins the room as its own participant and takes over the session's audio output
+(livekit-agents' `AvatarSession` does this with `DataStreamAudioOutput`), so the viewers get audio
+and video in sync from the avatar participant. Any livekit-agents `AvatarSession` is already an
+`AvatarBackend` (the local drawn avatar, the Anam plugin's), so a backend is usually one factory
+in `host_agent.avatars.REGISTRY`. `none` publishes nothing: the agent's own audio track is all
+there is, and the pages show a poster. A backend that cannot start raises; the job falls back to
+the next one (local, then none).
 """
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
-from typing import ClassVar
+from collections.abc import Callable
+from typing import Any, Protocol, runtime_checkable
 
 from livekit import rtc
 from livekit.agents import AgentSession
@@ -23,23 +26,22 @@ from host_agent.persona import Persona
 from host_agent.settings import HostSettings
 
 
-class AvatarBackend(ABC):
-    name: ClassVar[str]
-    identity: ClassVar[str | None] = None
-    """The avatar participant's identity (None: no avatar participant)."""
-
-    def __init__(self, settings: HostSettings, persona: Persona) -> None:
-        self.settings = settings
-        self.persona = persona
-
-    @abstractmethod
-    async def start(self, session: AgentSession, room: rtc.Room) -> None:
+@runtime_checkable
+class AvatarBackend(Protocol):
+    async def start(self, agent_session: AgentSession[Any], room: rtc.Room) -> None:
         """Join the avatar and route the session's audio to it (before `session.start`)."""
+        ...
 
     async def aclose(self) -> None:
         """Take the avatar participant out of the room."""
-        return None
+        ...
 
-    @property
-    def usage(self) -> dict[str, float]:
-        return {}
+
+AvatarFactory = Callable[[HostSettings, Persona], AvatarBackend]
+"""How the registry makes a backend: from the host settings and the current persona."""
+
+
+def usage_of(backend: object) -> dict[str, float]:
+    """Counted usage a backend reports for the job's end event (`usage`), if it has any."""
+    usage = getattr(backend, "usage", None)
+    return dict(usage) if isinstance(usage, dict) else {}

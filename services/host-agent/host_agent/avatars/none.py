@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from livekit import rtc
 from livekit.agents import AgentSession
 
-from host_agent.avatars.base import AvatarBackend
+from host_agent.persona import Persona
+from host_agent.settings import HostSettings
 
 
-class NoAvatar(AvatarBackend):
-    name = "none"
-
-    async def start(self, session: AgentSession, room: rtc.Room) -> None:
+class NoAvatar:
+    async def start(self, agent_session: AgentSession[Any], room: rtc.Room) -> None:
         return None
+
+    async def aclose(self) -> None:
+        return None
+
+
+def no_avatar(settings: HostSettings, persona: Persona) -> NoAvatar:
+    return NoAvatar()
