@@ -9,11 +9,16 @@ rules can be seen within a test.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
+import subprocess
+import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,6 +26,7 @@ import pytest
 from livekit import api, rtc
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from playwright.async_api import Browser, async_playwright
 from pydantic import SecretStr
 
 from host_agent.job import STATE_ATTRIBUTE, JobConfig
@@ -38,6 +44,7 @@ from livestage.schemas import (
 )
 from livestage.settings import LiveKitSettings, NatsSettings, TopicSettings
 from tests.support.livekit_helpers import leave, mint_token, server_api
+from tests.support.services import ROOT, edge_env, free_port, stop_service, wait_http_ok
 
 SILENCE_RMS = 200.0
 """int16 RMS below this counts as silence (espeak speech is in the thousands)."""
@@ -111,20 +118,29 @@ def worker_config(livekit: Any, nats_url: str, agent_name: str, **host: Any) -> 
     )
 
 
-@pytest.fixture(scope="module")
-async def host_worker(livekit_server, nats_server) -> AsyncIterator[HostWorker]:  # type: ignore[no-untyped-def]
+@contextlib.asynccontextmanager
+async def running_worker(livekit: Any, nats: Any, **host: Any) -> AsyncIterator[HostWorker]:
+    """A registered host worker (thread executor) with these `HOST_*` settings, closed after."""
     agent_name = "host-test-" + uuid.uuid4().hex[:8]
-    config = worker_config(livekit_server, nats_server.url, agent_name)
+    config = worker_config(livekit, nats.url, agent_name, **host)
     server = build_server(config, devmode=True)
     registered = asyncio.Event()
     server.on("worker_registered", lambda *_: registered.set())
     task = asyncio.create_task(server.run(devmode=True))
-    async with asyncio.timeout(20):
-        await registered.wait()
-    yield HostWorker(agent_name, config, livekit_server, nats_server.url)
-    await server.aclose()
-    task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
+    try:
+        async with asyncio.timeout(20):
+            await registered.wait()
+        yield HostWorker(agent_name, config, livekit, nats.url)
+    finally:
+        await server.aclose()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+@pytest.fixture(scope="module")
+async def host_worker(livekit_server, nats_server) -> AsyncIterator[HostWorker]:  # type: ignore[no-untyped-def]
+    async with running_worker(livekit_server, nats_server) as worker:
+        yield worker
 
 
 @pytest.fixture
@@ -173,6 +189,8 @@ class Viewer:
         self.captions: list[tuple[float, str, dict[str, str]]] = []
         self.caption_streams: list[tuple[str, str]] = []
         self.data: list[tuple[str, bytes]] = []
+        self.video: list[tuple[float, str, rtc.VideoFrame]] = []
+        """(arrival time, sender identity, RGBA frame) of every 5th video frame received."""
         self._tasks: list[asyncio.Task[Any]] = []
         self.host_audio = asyncio.Event()
 
@@ -194,6 +212,16 @@ class Viewer:
     def _on_track(self, track: rtc.Track, pub: Any, participant: rtc.RemoteParticipant) -> None:
         if track.kind == rtc.TrackKind.KIND_AUDIO:
             self._tasks.append(asyncio.create_task(self._read_audio(track)))
+        elif track.kind == rtc.TrackKind.KIND_VIDEO:
+            self._tasks.append(asyncio.create_task(self._read_video(track, participant.identity)))
+
+    async def _read_video(self, track: rtc.Track, sender: str) -> None:
+        count = 0
+        async for event in rtc.VideoStream(track):
+            count += 1
+            if count % 5 == 0:
+                frame = event.frame.convert(rtc.VideoBufferType.RGBA)
+                self.video.append((time.time(), sender, frame))
 
     async def _read_audio(self, track: rtc.Track) -> None:
         stream = rtc.AudioStream(track, sample_rate=24000, num_channels=1)
@@ -314,3 +342,64 @@ def command(room: str, action: str, text: str = "") -> HostCommand:
         text=text,
         created_at=now_ms(),
     )
+
+
+# ---- the built pages in Chromium, served by a real edge process ------------------------------
+
+WEB_DIST = ROOT / "web" / "dist"
+
+
+def chromium_path() -> str:
+    for candidate in ("/usr/lib/chromium/chromium", "/usr/bin/chromium"):
+        if Path(candidate).is_file():
+            return candidate
+    raise FileNotFoundError("Debian chromium is missing: run `make bootstrap`")
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(
+            executable_path=chromium_path(),
+            headless=True,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--autoplay-policy=no-user-gesture-required",
+            ],
+        )
+        yield launched
+        await launched.close()
+
+
+@contextlib.contextmanager
+def edge_process(worker: HostWorker, nats: Any, redis: Any, livekit: Any) -> Iterator[str]:
+    """A real edge process for a fresh room that dispatches `worker`: yields "url|room"."""
+    assert (WEB_DIST / "index.html").is_file(), "web/dist is not built: run `make bootstrap`"
+    port = free_port()
+    room = "page-" + uuid.uuid4().hex[:8]
+    env = edge_env(
+        port,
+        nats,
+        redis,
+        livekit,
+        LIVEKIT_ROOM=room,
+        LIVEKIT_AGENT_NAME=worker.agent_name,
+        TOKEN_WEB_DIST=str(WEB_DIST),
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "token_service"],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        wait_http_ok(f"http://127.0.0.1:{port}/readyz", process, within=30)
+        yield f"http://127.0.0.1:{port}|{room}"
+    finally:
+        stop_service(process)

@@ -4,22 +4,15 @@ while it speaks, its state shows, and (avatar `none`) a poster stands in for the
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, async_playwright, expect
+from playwright.async_api import Browser, expect
 
 from livestage import subjects
-from tests.support.services import ROOT, edge_env, free_port, stop_service, wait_http_ok
 
-from .conftest import HostWorker, command
-
-WEB_DIST = ROOT / "web" / "dist"
+from .conftest import HostWorker, command, edge_process
 
 pytestmark = pytest.mark.browser
 
@@ -47,60 +40,10 @@ async () => {
 """
 
 
-def chromium_path() -> str:
-    for candidate in ("/usr/lib/chromium/chromium", "/usr/bin/chromium"):
-        if Path(candidate).is_file():
-            return candidate
-    raise FileNotFoundError("Debian chromium is missing: run `make bootstrap`")
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(
-            executable_path=chromium_path(),
-            headless=True,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--autoplay-policy=no-user-gesture-required",
-            ],
-        )
-        yield launched
-        await launched.close()
-
-
 @pytest.fixture
 def edge_for(host_worker: HostWorker, nats_server, redis_server, livekit_server) -> Iterator[str]:  # type: ignore[no-untyped-def]
-    """A real edge process whose room and agent name are this test's and the worker's."""
-    assert (WEB_DIST / "index.html").is_file(), "web/dist is not built: run `make bootstrap`"
-    port = free_port()
-    room = "page-" + uuid.uuid4().hex[:8]
-    env = edge_env(
-        port,
-        nats_server,
-        redis_server,
-        livekit_server,
-        LIVEKIT_ROOM=room,
-        LIVEKIT_AGENT_NAME=host_worker.agent_name,
-        TOKEN_WEB_DIST=str(WEB_DIST),
-    )
-    process = subprocess.Popen(
-        [sys.executable, "-m", "token_service"],
-        cwd=ROOT,
-        env={**os.environ, **env},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        wait_http_ok(f"http://127.0.0.1:{port}/readyz", process, within=30)
-        yield f"http://127.0.0.1:{port}|{room}"
-    finally:
-        stop_service(process)
+    with edge_process(host_worker, nats_server, redis_server, livekit_server) as edge:
+        yield edge
 
 
 async def test_after_join_the_host_is_heard_captioned_and_shown(

@@ -3,9 +3,7 @@ it (`livestage.host.backend_fallbacks`) and goes on with the local voice / the n
 
 from __future__ import annotations
 
-import asyncio
 import time
-import uuid
 from collections.abc import AsyncIterator
 
 import pytest
@@ -15,10 +13,17 @@ from livekit.agents import AgentSession
 from host_agent import avatars, voices
 from host_agent.errors import BackendUnavailable
 from host_agent.voices.base import SessionParts, VoiceBackend
-from host_agent.worker import build_server
 from livestage import metrics, subjects
 
-from .conftest import HostWorker, Recorder, command, metric_total, unique_room, until, worker_config
+from .conftest import (
+    HostWorker,
+    Recorder,
+    command,
+    metric_total,
+    running_worker,
+    unique_room,
+    until,
+)
 
 
 class BrokenVoice(VoiceBackend):
@@ -43,22 +48,12 @@ class BrokenAvatar:
 async def broken_worker(livekit_server, nats_server) -> AsyncIterator[HostWorker]:  # type: ignore[no-untyped-def]
     voices.REGISTRY[BrokenVoice.name] = BrokenVoice
     avatars.REGISTRY["broken-avatar"] = BrokenAvatar
-    agent_name = "host-broken-" + uuid.uuid4().hex[:6]
-    config = worker_config(
-        livekit_server, nats_server.url, agent_name, voice="broken-voice", avatar="broken-avatar"
-    )
-    server = build_server(config, devmode=True)
-    registered = asyncio.Event()
-    server.on("worker_registered", lambda *_: registered.set())
-    task = asyncio.create_task(server.run(devmode=True))
     try:
-        async with asyncio.timeout(20):
-            await registered.wait()
-        yield HostWorker(agent_name, config, livekit_server, nats_server.url)
+        async with running_worker(
+            livekit_server, nats_server, voice="broken-voice", avatar="broken-avatar"
+        ) as worker:
+            yield worker
     finally:
-        await server.aclose()
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
         del voices.REGISTRY[BrokenVoice.name], avatars.REGISTRY["broken-avatar"]
 
 
