@@ -74,6 +74,10 @@ class ChatHistory:
     async def deliver(self, message: ChatMessage) -> StoreOutcome:
         """Store once, then send unless viewers have it already; raises to be retried."""
         outcome = await self.store.store(message)
+        if outcome is StoreOutcome.PENDING:
+            log.info(
+                "message %s was stored by an attempt that did not send it: sending", message.id
+            )
         if should_send(outcome):
             if await self.rooms.send(message.room, ChatMessageEvent(message=message)):
                 if message.kind == "viewer":  # a host line's createdAt is when speech began

@@ -48,13 +48,18 @@ async def start_history(nats_server, redis_server, livekit_server) -> AsyncItera
             api_secret=SecretStr(livekit_server.api_secret),
         )
         stop = asyncio.Event()
-        task = asyncio.create_task(serve(service_bus, redis, stop, settings=settings, livekit=livekit))
+        task = asyncio.create_task(
+            serve(service_bus, redis, stop, settings=settings, livekit=livekit)
+        )
         stops.append((stop, task, service_bus))
         test_bus = await Bus.connect(NatsSettings(url=nats_server.url), "chat-history-test-client")
         closers.extend([test_bus.close, redis.aclose])
         await asyncio.sleep(0)
         return RunningHistory(
-            test_bus, redis, HistoryStore(redis, Limits(settings.max_messages, settings.max_age_s)), settings
+            test_bus,
+            redis,
+            HistoryStore(redis, Limits(settings.max_messages, settings.max_age_s)),
+            settings,
         )
 
     yield start

@@ -10,8 +10,8 @@ from chat_history.decisions import (
     StoreOutcome,
     message_from_turn,
     participants_of_visitor,
-    should_send,
     shorten,
+    should_send,
 )
 from livestage.schemas import SpokenTurn
 from livestage.text import is_clean

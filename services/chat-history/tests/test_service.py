@@ -65,6 +65,20 @@ async def test_approved_message_is_stored_once_and_reaches_every_viewer(
         assert await history_of(history.bus, room, limit=2) == [second.id, marker.id]
 
 
+async def test_a_message_stored_by_a_delivery_that_died_before_its_send_is_still_sent(
+    start_history: HistoryFactory, livekit_server
+) -> None:  # type: ignore[no-untyped-def]
+    """The crash window between the Redis write and the LiveKit send, made deterministic."""
+    history = await start_history()
+    room = new_room()
+    async with ChatViewer.joined(livekit_server, room) as viewer:
+        message = chat_message(room, "written, then the process died")
+        await history.store.store(message)  # what the dead delivery got done
+        await history.bus.publish(subjects.chat_approved(room), message)  # its redelivery
+        await viewer.wait_for_message(message.id)
+        assert await history.store.ids(room) == [message.id]
+
+
 async def test_rejection_goes_to_the_author_only(
     start_history: HistoryFactory, livekit_server
 ) -> None:  # type: ignore[no-untyped-def]
@@ -163,9 +177,7 @@ async def test_ban_removes_only_that_visitors_participants_and_keeps_history(
         assert await history_of(history.bus, room) == [theirs.id]
 
 
-async def test_host_turns_become_host_lines(
-    start_history: HistoryFactory, livekit_server
-) -> None:  # type: ignore[no-untyped-def]
+async def test_host_turns_become_host_lines(start_history: HistoryFactory, livekit_server) -> None:  # type: ignore[no-untyped-def]
     history = await start_history(host_max_chars=40)
     room = new_room()
     async with ChatViewer.joined(livekit_server, room) as viewer:
@@ -188,9 +200,7 @@ async def test_host_turns_become_host_lines(
             started_at=started + 1,
             ended_at=now_ms(),
         )
-        silent = SpokenTurn(
-            id=new_id(), room=room, text=" ", started_at=started, ended_at=now_ms()
-        )
+        silent = SpokenTurn(id=new_id(), room=room, text=" ", started_at=started, ended_at=now_ms())
         for turn in (silent, said, cut):
             await history.bus.publish(subjects.host_spoken(room), turn)
         line = await viewer.wait_for_message(said.id)
