@@ -4,7 +4,9 @@
 - `Bus.ensure_streams()` declares one stream per domain (CHAT, HOST, STAGE, ROOM) idempotently:
   file storage, bounded by age and bytes, with a de-duplication window.
 - `Bus.publish(subject, model)` stores a wire model in JetStream with `Nats-Msg-Id` set to the
-  message id, so publishing the same message twice stores it once; it returns only after
+  subject and the message id, so publishing the same message twice on one subject stores it
+  once, while the same id on another subject of the stream (a message approved under its
+  submitted id, a verdict on it) is its own message; it returns only after
   JetStream acknowledged it, and carries the W3C trace context in the headers.
 - `Bus.consumer(...)` gives a typed durable pull consumer (explicit ack, max-deliver, backoff);
   `Consumer.run(handler)` acks after the handler returns, lets a failure be redelivered after
@@ -168,7 +170,8 @@ class Bus:
         timeout_s: float = 2.0,
     ) -> PubAck:
         """Store `model` in JetStream; returns the ack (`duplicate` is True on a re-publish)."""
-        dedupe_id = msg_id or message_id_of(model)
+        # JetStream de-duplicates per stream, not per subject: scope the id to the subject.
+        dedupe_id = msg_id or f"{subject}:{message_id_of(model)}"
         with tracer.start_as_current_span(
             f"publish {subject}",
             kind=trace.SpanKind.PRODUCER,

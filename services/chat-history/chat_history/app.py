@@ -260,6 +260,11 @@ async def serve(
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        # Unsubscribe (the durables stay) so that closing the connection has nothing to drain:
+        # a fetch cancelled mid-way leaves its inbox queue unfinished, and a drain would wait.
+        for consumer in consumers.by_name.values():
+            with contextlib.suppress(nats.errors.Error, ValueError):
+                await consumer.unsubscribe()
         if subscription is not None:
             with contextlib.suppress(nats.errors.Error):
                 await subscription.unsubscribe()

@@ -19,7 +19,7 @@ from livestage.bus import Bus
 from livestage.kv import connect_redis
 from livestage.settings import NatsSettings, RedisSettings
 from tests.support.chat import ChatViewer, chat_message
-from tests.support.services import start_service, stop_service
+from tests.support.services import end_service, start_service_until
 
 RATE_PER_S = 50
 DURATION_S = 8.0
@@ -48,21 +48,11 @@ def processes() -> Iterator[list[subprocess.Popen[str]]]:
     started: list[subprocess.Popen[str]] = []
     yield started
     for process in started:
-        stop_service(process)
+        end_service(process)
 
 
 def start_history(env: dict[str, str], started: list[subprocess.Popen[str]]) -> None:
-    process = start_service("chat_history", env)
-    started.append(process)
-    assert process.stdout is not None
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        if "serving" in line:
-            return
-        if not line and process.poll() is not None:
-            break
-    raise AssertionError(f"chat-history did not start:\n{stop_service(process)}")
+    started.append(start_service_until("chat_history", env, "serving"))
 
 
 async def test_sigkill_mid_flow_loses_nothing_and_stores_nothing_twice(

@@ -1,5 +1,5 @@
-"""`Consumer.run_concurrently` against a real nats-server: a batch is handled at once, each
-delivery acked on its own, a failure redelivered without holding up the rest."""
+"""The bus on the chat path: a batch handled concurrently (a failure comes back without holding
+up the rest), and one message id on two subjects of one stream."""
 
 from __future__ import annotations
 
@@ -82,3 +82,23 @@ async def test_a_batch_is_handled_concurrently_and_a_failure_comes_back(bus: Bus
     assert most_in_flight == len(messages)
     assert attempts["m3"] == 2
     assert all(count == 1 for body, count in attempts.items() if body != "m3")
+
+
+async def test_one_id_on_two_subjects_of_a_stream_is_two_messages(bus: Bus) -> None:
+    """Moderation publishes the approved message under the id it was submitted with."""
+    room = "r" + uuid.uuid4().hex[:12]
+    message = ChatMessage(
+        id=new_id(),
+        room=room,
+        author_identity="viewer_testtest_0000abcd",
+        author_name="Tester",
+        avatar="fox",
+        body="hi",
+        kind="viewer",
+        created_at=now_ms(),
+    )
+    submitted = await bus.publish(subjects.chat_submitted(room), message)
+    approved = await bus.publish(subjects.chat_approved(room), message)
+    again = await bus.publish(subjects.chat_approved(room), message)
+    assert not submitted.duplicate and not approved.duplicate
+    assert again.duplicate and again.seq == approved.seq
