@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +33,8 @@ from livestage.schemas import (
 from tests.support.livekit_helpers import LiveKitEndpoint, join, leave, mint_token
 
 CHAT_TOPIC = "anam-live-chat"
+MODERATION_MODULE = "moderation"
+MODERATION_READY_LINE = "connected to NATS"
 ChatEvent = ChatMessageEvent | ChatRejectedEvent | ChatRemovedEvent
 
 
@@ -149,3 +151,38 @@ async def wait_for_participants(
     async with asyncio.timeout(within):
         while not identities <= set(viewer.room.remote_participants):  # noqa: ASYNC110
             await asyncio.sleep(0.05)
+
+
+def backend_env(nats: Any, redis: Any, livekit: Any, **extra: str) -> dict[str, str]:
+    """Environment for our services against the test servers (LiveKit credentials included)."""
+    return {
+        "NATS_URL": nats.url,
+        "REDIS_URL": redis.url,
+        "LIVEKIT_URL": livekit.url,
+        "LIVEKIT_API_KEY": livekit.api_key,
+        "LIVEKIT_API_SECRET": livekit.api_secret,
+        **extra,
+    }
+
+
+@contextlib.contextmanager
+def chat_services(env: dict[str, str], *, moderation: bool = True) -> Iterator[dict[str, Any]]:
+    """Run the real moderation and chat-history processes for the chat path; stop them after.
+
+    Yields the processes by name. Each is ready when this yields: chat-history has its consumers
+    and the history responder, moderation is connected.
+    """
+    from tests.support.services import end_service, start_service_until
+
+    started: dict[str, Any] = {}
+    try:
+        started["chat_history"] = start_service_until("chat_history", env, "serving")
+        if moderation:
+            started["moderation"] = start_service_until(
+                MODERATION_MODULE, env, MODERATION_READY_LINE
+            )
+        yield started
+    finally:
+        for name, process in started.items():
+            output = end_service(process)
+            print(f"----- {name} output -----\n{output}")  # shown by pytest when a test fails
