@@ -1,0 +1,350 @@
+"""Chat submit-to-delivered latency through the whole path, against the direct LiveKit path.
+
+    python -m bench chat_latency          (or `make bench B=chat_latency`)
+
+Starts its own nats-server, redis-server and livekit-server on 127.0.0.1, then the real edge,
+moderation and chat-history processes, and joins `VIEWERS` rtc clients (subscribe-only, like
+browsers) to one room. At each rate in `RATES` (messages per second, open loop: a message is
+sent on schedule whether or not earlier ones were answered) for `SECONDS_PER_RATE` seconds:
+
+- `path`: POST /api/chat -> edge -> JetStream -> moderation -> JetStream -> chat-history ->
+  Redis -> LiveKit server API SendData -> every viewer. Latency is POST start to arrival at a
+  viewer, per (message, viewer) pair.
+- `direct`: a participant whose token may publish data sends the same packet with
+  `publish_data(reliable=True)` straight through LiveKit: publish call to arrival.
+- `server_send`: the bench itself calls the server API's SendData (what chat-history does last):
+  call to arrival. This isolates LiveKit's server-API hop inside `path`.
+
+Stages of `path` (per message, p50/p99 in ms): `post_to_202` (the edge: token check, rate
+limit in Redis, JetStream store, HTTP answer), `post_to_approved` (until the approved message is
+on NATS, seen by a core subscription of the bench: the edge's ingest plus moderation; it can be
+shorter than `post_to_202`, whose HTTP answer travels back in parallel), `approved_to_first_viewer`
+(chat-history's fetch, Redis write, SendData, LiveKit's fan-out to the first viewer), and
+`first_to_last_viewer` (the spread of the fan-out). Loss counts (message, viewer) pairs that
+never arrived.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import platform
+import statistics
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import httpx
+import nats
+from livekit import api
+
+from livestage import subjects
+from livestage.schemas import ChatMessage, ChatMessageEvent, now_ms
+from tests.support.chat import ChatViewer, backend_env, chat_services
+from tests.support.infra import LiveKitServer, NatsServer, RedisServer
+from tests.support.livekit_helpers import join, leave, mint_token, server_api
+from tests.support.services import end_service, free_port, start_service, wait_http_ok
+
+RATES = (50, 200)
+SECONDS_PER_RATE = float(os.environ.get("BENCH_CHAT_SECONDS", "4"))
+VIEWERS = int(os.environ.get("BENCH_CHAT_VIEWERS", "20"))
+POSTERS = 4  # viewer identities that post (the edge limits chat per identity; raised here)
+DRAIN_S = 5.0  # after the last send, how long stragglers may take before they count as lost
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return round(ordered[index], 2)
+
+
+def summary(values: list[float]) -> dict[str, Any]:
+    return {
+        "p50_ms": percentile(values, 50),
+        "p99_ms": percentile(values, 99),
+        "max_ms": round(max(values), 2) if values else None,
+        "mean_ms": round(statistics.fmean(values), 2) if values else None,
+        "samples": len(values),
+    }
+
+
+class Phase:
+    """One run at one rate: what was sent when, and what each viewer got when."""
+
+    def __init__(self, viewers: list[ChatViewer]) -> None:
+        self.viewers = viewers
+        self.sent_at: dict[str, float] = {}
+        self.marks = [len(v.received) for v in viewers]
+
+    def arrivals(self, message_id: str) -> list[float]:
+        found = []
+        for viewer, mark in zip(self.viewers, self.marks, strict=True):
+            for received in viewer.received[mark:]:
+                event = received.event
+                if isinstance(event, ChatMessageEvent) and event.message.id == message_id:
+                    found.append(received.at)
+                    break
+        return found
+
+    def complete(self) -> bool:
+        wanted = set(self.sent_at)
+        return all(
+            wanted
+            <= {
+                r.event.message.id
+                for r in viewer.received[mark:]
+                if isinstance(r.event, ChatMessageEvent)
+            }
+            for viewer, mark in zip(self.viewers, self.marks, strict=True)
+        )
+
+    def latencies(self) -> tuple[list[float], int]:
+        values: list[float] = []
+        lost = 0
+        for message_id, sent in self.sent_at.items():
+            arrived = self.arrivals(message_id)
+            lost += len(self.viewers) - len(arrived)
+            values.extend((at - sent) * 1000 for at in arrived)
+        return values, lost
+
+
+async def paced(rate: int, seconds: float, send: Callable[[int], Awaitable[None]]) -> None:
+    """Call `send(n)` `rate` times a second for `seconds`, on schedule (open loop)."""
+    started = time.monotonic()
+    tasks = []
+    for n in range(int(rate * seconds)):
+        await asyncio.sleep(max(0.0, started + n / rate - time.monotonic()))
+        tasks.append(asyncio.create_task(send(n)))
+    await asyncio.gather(*tasks)
+
+
+async def drain(phase: Phase) -> None:
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(DRAIN_S):
+            while not phase.complete():  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+
+
+def packet(room: str, n: int) -> ChatMessageEvent:
+    return ChatMessageEvent(
+        message=ChatMessage(
+            id=uuid.uuid4().hex,
+            room=room,
+            author_identity="viewer_benchbenchbench_00000000",
+            author_name="Bench",
+            avatar="fox",
+            body=f"benchmark message {n}, about as long as a chat line usually is",
+            kind="viewer",
+            created_at=now_ms(),
+        )
+    )
+
+
+async def run_direct(publisher: Any, viewers: list[ChatViewer], room: str, rate: int) -> Phase:
+    """One sender, one packet after the other, as a chat client would publish.
+
+    Not concurrent tasks: the rtc SDK hands every FFI event to every pending call's queue, so
+    hundreds of concurrent `publish_data` calls cost the sender quadratic time and would
+    measure the SDK's bookkeeping, not LiveKit. Latency counts from the scheduled send time,
+    so a sender that falls behind shows up in the figures.
+    """
+    phase = Phase(viewers)
+    started = time.monotonic()
+    for n in range(int(rate * SECONDS_PER_RATE)):
+        scheduled = started + n / rate
+        await asyncio.sleep(max(0.0, scheduled - time.monotonic()))
+        event = packet(room, n)
+        phase.sent_at[event.message.id] = scheduled
+        await publisher.local_participant.publish_data(
+            event.to_json(), reliable=True, topic="anam-live-chat"
+        )
+    await drain(phase)
+    return phase
+
+
+async def run_server_send(
+    lk: api.LiveKitAPI, viewers: list[ChatViewer], room: str, rate: int
+) -> Phase:
+    phase = Phase(viewers)
+
+    async def send(n: int) -> None:
+        event = packet(room, n)
+        phase.sent_at[event.message.id] = time.monotonic()
+        await lk.room.send_data(
+            api.SendDataRequest(
+                room=room,
+                data=event.to_json(),
+                kind=api.DataPacket.Kind.RELIABLE,
+                topic="anam-live-chat",
+            )
+        )
+
+    await paced(rate, SECONDS_PER_RATE, send)
+    await drain(phase)
+    return phase
+
+
+async def run_path(
+    http: httpx.AsyncClient,
+    tokens: list[str],
+    approved_at: dict[str, float],
+    viewers: list[ChatViewer],
+    rate: int,
+) -> tuple[Phase, dict[str, float], list[str]]:
+    phase = Phase(viewers)
+    acked_at: dict[str, float] = {}
+    errors: list[str] = []
+
+    async def send(n: int) -> None:
+        started = time.monotonic()
+        response = await http.post(
+            "/api/chat",
+            json={"body": f"benchmark message {n}, about as long as a chat line usually is"},
+            headers={"Authorization": f"Bearer {tokens[n % len(tokens)]}"},
+        )
+        if response.status_code != 202:
+            errors.append(f"{response.status_code} {response.text[:200]}")
+            return
+        message_id = response.json()["id"]
+        phase.sent_at[message_id] = started
+        acked_at[message_id] = time.monotonic()
+
+    await paced(rate, SECONDS_PER_RATE, send)
+    await drain(phase)
+    return phase, acked_at, errors
+
+
+def path_stages(
+    phase: Phase, acked_at: dict[str, float], approved_at: dict[str, float]
+) -> dict[str, Any]:
+    accepted, approved, delivered_first, spread = [], [], [], []
+    for message_id, sent in phase.sent_at.items():
+        accepted.append((acked_at[message_id] - sent) * 1000)
+        approved_time = approved_at.get(message_id)
+        arrivals = phase.arrivals(message_id)
+        if approved_time is not None:
+            approved.append((approved_time - sent) * 1000)
+            if arrivals:
+                delivered_first.append((min(arrivals) - approved_time) * 1000)
+        if arrivals:
+            spread.append((max(arrivals) - min(arrivals)) * 1000)
+    return {
+        "post_to_202": summary(accepted),
+        "post_to_approved": summary(approved),
+        "approved_to_first_viewer": summary(delivered_first),
+        "first_to_last_viewer": summary(spread),
+    }
+
+
+async def run() -> dict[str, Any]:
+    results: dict[str, Any] = {
+        "machine": f"{platform.node()} {os.cpu_count()} cpus (shared with other work: "
+        "figures are under contention)",
+        "viewers": VIEWERS,
+        "seconds_per_rate": SECONDS_PER_RATE,
+        "rates": {},
+    }
+    with NatsServer() as nats_srv, RedisServer() as redis_srv, LiveKitServer() as lk_srv:
+        env = backend_env(nats_srv, redis_srv, lk_srv)
+        port = free_port()
+        room = "bench-" + uuid.uuid4().hex[:8]
+        edge_env = {
+            **env,
+            "LIVEKIT_ROOM": room,
+            "TOKEN_PORT": str(port),
+            "TOKEN_RATE_CHAT": "100000/second",
+            "TOKEN_RATE_TOKEN_PER_IP": "1000/minute",
+            "TOKEN_RATE_TOKEN_PER_VISITOR": "1000/minute",
+            "LIVESTAGE_LOG_LEVEL": "WARNING",
+        }
+        edge = start_service("token_service", edge_env)
+        try:
+            await asyncio.to_thread(wait_http_ok, f"http://127.0.0.1:{port}/readyz", edge)
+            with chat_services(env):
+                results["rates"] = await measure(lk_srv, nats_srv.url, port, room)
+        finally:
+            print(end_service(edge)[-2000:], flush=True) if edge.poll() is not None else None
+            end_service(edge)
+    return results
+
+
+async def measure(lk_srv: LiveKitServer, nats_url: str, port: int, room: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    async with httpx.AsyncClient(
+        base_url=f"http://127.0.0.1:{port}",
+        timeout=30,
+        limits=httpx.Limits(max_connections=64, max_keepalive_connections=64),
+    ) as http:
+        tokens = []
+        for n in range(POSTERS):
+            response = await http.post(
+                "/api/livekit-token",
+                json={
+                    "displayName": f"Poster {n}",
+                    "avatar": "fox",
+                    "visitorId": f"poster{n:04d}x",
+                },
+            )
+            response.raise_for_status()
+            tokens.append(response.json()["token"])
+
+        nc = await nats.connect(nats_url)
+        approved_at: dict[str, float] = {}
+
+        async def on_approved(msg: Any) -> None:
+            approved_at[ChatMessage.from_json(msg.data).id] = time.monotonic()
+
+        await nc.subscribe(subjects.chat_approved(room), cb=on_approved)
+        publisher = await join(
+            lk_srv,
+            mint_token(lk_srv, "bench-direct-publisher", room, can_publish_data=True),
+        )
+        stack = contextlib.AsyncExitStack()
+        try:
+            viewers = [
+                await stack.enter_async_context(ChatViewer.joined(lk_srv, room))
+                for _ in range(VIEWERS)
+            ]
+            async with asyncio.timeout(20):
+                while len(publisher.remote_participants) < VIEWERS:  # noqa: ASYNC110
+                    await asyncio.sleep(0.05)
+            async with server_api(lk_srv) as lk:
+                # warm every path once (connections, JIT-free but caches and pools)
+                await run_path(http, tokens, approved_at, viewers, 10)
+                for rate in RATES:
+                    direct = await run_direct(publisher, viewers, room, rate)
+                    server_send = await run_server_send(lk, viewers, room, rate)
+                    path, acked_at, errors = await run_path(
+                        http, tokens, approved_at, viewers, rate
+                    )
+                    out[str(rate)] = report(direct, server_send, path, acked_at, approved_at)
+                    out[str(rate)]["path"]["http_errors"] = errors[:5]
+                    print(f"rate {rate}: {out[str(rate)]['p99_ratio']}x p99", flush=True)
+        finally:
+            await stack.aclose()
+            await leave(publisher)
+            await nc.close()
+    return out
+
+
+def report(
+    direct: Phase,
+    server_send: Phase,
+    path: Phase,
+    acked_at: dict[str, float],
+    approved_at: dict[str, float],
+) -> dict[str, Any]:
+    figures: dict[str, Any] = {}
+    for name, phase in (("direct", direct), ("server_send", server_send), ("path", path)):
+        values, lost = phase.latencies()
+        figures[name] = {**summary(values), "messages": len(phase.sent_at), "lost": lost}
+    figures["path"]["stages"] = path_stages(path, acked_at, approved_at)
+    direct_p99, path_p99 = figures["direct"]["p99_ms"], figures["path"]["p99_ms"]
+    direct_p50, path_p50 = figures["direct"]["p50_ms"], figures["path"]["p50_ms"]
+    figures["p99_ratio"] = round(path_p99 / direct_p99, 2) if direct_p99 and path_p99 else None
+    figures["p50_ratio"] = round(path_p50 / direct_p50, 2) if direct_p50 and path_p50 else None
+    return figures
