@@ -321,17 +321,39 @@ class Consumer(Generic[M]):
                     await delivery.ack()
 
     async def run_concurrently(self, handler: Handler[M], *, batch: int = 64) -> None:
-        """Like `run`, but the deliveries of one fetch are handled at the same time.
+        """Like `run`, but up to `batch` deliveries are handled at the same time.
 
-        For handlers that wait on the network (a send per message): throughput is then bounded
-        by `batch` in flight, not by one round trip per message. Each delivery is acked on its
-        own once its handler returned; order across one batch is not kept, so use it only where
-        consumers order by a field (chat by createdAt), not by arrival.
+        For handlers that wait on the network (a send per message): throughput is bounded by
+        `batch` in flight, not by one round trip per message, and a slow delivery holds up
+        nobody (a free slot is refilled at once). Each delivery is acked on its own once its
+        handler returned; order is not kept, so use it only where consumers order by a field
+        (chat by createdAt), not by arrival. Cancelling it cancels the handlers in flight (their
+        messages are redelivered).
         """
-        while True:
-            deliveries = await self.fetch(batch)
-            if deliveries:
-                await asyncio.gather(*(self._handle(d, handler) for d in deliveries))
+        slots = asyncio.Semaphore(batch)
+        running: set[asyncio.Task[None]] = set()
+
+        def finished(task: asyncio.Task[None]) -> None:
+            running.discard(task)
+            slots.release()
+
+        try:
+            while True:
+                await slots.acquire()
+                free = 1
+                while free < batch and not slots.locked():
+                    await slots.acquire()
+                    free += 1
+                deliveries = await self.fetch(free)
+                for _ in range(free - len(deliveries)):
+                    slots.release()
+                for delivery in deliveries:
+                    task = asyncio.create_task(self._handle(delivery, handler))
+                    running.add(task)
+                    task.add_done_callback(finished)
+        finally:
+            for task in list(running):
+                task.cancel()
 
     async def _handle(self, delivery: Delivery[M], handler: Handler[M]) -> None:
         with tracer.start_as_current_span(
