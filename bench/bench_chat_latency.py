@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import multiprocessing
 import os
 import platform
 import statistics
@@ -42,7 +43,7 @@ from livekit import api
 
 from livestage import subjects
 from livestage.schemas import ChatMessage, ChatMessageEvent, now_ms
-from tests.support.chat import ChatViewer, backend_env, chat_services
+from tests.support.chat import backend_env, chat_services
 from tests.support.infra import LiveKitServer, NatsServer, RedisServer
 from tests.support.livekit_helpers import join, leave, mint_token, server_api
 from tests.support.services import end_service, free_port, start_service, wait_http_ok
@@ -50,6 +51,7 @@ from tests.support.services import end_service, free_port, start_service, wait_h
 RATES = (50, 200)
 SECONDS_PER_RATE = float(os.environ.get("BENCH_CHAT_SECONDS", "4"))
 VIEWERS = int(os.environ.get("BENCH_CHAT_VIEWERS", "20"))
+WORKERS = int(os.environ.get("BENCH_CHAT_WORKERS", "4"))  # processes holding the viewers
 POSTERS = 4  # viewer identities that post (the edge limits chat per identity; raised here)
 DRAIN_S = 5.0  # after the last send, how long stragglers may take before they count as lost
 
@@ -72,61 +74,159 @@ def summary(values: list[float]) -> dict[str, Any]:
     }
 
 
-class Phase:
-    """One run at one rate: what was sent when, and what each viewer got when."""
+def viewer_worker(url: str, tokens: list[str], conn: Any) -> None:
+    """A child process holding some of the viewers (run with the `spawn` start method).
 
-    def __init__(self, viewers: list[ChatViewer]) -> None:
-        self.viewers = viewers
+    Viewers live in their own processes so that receiving thousands of packets a second never
+    competes with the senders' event loop. Arrival times are `time.monotonic()`, which is the
+    same clock in every process of a machine. Protocol on `conn`: it sends "ready" once every
+    viewer joined; "collect" answers {viewer: {message_id: first arrival}} plus the duplicate
+    count; "stop" leaves.
+    """
+
+    async def main() -> None:
+        from livekit import rtc
+
+        first: dict[str, dict[str, float]] = {}
+        duplicates = 0
+        rooms: list[rtc.Room] = []
+
+        def recorder(seen: dict[str, float]) -> Callable[[rtc.DataPacket], None]:
+            def on_data(packet: rtc.DataPacket) -> None:
+                nonlocal duplicates
+                at = time.monotonic()
+                if packet.topic != "anam-live-chat":
+                    return
+                event = ChatMessageEvent.from_json(packet.data)
+                if event.message.id in seen:
+                    duplicates += 1
+                else:
+                    seen[event.message.id] = at
+
+            return on_data
+
+        for token in tokens:
+            room = rtc.Room()
+            seen: dict[str, float] = {}
+            room.on("data_received", recorder(seen))
+            await room.connect(url, token)
+            first[room.local_participant.identity] = seen
+            rooms.append(room)
+        loop = asyncio.get_running_loop()
+        conn.send("ready")
+        while True:
+            command = await loop.run_in_executor(None, conn.recv)
+            if command == "collect":
+                conn.send(({name: dict(seen) for name, seen in first.items()}, duplicates))
+            else:
+                break
+        for room in rooms:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(room.disconnect(), 5)
+
+    asyncio.run(main())
+
+
+class ViewerPool:
+    """`VIEWERS` subscribe-only rtc viewers spread over `WORKERS` processes."""
+
+    def __init__(self, lk_srv: LiveKitServer, room: str) -> None:
+        self.lk_srv = lk_srv
+        self.room = room
+        self.conns: list[Any] = []
+        self.processes: list[Any] = []
+
+    async def start(self) -> None:
+        context = multiprocessing.get_context("spawn")
+        identities = [f"viewer_bench{n:08d}_{n:08x}" for n in range(VIEWERS)]
+        for worker in range(WORKERS):
+            mine = identities[worker::WORKERS]
+            tokens = [
+                mint_token(self.lk_srv, i, self.room, can_publish=False, can_publish_data=False)
+                for i in mine
+            ]
+            parent, child = context.Pipe()
+            process = context.Process(
+                target=viewer_worker, args=(self.lk_srv.url, tokens, child), daemon=True
+            )
+            process.start()
+            self.conns.append(parent)
+            self.processes.append(process)
+        for conn in self.conns:
+            ready = await asyncio.wait_for(asyncio.to_thread(conn.recv), 60)
+            assert ready == "ready", ready
+
+    async def collect(self) -> tuple[dict[str, dict[str, float]], int]:
+        arrivals: dict[str, dict[str, float]] = {}
+        duplicates = 0
+        for conn in self.conns:
+            conn.send("collect")
+            part, dups = await asyncio.to_thread(conn.recv)
+            arrivals.update(part)
+            duplicates += dups
+        return arrivals, duplicates
+
+    async def close(self) -> None:
+        for conn in self.conns:
+            with contextlib.suppress(OSError):
+                conn.send("stop")
+        for process in self.processes:
+            await asyncio.to_thread(process.join, 10)
+            if process.is_alive():
+                process.kill()
+
+
+class Phase:
+    """One run at one rate: what was sent when, and when each viewer first got it."""
+
+    def __init__(self, pool: ViewerPool) -> None:
+        self.pool = pool
         self.sent_at: dict[str, float] = {}
-        self.marks = [len(v.received) for v in viewers]
+        self.arrived: dict[str, dict[str, float]] = {}
+        self.duplicates_before = 0
+        self.duplicates = 0
+
+    async def begin(self) -> None:
+        _, self.duplicates_before = await self.pool.collect()
+
+    async def drain(self) -> None:
+        """Collect until every viewer has every message, or `DRAIN_S` passed."""
+        deadline = time.monotonic() + DRAIN_S
+        wanted = set(self.sent_at)
+        while True:
+            self.arrived, duplicates = await self.pool.collect()
+            self.duplicates = duplicates - self.duplicates_before
+            done = all(wanted <= set(seen) for seen in self.arrived.values())
+            if done or time.monotonic() > deadline:
+                return
+            await asyncio.sleep(0.2)
 
     def arrivals(self, message_id: str) -> list[float]:
-        found = []
-        for viewer, mark in zip(self.viewers, self.marks, strict=True):
-            for received in viewer.received[mark:]:
-                event = received.event
-                if isinstance(event, ChatMessageEvent) and event.message.id == message_id:
-                    found.append(received.at)
-                    break
-        return found
-
-    def complete(self) -> bool:
-        wanted = set(self.sent_at)
-        return all(
-            wanted
-            <= {
-                r.event.message.id
-                for r in viewer.received[mark:]
-                if isinstance(r.event, ChatMessageEvent)
-            }
-            for viewer, mark in zip(self.viewers, self.marks, strict=True)
-        )
+        return [seen[message_id] for seen in self.arrived.values() if message_id in seen]
 
     def latencies(self) -> tuple[list[float], int]:
         values: list[float] = []
         lost = 0
         for message_id, sent in self.sent_at.items():
             arrived = self.arrivals(message_id)
-            lost += len(self.viewers) - len(arrived)
+            lost += VIEWERS - len(arrived)
             values.extend((at - sent) * 1000 for at in arrived)
         return values, lost
 
 
-async def paced(rate: int, seconds: float, send: Callable[[int], Awaitable[None]]) -> None:
-    """Call `send(n)` `rate` times a second for `seconds`, on schedule (open loop)."""
+async def paced(rate: int, seconds: float, send: Callable[[int, float], Awaitable[None]]) -> None:
+    """Call `send(n, scheduled)` `rate` times a second for `seconds`, on schedule (open loop).
+
+    Latencies count from `scheduled`, so a sender (or a bench loop) that falls behind shows up
+    in the figures instead of silently sending less.
+    """
     started = time.monotonic()
-    tasks = []
+    tasks: list[asyncio.Task[None]] = []
     for n in range(int(rate * seconds)):
-        await asyncio.sleep(max(0.0, started + n / rate - time.monotonic()))
-        tasks.append(asyncio.create_task(send(n)))
+        scheduled = started + n / rate
+        await asyncio.sleep(max(0.0, scheduled - time.monotonic()))
+        tasks.append(asyncio.create_task(send(n, scheduled)))
     await asyncio.gather(*tasks)
-
-
-async def drain(phase: Phase) -> None:
-    with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(DRAIN_S):
-            while not phase.complete():  # noqa: ASYNC110
-                await asyncio.sleep(0.05)
 
 
 def packet(room: str, n: int) -> ChatMessageEvent:
@@ -144,7 +244,7 @@ def packet(room: str, n: int) -> ChatMessageEvent:
     )
 
 
-async def run_direct(publisher: Any, viewers: list[ChatViewer], room: str, rate: int) -> Phase:
+async def run_direct(publisher: Any, pool: ViewerPool, room: str, rate: int) -> Phase:
     """One sender, one packet after the other, as a chat client would publish.
 
     Not concurrent tasks: the rtc SDK hands every FFI event to every pending call's queue, so
@@ -152,7 +252,8 @@ async def run_direct(publisher: Any, viewers: list[ChatViewer], room: str, rate:
     measure the SDK's bookkeeping, not LiveKit. Latency counts from the scheduled send time,
     so a sender that falls behind shows up in the figures.
     """
-    phase = Phase(viewers)
+    phase = Phase(pool)
+    await phase.begin()
     started = time.monotonic()
     for n in range(int(rate * SECONDS_PER_RATE)):
         scheduled = started + n / rate
@@ -162,18 +263,17 @@ async def run_direct(publisher: Any, viewers: list[ChatViewer], room: str, rate:
         await publisher.local_participant.publish_data(
             event.to_json(), reliable=True, topic="anam-live-chat"
         )
-    await drain(phase)
+    await phase.drain()
     return phase
 
 
-async def run_server_send(
-    lk: api.LiveKitAPI, viewers: list[ChatViewer], room: str, rate: int
-) -> Phase:
-    phase = Phase(viewers)
+async def run_server_send(lk: api.LiveKitAPI, pool: ViewerPool, room: str, rate: int) -> Phase:
+    phase = Phase(pool)
+    await phase.begin()
 
-    async def send(n: int) -> None:
+    async def send(n: int, scheduled: float) -> None:
         event = packet(room, n)
-        phase.sent_at[event.message.id] = time.monotonic()
+        phase.sent_at[event.message.id] = scheduled
         await lk.room.send_data(
             api.SendDataRequest(
                 room=room,
@@ -184,7 +284,7 @@ async def run_server_send(
         )
 
     await paced(rate, SECONDS_PER_RATE, send)
-    await drain(phase)
+    await phase.drain()
     return phase
 
 
@@ -192,15 +292,15 @@ async def run_path(
     http: httpx.AsyncClient,
     tokens: list[str],
     approved_at: dict[str, float],
-    viewers: list[ChatViewer],
+    pool: ViewerPool,
     rate: int,
 ) -> tuple[Phase, dict[str, float], list[str]]:
-    phase = Phase(viewers)
+    phase = Phase(pool)
+    await phase.begin()
     acked_at: dict[str, float] = {}
     errors: list[str] = []
 
-    async def send(n: int) -> None:
-        started = time.monotonic()
+    async def send(n: int, scheduled: float) -> None:
         response = await http.post(
             "/api/chat",
             json={"body": f"benchmark message {n}, about as long as a chat line usually is"},
@@ -210,11 +310,11 @@ async def run_path(
             errors.append(f"{response.status_code} {response.text[:200]}")
             return
         message_id = response.json()["id"]
-        phase.sent_at[message_id] = started
+        phase.sent_at[message_id] = scheduled
         acked_at[message_id] = time.monotonic()
 
     await paced(rate, SECONDS_PER_RATE, send)
-    await drain(phase)
+    await phase.drain()
     return phase, acked_at, errors
 
 
@@ -256,7 +356,7 @@ async def run() -> dict[str, Any]:
             **env,
             "LIVEKIT_ROOM": room,
             "TOKEN_PORT": str(port),
-            "TOKEN_RATE_CHAT": "100000/second",
+            "TOKEN_RATE_CHAT": "1000/second",
             "TOKEN_RATE_TOKEN_PER_IP": "1000/minute",
             "TOKEN_RATE_TOKEN_PER_VISITOR": "1000/minute",
             "LIVESTAGE_LOG_LEVEL": "WARNING",
@@ -295,37 +395,39 @@ async def measure(lk_srv: LiveKitServer, nats_url: str, port: int, room: str) ->
         nc = await nats.connect(nats_url)
         approved_at: dict[str, float] = {}
 
-        async def on_approved(msg: Any) -> None:
-            approved_at[ChatMessage.from_json(msg.data).id] = time.monotonic()
+        # When JetStream stored each approved message (its own clock, this machine's wall
+        # clock), turned into time.monotonic(): a busy bench loop cannot skew it.
+        wall_to_monotonic = time.monotonic() - time.time()
 
-        await nc.subscribe(subjects.chat_approved(room), cb=on_approved)
+        async def on_approved(msg: Any) -> None:
+            stored = msg.metadata.timestamp.timestamp() + wall_to_monotonic
+            approved_at[ChatMessage.from_json(msg.data).id] = stored
+
+        await nc.jetstream().subscribe(
+            subjects.chat_approved(room), cb=on_approved, ordered_consumer=True
+        )
         publisher = await join(
             lk_srv,
             mint_token(lk_srv, "bench-direct-publisher", room, can_publish_data=True),
         )
-        stack = contextlib.AsyncExitStack()
+        pool = ViewerPool(lk_srv, room)
         try:
-            viewers = [
-                await stack.enter_async_context(ChatViewer.joined(lk_srv, room))
-                for _ in range(VIEWERS)
-            ]
+            await pool.start()
             async with asyncio.timeout(20):
                 while len(publisher.remote_participants) < VIEWERS:  # noqa: ASYNC110
                     await asyncio.sleep(0.05)
             async with server_api(lk_srv) as lk:
-                # warm every path once (connections, JIT-free but caches and pools)
-                await run_path(http, tokens, approved_at, viewers, 10)
+                # warm every path once (connections, pools, caches)
+                await run_path(http, tokens, approved_at, pool, 10)
                 for rate in RATES:
-                    direct = await run_direct(publisher, viewers, room, rate)
-                    server_send = await run_server_send(lk, viewers, room, rate)
-                    path, acked_at, errors = await run_path(
-                        http, tokens, approved_at, viewers, rate
-                    )
+                    direct = await run_direct(publisher, pool, room, rate)
+                    server_send = await run_server_send(lk, pool, room, rate)
+                    path, acked_at, errors = await run_path(http, tokens, approved_at, pool, rate)
                     out[str(rate)] = report(direct, server_send, path, acked_at, approved_at)
                     out[str(rate)]["path"]["http_errors"] = errors[:5]
                     print(f"rate {rate}: {out[str(rate)]['p99_ratio']}x p99", flush=True)
         finally:
-            await stack.aclose()
+            await pool.close()
             await leave(publisher)
             await nc.close()
     return out
@@ -341,7 +443,12 @@ def report(
     figures: dict[str, Any] = {}
     for name, phase in (("direct", direct), ("server_send", server_send), ("path", path)):
         values, lost = phase.latencies()
-        figures[name] = {**summary(values), "messages": len(phase.sent_at), "lost": lost}
+        figures[name] = {
+            **summary(values),
+            "messages": len(phase.sent_at),
+            "lost": lost,
+            "duplicates": phase.duplicates,
+        }
     figures["path"]["stages"] = path_stages(path, acked_at, approved_at)
     direct_p99, path_p99 = figures["direct"]["p99_ms"], figures["path"]["p99_ms"]
     direct_p50, path_p50 = figures["direct"]["p50_ms"], figures["path"]["p50_ms"]
