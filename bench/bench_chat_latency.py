@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import multiprocessing
 import os
 import platform
@@ -37,7 +38,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import httpx
+import aiohttp
 import nats
 from livekit import api
 
@@ -46,7 +47,7 @@ from livestage.schemas import ChatMessage, ChatMessageEvent, now_ms
 from tests.support.chat import backend_env, chat_services
 from tests.support.infra import LiveKitServer, NatsServer, RedisServer
 from tests.support.livekit_helpers import join, leave, mint_token, server_api
-from tests.support.services import end_service, free_port, start_service, wait_http_ok
+from tests.support.services import end_service, free_port, start_service_until, wait_http_ok
 
 RATES = (50, 200)
 SECONDS_PER_RATE = float(os.environ.get("BENCH_CHAT_SECONDS", "4"))
@@ -54,6 +55,34 @@ VIEWERS = int(os.environ.get("BENCH_CHAT_VIEWERS", "20"))
 WORKERS = int(os.environ.get("BENCH_CHAT_WORKERS", "4"))  # processes holding the viewers
 POSTERS = 4  # viewer identities that post (the edge limits chat per identity; raised here)
 DRAIN_S = 5.0  # after the last send, how long stragglers may take before they count as lost
+
+
+def cpu_seconds(pid: int | None) -> float:
+    """User + system CPU time of a process so far, from /proc (Linux)."""
+    if pid is None:
+        return 0.0
+    try:
+        fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class CpuMeter:
+    """CPU time each process of the path spent during a phase, per message sent."""
+
+    def __init__(self, pids: dict[str, int | None]) -> None:
+        self.pids = pids
+        self.before: dict[str, float] = {}
+
+    def start(self) -> None:
+        self.before = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+
+    def per_message_ms(self, messages: int) -> dict[str, float]:
+        return {
+            name: round((cpu_seconds(pid) - self.before[name]) * 1000 / max(messages, 1), 3)
+            for name, pid in self.pids.items()
+        }
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -80,8 +109,9 @@ def viewer_worker(url: str, tokens: list[str], conn: Any) -> None:
     Viewers live in their own processes so that receiving thousands of packets a second never
     competes with the senders' event loop. Arrival times are `time.monotonic()`, which is the
     same clock in every process of a machine. Protocol on `conn`: it sends "ready" once every
-    viewer joined; "collect" answers {viewer: {message_id: first arrival}} plus the duplicate
-    count; "stop" leaves.
+    viewer joined; "reset" forgets what arrived so far (a new phase); "collect" answers
+    {viewer: {message_id: first arrival}} plus the duplicate count; "stop" leaves. Packets are
+    read with `json.loads`, the least a viewer can do (the page does about as much).
     """
 
     async def main() -> None:
@@ -97,11 +127,11 @@ def viewer_worker(url: str, tokens: list[str], conn: Any) -> None:
                 at = time.monotonic()
                 if packet.topic != "anam-live-chat":
                     return
-                event = ChatMessageEvent.from_json(packet.data)
-                if event.message.id in seen:
+                message_id = json.loads(packet.data)["message"]["id"]
+                if message_id in seen:
                     duplicates += 1
                 else:
-                    seen[event.message.id] = at
+                    seen[message_id] = at
 
             return on_data
 
@@ -118,6 +148,11 @@ def viewer_worker(url: str, tokens: list[str], conn: Any) -> None:
             command = await loop.run_in_executor(None, conn.recv)
             if command == "collect":
                 conn.send(({name: dict(seen) for name, seen in first.items()}, duplicates))
+            elif command == "reset":
+                for seen in first.values():
+                    seen.clear()
+                duplicates = 0
+                conn.send("reset")
             else:
                 break
         for room in rooms:
@@ -156,6 +191,9 @@ class ViewerPool:
             ready = await asyncio.wait_for(asyncio.to_thread(conn.recv), 60)
             assert ready == "ready", ready
 
+    def pids(self) -> dict[str, int | None]:
+        return {f"viewers_{n}": process.pid for n, process in enumerate(self.processes)}
+
     async def collect(self) -> tuple[dict[str, dict[str, float]], int]:
         arrivals: dict[str, dict[str, float]] = {}
         duplicates = 0
@@ -165,6 +203,12 @@ class ViewerPool:
             arrivals.update(part)
             duplicates += dups
         return arrivals, duplicates
+
+    async def reset(self) -> None:
+        for conn in self.conns:
+            conn.send("reset")
+        for conn in self.conns:
+            await asyncio.to_thread(conn.recv)
 
     async def close(self) -> None:
         for conn in self.conns:
@@ -183,19 +227,17 @@ class Phase:
         self.pool = pool
         self.sent_at: dict[str, float] = {}
         self.arrived: dict[str, dict[str, float]] = {}
-        self.duplicates_before = 0
         self.duplicates = 0
 
     async def begin(self) -> None:
-        _, self.duplicates_before = await self.pool.collect()
+        await self.pool.reset()
 
     async def drain(self) -> None:
         """Collect until every viewer has every message, or `DRAIN_S` passed."""
         deadline = time.monotonic() + DRAIN_S
         wanted = set(self.sent_at)
         while True:
-            self.arrived, duplicates = await self.pool.collect()
-            self.duplicates = duplicates - self.duplicates_before
+            self.arrived, self.duplicates = await self.pool.collect()
             done = all(wanted <= set(seen) for seen in self.arrived.values())
             if done or time.monotonic() > deadline:
                 return
@@ -289,7 +331,7 @@ async def run_server_send(lk: api.LiveKitAPI, pool: ViewerPool, room: str, rate:
 
 
 async def run_path(
-    http: httpx.AsyncClient,
+    http: aiohttp.ClientSession,
     tokens: list[str],
     approved_at: dict[str, float],
     pool: ViewerPool,
@@ -301,15 +343,19 @@ async def run_path(
     errors: list[str] = []
 
     async def send(n: int, scheduled: float) -> None:
-        response = await http.post(
-            "/api/chat",
-            json={"body": f"benchmark message {n}, about as long as a chat line usually is"},
-            headers={"Authorization": f"Bearer {tokens[n % len(tokens)]}"},
-        )
-        if response.status_code != 202:
-            errors.append(f"{response.status_code} {response.text[:200]}")
+        try:
+            async with http.post(
+                "/api/chat",
+                json={"body": f"benchmark message {n}, about as long as a chat line usually is"},
+                headers={"Authorization": f"Bearer {tokens[n % len(tokens)]}"},
+            ) as response:
+                if response.status != 202:
+                    errors.append(f"{response.status} {(await response.text())[:200]}")
+                    return
+                message_id = (await response.json())["id"]
+        except (aiohttp.ClientError, TimeoutError) as error:
+            errors.append(repr(error))
             return
-        message_id = response.json()["id"]
         phase.sent_at[message_id] = scheduled
         acked_at[message_id] = time.monotonic()
 
@@ -361,36 +407,51 @@ async def run() -> dict[str, Any]:
             "TOKEN_RATE_TOKEN_PER_VISITOR": "1000/minute",
             "LIVESTAGE_LOG_LEVEL": "WARNING",
         }
-        edge = start_service("token_service", edge_env)
+        # Its output is read all along: an unread pipe fills up and stalls the edge.
+        edge = await asyncio.to_thread(
+            start_service_until, "token_service", edge_env, "Application startup complete"
+        )
         try:
             await asyncio.to_thread(wait_http_ok, f"http://127.0.0.1:{port}/readyz", edge)
-            with chat_services(env):
-                results["rates"] = await measure(lk_srv, nats_srv.url, port, room)
+            with chat_services(env) as services:
+                pids = {
+                    "edge": edge.pid,
+                    "moderation": services["moderation"].pid,
+                    "chat_history": services["chat_history"].pid,
+                    "livekit_server": lk_srv.pid,
+                    "nats_server": nats_srv.pid,
+                    "redis_server": redis_srv.pid,
+                }
+                results["rates"] = await measure(lk_srv, nats_srv.url, port, room, pids)
         finally:
-            print(end_service(edge)[-2000:], flush=True) if edge.poll() is not None else None
-            end_service(edge)
+            output = end_service(edge)
+            if edge.returncode not in (0, -15):
+                print(output[-3000:], flush=True)
     return results
 
 
-async def measure(lk_srv: LiveKitServer, nats_url: str, port: int, room: str) -> dict[str, Any]:
+async def measure(
+    lk_srv: LiveKitServer, nats_url: str, port: int, room: str, pids: dict[str, int | None]
+) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    async with httpx.AsyncClient(
+    # aiohttp, not httpx: at 200 requests a second the sender's own CPU matters.
+    async with aiohttp.ClientSession(
         base_url=f"http://127.0.0.1:{port}",
-        timeout=30,
-        limits=httpx.Limits(max_connections=64, max_keepalive_connections=64),
+        timeout=aiohttp.ClientTimeout(total=30),
+        connector=aiohttp.TCPConnector(limit=64),
     ) as http:
         tokens = []
         for n in range(POSTERS):
-            response = await http.post(
+            async with http.post(
                 "/api/livekit-token",
                 json={
                     "displayName": f"Poster {n}",
                     "avatar": "fox",
                     "visitorId": f"poster{n:04d}x",
                 },
-            )
-            response.raise_for_status()
-            tokens.append(response.json()["token"])
+            ) as response:
+                response.raise_for_status()
+                tokens.append((await response.json())["token"])
 
         nc = await nats.connect(nats_url)
         approved_at: dict[str, float] = {}
@@ -419,12 +480,22 @@ async def measure(lk_srv: LiveKitServer, nats_url: str, port: int, room: str) ->
             async with server_api(lk_srv) as lk:
                 # warm every path once (connections, pools, caches)
                 await run_path(http, tokens, approved_at, pool, 10)
+                cpu = CpuMeter(
+                    {**pids, "bench_senders": os.getpid(), **pool.pids()}  # type: ignore[dict-item]
+                )
                 for rate in RATES:
+                    cpu.start()
                     direct = await run_direct(publisher, pool, room, rate)
+                    direct_cpu = cpu.per_message_ms(len(direct.sent_at))
                     server_send = await run_server_send(lk, pool, room, rate)
+                    cpu.start()
                     path, acked_at, errors = await run_path(http, tokens, approved_at, pool, rate)
+                    path_cpu = cpu.per_message_ms(len(path.sent_at) + len(errors))
                     out[str(rate)] = report(direct, server_send, path, acked_at, approved_at)
-                    out[str(rate)]["path"]["http_errors"] = errors[:5]
+                    out[str(rate)]["path"]["http_errors"] = len(errors)
+                    out[str(rate)]["path"]["http_error_examples"] = errors[:3]
+                    out[str(rate)]["path"]["cpu_ms_per_message"] = path_cpu
+                    out[str(rate)]["direct"]["cpu_ms_per_message"] = direct_cpu
                     print(f"rate {rate}: {out[str(rate)]['p99_ratio']}x p99", flush=True)
         finally:
             await pool.close()
