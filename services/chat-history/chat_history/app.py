@@ -69,7 +69,6 @@ class ChatHistory:
     store: HistoryStore
     rooms: RoomGateway
     settings: HistorySettings
-    on_delivered: Callable[[ChatMessage, StoreOutcome], None] | None = None
 
     async def deliver(self, message: ChatMessage) -> StoreOutcome:
         """Store once, then send unless viewers have it already; raises to be retried."""
@@ -85,15 +84,15 @@ class ChatHistory:
                         max(now_ms() - message.created_at, 0)
                     )
                 await self.store.mark_sent(message.room, message.id)
-        if self.on_delivered is not None:
-            self.on_delivered(message, outcome)
         return outcome
 
     async def on_approved(self, delivery: Delivery[ChatMessage]) -> None:
-        await self.deliver(_in_room_of(delivery, delivery.model))
+        if (message := _in_room_of(delivery, delivery.model)) is not None:
+            await self.deliver(message)
 
     async def on_spoken(self, delivery: Delivery[SpokenTurn]) -> None:
-        turn = _in_room_of(delivery, delivery.model)
+        if (turn := _in_room_of(delivery, delivery.model)) is None:
+            return
         message = message_from_turn(turn, self.settings.host_max_chars)
         if message is None:
             log.debug("host turn %s said nothing; not shown in chat", turn.id)
@@ -102,7 +101,7 @@ class ChatHistory:
 
     async def on_rejected(self, delivery: Delivery[ModerationVerdict]) -> None:
         verdict = _in_room_of(delivery, delivery.model)
-        if verdict.verdict != "rejected":
+        if verdict is None or verdict.verdict != "rejected":
             return
         packet = ChatRejectedEvent(
             message_id=verdict.message_id,
@@ -111,7 +110,8 @@ class ChatHistory:
         await self.rooms.send(verdict.room, packet, destinations=[verdict.author_identity])
 
     async def on_removed(self, delivery: Delivery[ChatRemoval]) -> None:
-        removal = _in_room_of(delivery, delivery.model)
+        if (removal := _in_room_of(delivery, delivery.model)) is None:
+            return
         existed = await self.store.remove(removal.room, removal.message_id)
         await self.rooms.send(removal.room, ChatRemovedEvent(message_id=removal.message_id))
         if delivery.num_delivered == 1:
@@ -124,7 +124,8 @@ class ChatHistory:
         )
 
     async def on_banned(self, delivery: Delivery[BanEvent]) -> None:
-        ban = _in_room_of(delivery, delivery.model)
+        if (ban := _in_room_of(delivery, delivery.model)) is None:
+            return
         removed = await self.rooms.remove_visitor(ban.room, ban.visitor_tag)
         log.info("ban in %s: removed %d participant(s) %s", ban.room, len(removed), removed)
 
@@ -137,11 +138,18 @@ class ChatHistory:
 R = TypeVar("R", ChatMessage, SpokenTurn, ModerationVerdict, ChatRemoval, BanEvent)
 
 
-def _in_room_of(delivery: Delivery[Any], model: R) -> R:
-    """`model`, checked to belong to the room its subject names (a mismatch is a bug upstream)."""
+def _in_room_of(delivery: Delivery[Any], model: R) -> R | None:
+    """`model` if it belongs to the room its subject names, else None (logged, then acked:
+    a publisher bug that no retry can fix)."""
     room = subjects.room_of(delivery.subject)
     if model.room != room:
-        raise ValueError(f"{type(model).__name__} for room {model.room!r} on {delivery.subject}")
+        log.error(
+            "dropping %s for room %r published on %s",
+            type(model).__name__,
+            model.room,
+            delivery.subject,
+        )
+        return None
     return model
 
 
@@ -185,7 +193,6 @@ async def serve(
     settings: HistorySettings | None = None,
     livekit: LiveKitSettings | None = None,
     topics: TopicSettings | None = None,
-    on_delivered: Callable[[ChatMessage, StoreOutcome], None] | None = None,
 ) -> None:
     """Run every consumer and the history responder until `stop` is set."""
     settings = settings or HistorySettings()
@@ -193,7 +200,7 @@ async def serve(
     topics = topics or TopicSettings()
     rooms = RoomGateway(livekit, topics.chat_topic, settings.send_timeout_s)
     store = HistoryStore(redis, Limits(settings.max_messages, settings.max_age_s))
-    history = ChatHistory(store, rooms, settings, on_delivered)
+    history = ChatHistory(store, rooms, settings)
 
     # The first redelivery waits longer than a send may take, so a slow send is not duplicated.
     first_wait = settings.send_timeout_s * 2 + 1

@@ -250,3 +250,19 @@ async def test_two_instances_share_the_history_requests(
             await asyncio.sleep(0.05)
     replies = await asyncio.gather(*(history_of(first.bus, room) for _ in range(20)))
     assert replies == [[message.id]] * 20
+
+
+async def test_a_message_on_another_rooms_subject_is_dropped(
+    start_history: HistoryFactory, livekit_server
+) -> None:  # type: ignore[no-untyped-def]
+    history = await start_history()
+    room, other = new_room(), new_room()
+    async with ChatViewer.joined(livekit_server, room) as viewer:
+        stray = chat_message(other, "published on the wrong subject")
+        await history.bus.publish(subjects.chat_approved(room), stray)
+        marker = chat_message(room, "marker")
+        await history.bus.publish(subjects.chat_approved(room), marker)
+        await viewer.wait_for_message(marker.id)
+        assert stray.id not in viewer.message_ids()
+        assert await history.store.ids(room) == [marker.id]
+        assert await history.store.ids(other) == []
