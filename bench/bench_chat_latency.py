@@ -392,6 +392,7 @@ async def run() -> dict[str, Any]:
         "figures are under contention)",
         "viewers": VIEWERS,
         "seconds_per_rate": SECONDS_PER_RATE,
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
         "rates": {},
     }
     with NatsServer() as nats_srv, RedisServer() as redis_srv, LiveKitServer() as lk_srv:
@@ -427,6 +428,7 @@ async def run() -> dict[str, Any]:
             output = end_service(edge)
             if edge.returncode not in (0, -15):
                 print(output[-3000:], flush=True)
+    results["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     return results
 
 
