@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from datetime import timedelta
 
 import aiohttp
 from livekit import api
@@ -27,6 +28,10 @@ log = logging.getLogger(__name__)
 ROOM_ALIVE_TRUST_S = 30.0
 """How long a room seen alive is assumed alive without asking again (a wrong guess costs one
 timed-out send, then the check)."""
+ROOM_TOKEN_TTL = timedelta(hours=1)
+ROOM_TOKEN_REFRESH_S = 30 * 60.0
+"""A room's admin token is reused for half its life: livekit-api signs a fresh JWT for every
+call otherwise, which was half of chat-history's CPU per message."""
 
 
 class DeliveryFailed(RuntimeError):
@@ -42,16 +47,36 @@ class RoomGateway:
     def __init__(self, livekit: LiveKitSettings, topic: str, timeout_s: float) -> None:
         self.topic = topic
         self.timeout_s = timeout_s
+        self.livekit = livekit
+        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_s))
+        # Key and secret: for ListRooms (not room-scoped); every room call uses `_room_api`.
         self.api = api.LiveKitAPI(
             livekit.http_url,
             livekit.api_key,
             livekit.api_secret.get_secret_value(),
-            timeout=aiohttp.ClientTimeout(total=timeout_s),
+            session=self._session,
         )
         self._alive_at: dict[str, float] = {}
+        self._room_apis: dict[str, tuple[api.LiveKitAPI, float]] = {}
 
     async def aclose(self) -> None:
-        await self.api.aclose()
+        await self._session.close()
+
+    def _room_api(self, room: str) -> api.LiveKitAPI:
+        """A client whose calls carry a reused room-admin token for `room`."""
+        cached = self._room_apis.get(room)
+        now = time.monotonic()
+        if cached is not None and now - cached[1] < ROOM_TOKEN_REFRESH_S:
+            return cached[0]
+        token = (
+            api.AccessToken(self.livekit.api_key, self.livekit.api_secret.get_secret_value())
+            .with_ttl(ROOM_TOKEN_TTL)
+            .with_grants(api.VideoGrants(room_admin=True, room=room))
+            .to_jwt()
+        )
+        client = api.LiveKitAPI(self.livekit.http_url, token=token, session=self._session)
+        self._room_apis[room] = (client, now)
+        return client
 
     async def room_exists(self, room: str) -> bool:
         async with asyncio.timeout(self.timeout_s):
@@ -78,7 +103,7 @@ class RoomGateway:
             if not self._seen_alive(room) and not await self.room_exists(room):
                 return False
             async with asyncio.timeout(self.timeout_s):
-                await self.api.room.send_data(
+                await self._room_api(room).room.send_data(
                     api.SendDataRequest(
                         room=room,
                         data=packet.to_json(),
@@ -101,7 +126,7 @@ class RoomGateway:
         """Remove every participant of `room` that belongs to the visitor; their identities."""
         try:
             async with asyncio.timeout(self.timeout_s):
-                listed = await self.api.room.list_participants(
+                listed = await self._room_api(room).room.list_participants(
                     api.ListParticipantsRequest(room=room)
                 )
         except _API_ERRORS as error:
@@ -111,7 +136,7 @@ class RoomGateway:
         for identity in targets:
             try:
                 async with asyncio.timeout(self.timeout_s):
-                    await self.api.room.remove_participant(
+                    await self._room_api(room).room.remove_participant(
                         api.RoomParticipantIdentity(room=room, identity=identity)
                     )
             except api.TwirpError as error:
