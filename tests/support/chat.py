@@ -77,8 +77,15 @@ class ChatViewer:
     invalid: list[bytes] = field(default_factory=list)
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
 
+    disconnect_reason: Any = None
+
     def __post_init__(self) -> None:
         self.room.on("data_received", self._on_data)
+        self.room.on("disconnected", self._on_disconnected)
+
+    def _on_disconnected(self, reason: Any = None) -> None:
+        self.disconnect_reason = reason if reason is not None else "unknown"
+        self._changed.set()
 
     def _on_data(self, packet: rtc.DataPacket) -> None:
         if packet.topic != self.topic:
@@ -136,6 +143,11 @@ class ChatViewer:
         """Wait (bounded) until `condition()` holds, re-checked on every new packet."""
         async with asyncio.timeout(within):
             while not condition():
+                if self.disconnect_reason is not None:
+                    raise ConnectionError(
+                        f"{self.identity} was disconnected from LiveKit "
+                        f"({self.disconnect_reason!r}) while waiting"
+                    )
                 self._changed.clear()
                 await self._changed.wait()
 
