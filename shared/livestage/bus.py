@@ -332,15 +332,25 @@ class Consumer(Generic[M]):
                         continue
                     await delivery.ack()
 
-    async def run_concurrently(self, handler: Handler[M], *, batch: int = 64) -> None:
+    async def run_concurrently(
+        self,
+        handler: Handler[M],
+        *,
+        batch: int = 64,
+        stop: asyncio.Event | None = None,
+        drain_s: float = 5.0,
+    ) -> None:
         """Like `run`, but up to `batch` deliveries are handled at the same time.
 
         For handlers that wait on the network (a send per message): throughput is bounded by
         `batch` in flight, not by one round trip per message, and a slow delivery holds up
         nobody (a free slot is refilled at once). Each delivery is acked on its own once its
         handler returned; order is not kept, so use it only where consumers order by a field
-        (chat by createdAt), not by arrival. Cancelling it cancels the handlers in flight (their
-        messages are redelivered).
+        (chat by createdAt), not by arrival.
+
+        With `stop` set it fetches no more (within a fetch timeout, 1 s), gives the handlers in
+        flight `drain_s` to finish and be acked, cancels the rest (redelivered later) and
+        returns; prefer it to cancelling, for the reason given in `run`.
         """
         slots = asyncio.Semaphore(batch)
         running: set[asyncio.Task[None]] = set()
@@ -350,7 +360,7 @@ class Consumer(Generic[M]):
             slots.release()
 
         try:
-            while True:
+            while stop is None or not stop.is_set():
                 await slots.acquire()
                 free = 1
                 while free < batch and not slots.locked():
@@ -363,6 +373,8 @@ class Consumer(Generic[M]):
                     task = asyncio.create_task(self._handle(delivery, handler))
                     running.add(task)
                     task.add_done_callback(finished)
+            if running:
+                await asyncio.wait(set(running), timeout=drain_s)
         finally:
             for task in list(running):
                 task.cancel()

@@ -34,7 +34,7 @@ from tests.support.livekit_helpers import LiveKitEndpoint, join, leave, mint_tok
 
 CHAT_TOPIC = "anam-live-chat"
 MODERATION_MODULE = "moderation"
-MODERATION_READY_LINE = "connected to NATS"
+MODERATION_READY_LINE = "moderation consuming"
 ChatEvent = ChatMessageEvent | ChatRejectedEvent | ChatRemovedEvent
 
 

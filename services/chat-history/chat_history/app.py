@@ -163,12 +163,13 @@ class Consumers:
     def observe(self) -> list[tuple[float, dict[str, str]]]:
         return [(float(n), {"consumer": name}) for name, n in self.pending.items()]
 
-    async def poll(self, interval_s: float) -> None:
-        while True:
+    async def poll(self, interval_s: float, stop: asyncio.Event) -> None:
+        while not stop.is_set():
             for name, consumer in self.by_name.items():
                 with contextlib.suppress(nats.errors.Error, TimeoutError, OSError):
                     self.pending[name] = await consumer.pending()
-            await asyncio.sleep(interval_s)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), interval_s)
 
 
 async def _answer_history(history: ChatHistory, msg: Msg) -> None:
@@ -229,6 +230,9 @@ async def serve(
         (("chat", "removed"), ChatRemoval, history.on_removed),
         (("chat", "banned"), BanEvent, history.on_banned),
     ]
+    # On SIGTERM the consumers stop fetching and their deliveries in flight get this long to
+    # finish (a send may take up to its timeout); what is left is redelivered later.
+    drain_s = settings.send_timeout_s + 1
     tasks: list[asyncio.Task[None]] = []
     subscription: Subscription | None = None
     try:
@@ -236,7 +240,9 @@ async def serve(
             consumer = await consume(event, model, handler)
             tasks.append(
                 asyncio.create_task(
-                    consumer.run_concurrently(handler, batch=settings.batch),
+                    consumer.run_concurrently(
+                        handler, batch=settings.batch, stop=stop, drain_s=drain_s
+                    ),
                     name=f"consume {event[0]}.{event[1]}",
                 )
             )
@@ -248,7 +254,7 @@ async def serve(
             subjects.all_rooms("history", "recent"), queue=QUEUE_GROUP, cb=answer
         )
         metrics.gauge(metrics.NATS_CONSUMER_PENDING, consumers.observe)
-        tasks.append(asyncio.create_task(consumers.poll(settings.pending_poll_s)))
+        tasks.append(asyncio.create_task(consumers.poll(settings.pending_poll_s, stop)))
         log.info(
             "%s serving: history of %d messages / %d s per room, chat topic %r",
             NAME,
@@ -259,14 +265,17 @@ async def serve(
         stopped = asyncio.create_task(stop.wait())
         done, _ = await asyncio.wait([stopped, *tasks], return_when=asyncio.FIRST_COMPLETED)
         for task in done:
-            if task is not stopped:
-                task.result()  # a consumer loop ended: raise what ended it
+            if task is not stopped and not stop.is_set():
+                task.result()  # a consumer loop ended by itself: raise what ended it
     finally:
-        for task in tasks:
+        stop.set()
+        # The loops see `stop` between fetches (1 s) and drain; cancelling is the fallback only
+        # (a cancel inside nats-py's fetch can be lost on Python 3.11, see `Consumer.run`).
+        _, late = await asyncio.wait(tasks, timeout=drain_s + 2) if tasks else (set(), set())
+        for task in late:
             task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        if late:
+            await asyncio.wait(late, timeout=2)
         # Unsubscribe (the durables stay) so that closing the connection has nothing to drain:
         # a fetch cancelled mid-way leaves its inbox queue unfinished, and a drain would wait.
         for consumer in consumers.by_name.values():
