@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import multiprocessing
 import os
@@ -43,7 +44,7 @@ import nats
 from livekit import api
 
 from livestage import subjects
-from livestage.schemas import ChatMessage, ChatMessageEvent, now_ms
+from livestage.schemas import ChatMessage, ChatMessageEvent, ModerationVerdict, now_ms
 from tests.support.chat import backend_env, chat_services
 from tests.support.infra import LiveKitServer, NatsServer, RedisServer
 from tests.support.livekit_helpers import join, leave, mint_token, server_api
@@ -53,8 +54,14 @@ RATES = (50, 200)
 SECONDS_PER_RATE = float(os.environ.get("BENCH_CHAT_SECONDS", "4"))
 VIEWERS = int(os.environ.get("BENCH_CHAT_VIEWERS", "20"))
 WORKERS = int(os.environ.get("BENCH_CHAT_WORKERS", "4"))  # processes holding the viewers
-POSTERS = 4  # viewer identities that post (the edge limits chat per identity; raised here)
+POSTERS = int(os.environ.get("BENCH_CHAT_POSTERS", "500"))
+"""Visitors that post, in turn. Moderation's flood check allows one visitor 5 messages in 10 s
+and the edge 6 per identity, as for real viewers: a high rate needs many people."""
 DRAIN_S = 5.0  # after the last send, how long stragglers may take before they count as lost
+
+
+POST_COUNTER = itertools.count()
+WORDS = ("hello from", "what a show,", "question", "lol nice", "greetings", "agree with")
 
 
 def cpu_seconds(pid: int | None) -> float:
@@ -246,10 +253,16 @@ class Phase:
     def arrivals(self, message_id: str) -> list[float]:
         return [seen[message_id] for seen in self.arrived.values() if message_id in seen]
 
-    def latencies(self) -> tuple[list[float], int]:
+    def latencies(
+        self, excluded: set[str] | frozenset[str] = frozenset()
+    ) -> tuple[list[float], int]:
+        """Latencies of every (message, viewer) pair, and the pairs that never arrived;
+        `excluded` messages (moderation rejected them) are not expected anywhere."""
         values: list[float] = []
         lost = 0
         for message_id, sent in self.sent_at.items():
+            if message_id in excluded:
+                continue
             arrived = self.arrivals(message_id)
             lost += VIEWERS - len(arrived)
             values.extend((at - sent) * 1000 for at in arrived)
@@ -343,11 +356,14 @@ async def run_path(
     errors: list[str] = []
 
     async def send(n: int, scheduled: float) -> None:
+        # Posters take turns over the whole run, each line different: moderation's flood and
+        # duplicate checks see what a busy room of real people would look like.
+        sent = next(POST_COUNTER)
         try:
             async with http.post(
                 "/api/chat",
-                json={"body": f"benchmark message {n}, about as long as a chat line usually is"},
-                headers={"Authorization": f"Bearer {tokens[n % len(tokens)]}"},
+                json={"body": f"{WORDS[sent % len(WORDS)]} {sent}, about as long as chat is"},
+                headers={"Authorization": f"Bearer {tokens[sent % len(tokens)]}"},
             ) as response:
                 if response.status != 202:
                     errors.append(f"{response.status} {(await response.text())[:200]}")
@@ -403,8 +419,7 @@ async def run() -> dict[str, Any]:
             **env,
             "LIVEKIT_ROOM": room,
             "TOKEN_PORT": str(port),
-            "TOKEN_RATE_CHAT": "1000/second",
-            "TOKEN_RATE_TOKEN_PER_IP": "1000/minute",
+            "TOKEN_RATE_TOKEN_PER_IP": "100000/minute",  # every poster is on 127.0.0.1
             "TOKEN_RATE_TOKEN_PER_VISITOR": "1000/minute",
             "LIVESTAGE_LOG_LEVEL": "WARNING",
         }
@@ -442,21 +457,29 @@ async def measure(
         timeout=aiohttp.ClientTimeout(total=30),
         connector=aiohttp.TCPConnector(limit=64),
     ) as http:
-        tokens = []
-        for n in range(POSTERS):
-            async with http.post(
-                "/api/livekit-token",
-                json={
-                    "displayName": f"Poster {n}",
-                    "avatar": "fox",
-                    "visitorId": f"poster{n:04d}x",
-                },
-            ) as response:
+        limit = asyncio.Semaphore(16)
+
+        async def poster_token(n: int) -> str:
+            async with (
+                limit,
+                http.post(
+                    "/api/livekit-token",
+                    json={
+                        "displayName": f"Poster {n}",
+                        "avatar": "fox",
+                        "visitorId": f"poster{n:06d}x",
+                    },
+                ) as response,
+            ):
                 response.raise_for_status()
-                tokens.append((await response.json())["token"])
+                token: str = (await response.json())["token"]
+                return token
+
+        tokens = list(await asyncio.gather(*(poster_token(n) for n in range(POSTERS))))
 
         nc = await nats.connect(nats_url)
         approved_at: dict[str, float] = {}
+        rejected: dict[str, str] = {}
 
         # When JetStream stored each approved message (its own clock, this machine's wall
         # clock), turned into time.monotonic(): a busy bench loop cannot skew it.
@@ -466,8 +489,15 @@ async def measure(
             stored = msg.metadata.timestamp.timestamp() + wall_to_monotonic
             approved_at[ChatMessage.from_json(msg.data).id] = stored
 
+        async def on_rejected(msg: Any) -> None:
+            verdict = ModerationVerdict.from_json(msg.data)
+            rejected[verdict.message_id] = verdict.reason
+
         await nc.jetstream().subscribe(
             subjects.chat_approved(room), cb=on_approved, ordered_consumer=True
+        )
+        await nc.jetstream().subscribe(
+            subjects.chat_rejected(room), cb=on_rejected, ordered_consumer=True
         )
         publisher = await join(
             lk_srv,
@@ -493,7 +523,9 @@ async def measure(
                     cpu.start()
                     path, acked_at, errors = await run_path(http, tokens, approved_at, pool, rate)
                     path_cpu = cpu.per_message_ms(len(path.sent_at) + len(errors))
-                    out[str(rate)] = report(direct, server_send, path, acked_at, approved_at)
+                    out[str(rate)] = report(
+                        direct, server_send, path, acked_at, approved_at, rejected
+                    )
                     out[str(rate)]["path"]["http_errors"] = len(errors)
                     out[str(rate)]["path"]["http_error_examples"] = errors[:3]
                     out[str(rate)]["path"]["cpu_ms_per_message"] = path_cpu
@@ -512,10 +544,11 @@ def report(
     path: Phase,
     acked_at: dict[str, float],
     approved_at: dict[str, float],
+    rejected: dict[str, str],
 ) -> dict[str, Any]:
     figures: dict[str, Any] = {}
     for name, phase in (("direct", direct), ("server_send", server_send), ("path", path)):
-        values, lost = phase.latencies()
+        values, lost = phase.latencies(set(rejected) if phase is path else frozenset())
         figures[name] = {
             **summary(values),
             "messages": len(phase.sent_at),
@@ -523,6 +556,9 @@ def report(
             "duplicates": phase.duplicates,
         }
     figures["path"]["stages"] = path_stages(path, acked_at, approved_at)
+    reasons = [rejected[i] for i in path.sent_at if i in rejected]
+    figures["path"]["rejected_by_moderation"] = len(reasons)
+    figures["path"]["rejection_examples"] = sorted(set(reasons))[:3]
     direct_p99, path_p99 = figures["direct"]["p99_ms"], figures["path"]["p99_ms"]
     direct_p50, path_p50 = figures["direct"]["p50_ms"], figures["path"]["p50_ms"]
     figures["p99_ratio"] = round(path_p99 / direct_p99, 2) if direct_p99 and path_p99 else None
