@@ -183,6 +183,7 @@ async function join(event: SubmitEvent): Promise<void> {
       },
       onChatPacket: (packet) => {
         if (packet.type === "message") chat.add(packet.message);
+        else if (packet.type === "removed") chat.remove(packet.messageId);
         else {
           chat.reject(packet.messageId, packet.reason);
           setNotice(`your message was not shown: ${packet.reason || "it did not pass moderation"}`);

@@ -18,7 +18,7 @@ from livestage.settings import (
     TopicSettings,
 )
 
-from . import errors, operator, routes_chat, routes_ops, routes_viewer
+from . import errors, operator, routes_chat, routes_operator_chat, routes_ops, routes_viewer
 from .client_ip import parse_networks
 from .deps import Limits, Services
 from .dispatch import DispatchMetadata
@@ -77,6 +77,7 @@ def create_app(
     app.include_router(routes_chat.router)
     app.include_router(routes_ops.router)
     app.include_router(operator.router)
+    app.include_router(routes_operator_chat.router)
     mount_pages(app, edge.web_dist)
     return app
 
