@@ -111,7 +111,7 @@ async def make_edge(nats_server, redis_server, livekit_server) -> AsyncIterator[
             operator_settings=OperatorSettings(
                 operator_secret=SecretStr(operator_secret) if operator_secret else None
             ),
-            rate_limited_counter=rate_limited_counter,
+            **({"rate_limited_counter": rate_limited_counter} if rate_limited_counter else {}),
         )
         server = uvicorn.Server(server_config(app, edge_config, log_level="warning"))
         task = asyncio.create_task(server.serve())
