@@ -439,18 +439,30 @@ async def test_health_ready_config_and_openapi(make_edge: EdgeFactory) -> None:
     assert ready.json()["checks"] == {"nats": "ok", "redis": "ok", "livekit": "ok"}
 
     config = (await edge.client.get("/api/config")).json()
-    assert config["roomName"] == edge.room
-    assert config["chatTopic"] == "anam-live-chat" and config["stageTopic"] == "anam-stage-visual"
-    assert "secret" not in json.dumps(config).lower()
+    assert config == {
+        "roomName": edge.room,
+        "avatars": ["fox", "owl", "cat", "robot", "panda", "frog"],
+        "chatTopic": "anam-live-chat",
+        "stageTopic": "anam-stage-visual",
+        "maxNameLength": 32,
+        "maxChatLength": 500,
+        "avatarIdentities": ["anam-avatar-host", "avatar-host"],
+    }
 
     spec = (await edge.client.get("/openapi.json")).json()
-    for path, responses in [
-        ("/api/livekit-token", {"200", "422", "429"}),
-        ("/api/chat", {"202", "401", "422", "429", "503"}),
-        ("/api/chat/history", {"200", "401", "429", "503"}),
+    for path, method, codes in [
+        ("/api/livekit-token", "post", {"200", "403", "413", "422", "429", "500", "502", "503"}),
+        ("/api/chat", "post", {"202", "401", "403", "413", "422", "429", "503"}),
+        ("/api/chat/history", "get", {"200", "401", "403", "429", "502", "503"}),
+        ("/api/livekit/webhook", "post", {"204", "401", "413", "503"}),
+        ("/api/operator/bans", "post", {"201", "401", "413", "422", "503"}),
+        ("/api/operator/bans/{visitor_tag}", "delete", {"204", "401", "404", "422", "503"}),
     ]:
-        operation = next(iter(spec["paths"][path].values()))
-        assert responses <= set(operation["responses"]), (path, operation["responses"].keys())
+        responses = spec["paths"][path][method]["responses"]
+        assert codes <= set(responses), (path, sorted(responses))
+        for code in codes - {"200", "201", "202", "204", "422"}:
+            schema = responses[code]["content"]["application/json"]["schema"]
+            assert schema["$ref"] == "#/components/schemas/ErrorResponse", (path, code)
 
 
 async def test_a_backend_that_is_down_is_503_with_retry_after_never_500(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, HTTPException, Request, Response, status
 from livekit import api
@@ -23,7 +23,8 @@ log = logging.getLogger(__name__)
 router = APIRouter(tags=["operations"])
 
 PRESENCE_EVENTS = {"participant_joined", "participant_left", "room_started", "room_finished"}
-KIND_NAMES = {
+ParticipantKindName = Literal["", "standard", "agent", "ingress", "egress", "sip"]
+KIND_NAMES: dict[int, ParticipantKindName] = {
     ParticipantInfo.Kind.STANDARD: "standard",
     ParticipantInfo.Kind.AGENT: "agent",
     ParticipantInfo.Kind.INGRESS: "ingress",
