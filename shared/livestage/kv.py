@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError, TimeoutError
@@ -41,11 +41,20 @@ def connect_redis(
     timeout_s: float = 5.0,
     connect_timeout_s: float = 2.0,
     retries: int = 3,
+    max_connections: int = 100,
 ) -> Redis:
     """A pooled async Redis client for `settings.url` (connects lazily); the timeouts and
-    retries are those of `redis_options`."""
+    retries are those of `redis_options`.
+
+    The pool holds at most `max_connections` and makes a caller *wait* (up to `timeout_s`) for a
+    free one: redis-py's default pool instead fails at once with "Too many connections" when
+    more than 100 commands are in flight, which a rush of requests reaches easily.
+    """
     options = redis_options(
         timeout_s=timeout_s, connect_timeout_s=connect_timeout_s, retries=retries
     )
-    client: Redis = Redis.from_url(settings.url, **options)
+    pool = BlockingConnectionPool.from_url(
+        settings.url, max_connections=max_connections, timeout=timeout_s, **options
+    )
+    client: Redis = Redis.from_pool(pool)
     return client

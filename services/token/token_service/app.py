@@ -64,7 +64,11 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         redis_client = connect_redis(
-            redis, timeout_s=edge.redis_timeout_s, connect_timeout_s=edge.redis_timeout_s, retries=1
+            redis,
+            timeout_s=edge.redis_timeout_s,
+            connect_timeout_s=edge.redis_timeout_s,
+            retries=1,
+            max_connections=edge.redis_max_connections,
         )
         secret = livekit.api_secret.get_secret_value()
         services = Services(
@@ -74,10 +78,7 @@ def create_app(
             topics=topics,
             redis=redis_client,
             limiter=RateLimiter(
-                redis.url,
-                namespace=livekit.room,
-                timeout_s=edge.redis_timeout_s,
-                limited=rate_limited_counter,
+                redis.url, redis_client, livekit.room, limited=rate_limited_counter
             ),
             limits=Limits.from_settings(edge),
             trusted_proxies=parse_networks(edge.trusted_proxies),

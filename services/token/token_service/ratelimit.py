@@ -19,9 +19,9 @@ from limits import RateLimitItem, parse
 from limits.aio.storage import RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 from opentelemetry.metrics import Counter
+from redis.asyncio import Redis
 
 from livestage import metrics
-from livestage.kv import redis_options
 
 
 @dataclass(frozen=True)
@@ -40,11 +40,13 @@ class RateLimiter:
     def __init__(
         self,
         redis_url: str,
+        redis: Redis,
         namespace: str,
         *,
-        timeout_s: float = 1.0,
         limited: Counter | None = None,
     ) -> None:
+        """Counts in the Redis at `redis_url` through `redis`'s connection pool (its timeouts,
+        and its wait for a free connection under a rush, instead of failing)."""
         uri = redis_url.replace("redis://", "async+redis://", 1).replace(
             "rediss://", "async+rediss://", 1
         )
@@ -52,7 +54,8 @@ class RateLimiter:
             uri,
             implementation="redispy",
             key_prefix="livestage-limits",
-            **redis_options(timeout_s=timeout_s, connect_timeout_s=timeout_s, retries=1),
+            # documented by `limits`, though its options are typed as scalars
+            connection_pool=redis.connection_pool,  # type: ignore[arg-type]
         )
         self.limiter = MovingWindowRateLimiter(self.storage)
         self.namespace = namespace

@@ -74,6 +74,12 @@ class EdgeSettings(BaseSettings):
     redis_timeout_s: float = Field(
         1.0, gt=0, description="Longest wait for one Redis command or connect (seconds)."
     )
+    redis_max_connections: int = Field(
+        200,
+        gt=0,
+        description="Connections to Redis at most; more concurrent commands wait (up to "
+        "TOKEN_REDIS_TIMEOUT_S) for a free one.",
+    )
     nats_timeout_s: float = Field(
         2.0, gt=0, description="Longest wait for JetStream to store a message (seconds)."
     )
