@@ -78,7 +78,7 @@ def mouth_opening(renderer: FaceRenderer, rgba: np.ndarray) -> int:
     m = renderer._motion_px + 2
     box = rgba[max(0, y0 - m) : y1 + m, max(0, x0 - m) : x1 + m, :3].astype(np.int32)
     luma = (299 * box[..., 0] + 587 * box[..., 1] + 114 * box[..., 2]) // 1000
-    return int((luma < 70).sum())
+    return int((luma < 60).sum())
 
 
 def espeak(text: str) -> np.ndarray:

@@ -20,8 +20,9 @@ A frame is therefore a handful of numpy slice copies and one small blend: well u
 from __future__ import annotations
 
 import enum
+import functools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -646,13 +647,6 @@ _HEAD_BOX = _Box(_HEAD_CENTER[0] - 150, 56, _HEAD_CENTER[0] + 150, 400)
 
 
 @dataclass
-class _Sprite:
-    y: int  # top-left in frame pixels, at zero offset
-    x: int
-    rgb: np.ndarray  # (h, w, 3) uint8
-
-
-@dataclass
 class _Region:
     """Pixel rectangle (rows y0:y1, cols x0:x1) at zero head offset."""
 
@@ -719,12 +713,12 @@ class FaceRenderer:
             raise ValueError(f"out must be ({h}, {w}, 4) uint8, got {out.shape} {out.dtype}")
         # body (and the background around it), raised by breathing
         lift = int(round(_clamp(state.breath, 0.0, 1.0) * self._breath_px))
-        out[...] = self._body[self._breath_px - lift : self._breath_px - lift + h]
+        out[...] = self._body[lift : lift + h]
         # head
         dx, dy = self._head_offset(state)
         hy, hx = self._head_y + dy, self._head_x + dx
         split = self._head_split
-        hh, hw = self._head_rgb.shape[:2]
+        hh, hw = self._head_on_bg.shape[:2]
         out[hy : hy + split, hx : hx + hw, :3] = self._head_on_bg[:split]
         below = out[hy + split : hy + hh, hx : hx + hw, :3]
         blended = below.astype(np.uint16)
@@ -763,11 +757,11 @@ class FaceRenderer:
         self._breath_px = max(1, int(math.ceil(_BREATH_MARGIN * s)))
         bg = np.array(pal.background, dtype=np.uint8)
 
-        # body: a frame-wide strip `breath_px` taller than the frame, so raising it never
-        # uncovers the bottom edge
+        # body: a frame-wide strip `breath_px` taller than the frame (below its bottom edge),
+        # so raising it never uncovers the bottom
         body_h = h + self._breath_px
         img = Image.new("RGBA", (w * ss, body_h * ss), (0, 0, 0, 0))
-        origin = (-self.origin_x / s, -(self.origin_y + self._breath_px) / s)
+        origin = (-self.origin_x / s, -self.origin_y / s)
         _draw_body(_Pen(img, s * ss, origin, ss), pal)
         body = _reduce_rgba(img, ss)
         self._body = np.empty((body_h, w, 4), dtype=np.uint8)
@@ -788,7 +782,6 @@ class FaceRenderer:
         face_mask = _face(pen, pal)
         _bangs(pen, pal, face_mask)
         head = _reduce_rgba(head_img, ss)
-        self._head_rgb = head[..., :3]
         alpha = head[..., 3:4].astype(np.uint16)
         self._head_premul = head[..., :3].astype(np.uint16) * alpha
         self._head_inv_alpha = 255 - alpha
@@ -796,9 +789,7 @@ class FaceRenderer:
         # rows of the head that can never overlap the body are copied opaque
         body_rows = np.nonzero(body[..., 3].max(axis=1) > 0)[0]
         body_top = int(body_rows[0]) - self._breath_px  # first body row in frame, fully raised
-        self._head_split = int(
-            _clamp(body_top - self._motion_px - self._breath_px - y0, 0, head.shape[0])
-        )
+        self._head_split = int(_clamp(body_top - self._motion_px - y0, 0, head.shape[0]))
 
         # feature patches, each drawn on a crop of the supersampled head
         self._eyes = self._region(_EYES_BOX)
@@ -810,11 +801,14 @@ class FaceRenderer:
                     head_img,
                     head_origin,
                     self._eyes,
-                    lambda p, c=closure, g=gaze: self._eyes_fn(p, c, g),
+                    functools.partial(self._eyes_fn, closure=closure, gaze=gaze),
                 )
         for raise_ in BROW_STEPS:
             self._brows.patches[raise_] = self._patch(
-                head_img, head_origin, self._brows, lambda p, r=raise_: _draw_brow(p, pal, r)
+                head_img,
+                head_origin,
+                self._brows,
+                functools.partial(_draw_brow, pal=pal, raise_=raise_),
             )
         shapes = [REST_MOUTH] + [
             MouthShape(v, level)
@@ -823,7 +817,10 @@ class FaceRenderer:
         ]
         for shape in shapes:
             self._mouth.patches[shape] = self._patch(
-                head_img, head_origin, self._mouth, lambda p, m=shape: _draw_mouth(p, pal, m)
+                head_img,
+                head_origin,
+                self._mouth,
+                functools.partial(_draw_mouth, pal=pal, shape=shape),
             )
 
     def _eyes_fn(self, pen: _Pen, closure: float, gaze: float) -> None:
@@ -840,7 +837,7 @@ class FaceRenderer:
         head_img: Image.Image,
         head_origin: Point,
         region: _Region,
-        draw: object,
+        draw: Callable[[_Pen], None],
     ) -> np.ndarray:
         ss, s = self._ss, self.scale
         left, top = region.x0 - self._head_x, region.y0 - self._head_y
@@ -853,16 +850,18 @@ class FaceRenderer:
             )
         )
         origin = (head_origin[0] + left / s, head_origin[1] + top / s)
-        draw(_Pen(crop, s * ss, origin, ss))  # type: ignore[operator]
+        draw(_Pen(crop, s * ss, origin, ss))
         patch = _reduce_rgba(crop, ss)
         if patch[..., 3].min() < 255:
             raise AssertionError("a feature patch must lie wholly on the opaque head")
-        return np.ascontiguousarray(patch[..., :3])
+        rgb: np.ndarray = np.ascontiguousarray(patch[..., :3])
+        return rgb
 
 
 def _over(rgba: np.ndarray, bg: np.ndarray) -> np.ndarray:
     a = rgba[..., 3:4].astype(np.float32) / 255.0
-    return (rgba[..., :3] * a + bg * (1 - a)).round().astype(np.uint8)
+    out: np.ndarray = (rgba[..., :3] * a + bg * (1 - a)).round().astype(np.uint8)
+    return out
 
 
 def _nearest(steps: Sequence[float], value: float) -> float:

@@ -66,7 +66,7 @@ def openness_target(db: float, peak_db: float, config: MouthConfig) -> float:
         return 0.0
     low = peak_db - config.range_db
     span = config.range_db - config.headroom_db
-    return min(1.0, max(0.0, (db - low) / span)) ** config.curve
+    return float(min(1.0, max(0.0, (db - low) / span)) ** config.curve)
 
 
 def smooth(previous: float, target: float, dt: float, attack_s: float, release_s: float) -> float:

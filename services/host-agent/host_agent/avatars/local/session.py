@@ -33,7 +33,7 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from livekit import api, rtc
 from livekit.agents.voice.avatar import (
@@ -45,6 +45,7 @@ from livekit.agents.voice.avatar import (
 )
 from livekit.agents.voice.room_io import ATTRIBUTE_PUBLISH_ON_BEHALF
 
+from host_agent.settings import LocalAvatarSettings
 from livestage.identity import LOCAL_AVATAR_IDENTITY
 from livestage.settings import LiveKitSettings
 
@@ -176,6 +177,8 @@ async def start_local_avatar(
     AGENT-kind participant). Returns once the audio and video tracks are published. Raises
     TimeoutError when the room or the sender does not turn up within `join_timeout_s`.
     """
+    if width % 2 or height % 2:
+        raise ValueError(f"width and height must be even (I420 video), got {width}x{height}")
     if renderer is None:
         # ~1 s of drawing: keep it off the event loop, the agent shares it
         renderer = await asyncio.to_thread(
@@ -242,7 +245,7 @@ def avatar_token(
     )
 
 
-class LocalAvatarSession(AvatarSession):
+class LocalAvatarSession(AvatarSession[Any]):
     """Our drawn avatar as an `AvatarSession` (identity `avatar-host`, provider livestage-local)."""
 
     def __init__(
@@ -273,6 +276,23 @@ class LocalAvatarSession(AvatarSession):
         self._join_timeout_s = join_timeout_s
         self.avatar: LocalAvatar | None = None
 
+    @classmethod
+    def from_settings(
+        cls, settings: LocalAvatarSettings | None = None, livekit: LiveKitSettings | None = None
+    ) -> LocalAvatarSession:
+        """The avatar as configured by `HOST_AVATAR_*` and `LIVEKIT_*`."""
+        settings = settings or LocalAvatarSettings()
+        livekit = livekit or LiveKitSettings()
+        return cls(
+            width=settings.width,
+            height=settings.height,
+            fps=settings.fps,
+            background=settings.background_rgb,
+            livekit_url=livekit.url,
+            livekit_api_key=livekit.api_key,
+            livekit_api_secret=livekit.api_secret.get_secret_value(),
+        )
+
     @property
     def avatar_identity(self) -> str:
         return LOCAL_AVATAR_IDENTITY
@@ -281,7 +301,7 @@ class LocalAvatarSession(AvatarSession):
     def provider(self) -> str:
         return PROVIDER
 
-    async def start(self, agent_session: AgentSession, room: rtc.Room) -> None:
+    async def start(self, agent_session: AgentSession[Any], room: rtc.Room) -> None:
         """Join as `avatar-host` and route `agent_session`'s audio to it (before session.start)."""
         await super().start(agent_session, room)
         agent_identity = room.local_participant.identity
