@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -159,6 +160,16 @@ class LocalAvatar:
         await self.aclose()
 
 
+@functools.lru_cache(maxsize=4)
+def shared_renderer(width: int, height: int, palette: Palette) -> FaceRenderer:
+    """One renderer per size and palette per process (it is read-only once built).
+
+    Building one draws everything up front (about a second at 512x512 on a busy machine); call
+    this from the worker's prewarm to take that off the first job's start.
+    """
+    return FaceRenderer(width, height, palette)
+
+
 async def start_local_avatar(
     url: str,
     token: str,
@@ -180,10 +191,8 @@ async def start_local_avatar(
     if width % 2 or height % 2:
         raise ValueError(f"width and height must be even (I420 video), got {width}x{height}")
     if renderer is None:
-        # ~1 s of drawing: keep it off the event loop, the agent shares it
-        renderer = await asyncio.to_thread(
-            FaceRenderer, width, height, palette or Palette(background=KEY_GREEN)
-        )
+        # up to a second of drawing the first time: keep it off the event loop the agent shares
+        renderer = await asyncio.to_thread(shared_renderer, width, height, palette or Palette())
     elif (renderer.width, renderer.height) != (width, height):
         raise ValueError("renderer size differs from width x height")
     room = rtc.Room()
@@ -314,16 +323,20 @@ class LocalAvatarSession(AvatarSession[Any]):
             agent_identity=agent_identity,
             name=self._name,
         )
-        self.avatar = await start_local_avatar(
-            self._url,
-            token,
-            sender_identity=agent_identity,
-            width=self._width,
-            height=self._height,
-            fps=self._fps,
-            palette=self._palette,
-            join_timeout_s=self._join_timeout_s,
-        )
+        try:
+            self.avatar = await start_local_avatar(
+                self._url,
+                token,
+                sender_identity=agent_identity,
+                width=self._width,
+                height=self._height,
+                fps=self._fps,
+                palette=self._palette,
+                join_timeout_s=self._join_timeout_s,
+            )
+        except BaseException:
+            await super().aclose()  # no half-started avatar: the caller may fall back to none
+            raise
         agent_session.output.replace_audio_tail(
             DataStreamAudioOutput(
                 room,
