@@ -212,6 +212,17 @@ async def start_local_avatar(
             room, audio_recv=receiver, video_gen=generator, options=options, _lazy_publish=False
         )
         generator.idle_audio_sink = runner.av_sync.push
+
+        pending: set[asyncio.Task[None]] = set()
+
+        def drop_queued_media() -> None:
+            # the runner empties the generator; the ~100 ms already queued for sending would
+            # still play, so an interruption also drops that (it is all the cut speech)
+            task = asyncio.create_task(runner.av_sync.clear_queue())
+            pending.add(task)
+            task.add_done_callback(pending.discard)
+
+        receiver.on("clear_buffer", drop_queued_media)
         async with asyncio.timeout(join_timeout_s):
             await runner.start()  # waits for the sender, then publishes both tracks
     except BaseException:
@@ -287,9 +298,13 @@ class LocalAvatarSession(AvatarSession[Any]):
 
     @classmethod
     def from_settings(
-        cls, settings: LocalAvatarSettings | None = None, livekit: LiveKitSettings | None = None
+        cls,
+        settings: LocalAvatarSettings | None = None,
+        livekit: LiveKitSettings | None = None,
+        *,
+        name: str = "Host",
     ) -> LocalAvatarSession:
-        """The avatar as configured by `HOST_AVATAR_*` and `LIVEKIT_*`."""
+        """The avatar as configured by `HOST_AVATAR_*` and `LIVEKIT_*` (`name`: display name)."""
         settings = settings or LocalAvatarSettings()
         livekit = livekit or LiveKitSettings()
         return cls(
@@ -300,6 +315,7 @@ class LocalAvatarSession(AvatarSession[Any]):
             livekit_url=livekit.url,
             livekit_api_key=livekit.api_key,
             livekit_api_secret=livekit.api_secret.get_secret_value(),
+            name=name,
         )
 
     @property
