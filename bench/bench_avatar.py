@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
+import math
 import os
 import statistics
 import subprocess
@@ -45,8 +47,10 @@ from host_agent.avatars.local.face import FaceRenderer  # noqa: E402
 from host_agent.avatars.local.session import (  # noqa: E402
     DEFAULT_FPS,
     DEFAULT_HEIGHT,
+    DEFAULT_MOUTH_LAG_S,
     DEFAULT_WIDTH,
     SAMPLE_RATE,
+    LocalAvatar,
     avatar_token,
     start_local_avatar,
 )
@@ -147,15 +151,80 @@ def watch(viewer: rtc.Room, log: ViewerLog, renderer: FaceRenderer) -> None:
     viewer.on("track_subscribed", on_track)
 
 
-async def child(url: str, token: str, sender: str, width: int, height: int, fps: float) -> None:
-    """The avatar alone, until stdin closes."""
+async def child(
+    url: str, token: str, sender: str, width: int, height: int, fps: float, lag_s: float
+) -> None:
+    """The avatar alone, until stdin closes; then one JSON line of its own lip-sync figures."""
     avatar = await start_local_avatar(
-        url, token, sender_identity=sender, width=width, height=height, fps=fps
+        url, token, sender_identity=sender, width=width, height=height, fps=fps, mouth_lag_s=lag_s
     )
+    onsets = instrument(avatar)
     print("ready", flush=True)
     loop = asyncio.get_running_loop()
     await loop.run_in_executor(None, sys.stdin.read)
     await avatar.aclose()
+    print(json.dumps({"sender_offsets_ms": onsets.offsets_ms()}), flush=True)
+
+
+@dataclass
+class SenderOnsets:
+    """When, in the avatar process, a voice starts playing and the mouth first opens."""
+
+    audio: list[float] = field(default_factory=list)  # expected playout start of a voice onset
+    video: list[float] = field(default_factory=list)  # capture time of the first open mouth
+
+    def offsets_ms(self) -> list[float]:
+        out = []
+        for a in self.audio:
+            v = next((v for v in self.video if a - 0.3 <= v <= a + 0.5), None)
+            if v is not None:
+                out.append(round((v - a) * 1000, 1))
+        return out
+
+
+def instrument(avatar: LocalAvatar) -> SenderOnsets:
+    """Bench-only taps on the avatar's sources (private attributes of the pinned runner).
+
+    Audio: a voice frame after >= 0.6 s of silence starts playing once what is queued ahead of
+    it has played (`queued_duration`). Video: the moment the synchronizer hands the first
+    open-mouth frame to the video source.
+    """
+    onsets = SenderOnsets()
+    generator, runner = avatar.generator, avatar.runner
+    audio_source, video_source = runner._audio_source, runner._video_source
+    open_frames: dict[int, bool] = {}
+    render = generator._video
+
+    def video_frame(chunk: np.ndarray | None, n: int) -> rtc.VideoFrame:
+        frame = render(chunk, n)
+        open_frames[id(frame)] = not generator.last_state.mouth.closed
+        return frame
+
+    generator._video = video_frame  # type: ignore[method-assign]
+    capture_audio, capture_video = audio_source.capture_frame, video_source.capture_frame
+    quiet_since = [time.monotonic()]
+    was_open = [False]
+
+    async def audio_frame(frame: rtc.AudioFrame) -> None:
+        now = time.monotonic()
+        if rms_int16(frame) > 1500:
+            if now - quiet_since[0] >= 0.6:
+                onsets.audio.append(now + audio_source.queued_duration)
+            quiet_since[0] = math.inf
+        elif quiet_since[0] == math.inf:
+            quiet_since[0] = now
+        await capture_audio(frame)
+
+    def video_capture(frame: rtc.VideoFrame, **kwargs: object) -> None:
+        is_open = open_frames.pop(id(frame), False)
+        if is_open and not was_open[0]:
+            onsets.video.append(time.monotonic())
+        was_open[0] = is_open
+        capture_video(frame, **kwargs)  # type: ignore[arg-type]
+
+    audio_source.capture_frame = audio_frame  # type: ignore[method-assign]
+    video_source.capture_frame = video_capture  # type: ignore[method-assign]
+    return onsets
 
 
 def onsets(log: ViewerLog, start: float, end: float) -> tuple[float | None, float | None]:
@@ -170,6 +239,7 @@ async def measure(
     width: int = DEFAULT_WIDTH,
     height: int = DEFAULT_HEIGHT,
     fps: float = DEFAULT_FPS,
+    lag_s: float = DEFAULT_MOUTH_LAG_S,
 ) -> dict[str, object]:
     room_name = f"bench-avatar-{uuid.uuid4().hex[:8]}"
     agent_identity = "agent-bench"
@@ -197,6 +267,7 @@ async def measure(
         str(width),
         str(height),
         str(fps),
+        str(lag_s),
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         cwd=ROOT,
@@ -240,11 +311,15 @@ async def measure(
             windows.append((start, time.monotonic()))
             await asyncio.sleep(0.4)
     finally:
+        sender_offsets: list[float] = []
         if proc.stdin is not None:
             proc.stdin.close()
         try:
             async with asyncio.timeout(15):
-                await proc.wait()
+                rest, _ = await proc.communicate()
+            for line in rest.decode().splitlines():
+                if line.startswith("{"):
+                    sender_offsets = json.loads(line)["sender_offsets_ms"]
         except TimeoutError:
             proc.kill()
             await proc.wait()
@@ -264,6 +339,7 @@ async def measure(
     return {
         "size": f"{width}x{height}",
         "fps_target": fps,
+        "mouth_lag_ms": round(lag_s * 1000, 1),
         "load_s": round(wall, 1),
         "fps_at_viewer": round(len(rendered) / wall, 1),
         "frame_gap_p95_ms": round(float(np.percentile(gaps, 95)) * 1000, 1) if gaps.size else None,
@@ -275,6 +351,10 @@ async def measure(
             round(float(np.percentile(np.abs(offsets), 90)), 1) if offsets else None
         ),
         "bursts_detected": f"{len(offsets)}/{BURSTS}",
+        "sender_av_offset_ms": sender_offsets,
+        "sender_av_offset_median_ms": (
+            round(statistics.median(sender_offsets), 1) if sender_offsets else None
+        ),
         "received_size": f"{log.size[0]}x{log.size[1]}",
     }
 
@@ -282,7 +362,12 @@ async def measure(
 async def run() -> dict[str, object]:
     goals = {"fps_min": 25, "cpu_share_max": 0.40, "av_offset_max_abs_ms": 45}
     with LiveKitServer() as server:
-        result = await measure(server)
+        result = await measure(
+            server,
+            fps=float(os.environ.get("AVATAR_BENCH_FPS", DEFAULT_FPS)),
+            lag_s=float(os.environ.get("AVATAR_BENCH_MOUTH_LAG_MS", DEFAULT_MOUTH_LAG_S * 1000))
+            / 1000,
+        )
     return {
         **result,
         "goals": goals,
@@ -299,9 +384,7 @@ async def run() -> dict[str, object]:
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["child"]:
-        url, token, sender, w, h, f = sys.argv[2:8]
-        asyncio.run(child(url, token, sender, int(w), int(h), float(f)))
+        url, token, sender, w, h, f, lag = sys.argv[2:9]
+        asyncio.run(child(url, token, sender, int(w), int(h), float(f), float(lag)))
     else:
-        import json
-
         print(json.dumps(asyncio.run(run()), indent=2))

@@ -27,6 +27,13 @@ class LocalAvatarSettings(BaseSettings):
     fps: float = Field(
         25.0, ge=5, le=60, description="Frame rate of the local avatar's video (frames/second)."
     )
+    mouth_lag_ms: float = Field(
+        0.0,
+        ge=0,
+        le=500,
+        description="How far the local avatar's lips trail its voice as sent (ms), to even out "
+        "the send queues; `make bench B=avatar` measures the resulting offset.",
+    )
     background: str = Field(
         "00FF00",
         description="Background colour (RRGGBB hex, `#` optional) of the local avatar, keyed "

@@ -59,15 +59,21 @@ class LocalAvatarGenerator(VideoGenerator):
         sample_rate: int = 24000,
         motion: IdleMotion | None = None,
         mouth: MouthTracker | None = None,
+        mouth_lag_s: float = 0.0,
     ) -> None:
         if fps <= 0:
             raise ValueError(f"fps must be positive, got {fps}")
+        if not 0.0 <= mouth_lag_s <= 0.5:
+            raise ValueError(f"mouth_lag_s must be within 0..0.5 s, got {mouth_lag_s}")
         self.renderer = renderer
         self.fps = fps
         self.sample_rate = sample_rate
         self.motion = motion or IdleMotion()
         self.mouth = mouth or MouthTracker(sample_rate, 1.0 / fps)
         self.idle_audio_sink: IdleAudioSink | None = None
+        # the mouth shows the audio heard `mouth_lag_s` ago: what was played, silence included
+        self._lag = round(mouth_lag_s * sample_rate)
+        self._heard = np.zeros(0, dtype=np.int16)
         self.frames = 0  # video frames yielded so far (the media clock)
         self.speech_frames = 0
         self.last_state = FaceState()
@@ -105,6 +111,7 @@ class LocalAvatarGenerator(VideoGenerator):
         self._segment_has_audio = False
         self._in_segment = False
         self._resampler = None
+        self._heard = np.zeros(0, dtype=np.int16)
         self.mouth.reset()
 
     def __aiter__(self) -> AsyncIterator[rtc.VideoFrame | rtc.AudioFrame | AudioSegmentEnd]:
@@ -120,7 +127,7 @@ class LocalAvatarGenerator(VideoGenerator):
             if self._pending and (self._chunk_ready(n) or self._in_segment):
                 chunk, ended = self._take(n)
                 self._in_segment = not ended
-                yield self._video(chunk)
+                yield self._video(chunk, n)
                 yield rtc.AudioFrame(chunk.tobytes(), self.sample_rate, 1, n)
                 self.speech_frames += 1
                 if ended:
@@ -132,12 +139,12 @@ class LocalAvatarGenerator(VideoGenerator):
                 await self.idle_audio_sink(
                     rtc.AudioFrame(silence.tobytes(), self.sample_rate, 1, n)
                 )
-            yield self._video(None)
+            yield self._video(None, n)
 
-    def _video(self, chunk: np.ndarray | None) -> rtc.VideoFrame:
+    def _video(self, chunk: np.ndarray | None, n: int) -> rtc.VideoFrame:
         t = self.frames / self.fps
         self.frames += 1
-        mouth = self.mouth.update(chunk)
+        mouth = self.mouth.update(self._mouth_window(chunk, n))
         pose = self.motion.pose(t, speech=self.mouth.speech)
         state = FaceState(
             mouth=mouth,
@@ -153,6 +160,19 @@ class LocalAvatarGenerator(VideoGenerator):
         buffer = bytearray(r.width * r.height * 4)  # the frame owns its pixels
         r.render(state, out=np.frombuffer(buffer, dtype=np.uint8).reshape(r.height, r.width, 4))
         return rtc.VideoFrame(r.width, r.height, rtc.VideoBufferType.RGBA, buffer)
+
+    def _mouth_window(self, chunk: np.ndarray | None, n: int) -> np.ndarray | None:
+        """The `n` samples the mouth shows for this frame: the chunk itself, or with a lag the
+        samples that ended `mouth_lag_s` ago (None: silence)."""
+        if self._lag == 0:
+            return chunk
+        played = chunk if chunk is not None else np.zeros(n, dtype=np.int16)
+        self._heard = np.concatenate([self._heard, played])[-(self._lag + 2 * n) :]
+        end = self._heard.size - self._lag
+        if end <= 0:
+            return None
+        window = self._heard[max(0, end - n) : end]
+        return window if window.any() else None
 
     # -- audio bookkeeping --
 

@@ -64,6 +64,8 @@ SAMPLE_RATE = 24000
 DEFAULT_WIDTH = 512
 DEFAULT_HEIGHT = 512
 DEFAULT_FPS = 25.0
+DEFAULT_MOUTH_LAG_S = 0.0
+"""How far the lips trail the voice as sent (see `LocalAvatarSettings.mouth_lag_ms`)."""
 AV_STREAM = "avatar"
 """Both tracks share one stream name, so receivers group them in one MediaStream and play
 them in sync (WebRTC lip sync works within a stream only)."""
@@ -180,6 +182,7 @@ async def start_local_avatar(
     fps: float = DEFAULT_FPS,
     palette: Palette | None = None,
     renderer: FaceRenderer | None = None,
+    mouth_lag_s: float = DEFAULT_MOUTH_LAG_S,
     join_timeout_s: float = 20.0,
 ) -> LocalAvatar:
     """Join with `token`, publish the face and play whatever `sender_identity` streams to us.
@@ -206,7 +209,9 @@ async def start_local_avatar(
             audio_sample_rate=SAMPLE_RATE,
             audio_channels=1,
         )
-        generator = LocalAvatarGenerator(renderer, fps=fps, sample_rate=SAMPLE_RATE)
+        generator = LocalAvatarGenerator(
+            renderer, fps=fps, sample_rate=SAMPLE_RATE, mouth_lag_s=mouth_lag_s
+        )
         receiver = DataStreamAudioReceiver(room, sender_identity=sender_identity)
         runner = _BroadcastRunner(
             room, audio_recv=receiver, video_gen=generator, options=options, _lazy_publish=False
@@ -279,6 +284,7 @@ class LocalAvatarSession(AvatarSession[Any]):
         livekit_api_key: str | None = None,
         livekit_api_secret: str | None = None,
         name: str = "Host",
+        mouth_lag_s: float = DEFAULT_MOUTH_LAG_S,
         join_timeout_s: float = 20.0,
     ) -> None:
         super().__init__()
@@ -293,6 +299,7 @@ class LocalAvatarSession(AvatarSession[Any]):
         self._width, self._height, self._fps = width, height, fps
         self._palette = Palette(background=background)
         self._name = name
+        self._mouth_lag_s = mouth_lag_s
         self._join_timeout_s = join_timeout_s
         self.avatar: LocalAvatar | None = None
 
@@ -312,6 +319,7 @@ class LocalAvatarSession(AvatarSession[Any]):
             height=settings.height,
             fps=settings.fps,
             background=settings.background_rgb,
+            mouth_lag_s=settings.mouth_lag_ms / 1000,
             livekit_url=livekit.url,
             livekit_api_key=livekit.api_key,
             livekit_api_secret=livekit.api_secret.get_secret_value(),
@@ -348,6 +356,7 @@ class LocalAvatarSession(AvatarSession[Any]):
                 height=self._height,
                 fps=self._fps,
                 palette=self._palette,
+                mouth_lag_s=self._mouth_lag_s,
                 join_timeout_s=self._join_timeout_s,
             )
         except BaseException:
