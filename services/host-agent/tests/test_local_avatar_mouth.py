@@ -274,3 +274,28 @@ async def test_frame_sizes_add_up_to_the_audio_at_any_rate(fps: int, rate: int) 
     gen = LocalAvatarGenerator(small_renderer(), fps=fps, sample_rate=rate)
     sizes = [gen._samples_in_frame(i) for i in range(fps * 3)]
     assert sum(sizes) == rate * 3 and max(sizes) - min(sizes) <= 1
+
+
+async def test_a_mouth_lag_delays_the_lips_not_the_voice() -> None:
+    shapes: dict[float, list[bool]] = {}
+    for lag in (0.0, 0.04):
+        gen = LocalAvatarGenerator(small_renderer(), fps=25, sample_rate=RATE, mouth_lag_s=lag)
+        for frame in audio_frames(tone([700, 1200], 0.4, dbfs=-16)):
+            await gen.push_audio(frame)
+        await gen.push_audio(AudioSegmentEnd())
+        opened: list[bool] = []
+        audio_at: list[int] = []
+        iterator = gen.__aiter__()
+        async with asyncio.timeout(10):
+            while len(opened) < 15:
+                item = await iterator.__anext__()
+                if isinstance(item, rtc.VideoFrame):
+                    opened.append(not gen.last_state.mouth.closed)
+                elif isinstance(item, rtc.AudioFrame):
+                    audio_at.append(len(opened) - 1)
+        assert audio_at[0] == 0  # the voice goes out with the first frame either way
+        shapes[lag] = opened
+    assert shapes[0.0].index(True) == 0
+    assert shapes[0.04].index(True) == 1  # one 40 ms frame later
+    with pytest.raises(ValueError, match="mouth_lag_s"):
+        LocalAvatarGenerator(small_renderer(), fps=25, mouth_lag_s=2.0)
