@@ -41,6 +41,8 @@ from .mouth import MouthTracker
 logger = logging.getLogger(__name__)
 
 IdleAudioSink = Callable[[rtc.AudioFrame], Awaitable[None]]
+QueueProbe = Callable[[], tuple[float, float]]
+"""Seconds of (audio, video) queued for sending, to keep the two queues level while idle."""
 
 # While an utterance is playing and its next audio has not arrived yet, wait this many frame
 # intervals for it before playing what there is (padded): the synchronizer's queues still hold
@@ -71,6 +73,7 @@ class LocalAvatarGenerator(VideoGenerator):
         self.motion = motion or IdleMotion()
         self.mouth = mouth or MouthTracker(sample_rate, 1.0 / fps)
         self.idle_audio_sink: IdleAudioSink | None = None
+        self.queue_probe: QueueProbe | None = None
         # the mouth shows the audio heard `mouth_lag_s` ago: what was played, silence included
         self._lag = round(mouth_lag_s * sample_rate)
         self._heard = np.zeros(0, dtype=np.int16)
@@ -135,11 +138,24 @@ class LocalAvatarGenerator(VideoGenerator):
                 continue
             # idle
             if self.idle_audio_sink is not None:
-                silence = np.zeros(n, dtype=np.int16)
-                await self.idle_audio_sink(
-                    rtc.AudioFrame(silence.tobytes(), self.sample_rate, 1, n)
-                )
+                silence = rtc.AudioFrame(bytes(2 * n), self.sample_rate, 1, n)
+                for _ in range(self._silence_frames(n)):
+                    await self.idle_audio_sink(silence)
             yield self._video(None, n)
+
+    def _silence_frames(self, n: int) -> int:
+        """How many frames of silence to send this idle slot: one, or none/two to bring the
+        audio queue level with the video queue, so that speech starts with both equally deep
+        (which queue fills first otherwise varies from run to run, by up to ~100 ms)."""
+        if self.queue_probe is None:
+            return 1
+        audio_s, video_s = self.queue_probe()
+        frame_s = n / self.sample_rate
+        if audio_s > video_s + frame_s / 2:
+            return 0
+        if audio_s + frame_s < video_s - frame_s / 2:
+            return 2
+        return 1
 
     def _video(self, chunk: np.ndarray | None, n: int) -> rtc.VideoFrame:
         t = self.frames / self.fps

@@ -83,6 +83,13 @@ class _BroadcastRunner(AvatarRunner):
     loudly if a new version changes it (no audio subscriber -> speech must still complete).
     """
 
+    def queued_media(self) -> tuple[float, float]:
+        """Seconds of audio and of video waiting to be sent (private state of livekit 1.1.21's
+        `AVSynchronizer`; the video figure counts the frame held for its tick as half)."""
+        audio = self._audio_source.queued_duration
+        video = (self._av_sync._video_queue.qsize() + 0.5) / self._options.video_fps
+        return audio, video
+
     async def _publish_track(self) -> None:
         async with self._lock:
             await self._room_connected_fut
@@ -217,6 +224,7 @@ async def start_local_avatar(
             room, audio_recv=receiver, video_gen=generator, options=options, _lazy_publish=False
         )
         generator.idle_audio_sink = runner.av_sync.push
+        generator.queue_probe = runner.queued_media
 
         pending: set[asyncio.Task[None]] = set()
 
