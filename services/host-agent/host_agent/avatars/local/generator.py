@@ -15,7 +15,8 @@ frame slot of 1/fps seconds is either
 Why silence is pushed while idle: the synchronizer paces video through a short queue and audio
 through the audio source's queue. If only video flowed while idle, the video queue would be full
 and the audio queue empty when speech begins, so the voice would run ~100 ms ahead of the lips
-for the whole utterance. Feeding silence keeps both queues equally full at all times. It goes to
+for the whole utterance. Feeding silence, topped up or held back so the audio queue stays level
+with the video queue (`queue_probe`), makes every utterance start with both equally deep. It goes to
 the sink directly, not through the runner, because the runner counts every audio frame it
 forwards as playback (it would send `lk.playback_started` for silence).
 
