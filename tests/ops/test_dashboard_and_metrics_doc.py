@@ -97,9 +97,7 @@ def test_every_query_parses_and_names_only_metrics_that_exist() -> None:
             modifier = getattr(node, "modifier", None)
             if type(node).__name__ == "AggregateExpr" and modifier is not None:
                 inner = {n.name for n in walk(node) if type(n).__name__ == "VectorSelector"}
-                allowed = SERIES_LABELS.union(
-                    *(SPEC_OF_SERIES[name].attributes for name in inner)
-                )
+                allowed = SERIES_LABELS.union(*(SPEC_OF_SERIES[name].attributes for name in inner))
                 assert set(modifier.labels) <= allowed, (title, expr)
     # Not a rule that every metric is on the board, but the board covers most of them.
     assert len(named) >= len(metrics.ALL) - 2, sorted({s.name for s in metrics.ALL} - named)
