@@ -10,8 +10,9 @@ maintained instrumentations:
 - the LiveKit server API (`livekit-api`'s Twirp client, which uses aiohttp): a client span
   `livekit <Service>/<Method>` per call, e.g. `livekit RoomService/SendData`.
 
-A FastAPI app is instrumented with one line where it is built: `instrument_app(app)` (HTTP
-server spans; probes are left out). Model calls get a span and their token use with
+FastAPI (0.165+) traces its apps natively once these providers are set, probes included; the
+maintained instrumentation takes over (and leaves the probes out) with one line where the app is
+built: `instrument_app(app)`. Model calls get a span and their token use with
 `model_call(...)`; any other LiveKit call (rtc side) gets a span with `livekit_call(...)`.
 
 With `OTEL_EXPORTER_OTLP_ENDPOINT` set, traces, metrics and logs are exported over OTLP/HTTP;
