@@ -133,10 +133,10 @@ def components() -> dict[str, Component]:
             ),
         ]
     found += [
-        worker("moderation", "moderation", 8091, ("nats",)),
-        worker("chat-history", "chat_history", 8092, ("nats", "redis", "livekit")),
-        worker("stage-producer", "stage_producer", 8093, ("nats",)),
-        worker("host-agent", "host_agent", 8094, ("nats", "livekit")),
+        worker("moderation", "moderation", 8191, ("nats",)),
+        worker("chat-history", "chat_history", 8192, ("nats", "redis", "livekit")),
+        worker("stage-producer", "stage_producer", 8193, ("nats",)),
+        worker("host-agent", "host_agent", 8194, ("nats", "livekit")),
         Component(
             "token",
             lambda: http_ok(edge_host, edge.port, "/readyz"),
