@@ -13,7 +13,8 @@ maintained instrumentations:
 FastAPI (0.165+) traces its apps natively once these providers are set, probes included; the
 maintained instrumentation takes over (and leaves the probes out) with one line where the app is
 built: `instrument_app(app)`. Model calls get a span and their token use with
-`model_call(...)`; any other LiveKit call (rtc side) gets a span with `livekit_call(...)`.
+`model_call(...)`; any other LiveKit call (rtc side) gets a span with `livekit_call(...)`; the
+answer to a NATS request joins the requester's trace with `serving_request(msg)`.
 
 With `OTEL_EXPORTER_OTLP_ENDPOINT` set, traces, metrics and logs are exported over OTLP/HTTP;
 without it nothing is exported and nothing is printed. It also configures the standard
@@ -259,6 +260,27 @@ def livekit_call(method: str, attributes: dict[str, Any] | None = None) -> Itera
             span.record_exception(error)
             span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
             raise
+
+
+# --- NATS request/reply ------------------------------------------------------------------------
+
+
+@contextmanager
+def serving_request(msg: Any) -> Iterator[Span]:
+    """A SERVER span around answering a core-NATS request, joined to the requester's trace.
+
+    `Bus.request` sends the trace context in the request's headers; the answering side wraps
+    its work in one line: `with serving_request(msg): ...` (`msg` is the nats-py `Msg`).
+    """
+    subject = str(getattr(msg, "subject", ""))
+    parent = propagate.extract(dict(getattr(msg, "headers", None) or {}))
+    with trace.get_tracer(_TRACER_NAME).start_as_current_span(
+        f"serve {subject}",
+        context=parent,
+        kind=SpanKind.SERVER,
+        attributes={"messaging.system": "nats", "messaging.destination.name": subject},
+    ) as span:
+        yield span
 
 
 # --- model calls --------------------------------------------------------------------------------

@@ -22,9 +22,12 @@ import redis.asyncio as aioredis
 from fastapi import FastAPI
 from livekit import api
 from opentelemetry import trace
-from livestage.telemetry import instrument_app, model_call, setup_telemetry
+from livestage.bus import Bus
+from livestage.schemas import HistoryReply, HistoryRequest
+from livestage.settings import NatsSettings
+from livestage.telemetry import instrument_app, model_call, serving_request, setup_telemetry
 
-livekit_url, key, secret, redis_url, collector_url = sys.argv[1:6]
+livekit_url, key, secret, redis_url, collector_url, nats_url = sys.argv[1:7]
 telemetry = setup_telemetry("probe-instrumented")
 
 app = instrument_app(FastAPI())
@@ -56,6 +59,15 @@ async def main() -> None:
         await client.aclose()
         async with httpx.AsyncClient() as http:
             await http.post(collector_url + "/v1/unknown", content=b"")
+        bus = await Bus.connect(NatsSettings(url=nats_url), "probe")
+
+        async def answer(msg):
+            with serving_request(msg):
+                await msg.respond(HistoryReply(messages=[]).to_json())
+
+        await bus.nc.subscribe("history.recent.probe", cb=answer)
+        await bus.request("history.recent.probe", HistoryRequest(room="probe"), HistoryReply)
+        await bus.close()
         with model_call("openai-realtime", "chat", model="gpt-probe") as call:
             call.tokens(input_tokens=10, output_tokens=5, modality="audio")
             call.tokens(output_tokens=2, modality="audio")
@@ -76,7 +88,7 @@ def collector() -> Iterator[otlp.OtlpCollector]:
 
 
 def test_library_calls_become_child_spans_and_logs_carry_ids(  # type: ignore[no-untyped-def]
-    collector, livekit_server, redis_server
+    collector, livekit_server, redis_server, nats_server
 ) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
     result = subprocess.run(
@@ -89,6 +101,7 @@ def test_library_calls_become_child_spans_and_logs_carry_ids(  # type: ignore[no
             livekit_server.api_secret,
             redis_server.url,
             collector.url,
+            nats_server.url,
         ],  # fmt: skip
         env=env | {"OTEL_EXPORTER_OTLP_ENDPOINT": collector.url},
         capture_output=True,
@@ -115,6 +128,9 @@ def test_library_calls_become_child_spans_and_logs_carry_ids(  # type: ignore[no
     posted = children["POST"].attributes  # the httpx client span (old or new HTTP semconv names)
     assert posted.get("http.response.status_code", posted.get("http.status_code")) == 404
 
+    served = children["serve history.recent.probe"]  # joined the requester's trace
+    assert served.kind == 2 and served.attributes["messaging.system"] == "nats"
+
     model = children["chat gpt-probe"]
     assert model.attributes["gen_ai.provider.name"] == "openai-realtime"
     assert model.attributes["gen_ai.usage.input_tokens"] == 10
@@ -122,7 +138,9 @@ def test_library_calls_become_child_spans_and_logs_carry_ids(  # type: ignore[no
 
     # FastAPI: a server span for the route, none for the probe path.
     server_spans = [s for s in spans if s.kind == 2]  # SPAN_KIND_SERVER
-    assert [(s.name, s.parent_span_id) for s in server_spans] == [("GET /hello", "")]
+    assert [(s.name, s.parent_span_id) for s in server_spans if s.name.startswith("GET")] == [
+        ("GET /hello", "")
+    ]
 
     tokens = {
         (p.attributes["direction"], p.attributes["modality"], p.attributes["backend"]): p.value
