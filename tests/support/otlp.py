@@ -55,6 +55,8 @@ class Span:
     attributes: dict[str, Any]
     status_code: int
     links: tuple[str, ...]  # trace ids of linked spans
+    start_ns: int = 0
+    end_ns: int = 0
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,8 @@ def _decode_traces(body: bytes, into: Received) -> None:
                         attributes=_attributes(span.attributes),
                         status_code=span.status.code,
                         links=tuple(link.trace_id.hex() for link in span.links),
+                        start_ns=span.start_time_unix_nano,
+                        end_ns=span.end_time_unix_nano,
                     )
                 )
 
