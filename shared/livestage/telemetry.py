@@ -47,6 +47,9 @@ _TRACER_NAME = "livestage"
 PROBE_PATHS = "healthz,readyz"
 
 T = TypeVar("T")
+# The providers of this process: OpenTelemetry's globals can be set once, so a second
+# setup_telemetry (e.g. a LiveKit Agents job prewarm in the worker's own process) reuses them.
+_installed: list[Telemetry] = []
 
 
 @dataclass
@@ -105,7 +108,12 @@ def setup_telemetry(
     log_settings: LogSettings | None = None,
 ) -> Telemetry:
     """Install tracer, meter and (with an endpoint) log providers for `service_name`, and turn
-    on the library instrumentations (httpx, Redis, logging, the LiveKit server API)."""
+    on the library instrumentations (httpx, Redis, logging, the LiveKit server API).
+
+    Once per process: a later call returns the providers the first one installed.
+    """
+    if _installed:
+        return _installed[0]
     settings = settings or TelemetrySettings()
     log_settings = log_settings or LogSettings()
     _configure_stderr_logging(log_settings.log_level)
@@ -147,7 +155,8 @@ def setup_telemetry(
     trace.set_tracer_provider(tracer_provider)
     metrics.set_meter_provider(meter_provider)
     instrument_libraries(tracer_provider)
-    return Telemetry(tracer_provider, meter_provider, log_handler, logger_provider)
+    _installed.append(Telemetry(tracer_provider, meter_provider, log_handler, logger_provider))
+    return _installed[0]
 
 
 def instrument_libraries(tracer_provider: trace.TracerProvider | None = None) -> None:
