@@ -14,7 +14,8 @@ FastAPI (0.165+) traces its apps natively once these providers are set, probes i
 maintained instrumentation takes over (and leaves the probes out) with one line where the app is
 built: `instrument_app(app)`. Model calls get a span and their token use with
 `model_call(...)`; any other LiveKit call (rtc side) gets a span with `livekit_call(...)`; the
-answer to a NATS request joins the requester's trace with `serving_request(msg)`.
+answer to a NATS request joins the requester's trace with `serving_request(msg)`; a reply to
+messages that each have a trace links to them with `linked_span(name, contexts)`.
 
 With `OTEL_EXPORTER_OTLP_ENDPOINT` set, traces, metrics and logs are exported over OTLP/HTTP;
 without it nothing is exported and nothing is printed. It also configures the standard
@@ -25,13 +26,14 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from urllib.parse import urlparse
 
 from opentelemetry import metrics, propagate, trace
+from opentelemetry.context import Context
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
@@ -269,6 +271,30 @@ def livekit_call(method: str, attributes: dict[str, Any] | None = None) -> Itera
             span.record_exception(error)
             span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
             raise
+
+
+# --- links ------------------------------------------------------------------------------------
+
+
+@contextmanager
+def linked_span(
+    name: str, contexts: Iterable[Context], attributes: dict[str, Any] | None = None
+) -> Iterator[Span]:
+    """A span linked to the traces of the messages it answers (a host reply to one or two chat
+    messages, each with its own trace): `with linked_span("host reply", [d.context ...]):`.
+
+    `contexts` are the trace contexts the messages arrived with (`Delivery.context`, or
+    `propagate.extract(headers)`); ones without a valid span are skipped.
+    """
+    links = []
+    for context in contexts:
+        span_context = trace.get_current_span(context).get_span_context()
+        if span_context.is_valid:
+            links.append(trace.Link(span_context))
+    with trace.get_tracer(_TRACER_NAME).start_as_current_span(
+        name, links=links, attributes=attributes
+    ) as span:
+        yield span
 
 
 # --- NATS request/reply ------------------------------------------------------------------------

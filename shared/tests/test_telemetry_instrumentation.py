@@ -25,7 +25,10 @@ from opentelemetry import trace
 from livestage.bus import Bus
 from livestage.schemas import HistoryReply, HistoryRequest
 from livestage.settings import NatsSettings
-from livestage.telemetry import instrument_app, model_call, serving_request, setup_telemetry
+from livestage.telemetry import (
+    instrument_app, linked_span, model_call, serving_request, setup_telemetry,
+)
+from opentelemetry import context as otel_context
 
 livekit_url, key, secret, redis_url, collector_url, nats_url = sys.argv[1:7]
 telemetry = setup_telemetry("probe-instrumented")
@@ -72,6 +75,10 @@ async def main() -> None:
             call.tokens(input_tokens=10, output_tokens=5, modality="audio")
             call.tokens(output_tokens=2, modality="audio")
             call.spend(0.25)
+        root_context = otel_context.get_current()
+    # a reply to that message, later, in a trace of its own, links to it
+    with linked_span("host reply", [root_context, otel_context.Context()]):
+        pass
     # outside any span, as a request from another process arrives
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://t") as c:
         assert (await c.get("/hello")).status_code == 200
@@ -135,6 +142,9 @@ def test_library_calls_become_child_spans_and_logs_carry_ids(  # type: ignore[no
     assert model.attributes["gen_ai.provider.name"] == "openai-realtime"
     assert model.attributes["gen_ai.usage.input_tokens"] == 10
     assert model.attributes["gen_ai.usage.output_tokens"] == 7
+
+    (reply,) = [s for s in spans if s.name == "host reply"]
+    assert reply.trace_id != trace_id and reply.links == (trace_id,)
 
     # FastAPI: a server span for the route, none for the probe path.
     server_spans = [s for s in spans if s.kind == 2]  # SPAN_KIND_SERVER
