@@ -98,8 +98,15 @@ def test_one_chat_message_is_one_trace_across_edge_moderation_and_chat_history( 
         # uvicorn (the edge) shuts down gracefully, then re-raises the SIGTERM it caught
         assert process.returncode in (0, -signal.SIGTERM), outputs[name]
 
+    # Stopping flushed every service's exporter: read the trace again, since a parent span ends
+    # (and is exported) after its children, so the snapshot above may lack a parent.
+    spans = [s for s in collector.received.spans if s.trace_id == trace_id]
     # One tree: a single root (the edge's server span), every other span's parent in the trace.
     ids = {s.span_id for s in spans}
+    orphans = [
+        (s.service, s.name) for s in spans if s.parent_span_id and s.parent_span_id not in ids
+    ]
+    assert orphans == []
     roots = [s for s in spans if not s.parent_span_id]
     assert [(r.service, r.name) for r in roots] == [("token", "POST /api/chat")]
     assert all(s.parent_span_id in ids for s in spans if s.parent_span_id)
