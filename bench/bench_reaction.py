@@ -30,7 +30,7 @@ from host_agent.settings import HostSettings
 from host_agent.worker import build_server
 from livestage import subjects
 from livestage.bus import Bus, Observed
-from livestage.schemas import ChatMessage, SpokenTurn, new_id, now_ms
+from livestage.schemas import ChatMessage, HostCommand, SpokenTurn, new_id, now_ms
 from livestage.settings import LiveKitSettings, NatsSettings
 from tests.support.infra import LiveKitServer, NatsServer
 from tests.support.livekit_helpers import mint_token, server_api
@@ -124,13 +124,23 @@ async def _measure(
         await viewer.connect(livekit.url, token)
 
         def host_state() -> str:
-            for p in viewer.remote_participants.values():
-                if p.kind == rtc.ParticipantKind.PARTICIPANT_KIND_AGENT:
-                    return p.attributes.get(STATE_ATTRIBUTE, "")
+            for p in viewer.remote_participants.values():  # the avatar is an AGENT too
+                if STATE_ATTRIBUTE in p.attributes:
+                    return p.attributes[STATE_ATTRIBUTE]
             return ""
 
         async with asyncio.timeout(60):
-            while host_state() != "idle" or not tasks:  # noqa: ASYNC110 - polled state
+            while host_state() != "idle":  # noqa: ASYNC110 - polled state
+                await asyncio.sleep(0.05)
+        # one unmeasured turn first: an avatar publishes its audio track only once it speaks
+        await bus.publish(
+            subjects.host_control(room),
+            HostCommand(
+                id=new_id(), room=room, action="say", text="Warming up.", created_at=now_ms()
+            ),
+        )
+        async with asyncio.timeout(60):
+            while not spoken or host_state() != "idle" or not loud:  # noqa: ASYNC110
                 await asyncio.sleep(0.05)
         await asyncio.sleep(1.0)
 
@@ -146,6 +156,7 @@ async def _measure(
                 created_at=now_ms(),
             )
             before = len(spoken)
+            loud.clear()
             await bus.publish(subjects.chat_approved(room), message)
             async with asyncio.timeout(30):
                 while message.id not in stored_at:  # noqa: ASYNC110 - filled by a watch

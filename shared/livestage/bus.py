@@ -4,9 +4,12 @@
 - `Bus.ensure_streams()` declares one stream per domain (CHAT, HOST, STAGE, ROOM) idempotently:
   file storage, bounded by age and bytes, with a de-duplication window.
 - `Bus.publish(subject, model)` stores a wire model in JetStream with `Nats-Msg-Id` set to the
-  message id, so publishing the same message twice stores it once; it returns only after
+  subject and the message id, so publishing the same message twice on one subject stores it
+  once, while the same id on another subject of the stream (a message approved under its
+  submitted id, a verdict on it) is its own message; it returns only after
   JetStream acknowledged it, and carries the W3C trace context in the headers.
-- `Bus.consumer(...)` gives a typed durable pull consumer (explicit ack, max-deliver, backoff);
+- `Bus.consumer(...)` gives a typed durable pull consumer (explicit ack, max-deliver, backoff),
+  whose lag (JetStream's num_pending at each fetch) the NATS_CONSUMER_PENDING gauge reports;
   `Consumer.run(handler)` acks after the handler returns, lets a failure be redelivered after
   the backoff, and terminates payloads that do not validate (they never can succeed).
 - `Bus.watch(...)` follows a subject with an ephemeral ordered push consumer (no acks, gone
@@ -44,7 +47,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from pydantic import ValidationError
 
-from livestage import subjects
+from livestage import metrics, subjects
 from livestage.schemas import WireModel
 from livestage.settings import NatsSettings
 
@@ -55,6 +58,22 @@ M = TypeVar("M", bound=WireModel)
 
 DEFAULT_BACKOFF_S: tuple[float, ...] = (1.0, 5.0, 15.0, 30.0)
 DEFAULT_MAX_DELIVER = 5
+
+
+# Lag of each durable consumer in this process, as JetStream reported it with the last fetch:
+# observed by the NATS_CONSUMER_PENDING gauge (registered once, on the first consumer).
+_pending: dict[str, int] = {}
+_pending_gauge: list[object] = []
+
+
+def _observe_pending() -> list[tuple[float, dict[str, str]]]:
+    return [(float(count), {"consumer": name}) for name, count in sorted(_pending.items())]
+
+
+def _track_pending(durable: str, count: int) -> None:
+    if not _pending_gauge:
+        _pending_gauge.append(metrics.gauge(metrics.NATS_CONSUMER_PENDING, _observe_pending))
+    _pending[durable] = count
 
 
 class BusUnavailable(RuntimeError):
@@ -174,7 +193,8 @@ class Bus:
         timeout_s: float = 2.0,
     ) -> PubAck:
         """Store `model` in JetStream; returns the ack (`duplicate` is True on a re-publish)."""
-        dedupe_id = msg_id or message_id_of(model)
+        # JetStream de-duplicates per stream, not per subject: scope the id to the subject.
+        dedupe_id = msg_id or f"{subject}:{message_id_of(model)}"
         with tracer.start_as_current_span(
             f"publish {subject}",
             kind=trace.SpanKind.PRODUCER,
@@ -215,7 +235,7 @@ class Bus:
             filter_subject=subject,
         )
         subscription = await self.js.pull_subscribe(subject, durable=durable, config=config)
-        return Consumer(subscription, model_type, subject)
+        return Consumer(subscription, model_type, subject, durable)
 
     async def watch(
         self,
@@ -375,11 +395,16 @@ class Consumer(Generic[M]):
     """A typed view of a durable JetStream pull subscription."""
 
     def __init__(
-        self, subscription: JetStreamContext.PullSubscription, model_type: type[M], subject: str
+        self,
+        subscription: JetStreamContext.PullSubscription,
+        model_type: type[M],
+        subject: str,
+        durable: str = "",
     ) -> None:
         self.subscription = subscription
         self.model_type = model_type
         self.subject = subject
+        self.durable = durable
 
     async def fetch(self, batch: int = 10, timeout_s: float = 1.0) -> list[Delivery[M]]:
         """Up to `batch` decoded deliveries; [] when none arrived in time.
@@ -389,7 +414,11 @@ class Consumer(Generic[M]):
         try:
             msgs = await self.subscription.fetch(batch, timeout=timeout_s)
         except (TimeoutError, nats.errors.TimeoutError):
+            if self.durable:
+                _track_pending(self.durable, 0)  # nothing came within the wait: no lag
             return []
+        if self.durable and msgs:
+            _track_pending(self.durable, msgs[-1].metadata.num_pending)
         deliveries: list[Delivery[M]] = []
         for msg in msgs:
             try:
@@ -454,6 +483,82 @@ class Consumer(Generic[M]):
                         )
                         continue
                     await delivery.ack()
+
+    async def run_concurrently(
+        self,
+        handler: Handler[M],
+        *,
+        batch: int = 64,
+        stop: asyncio.Event | None = None,
+        drain_s: float = 5.0,
+    ) -> None:
+        """Like `run`, but up to `batch` deliveries are handled at the same time.
+
+        For handlers that wait on the network (a send per message): throughput is bounded by
+        `batch` in flight, not by one round trip per message, and a slow delivery holds up
+        nobody (a free slot is refilled at once). Each delivery is acked on its own once its
+        handler returned; order is not kept, so use it only where consumers order by a field
+        (chat by createdAt), not by arrival.
+
+        With `stop` set it fetches no more (within a fetch timeout, 1 s), gives the handlers in
+        flight `drain_s` to finish and be acked, cancels the rest (redelivered later) and
+        returns; prefer it to cancelling, for the reason given in `run`.
+        """
+        slots = asyncio.Semaphore(batch)
+        running: set[asyncio.Task[None]] = set()
+
+        def finished(task: asyncio.Task[None]) -> None:
+            running.discard(task)
+            slots.release()
+
+        try:
+            while stop is None or not stop.is_set():
+                await slots.acquire()
+                free = 1
+                while free < batch and not slots.locked():
+                    await slots.acquire()
+                    free += 1
+                deliveries = await self.fetch(free)
+                for _ in range(free - len(deliveries)):
+                    slots.release()
+                for delivery in deliveries:
+                    task = asyncio.create_task(self._handle(delivery, handler))
+                    running.add(task)
+                    task.add_done_callback(finished)
+            if running:
+                await asyncio.wait(set(running), timeout=drain_s)
+        finally:
+            for task in list(running):
+                task.cancel()
+
+    async def _handle(self, delivery: Delivery[M], handler: Handler[M]) -> None:
+        with tracer.start_as_current_span(
+            f"process {delivery.subject}",
+            context=delivery.context,
+            kind=trace.SpanKind.CONSUMER,
+            attributes={
+                "messaging.system": "nats",
+                "messaging.destination.name": delivery.subject,
+            },
+        ) as span:
+            try:
+                await handler(delivery)
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                span.record_exception(error)
+                log.exception(
+                    "handler failed on %s (delivery %d); it will be redelivered",
+                    delivery.subject,
+                    delivery.num_delivered,
+                )
+                return
+            await delivery.ack()
+
+    async def pending(self) -> int:
+        """Messages of the stream this consumer has not been handed yet (its lag)."""
+        info = await self.subscription.consumer_info()
+        return int(info.num_pending or 0)
 
     async def unsubscribe(self) -> None:
         await self.subscription.unsubscribe()

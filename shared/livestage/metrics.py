@@ -215,6 +215,8 @@ def _meter(meter: Meter | None) -> Meter:
 
 @cache
 def counter(spec: MetricSpec, meter: Meter | None = None) -> Counter:
+    """The counter for `spec`, from the global meter provider or from `meter` (tests pass one
+    from their own `MeterProvider` to read what was recorded)."""
     _check(spec, "counter")
     return _meter(meter).create_counter(spec.name, unit=spec.unit, description=spec.description)
 

@@ -334,7 +334,6 @@ class HostJob:
             self.avatar_name,
             self.persona.name,
         )
-        self._refresh_attributes()
         bus = self.bus
         assert bus is not None
         await self._read_spoken_history()
@@ -349,6 +348,7 @@ class HostJob:
             await bus.watch(subjects.host_spoken(room), SpokenTurn, self._on_spoken),
         ]
         self.brain.went_live()
+        self._refresh_attributes()  # "idle" only once every command and message is heard
         await self._publish_job("live")
 
     def _fallback(self, kind: str, backend: str, to: str, error: BaseException) -> None:

@@ -248,7 +248,11 @@ class Viewer:
 
     def host(self) -> rtc.RemoteParticipant | None:
         for participant in self.room.remote_participants.values():
-            if participant.kind == rtc.ParticipantKind.PARTICIPANT_KIND_AGENT:
+            # the host agent, not an avatar (also AGENT kind): the one that reports a state
+            if (
+                participant.kind == rtc.ParticipantKind.PARTICIPANT_KIND_AGENT
+                and STATE_ATTRIBUTE in participant.attributes
+            ):
                 return participant
         return None
 
