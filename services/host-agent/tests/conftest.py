@@ -380,7 +380,9 @@ async def browser() -> AsyncIterator[Browser]:
 
 
 @contextlib.contextmanager
-def edge_process(worker: HostWorker, nats: Any, redis: Any, livekit: Any) -> Iterator[str]:
+def edge_process(
+    worker: HostWorker, nats: Any, redis: Any, livekit: Any, web_dist: Path = WEB_DIST
+) -> Iterator[str]:
     """A real edge process for a fresh room that dispatches `worker`: yields "url|room"."""
     assert (WEB_DIST / "index.html").is_file(), "web/dist is not built: run `make bootstrap`"
     port = free_port()
@@ -392,7 +394,7 @@ def edge_process(worker: HostWorker, nats: Any, redis: Any, livekit: Any) -> Ite
         livekit,
         LIVEKIT_ROOM=room,
         LIVEKIT_AGENT_NAME=worker.agent_name,
-        TOKEN_WEB_DIST=str(WEB_DIST),
+        TOKEN_WEB_DIST=str(web_dist),
     )
     process = subprocess.Popen(
         [sys.executable, "-m", "token_service"],

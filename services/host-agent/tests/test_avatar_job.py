@@ -4,12 +4,11 @@ avatar leaves with the job; in Chromium the page keys the avatar over the stage 
 
 from __future__ import annotations
 
-import io
-import threading
+import shutil
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import AsyncIterator
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,6 +20,7 @@ from livestage.identity import LOCAL_AVATAR_IDENTITY
 from livestage.schemas import StageVisual, new_id, now_ms
 
 from .conftest import (
+    WEB_DIST,
     HostWorker,
     Recorder,
     command,
@@ -84,31 +84,14 @@ async def test_the_local_avatar_speaks_for_the_host_and_leaves_with_it(
     )
 
 
-class _Backdrop(BaseHTTPRequestHandler):
-    """A solid blue 64x64 PNG: the stage visual the keyed avatar must show through."""
-
-    body = b""
-
-    def do_GET(self) -> None:  # noqa: N802 - http.server's name
-        self.send_response(200)
-        self.send_header("Content-Type", "image/png")
-        self.send_header("Content-Length", str(len(self.body)))
-        self.end_headers()
-        self.wfile.write(self.body)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 @pytest.fixture
-def backdrop_url() -> Iterator[str]:
-    out = io.BytesIO()
-    Image.new("RGB", (64, 64), BLUE).save(out, format="PNG")
-    _Backdrop.body = out.getvalue()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Backdrop)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/blue.png"
-    server.shutdown()
+def dist_with_backdrop(tmp_path: Path) -> Path:
+    """The built pages plus a solid blue backdrop under /assets/ (the page's CSP only lets
+    same-origin images in, as the stage producer's assets are)."""
+    dist = tmp_path / "dist"
+    shutil.copytree(WEB_DIST, dist)
+    Image.new("RGB", (64, 64), BLUE).save(dist / "assets" / "blue.png")
+    return dist
 
 
 @pytest.mark.browser
@@ -119,10 +102,12 @@ async def test_the_page_shows_the_keyed_avatar_over_the_stage(
     livekit_server,
     browser: Browser,
     bus,
-    backdrop_url: str,
-    tmp_path,
+    dist_with_backdrop: Path,
+    tmp_path: Path,
 ) -> None:  # type: ignore[no-untyped-def]
-    with edge_process(avatar_worker, nats_server, redis_server, livekit_server) as edge:
+    with edge_process(
+        avatar_worker, nats_server, redis_server, livekit_server, web_dist=dist_with_backdrop
+    ) as edge:
         base_url, room = edge.split("|")
         page = await browser.new_page(viewport={"width": 1280, "height": 800})
         await page.goto(base_url + "/")
@@ -136,7 +121,7 @@ async def test_the_page_shows_the_keyed_avatar_over_the_stage(
             id=new_id(),
             room=room,
             kind="backdrop",
-            url=backdrop_url,
+            url="/assets/blue.png",
             title="Blue hour",
             created_at=now_ms(),
             expires_at=now_ms() + 600_000,
