@@ -1,7 +1,8 @@
 """`python -m host_agent` as production runs it (process executor) with a real edge process:
-a viewer token dispatches the host, the host speaks to that viewer, and SIGTERM drains the job
-and stops the worker. (`HostAgentProcess.kill_group` is the crash half: SIGKILL of the whole
-process group, for the recovery test that needs the edge's stale-dispatch handling.)
+a viewer token dispatches the host, the host speaks to that viewer, SIGTERM ends the job and
+stops the worker; and after a SIGKILL of the whole host-agent process group (worker and job
+processes, as in a crash), the next viewer token brings a host back from a new worker (the
+edge replaces the dead dispatch: see `tests/test_edge_host_recovery.py` for its side).
 """
 
 from __future__ import annotations
@@ -122,10 +123,7 @@ def stack(nats_server, redis_server, livekit_server) -> Iterator[dict[str, Any]]
 
 
 async def join_as_viewer(edge: str) -> tuple[rtc.Room, asyncio.Event, dict[str, Any]]:
-    token = post_json(
-        f"{edge}/api/livekit-token",
-        {"displayName": "Ada", "avatar": "fox", "visitorId": uuid.uuid4().hex},
-    )
+    token = post_json(f"{edge}/api/livekit-token", {"displayName": "Ada", "avatar": "fox"})
     room = rtc.Room()
     heard = asyncio.Event()
 
@@ -184,6 +182,47 @@ async def test_a_viewer_token_brings_a_speaking_host_and_sigterm_ends_the_job(
         output = host.output()
         assert "host job ending (shutdown)" in output, output[-4000:]
         assert "Traceback" not in output, output[-4000:]
+    finally:
+        for task in extra["tasks"]:
+            task.cancel()
+        await leave(room)
+
+
+async def test_after_a_sigkill_the_next_viewer_token_brings_a_host_back(
+    stack: dict[str, Any],
+) -> None:
+    first = HostAgentProcess(stack["env"])
+    stack["hosts"].append(first)
+    await first.registered()
+    room, heard, extra = await join_as_viewer(stack["edge"])
+    try:
+        try:
+            async with asyncio.timeout(40):
+                await heard.wait()
+        except TimeoutError:
+            pytest.fail("the viewer heard no host:\n" + first.kill_group()[-6000:])
+        first_agents = agents_in(room)
+        assert len(first_agents) == 1
+
+        first.kill_group()  # the worker and its job processes die mid-show, as in a crash
+        second = HostAgentProcess(stack["env"])
+        stack["hosts"].append(second)
+        await second.registered()
+
+        # the next viewer token must bring a new host although the old one never said goodbye
+        back: set[str] = set()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not back:
+            other, _, more = await join_as_viewer(stack["edge"])
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(5):
+                    while not (agents_in(other) - first_agents):  # noqa: ASYNC110
+                        await asyncio.sleep(0.1)
+            back = agents_in(other) - first_agents
+            for task in more["tasks"]:
+                task.cancel()
+            await leave(other)
+        assert back, "no new host joined after the crash:\n" + second.output()[-4000:]
     finally:
         for task in extra["tasks"]:
             task.cancel()

@@ -217,14 +217,21 @@ class Viewer:
 
     async def _read_video(self, track: rtc.Track, sender: str) -> None:
         count = 0
-        async for event in rtc.VideoStream(track):
+        try:
+            stream = rtc.VideoStream(track)
+        except AssertionError:  # the track went away before its stream opened
+            return
+        async for event in stream:
             count += 1
             if count % 5 == 0:
                 frame = event.frame.convert(rtc.VideoBufferType.RGBA)
                 self.video.append((time.time(), sender, frame))
 
     async def _read_audio(self, track: rtc.Track) -> None:
-        stream = rtc.AudioStream(track, sample_rate=24000, num_channels=1)
+        try:
+            stream = rtc.AudioStream(track, sample_rate=24000, num_channels=1)
+        except AssertionError:  # the track went away before its stream opened
+            return
         self.audio.sample_rate = 24000
         self.host_audio.set()
         async for event in stream:

@@ -1,5 +1,5 @@
 """A backend that cannot start does not leave viewers without a host: the job logs why, counts
-it (`livestage.host.backend_fallbacks`) and goes on with the local voice / the next avatar."""
+it (`livestage.host.backend_fallbacks`) and goes on with the local voice / the local avatar."""
 
 from __future__ import annotations
 
@@ -68,7 +68,7 @@ async def test_a_backend_that_cannot_start_falls_back_to_local(
     viewer = await viewers(room)
     await until(lambda: "live" in recorder.job_events(), 20, "the job to go live")
     live = next(e for e in recorder.jobs if e.event == "live")
-    assert (live.voice, live.avatar) == ("local", "none")
+    assert (live.voice, live.avatar) == ("local", "local")  # broken avatar -> the drawn one
     assert (
         metric_total(metrics.BACKEND_FALLBACKS.name, kind="voice", backend="broken-voice")
         == voice_before + 1
