@@ -1,6 +1,6 @@
 """Host reaction latency: a chat message approved → the first non-silent host audio frame at a
-viewer, with the local backends (house brain + espeak-ng; avatar `none` unless
-BENCH_HOST_AVATAR says otherwise).
+viewer, with the local backends (house brain + espeak-ng, the local drawn avatar;
+BENCH_HOST_AVATAR=none for audio only).
 
 Real nats-server and livekit-server on 127.0.0.1 (the test fixtures' classes), the host worker
 in this process (thread executor), one viewer that is a real rtc client. Each round publishes one
@@ -51,7 +51,7 @@ def percentile(values: list[float], q: float) -> float:
 
 async def run() -> dict[str, Any]:
     rounds = int(os.environ.get("BENCH_ROUNDS", "20"))
-    avatar = os.environ.get("BENCH_HOST_AVATAR", "none")
+    avatar = os.environ.get("BENCH_HOST_AVATAR", "local")
     with NatsServer() as nats, LiveKitServer() as livekit:
         return await _measure(nats, livekit, rounds, avatar)
 

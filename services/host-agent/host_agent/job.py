@@ -177,6 +177,7 @@ class HostJob:
         self._seen_commands: set[str] = set()
         self._speaking_since: float | None = None
         self._task: asyncio.Task[str] | None = None
+        self._ready = False
 
     # ---- the whole job ----------------------------------------------------------------------
 
@@ -348,6 +349,7 @@ class HostJob:
             await bus.watch(subjects.host_spoken(room), SpokenTurn, self._on_spoken),
         ]
         self.brain.went_live()
+        self._ready = True
         self._refresh_attributes()  # "idle" only once every command and message is heard
         await self._publish_job("live")
 
@@ -542,8 +544,8 @@ class HostJob:
 
     def _refresh_attributes(self) -> None:
         room = self.ctx.room
-        if not room.isconnected():
-            return
+        if not room.isconnected() or not self._ready:
+            return  # no state before every subscription is up: "idle" means "listening"
         wanted = {
             STATE_ATTRIBUTE: host_state(
                 paused=self.brain.paused,
