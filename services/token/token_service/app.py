@@ -26,6 +26,7 @@ from . import (
     routes_chat,
     routes_operator_bans,
     routes_operator_chat,
+    routes_operator_host,
     routes_ops,
     routes_viewer,
 )
@@ -128,6 +129,7 @@ def create_app(
     app.include_router(operator.router)
     app.include_router(routes_operator_chat.router)
     app.include_router(routes_operator_bans.router)
+    app.include_router(routes_operator_host.router)
     mount_docs(app)
     mount_pages(app, edge.web_dist)
     return app
