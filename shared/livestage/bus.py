@@ -6,6 +6,9 @@
 - `Bus.publish(subject, model)` stores a wire model in JetStream with `Nats-Msg-Id` set to the
   message id, so publishing the same message twice stores it once; it returns only after
   JetStream acknowledged it, and carries the W3C trace context in the headers.
+- `Bus.follow(subject, Model, handler, since_s=...)` replays a subject from some time ago and then
+  follows it live (an ephemeral ordered consumer): for state a service rebuilds at start, such
+  as which rooms have viewers; work that must happen once belongs on a durable consumer.
 - `Bus.consumer(...)` gives a typed durable pull consumer (explicit ack, max-deliver, backoff);
   `Consumer.run(handler)` acks after the handler returns, lets a failure be redelivered after
   the backoff, and terminates payloads that do not validate (they never can succeed).
@@ -14,6 +17,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -28,6 +32,7 @@ from nats.js import JetStreamContext
 from nats.js.api import (
     AckPolicy,
     ConsumerConfig,
+    DeliverPolicy,
     DiscardPolicy,
     PubAck,
     RetentionPolicy,
@@ -210,6 +215,53 @@ class Bus:
         )
         subscription = await self.js.pull_subscribe(subject, durable=durable, config=config)
         return Consumer(subscription, model_type, subject)
+
+    async def follow(
+        self,
+        subject: str,
+        model_type: type[M],
+        handler: Callable[[M], Awaitable[None]],
+        *,
+        since_s: float | None = None,
+    ) -> JetStreamContext.PushSubscription:
+        """Hand every `model_type` on `subject` to `handler`, in stream order: those stored in
+        the last `since_s` seconds first (none when None), then each new one as it arrives.
+
+        An ephemeral ordered consumer (no acks, nothing left behind on the server). Payloads
+        that do not validate are logged and skipped; a handler error is logged and the next
+        message still comes. Stop it with `await subscription.unsubscribe()`.
+        """
+        if since_s is None:
+            config = ConsumerConfig(deliver_policy=DeliverPolicy.NEW)
+        else:
+            start = datetime.datetime.now(datetime.UTC) - datetime.timedelta(seconds=since_s)
+            config = ConsumerConfig(
+                deliver_policy=DeliverPolicy.BY_START_TIME, opt_start_time=start
+            )
+
+        async def on_message(msg: Msg) -> None:
+            try:
+                model = model_type.from_json(msg.data)
+            except ValidationError as error:
+                log.error(
+                    "skipping invalid %s on %s: %s",
+                    model_type.__name__,
+                    msg.subject,
+                    error.errors(include_url=False),
+                )
+                return
+            try:
+                await handler(model)
+            except Exception:
+                log.exception("handler of %s failed on one message; following on", subject)
+
+        try:
+            subscription: JetStreamContext.PushSubscription = await self.js.subscribe(
+                subject, cb=on_message, ordered_consumer=True, config=config
+            )
+        except (TimeoutError, nats.errors.Error, OSError) as error:
+            raise BusUnavailable(f"cannot follow {subject}: {error!r}") from error
+        return subscription
 
     async def request(
         self, subject: str, model: WireModel, reply_type: type[M], *, timeout_s: float = 2.0

@@ -49,7 +49,9 @@ class RecordedRequest:
 @dataclass
 class GeminiDouble:
     api_key: str = "test-gemini-key"
-    text_reply: str | Callable[[str], str] = '{"topic": "Space", "query": "space", "confidence": 0.9}'
+    text_reply: str | Callable[[str], str] = (
+        '{"topic": "Space", "query": "space", "confidence": 0.9}'
+    )
     search_results: list[dict[str, str]] = field(default_factory=list)
     search_text: str = "Here is what I found."
     image_size: tuple[int, int] = (1344, 768)
@@ -81,14 +83,18 @@ class GeminiDouble:
         key = request.headers.get("x-goog-api-key", "")
         self.requests.append(RecordedRequest(request.path, model, key, body))
         if key != self.api_key:
-            return _error(400, "INVALID_ARGUMENT", "API key not valid. Please pass a valid API key.")
+            return _error(
+                400, "INVALID_ARGUMENT", "API key not valid. Please pass a valid API key."
+            )
         if self.fail_status is not None:
             return _error(self.fail_status, "INTERNAL", "the double was told to fail")
         config = body.get("generationConfig", {})
         modalities = [m.upper() for m in config.get("responseModalities", [])]
         tools = body.get("tools", [])
         if "IMAGE" in modalities:
-            return _json(_candidate([{"inlineData": {"mimeType": "image/png", "data": self._png()}}]))
+            return _json(
+                _candidate([{"inlineData": {"mimeType": "image/png", "data": self._png()}}])
+            )
         if any("googleSearch" in tool for tool in tools):
             candidate = _candidate([{"text": self.search_text}])
             candidate["candidates"][0]["groundingMetadata"] = {
@@ -118,7 +124,11 @@ def _candidate(parts: list[dict[str, Any]]) -> dict[str, Any]:
         "candidates": [
             {"content": {"role": "model", "parts": parts}, "finishReason": "STOP", "index": 0}
         ],
-        "usageMetadata": {"promptTokenCount": 12, "candidatesTokenCount": 34, "totalTokenCount": 46},
+        "usageMetadata": {
+            "promptTokenCount": 12,
+            "candidatesTokenCount": 34,
+            "totalTokenCount": 46,
+        },
         "modelVersion": "double",
     }
 

@@ -25,7 +25,6 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -93,7 +92,9 @@ ROWS: tuple[Row, ...] = (
     Row("browser-private", "capture", "http://10.0.0.5/", "private"),
     Row("browser-decimal-loopback", "capture", "http://2130706433/", "loopback"),
     Row("browser-name-to-private", "capture", "http://private.test/", "resolved to 10.0.0.5"),
-    Row("redirect-to-private", "capture", f"http://{PUBLIC}/redirect?to=http://10.0.0.5/", "private"),
+    Row(
+        "redirect-to-private", "capture", f"http://{PUBLIC}/redirect?to=http://10.0.0.5/", "private"
+    ),
     Row(
         "redirect-to-metadata-name",
         "capture",
@@ -115,7 +116,8 @@ ROWS: tuple[Row, ...] = (
     Row("scheme-ws", "capture", "ws://10.0.0.5/", "scheme ws:"),
 )
 
-SUBRESOURCE_PAGE = """<!doctype html><html><head><title>Subresources</title></head><body>
+SUBRESOURCE_PAGE = """<!doctype html><html><head><title>Subresources</title>
+<meta name="description" content="filled in by the script"></head><body>
 <h1>A page that asks for private things</h1>
 <img src="http://192.168.1.5/pixel.png">
 <iframe src="http://169.254.169.254/latest/meta-data/"></iframe>
@@ -123,13 +125,14 @@ SUBRESOURCE_PAGE = """<!doctype html><html><head><title>Subresources</title></he
 <script src="http://private.test/app.js"></script>
 <script>
   window.results = {};
-  fetch("http://172.16.0.5/api").then(() => results.fetch = "loaded", e => results.fetch = String(e));
+  fetch("http://172.16.0.5/api")
+    .then(() => results.fetch = "loaded", e => results.fetch = String(e));
   try {
     const ws = new WebSocket("ws://10.0.0.5/");
     ws.onopen = () => results.ws = "open";
     ws.onerror = () => results.ws = "error";
   } catch (e) { results.ws = String(e); }
-  results.rtc = typeof RTCPeerConnection;
+  document.querySelector("meta[name=description]").content = typeof RTCPeerConnection;
 </script>
 </body></html>"""
 
@@ -174,7 +177,9 @@ class CatchAll(BaseHTTPRequestHandler):
         local = self.connection.getsockname()[0]
         local = local.removeprefix("::ffff:")
         if local != PUBLIC:
-            CatchAll.hits.append({"address": local, "path": self.path, "host": self.headers["Host"]})
+            CatchAll.hits.append(
+                {"address": local, "path": self.path, "host": self.headers["Host"]}
+            )
             self._send(200, "text/plain", b"SECRET")
             return
         path = self.path
@@ -305,6 +310,7 @@ async def main() -> dict[str, Any]:
 
         proxy.session = spying_session  # type: ignore[method-assign]
         refused_a, reason_a, shot_a = await capture("http://public.test/subresources")
+        extra["rtc"] = shot_a.description if shot_a else None
         await asyncio.sleep(0)
         refused_b, reason_b, shot_b = await capture("http://rebind.test/rebind")
         proxy.session = original  # type: ignore[method-assign]
@@ -318,7 +324,11 @@ async def main() -> dict[str, Any]:
         connected += [e.address for e in events if e.address]
         for row in page_rows:
             match = next(
-                (e for e in events if e.refused and (e.target == row.target or row.target in e.target)),
+                (
+                    e
+                    for e in events
+                    if e.refused and (e.target == row.target or row.target in e.target)
+                ),
                 None,
             )
             record(row, match is not None, match.refused if match else "no refusal seen")
@@ -348,7 +358,6 @@ def run_in_namespace(timeout_s: float = 120) -> dict[str, Any]:
         raise RuntimeError(f"SSRF runner failed ({done.returncode}):\n{done.stderr[-4000:]}")
     result: dict[str, Any] = json.loads(done.stdout)
     return result
-
 
 
 if __name__ == "__main__":

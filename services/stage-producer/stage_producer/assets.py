@@ -58,7 +58,9 @@ class AssetStore:
 
     def put(self, data: bytes, extension: str) -> StoredAsset:
         if extension not in MEDIA_TYPES:
-            raise ValueError(f"unsupported asset type {extension!r}; use one of {list(MEDIA_TYPES)}")
+            raise ValueError(
+                f"unsupported asset type {extension!r}; use one of {list(MEDIA_TYPES)}"
+            )
         if len(data) > self.max_asset_bytes:
             raise AssetTooLarge(
                 f"asset of {len(data)} bytes is over STAGE_ASSET_MAX_BYTES={self.max_asset_bytes}"
@@ -128,7 +130,9 @@ class AssetSigner:
         sig = keys.sign(self._key, self._message(name, expires_at_s))
         return f"{MEDIA_PREFIX}{name}?" + urlencode({"exp": expires_at_s, "sig": sig})
 
-    def check(self, name: str, exp: str | None, sig: str | None, now_s: float | None = None) -> str | None:
+    def check(
+        self, name: str, exp: str | None, sig: str | None, now_s: float | None = None
+    ) -> str | None:
         """None when the signature is right and not expired; otherwise why not."""
         if not exp or not sig:
             return "missing signature: the URL needs exp and sig query parameters"

@@ -33,7 +33,9 @@ def create_asset_app(store: AssetStore, signer: AssetSigner) -> Starlette:
         name = request.path_params["name"]
         if not ASSET_NAME.fullmatch(name):
             return PlainTextResponse("no such asset", status_code=404)
-        problem = signer.check(name, request.query_params.get("exp"), request.query_params.get("sig"))
+        problem = signer.check(
+            name, request.query_params.get("exp"), request.query_params.get("sig")
+        )
         if problem is not None:
             return PlainTextResponse(f"forbidden: {problem}", status_code=403)
         asset = store.get(name)

@@ -125,7 +125,13 @@ class StageSettings(BaseSettings):
     clip_seconds: float = Field(
         8.0, gt=0, le=MAX_CLIP_SECONDS, description="Length of a scrolling clip (s, at most 8)."
     )
-    clip_fps: int = Field(24, ge=5, le=30, description="Frames per second of a clip.")
+    clip_fps: int = Field(20, ge=5, le=30, description="Frames per second of a clip.")
+    clip_encode_timeout_s: float = Field(
+        60.0,
+        gt=0,
+        le=600,
+        description="Time limit for encoding a clip after its page was captured (s).",
+    )
     clip_bitrate: int = Field(
         2_000_000, ge=200_000, le=8_000_000, description="VP8 bitrate of a clip (bit/s)."
     )

@@ -18,7 +18,15 @@ from livestage.settings import (
     TopicSettings,
 )
 
-from . import errors, operator, routes_chat, routes_ops, routes_viewer
+from . import (
+    errors,
+    operator,
+    routes_chat,
+    routes_media,
+    routes_operator_stage,
+    routes_ops,
+    routes_viewer,
+)
 from .client_ip import parse_networks
 from .deps import Limits, Services
 from .dispatch import DispatchMetadata
@@ -77,6 +85,8 @@ def create_app(
     app.include_router(routes_chat.router)
     app.include_router(routes_ops.router)
     app.include_router(operator.router)
+    app.include_router(routes_operator_stage.router)
+    app.include_router(routes_media.router)
     mount_pages(app, edge.web_dist)
     return app
 

@@ -17,7 +17,9 @@ __all__ = [
 ]
 
 
-def make_backdrop_maker(choice: str, client: genai.Client | None, image_model: str) -> BackdropMaker:
+def make_backdrop_maker(
+    choice: str, client: genai.Client | None, image_model: str
+) -> BackdropMaker:
     """`procedural`, `gemini` (needs a client) or `auto` (gemini with a key, else procedural)."""
     if choice == "gemini" and client is None:
         raise ValueError("STAGE_BACKDROP=gemini needs GEMINI_API_KEY")

@@ -36,60 +36,183 @@ class Theme:
 
 
 THEMES: tuple[Theme, ...] = (
-    Theme("aurora", ("aurora", "northern", "polar", "arctic", "snow", "winter", "ice"), (150, 190, 285), "ribbons"),
+    Theme(
+        "aurora",
+        ("aurora", "northern", "polar", "arctic", "snow", "winter", "ice"),
+        (150, 190, 285),
+        "ribbons",
+    ),
     Theme(
         "space",
-        ("space", "star", "stars", "galaxy", "planet", "moon", "rocket", "cosmos", "astronomy", "orbit",
-         "nebula", "mars", "telescope", "universe"),
+        (
+            "space",
+            "star",
+            "stars",
+            "galaxy",
+            "planet",
+            "moon",
+            "rocket",
+            "cosmos",
+            "astronomy",
+            "orbit",
+            "nebula",
+            "mars",
+            "telescope",
+            "universe",
+        ),
         (250, 290, 195),
         "stars",
     ),
     Theme(
         "ocean",
-        ("ocean", "sea", "water", "beach", "wave", "waves", "surf", "fish", "whale", "coral", "river",
-         "lake", "rain", "boat", "sailing", "tide"),
+        (
+            "ocean",
+            "sea",
+            "water",
+            "beach",
+            "wave",
+            "waves",
+            "surf",
+            "fish",
+            "whale",
+            "coral",
+            "river",
+            "lake",
+            "rain",
+            "boat",
+            "sailing",
+            "tide",
+        ),
         (198, 172, 35),
         "waves",
     ),
     Theme(
         "nature",
-        ("forest", "tree", "trees", "nature", "mountain", "mountains", "hike", "hiking", "garden",
-         "plant", "flower", "park", "wildlife", "animal", "bird", "birds", "leaf", "camping"),
+        (
+            "forest",
+            "tree",
+            "trees",
+            "nature",
+            "mountain",
+            "mountains",
+            "hike",
+            "hiking",
+            "garden",
+            "plant",
+            "flower",
+            "park",
+            "wildlife",
+            "animal",
+            "bird",
+            "birds",
+            "leaf",
+            "camping",
+        ),
         (145, 95, 40),
         "mountains",
     ),
     Theme(
         "fire",
-        ("fire", "volcano", "sun", "summer", "desert", "heat", "lava", "sunset", "sunrise", "spicy"),
+        (
+            "fire",
+            "volcano",
+            "sun",
+            "summer",
+            "desert",
+            "heat",
+            "lava",
+            "sunset",
+            "sunrise",
+            "spicy",
+        ),
         (18, 38, 345),
         "rays",
     ),
     Theme(
         "tech",
-        ("tech", "technology", "code", "coding", "computer", "computers", "ai", "robot", "robots",
-         "software", "programming", "python", "internet", "data", "chip", "gaming", "game", "games",
-         "cyber", "web"),
+        (
+            "tech",
+            "technology",
+            "code",
+            "coding",
+            "computer",
+            "computers",
+            "ai",
+            "robot",
+            "robots",
+            "software",
+            "programming",
+            "python",
+            "internet",
+            "data",
+            "chip",
+            "gaming",
+            "game",
+            "games",
+            "cyber",
+            "web",
+        ),
         (190, 265, 315),
         "grid",
     ),
     Theme(
         "music",
-        ("music", "song", "songs", "band", "concert", "guitar", "piano", "dance", "dj", "beat",
-         "singing", "album", "jazz", "synth"),
+        (
+            "music",
+            "song",
+            "songs",
+            "band",
+            "concert",
+            "guitar",
+            "piano",
+            "dance",
+            "dj",
+            "beat",
+            "singing",
+            "album",
+            "jazz",
+            "synth",
+        ),
         (318, 275, 40),
         "bars",
     ),
     Theme(
         "food",
-        ("food", "cook", "cooking", "recipe", "pizza", "coffee", "tea", "cake", "bread", "kitchen",
-         "chef", "baking", "dinner"),
+        (
+            "food",
+            "cook",
+            "cooking",
+            "recipe",
+            "pizza",
+            "coffee",
+            "tea",
+            "cake",
+            "bread",
+            "kitchen",
+            "chef",
+            "baking",
+            "dinner",
+        ),
         (28, 8, 48),
         "bokeh",
     ),
     Theme(
         "city",
-        ("city", "cities", "travel", "street", "building", "buildings", "architecture", "train",
-         "trains", "urban", "bridge", "skyline", "night"),
+        (
+            "city",
+            "cities",
+            "travel",
+            "street",
+            "building",
+            "buildings",
+            "architecture",
+            "train",
+            "trains",
+            "urban",
+            "bridge",
+            "skyline",
+            "night",
+        ),
         (232, 325, 45),
         "skyline",
     ),
@@ -168,7 +291,9 @@ def draw_backdrop(request: BackdropRequest) -> tuple[Image.Image, Theme]:
             (cx - radius, cy - radius * 0.8, cx + radius, cy + radius * 0.8),
             fill=hsv(hue, 0.75, rng.uniform(0.45, 0.8)),
         )
-    glow = glow.filter(ImageFilter.GaussianBlur(small[0] / 10)).resize((width, height), Image.BICUBIC)
+    glow = glow.filter(ImageFilter.GaussianBlur(small[0] / 10)).resize(
+        (width, height), Image.BICUBIC
+    )
     canvas = canvas + np.asarray(glow, dtype=np.float32) * 0.55
 
     base = Image.fromarray(np.clip(canvas, 0, 255).astype(np.uint8), "RGB")
@@ -199,8 +324,9 @@ def draw_backdrop(request: BackdropRequest) -> tuple[Image.Image, Theme]:
 # --- shape painters (draw on an RGBA layer of size (w, h)) --------------------------------------
 
 
-
-def _stars(draw: ImageDraw.ImageDraw, size: tuple[int, int], theme: Theme, rng: random.Random) -> None:
+def _stars(
+    draw: ImageDraw.ImageDraw, size: tuple[int, int], theme: Theme, rng: random.Random
+) -> None:
     w, h = size
     for _ in range(420):
         x, y = rng.uniform(0, w), rng.uniform(0, h)
@@ -213,13 +339,35 @@ def _stars(draw: ImageDraw.ImageDraw, size: tuple[int, int], theme: Theme, rng: 
         k = step / 24
         color = hsv(theme.hues[1] + 20 * k, 0.6, 0.35 + 0.5 * (1 - k))
         inset = r * k * 0.9
-        draw.ellipse((cx - r + inset * 0.6, cy - r + inset * 0.3, cx + r - inset * 1.2, cy + r - inset * 1.4), fill=(*color, 255))
+        draw.ellipse(
+            (
+                cx - r + inset * 0.6,
+                cy - r + inset * 0.3,
+                cx + r - inset * 1.2,
+                cy + r - inset * 1.4,
+            ),
+            fill=(*color, 255),
+        )
     ring = hsv(theme.hues[2], 0.35, 0.95)
-    draw.arc((cx - r * 1.9, cy - r * 0.45, cx + r * 1.9, cy + r * 0.45), 200, 340, fill=(*ring, 200), width=round(h * 0.008))
-    draw.arc((cx - r * 1.9, cy - r * 0.45, cx + r * 1.9, cy + r * 0.45), -10, 170, fill=(*ring, 230), width=round(h * 0.01))
+    draw.arc(
+        (cx - r * 1.9, cy - r * 0.45, cx + r * 1.9, cy + r * 0.45),
+        200,
+        340,
+        fill=(*ring, 200),
+        width=round(h * 0.008),
+    )
+    draw.arc(
+        (cx - r * 1.9, cy - r * 0.45, cx + r * 1.9, cy + r * 0.45),
+        -10,
+        170,
+        fill=(*ring, 230),
+        width=round(h * 0.01),
+    )
 
 
-def _waves(draw: ImageDraw.ImageDraw, size: tuple[int, int], theme: Theme, rng: random.Random) -> None:
+def _waves(
+    draw: ImageDraw.ImageDraw, size: tuple[int, int], theme: Theme, rng: random.Random
+) -> None:
     w, h = size
     for band in range(7):
         k = band / 6
@@ -227,13 +375,18 @@ def _waves(draw: ImageDraw.ImageDraw, size: tuple[int, int], theme: Theme, rng: 
         amplitude = h * (0.025 + 0.02 * rng.random())
         wavelength = w * rng.uniform(0.35, 0.7)
         phase = rng.uniform(0, math.tau)
-        points = [(x, base_y + amplitude * math.sin(x / wavelength * math.tau + phase)) for x in range(0, w + 16, 16)]
+        points = [
+            (x, base_y + amplitude * math.sin(x / wavelength * math.tau + phase))
+            for x in range(0, w + 16, 16)
+        ]
         color = hsv(theme.hues[0] + 25 * k, 0.75, 0.5 + 0.45 * k)
         draw.polygon([*points, (w, h), (0, h)], fill=(*color, 95 + round(80 * k)))
         draw.line(points, fill=(*hsv(theme.hues[2], 0.25, 1.0), 110), width=round(h * 0.003))
 
 
-def _mountains(draw: ImageDraw.ImageDraw, size: tuple[int, int], theme: Theme, rng: random.Random) -> None:
+def _mountains(
+    draw: ImageDraw.ImageDraw, size: tuple[int, int], theme: Theme, rng: random.Random
+) -> None:
     w, h = size
     sun = hsv(theme.hues[2], 0.45, 1.0)
     sx, sy, sr = w * rng.uniform(0.6, 0.8), h * 0.38, h * 0.09
@@ -247,14 +400,17 @@ def _mountains(draw: ImageDraw.ImageDraw, size: tuple[int, int], theme: Theme, r
         for x in range(0, w + 12, 12):
             u = x / w
             y = base_y - h * 0.12 * (1 - 0.3 * k) * sum(
-                math.sin(u * f * math.tau + p) / (i + 1) ** 1.6 for i, (f, p) in enumerate(zip(freqs, phases, strict=True))
+                math.sin(u * f * math.tau + p) / (i + 1) ** 1.6
+                for i, (f, p) in enumerate(zip(freqs, phases, strict=True))
             )
             points.append((x, y))
         color = hsv(theme.hues[0] + 10 * layer, 0.55, 0.18 + 0.08 * (3 - layer))
         draw.polygon([*points, (w, h), (0, h)], fill=(*color, 235))
 
 
-def _rays(draw: ImageDraw.ImageDraw, size: tuple[int, int], theme: Theme, rng: random.Random) -> None:
+def _rays(
+    draw: ImageDraw.ImageDraw, size: tuple[int, int], theme: Theme, rng: random.Random
+) -> None:
     w, h = size
     cx, cy = w * rng.uniform(0.6, 0.78), h * rng.uniform(0.55, 0.7)
     for ray in range(28):
@@ -271,12 +427,17 @@ def _rays(draw: ImageDraw.ImageDraw, size: tuple[int, int], theme: Theme, rng: r
         )
     for ring in range(6, 0, -1):
         r = h * 0.07 * ring
-        draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=(*hsv(theme.hues[0] + ring * 4, 0.8, 1.0), 26 + 12 * (6 - ring)))
+        draw.ellipse(
+            (cx - r, cy - r, cx + r, cy + r),
+            fill=(*hsv(theme.hues[0] + ring * 4, 0.8, 1.0), 26 + 12 * (6 - ring)),
+        )
     r = h * 0.1
     draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=(*hsv(theme.hues[2] + 30, 0.35, 1.0), 245))
 
 
-def _grid(draw: ImageDraw.ImageDraw, size: tuple[int, int], theme: Theme, rng: random.Random) -> None:
+def _grid(
+    draw: ImageDraw.ImageDraw, size: tuple[int, int], theme: Theme, rng: random.Random
+) -> None:
     w, h = size
     horizon = h * 0.58
     line = (*hsv(theme.hues[2], 0.7, 1.0), 150)
@@ -296,7 +457,9 @@ def _grid(draw: ImageDraw.ImageDraw, size: tuple[int, int], theme: Theme, rng: r
         draw.ellipse((end[0] - 7, end[1] - 7, end[0] + 7, end[1] + 7), fill=node)
 
 
-def _bars(draw: ImageDraw.ImageDraw, size: tuple[int, int], theme: Theme, rng: random.Random) -> None:
+def _bars(
+    draw: ImageDraw.ImageDraw, size: tuple[int, int], theme: Theme, rng: random.Random
+) -> None:
     w, h = size
     count = 42
     gap = w / count
@@ -304,19 +467,32 @@ def _bars(draw: ImageDraw.ImageDraw, size: tuple[int, int], theme: Theme, rng: r
         level = 0.25 + 0.6 * abs(math.sin(i * 0.37 + rng.uniform(0, 0.8))) * rng.uniform(0.6, 1.0)
         top = h * (1 - level * 0.55)
         color = hsv(theme.hues[0] + (theme.hues[1] - theme.hues[0]) * i / count, 0.7, 0.95)
-        draw.rounded_rectangle((i * gap + gap * 0.18, top, (i + 1) * gap - gap * 0.18, h + 20), radius=gap * 0.3, fill=(*color, 150))
+        draw.rounded_rectangle(
+            (i * gap + gap * 0.18, top, (i + 1) * gap - gap * 0.18, h + 20),
+            radius=gap * 0.3,
+            fill=(*color, 150),
+        )
 
 
-def _bokeh(draw: ImageDraw.ImageDraw, size: tuple[int, int], theme: Theme, rng: random.Random) -> None:
+def _bokeh(
+    draw: ImageDraw.ImageDraw, size: tuple[int, int], theme: Theme, rng: random.Random
+) -> None:
     w, h = size
     for _ in range(38):
         r = rng.uniform(0.02, 0.09) * h
         x, y = rng.uniform(0.35, 1.0) * w, rng.uniform(0, 1) * h
         color = hsv(rng.choice(theme.hues) + rng.uniform(-10, 10), 0.55, 1.0)
-        draw.ellipse((x - r, y - r, x + r, y + r), fill=(*color, rng.randint(35, 90)), outline=(*color, 140), width=3)
+        draw.ellipse(
+            (x - r, y - r, x + r, y + r),
+            fill=(*color, rng.randint(35, 90)),
+            outline=(*color, 140),
+            width=3,
+        )
 
 
-def _skyline(draw: ImageDraw.ImageDraw, size: tuple[int, int], theme: Theme, rng: random.Random) -> None:
+def _skyline(
+    draw: ImageDraw.ImageDraw, size: tuple[int, int], theme: Theme, rng: random.Random
+) -> None:
     w, h = size
     for row, (depth, alpha) in enumerate(((0.42, 170), (0.3, 235))):
         x = -rng.uniform(0, 40)
@@ -331,11 +507,15 @@ def _skyline(draw: ImageDraw.ImageDraw, size: tuple[int, int], theme: Theme, rng
                 for wy in range(int(top + 18), h - 10, 26):
                     for wx in range(int(x + 10), int(x + bw - 10), 20):
                         if rng.random() < 0.35:
-                            draw.rectangle((wx, wy, wx + 8, wy + 12), fill=(*window, rng.randint(120, 230)))
+                            draw.rectangle(
+                                (wx, wy, wx + 8, wy + 12), fill=(*window, rng.randint(120, 230))
+                            )
             x += bw + rng.uniform(2, 14)
 
 
-def _ribbons(draw: ImageDraw.ImageDraw, size: tuple[int, int], theme: Theme, rng: random.Random) -> None:
+def _ribbons(
+    draw: ImageDraw.ImageDraw, size: tuple[int, int], theme: Theme, rng: random.Random
+) -> None:
     w, h = size
     for ribbon in range(4):
         hue = theme.hues[ribbon % 2] + rng.uniform(-8, 8)

@@ -52,14 +52,21 @@ def wrap(draw: ImageDraw.ImageDraw, text: str, face: Font, max_width: float) -> 
 
 
 def fit_title(
-    draw: ImageDraw.ImageDraw, title: str, max_width: float, start: int, minimum: int, max_lines: int = 3
+    draw: ImageDraw.ImageDraw,
+    title: str,
+    max_width: float,
+    start: int,
+    minimum: int,
+    max_lines: int = 3,
 ) -> tuple[Font, list[str]]:
     """The largest font size (from `start` down) at which `title` fits in `max_lines` lines."""
     size = start
     while True:
         face = font(size)
         lines = wrap(draw, title, face, max_width)
-        if (len(lines) <= max_lines and all(_width(draw, line, face) <= max_width for line in lines)) or size <= minimum:
+        if (
+            len(lines) <= max_lines and all(_width(draw, line, face) <= max_width for line in lines)
+        ) or size <= minimum:
             if len(lines) > max_lines:  # still too long at the smallest size: ellipsize
                 lines = lines[:max_lines]
                 while lines[-1] and _width(draw, lines[-1] + "…", face) > max_width:
@@ -82,7 +89,9 @@ def set_title(
         measure, title.strip() or "Livestage", max_width, round(64 * unit), round(30 * unit)
     )
     kicker_face = font(round(18 * unit))
-    line_height = round(title_face.size * 1.12) if isinstance(title_face, ImageFont.FreeTypeFont) else 40
+    line_height = (
+        round(title_face.size * 1.12) if isinstance(title_face, ImageFont.FreeTypeFont) else 40
+    )
 
     kicker_text = " ".join(kicker.upper())  # letter-spaced
     y_kicker = margin_y
@@ -107,6 +116,8 @@ def set_title(
         fill=accent,
     )
     for index, line in enumerate(lines):
-        draw.text((margin_x, y_title + index * line_height), line, font=title_face, fill=(255, 255, 255))
+        draw.text(
+            (margin_x, y_title + index * line_height), line, font=title_face, fill=(255, 255, 255)
+        )
     assert block_bottom < height
     return image

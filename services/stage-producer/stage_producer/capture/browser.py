@@ -17,12 +17,14 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import dataclasses
 import io
 import logging
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from PIL import Image
 from playwright.async_api import Browser, BrowserContext, Page, Playwright, async_playwright
@@ -33,6 +35,7 @@ from ..egress.proxy import REFUSED_HEADER, EgressProxy, EgressSession
 from .webm import EncodedFrame, write_webm
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 VIEWPORT = {"width": 1280, "height": 720}
 ENCODER_ORIGIN = "https://encoder.livestage.invalid"
@@ -103,9 +106,10 @@ class CaptureOptions:
     screenshot_format: Literal["jpeg", "webp"] = "jpeg"
     quality: int = 82
     clip_seconds: float = 8.0
-    clip_fps: int = 24
+    clip_fps: int = 20
     clip_bitrate: int = 2_000_000
     clip_max_scroll_px: int = 2880
+    encode_timeout_s: float = 60.0
 
 
 def chromium_args(proxy_host: str) -> list[str]:
@@ -180,13 +184,20 @@ class CaptureBrowser:
             log.info("capture browser started (%s)", path)
             return self._browser
 
-    async def screenshot(self, url: str) -> PageCapture:
-        return await self._capture(url, "screenshot")
+    async def screenshot(
+        self, url: str, image_format: Literal["jpeg", "webp"] | None = None
+    ) -> PageCapture:
+        return await self._capture(url, "screenshot", image_format)
 
     async def clip(self, url: str) -> PageCapture:
         return await self._capture(url, "clip")
 
-    async def _capture(self, url: str, kind: Literal["screenshot", "clip"]) -> PageCapture:
+    async def _capture(
+        self,
+        url: str,
+        kind: Literal["screenshot", "clip"],
+        image_format: Literal["jpeg", "webp"] | None = None,
+    ) -> PageCapture:
         checked = self.policy.check_url(url)
         if isinstance(checked, Refusal):
             raise CaptureRefused(f"{url[:200]}: {checked.reason}")
@@ -208,7 +219,9 @@ class CaptureBrowser:
                 )
                 try:
                     async with asyncio.timeout(self.options.timeout_s):
-                        return await self._capture_in(context, session, url, kind, started)
+                        captured = await self._capture_in(
+                            context, session, url, kind, image_format, started
+                        )
                 except TimeoutError as error:
                     raise CaptureError(
                         f"capture of {url[:200]} took longer than {self.options.timeout_s} s "
@@ -217,6 +230,26 @@ class CaptureBrowser:
                 finally:
                     with contextlib.suppress(PlaywrightError):
                         await context.close()
+            if kind == "screenshot":
+                return captured
+            # Encoding is our own work, not the page's: its own time limit, after the page's
+            # context is gone.
+            try:
+                async with asyncio.timeout(self.options.encode_timeout_s):
+                    webm = await self._encode_clip(captured.data)
+            except TimeoutError as error:
+                raise CaptureError(
+                    f"encoding the clip of {url[:200]} took longer than "
+                    f"{self.options.encode_timeout_s} s (STAGE_CLIP_ENCODE_TIMEOUT_S)"
+                ) from error
+            return dataclasses.replace(
+                captured,
+                data=webm,
+                extension="webm",
+                mime="video/webm",
+                duration_s=self._clip_length(),
+                elapsed_s=time.monotonic() - started,
+            )
 
     async def _capture_in(
         self,
@@ -224,6 +257,7 @@ class CaptureBrowser:
         session: EgressSession,
         url: str,
         kind: Literal["screenshot", "clip"],
+        image_format: Literal["jpeg", "webp"] | None,
         started: float,
     ) -> PageCapture:
         await context.add_init_script(_INIT_SCRIPT)
@@ -231,7 +265,9 @@ class CaptureBrowser:
         page = await context.new_page()
         page.on("dialog", lambda dialog: asyncio.ensure_future(dialog.dismiss()))
         try:
-            response = await page.goto(url, wait_until="load")
+            response = await _unless(page.goto(url, wait_until="load"), session.limit_hit)
+        except _LimitHit as error:
+            raise CaptureRefused(f"{url[:200]}: {session.limit_reason}") from error
         except PlaywrightError as error:
             reason = session.refusal_for(url)
             if reason:
@@ -247,18 +283,22 @@ class CaptureBrowser:
         with contextlib.suppress(PlaywrightError, TimeoutError):
             async with asyncio.timeout(2):
                 await page.evaluate("document.fonts.ready.then(() => true)")
-        await page.evaluate("new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
+        await page.evaluate(
+            "new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))"
+        )
         over = [e.refused for e in session.refusals if e.refused.startswith("capture size limit")]
         if over:
             raise CaptureRefused(f"{url[:200]}: {over[0]}")
         meta: dict[str, Any] = await page.evaluate(_METADATA_JS)
         if kind == "screenshot":
-            data, extension, mime = await self._still(page)
+            data, extension, mime = await self._still(
+                page, image_format or self.options.screenshot_format
+            )
             width, height, duration = VIEWPORT["width"], VIEWPORT["height"], 0.0
-        else:
-            data = await self._clip(page, int(meta.get("height") or VIEWPORT["height"]))
-            extension, mime = "webm", "video/webm"
-            width, height, duration = VIEWPORT["width"], VIEWPORT["height"], self._clip_length()
+        else:  # the tall page image; `_capture` encodes it into the clip
+            data = await self._tall_screenshot(page, int(meta.get("height") or 0))
+            extension, mime = "jpg", "image/jpeg"
+            width, height, duration = VIEWPORT["width"], VIEWPORT["height"], 0.0
         return PageCapture(
             kind=kind,
             data=data,
@@ -276,8 +316,8 @@ class CaptureBrowser:
             refusals=tuple(event.refused for event in session.refusals),
         )
 
-    async def _still(self, page: Page) -> tuple[bytes, str, str]:
-        if self.options.screenshot_format == "jpeg":
+    async def _still(self, page: Page, image_format: str) -> tuple[bytes, str, str]:
+        if image_format == "jpeg":
             data = await page.screenshot(type="jpeg", quality=self.options.quality)
             return data, "jpg", "image/jpeg"
         png = await page.screenshot(type="png")
@@ -288,15 +328,18 @@ class CaptureBrowser:
         frames = max(1, round(self.options.clip_fps * self.options.clip_seconds))
         return frames / self.options.clip_fps
 
-    async def _clip(self, page: Page, page_height: int) -> bytes:
-        height = min(max(page_height, VIEWPORT["height"]), VIEWPORT["height"] + self.options.clip_max_scroll_px)
-        tall = await page.screenshot(
+    async def _tall_screenshot(self, page: Page, page_height: int) -> bytes:
+        limit = VIEWPORT["height"] + self.options.clip_max_scroll_px
+        height = min(max(page_height, VIEWPORT["height"]), limit)
+        return await page.screenshot(
             type="jpeg",
             quality=90,
             full_page=True,
             clip={"x": 0, "y": 0, "width": VIEWPORT["width"], "height": height},
         )
-        encoder = await self._encoder_page()
+
+    async def _encode_clip(self, tall: bytes) -> bytes:
+        encoder = await self.offline_page(ENCODER_ORIGIN)
         result: dict[str, Any] = await encoder.evaluate(
             _ENCODER_JS,
             {
@@ -319,24 +362,53 @@ class CaptureBrowser:
             frames, width=VIEWPORT["width"], height=VIEWPORT["height"], fps=self.options.clip_fps
         )
 
-    async def _encoder_page(self) -> Page:
-        """A page on a secure, fulfilled-in-process origin (WebCodecs needs one); no network."""
-        if self._encoder is not None and not self._encoder.is_closed():
+    async def offline_page(
+        self, origin: str, files: dict[str, tuple[bytes, str]] | None = None
+    ) -> Page:
+        """A page on `origin` (https: a secure context, which WebCodecs needs) whose requests are
+        all answered in-process: `files` maps paths to (body, content type); everything else is
+        aborted, so it touches no network. The clip encoder lives on one, kept warm."""
+        if origin == ENCODER_ORIGIN and self._encoder is not None and not self._encoder.is_closed():
             return self._encoder
         browser = await self._ensure_browser()
         context = await browser.new_context(viewport=VIEWPORT)  # type: ignore[arg-type]
+        served = {"/": (b"<!doctype html><title>offline</title>", "text/html"), **(files or {})}
 
         async def route(route: Any) -> None:
-            if route.request.url.startswith(ENCODER_ORIGIN + "/"):
-                await route.fulfill(body="<!doctype html><title>encoder</title>", content_type="text/html")
+            url = route.request.url
+            path = "/" + url.removeprefix(origin + "/") if url.startswith(origin + "/") else None
+            if path is not None and path in served:
+                body, content_type = served[path]
+                await route.fulfill(body=body, content_type=content_type)
             else:
                 await route.abort()
 
         await context.route("**/*", route)
         page = await context.new_page()
-        await page.goto(ENCODER_ORIGIN + "/")
-        self._encoder = page
+        await page.goto(origin + "/")
+        if origin == ENCODER_ORIGIN:
+            self._encoder = page
         return page
+
+
+class _LimitHit(Exception):
+    pass
+
+
+async def _unless(work: Awaitable[T], event: asyncio.Event) -> T:
+    """`work`'s result, unless `event` is set first (then _LimitHit, and `work` is cancelled)."""
+    task = asyncio.ensure_future(work)
+    waiter = asyncio.ensure_future(event.wait())
+    try:
+        await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        waiter.cancel()
+    if task.done():
+        return task.result()
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, PlaywrightError):
+        await task
+    raise _LimitHit()
 
 
 async def _close_popup(page: Page) -> None:

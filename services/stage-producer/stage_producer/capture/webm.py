@@ -174,7 +174,9 @@ def write_webm(
         cue_points += element(
             CUE_POINT,
             uint(CUE_TIME, start_ms)
-            + element(CUE_TRACK_POSITIONS, uint(CUE_TRACK, 1) + uint(CUE_CLUSTER_POSITION, position)),
+            + element(
+                CUE_TRACK_POSITIONS, uint(CUE_TRACK, 1) + uint(CUE_CLUSTER_POSITION, position)
+            ),
         )
         position += len(cluster)
     cues = element(CUES, cue_points)
@@ -217,7 +219,9 @@ def _read_vint(data: bytes, at: int, *, keep_marker: bool) -> tuple[int, int]:
     return value, width
 
 
-def iter_elements(data: bytes, start: int = 0, end: int | None = None) -> Iterator[tuple[int, int, int]]:
+def iter_elements(
+    data: bytes, start: int = 0, end: int | None = None
+) -> Iterator[tuple[int, int, int]]:
     """(id, payload start, payload end) of each element, depth-first through master elements."""
     end = len(data) if end is None else end
     at = start

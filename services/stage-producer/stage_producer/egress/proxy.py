@@ -75,6 +75,15 @@ class EgressSession:
     max_bytes: int
     bytes_down: int = 0
     events: list[EgressEvent] = field(default_factory=list)
+    limit_hit: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def over_limit(self) -> bool:
+        return self.bytes_down > self.max_bytes
+
+    @property
+    def limit_reason(self) -> str:
+        return f"capture size limit of {self.max_bytes} bytes (STAGE_CAPTURE_MAX_BYTES)"
 
     @property
     def refusals(self) -> list[EgressEvent]:
@@ -146,7 +155,9 @@ class EgressProxy:
     def session(self, max_bytes: int) -> Iterator[EgressSession]:
         """Credentials for one capture; they stop working when the block ends."""
         session = EgressSession(
-            id="cap-" + secrets.token_hex(6), password=secrets.token_urlsafe(18), max_bytes=max_bytes
+            id="cap-" + secrets.token_hex(6),
+            password=secrets.token_urlsafe(18),
+            max_bytes=max_bytes,
         )
         self._sessions[session.id] = session
         try:
@@ -198,6 +209,8 @@ class EgressProxy:
         event = EgressEvent(method=method, target=target)
         session.events.append(event)
         try:
+            if session.over_limit:
+                raise _Refused(Refusal(session.limit_reason))
             if method == "CONNECT":
                 await self._tunnel(session, event, target, reader, writer)
             else:
@@ -355,12 +368,9 @@ class EgressProxy:
                 return
             if session is not None:
                 session.bytes_down += len(chunk)
-                if session.bytes_down > session.max_bytes:
-                    session.events.append(
-                        EgressEvent(
-                            "-", "-", refused=f"capture size limit of {session.max_bytes} bytes"
-                        )
-                    )
+                if session.over_limit:
+                    session.events.append(EgressEvent("-", "-", refused=session.limit_reason))
+                    session.limit_hit.set()
                     return
             sink.write(chunk)
             await sink.drain()

@@ -66,7 +66,9 @@ def load_sources(path: Path) -> SourcesDocument:
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError as error:
-        raise SourcesFileError(f"sources file {path} does not exist (STAGE_SOURCES_FILE)") from error
+        raise SourcesFileError(
+            f"sources file {path} does not exist (STAGE_SOURCES_FILE)"
+        ) from error
     except yaml.YAMLError as error:
         raise SourcesFileError(f"sources file {path} is not valid YAML: {error}") from error
     try:

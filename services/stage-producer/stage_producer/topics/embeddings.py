@@ -65,5 +65,5 @@ class EmbeddingPicker(TopicPicker):
             confidence=round(confidence, 3),
             keywords=topic.keywords,
             catalog=True,
-            reason=f"closest topic by meaning (similarity {similarity[best]:.3f}, margin {margin:.3f})",
+            reason=f"closest by meaning ({similarity[best]:.3f}, margin {margin:.3f})",
         )

@@ -87,7 +87,9 @@ class KeywordPicker(TopicPicker):
     def _free_topic(self, context: TopicContext) -> TopicChoice | None:
         counts: Counter[str] = Counter()
         for utterance in context.chat:
-            counts.update({w for w in words_of(utterance.text) if len(w) > 3 and w not in STOPWORDS})
+            counts.update(
+                {w for w in words_of(utterance.text) if len(w) > 3 and w not in STOPWORDS}
+            )
         if not counts:
             return None
         word, mentions = counts.most_common(1)[0]
