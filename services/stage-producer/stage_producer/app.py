@@ -82,8 +82,10 @@ class StageService:
         sources: SourcesFile,
         *,
         clock: Callable[[], float] = time.time,
+        commands_durable: str = COMMANDS_DURABLE,
     ) -> None:
         self.settings = settings
+        self.commands_durable = commands_durable
         self.bus = bus
         self.factory = factory
         self.picker = picker
@@ -145,8 +147,9 @@ class StageService:
         consumer = await self.bus.consumer(
             subjects.all_rooms("stage", "command"),
             StageCommand,
-            COMMANDS_DURABLE,
+            self.commands_durable,
             max_deliver=2,
+            only_new=True,
             backoff_s=(float(self.settings.capture_timeout_s) * 3, 60.0),
         )
         self._command_task = asyncio.create_task(consumer.run(self._on_command, batch=1))
