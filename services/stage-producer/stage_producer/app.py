@@ -49,7 +49,7 @@ from .gemini import gemini_client
 from .planner import PlanSettings, RoomPlan
 from .producer import VisualFactory
 from .rooms import RoomTracker
-from .search import SourcesFile, make_search_provider
+from .search import SourcesFile, SourcesFileError, make_search_provider
 from .server import AssetServer, create_asset_app
 from .settings import PACKAGE_DIR, StageSettings
 from .topics import TopicChoice, TopicContext, TopicPicker, Utterance, make_topic_picker
@@ -414,7 +414,11 @@ class StageRuntime:
 
 async def main(stop: asyncio.Event) -> None:
     settings = StageSettings()
-    runtime = await StageRuntime.create(settings)
+    try:
+        runtime = await StageRuntime.create(settings)
+    except SourcesFileError as error:
+        log.error("%s; fix the file or point STAGE_SOURCES_FILE elsewhere", error)
+        raise SystemExit(2) from None
     try:
         bus = await connect_bus(SERVICE_NAME, stop)
         if bus is None:

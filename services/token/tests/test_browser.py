@@ -82,7 +82,7 @@ class _PngHandler(BaseHTTPRequestHandler):
 def image_url() -> Iterator[str]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), _PngHandler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/backdrop.png"
+    yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
 
 
@@ -168,7 +168,9 @@ async def test_stage_page_is_sized_by_query_has_no_controls_and_shows_visuals(
     livekit_server,  # type: ignore[no-untyped-def]
     image_url: str,
 ) -> None:
-    edge = await make_edge(web_dist=WEB_DIST)
+    # The page shows signed /media/ URLs of its own origin; the edge streams them from the
+    # stage producer's asset server (here the stand-in).
+    edge = await make_edge(web_dist=WEB_DIST, stage_media_url=image_url)
     page = await browser.new_page(viewport={"width": 1280, "height": 800})
     await page.goto(edge.base_url + "/stage?width=640&height=360&captions=1")
     stage = page.locator("#stage")
@@ -181,7 +183,7 @@ async def test_stage_page_is_sized_by_query_has_no_controls_and_shows_visuals(
         id="visual-1",
         room=edge.room,
         kind="backdrop",
-        url=image_url,
+        url="/media/" + "a" * 64 + ".png?exp=4000000000&sig=" + "f" * 64,
         title="<i>Tonight's topic</i>",
         topic="t",
         created_at=now_ms(),

@@ -98,6 +98,7 @@ def test_the_edge_honours_its_openapi_spec(edge_process: tuple[str, str]) -> Non
     assert len(operations) >= 7
 
     calls: dict[str, int] = {}
+
     def bearer_for(path: str) -> str:
         """Operator routes take the operator secret, everything else the viewer token."""
         return OPERATOR_SECRET if path.startswith("/api/operator") else token

@@ -24,8 +24,8 @@ from .operator import operator_router
 
 router = operator_router("/stage", ["operator: stage"])
 
-ROOM = re.compile(r"[A-Za-z0-9_-]{1,64}")
-VISUAL_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+ROOM = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+VISUAL_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
 def _url(value: str) -> str:

@@ -222,7 +222,10 @@ _SHAPES = ("ribbons", "stars", "waves", "mountains", "rays", "grid", "bars", "bo
 def theme_for(topic: str, keywords: tuple[str, ...] = ()) -> Theme:
     """The theme whose words the topic uses most; else one derived from the topic's hash."""
     words = set(re.findall(r"[a-z0-9]+", (topic + " " + " ".join(keywords)).lower()))
-    words |= {w[:-1] for w in words if w.endswith("s")} | {w[:-2] for w in words if w.endswith("es")}
+    singular = {w[:-1] for w in words if w.endswith("s")} | {
+        w[:-2] for w in words if w.endswith("es")
+    }
+    words |= singular
     best = max(THEMES, key=lambda theme: len(words & set(theme.words)))
     if words & set(best.words):
         return best
