@@ -20,10 +20,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 from livestage import subjects
 from livestage.bus import Bus, BusUnavailable, Delivery
@@ -106,6 +108,7 @@ class StageService:
         self.published: asyncio.Queue[StageVisual] | None = None  # tests may watch this
         self._subscriptions: list[object] = []
         self._command_task: asyncio.Task[None] | None = None
+        self._chores: set[asyncio.Task[None]] = set()
 
     def now_ms(self) -> int:
         return int(self.clock() * 1000)
@@ -158,7 +161,11 @@ class StageService:
         for subscription in self._subscriptions:
             with contextlib.suppress(Exception):
                 await subscription.unsubscribe()  # type: ignore[attr-defined]
-        tasks = [*self.loops.values(), *([self._command_task] if self._command_task else [])]
+        tasks = [
+            *self.loops.values(),
+            *self._chores,
+            *([self._command_task] if self._command_task else []),
+        ]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -182,12 +189,30 @@ class StageService:
 
     def _sync_loops(self) -> None:
         active = self.tracker.active_rooms()
+        was_idle = not self.loops
         for room in active - set(self.loops):
             log.info("room %s has viewers: starting its stage loop", room)
             self.loops[room] = asyncio.create_task(self._room_loop(room), name=f"stage:{room}")
         for room in set(self.loops) - active:
             log.info("room %s has no viewers: stopping its stage loop", room)
             self.loops.pop(room).cancel()
+        browser = self.factory.browser
+        if was_idle and self.loops:
+            self._background(browser.start(), "warming the capture browser")
+        elif not was_idle and not self.loops and browser.running:
+            # Nobody watches anywhere: give the machine its memory back.
+            self._background(browser.close_when_idle(), "closing the idle capture browser")
+
+    def _background(self, work: Coroutine[Any, Any, object], what: str) -> None:
+        async def run() -> None:
+            try:
+                await work
+            except Exception as error:  # noqa: BLE001 - logged; the next capture tries again
+                log.warning("%s failed: %s", what, error)
+
+        task = asyncio.create_task(run())
+        self._chores.add(task)
+        task.add_done_callback(self._chores.discard)
 
     # --- one room ----------------------------------------------------------------------------
 
@@ -414,6 +439,10 @@ class StageRuntime:
 
 async def main(stop: asyncio.Event) -> None:
     settings = StageSettings()
+    if settings.nice:
+        # Background work: this process and the Chromium it starts (which inherits this) give
+        # way to the host's voice and video when the CPU is short.
+        os.nice(settings.nice)
     try:
         runtime = await StageRuntime.create(settings)
     except SourcesFileError as error:

@@ -138,6 +138,13 @@ class StageSettings(BaseSettings):
     clip_max_scroll_px: int = Field(
         2880, ge=0, le=20000, description="How far down the page a clip scrolls at most (px)."
     )
+    nice: int = Field(
+        10,
+        ge=0,
+        le=19,
+        description="Niceness the service (and the Chromium it starts) runs at, so captures "
+        "yield the CPU to the host's voice and video (0: normal priority).",
+    )
     allowed_ports: list[int] = Field(
         default=[80, 443],
         description="Ports captured pages may reach (JSON list).",

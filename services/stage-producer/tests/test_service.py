@@ -197,7 +197,7 @@ async def test_a_room_with_a_viewer_gets_visuals_and_a_room_without_gets_none(ma
         subjects.room_presence(stage.room), presence(stage.room, "participant_left")
     )
     async with asyncio.timeout(10):
-        while stage.room in stage.service.loops:  # noqa: ASYNC110 - the follow callback removes it
+        while stage.room in stage.service.loops or stage.service.factory.browser.running:  # noqa: ASYNC110 - the follow callback stops both
             await asyncio.sleep(0.05)
 
 

@@ -152,6 +152,20 @@ class CaptureBrowser:
         await self._ensure_browser()
         return self
 
+    @property
+    def running(self) -> bool:
+        return self._browser is not None and self._browser.is_connected()
+
+    async def close_when_idle(self) -> None:
+        """Close the browser once no capture is running (it starts again on the next one)."""
+        for _ in range(self.options.max_concurrent):
+            await self._slots.acquire()
+        try:
+            await self.close()
+        finally:
+            for _ in range(self.options.max_concurrent):
+                self._slots.release()
+
     async def close(self) -> None:
         if self._browser is not None:
             with contextlib.suppress(PlaywrightError):
