@@ -295,7 +295,7 @@ def draw_backdrop(request: BackdropRequest) -> tuple[Image.Image, Theme]:
             fill=hsv(hue, 0.75, rng.uniform(0.45, 0.8)),
         )
     glow = glow.filter(ImageFilter.GaussianBlur(small[0] / 10)).resize(
-        (width, height), Image.BICUBIC
+        (width, height), Image.Resampling.BICUBIC
     )
     canvas = canvas + np.asarray(glow, dtype=np.float32) * 0.55
 
@@ -306,7 +306,7 @@ def draw_backdrop(request: BackdropRequest) -> tuple[Image.Image, Theme]:
     SHAPE_PAINTERS[theme.shapes](ImageDraw.Draw(layer), layer.size, theme, rng)
     if theme.shapes == "ribbons":
         layer = layer.filter(ImageFilter.GaussianBlur(18))
-    layer = layer.resize((width, height), Image.LANCZOS)
+    layer = layer.resize((width, height), Image.Resampling.LANCZOS)
     base.paste(layer, (0, 0), layer)
 
     # 4. vignette and grain
