@@ -120,13 +120,13 @@ async def reaction_with_and_without_captures(rounds: int) -> dict[str, Any]:
 
 
 def _p50(result: dict[str, Any]) -> float | None:
-    for key in ("p50_ms", "reaction_p50_ms", "p50"):
-        value = result.get(key)
-        if isinstance(value, int | float):
-            return float(value)
-    latencies = result.get("latencies_ms")
-    if isinstance(latencies, list) and latencies:
-        return float(statistics.median(latencies))
+    """The reaction p50 in ms from `bench_reaction`'s result (`reaction_ms.p50`)."""
+    reaction = result.get("reaction_ms")
+    if isinstance(reaction, dict) and isinstance(reaction.get("p50"), int | float):
+        return float(reaction["p50"])
+    samples = result.get("samples_ms")
+    if isinstance(samples, list) and samples:
+        return float(statistics.median(samples))
     return None
 
 
