@@ -347,10 +347,22 @@ class Consumer(Generic[M]):
             )
         return deliveries
 
-    async def run(self, handler: Handler[M], *, batch: int = 10) -> None:
-        """Handle deliveries until cancelled: ack on success, leave for redelivery on error."""
-        while True:
+    async def run(
+        self, handler: Handler[M], *, batch: int = 10, stop: asyncio.Event | None = None
+    ) -> None:
+        """Handle deliveries until cancelled or `stop` is set: ack on success, leave for
+        redelivery on error.
+
+        Prefer `stop` to cancelling: it is checked before each delivery and between fetches
+        (so it takes effect within a fetch timeout, 1 s); deliveries of the batch left
+        unhandled are redelivered after the ack wait. A cancel that lands just as a fetch times
+        out can hang inside nats-py's `next_msg` on Python 3.11 (its nested `wait_for` loses the
+        cancellation), which would keep a service from stopping.
+        """
+        while stop is None or not stop.is_set():
             for delivery in await self.fetch(batch):
+                if stop is not None and stop.is_set():
+                    break
                 with tracer.start_as_current_span(
                     f"process {delivery.subject}",
                     context=delivery.context,

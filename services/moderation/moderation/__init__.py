@@ -1,1 +1,1 @@
-"""Livestage moderation: the verdict on every chat message."""
+"""Livestage moderation: the verdict on every chat message (see `moderation.app`)."""

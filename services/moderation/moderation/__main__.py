@@ -1,10 +1,7 @@
-"""Entry point: `python -m moderation`.
-
-Not built yet beyond its wiring: it connects to NATS, declares the JetStream streams and waits,
-so the stack starts whole and later work fills in the service.
-"""
+"""Entry point: `python -m moderation` (see `moderation.app`)."""
 
 from livestage import service
+from moderation.app import NAME, main
 
 if __name__ == "__main__":
-    service.run_idle("moderation")
+    service.run(NAME, main)

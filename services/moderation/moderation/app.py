@@ -1,0 +1,232 @@
+"""The moderation service's wiring: JetStream in, checks, verdict out, state in Redis.
+
+For every message on `chat.submitted.<room>` (one durable pull consumer, `MODERATION_DURABLE`,
+shared by every instance so they split the work):
+
+1. load what the checks need from Redis (the verdict if this id was already decided, the
+   visitor's recent messages, strikes, mute, ban);
+2. run the configured checks (pure); if they approve and OpenAI is enabled, ask OpenAI and run
+   them again with its answer;
+3. publish the `ChatMessage` unchanged on `chat.approved.<room>`, or a `ModerationVerdict` on
+   `chat.rejected.<room>`, with the JetStream de-duplication id `moderation:<id>` (one id for
+   both subjects, so a message gets at most one verdict within the duplicate window);
+4. record the verdict and the new state in one Redis MULTI, and count it in
+   `livestage.chat.verdicts`;
+5. acknowledge (Consumer.run), so a crash anywhere before is a redelivery, never a loss.
+
+A redelivery after step 4 finds the recorded verdict and is acknowledged without publishing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import os
+import socket
+import threading
+from collections.abc import Callable
+from dataclasses import replace
+from typing import TypeVar
+
+import nats.errors
+from redis.asyncio import Redis
+
+from livestage import subjects
+from livestage.bus import Bus, Consumer, Delivery
+from livestage.kv import connect_redis
+from livestage.metrics import CHAT_VERDICTS, counter
+from livestage.schemas import ChatMessage, ModerationVerdict, now_ms
+from livestage.service import connect_bus, until_stopped
+from livestage.settings import OpenAISettings, RedisSettings
+from moderation.checks import Context, build_checks
+from moderation.normalize import normalize
+from moderation.openai_client import OpenAIModerator
+from moderation.pipeline import Decision, Pipeline, strike_outcome
+from moderation.settings import ModerationSettings
+from moderation.state import StateStore
+
+NAME = "moderation"
+log = logging.getLogger(NAME)
+T = TypeVar("T")
+
+
+def verdict_msg_id(message_id: str) -> str:
+    """The Nats-Msg-Id of a message's verdict. Not the message id itself: the edge stored
+    `chat.submitted` in the same CHAT stream under that id, so JetStream would drop the verdict
+    as a duplicate of the submission."""
+    return f"moderation:{message_id}"
+
+
+def build_pipeline(settings: ModerationSettings) -> Pipeline:
+    """The configured checks, in order (loads the lists and the classifier model)."""
+    return Pipeline(build_checks(settings.checks, settings))
+
+
+def instance_name() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+class Moderator:
+    """Judges deliveries from `chat.submitted.*`; `handle` is the consumer's handler."""
+
+    def __init__(
+        self,
+        bus: Bus,
+        redis: Redis,
+        pipeline: Pipeline,
+        settings: ModerationSettings,
+        *,
+        openai: OpenAIModerator | None = None,
+        instance: str | None = None,
+    ) -> None:
+        self.bus = bus
+        self.pipeline = pipeline
+        self.settings = settings
+        self.store = StateStore(redis, settings)
+        self.openai = openai if "openai" in pipeline.names else None
+        self.instance = instance or instance_name()
+        self.with_ban = "banned" in pipeline.names
+        self.verdicts = counter(CHAT_VERDICTS)
+
+    async def handle(self, delivery: Delivery[ChatMessage]) -> None:
+        message = delivery.model
+        room = subjects.room_of(delivery.subject)
+        if message.room != room:
+            log.error(
+                "dropping message %s: it names room %r but came on %s",
+                message.id,
+                message.room,
+                delivery.subject,
+            )
+            return
+        state = await self.store.load(message, with_ban=self.with_ban)
+        if state.decided is not None:
+            log.info(
+                "message %s was already decided (%s by %s); acknowledging it again without "
+                "publishing",
+                message.id,
+                state.decided.get("verdict"),
+                state.decided.get("instance"),
+            )
+            return
+        context = Context(
+            normalize(message.body),
+            recent=state.recent,
+            strikes=state.strikes,
+            muted_until_ms=state.muted_until_ms,
+            ban=state.ban,
+        )
+        decision = self.pipeline.decide(message, context)
+        if decision.approved and self.openai is not None:
+            await delivery.msg.in_progress()  # the call may take a while: keep the message ours
+            context = replace(context, openai=await self.openai.moderate(message.body))
+            decision = self.pipeline.decide(message, context)
+        await self.publish(message, decision)
+        outcome = strike_outcome(decision, context, message.created_at, self.settings)
+        if not await self.store.record(message, decision, outcome, self.instance):
+            log.warning(
+                "message %s was decided twice at once (a redelivery overlapped); "
+                "JetStream kept the first verdict",
+                message.id,
+            )
+        self.verdicts.add(
+            1, {"verdict": decision.verdict, "check": decision.checks[0] if decision.checks else ""}
+        )
+
+    async def publish(self, message: ChatMessage, decision: Decision) -> None:
+        msg_id = verdict_msg_id(message.id)
+        if decision.approved:
+            await self.bus.publish(subjects.chat_approved(message.room), message, msg_id=msg_id)
+            return
+        verdict = ModerationVerdict(
+            message_id=message.id,
+            room=message.room,
+            author_identity=message.author_identity,
+            verdict="rejected",
+            reason=decision.reason,
+            checks=decision.checks,
+            decided_at=now_ms(),
+        )
+        await self.bus.publish(subjects.chat_rejected(message.room), verdict, msg_id=msg_id)
+
+    async def consumer(self, subject: str | None = None) -> Consumer[ChatMessage]:
+        """The shared durable consumer (of every room unless `subject` narrows it, for tests)."""
+        return await self.bus.consumer(
+            subject or subjects.all_rooms("chat", "submitted"),
+            ChatMessage,
+            self.settings.durable,
+            max_deliver=self.settings.max_deliver,
+            backoff_s=self.settings.redeliver_after_s,
+        )
+
+    async def run(self, consumer: Consumer[ChatMessage], stop: asyncio.Event) -> None:
+        """Handle deliveries until `stop` is set, carrying on after NATS hiccups."""
+        while not stop.is_set():
+            try:
+                await consumer.run(self.handle, stop=stop)
+            except (nats.errors.Error, OSError) as error:
+                if self.bus.nc.is_closed:
+                    log.info("NATS connection closed; %s stops consuming", consumer.subject)
+                    return
+                log.warning("fetching from %s failed (%r); retrying", consumer.subject, error)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), 1.0)
+
+
+async def in_daemon_thread(work: Callable[[], T]) -> T:
+    """Run blocking `work` (loading models) off the event loop, in a thread that never holds up
+    the process's exit, so a stop signal during start-up ends the service at once."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+
+    def settle(outcome: Callable[[], None]) -> None:
+        if not future.done():
+            outcome()
+
+    def target() -> None:
+        try:
+            result = work()
+        except BaseException as error:  # handed to the awaiting coroutine
+            loop.call_soon_threadsafe(settle, functools.partial(future.set_exception, error))
+        else:
+            loop.call_soon_threadsafe(settle, functools.partial(future.set_result, result))
+
+    threading.Thread(target=target, name="moderation-load", daemon=True).start()
+    return await future
+
+
+async def main(stop: asyncio.Event) -> None:
+    settings = ModerationSettings()
+    bus = await connect_bus(NAME, stop)
+    if bus is None:
+        return
+    redis = connect_redis(RedisSettings())
+    openai = OpenAIModerator.from_settings(settings, OpenAISettings())
+    consumer: Consumer[ChatMessage] | None = None
+    try:
+        pipeline = await until_stopped(in_daemon_thread(lambda: build_pipeline(settings)), stop)
+        if pipeline is None:
+            return
+        moderator = Moderator(bus, redis, pipeline, settings, openai=openai)
+        consumer = await moderator.consumer()
+        log.info(
+            "moderation consuming %s as durable %r; checks: %s%s",
+            consumer.subject,
+            settings.durable,
+            ", ".join(pipeline.names),
+            " (OpenAI on)" if moderator.openai else "",
+        )
+        await moderator.run(consumer, stop)
+    finally:
+        if consumer is not None:
+            # Before the drain in bus.close(): a pull subscription's queue never reports
+            # itself drained, so the drain would wait out its timeout.
+            with contextlib.suppress(Exception):
+                await consumer.unsubscribe()
+        with contextlib.suppress(Exception):
+            await redis.aclose()
+        if openai is not None:
+            await openai.close()
+        await bus.close()

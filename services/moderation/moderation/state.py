@@ -1,0 +1,153 @@
+"""What moderation remembers in Redis: decided message ids, each visitor's recent messages,
+strikes and mutes. Bans are read through `livestage.bans.BanStore` (the edge writes them).
+
+Keys (all per room; `<author>` is the visitor tag of a viewer identity, so every tab and token
+of one visitor shares them, or the identity itself for anything else):
+
+    livestage:moderation:decided:<room>:<message id>  the verdict, JSON; expires after
+                                                      MODERATION_DECIDED_TTL_S
+    livestage:moderation:recent:<room>:<author>       sorted set "<id>:<fingerprint>" by createdAt
+    livestage:moderation:strikes:<room>:<author>      sorted set of message ids by createdAt
+    livestage:moderation:mute:<room>:<author>         muted-until (epoch ms), expiring then
+
+The verdict record and the state a message adds are written in one MULTI after the verdict is
+published, so a redelivered message either finds its record (and is acknowledged without a
+second verdict) or finds no trace of itself and is judged exactly as the first time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from redis.asyncio import Redis
+
+from livestage.bans import Ban, BanStore
+from livestage.identity import visitor_tag_of
+from livestage.schemas import ChatMessage, now_ms
+from moderation.checks import RecentMessage
+from moderation.pipeline import Decision, StrikeOutcome
+from moderation.settings import ModerationSettings
+
+PREFIX = "livestage:moderation"
+MAX_RECENT = 100
+"""Recent messages kept per visitor (more than any flood limit needs)."""
+
+
+def author_key(identity: str) -> str:
+    """Whose strikes, mutes and recent messages these are: the visitor, else the identity."""
+    return visitor_tag_of(identity) or identity
+
+
+def decided_key(room: str, message_id: str) -> str:
+    return f"{PREFIX}:decided:{room}:{message_id}"
+
+
+def recent_key(room: str, author: str) -> str:
+    return f"{PREFIX}:recent:{room}:{author}"
+
+
+def strikes_key(room: str, author: str) -> str:
+    return f"{PREFIX}:strikes:{room}:{author}"
+
+
+def mute_key(room: str, author: str) -> str:
+    return f"{PREFIX}:mute:{room}:{author}"
+
+
+@dataclass(frozen=True)
+class LoadedState:
+    decided: dict[str, Any] | None
+    """The verdict already recorded for this message id, if any."""
+    recent: tuple[RecentMessage, ...] = ()
+    strikes: int = 0
+    muted_until_ms: int = 0
+    ban: Ban | None = None
+
+
+async def _none() -> None:
+    return None
+
+
+class StateStore:
+    def __init__(self, redis: Redis, settings: ModerationSettings) -> None:
+        self.redis = redis
+        self.settings = settings
+        self.bans = BanStore(redis)
+        self.recent_window_ms = int(settings.state_window_s * 1000)
+        self.strike_window_ms = int(settings.strike_window_s * 1000)
+
+    async def load(self, message: ChatMessage, *, with_ban: bool) -> LoadedState:
+        room, at = message.room, message.created_at
+        author = author_key(message.author_identity)
+        tag = visitor_tag_of(message.author_identity)
+        # The ban lookup (BanStore, which also clears an expired ban) runs alongside the rest.
+        ban_lookup = self.bans.get(room, tag) if with_ban and tag else _none()
+        (decided_raw, recent_raw, strikes, muted_raw), ban = await asyncio.gather(
+            self._read(room, author, message.id, at), ban_lookup
+        )
+        if decided_raw is not None:
+            return LoadedState(decided=json.loads(decided_raw))
+        recent = []
+        for member, score in recent_raw:
+            text = member.decode() if isinstance(member, bytes) else str(member)
+            message_id, _, fingerprint = text.partition(":")
+            if message_id != message.id:
+                recent.append(RecentMessage(message_id, int(score), fingerprint))
+        return LoadedState(
+            decided=None,
+            recent=tuple(recent),
+            strikes=int(strikes),
+            muted_until_ms=int(muted_raw) if muted_raw else 0,
+            ban=ban,
+        )
+
+    async def _read(self, room: str, author: str, message_id: str, at: int) -> list[Any]:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.get(decided_key(room, message_id))
+            pipe.zrangebyscore(
+                recent_key(room, author), at - self.recent_window_ms, at, withscores=True
+            )
+            pipe.zcount(strikes_key(room, author), at - self.strike_window_ms, at)
+            pipe.get(mute_key(room, author))
+            results: list[Any] = await pipe.execute()
+        return results
+
+    async def record(
+        self, message: ChatMessage, decision: Decision, outcome: StrikeOutcome, instance: str
+    ) -> bool:
+        """Record the verdict and the state this message adds; False if it was already recorded."""
+        room, at = message.room, message.created_at
+        author = author_key(message.author_identity)
+        verdict = {
+            "verdict": decision.verdict,
+            "checks": decision.checks,
+            "reason": decision.reason,
+            "decidedAt": now_ms(),
+            "instance": instance,
+        }
+        recent = recent_key(room, author)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.set(
+                decided_key(room, message.id),
+                json.dumps(verdict),
+                nx=True,
+                ex=self.settings.decided_ttl_s,
+            )
+            pipe.zadd(recent, {f"{message.id}:{decision.fingerprint}": at})
+            pipe.zremrangebyscore(recent, "-inf", f"({at - self.recent_window_ms}")
+            pipe.zremrangebyrank(recent, 0, -(MAX_RECENT + 1))
+            pipe.pexpire(recent, 2 * self.recent_window_ms + 60_000)
+            if outcome.add_strike:
+                strikes = strikes_key(room, author)
+                pipe.zadd(strikes, {message.id: at})
+                pipe.zremrangebyscore(strikes, "-inf", f"({at - self.strike_window_ms}")
+                pipe.pexpire(strikes, self.strike_window_ms + 60_000)
+            mute_left_ms = outcome.mute_until_ms - now_ms()
+            if outcome.mute_until_ms and mute_left_ms > 0:
+                pipe.set(mute_key(room, author), str(outcome.mute_until_ms), px=mute_left_ms)
+                pipe.delete(strikes_key(room, author))
+            results = await pipe.execute()
+        return bool(results[0])

@@ -1,0 +1,105 @@
+"""Moderation test fixtures: real moderators in-process on real NATS and Redis (helpers in
+`helpers.py`)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+import pytest
+from nats.aio.msg import Msg
+from redis.asyncio import Redis
+
+from livestage import subjects
+from livestage.bus import Bus
+from livestage.settings import NatsSettings
+from moderation.app import Moderator, build_pipeline
+from moderation.openai_client import OpenAIModerator
+from moderation.pipeline import Pipeline
+from moderation.settings import ModerationSettings
+from services.moderation.tests.helpers import Harness, ServiceOutput, Verdicts
+
+
+@pytest.fixture(scope="session")
+def default_pipeline() -> Pipeline:
+    """Every check with the default settings (loading the classifier takes a few seconds)."""
+    return build_pipeline(ModerationSettings())
+
+
+@pytest.fixture(scope="session")
+async def bus(nats_server) -> AsyncIterator[Bus]:  # type: ignore[no-untyped-def]
+    connected = await Bus.connect(NatsSettings(url=nats_server.url), "moderation-tests")
+    await connected.ensure_streams()
+    yield connected
+    await connected.close()
+
+
+@pytest.fixture(scope="session")
+async def redis(redis_server) -> AsyncIterator[Redis]:  # type: ignore[no-untyped-def]
+    client = Redis.from_url(redis_server.url)
+    yield client
+    await client.aclose()
+
+
+HarnessFactory = Callable[..., Any]
+
+
+@pytest.fixture(scope="session")
+async def start_harness(bus: Bus, redis: Redis) -> AsyncIterator[HarnessFactory]:
+    """Start in-process moderators (stopped at the end of the session)."""
+    tasks: list[asyncio.Task[None]] = []
+    closers: list[Any] = []
+    stop = asyncio.Event()
+
+    async def start(
+        pipeline: Pipeline, openai: OpenAIModerator | None = None, **overrides: Any
+    ) -> Harness:
+        """A moderator on a fresh room and durable; `overrides` are ModerationSettings fields."""
+        room = "mod-" + uuid.uuid4().hex[:12]
+        settings = ModerationSettings(durable="d-" + room, **overrides)
+        moderator = Moderator(bus, redis, pipeline, settings, openai=openai, instance="test")
+        verdicts = Verdicts()
+        for subject in (subjects.chat_approved(room), subjects.chat_rejected(room)):
+            subscription = await bus.nc.subscribe(subject, cb=_async(verdicts.on_message))
+            closers.append(subscription.unsubscribe)
+        consumer = await moderator.consumer(subjects.chat_submitted(room))
+        tasks.append(asyncio.create_task(moderator.run(consumer, stop)))
+        if openai is not None:
+            closers.append(openai.close)
+        return Harness(room, bus, redis, moderator, verdicts)
+
+    yield start
+    stop.set()
+    async with asyncio.timeout(10):
+        await asyncio.gather(*tasks)
+    for close in closers:
+        with contextlib.suppress(Exception):
+            await close()
+
+
+def _async(callback: Callable[[Msg], None]) -> Callable[[Msg], Any]:
+    async def handler(msg: Msg) -> None:
+        callback(msg)
+
+    return handler
+
+
+@pytest.fixture(scope="session")
+async def harness(start_harness: HarnessFactory, default_pipeline: Pipeline) -> Harness:
+    """One shared moderator with every check at its defaults (rows use their own authors)."""
+    started: Harness = await start_harness(default_pipeline)
+    return started
+
+
+@pytest.fixture
+def service_outputs() -> Iterator[list[ServiceOutput]]:
+    """Processes registered here are killed at the end of the test, whatever happened."""
+    outputs: list[ServiceOutput] = []
+    yield outputs
+    for output in outputs:
+        if output.process.poll() is None:
+            output.process.kill()
+            output.process.wait(10)
