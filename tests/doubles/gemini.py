@@ -12,8 +12,9 @@ What it answers depends on the request, as the real service's would:
 - `tools` contains `googleSearch`: text plus grounding chunks from `search_results`;
 - otherwise: `text_reply` (a string, or a callable of the prompt text).
 
-Every request is kept in `requests` (path, headers, body) for assertions. `fail_status` makes
-every call fail with that HTTP status and a Google-style error body.
+Every request is kept in `requests` (the base's raw log) and, decoded, in `calls` (model, key,
+body, prompt). Faults (`double.fail(Fault.HTTP_500)`, `HTTP_401`, `HANG`) answer in Google's
+error shape (`{"error": {"code", "message", "status"}}`).
 """
 
 from __future__ import annotations
@@ -22,15 +23,19 @@ import base64
 import io
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 from aiohttp import web
 from PIL import Image, ImageDraw
 
+from tests.doubles.base import DoubleServer, Fault, serve_forever
+
 
 @dataclass
-class RecordedRequest:
+class GeminiCall:
+    """One decoded `generateContent` call."""
+
     path: str
     model: str
     api_key: str
@@ -46,64 +51,71 @@ class RecordedRequest:
         return "\n".join(texts)
 
 
-@dataclass
-class GeminiDouble:
-    api_key: str = "test-gemini-key"
-    text_reply: str | Callable[[str], str] = (
-        '{"topic": "Space", "query": "space", "confidence": 0.9}'
+DEFAULT_TOPIC_REPLY = '{"topic": "Space", "query": "space", "confidence": 0.9}'
+
+
+class GeminiDouble(DoubleServer):
+    supported_faults: ClassVar[frozenset[Fault]] = frozenset(
+        {Fault.HTTP_500, Fault.HTTP_401, Fault.HANG}
     )
-    search_results: list[dict[str, str]] = field(default_factory=list)
-    search_text: str = "Here is what I found."
-    image_size: tuple[int, int] = (1344, 768)
-    fail_status: int | None = None
-    requests: list[RecordedRequest] = field(default_factory=list)
-    url: str = ""
-    _runner: web.AppRunner | None = None
+    name: ClassVar[str] = "gemini-double"
 
-    async def start(self) -> GeminiDouble:
-        app = web.Application()
-        app.router.add_post("/{version}/models/{model_action}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.url = f"http://127.0.0.1:{port}"
-        return self
+    def __init__(
+        self,
+        *,
+        api_key: str = "test-gemini-key",
+        text_reply: str | Callable[[str], str] = DEFAULT_TOPIC_REPLY,
+        search_results: list[dict[str, str]] | None = None,
+        search_text: str = "Here is what I found.",
+        image_size: tuple[int, int] = (1344, 768),
+        port: int = 0,
+        fault: Fault | None = None,
+    ) -> None:
+        super().__init__(port=port, fault=fault)
+        self.api_key = api_key
+        self.text_reply = text_reply
+        self.search_results = search_results or []
+        self.search_text = search_text
+        self.image_size = image_size
+        self.calls: list[GeminiCall] = []
 
-    async def close(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
+    def routes(self) -> list[web.RouteDef]:
+        return [web.post("/{version}/models/{model_action}", self._handle)]
 
-    async def _handle(self, request: web.Request) -> web.Response:
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        recorded = await self.record(request)
         model, _, action = request.match_info["model_action"].partition(":")
         if action != "generateContent" or request.match_info["version"] not in ("v1", "v1beta"):
             return _error(404, "NOT_FOUND", f"unknown method {request.path}")
-        body = await request.json()
+        try:
+            body = recorded.json or {}
+        except ValueError:
+            return _error(400, "INVALID_ARGUMENT", "Invalid JSON payload received.")
         key = request.headers.get("x-goog-api-key", "")
-        self.requests.append(RecordedRequest(request.path, model, key, body))
-        if key != self.api_key:
+        call = GeminiCall(request.path, model, key, body)
+        self.calls.append(call)
+        if recorded.fault is Fault.HANG:
+            await self.hang()
+            return _error(503, "UNAVAILABLE", "the double is stopping")
+        if key != self.api_key or recorded.fault is Fault.HTTP_401:
             return _error(
                 400, "INVALID_ARGUMENT", "API key not valid. Please pass a valid API key."
             )
-        if self.fail_status is not None:
-            return _error(self.fail_status, "INTERNAL", "the double was told to fail")
+        if recorded.fault is Fault.HTTP_500:
+            return _error(500, "INTERNAL", "An internal error has occurred.")
         config = body.get("generationConfig", {})
         modalities = [m.upper() for m in config.get("responseModalities", [])]
-        tools = body.get("tools", [])
         if "IMAGE" in modalities:
-            return _json(
-                _candidate([{"inlineData": {"mimeType": "image/png", "data": self._png()}}])
-            )
-        if any("googleSearch" in tool for tool in tools):
+            image = {"inlineData": {"mimeType": "image/png", "data": self._png()}}
+            return _json(_candidate([image]))
+        if any("googleSearch" in tool for tool in body.get("tools", [])):
             candidate = _candidate([{"text": self.search_text}])
             candidate["candidates"][0]["groundingMetadata"] = {
-                "webSearchQueries": [self.requests[-1].prompt[:100]],
+                "webSearchQueries": [call.prompt[:100]],
                 "groundingChunks": [{"web": result} for result in self.search_results],
             }
             return _json(candidate)
-        prompt = self.requests[-1].prompt
-        reply = self.text_reply(prompt) if callable(self.text_reply) else self.text_reply
+        reply = self.text_reply(call.prompt) if callable(self.text_reply) else self.text_reply
         return _json(_candidate([{"text": reply}]))
 
     def _png(self) -> str:
@@ -140,3 +152,7 @@ def _json(payload: dict[str, Any]) -> web.Response:
 def _error(status: int, code: str, message: str) -> web.Response:
     payload = {"error": {"code": status, "message": message, "status": code}}
     return web.Response(status=status, text=json.dumps(payload), content_type="application/json")
+
+
+if __name__ == "__main__":
+    serve_forever(lambda port: GeminiDouble(port=port))

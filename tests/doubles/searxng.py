@@ -1,43 +1,48 @@
 """A local double of a SearXNG instance's JSON search API (`GET /search?q=&format=json`).
 
 Answers like SearXNG does: `{"query", "number_of_results", "results": [{url, title, content,
-engine, ...}]}`; `format` other than json is 403 (SearXNG's answer when JSON is not enabled).
+engine, ...}]}`; `format` other than json, or `json_enabled = False`, is 403 (SearXNG's answer
+when JSON is not among its `search.formats`). Faults: `HTTP_500`, `HANG`.
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from aiohttp import web
 
+from tests.doubles.base import DoubleServer, Fault, serve_forever
 
-@dataclass
-class SearxngDouble:
-    results: list[dict[str, Any]] = field(default_factory=list)
-    json_enabled: bool = True
-    queries: list[dict[str, str]] = field(default_factory=list)
-    url: str = ""
-    _runner: web.AppRunner | None = None
 
-    async def start(self) -> SearxngDouble:
-        app = web.Application()
-        app.router.add_get("/search", self._search)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.url = f"http://127.0.0.1:{port}"
-        return self
+class SearxngDouble(DoubleServer):
+    supported_faults: ClassVar[frozenset[Fault]] = frozenset({Fault.HTTP_500, Fault.HANG})
+    name: ClassVar[str] = "searxng-double"
 
-    async def close(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
+    def __init__(
+        self,
+        *,
+        results: list[dict[str, Any]] | None = None,
+        json_enabled: bool = True,
+        port: int = 0,
+        fault: Fault | None = None,
+    ) -> None:
+        super().__init__(port=port, fault=fault)
+        self.results = results or []
+        self.json_enabled = json_enabled
 
-    async def _search(self, request: web.Request) -> web.Response:
-        self.queries.append(dict(request.query))
+    def routes(self) -> list[web.RouteDef]:
+        return [web.get("/search", self._search)]
+
+    @property
+    def queries(self) -> list[dict[str, str]]:
+        return [request.query for request in self.requests_to("/search")]
+
+    async def _search(self, request: web.Request) -> web.StreamResponse:
+        recorded = await self.record(request)
+        if recorded.fault is Fault.HANG:
+            await self.hang()
+        if recorded.fault is not None:
+            return web.Response(status=500, text="500 Internal Server Error")
         if request.query.get("format") != "json" or not self.json_enabled:
             return web.Response(status=403, text="403 Forbidden")
         body = {
@@ -47,4 +52,8 @@ class SearxngDouble:
             "answers": [],
             "suggestions": [],
         }
-        return web.Response(text=json.dumps(body), content_type="application/json")
+        return web.json_response(body)
+
+
+if __name__ == "__main__":
+    serve_forever(lambda port: SearxngDouble(port=port))

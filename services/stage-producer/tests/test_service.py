@@ -43,6 +43,7 @@ from stage_producer.search import SourcesFile, SourcesSearch
 from stage_producer.server import AssetServer, create_asset_app
 from stage_producer.settings import DEFAULT_SOURCES_FILE, StageSettings
 from stage_producer.topics.keywords import KeywordPicker
+from tests.doubles.base import Fault
 from tests.doubles.gemini import GeminiDouble
 
 pytestmark = pytest.mark.browser
@@ -308,8 +309,8 @@ async def test_backdrops_produce_an_asset_and_a_visual(
         image = await assert_serves_image(stage, visual)
         image.save(tmp_path / f"{maker}.png")
         if maker == "gemini":
-            assert len(double.requests) == 1
-            sent = double.requests[0]
+            assert len(double.calls) == 1
+            sent = double.calls[0]
             assert sent.model == "gemini-2.5-flash-image" and sent.api_key == double.api_key
             assert sent.body["generationConfig"]["responseModalities"] == ["IMAGE"]
             assert "Volcanoes at night" in sent.prompt and "No text" in sent.prompt
@@ -317,14 +318,14 @@ async def test_backdrops_produce_an_asset_and_a_visual(
             # the double's picture (a blue gradient with a yellow disc) is what was stored
             assert image.getpixel((900, 340))[2] < 150 and image.getpixel((900, 340))[0] > 200
         else:
-            assert double.requests == []
+            assert double.calls == []
             assert "drawn backdrop" in visual.summary
     finally:
-        await double.close()
+        await double.stop()
 
 
 async def test_a_failing_gemini_backdrop_falls_back_to_a_drawn_one(make_stage) -> None:  # type: ignore[no-untyped-def]
-    double = await GeminiDouble(fail_status=500).start()
+    double = await GeminiDouble(fault=Fault.HTTP_500).start()
     try:
         client = gemini_client(
             GeminiSettings(api_key=SecretStr(double.api_key), base_url=double.url)
@@ -334,6 +335,6 @@ async def test_a_failing_gemini_backdrop_falls_back_to_a_drawn_one(make_stage) -
         )
         visual = await stage.service.handle_command(command(stage.room, "backdrop", prompt="Rain"))
         assert visual is not None and "drawn backdrop" in visual.summary
-        assert double.requests
+        assert double.calls
     finally:
-        await double.close()
+        await double.stop()

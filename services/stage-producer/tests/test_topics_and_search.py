@@ -21,6 +21,7 @@ from stage_producer.topics import TopicChoice, TopicContext, Utterance, make_top
 from stage_producer.topics.embeddings import EmbeddingPicker
 from stage_producer.topics.gemini import GeminiPicker
 from stage_producer.topics.keywords import KeywordPicker
+from tests.doubles.base import Fault
 from tests.doubles.gemini import GeminiDouble
 from tests.doubles.searxng import SearxngDouble
 
@@ -46,7 +47,7 @@ def context(
 async def gemini() -> AsyncIterator[GeminiDouble]:
     double = await GeminiDouble().start()
     yield double
-    await double.close()
+    await double.stop()
 
 
 def client_for(double: GeminiDouble):  # type: ignore[no-untyped-def]
@@ -118,7 +119,7 @@ async def test_gemini_picks_through_the_real_client(gemini: GeminiDouble) -> Non
     assert choice is not None
     assert (choice.topic, choice.query, choice.confidence) == ("Mars", "mars rover news", 0.8)
     assert choice.catalog and "perseverance" in choice.keywords
-    sent = gemini.requests[-1]
+    sent = gemini.calls[-1]
     assert sent.path == "/v1/models/gemini-2.5-flash:generateContent"
     assert sent.api_key == gemini.api_key
     assert "where is perseverance now?" in sent.prompt
@@ -126,7 +127,7 @@ async def test_gemini_picks_through_the_real_client(gemini: GeminiDouble) -> Non
 
 
 async def test_a_failing_gemini_falls_back_to_keywords(gemini: GeminiDouble) -> None:
-    gemini.fail_status = 500
+    gemini.fail(Fault.HTTP_500)
     choice = await GeminiPicker(client_for(gemini), "gemini-2.5-flash").pick(
         context("aurora aurora northern lights")
     )
@@ -212,11 +213,14 @@ async def test_searxng_results_become_sources() -> None:
         assert (
             double.queries[-1]["q"] == "aurora tonight" and double.queries[-1]["format"] == "json"
         )
+        double.fail(Fault.HTTP_500, times=1)
+        with pytest.raises(SearchError, match="HTTP 500"):
+            await SearxngSearch(double.url).find(TopicChoice("x", "x", 1))
         double.json_enabled = False
         with pytest.raises(SearchError, match="enable json"):
             await SearxngSearch(double.url).find(TopicChoice("x", "x", 1))
     finally:
-        await double.close()
+        await double.stop()
 
 
 async def test_gemini_grounding_chunks_become_sources(gemini: GeminiDouble) -> None:
@@ -233,4 +237,4 @@ async def test_gemini_grounding_chunks_become_sources(gemini: GeminiDouble) -> N
     )
     assert [(s.url, s.title) for s in found] == [(gemini.search_results[0]["uri"], "nasa.gov")]
     assert found[0].summary == gemini.search_text
-    assert gemini.requests[-1].body["tools"] == [{"googleSearch": {}}]
+    assert gemini.calls[-1].body["tools"] == [{"googleSearch": {}}]
