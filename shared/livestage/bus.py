@@ -4,7 +4,9 @@
 - `Bus.ensure_streams()` declares one stream per domain (CHAT, HOST, STAGE, ROOM) idempotently:
   file storage, bounded by age and bytes, with a de-duplication window.
 - `Bus.publish(subject, model)` stores a wire model in JetStream with `Nats-Msg-Id` set to the
-  message id, so publishing the same message twice stores it once; it returns only after
+  subject and the message id, so publishing the same message twice on one subject stores it
+  once, while the same id on another subject of the stream (a message approved under its
+  submitted id, a verdict on it) is its own message; it returns only after
   JetStream acknowledged it, and carries the W3C trace context in the headers.
 - `Bus.follow(subject, Model, handler, since_s=...)` replays a subject from some time ago and then
   follows it live (an ephemeral ordered consumer): for state a service rebuilds at start, such
@@ -173,7 +175,8 @@ class Bus:
         timeout_s: float = 2.0,
     ) -> PubAck:
         """Store `model` in JetStream; returns the ack (`duplicate` is True on a re-publish)."""
-        dedupe_id = msg_id or message_id_of(model)
+        # JetStream de-duplicates per stream, not per subject: scope the id to the subject.
+        dedupe_id = msg_id or f"{subject}:{message_id_of(model)}"
         with tracer.start_as_current_span(
             f"publish {subject}",
             kind=trace.SpanKind.PRODUCER,
@@ -387,6 +390,82 @@ class Consumer(Generic[M]):
                         )
                         continue
                     await delivery.ack()
+
+    async def run_concurrently(
+        self,
+        handler: Handler[M],
+        *,
+        batch: int = 64,
+        stop: asyncio.Event | None = None,
+        drain_s: float = 5.0,
+    ) -> None:
+        """Like `run`, but up to `batch` deliveries are handled at the same time.
+
+        For handlers that wait on the network (a send per message): throughput is bounded by
+        `batch` in flight, not by one round trip per message, and a slow delivery holds up
+        nobody (a free slot is refilled at once). Each delivery is acked on its own once its
+        handler returned; order is not kept, so use it only where consumers order by a field
+        (chat by createdAt), not by arrival.
+
+        With `stop` set it fetches no more (within a fetch timeout, 1 s), gives the handlers in
+        flight `drain_s` to finish and be acked, cancels the rest (redelivered later) and
+        returns; prefer it to cancelling, for the reason given in `run`.
+        """
+        slots = asyncio.Semaphore(batch)
+        running: set[asyncio.Task[None]] = set()
+
+        def finished(task: asyncio.Task[None]) -> None:
+            running.discard(task)
+            slots.release()
+
+        try:
+            while stop is None or not stop.is_set():
+                await slots.acquire()
+                free = 1
+                while free < batch and not slots.locked():
+                    await slots.acquire()
+                    free += 1
+                deliveries = await self.fetch(free)
+                for _ in range(free - len(deliveries)):
+                    slots.release()
+                for delivery in deliveries:
+                    task = asyncio.create_task(self._handle(delivery, handler))
+                    running.add(task)
+                    task.add_done_callback(finished)
+            if running:
+                await asyncio.wait(set(running), timeout=drain_s)
+        finally:
+            for task in list(running):
+                task.cancel()
+
+    async def _handle(self, delivery: Delivery[M], handler: Handler[M]) -> None:
+        with tracer.start_as_current_span(
+            f"process {delivery.subject}",
+            context=delivery.context,
+            kind=trace.SpanKind.CONSUMER,
+            attributes={
+                "messaging.system": "nats",
+                "messaging.destination.name": delivery.subject,
+            },
+        ) as span:
+            try:
+                await handler(delivery)
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                span.record_exception(error)
+                log.exception(
+                    "handler failed on %s (delivery %d); it will be redelivered",
+                    delivery.subject,
+                    delivery.num_delivered,
+                )
+                return
+            await delivery.ack()
+
+    async def pending(self) -> int:
+        """Messages of the stream this consumer has not been handed yet (its lag)."""
+        info = await self.subscription.consumer_info()
+        return int(info.num_pending or 0)
 
     async def unsubscribe(self) -> None:
         await self.subscription.unsubscribe()

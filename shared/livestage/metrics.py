@@ -22,6 +22,7 @@ from opentelemetry.metrics import (
     CallbackOptions,
     Counter,
     Histogram,
+    Meter,
     ObservableGauge,
     Observation,
     UpDownCounter,
@@ -208,9 +209,11 @@ def _check(spec: MetricSpec, kind: Kind) -> None:
 # Instruments are cached per spec so that a hot path does not look them up each time. The cache
 # is keyed on the spec only: create them after `setup_telemetry` installed the meter provider.
 @cache
-def counter(spec: MetricSpec) -> Counter:
+def counter(spec: MetricSpec, meter: Meter | None = None) -> Counter:
+    """The counter for `spec`, from the global meter provider or from `meter` (tests pass one
+    from their own `MeterProvider` to read what was recorded)."""
     _check(spec, "counter")
-    return metrics.get_meter(_METER_NAME).create_counter(
+    return (meter or metrics.get_meter(_METER_NAME)).create_counter(
         spec.name, unit=spec.unit, description=spec.description
     )
 

@@ -252,11 +252,48 @@ def test_unknown_and_missing_fields_are_refused() -> None:
     assert caught.value.errors()[0]["loc"] == ("body",)
 
 
+json_values = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.integers(MIN_EPOCH_MS - 10, MAX_EPOCH_MS + 10),
+    epoch.map(str),  # a number in a string: strict models refuse it
+    epoch.map(float),  # an integral float: strict models refuse it too
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=24),
+    st.sampled_from(["viewer", "host", "system", "fox", "Ada", "abc-123", "viewer_abcdefgh_0"]),
+    st.lists(st.integers(), max_size=2),
+)
+CHAT_WIRE_KEYS = sorted(valid_chat_wire())
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    field=st.sampled_from([*CHAT_WIRE_KEYS, "isAdmin", "author_identity", "created_at", ""]),
+    value=json_values,
+)
+def test_one_changed_field_is_refused_by_name_or_kept_exactly(field: str, value: object) -> None:
+    """Change one key of a valid message: it is either refused with an error naming exactly that
+    key, or it is a real field and the message carries exactly the value sent (no coercion, no
+    unknown key slipping through, no snake_case twin of a wire name)."""
+    wire = valid_chat_wire() | {field: value}
+    try:
+        message = ChatMessage.from_json(json.dumps(wire))
+    except ValidationError as error:
+        assert {e["loc"] for e in error.errors()} == {(field,)}, error.errors()
+        return
+    assert field in CHAT_WIRE_KEYS
+    assert message.to_wire() == wire
+
+
 @settings(max_examples=200, deadline=None)
-@given(payload=st.dictionaries(st.text(max_size=12), st.text(max_size=12), max_size=6))
-def test_arbitrary_json_objects_never_validate_as_chat(payload: dict[str, str]) -> None:
-    with pytest.raises(ValidationError):
-        ChatMessage.from_json(json.dumps(payload))
+@given(missing=st.sets(st.sampled_from(CHAT_WIRE_KEYS), min_size=1))
+def test_every_missing_field_is_named(missing: set[str]) -> None:
+    wire = {key: value for key, value in valid_chat_wire().items() if key not in missing}
+    with pytest.raises(ValidationError) as caught:
+        ChatMessage.from_json(json.dumps(wire))
+    assert {e["loc"] for e in caught.value.errors()} == {(key,) for key in missing}
+    assert {e["type"] for e in caught.value.errors()} == {"missing"}
 
 
 @settings(max_examples=100, deadline=None)

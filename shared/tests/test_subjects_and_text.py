@@ -10,7 +10,13 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from livestage import subjects
-from livestage.text import clean_text, is_clean
+from livestage.text import (
+    BLANK_CHARACTERS,
+    INVISIBLE_MARKS,
+    MAX_MARKS_PER_BASE,
+    clean_text,
+    is_clean,
+)
 
 BUILDERS = [
     subjects.chat_submitted,
@@ -113,3 +119,72 @@ def test_bidi_zero_width_and_controls_are_removed(
 def test_nfkc_and_whitespace() -> None:
     assert clean_text("  Ｆｕｌｌ\u3000width \n\n name\t") == "Full width name"
     assert clean_text("ﬁne") == "fine"
+
+
+# Characters that draw nothing: blanks, invisible marks, whitespace, format characters.
+NOTHING = sorted(BLANK_CHARACTERS | INVISIBLE_MARKS) + [" ", "\u3000", "\u00a0", "\u200b"]
+# Combining marks (Mn/Me) from several scripts, including ones that compose under NFKC.
+MARKS = ["\u0300", "\u0301", "\u0308", "\u0327", "\u0489", "\u05b8", "\u0e48", "\ufe0f"]
+
+
+def _is_mark(char: str) -> bool:
+    return unicodedata.category(char) in {"Mn", "Me"}
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=st.text(st.sampled_from(NOTHING + MARKS), max_size=60))
+@example("\u3164")
+@example("\u2800\u034f \u115f\uffa0")
+@example("\u3164\u0301\u0301")
+def test_filler_blank_and_orphan_mark_only_text_is_empty(value: str) -> None:
+    assert clean_text(value) == ""
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    words=st.lists(st.text(string.ascii_letters, min_size=1, max_size=8), min_size=1, max_size=5),
+    fillers=st.lists(st.sampled_from(NOTHING), min_size=1, max_size=4),
+)
+def test_blank_characters_separate_words_like_spaces(words: list[str], fillers: list[str]) -> None:
+    dirty = "".join(fillers) + "".join(fillers).join(words) + "".join(fillers)
+    cleaned = clean_text(dirty)
+    assert not set(cleaned) & (BLANK_CHARACTERS | INVISIBLE_MARKS)
+    # a filler between two words reads as a space (or as nothing, for zero-width ones)
+    assert cleaned.replace(" ", "") == "".join(words)
+
+
+@settings(max_examples=400, deadline=None)
+@given(value=st.text(st.one_of(st.characters(), st.sampled_from(MARKS)), max_size=200))
+@example("a" + "\u0301" * 499)
+@example("Z" + "\u0489\u0308" * 40 + "a" + "\u0300" * 9)
+@example("\u0301a")
+@example("a \u0301b")
+def test_marks_per_base_are_capped_and_never_orphaned(value: str) -> None:
+    cleaned = clean_text(value)
+    run = 0
+    for index, char in enumerate(cleaned):
+        if _is_mark(char):
+            assert index > 0 and cleaned[index - 1] != " ", f"orphan mark at {index}"
+            run += 1
+            assert run <= MAX_MARKS_PER_BASE, repr(cleaned)
+        else:
+            run = 0
+    assert clean_text(cleaned) == cleaned
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    base=st.sampled_from(["a", "x", "\u05d0", "\u0e01", "Z"]),
+    marks=st.lists(st.sampled_from(MARKS), min_size=0, max_size=300),
+)
+def test_zalgo_body_shrinks_to_its_letter_plus_a_few_marks(base: str, marks: list[str]) -> None:
+    cleaned = clean_text(base + "".join(marks))
+    decomposed = unicodedata.normalize("NFD", cleaned)
+    assert 1 <= len(cleaned) <= 1 + MAX_MARKS_PER_BASE
+    # the letter survives (possibly composed with its first marks)
+    assert decomposed[0] == unicodedata.normalize("NFD", base)[0]
+
+
+def test_real_text_keeps_its_marks() -> None:
+    for text in ["Tiếng Việt", "שָׁלוֹם", "नमस्ते", "สวัสดี", "❤️ çà et là"]:
+        assert clean_text(text) == unicodedata.normalize("NFKC", text)

@@ -67,3 +67,50 @@ def wait_http_ok(url: str, process: subprocess.Popen[str], within: float = 30) -
         except OSError:
             time.sleep(0.2)
     raise TimeoutError(f"{url} did not answer 200 within {within} s:\n{stop_service(process)}")
+
+
+def start_service_until(
+    package: str, env: dict[str, str], ready_line: str, within: float = 30
+) -> subprocess.Popen[str]:
+    """`start_service`, then wait until it prints a line containing `ready_line`.
+
+    The rest of its output keeps being read in the background (so the pipe never fills) and is
+    kept on `process.lines` for a failing test to show.
+    """
+    import threading
+
+    process = start_service(package, env)
+    assert process.stdout is not None
+    lines: list[str] = []
+    process.lines = lines  # type: ignore[attr-defined]
+    ready = threading.Event()
+
+    def pump() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            lines.append(line)
+            if ready_line in line:
+                ready.set()
+
+    threading.Thread(target=pump, daemon=True).start()
+    deadline = time.monotonic() + within
+    while not ready.wait(0.05):
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            process.wait(5)
+            raise RuntimeError(
+                f"{package} did not print {ready_line!r} within {within} s:\n" + "".join(lines)
+            )
+    return process
+
+
+def end_service(process: subprocess.Popen[str], timeout: float = 15) -> str:
+    """SIGTERM a `start_service_until` process, wait, and return everything it printed."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(5)
+    return "".join(getattr(process, "lines", []))

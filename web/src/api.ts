@@ -90,10 +90,12 @@ export async function getConfig(): Promise<AppConfig> {
   return parseConfig(await request("/api/config"));
 }
 
+/** Who the visitor is comes from the edge's HttpOnly cookie (sent automatically), not from here. */
 export interface TokenRequest {
   displayName: string;
   avatar: string;
-  visitorId: string;
+  /** "stage" for the OBS page: a subscribe-only token that chat refuses. Default "viewer". */
+  role?: "viewer" | "stage";
 }
 
 export async function mintToken(req: TokenRequest): Promise<TokenResponse> {

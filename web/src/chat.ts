@@ -15,16 +15,24 @@ export type AddResult =
   | { kind: "updated"; entry: ChatEntry }
   | { kind: "duplicate" };
 
+export type RemoveResult = { kind: "removed"; index: number } | { kind: "unknown" };
+
+/** How many removed ids are remembered (a removal may overtake its message, or history). */
+const REMEMBERED_REMOVALS = 500;
+
 /**
  * Ordered (by createdAt, then arrival) set of chat messages keyed by id.
  * - the same id is only ever added once (history, live packets and optimistic echo overlap);
  * - a pending echo is upgraded to "shown" when the real message arrives;
- * - a rejection can arrive before the echo is added: it is remembered and applied then.
+ * - a rejection can arrive before the echo is added: it is remembered and applied then;
+ * - a removed id is taken out and kept out, also when the removal arrives before the message
+ *   (a live packet or a history load that raced the removal).
  */
 export class ChatStore {
   private readonly entries: ChatEntry[] = [];
   private readonly byId = new Map<string, ChatEntry>();
   private readonly rejectedEarly = new Map<string, string>();
+  private readonly removed = new Set<string>();
 
   constructor(readonly capacity = 200) {}
 
@@ -44,7 +52,12 @@ export class ChatStore {
     return this.byId.has(id);
   }
 
+  isRemoved(id: string): boolean {
+    return this.removed.has(id);
+  }
+
   add(message: ChatMessage, status: EntryStatus = "shown"): AddResult {
+    if (this.removed.has(message.id)) return { kind: "duplicate" };
     const existing = this.byId.get(message.id);
     if (existing) {
       if (existing.status === "pending" && status === "shown") {
@@ -75,6 +88,21 @@ export class ChatStore {
       return { kind: "duplicate" };
     }
     return { kind: "added", entry, index, evicted };
+  }
+
+  /** Takes a message out for good (an operator removed it); remembers the id either way. */
+  remove(id: string): RemoveResult {
+    this.removed.add(id);
+    if (this.removed.size > REMEMBERED_REMOVALS) {
+      const first = this.removed.values().next().value;
+      if (first !== undefined) this.removed.delete(first);
+    }
+    const entry = this.byId.get(id);
+    if (!entry) return { kind: "unknown" };
+    const index = this.entries.indexOf(entry);
+    this.entries.splice(index, 1);
+    this.byId.delete(id);
+    return { kind: "removed", index };
   }
 
   /** Marks a message rejected. Returns the entry if it is known, else remembers the id. */
@@ -124,7 +152,15 @@ export function renderMessage(entry: ChatEntry, doc: Document = document): HTMLL
     time.dateTime = when.toISOString();
     time.textContent = formatTime(message.createdAt);
   }
-  meta.append(author, time);
+  meta.append(author);
+  if (message.kind === "host") {
+    // a fixed label, never user text: host lines read apart from viewers' at a glance
+    const badge = doc.createElement("span");
+    badge.className = "chat-badge";
+    badge.textContent = "host";
+    meta.append(badge);
+  }
+  meta.append(time);
 
   const body = doc.createElement("div");
   body.className = "chat-body";
@@ -168,6 +204,11 @@ export class ChatView {
     const li = renderMessage(result.entry, this.list.ownerDocument);
     this.list.insertBefore(li, this.list.children[result.index] ?? null);
     if (stick) this.scrollToBottom();
+  }
+
+  /** Hides a removed message at once (and any later copy of it). */
+  remove(id: string): void {
+    if (this.store.remove(id).kind === "removed") this.find(id)?.remove();
   }
 
   reject(id: string, reason: string): void {

@@ -1,5 +1,6 @@
-// The viewer's profile (name + avatar) and visitor id, remembered in localStorage.
+// The viewer's profile (name + avatar), remembered in localStorage.
 // Whatever is read back is validated: storage is user-editable and may hold anything.
+// Who the visitor is lives in the edge's HttpOnly cookie: this page never sees or chooses it.
 
 export interface Profile {
   displayName: string;
@@ -10,10 +11,6 @@ export interface Profile {
 export type KeyValueStore = Pick<Storage, "getItem" | "setItem">;
 
 export const PROFILE_KEY = "livestage.profile";
-export const VISITOR_KEY = "livestage.visitorId";
-/** The OBS stage page keeps its own id, so it never shares one with a viewer tab in the same browser. */
-export const STAGE_VISITOR_KEY = "livestage.stageVisitorId";
-export const VISITOR_ID_RE = /^[A-Za-z0-9_-]{8,64}$/;
 
 // C0/C1 control characters, plus the bidi override/isolate characters that can spoof names.
 // eslint-disable-next-line no-control-regex
@@ -80,28 +77,6 @@ export function loadProfile(store: KeyValueStore | null, avatars: string[], maxN
 
 export function saveProfile(store: KeyValueStore | null, profile: Profile): void {
   safeSet(store, PROFILE_KEY, JSON.stringify({ displayName: profile.displayName.trim(), avatar: profile.avatar }));
-}
-
-/** 32 hex chars from crypto.randomUUID, or getRandomValues where randomUUID is missing (plain http). */
-export function newVisitorId(): string {
-  const c = globalThis.crypto;
-  if (typeof c?.randomUUID === "function") return c.randomUUID().replace(/-/g, "");
-  const bytes = new Uint8Array(16);
-  c.getRandomValues(bytes);
-  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
-}
-
-/** The remembered visitor id, created (and stored) when missing or malformed. */
-export function getVisitorId(
-  store: KeyValueStore | null,
-  make: () => string = newVisitorId,
-  key: string = VISITOR_KEY,
-): string {
-  const stored = safeGet(store, key);
-  if (stored && VISITOR_ID_RE.test(stored)) return stored;
-  const id = make();
-  safeSet(store, key, id);
-  return id;
 }
 
 const AVATAR_EMOJI: Record<string, string> = {

@@ -5,7 +5,6 @@ import { getConfig } from "./api";
 import { ChromaKeyRenderer, parseChromaParams } from "./chromakey";
 import { byId, delay } from "./dom";
 import { LiveSession, backoffDelay } from "./livekit";
-import { STAGE_VISITOR_KEY, browserStore, getVisitorId, newVisitorId } from "./profile";
 import { StageVisualLayer, parseStagePageParams } from "./stage";
 import type { AppConfig } from "./types";
 
@@ -32,11 +31,11 @@ async function main(): Promise<void> {
   stage.style.height = `${params.height}px`;
   stage.style.setProperty("--stage-h", `${params.height}px`);
   const visuals = new StageVisualLayer(byId("stage-visual"), byId("stage-caption"), { captions: params.captions });
-  const store = browserStore();
 
   const session = new LiveSession({
     config,
-    tokenRequest: () => ({ displayName: params.name, avatar: config.avatars[0], visitorId: getVisitorId(store, newVisitorId, STAGE_VISITOR_KEY) }),
+    // A subscribe-only "stage" token: it watches the host like a viewer and cannot chat.
+    tokenRequest: () => ({ displayName: params.name, avatar: config.avatars[0], role: "stage" }),
     video,
     audioSink: byId("audio-sink"),
     hooks: {

@@ -49,7 +49,8 @@ export interface StageVisual {
 
 export type ChatPacket =
   | { type: "message"; message: ChatMessage }
-  | { type: "rejected"; messageId: string; reason: string };
+  | { type: "rejected"; messageId: string; reason: string }
+  | { type: "removed"; messageId: string };
 
 type Obj = Record<string, unknown>;
 
@@ -136,6 +137,10 @@ export function parseChatPacket(v: unknown): ChatPacket | null {
   if (v.type === "rejected") {
     const messageId = str(v.messageId);
     return messageId ? { type: "rejected", messageId, reason: str(v.reason) } : null;
+  }
+  if (v.type === "removed") {
+    const messageId = str(v.messageId);
+    return messageId ? { type: "removed", messageId } : null;
   }
   return null;
 }

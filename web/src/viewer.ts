@@ -9,7 +9,6 @@ import {
   avatarGlyph,
   browserStore,
   codePointLength,
-  getVisitorId,
   loadProfile,
   saveProfile,
   validateDisplayName,
@@ -172,7 +171,7 @@ async function join(event: SubmitEvent): Promise<void> {
 
   const current = new LiveSession({
     config: cfg,
-    tokenRequest: () => ({ displayName, avatar, visitorId: getVisitorId(store) }),
+    tokenRequest: () => ({ displayName, avatar, role: "viewer" }),
     video: el.hostVideo,
     audioSink: el.audioSink,
     hooks: {
@@ -183,6 +182,7 @@ async function join(event: SubmitEvent): Promise<void> {
       },
       onChatPacket: (packet) => {
         if (packet.type === "message") chat.add(packet.message);
+        else if (packet.type === "removed") chat.remove(packet.messageId);
         else {
           chat.reject(packet.messageId, packet.reason);
           setNotice(`your message was not shown: ${packet.reason || "it did not pass moderation"}`);
@@ -312,6 +312,8 @@ function chatErrorText(err: unknown): string {
       return err.fieldErrors.body ?? err.message;
     case 401:
       return "your session expired; please rejoin";
+    case 403:
+      return err.message || "you may not chat in this room";
     default:
       return `could not send: ${err.message}`;
   }

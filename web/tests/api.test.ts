@@ -43,23 +43,40 @@ describe("fetch wrappers", () => {
   it("mints a token with the JSON body", async () => {
     const f = respond(200, { token: "t", url: "ws://lk", roomName: "r", agentName: "a", identity: "viewer_x_1" });
     vi.stubGlobal("fetch", f);
-    const tok = await mintToken({ displayName: "Ada", avatar: "fox", visitorId: "abcdefgh" });
+    const tok = await mintToken({ displayName: "Ada", avatar: "fox", role: "viewer" });
     expect(tok.token).toBe("t");
     const [url, init] = f.mock.calls[0];
     expect(url).toBe("/api/livekit-token");
     expect(init?.method).toBe("POST");
-    expect(JSON.parse(String(init?.body))).toEqual({ displayName: "Ada", avatar: "fox", visitorId: "abcdefgh" });
+    // the visitor travels in the edge's HttpOnly cookie: same-origin credentials, no id in the body
+    expect(init?.credentials).toBe("same-origin");
+    expect(JSON.parse(String(init?.body))).toEqual({ displayName: "Ada", avatar: "fox", role: "viewer" });
+  });
+
+  it("asks for a stage token for the OBS page", async () => {
+    const f = respond(200, { token: "t", url: "ws://lk", roomName: "r", agentName: "a", identity: "viewer_x_1" });
+    vi.stubGlobal("fetch", f);
+    await mintToken({ displayName: "Stage", avatar: "fox", role: "stage" });
+    expect(JSON.parse(String(f.mock.calls[0][1]?.body))).toEqual({ displayName: "Stage", avatar: "fox", role: "stage" });
+  });
+
+  it("passes a ban's 403 through with the edge's words", async () => {
+    vi.stubGlobal("fetch", respond(403, { detail: "banned from this room until 2030-01-01T00:00:00Z: new tokens refused" }));
+    const e = await mintToken({ displayName: "x", avatar: "fox" }).catch((err) => err);
+    expect(e).toBeInstanceOf(ApiError);
+    expect(e.status).toBe(403);
+    expect(e.message).toBe("banned from this room until 2030-01-01T00:00:00Z: new tokens refused");
   });
 
   it("raises 422 with field errors and 429 with Retry-After", async () => {
     vi.stubGlobal("fetch", respond(422, { detail: [{ loc: ["body", "displayName"], msg: "too rude", type: "x" }] }));
-    const e1 = await mintToken({ displayName: "x", avatar: "fox", visitorId: "abcdefgh" }).catch((e) => e);
+    const e1 = await mintToken({ displayName: "x", avatar: "fox" }).catch((e) => e);
     expect(e1).toBeInstanceOf(ApiError);
     expect(e1.status).toBe(422);
     expect(e1.fieldErrors.displayName).toBe("too rude");
 
     vi.stubGlobal("fetch", respond(429, { detail: "slow down" }, { "Retry-After": "12" }));
-    const e2 = await mintToken({ displayName: "x", avatar: "fox", visitorId: "abcdefgh" }).catch((e) => e);
+    const e2 = await mintToken({ displayName: "x", avatar: "fox" }).catch((e) => e);
     expect(e2.status).toBe(429);
     expect(e2.retryAfter).toBe(12);
     expect(tooManyText(e2)).toBe("too many attempts, try again in 12 s");

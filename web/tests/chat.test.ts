@@ -74,6 +74,27 @@ describe("ChatStore", () => {
     expect(store.get(m.id)?.status).toBe("rejected");
   });
 
+  it("removes a message and keeps it out when it comes again", () => {
+    const store = new ChatStore();
+    const [a, b, c] = [msg(), msg(), msg()];
+    for (const m of [a, b, c]) store.add(m);
+    expect(store.remove(b.id)).toEqual({ kind: "removed", index: 1 });
+    expect(store.list().map((e) => e.message.id)).toEqual([a.id, c.id]);
+    expect(store.add(b).kind).toBe("duplicate"); // a late live packet or a history reload
+    expect(store.has(b.id)).toBe(false);
+    expect(store.remove(b.id)).toEqual({ kind: "unknown" });
+  });
+
+  it("applies a removal that arrives before its message", () => {
+    const store = new ChatStore();
+    const m = msg();
+    expect(store.remove(m.id)).toEqual({ kind: "unknown" });
+    expect(store.isRemoved(m.id)).toBe(true);
+    expect(store.add(m).kind).toBe("duplicate");
+    expect(store.add(m, "pending").kind).toBe("duplicate");
+    expect(store.size).toBe(0);
+  });
+
   it("marks a known message rejected", () => {
     const store = new ChatStore();
     const m = msg();
@@ -97,6 +118,15 @@ describe("renderMessage", () => {
   it("survives an out-of-range timestamp", () => {
     const li = renderMessage({ message: msg({ createdAt: 1e20 }), status: "shown" });
     expect(li.querySelector(".chat-time")?.textContent).toBe("");
+  });
+
+  it("labels host lines with a fixed badge, and only host lines", () => {
+    const host = renderMessage({ message: msg({ kind: "host", authorName: "<i>Cara</i>" }), status: "shown" });
+    expect(host.querySelector(".chat-badge")?.textContent).toBe("host");
+    expect(host.querySelector(".chat-author")?.textContent).toBe("<i>Cara</i>");
+    expect(host.querySelector("i")).toBeNull();
+    const viewer = renderMessage({ message: msg({ authorName: "host" }), status: "shown" });
+    expect(viewer.querySelector(".chat-badge")).toBeNull();
   });
 
   it("marks status and kind", () => {
@@ -131,5 +161,23 @@ describe("ChatView", () => {
     view.add(d);
     expect(list.children.length).toBe(3);
     expect(list.querySelector(`[data-id="${a.id}"]`)).toBeNull();
+  });
+
+  it("hides a removed message at once, and a copy of it that arrives later", () => {
+    const list = document.createElement("ol");
+    const view = new ChatView(list);
+    const [a, b] = [msg(), msg()];
+    view.add(a);
+    view.add(b);
+    view.remove(a.id);
+    expect(list.querySelector(`[data-id="${a.id}"]`)).toBeNull();
+    view.add(a); // from a history reload
+    expect(Array.from(list.children, (li) => (li as HTMLElement).dataset.id)).toEqual([b.id]);
+
+    const early = msg();
+    view.remove(early.id); // the removal overtook the message
+    view.add(early);
+    expect(list.querySelector(`[data-id="${early.id}"]`)).toBeNull();
+    expect(list.children.length).toBe(1);
   });
 });

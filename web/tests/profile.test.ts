@@ -1,12 +1,9 @@
 import { describe, expect, it } from "vitest";
+import * as profileModule from "../src/profile";
 import {
   PROFILE_KEY,
-  VISITOR_ID_RE,
-  VISITOR_KEY,
   avatarGlyph,
-  getVisitorId,
   loadProfile,
-  newVisitorId,
   saveProfile,
   validateDisplayName,
   type KeyValueStore,
@@ -82,36 +79,12 @@ describe("profile storage", () => {
 });
 
 describe("visitor id", () => {
-  it("generates ids the edge accepts", () => {
-    for (let i = 0; i < 20; i++) expect(newVisitorId()).toMatch(VISITOR_ID_RE);
-  });
-
-  it("is remembered", () => {
+  it("is not the page's business: nothing makes, stores or sends one", () => {
+    const names = Object.keys(profileModule);
+    expect(names.filter((n) => /visitor/i.test(n))).toEqual([]);
     const store = memStore();
-    const a = getVisitorId(store);
-    expect(store.data.get(VISITOR_KEY)).toBe(a);
-    expect(getVisitorId(store)).toBe(a);
-  });
-
-  it("replaces a malformed stored id", () => {
-    for (const bad of ["short", "has spaces in it", "x".repeat(65), "semi;colon;;;"]) {
-      const store = memStore({ [VISITOR_KEY]: bad });
-      const id = getVisitorId(store, () => "fresh_id_123");
-      expect(id).toBe("fresh_id_123");
-      expect(store.data.get(VISITOR_KEY)).toBe("fresh_id_123");
-    }
-  });
-
-  it("can keep a separate id under another key", () => {
-    const store = memStore();
-    const viewer = getVisitorId(store);
-    const stage = getVisitorId(store, () => "stage_id_1234", "livestage.stageVisitorId");
-    expect(stage).toBe("stage_id_1234");
-    expect(getVisitorId(store)).toBe(viewer);
-  });
-
-  it("still works without storage", () => {
-    expect(getVisitorId(throwing)).toMatch(VISITOR_ID_RE);
+    saveProfile(store, { displayName: "Ada", avatar: "fox" });
+    expect([...store.data.keys()]).toEqual([PROFILE_KEY]);
   });
 });
 

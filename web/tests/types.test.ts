@@ -20,6 +20,7 @@ describe("parseChatPacket", () => {
       messageId: "01HX",
       reason: "spam",
     });
+    expect(parseChatPacket({ type: "removed", messageId: "01HX" })).toEqual({ type: "removed", messageId: "01HX" });
   });
 
   it("drops malformed packets", () => {
@@ -32,6 +33,8 @@ describe("parseChatPacket", () => {
       { type: "message", message: { ...message, id: "" } },
       { type: "message", message: { ...message, body: 5 } },
       { type: "rejected", reason: "x" },
+      { type: "removed" },
+      { type: "removed", messageId: 7 },
     ]) {
       expect(parseChatPacket(bad)).toBeNull();
     }

@@ -1,10 +1,8 @@
-"""Entry point: `python -m chat_history`.
-
-Not built yet beyond its wiring: it connects to NATS, declares the JetStream streams and waits,
-so the stack starts whole and later work fills in the service.
-"""
+"""Entry point: `python -m chat_history` (stops cleanly on SIGINT/SIGTERM)."""
 
 from livestage import service
 
+from .app import NAME, main
+
 if __name__ == "__main__":
-    service.run_idle("chat-history")
+    service.run(NAME, main)

@@ -6,7 +6,7 @@ import asyncio
 import socket
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -33,19 +33,37 @@ class Edge:
     livekit: LiveKitSettings
     client: httpx.AsyncClient
     server: uvicorn.Server
+    _clients: list[httpx.AsyncClient] = field(default_factory=list)
 
-    async def token(self, name: str = "Ada", avatar: str = "fox", **extra: Any) -> dict[str, Any]:
-        visitor = extra.pop("visitorId", "v" + uuid.uuid4().hex[:15])
-        response = await self.client.post(
-            "/api/livekit-token",
-            json={"displayName": name, "avatar": avatar, "visitorId": visitor, **extra},
+    async def token(
+        self,
+        name: str = "Ada",
+        avatar: str = "fox",
+        *,
+        client: httpx.AsyncClient | None = None,
+        **extra: Any,
+    ) -> dict[str, Any]:
+        """A token for the visitor behind `client` (its cookie jar), by default `self.client`:
+        every call with the same client is the same visitor."""
+        response = await (client or self.client).post(
+            "/api/livekit-token", json={"displayName": name, "avatar": avatar, **extra}
         )
         assert response.status_code == 200, response.text
         body: dict[str, Any] = response.json()
         return body
 
+    def visitor(self) -> httpx.AsyncClient:
+        """A client with a cookie jar of its own: a new visitor from the same address."""
+        client = httpx.AsyncClient(base_url=self.base_url, timeout=30)
+        self._clients.append(client)
+        return client
+
+    @property
+    def services(self) -> Any:
+        return self.server.config.app.state.services  # type: ignore[attr-defined]
+
     async def wait_for_bus(self) -> None:
-        services = self.server.config.app.state.services  # type: ignore[attr-defined]
+        services = self.services
         async with asyncio.timeout(10):
             while services.bus is None:  # noqa: ASYNC110 - the edge connects in the background
                 await asyncio.sleep(0.05)
@@ -65,10 +83,13 @@ async def make_edge(nats_server, redis_server, livekit_server) -> AsyncIterator[
         nats_url: str | None = None,
         redis_url: str | None = None,
         livekit: Any = None,
+        livekit_api_url: str = "",
         operator_secret: str | None = None,
+        rate_limited_counter: Any = None,
         **edge_settings: Any,
     ) -> Edge:
         """`nats_url`, `redis_url` and `livekit` (a LiveKitServer) default to the session's;
+        `livekit_api_url` sends the edge's server-API calls elsewhere (a double);
         `operator_secret` turns the operator routes on."""
         room = room or "room-" + uuid.uuid4().hex[:10]
         port = free_port()
@@ -77,6 +98,7 @@ async def make_edge(nats_server, redis_server, livekit_server) -> AsyncIterator[
             url=livekit_target.url,
             api_key=livekit_target.api_key,
             api_secret=SecretStr(livekit_target.api_secret),
+            api_url=livekit_api_url,
             room=room,
             agent_name="livestage-host-test",
         )
@@ -89,6 +111,7 @@ async def make_edge(nats_server, redis_server, livekit_server) -> AsyncIterator[
             operator_settings=OperatorSettings(
                 operator_secret=SecretStr(operator_secret) if operator_secret else None
             ),
+            **({"rate_limited_counter": rate_limited_counter} if rate_limited_counter else {}),
         )
         server = uvicorn.Server(server_config(app, edge_config, log_level="warning"))
         task = asyncio.create_task(server.serve())
@@ -108,5 +131,7 @@ async def make_edge(nats_server, redis_server, livekit_server) -> AsyncIterator[
     yield start
     for edge in started:
         await edge.client.aclose()
+        for client in edge._clients:
+            await client.aclose()
         edge.server.should_exit = True
         await asyncio.wait_for(edge._task, timeout=10)  # type: ignore[attr-defined]

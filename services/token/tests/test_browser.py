@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import re
 import shutil
 import threading
 from collections.abc import AsyncIterator, Iterator
@@ -67,7 +68,10 @@ PNG = base64.b64decode(
 
 
 class _PngHandler(BaseHTTPRequestHandler):
+    paths: list[str] = []
+
     def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        _PngHandler.paths.append(self.path)
         self.send_response(200)
         self.send_header("Content-Type", "image/png")
         self.send_header("Content-Length", str(len(PNG)))
@@ -80,6 +84,7 @@ class _PngHandler(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def image_url() -> Iterator[str]:
+    _PngHandler.paths = []
     server = ThreadingHTTPServer(("127.0.0.1", 0), _PngHandler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_address[1]}"
@@ -128,7 +133,16 @@ async def test_join_chat_and_names_render_as_text(
         assert message.body == "hello from the browser"
         assert message.author_name == XSS_NAME
         assert message.avatar == "owl"
-        assert message.author_identity.startswith("viewer_")
+        # the author is the visitor in the page's HttpOnly cookie, which the page cannot read
+        (cookie,) = [c for c in await page.context.cookies() if c["name"] == "livestage_visitor"]
+        assert cookie["httpOnly"] and cookie["sameSite"] == "Strict" and cookie["path"] == "/api"
+        assert "livestage_visitor" not in await page.evaluate("document.cookie")
+        tag = edge.services.visitors.tag(cookie["value"].split(".")[1])
+        assert re.fullmatch(rf"viewer_{tag}_[0-9a-f]{{8}}", message.author_identity)
+        async with server_api(livekit_server) as lk:
+            listed = await lk.room.list_participants(api.ListParticipantsRequest(room=edge.room))
+        (me,) = [p for p in listed.participants if p.identity == message.author_identity]
+        assert json.loads(me.metadata) == {"avatar": "owl", "role": "viewer"}
 
         # A message from someone else arrives over LiveKit data on the chat topic.
         other = ChatMessage(
@@ -162,6 +176,32 @@ async def test_join_chat_and_names_render_as_text(
         await nc.close()
 
 
+class CspViolations:
+    """Every Content-Security-Policy violation a page reports, as it happens."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str]] = []
+        self._changed = asyncio.Event()
+
+    async def attach(self, page: Page) -> None:
+        # A binding, not page.wait_for_function: the pages' CSP forbids eval, which that uses.
+        await page.expose_function("__reportCsp", self._report)
+        await page.add_init_script(
+            'document.addEventListener("securitypolicyviolation", '
+            "(e) => window.__reportCsp(e.blockedURI, e.effectiveDirective));"
+        )
+
+    def _report(self, uri: str, directive: str) -> None:
+        self.seen.append((uri, directive))
+        self._changed.set()
+
+    async def wait_for(self, uri: str, directive: str, within: float = 10) -> None:
+        async with asyncio.timeout(within):
+            while (uri, directive) not in self.seen:
+                self._changed.clear()
+                await self._changed.wait()
+
+
 async def test_stage_page_is_sized_by_query_has_no_controls_and_shows_visuals(
     make_edge: EdgeFactory,
     browser: Browser,
@@ -169,9 +209,11 @@ async def test_stage_page_is_sized_by_query_has_no_controls_and_shows_visuals(
     image_url: str,
 ) -> None:
     # The page shows signed /media/ URLs of its own origin; the edge streams them from the
-    # stage producer's asset server (here the stand-in).
+    # stage producer's asset server (here the stand-in at `image_url`).
     edge = await make_edge(web_dist=WEB_DIST, stage_media_url=image_url)
     page = await browser.new_page(viewport={"width": 1280, "height": 800})
+    csp = CspViolations()
+    await csp.attach(page)
     await page.goto(edge.base_url + "/stage?width=640&height=360&captions=1")
     stage = page.locator("#stage")
     await expect(stage).to_have_attribute("data-state", "connected", timeout=30_000)
@@ -179,30 +221,88 @@ async def test_stage_page_is_sized_by_query_has_no_controls_and_shows_visuals(
     assert box is not None and (box["width"], box["height"]) == (640, 360)
     assert await page.locator("input, button:visible, form, textarea").count() == 0
 
+    # The stage page joined with a subscribe-only "stage" token.
+    async with server_api(livekit_server) as lk:
+        listed = await lk.room.list_participants(api.ListParticipantsRequest(room=edge.room))
+    (me,) = listed.participants
+    assert json.loads(me.metadata) == {"avatar": "fox", "role": "stage"}
+    assert not me.permission.can_publish and not me.permission.can_publish_data
+
+    async def show(visual: StageVisual) -> None:
+        async with server_api(livekit_server) as lk:
+            await lk.room.send_data(
+                api.SendDataRequest(
+                    room=edge.room,
+                    data=visual.to_json(),
+                    kind=api.DataPacket.Kind.RELIABLE,
+                    topic="anam-stage-visual",
+                )
+            )
+
+    # Another origin's image is refused by the page before any request (and the CSP would
+    # refuse it too)...
+    signed = "?exp=4000000000&sig=" + "f" * 64
+    foreign = StageVisual(
+        id="visual-foreign",
+        room=edge.room,
+        kind="backdrop",
+        url=f"{image_url}/media/{'b' * 64}.png{signed}",
+        title="elsewhere",
+        created_at=now_ms(),
+        expires_at=now_ms() + 60_000,
+    )
+    await show(foreign)
+    # ...a signed /media/ visual of the edge's own origin is shown.
     visual = StageVisual(
         id="visual-1",
         room=edge.room,
         kind="backdrop",
-        url="/media/" + "a" * 64 + ".png?exp=4000000000&sig=" + "f" * 64,
+        url=f"/media/{'a' * 64}.png{signed}",
         title="<i>Tonight's topic</i>",
         topic="t",
         created_at=now_ms(),
         expires_at=now_ms() + 60_000,
     )
-    async with server_api(livekit_server) as lk:
-        await lk.room.send_data(
-            api.SendDataRequest(
-                room=edge.room,
-                data=visual.to_json(),
-                kind=api.DataPacket.Kind.RELIABLE,
-                topic="anam-stage-visual",
-            )
-        )
+    await show(visual)
     await expect(page.locator("#stage-visual")).to_have_attribute(
         "data-visual-id", "visual-1", timeout=10_000
     )
     await expect(page.locator("#stage-caption")).to_have_text(visual.title)
     assert await page.locator("#stage-caption i").count() == 0
+    assert await page.locator('.stage-visual-item[data-id="visual-foreign"]').count() == 0
+    image_ok = await page.evaluate(
+        "[...document.querySelectorAll('#stage-visual img')]"
+        ".some((img) => img.complete && img.naturalWidth === 1)"
+    )
+    assert image_ok
+    assert csp.seen == []
+    # the stand-in saw only the edge's request for the page's own visual, never the foreign one
+    assert _PngHandler.paths == [f"/media/{'a' * 64}.png{signed}"]
+
+
+async def test_api_docs_render_from_the_edge_itself(
+    make_edge: EdgeFactory,
+    browser: Browser,  # type: ignore[no-untyped-def]
+) -> None:
+    edge = await make_edge()
+    page = await browser.new_page()
+    csp = CspViolations()
+    await csp.attach(page)
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
+    console_errors: list[str] = []
+    page.on("console", lambda msg: console_errors.append(msg.text) if msg.type == "error" else None)
+    response = await page.goto(edge.base_url + "/docs")
+    assert response is not None and response.status == 200
+    operations = page.locator(".opblock-summary-path")
+    await expect(operations.first).to_be_visible(timeout=20_000)
+    paths = set(await operations.all_inner_texts())
+    spec = (await edge.client.get("/openapi.json")).json()
+    assert {path.replace("\u200b", "") for path in paths} == set(spec["paths"])
+    assert csp.seen == []
+    assert not [e for e in console_errors if "Content Security Policy" in e]
+    # everything came from the edge: no CDN, nothing else
+    assert requested and all(url.startswith(edge.base_url) for url in requested), requested
 
 
 def test_built_bundle_holds_no_secret_or_server_key_name() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 import string
 import unicodedata
 
@@ -12,8 +13,9 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from livestage.schemas import ChatMessage
-from token_service.client_ip import client_ip, parse_networks
+from token_service.client_ip import client_ip, client_network, parse_networks
 from token_service.models import ChatRequest, TokenRequest
+from token_service.visitors import VisitorIds
 
 BIDI_AND_ZERO_WIDTH = [
     "\u202a",
@@ -97,19 +99,58 @@ def test_only_bidi_or_zero_width_is_an_empty_name() -> None:
         TokenRequest(display_name="\u202e\u200b\u2066", avatar="fox")
 
 
-@settings(max_examples=200, deadline=None)
-@given(visitor=st.text(max_size=80))
-def test_visitor_ids_match_the_rule_or_are_refused(visitor: str) -> None:
-    try:
-        request = TokenRequest.model_validate(
-            {"displayName": "A", "avatar": "fox", "visitorId": visitor}
-        )
-    except ValidationError as error:
-        assert error.errors()[0]["loc"] == ("visitorId",)
-        return
-    ok = set(string.ascii_letters + string.digits + "_-")
-    assert request.visitor_id is not None
-    assert 8 <= len(request.visitor_id) <= 64 and set(request.visitor_id) <= ok
+VISITORS = VisitorIds(b"k" * 32)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    cookie=st.one_of(
+        st.none(), st.text(max_size=80), st.from_regex(r"v1\.[A-Za-z0-9_-]{22}\.[0-9a-f]{32}")
+    )
+)
+def test_only_cookies_the_edge_signed_name_a_visitor(cookie: str | None) -> None:
+    assert VISITORS.from_cookie(cookie) is None
+    visitor = VISITORS.resolve(cookie)
+    assert visitor.new and len(visitor.id) == 22
+    assert re.fullmatch(r"[0-9a-f]{16}", visitor.tag)
+
+
+@settings(max_examples=100, deadline=None)
+@given(position=st.integers(0, 56), replacement=st.sampled_from("0aZ_-."))
+def test_a_signed_cookie_round_trips_and_any_change_breaks_it(
+    position: int, replacement: str
+) -> None:
+    visitor = VISITORS.resolve(None)
+    cookie = VISITORS.cookie_value(visitor.id)
+    again = VISITORS.resolve(cookie)
+    assert (again.id, again.tag, again.new) == (visitor.id, visitor.tag, False)
+    tampered = cookie[:position] + replacement + cookie[position + 1 :]
+    if tampered != cookie:
+        assert VISITORS.from_cookie(tampered) is None
+    # another key signs differently and tags differently
+    other = VisitorIds(b"o" * 32)
+    assert other.from_cookie(cookie) is None and other.tag(visitor.id) != visitor.tag
+
+
+def test_the_tag_never_contains_the_id() -> None:
+    for _ in range(50):
+        visitor = VISITORS.resolve(None)
+        assert visitor.tag not in visitor.id and visitor.id not in visitor.tag
+
+
+@pytest.mark.parametrize(
+    ("address", "network"),
+    [
+        ("203.0.113.9", "203.0.113.9"),
+        ("::ffff:203.0.113.9", "203.0.113.9"),
+        ("2001:db8:1:2::a", "2001:db8:1:2::/64"),
+        ("2001:db8:1:2:ffff:ffff:ffff:ffff", "2001:db8:1:2::/64"),
+        ("2001:db8:1:3::a", "2001:db8:1:3::/64"),
+        ("unknown", "unknown"),
+    ],
+)
+def test_client_networks_are_an_ipv4_address_or_an_ipv6_64(address: str, network: str) -> None:
+    assert client_network(address) == network
 
 
 TRUSTED = parse_networks(["10.0.0.0/8", "::1/128"])
@@ -137,3 +178,10 @@ def test_client_ip_never_takes_a_header_from_an_untrusted_peer(header: str) -> N
     assert client_ip("203.0.113.9", header, TRUSTED) == "203.0.113.9"
     result = client_ip("10.0.0.2", header, TRUSTED)
     ipaddress.ip_address(result)  # always an address, never arbitrary header text
+
+
+def test_invisible_and_stacked_mark_bodies() -> None:
+    with pytest.raises(ValidationError, match="1-500 visible characters"):
+        ChatRequest(body="\u3164\u2800\u034f \u115f\uffa0")
+    zalgo = ChatRequest(body="a" + "\u0301" * 499).body
+    assert zalgo[0] in "aá" and len(zalgo) <= 5

@@ -7,7 +7,9 @@ from contextlib import asynccontextmanager
 
 import uvicorn
 from fastapi import FastAPI
+from opentelemetry.metrics import Counter
 
+from livestage.keys import derived_key
 from livestage.kv import connect_redis
 from livestage.settings import (
     AnamSettings,
@@ -23,16 +25,24 @@ from . import (
     operator,
     routes_chat,
     routes_media,
+    routes_operator_bans,
+    routes_operator_chat,
     routes_operator_stage,
     routes_ops,
     routes_viewer,
 )
+from .body_limit import BodyLimit
 from .client_ip import parse_networks
 from .deps import Limits, Services
-from .dispatch import DispatchMetadata
-from .pages import SecurityHeaders, mount_pages
+from .dispatch import DispatchMetadata, HostCache
+from .host_decision import HostPolicy
+from .livekit_gateway import LiveKitGateway
+from .pages import SecurityHeaders, mount_docs, mount_pages, page_policy
 from .ratelimit import RateLimiter
 from .settings import EdgeSettings
+from .visitors import VisitorIds
+
+WEBHOOK_PATH = "/api/livekit/webhook"
 
 
 def create_app(
@@ -42,28 +52,52 @@ def create_app(
     redis: RedisSettings | None = None,
     topics: TopicSettings | None = None,
     operator_settings: OperatorSettings | None = None,
+    rate_limited_counter: Counter | None = None,
 ) -> FastAPI:
+    """The edge app; `rate_limited_counter` lets tests read the 429 metric."""
     edge = edge or EdgeSettings()
     livekit = livekit or LiveKitSettings()
     nats = nats or NatsSettings()
     redis = redis or RedisSettings()
     topics = topics or TopicSettings()
     operator_settings = operator_settings or OperatorSettings()
+    # TOKEN_VISITOR_KEY, or a key derived from LIVEKIT_API_SECRET: replicas agree either way.
+    visitors = VisitorIds(derived_key("visitor", edge.visitor_key))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        redis_client = connect_redis(
+            redis,
+            timeout_s=edge.redis_timeout_s,
+            connect_timeout_s=edge.redis_timeout_s,
+            retries=1,
+            max_connections=edge.redis_max_connections,
+        )
+        secret = livekit.api_secret.get_secret_value()
         services = Services(
             edge=edge,
             livekit=livekit,
             nats=nats,
             topics=topics,
-            redis=connect_redis(redis),
-            limiter=RateLimiter(redis.url),
+            redis=redis_client,
+            limiter=RateLimiter(
+                redis.url, redis_client, livekit.room, limited=rate_limited_counter
+            ),
             limits=Limits.from_settings(edge),
             trusted_proxies=parse_networks(edge.trusted_proxies),
             dispatch_metadata=DispatchMetadata(
                 app=edge.app_name, avatar_model=AnamSettings().avatar_model, mode=edge.mode
             ),
+            gateway=LiveKitGateway(
+                livekit.http_url, livekit.api_key, secret, timeout_s=edge.livekit_timeout_s
+            ),
+            host_cache=HostCache(redis_client, livekit.room, edge.host_cache_ttl_s),
+            host_policy=HostPolicy(
+                agent_name=livekit.agent_name,
+                stale_after_ms=int(edge.dispatch_stale_s * 1000),
+                join_grace_ms=int(edge.host_join_grace_s * 1000),
+            ),
+            visitors=visitors,
             operator=operator_settings,
         )
         services.start_bus()
@@ -78,15 +112,27 @@ def create_app(
         version="0.1.0",
         summary="Everything a browser touches: viewer tokens, chat, history, webhooks, pages.",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     errors.install(app)
-    app.add_middleware(SecurityHeaders)
+    app.add_middleware(SecurityHeaders, page_csp=page_policy(livekit.url))
+    # Outermost: an oversized body is refused before routing, auth, limits or verification.
+    app.add_middleware(
+        BodyLimit,
+        cap_for_path=lambda path: (
+            edge.max_webhook_body_bytes if path == WEBHOOK_PATH else edge.max_json_body_bytes
+        ),
+    )
     app.include_router(routes_viewer.router)
     app.include_router(routes_chat.router)
     app.include_router(routes_ops.router)
     app.include_router(operator.router)
+    app.include_router(routes_operator_chat.router)
+    app.include_router(routes_operator_bans.router)
     app.include_router(routes_operator_stage.router)
     app.include_router(routes_media.router)
+    mount_docs(app)
     mount_pages(app, edge.web_dist)
     return app
 

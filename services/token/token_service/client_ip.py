@@ -44,3 +44,30 @@ def client_ip(peer: str, forwarded_for: str | None, trusted: Sequence[Network]) 
         if not is_trusted(address):
             break
     return str(current)
+
+
+IPV6_CLIENT_PREFIX = 64
+
+
+def client_network(address: str) -> str:
+    """The network a client address stands for in rate limits: the IPv4 address itself, or the
+    address's IPv6 /64 (one subscriber usually holds a whole /64, so counting single IPv6
+    addresses would give each client billions of buckets)."""
+    parsed = _address(address)
+    if parsed is None:
+        return address
+    if isinstance(parsed, ipaddress.IPv6Address):
+        return str(ipaddress.IPv6Network((parsed, IPV6_CLIENT_PREFIX), strict=False))
+    return str(parsed)
+
+
+def forwarded_proto(
+    peer: str, forwarded_proto_header: str | None, trusted: Sequence[Network]
+) -> str | None:
+    """X-Forwarded-Proto when the socket peer is a trusted proxy (its last hop), else None."""
+    address = _address(peer)
+    if address is None or not any(address in network for network in trusted):
+        return None
+    if not forwarded_proto_header:
+        return None
+    return forwarded_proto_header.split(",")[-1].strip().lower() or None

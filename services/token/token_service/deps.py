@@ -3,40 +3,53 @@
 from __future__ import annotations
 
 import asyncio
+import datetime
 import logging
 from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Header, HTTPException, Request, status
-from livekit import api
+from nats.aio.msg import Msg
+from pydantic import ValidationError
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
+from livestage import subjects
+from livestage.bans import Ban, BanStore
 from livestage.bus import Bus, BusUnavailable
+from livestage.schemas import HostJobEvent
 from livestage.settings import LiveKitSettings, NatsSettings, OperatorSettings, TopicSettings
 
-from .client_ip import Network, client_ip
-from .dispatch import DispatchMetadata
+from .client_ip import Network, client_ip, client_network
+from .dispatch import DispatchMetadata, HostCache, HostState
+from .host_decision import HostPolicy
+from .livekit_gateway import LiveKitGateway
 from .ratelimit import Limit, RateLimiter
 from .settings import EdgeSettings
 from .viewers import Viewer, ViewerAuthError, verify_viewer_token
+from .visitors import VisitorIds
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class Limits:
-    token_per_ip: Limit
+    token_per_network: Limit
     token_per_visitor: Limit
-    chat: Limit
-    history: Limit
+    chat_per_visitor: Limit
+    chat_per_network: Limit
+    history_per_visitor: Limit
+    history_per_network: Limit
 
     @classmethod
     def from_settings(cls, settings: EdgeSettings) -> Limits:
         return cls(
-            token_per_ip=Limit.parse("token-ip", settings.rate_token_per_ip),
+            token_per_network=Limit.parse("token-network", settings.rate_token_per_ip),
             token_per_visitor=Limit.parse("token-visitor", settings.rate_token_per_visitor),
-            chat=Limit.parse("chat", settings.rate_chat),
-            history=Limit.parse("history", settings.rate_history),
+            chat_per_visitor=Limit.parse("chat-visitor", settings.rate_chat),
+            chat_per_network=Limit.parse("chat-network", settings.rate_chat_per_network),
+            history_per_visitor=Limit.parse("history-visitor", settings.rate_history),
+            history_per_network=Limit.parse("history-network", settings.rate_history_per_network),
         )
 
 
@@ -53,14 +66,21 @@ class Services:
     limits: Limits
     trusted_proxies: list[Network]
     dispatch_metadata: DispatchMetadata
+    gateway: LiveKitGateway
+    host_cache: HostCache
+    host_policy: HostPolicy
+    visitors: VisitorIds
     operator: OperatorSettings = field(default_factory=OperatorSettings)
-    lkapi: api.LiveKitAPI | None = None
     bus: Bus | None = None
     _bus_task: asyncio.Task[None] | None = field(default=None, repr=False)
 
     @property
     def api_secret(self) -> str:
         return self.livekit.api_secret.get_secret_value()
+
+    @property
+    def bans(self) -> BanStore:
+        return BanStore(self.redis)
 
     def start_bus(self) -> None:
         """Connect to NATS in the background, retrying until it answers."""
@@ -71,6 +91,9 @@ class Services:
             try:
                 bus = await Bus.connect(self.nats, "edge")
                 await bus.ensure_streams()
+                # Host job events keep the host-state cache honest (see dispatch.py). A plain
+                # subscription: JetStream keeps them for others, the edge needs only live ones.
+                await bus.nc.subscribe(subjects.host_job(self.livekit.room), cb=self._on_host_job)
             except Exception as error:  # noqa: BLE001 - whatever it is, keep retrying
                 log.warning("NATS not ready (%s); retrying in 2 s", error)
                 await asyncio.sleep(2)
@@ -79,26 +102,32 @@ class Services:
             log.info("edge connected to NATS at %s", self.nats.url)
             return
 
+    async def _on_host_job(self, msg: Msg) -> None:
+        try:
+            event = HostJobEvent.from_json(msg.data)
+        except ValidationError as error:
+            log.warning("ignoring a malformed host job event: %s", error.errors(include_url=False))
+            return
+        try:
+            if event.event == "ended":
+                await self.host_cache.job_ended(event.job_id)
+            else:
+                await self.host_cache.set(HostState.PRESENT)
+        except RedisError as error:
+            log.warning("host job event %s not cached (Redis: %r)", event.id, error)
+
     async def close(self) -> None:
         if self._bus_task is not None:
             self._bus_task.cancel()
         if self.bus is not None:
             await self.bus.close()
-        if self.lkapi is not None:
-            await self.lkapi.aclose()
+        await self.gateway.aclose()
         await self.redis.aclose()
 
     def require_bus(self) -> Bus:
         if self.bus is None or not self.bus.connected:
             raise BusUnavailable("not connected to NATS")
         return self.bus
-
-    def require_lkapi(self) -> api.LiveKitAPI:
-        if self.lkapi is None:
-            self.lkapi = api.LiveKitAPI(
-                self.livekit.http_url, self.livekit.api_key, self.api_secret
-            )
-        return self.lkapi
 
 
 def get_services(request: Request) -> Services:
@@ -115,6 +144,13 @@ def get_client_ip(request: Request, services: ServicesDep) -> str:
 
 
 ClientIp = Annotated[str, Depends(get_client_ip)]
+
+
+def get_client_network(ip: ClientIp) -> str:
+    return client_network(ip)
+
+
+ClientNetwork = Annotated[str, Depends(get_client_network)]
 
 
 def get_viewer(
@@ -143,13 +179,47 @@ def get_viewer(
 ViewerDep = Annotated[Viewer, Depends(get_viewer)]
 
 
-async def limit_chat(viewer: ViewerDep, services: ServicesDep) -> None:
-    await services.limiter.check(services.limits.chat, viewer.identity)
+def banned(ban: Ban, what: str) -> HTTPException:
+    """403 saying that, and until when."""
+    if ban.expires_at:
+        until = datetime.datetime.fromtimestamp(ban.expires_at / 1000, tz=datetime.UTC)
+        when = f"until {until.isoformat(timespec='seconds').replace('+00:00', 'Z')}"
+    else:
+        when = "permanently"
+    return HTTPException(
+        status.HTTP_403_FORBIDDEN,
+        detail=f"banned from this room {when}: {what} refused",
+    )
 
 
-async def limit_history(viewer: ViewerDep, services: ServicesDep) -> None:
-    await services.limiter.check(services.limits.history, viewer.identity)
+async def require_not_banned(viewer: ViewerDep, services: ServicesDep) -> None:
+    ban = await services.bans.get(services.livekit.room, viewer.visitor_tag)
+    if ban is not None:
+        raise banned(ban, "chat")
 
 
-async def limit_token_ip(ip: ClientIp, services: ServicesDep) -> None:
-    await services.limiter.check(services.limits.token_per_ip, ip)
+def require_chat_role(viewer: ViewerDep) -> None:
+    if viewer.role != "viewer":
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            detail=f"a '{viewer.role}' token may watch but not chat: "
+            "the stage page's token is subscribe-only",
+        )
+
+
+async def limit_chat(viewer: ViewerDep, network: ClientNetwork, services: ServicesDep) -> None:
+    limits = services.limits
+    await services.limiter.check_all(
+        [(limits.chat_per_visitor, viewer.visitor_tag), (limits.chat_per_network, network)]
+    )
+
+
+async def limit_history(viewer: ViewerDep, network: ClientNetwork, services: ServicesDep) -> None:
+    limits = services.limits
+    await services.limiter.check_all(
+        [(limits.history_per_visitor, viewer.visitor_tag), (limits.history_per_network, network)]
+    )
+
+
+async def limit_token_network(network: ClientNetwork, services: ServicesDep) -> None:
+    await services.limiter.check(services.limits.token_per_network, network)

@@ -1,33 +1,58 @@
-"""Exactly one host agent per room.
+"""Exactly one host agent per room, cheaply: the I/O around `host_decision.decide`.
 
-`ensure_host(...)` holds a short Redis lock per room, then looks at the room's agent dispatches
-and its AGENT-kind participants, and only if no host is in the room or on its way does it call
-`create_dispatch`. A dispatch counts as "on its way" while it has no job yet (no worker took
-it) or a job that is pending or running; a dispatch whose jobs all ended is deleted and
-replaced. Refreshes, many tabs and a rush of viewers therefore make one dispatch, not many.
+`ensure_host(...)` first reads the room's cached host state from Redis (`HostCache`): while it
+says "present" or "pending", a token request costs one Redis read and no LiveKit call, so a rush
+of viewers costs Redis, not LiveKit. The cache is written by the decision below, by LiveKit
+webhooks (our agent joined or left, the room finished) and by the host agent's `host.job.<room>`
+events (a job started, went live or ended), and expires after `TOKEN_HOST_CACHE_TTL_S`.
+
+On a miss, one request per room takes a short Redis lock (the others answer at once: someone is
+deciding), reads the room from LiveKit (participants and dispatches) plus the job ids our host
+agents reported as ended, lets `decide()` choose, and acts: nothing, or delete the dead dispatches
+and create one. Every LiveKit call is bounded (`LiveKitGateway`), and the whole decision is
+bounded well inside the lock's lifetime, so a hung LiveKit cannot make a request outlive its lock
+and let a second request dispatch at the same time. If a call that changes dispatches fails or
+times out, the lock is left to expire instead of being released: that call may still land at
+LiveKit, and nobody else should decide before it has.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from dataclasses import dataclass
 from enum import Enum
 
 from livekit import api
-from livekit.protocol.agent import JobStatus
+from livekit.protocol.agent import JobStatus as LkJobStatus
 from livekit.protocol.models import ParticipantInfo
 from redis.asyncio import Redis
-from redis.exceptions import LockError
+from redis.exceptions import LockError, RedisError
+
+from livestage.schemas import now_ms
+from livestage.subjects import check_room
+
+from .host_decision import (
+    Cause,
+    Dispatch,
+    HostPolicy,
+    Job,
+    JobStatus,
+    Participant,
+    RoomState,
+    decide,
+)
+from .livekit_gateway import LiveKitGateway, LiveKitUnavailable
 
 log = logging.getLogger(__name__)
 
-ACTIVE_JOB_STATES = (JobStatus.JS_PENDING, JobStatus.JS_RUNNING)
+ENDED_JOBS_TTL_S = 3600
 
 
 class HostState(Enum):
-    PRESENT = "present"  # an AGENT-kind participant is in the room
-    ON_ITS_WAY = "on_its_way"  # a live dispatch exists
+    PRESENT = "present"  # our agent's participant is in the room
+    PENDING = "pending"  # a live dispatch exists (no job yet, pending, or starting)
     DISPATCHED = "dispatched"  # this call created the dispatch
     BUSY = "busy"  # another request holds the room's lock and is deciding
 
@@ -42,46 +67,184 @@ class DispatchMetadata:
         return json.dumps({"app": self.app, "avatarModel": self.avatar_model, "mode": self.mode})
 
 
-def dispatch_is_live(dispatch: api.AgentDispatch) -> bool:
-    jobs = list(dispatch.state.jobs)
-    return not jobs or any(job.state.status in ACTIVE_JOB_STATES for job in jobs)
+class HostCache:
+    """The room's host state in Redis, with a short TTL, and the job ids reported ended."""
+
+    def __init__(self, redis: Redis, room: str, ttl_s: float) -> None:
+        self.redis = redis
+        self.room = check_room(room)
+        self.ttl_ms = max(1, int(ttl_s * 1000))
+        self.key = f"livestage:host:{room}"
+        self.ended_key = f"livestage:host:ended-jobs:{room}"
+
+    async def get(self) -> HostState | None:
+        raw = await self.redis.get(self.key)
+        if raw is None:
+            return None
+        value = raw.decode() if isinstance(raw, bytes) else str(raw)
+        return HostState(value) if value in ("present", "pending") else None
+
+    async def set(self, state: HostState) -> None:
+        if state in (HostState.PRESENT, HostState.PENDING):
+            await self.redis.set(self.key, state.value, px=self.ttl_ms)
+
+    async def forget(self) -> None:
+        await self.redis.delete(self.key)
+
+    async def job_ended(self, job_id: str) -> None:
+        """A host job reported its end: LiveKit may keep calling it running for a while."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.sadd(self.ended_key, job_id)
+            pipe.expire(self.ended_key, ENDED_JOBS_TTL_S)
+            pipe.delete(self.key)
+            await pipe.execute()
+
+    async def ended_jobs(self) -> frozenset[str]:
+        members = await self.redis.smembers(self.ended_key)
+        return frozenset(m.decode() if isinstance(m, bytes) else str(m) for m in members)
+
+
+def epoch_ms(value: int) -> int:
+    """LiveKit timestamps arrive in ns (dispatch and job times) or s/ms elsewhere: as ms."""
+    if value > 10**17:
+        return value // 1_000_000
+    if value > 10**14:
+        return value // 1_000
+    if value > 10**11:
+        return value
+    return value * 1000
+
+
+_JOB_STATUS = {
+    LkJobStatus.JS_PENDING: JobStatus.PENDING,
+    LkJobStatus.JS_RUNNING: JobStatus.RUNNING,
+    LkJobStatus.JS_SUCCESS: JobStatus.SUCCEEDED,
+    LkJobStatus.JS_FAILED: JobStatus.FAILED,
+}
+
+
+def room_state(
+    participants: list[ParticipantInfo],
+    dispatches: list[api.AgentDispatch],
+    ended_job_ids: frozenset[str],
+) -> RoomState:
+    """LiveKit's protobufs as the decision's plain data."""
+    return RoomState(
+        participants=tuple(
+            Participant(
+                identity=p.identity,
+                is_agent=p.kind == ParticipantInfo.Kind.AGENT,
+                attributes=dict(p.attributes),
+            )
+            for p in participants
+        ),
+        dispatches=tuple(
+            Dispatch(
+                id=d.id,
+                agent_name=d.agent_name,
+                created_at_ms=epoch_ms(d.state.created_at),
+                jobs=tuple(
+                    Job(
+                        id=j.id,
+                        status=_JOB_STATUS.get(j.state.status, JobStatus.PENDING),
+                        participant_identity=j.state.participant_identity,
+                        started_at_ms=epoch_ms(j.state.started_at),
+                    )
+                    for j in d.state.jobs
+                ),
+            )
+            for d in dispatches
+        ),
+        ended_job_ids=ended_job_ids,
+    )
+
+
+async def read_room(gateway: LiveKitGateway, cache: HostCache) -> RoomState:
+    room = cache.room
+    # Idempotent; the dispatch API only answers for a room that exists on some node.
+    await gateway.call(
+        "create_room", lambda lk: lk.room.create_room(api.CreateRoomRequest(name=room))
+    )
+    participants, dispatches, ended = await asyncio.gather(
+        gateway.call(
+            "list_participants",
+            lambda lk: lk.room.list_participants(api.ListParticipantsRequest(room=room)),
+        ),
+        gateway.call("list_dispatch", lambda lk: lk.agent_dispatch.list_dispatch(room)),
+        cache.ended_jobs(),
+    )
+    return room_state(list(participants.participants), list(dispatches), ended)
+
+
+async def _delete_dispatch(gateway: LiveKitGateway, room: str, dispatch_id: str) -> None:
+    await gateway.call(
+        "delete_dispatch", lambda lk: lk.agent_dispatch.delete_dispatch(dispatch_id, room)
+    )
 
 
 async def ensure_host(
-    lkapi: api.LiveKitAPI,
-    redis: Redis,
+    gateway: LiveKitGateway,
+    cache: HostCache,
     *,
-    room: str,
-    agent_name: str,
+    policy: HostPolicy,
     metadata: DispatchMetadata,
     lock_s: float,
 ) -> HostState:
-    lock = redis.lock(f"livestage:dispatch-lock:{room}", timeout=lock_s, blocking=False)
+    """Make sure our host is in the room or on its way; see the module docstring."""
+    cached = await cache.get()
+    if cached is not None:
+        return cached
+    room = cache.room
+    lock = cache.redis.lock(f"livestage:dispatch-lock:{room}", timeout=lock_s, blocking=False)
     if not await lock.acquire():
         return HostState.BUSY
+    changing = False
     try:
-        # Idempotent; the dispatch API only answers for a room that exists on some node.
-        await lkapi.room.create_room(api.CreateRoomRequest(name=room))
-        participants = await lkapi.room.list_participants(api.ListParticipantsRequest(room=room))
-        if any(p.kind == ParticipantInfo.Kind.AGENT for p in participants.participants):
-            return HostState.PRESENT
-        dispatches = [
-            d for d in await lkapi.agent_dispatch.list_dispatch(room) if d.agent_name == agent_name
-        ]
-        if any(dispatch_is_live(d) for d in dispatches):
-            return HostState.ON_ITS_WAY
-        for stale in dispatches:
-            log.info("removing ended dispatch %s of room %s", stale.id, room)
-            await lkapi.agent_dispatch.delete_dispatch(stale.id, room)
-        created = await lkapi.agent_dispatch.create_dispatch(
-            api.CreateAgentDispatchRequest(
-                agent_name=agent_name, room=room, metadata=metadata.to_json()
+        # Decide well inside the lock's lifetime: never act on a lock that has expired.
+        async with asyncio.timeout(lock_s * 0.8):
+            decision = decide(await read_room(gateway, cache), policy, now_ms())
+            if decision.cause is Cause.PRESENT:
+                await cache.set(HostState.PRESENT)
+                return HostState.PRESENT
+            if decision.cause is Cause.PENDING:
+                await cache.set(HostState.PENDING)
+                return HostState.PENDING
+            changing = True
+            for dispatch_id in decision.delete:
+                log.info("room %s: deleting dispatch %s (%s)", room, dispatch_id, decision.reason)
+                await _delete_dispatch(gateway, room, dispatch_id)
+            created = await gateway.call(
+                "create_dispatch",
+                lambda lk: lk.agent_dispatch.create_dispatch(
+                    api.CreateAgentDispatchRequest(
+                        agent_name=policy.agent_name, room=room, metadata=metadata.to_json()
+                    )
+                ),
             )
-        )
-        log.info("dispatched host %s to room %s (%s)", agent_name, room, created.id)
-        return HostState.DISPATCHED
+            changing = False
+            log.info(
+                "room %s: dispatched host %s (%s; %s)",
+                room,
+                policy.agent_name,
+                created.id,
+                decision.cause.value,
+            )
+            await cache.set(HostState.PENDING)
+            return HostState.DISPATCHED
+    except TimeoutError as error:
+        raise LiveKitUnavailable(
+            f"deciding on the host of room {room} took longer than {lock_s * 0.8:g} s"
+        ) from error
     finally:
-        try:
-            await lock.release()
-        except LockError:
-            log.warning("dispatch lock of room %s expired before release", room)
+        if changing:
+            log.warning(
+                "room %s: a dispatch change failed mid-way; the dispatch lock expires on its "
+                "own in %g s",
+                room,
+                lock_s,
+            )
+        else:
+            try:
+                await lock.release()
+            except (LockError, RedisError) as error:
+                log.warning("dispatch lock of room %s not released: %r", room, error)

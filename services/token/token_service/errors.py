@@ -5,25 +5,26 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 
-import aiohttp
 from fastapi import FastAPI, HTTPException, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from livekit.api import TwirpError
 from redis.exceptions import RedisError
 
 from livestage.bus import BusUnavailable
 
+from .livekit_gateway import LiveKitRefusedCredentials, LiveKitRejected, LiveKitUnavailable
 from .models import ErrorItem, ErrorResponse
 
 log = logging.getLogger(__name__)
 
 
-def unavailable(what: str, retry_after_s: int = 2) -> HTTPException:
+def unavailable(what: str, retry_after_s: int = 2, cause: str = "") -> HTTPException:
     """A 503 that says which backend is down and when to retry; nothing was done."""
+    because = f" ({cause})" if cause else ""
     return HTTPException(
         status.HTTP_503_SERVICE_UNAVAILABLE,
-        detail=f"{what} is unavailable right now; nothing was changed, try again shortly",
+        detail=f"{what} is unavailable right now{because}; nothing was changed, try again "
+        f"in {retry_after_s} s",
         headers={"Retry-After": str(retry_after_s)},
     )
 
@@ -48,10 +49,14 @@ async def _validation_error(request: Request, error: Exception) -> JSONResponse:
     return JSONResponse(body.model_dump(), status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
 
 
-def _backend_down(what: str) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:
+def _backend_down(
+    what: str, *, explain: bool = False
+) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:
+    """`explain`: our own error messages (no addresses or secrets) may go to the client."""
+
     async def handler(request: Request, error: Exception) -> JSONResponse:
-        log.warning("%s %s: %s unavailable: %r", request.method, request.url.path, what, error)
-        down = unavailable(what)
+        log.warning("%s %s: %s unavailable: %s", request.method, request.url.path, what, error)
+        down = unavailable(what, cause=str(error) if explain else "")
         return JSONResponse(
             ErrorResponse(detail=str(down.detail)).model_dump(),
             status_code=down.status_code,
@@ -61,18 +66,42 @@ def _backend_down(what: str) -> Callable[[Request, Exception], Awaitable[JSONRes
     return handler
 
 
+def _livekit_not_retryable(
+    status_code: int,
+) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:
+    """A LiveKit answer that a retry cannot fix: say what it was, and no Retry-After."""
+
+    async def handler(request: Request, error: Exception) -> JSONResponse:
+        log.error("%s %s: %s", request.method, request.url.path, error)
+        return JSONResponse(ErrorResponse(detail=str(error)).model_dump(), status_code=status_code)
+
+    return handler
+
+
 def install(app: FastAPI) -> None:
-    """422s in one shape; a backend that is down is a 503 with Retry-After, never a 500."""
+    """422s in one shape; a backend that is down is a 503 with Retry-After, never a 500;
+    LiveKit refusing our credentials is a 500 that says so (no Retry-After: fix the config)."""
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(BusUnavailable, _backend_down("the message bus"))
     app.add_exception_handler(RedisError, _backend_down("Redis"))
-    app.add_exception_handler(TwirpError, _backend_down("LiveKit"))
-    app.add_exception_handler(aiohttp.ClientError, _backend_down("LiveKit"))
+    app.add_exception_handler(LiveKitUnavailable, _backend_down("LiveKit", explain=True))
+    app.add_exception_handler(
+        LiveKitRefusedCredentials,
+        _livekit_not_retryable(status.HTTP_500_INTERNAL_SERVER_ERROR),
+    )
+    app.add_exception_handler(LiveKitRejected, _livekit_not_retryable(status.HTTP_502_BAD_GATEWAY))
 
 
 RESPONSES: dict[int | str, dict[str, object]] = {
     401: {"model": ErrorResponse, "description": "Missing, forged, expired or other-room token"},
+    403: {"model": ErrorResponse, "description": "Banned (the detail says until when)"},
+    413: {"model": ErrorResponse, "description": "Request body over the cap; nothing was read"},
     422: {"model": ErrorResponse, "description": "A field broke a rule; `loc` names it"},
     429: {"model": ErrorResponse, "description": "Rate limited; see the Retry-After header"},
     503: {"model": ErrorResponse, "description": "A backend is down; see Retry-After"},
+}
+
+LIVEKIT_RESPONSES: dict[int | str, dict[str, object]] = {
+    500: {"model": ErrorResponse, "description": "LiveKit refused the edge's credentials"},
+    502: {"model": ErrorResponse, "description": "LiveKit refused the request"},
 }

@@ -7,16 +7,14 @@ a 422 names the field and the rule, and what passes is what gets stored and show
 from __future__ import annotations
 
 import re
-import secrets
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
-from livestage.schemas import MAX_CHAT_CHARS, MAX_NAME_CHARS, ChatMessage
+from livestage.schemas import MAX_CHAT_CHARS, MAX_NAME_CHARS, ChatMessage, ShortText
 from livestage.text import clean_text
 
-VISITOR_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
 CLIENT_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
 
 
@@ -40,22 +38,21 @@ class ApiModel(BaseModel):
 
 
 class TokenRequest(ApiModel):
-    """A viewer's profile; `visitorId` is generated when missing."""
+    """A viewer's profile, and the role the token is for.
+
+    Who the visitor is comes from the edge's own `livestage_visitor` cookie (set on the first
+    answer), never from the body.
+    """
 
     display_name: Annotated[
         str, Field(max_length=4 * MAX_NAME_CHARS), _clean_between(1, MAX_NAME_CHARS)
     ]
     avatar: str = Field(max_length=32, description="One of the ids in GET /api/config `avatars`.")
-    visitor_id: str | None = Field(default=None, max_length=64, validate_default=True)
-
-    @field_validator("visitor_id")
-    @classmethod
-    def _visitor_id_shape(cls, value: str | None) -> str:
-        if value is None or value == "":
-            return secrets.token_urlsafe(18)
-        if not VISITOR_ID.fullmatch(value):
-            raise ValueError("must be 8-64 characters of A-Z, a-z, 0-9, '_' or '-'")
-        return value
+    role: Literal["viewer", "stage"] = Field(
+        "viewer",
+        description="`viewer` (the viewer page) or `stage` (the OBS stage page: subscribe-only, "
+        "refused by chat).",
+    )
 
 
 class TokenResponse(ApiModel):
@@ -119,3 +116,38 @@ class ErrorResponse(BaseModel):
 class HealthResponse(BaseModel):
     status: str
     checks: dict[str, str] = {}
+
+
+MAX_BAN_S = 365 * 24 * 3600
+
+
+class BanRequest(ApiModel):
+    """Ban a visitor: name them by a participant `identity` or by their `visitorTag`."""
+
+    identity: str | None = Field(
+        default=None,
+        max_length=128,
+        description="A viewer identity (`viewer_<visitorTag>_<suffix>`) whose visitor to ban.",
+    )
+    visitor_tag: str | None = Field(
+        default=None, pattern=r"^[a-z0-9]{8,32}$", description="The visitor tag to ban."
+    )
+    reason: Annotated[str, Field(max_length=1200), _clean_between(0, 300)] = ""
+    duration_s: int | None = Field(
+        default=None,
+        gt=0,
+        le=MAX_BAN_S,
+        description="How long the ban lasts (seconds); absent: permanent.",
+    )
+
+
+class BanInfo(ApiModel):
+    visitor_tag: str
+    identity: str
+    reason: ShortText
+    created_at: int = Field(description="epoch ms")
+    expires_at: int = Field(description="epoch ms; 0 = permanent")
+
+
+class BanList(ApiModel):
+    bans: list[BanInfo]

@@ -8,6 +8,7 @@ routes exist but answer 503 "not configured", so a stack started without it expo
 from __future__ import annotations
 
 import hmac
+from enum import Enum
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, HTTPException, status
@@ -53,7 +54,7 @@ def operator_router(prefix: str = "", tags: list[str] | None = None) -> APIRoute
     """A router under /api/operator<prefix> whose every route requires the operator secret."""
     return APIRouter(
         prefix=OPERATOR_PREFIX + prefix,
-        tags=tags or ["operator"],
+        tags=list[str | Enum](tags or ["operator"]),
         dependencies=[Depends(require_operator)],
         responses=OPERATOR_RESPONSES,
     )

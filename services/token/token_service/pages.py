@@ -1,39 +1,133 @@
-"""The built viewer pages (`web/dist`): `/` is the viewer page, `/stage` the OBS stage page."""
+"""The built viewer pages (`web/dist`), the API docs, and the security headers they are served with.
+
+`/` is the viewer page, `/stage` the OBS stage page. Their Content-Security-Policy allows
+scripts, styles, images and media from this origin only (plus `data:`/`blob:` images and `blob:`
+media, which the pages make themselves; stage visuals come through this origin at `/media/...`),
+and connections to this origin and to exactly the LiveKit server's origin (its ws/wss URL and
+the matching http/https one, which livekit-client uses to explain a failed join).
+
+`/docs` is Swagger UI served from this origin: the assets come from the `fastapi-offline` wheel
+(no CDN, works offline), and the page's one inline script is allowed by its SHA-256 in a
+policy for that route only. ReDoc is off.
+"""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import re
 from pathlib import Path
+from urllib.parse import urlsplit
 
+import fastapi_offline
 from fastapi import FastAPI
-from fastapi.responses import FileResponse, PlainTextResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse
 from fastapi.staticfiles import StaticFiles
-from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
-from starlette.requests import Request
+from starlette.datastructures import MutableHeaders
 from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-CONTENT_SECURITY_POLICY = "; ".join(
-    [
-        "default-src 'self'",
-        "script-src 'self'",
-        "style-src 'self' 'unsafe-inline'",
-        "img-src 'self' data: blob: https: http:",
-        "media-src 'self' blob: https: http:",
-        "connect-src 'self' ws: wss: https: http:",
-        "object-src 'none'",
-        "base-uri 'none'",
-        "frame-ancestors 'none'",
-    ]
-)
+DOCS_ASSETS = Path(fastapi_offline.__file__).resolve().parent / "static"
+DOCS_ASSETS_URL = "/docs-assets"
+
+_PAIRED_SCHEME = {"ws": "http", "wss": "https", "http": "ws", "https": "wss"}
 
 
-class SecurityHeaders(BaseHTTPMiddleware):
-    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
-        response = await call_next(request)
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("Referrer-Policy", "no-referrer")
-        if response.headers.get("content-type", "").startswith("text/html"):
-            response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
-        return response
+def livekit_origins(url: str) -> list[str]:
+    """The origins a page may connect to for LiveKit: the URL's own and its ws/http twin."""
+    parts = urlsplit(url)
+    if parts.scheme not in _PAIRED_SCHEME or not parts.netloc:
+        raise ValueError(f"LIVEKIT_URL must be ws://, wss://, http:// or https://, got {url!r}")
+    twin = _PAIRED_SCHEME[parts.scheme]
+    pair = [f"{parts.scheme}://{parts.netloc}", f"{twin}://{parts.netloc}"]
+    return sorted(pair, key=lambda origin: origin.startswith("http"))  # ws first, then http
+
+
+def page_policy(livekit_url: str) -> str:
+    return "; ".join(
+        [
+            "default-src 'self'",
+            "script-src 'self'",
+            "style-src 'self' 'unsafe-inline'",
+            "img-src 'self' data: blob:",
+            "media-src 'self' blob:",
+            "connect-src 'self' " + " ".join(livekit_origins(livekit_url)),
+            "object-src 'none'",
+            "base-uri 'none'",
+            "form-action 'self'",
+            "frame-ancestors 'none'",
+        ]
+    )
+
+
+def docs_policy(inline_script_sha256: str) -> str:
+    return "; ".join(
+        [
+            "default-src 'self'",
+            f"script-src 'self' 'sha256-{inline_script_sha256}'",
+            "style-src 'self' 'unsafe-inline'",
+            "img-src 'self' data:",
+            "connect-src 'self'",
+            "object-src 'none'",
+            "base-uri 'none'",
+            "frame-ancestors 'none'",
+        ]
+    )
+
+
+class SecurityHeaders:
+    """nosniff and no-referrer everywhere; the page CSP on HTML unless a route set its own.
+
+    A plain ASGI middleware (not BaseHTTPMiddleware, which runs `receive` in a task group and
+    would wrap a body-limit 413 raised there in an ExceptionGroup)."""
+
+    def __init__(self, app: ASGIApp, page_csp: str) -> None:
+        self.app = app
+        self.page_csp = page_csp.encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                headers.setdefault("X-Content-Type-Options", "nosniff")
+                headers.setdefault("Referrer-Policy", "no-referrer")
+                if headers.get("content-type", "").startswith("text/html"):
+                    headers.setdefault("Content-Security-Policy", self.page_csp.decode())
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def mount_docs(app: FastAPI) -> None:
+    """Swagger UI at /docs from self-hosted assets, with a CSP that admits its inline script."""
+    html = get_swagger_ui_html(
+        openapi_url=app.openapi_url or "/openapi.json",
+        title=f"{app.title} - API docs",
+        swagger_js_url=f"{DOCS_ASSETS_URL}/swagger-ui-bundle.js",
+        swagger_css_url=f"{DOCS_ASSETS_URL}/swagger-ui.css",
+        swagger_favicon_url=f"{DOCS_ASSETS_URL}/favicon.png",
+        # Swagger UI would otherwise send the spec to validator.swagger.io for a badge.
+        swagger_ui_parameters={"validatorUrl": None},
+    ).body
+    assert isinstance(html, bytes)
+    inline = re.findall(rb"<script>(.*?)</script>", html, flags=re.DOTALL)
+    if len(inline) != 1:
+        raise RuntimeError(
+            f"expected one inline script in the Swagger UI page, found {len(inline)}"
+        )
+    digest = base64.b64encode(hashlib.sha256(inline[0]).digest()).decode()
+    policy = docs_policy(digest)
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return HTMLResponse(html, headers={"Content-Security-Policy": policy})
+
+    app.mount(DOCS_ASSETS_URL, StaticFiles(directory=DOCS_ASSETS), name="docs-assets")
 
 
 def mount_pages(app: FastAPI, dist: Path) -> None:

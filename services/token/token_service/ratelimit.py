@@ -1,22 +1,32 @@
-"""Rate limits kept in Redis (shared by every edge replica), with `limits` doing the counting."""
+"""Rate limits kept in Redis (shared by every edge replica), with `limits` doing the counting.
+
+Every bucket is named `<limit>/<room>/<key>`: the room keeps edges of different rooms (and the
+tests' edges, one room each) apart, the key is a visitor tag or a client network. A request is
+counted against several buckets in order (visitor first, then network) and stops at the first
+that is full, so a refused request uses up nothing in the buckets after it. Every 429 adds one
+to the `livestage.edge.rate_limited` counter with the limit's name.
+"""
 
 from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from fastapi import HTTPException, status
 from limits import RateLimitItem, parse
 from limits.aio.storage import RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
+from opentelemetry.metrics import Counter
+from redis.asyncio import Redis
 
-from livestage.kv import redis_options
+from livestage import metrics
 
 
 @dataclass(frozen=True)
 class Limit:
-    """A named limit such as ("chat", "6/10seconds")."""
+    """A named limit such as ("chat-visitor", "6/10seconds")."""
 
     name: str
     item: RateLimitItem
@@ -27,23 +37,45 @@ class Limit:
 
 
 class RateLimiter:
-    def __init__(self, redis_url: str) -> None:
+    def __init__(
+        self,
+        redis_url: str,
+        redis: Redis,
+        namespace: str,
+        *,
+        limited: Counter | None = None,
+    ) -> None:
+        """Counts in the Redis at `redis_url` through `redis`'s connection pool (its timeouts,
+        and its wait for a free connection under a rush, instead of failing)."""
         uri = redis_url.replace("redis://", "async+redis://", 1).replace(
             "rediss://", "async+rediss://", 1
         )
         self.storage = RedisStorage(
-            uri, implementation="redispy", key_prefix="livestage-limits", **redis_options()
+            uri,
+            implementation="redispy",
+            key_prefix="livestage-limits",
+            # documented by `limits`, though its options are typed as scalars
+            connection_pool=redis.connection_pool,  # type: ignore[arg-type]
         )
         self.limiter = MovingWindowRateLimiter(self.storage)
+        self.namespace = namespace
+        self.limited = limited or metrics.counter(metrics.RATE_LIMITED)
 
     async def check(self, limit: Limit, key: str) -> None:
         """Count one hit for `key`; raise 429 with Retry-After when the limit is exceeded."""
-        if await self.limiter.hit(limit.item, limit.name, key):
-            return
-        stats = await self.limiter.get_window_stats(limit.item, limit.name, key)
-        retry_after = max(1, math.ceil(stats.reset_time - time.time()))
-        raise HTTPException(
-            status.HTTP_429_TOO_MANY_REQUESTS,
-            detail=f"rate limit '{limit.name}' ({limit.item}) exceeded; retry in {retry_after} s",
-            headers={"Retry-After": str(retry_after)},
-        )
+        await self.check_all([(limit, key)])
+
+    async def check_all(self, checks: Sequence[tuple[Limit, str]]) -> None:
+        """Count one hit in each bucket, in order; the first full one raises 429."""
+        for limit, key in checks:
+            if await self.limiter.hit(limit.item, limit.name, self.namespace, key):
+                continue
+            stats = await self.limiter.get_window_stats(limit.item, limit.name, self.namespace, key)
+            retry_after = max(1, math.ceil(stats.reset_time - time.time()))
+            self.limited.add(1, {"limit": limit.name})
+            raise HTTPException(
+                status.HTTP_429_TOO_MANY_REQUESTS,
+                detail=f"rate limit '{limit.name}' ({limit.item}) exceeded; "
+                f"retry in {retry_after} s",
+                headers={"Retry-After": str(retry_after)},
+            )

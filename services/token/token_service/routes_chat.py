@@ -3,17 +3,28 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, status
+from fastapi import APIRouter, Depends, HTTPException, Query, status
+from pydantic import ValidationError
 
 from livestage import subjects
 from livestage.bus import BusUnavailable
 from livestage.schemas import ChatMessage, HistoryReply, HistoryRequest, new_id, now_ms
 
-from .deps import ServicesDep, ViewerDep, limit_chat, limit_history
+from .deps import (
+    ServicesDep,
+    ViewerDep,
+    limit_chat,
+    limit_history,
+    require_chat_role,
+    require_not_banned,
+)
 from .errors import RESPONSES, unavailable
-from .models import ChatAccepted, ChatRequest, HistoryResponse
+from .models import ChatAccepted, ChatRequest, ErrorResponse, HistoryResponse
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/api/chat", tags=["chat"])
 
@@ -30,7 +41,8 @@ def message_id(identity: str, client_id: str | None) -> str:
     status_code=status.HTTP_202_ACCEPTED,
     response_model=ChatAccepted,
     responses=RESPONSES,
-    dependencies=[Depends(limit_chat)],
+    # In this order: a stage token or a banned visitor is refused before it uses up a limit.
+    dependencies=[Depends(require_chat_role), Depends(require_not_banned), Depends(limit_chat)],
 )
 async def submit_chat(
     request: ChatRequest, viewer: ViewerDep, services: ServicesDep
@@ -50,7 +62,9 @@ async def submit_chat(
         created_at=now_ms(),
     )
     # BusUnavailable becomes a 503 (errors.py): never a 202 for a message JetStream did not store.
-    await services.require_bus().publish(subjects.chat_submitted(room), message)
+    await services.require_bus().publish(
+        subjects.chat_submitted(room), message, timeout_s=services.edge.nats_timeout_s
+    )
     return ChatAccepted(id=message.id)
 
 
@@ -58,7 +72,8 @@ async def submit_chat(
     "/history",
     response_model=HistoryResponse,
     response_model_by_alias=True,
-    responses=RESPONSES,
+    responses=RESPONSES
+    | {502: {"model": ErrorResponse, "description": "chat-history answered nonsense"}},
     dependencies=[Depends(limit_history)],
 )
 async def chat_history(
@@ -78,4 +93,15 @@ async def chat_history(
         )
     except BusUnavailable as error:
         raise unavailable("chat history", retry_after_s=5) from error
+    except ValidationError as error:
+        log.error(
+            "chat-history answered %s with a malformed reply: %s",
+            subjects.history_recent(room),
+            error.errors(include_url=False),
+        )
+        raise HTTPException(
+            status.HTTP_502_BAD_GATEWAY,
+            detail="the chat history service sent a reply the edge cannot read; "
+            "live chat still works",
+        ) from error
     return HistoryResponse(messages=reply.messages)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Annotated
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, HTTPException, Request, Response, status
 from livekit import api
@@ -14,13 +15,16 @@ from livestage import subjects
 from livestage.schemas import PresenceEvent, now_ms
 
 from .deps import ServicesDep
+from .dispatch import HostState
+from .host_decision import Participant, is_our_host
 from .models import ErrorResponse, HealthResponse
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["operations"])
 
 PRESENCE_EVENTS = {"participant_joined", "participant_left", "room_started", "room_finished"}
-KIND_NAMES = {
+ParticipantKindName = Literal["", "standard", "agent", "ingress", "egress", "sip"]
+KIND_NAMES: dict[int, ParticipantKindName] = {
     ParticipantInfo.Kind.STANDARD: "standard",
     ParticipantInfo.Kind.AGENT: "agent",
     ParticipantInfo.Kind.INGRESS: "ingress",
@@ -32,14 +36,21 @@ KIND_NAMES = {
 @router.post(
     "/api/livekit/webhook",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses={401: {"model": ErrorResponse}, 503: {"model": ErrorResponse}},
+    responses={
+        401: {"model": ErrorResponse, "description": "Signature missing or wrong"},
+        413: {"model": ErrorResponse, "description": "Body over the webhook cap; not read"},
+        503: {"model": ErrorResponse, "description": "A backend is down; see Retry-After"},
+    },
 )
 async def livekit_webhook(
     request: Request,
     services: ServicesDep,
     authorization: Annotated[str | None, Header()] = None,
 ) -> Response:
-    """Verify LiveKit's signature and publish presence events to `room.presence.<room>`."""
+    """Verify LiveKit's signature, publish presence events to `room.presence.<room>`, and keep
+    the host-state cache current (our agent joined or left, the room finished).
+
+    The body is capped (`TOKEN_MAX_WEBHOOK_BODY_BYTES`) before it is read or verified."""
     body = (await request.body()).decode("utf-8", errors="replace")
     receiver = api.WebhookReceiver(api.TokenVerifier(services.livekit.api_key, services.api_secret))
     try:
@@ -57,6 +68,7 @@ async def livekit_webhook(
         log.warning("webhook for a room name we cannot route: %r", event.room.name)
         return Response(status_code=status.HTTP_204_NO_CONTENT)
     participant = event.participant
+    await _update_host_cache(services, room, event)
     presence = PresenceEvent(
         id=(event.id or f"{event.event}-{event.created_at}")[:64].replace(".", "_"),
         room=room,
@@ -69,8 +81,32 @@ async def livekit_webhook(
         created_at=event.created_at * 1000 if event.created_at else now_ms(),
     )
     # A BusUnavailable here is a 503 (errors.py); LiveKit retries webhooks that fail.
-    await services.require_bus().publish(subjects.room_presence(room), presence)
+    await services.require_bus().publish(
+        subjects.room_presence(room), presence, timeout_s=services.edge.nats_timeout_s
+    )
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+async def _update_host_cache(services: ServicesDep, room: str, event: api.WebhookEvent) -> None:
+    if room != services.livekit.room:
+        return
+    if event.event == "room_finished":
+        await services.host_cache.forget()
+        return
+    if not event.event.startswith("participant"):
+        return
+    participant = event.participant
+    view = Participant(
+        identity=participant.identity,
+        is_agent=participant.kind == ParticipantInfo.Kind.AGENT,
+        attributes=dict(participant.attributes),
+    )
+    if not is_our_host(view, services.livekit.agent_name, frozenset(), frozenset()):
+        return
+    if event.event == "participant_joined":
+        await services.host_cache.set(HostState.PRESENT)
+    else:
+        await services.host_cache.forget()
 
 
 @router.get("/healthz", response_model=HealthResponse)
@@ -93,15 +129,25 @@ async def readyz(services: ServicesDep, response: Response) -> HealthResponse:
         return "ok"
 
     async def livekit_check() -> str:
-        await services.require_lkapi().room.list_rooms(api.ListRoomsRequest())
+        await services.gateway.call(
+            "list_rooms", lambda lk: lk.room.list_rooms(api.ListRoomsRequest())
+        )
         return "ok"
 
-    checks: dict[str, str] = {}
-    for name, check in (("nats", nats_check), ("redis", redis_check), ("livekit", livekit_check)):
+    edge = services.edge
+
+    async def bounded(check: Callable[[], Awaitable[str]], timeout_s: float) -> str:
         try:
-            checks[name] = await asyncio.wait_for(check(), timeout=2)
+            return await asyncio.wait_for(check(), timeout=timeout_s)
         except Exception as error:  # noqa: BLE001 - any failure means not ready
-            checks[name] = f"unavailable: {type(error).__name__}"
+            return f"unavailable: {type(error).__name__}"
+
+    nats_state, redis_state, livekit_state = await asyncio.gather(
+        bounded(nats_check, edge.nats_timeout_s),
+        bounded(redis_check, edge.redis_timeout_s),
+        bounded(livekit_check, edge.livekit_timeout_s),
+    )
+    checks = {"nats": nats_state, "redis": redis_state, "livekit": livekit_state}
     ready = all(value == "ok" for value in checks.values())
     if not ready:
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import datetime
 import logging
+from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Cookie, Depends, Request, Response
 
 from livestage.identity import AVATAR_IDENTITIES
 
-from .deps import ServicesDep, limit_token_ip
+from .client_ip import forwarded_proto
+from .deps import ServicesDep, banned, limit_token_network
 from .dispatch import ensure_host
-from .errors import RESPONSES, field_error
+from .errors import LIVEKIT_RESPONSES, RESPONSES, field_error
 from .models import PublicConfig, TokenRequest, TokenResponse
 from .viewers import mint_viewer_token, new_identity
+from .visitors import COOKIE_NAME, COOKIE_PATH
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api", tags=["viewer"])
@@ -31,44 +34,82 @@ async def public_config(services: ServicesDep) -> PublicConfig:
     )
 
 
+def _secure_cookie(request: Request, services: ServicesDep) -> bool:
+    setting = services.edge.cookie_secure
+    if setting != "auto":
+        return setting == "always"
+    peer = request.client.host if request.client else ""
+    proto = forwarded_proto(
+        peer, request.headers.get("x-forwarded-proto"), services.trusted_proxies
+    )
+    return (proto or request.url.scheme) == "https"
+
+
 @router.post(
     "/livekit-token",
     response_model=TokenResponse,
     response_model_by_alias=True,
-    responses=RESPONSES,
-    dependencies=[Depends(limit_token_ip)],
+    responses=RESPONSES | LIVEKIT_RESPONSES,
+    dependencies=[Depends(limit_token_network)],
 )
-async def create_viewer_token(request: TokenRequest, services: ServicesDep) -> TokenResponse:
-    """Mint a subscribe-only viewer token and make sure one host agent is in the room."""
-    if request.avatar not in services.edge.avatars:
+async def create_viewer_token(
+    body: TokenRequest,
+    request: Request,
+    response: Response,
+    services: ServicesDep,
+    visitor_cookie: Annotated[
+        str | None,
+        Cookie(
+            alias=COOKIE_NAME,
+            description="The edge's signed visitor id (HttpOnly; set by this route).",
+        ),
+    ] = None,
+) -> TokenResponse:
+    """Mint a subscribe-only token (`role`: viewer, or stage for the OBS page) and make sure one
+    host agent is in the room. The visitor is the one in the `livestage_visitor` cookie, or a
+    new one (the answer sets the cookie); a banned visitor gets 403."""
+    if body.avatar not in services.edge.avatars:
         raise field_error("avatar", f"must be one of: {', '.join(services.edge.avatars)}")
-    visitor_id = request.visitor_id or ""
-    await services.limiter.check(services.limits.token_per_visitor, visitor_id)
+    visitor = services.visitors.resolve(visitor_cookie)
+    room = services.livekit.room
+    if not visitor.new:
+        ban = await services.bans.get(room, visitor.tag)
+        if ban is not None:
+            raise banned(ban, "new tokens")
+    await services.limiter.check(services.limits.token_per_visitor, visitor.tag)
 
-    identity = new_identity(visitor_id)
+    identity = new_identity(visitor.tag)
     token = mint_viewer_token(
         api_key=services.livekit.api_key,
         api_secret=services.api_secret,
-        room=services.livekit.room,
+        room=room,
         identity=identity,
-        name=request.display_name,
-        avatar=request.avatar,
-        visitor_id=visitor_id,
+        name=body.display_name,
+        avatar=body.avatar,
+        role=body.role,
         ttl=datetime.timedelta(seconds=services.edge.token_ttl_s),
     )
     state = await ensure_host(
-        services.require_lkapi(),
-        services.redis,
-        room=services.livekit.room,
-        agent_name=services.livekit.agent_name,
+        services.gateway,
+        services.host_cache,
+        policy=services.host_policy,
         metadata=services.dispatch_metadata,
         lock_s=services.edge.dispatch_lock_s,
     )
-    log.debug("viewer %s joins; host %s", identity, state.value)
+    log.debug("%s %s joins; host %s", body.role, identity, state.value)
+    response.set_cookie(
+        COOKIE_NAME,
+        services.visitors.cookie_value(visitor.id),
+        max_age=services.edge.visitor_cookie_max_age_s,
+        path=COOKIE_PATH,
+        httponly=True,
+        samesite="strict",
+        secure=_secure_cookie(request, services),
+    )
     return TokenResponse(
         token=token,
         url=services.livekit.url,
-        room_name=services.livekit.room,
+        room_name=room,
         agent_name=services.livekit.agent_name,
         identity=identity,
     )

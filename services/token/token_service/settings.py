@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from typing import Literal, Self
 
-from pydantic import Field, field_validator
+from limits import parse
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_WEB_DIST = Path(__file__).resolve().parents[3] / "web" / "dist"
 
 
 class EdgeSettings(BaseSettings):
-    """HTTP edge: listen address, viewer profile rules, rate limits, proxies, pages."""
+    """HTTP edge: listen address, visitors, rate limits, timeouts, body caps, dispatch, pages."""
 
     model_config = SettingsConfigDict(
         env_prefix="TOKEN_", env_file=".env", extra="ignore", env_ignore_empty=True
@@ -26,19 +29,93 @@ class EdgeSettings(BaseSettings):
     token_ttl_s: int = Field(7200, gt=0, description="Lifetime of a viewer token (seconds).")
     trusted_proxies: list[str] = Field(
         default=[],
-        description="CIDRs of reverse proxies whose X-Forwarded-For is believed (JSON list); "
-        "empty means the socket peer is the client.",
+        description="CIDRs of reverse proxies whose X-Forwarded-For (and X-Forwarded-Proto) is "
+        "believed (JSON list); empty means the socket peer is the client.",
     )
-    rate_token_per_ip: str = Field("20/minute", description="Token requests per client IP.")
-    rate_token_per_visitor: str = Field("10/minute", description="Token requests per visitorId.")
-    rate_chat: str = Field("6/10seconds", description="Chat messages per viewer identity.")
-    rate_history: str = Field("30/minute", description="History reads per viewer identity.")
-    dispatch_lock_s: float = Field(
-        10.0, gt=0, description="How long the per-room dispatch lock is held at most (seconds)."
+
+    # --- visitors ------------------------------------------------------------------------------
+    visitor_key: SecretStr | None = Field(
+        None,
+        description="Key that signs visitor cookies and derives visitor tags; empty: derived "
+        "from LIVEKIT_API_SECRET (every replica with the same secret agrees).",
+    )
+    visitor_cookie_max_age_s: int = Field(
+        365 * 24 * 3600, gt=0, description="Lifetime of the visitor cookie (seconds)."
+    )
+    cookie_secure: Literal["auto", "always", "never"] = Field(
+        "auto",
+        description="Secure flag of the visitor cookie: auto sets it for https requests "
+        "(X-Forwarded-Proto from a trusted proxy counts).",
+    )
+
+    # --- rate limits ---------------------------------------------------------------------------
+    rate_token_per_ip: str = Field(
+        "20/minute",
+        description="Token requests per client network (an IPv4 address, an IPv6 /64).",
+    )
+    rate_token_per_visitor: str = Field("10/minute", description="Token requests per visitor.")
+    rate_chat: str = Field(
+        "6/10seconds", description="Chat messages per visitor (all of its tokens together)."
+    )
+    rate_chat_per_network: str = Field(
+        "20/10seconds",
+        description="Chat messages per client network (IPv4 address, IPv6 /64), all visitors "
+        "together.",
+    )
+    rate_history: str = Field("30/minute", description="History reads per visitor.")
+    rate_history_per_network: str = Field(
+        "120/minute", description="History reads per client network, all visitors together."
+    )
+
+    # --- timeouts and body caps ----------------------------------------------------------------
+    livekit_timeout_s: float = Field(
+        2.0, gt=0, description="Longest wait for one LiveKit server API call (seconds)."
+    )
+    redis_timeout_s: float = Field(
+        1.0, gt=0, description="Longest wait for one Redis command or connect (seconds)."
+    )
+    redis_max_connections: int = Field(
+        200,
+        gt=0,
+        description="Connections to Redis at most; more concurrent commands wait (up to "
+        "TOKEN_REDIS_TIMEOUT_S) for a free one.",
+    )
+    nats_timeout_s: float = Field(
+        2.0, gt=0, description="Longest wait for JetStream to store a message (seconds)."
     )
     history_timeout_s: float = Field(
         2.0, gt=0, description="How long to wait for chat-history to answer (seconds)."
     )
+    max_json_body_bytes: int = Field(
+        16 * 1024, gt=0, description="Largest JSON request body; larger ones get 413 unread."
+    )
+    max_webhook_body_bytes: int = Field(
+        64 * 1024, gt=0, description="Largest LiveKit webhook body; larger ones get 413 unread."
+    )
+
+    # --- host dispatch -------------------------------------------------------------------------
+    dispatch_lock_s: float = Field(
+        10.0, gt=0, description="How long the per-room dispatch lock is held at most (seconds)."
+    )
+    dispatch_stale_s: float = Field(
+        30.0,
+        gt=0,
+        description="A host dispatch with no job (or a pending job) older than this is deleted "
+        "and replaced (seconds).",
+    )
+    host_join_grace_s: float = Field(
+        15.0,
+        gt=0,
+        description="How long a running host job may be without its participant in the room "
+        "before it counts as crashed and is replaced (seconds).",
+    )
+    host_cache_ttl_s: float = Field(
+        5.0,
+        gt=0,
+        description="How long the room's host state (from LiveKit, webhooks and host job "
+        "events) is believed before LiveKit is asked again (seconds).",
+    )
+
     web_dist: Path = Field(DEFAULT_WEB_DIST, description="Folder of the built viewer pages.")
     app_name: str = Field("livestage", description="`app` in the host dispatch metadata.")
     mode: str = Field("live", description="`mode` in the host dispatch metadata.")
@@ -51,9 +128,34 @@ class EdgeSettings(BaseSettings):
     @field_validator("avatars")
     @classmethod
     def _avatars_are_ids(cls, value: list[str]) -> list[str]:
-        import re
-
         bad = [avatar for avatar in value if not re.fullmatch(r"[a-z0-9_-]{1,32}", avatar)]
         if bad or not value:
             raise ValueError(f"avatars must be a non-empty list of [a-z0-9_-]{{1,32}}, got {bad}")
         return value
+
+    @field_validator(
+        "rate_token_per_ip",
+        "rate_token_per_visitor",
+        "rate_chat",
+        "rate_chat_per_network",
+        "rate_history",
+        "rate_history_per_network",
+    )
+    @classmethod
+    def _rate_parses(cls, value: str) -> str:
+        try:
+            parse(value)
+        except ValueError as error:
+            raise ValueError(f"not a rate limit like '6/10seconds': {error}") from error
+        return value
+
+    @model_validator(mode="after")
+    def _lock_outlasts_livekit_calls(self) -> Self:
+        # Deciding on a host takes up to four LiveKit calls under the lock; the lock must
+        # outlive them, or a second request could decide (and dispatch) at the same time.
+        if self.dispatch_lock_s < 4 * self.livekit_timeout_s + 1:
+            raise ValueError(
+                f"TOKEN_DISPATCH_LOCK_S ({self.dispatch_lock_s}) must be at least "
+                f"4 * TOKEN_LIVEKIT_TIMEOUT_S + 1 ({4 * self.livekit_timeout_s + 1})"
+            )
+        return self

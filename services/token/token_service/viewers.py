@@ -1,4 +1,9 @@
-"""Viewer tokens: minting them for a profile and verifying them on every chat or history call."""
+"""Viewer tokens: minting them for a profile and verifying them on every chat or history call.
+
+A token's identity is `viewer_<visitorTag>_<8 hex>` (`livestage.identity`); its metadata holds
+only what other participants may see: `role` (`viewer`, or `stage` for the subscribe-only OBS
+page, which chat refuses) and `avatar`. The visitor id stays on the edge (see `visitors.py`).
+"""
 
 from __future__ import annotations
 
@@ -6,14 +11,17 @@ import datetime
 import json
 import secrets
 from dataclasses import dataclass
+from typing import Literal
 
 import jwt
 from livekit import api
 
+from livestage.identity import viewer_identity, visitor_tag_of
 from livestage.schemas import MAX_NAME_CHARS
 from livestage.text import clean_text
 
-VIEWER_PREFIX = "viewer_"
+Role = Literal["viewer", "stage"]
+ROLES: tuple[Role, ...] = ("viewer", "stage")
 
 
 class ViewerAuthError(Exception):
@@ -25,11 +33,12 @@ class Viewer:
     identity: str
     name: str
     avatar: str
-    visitor_id: str
+    role: Role
+    visitor_tag: str
 
 
-def new_identity(visitor_id: str) -> str:
-    return f"{VIEWER_PREFIX}{visitor_id}_{secrets.token_hex(4)}"
+def new_identity(visitor_tag: str) -> str:
+    return viewer_identity(visitor_tag, secrets.token_hex(4))
 
 
 def mint_viewer_token(
@@ -40,11 +49,11 @@ def mint_viewer_token(
     identity: str,
     name: str,
     avatar: str,
-    visitor_id: str,
+    role: Role,
     ttl: datetime.timedelta,
 ) -> str:
     """A token that may join `room` and subscribe, and may publish nothing at all."""
-    metadata = json.dumps({"avatar": avatar, "role": "viewer", "visitorId": visitor_id})
+    metadata = json.dumps({"avatar": avatar, "role": role})
     return (
         api.AccessToken(api_key, api_secret)
         .with_identity(identity)
@@ -65,7 +74,7 @@ def mint_viewer_token(
 
 
 def verify_viewer_token(token: str, *, api_key: str, api_secret: str, room: str) -> Viewer:
-    """Check signature, expiry, room and role; return who the viewer is."""
+    """Check signature, expiry, room, identity and role; return who the viewer is."""
     verifier = api.TokenVerifier(api_key, api_secret, leeway=datetime.timedelta(seconds=5))
     try:
         claims = verifier.verify(token)
@@ -76,18 +85,24 @@ def verify_viewer_token(token: str, *, api_key: str, api_secret: str, room: str)
     video = claims.video
     if video is None or not video.room_join or video.room != room:
         raise ViewerAuthError("token is not for this room")
-    if not claims.identity.startswith(VIEWER_PREFIX):
-        raise ViewerAuthError("token is not a viewer token")
+    visitor_tag = visitor_tag_of(claims.identity)
+    if visitor_tag is None:
+        raise ViewerAuthError(
+            "token is not a viewer token (or from an older edge): ask for a new one at "
+            "/api/livekit-token"
+        )
     try:
         metadata = json.loads(claims.metadata or "{}")
     except json.JSONDecodeError as error:
         raise ViewerAuthError("token metadata is not JSON") from error
-    if not isinstance(metadata, dict) or metadata.get("role") != "viewer":
+    role = metadata.get("role") if isinstance(metadata, dict) else None
+    if role not in ROLES:
         raise ViewerAuthError("token is not a viewer token")
     name = clean_text(claims.name or "")[:MAX_NAME_CHARS] or "viewer"
     return Viewer(
         identity=claims.identity,
         name=name,
         avatar=str(metadata.get("avatar", "")),
-        visitor_id=str(metadata.get("visitorId", "")),
+        role=role,
+        visitor_tag=visitor_tag,
     )

@@ -1,0 +1,49 @@
+"""Settings of chat-history (`HISTORY_*`), beside the shared LiveKit, NATS, Redis and topics."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class HistorySettings(BaseSettings):
+    """Chat history: how much is kept, how long, and how messages reach the room."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="HISTORY_", env_file=".env", extra="ignore", env_ignore_empty=True
+    )
+
+    max_messages: int = Field(
+        200, ge=1, le=10_000, description="Messages kept per room; older ones are trimmed."
+    )
+    max_age_s: int = Field(
+        6 * 3600,
+        ge=10,
+        description="Messages older than this (by createdAt, seconds) are trimmed and never "
+        "served or sent.",
+    )
+    send_timeout_s: float = Field(
+        2.0, gt=0, le=30, description="Timeout of one LiveKit server-API call (seconds)."
+    )
+    batch: int = Field(
+        64,
+        ge=1,
+        le=1000,
+        description="Messages fetched from JetStream at once and handled concurrently.",
+    )
+    max_deliver: int = Field(
+        10,
+        ge=2,
+        description="Deliveries of one message before JetStream gives up on it (it stays in "
+        "Redis if it got that far).",
+    )
+    host_max_chars: int = Field(
+        500,
+        ge=20,
+        le=500,
+        description="A host turn longer than this is cut at a word boundary (with an "
+        "ellipsis) for chat.",
+    )
+    pending_poll_s: float = Field(
+        10.0, gt=0, description="How often the consumers' lag is read for the metrics (seconds)."
+    )

@@ -1,0 +1,186 @@
+"""The record of chat in Redis: per room, ordered by createdAt, idempotent by id, bounded.
+
+Layout per room (every key expires `max_age_s` after the room's last write, so an abandoned
+room leaves nothing behind):
+
+    livestage:history:{<room>}:order     ZSET  id -> createdAt (the order; ties by id)
+    livestage:history:{<room>}:messages  HASH  id -> ChatMessage JSON (wire form)
+    livestage:history:{<room>}:sent      HASH  id -> epoch ms its send to the room completed
+    livestage:history:{<room>}:removed   ZSET  id -> epoch ms an operator removed it (tombstones)
+
+Each operation is one Lua script, so it is atomic: two deliveries of the same message (a
+redelivery racing a slow first attempt, or two instances) store it once (`HSETNX`), and a
+removal that arrives before the message leaves a tombstone that keeps it out. Trimming (by count
+and by age) happens in the same script as every write, and reads never return anything older
+than the age limit, even for a room nobody has written to since.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+
+from livestage.schemas import ChatMessage, now_ms
+from livestage.subjects import check_room
+
+from .decisions import StoreOutcome, cutoff_ms
+
+# Removes from every structure the ids of `order` older than the cutoff or beyond the count.
+_TRIM = """
+local function forget(ids)
+  if #ids > 0 then
+    redis.call('HDEL', KEYS[2], unpack(ids))
+    redis.call('HDEL', KEYS[3], unpack(ids))
+    redis.call('ZREM', KEYS[1], unpack(ids))
+  end
+end
+local function trim(cutoff, max_count)
+  forget(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. cutoff))
+  local extra = redis.call('ZCARD', KEYS[1]) - max_count
+  if extra > 0 then forget(redis.call('ZRANGE', KEYS[1], 0, extra - 1)) end
+  redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', '(' .. cutoff)
+end
+local function keep_alive(ttl_ms)
+  for i = 1, 4 do
+    if redis.call('EXISTS', KEYS[i]) == 1 then redis.call('PEXPIRE', KEYS[i], ttl_ms) end
+  end
+end
+"""
+
+# KEYS order messages sent removed; ARGV id createdAt json cutoff maxCount ttlMs
+_STORE = (
+    _TRIM
+    + """
+local id, created = ARGV[1], tonumber(ARGV[2])
+local cutoff, max_count, ttl = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+if redis.call('ZSCORE', KEYS[4], id) then return 'removed' end
+if created < cutoff then return 'expired' end
+local outcome
+if redis.call('HSETNX', KEYS[2], id, ARGV[3]) == 1 then
+  redis.call('ZADD', KEYS[1], created, id)
+  outcome = 'stored'
+elseif redis.call('HEXISTS', KEYS[3], id) == 1 then
+  outcome = 'delivered'
+else
+  outcome = 'pending'
+end
+trim(cutoff, max_count)
+keep_alive(ttl)
+if outcome == 'stored' and redis.call('HEXISTS', KEYS[2], id) == 0 then return 'trimmed' end
+return outcome
+"""
+)
+
+# KEYS order messages sent removed; ARGV id nowMs
+_MARK_SENT = """
+if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then
+  redis.call('HSET', KEYS[3], ARGV[1], ARGV[2])
+  redis.call('PEXPIRE', KEYS[3], redis.call('PTTL', KEYS[2]))
+  return 1
+end
+return 0
+"""
+
+# KEYS order messages sent removed; ARGV id nowMs cutoff maxCount ttlMs
+_REMOVE = (
+    _TRIM
+    + """
+local existed = redis.call('HDEL', KEYS[2], ARGV[1])
+redis.call('HDEL', KEYS[3], ARGV[1])
+redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('ZADD', KEYS[4], ARGV[2], ARGV[1])
+trim(tonumber(ARGV[3]), tonumber(ARGV[4]))
+keep_alive(tonumber(ARGV[5]))
+return existed
+"""
+)
+
+# KEYS order messages sent removed; ARGV cutoff maxCount limit -> JSON of the newest `limit`
+_RECENT = (
+    _TRIM
+    + """
+trim(tonumber(ARGV[1]), tonumber(ARGV[2]))
+local ids = redis.call('ZREVRANGE', KEYS[1], 0, tonumber(ARGV[3]) - 1)
+if #ids == 0 then return {} end
+return redis.call('HMGET', KEYS[2], unpack(ids))
+"""
+)
+
+
+def _keys(room: str) -> list[str]:
+    base = f"livestage:history:{{{check_room(room)}}}"  # one hash slot per room (cluster)
+    return [f"{base}:order", f"{base}:messages", f"{base}:sent", f"{base}:removed"]
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_messages: int
+    max_age_s: int
+
+    @property
+    def ttl_ms(self) -> int:
+        return self.max_age_s * 1000
+
+
+class HistoryStore:
+    """Chat history of every room in one Redis (see the module docstring for the layout)."""
+
+    def __init__(self, redis: Redis, limits: Limits) -> None:
+        self.redis = redis
+        self.limits = limits
+        self._store = redis.register_script(_STORE)
+        self._mark_sent = redis.register_script(_MARK_SENT)
+        self._remove = redis.register_script(_REMOVE)
+        self._recent = redis.register_script(_RECENT)
+
+    async def store(self, message: ChatMessage, at_ms: int | None = None) -> StoreOutcome:
+        """Write `message` once; the outcome says whether (and why not) it is new."""
+        now = now_ms() if at_ms is None else at_ms
+        result = await self._store(
+            keys=_keys(message.room),
+            args=[
+                message.id,
+                message.created_at,
+                message.to_json(),
+                cutoff_ms(now, self.limits.max_age_s),
+                self.limits.max_messages,
+                self.limits.ttl_ms,
+            ],
+        )
+        return StoreOutcome(result.decode() if isinstance(result, bytes) else result)
+
+    async def mark_sent(self, room: str, message_id: str) -> bool:
+        """Record that the room got the message (a later redelivery then skips the send)."""
+        return bool(await self._mark_sent(keys=_keys(room), args=[message_id, now_ms()]))
+
+    async def remove(self, room: str, message_id: str, at_ms: int | None = None) -> bool:
+        """Forget a message and keep it out for good; True when it was in history."""
+        now = now_ms() if at_ms is None else at_ms
+        existed = await self._remove(
+            keys=_keys(room),
+            args=[
+                message_id,
+                now,
+                cutoff_ms(now, self.limits.max_age_s),
+                self.limits.max_messages,
+                self.limits.ttl_ms,
+            ],
+        )
+        return bool(existed)
+
+    async def recent(self, room: str, limit: int, at_ms: int | None = None) -> list[ChatMessage]:
+        """Up to `limit` newest kept messages of `room`, oldest first."""
+        now = now_ms() if at_ms is None else at_ms
+        raw = await self._recent(
+            keys=_keys(room),
+            args=[cutoff_ms(now, self.limits.max_age_s), self.limits.max_messages, limit],
+        )
+        messages = [ChatMessage.from_json(item) for item in raw if item is not None]
+        messages.reverse()
+        return messages
+
+    async def ids(self, room: str) -> list[str]:
+        """Every stored id of `room` in order (for checks and operators; no trimming)."""
+        raw = await self.redis.zrange(_keys(room)[0], 0, -1)
+        return [item.decode() if isinstance(item, bytes) else str(item) for item in raw]

@@ -1,0 +1,126 @@
+"""`HistoryStore` on a real Redis: stored once, ordered, bounded by count and age, removals."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+from redis.asyncio import Redis
+
+from chat_history.decisions import StoreOutcome
+from chat_history.store import HistoryStore, Limits
+from livestage.kv import connect_redis
+from livestage.schemas import now_ms
+from livestage.settings import RedisSettings
+from tests.support.chat import chat_message
+
+MAX_AGE_S = 60
+
+
+@pytest.fixture
+async def redis(redis_server) -> AsyncIterator[Redis]:  # type: ignore[no-untyped-def]
+    client = connect_redis(RedisSettings(url=redis_server.url))
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+def room() -> str:
+    return "store-" + uuid.uuid4().hex[:10]
+
+
+def store_with(redis: Redis, max_messages: int = 5) -> HistoryStore:
+    return HistoryStore(redis, Limits(max_messages=max_messages, max_age_s=MAX_AGE_S))
+
+
+async def test_a_message_is_stored_once_and_its_send_is_remembered(redis: Redis, room: str) -> None:
+    store = store_with(redis)
+    message = chat_message(room)
+    assert await store.store(message) is StoreOutcome.STORED
+    # a redelivery after a crash before the send: stored already, still to be sent
+    assert await store.store(message) is StoreOutcome.PENDING
+    assert await store.mark_sent(room, message.id)
+    assert await store.store(message) is StoreOutcome.DELIVERED
+    assert await store.ids(room) == [message.id]
+    assert await store.recent(room, 10) == [message]
+
+
+async def test_history_is_ordered_by_created_at_oldest_first(redis: Redis, room: str) -> None:
+    store = store_with(redis)
+    now = now_ms()
+    late, early, middle = (
+        chat_message(room, "late", created_at=now - 1_000),
+        chat_message(room, "early", created_at=now - 3_000),
+        chat_message(room, "middle", created_at=now - 2_000),
+    )
+    for message in (late, early, middle):
+        await store.store(message)
+    assert [m.body for m in await store.recent(room, 10)] == ["early", "middle", "late"]
+    assert [m.body for m in await store.recent(room, 2)] == ["middle", "late"]
+
+
+async def test_beyond_the_count_the_oldest_are_gone(redis: Redis, room: str) -> None:
+    store = store_with(redis, max_messages=3)
+    now = now_ms()
+    messages = [chat_message(room, f"n{n}", created_at=now - 10_000 + n) for n in range(5)]
+    for message in messages:
+        assert await store.store(message) is StoreOutcome.STORED
+    assert await store.ids(room) == [m.id for m in messages[2:]]
+    # A late arrival older than everything kept is not kept, and the outcome says so.
+    straggler = chat_message(room, "late arrival", created_at=now - 20_000)
+    assert await store.store(straggler) is StoreOutcome.TRIMMED
+    assert await store.ids(room) == [m.id for m in messages[2:]]
+    sent_fields = await redis.hlen(f"livestage:history:{{{room}}}:messages")
+    assert sent_fields == 3
+
+
+async def test_older_than_the_max_age_is_gone_even_without_new_writes(
+    redis: Redis, room: str
+) -> None:
+    store = store_with(redis)
+    now = now_ms()
+    old = chat_message(room, "old", created_at=now - 50_000)
+    fresh = chat_message(room, "fresh", created_at=now - 1_000)
+    for message in (old, fresh):
+        await store.store(message, at_ms=now)
+    assert [m.body for m in await store.recent(room, 10, at_ms=now)] == ["old", "fresh"]
+    # 20 s later `old` is past the 60 s age: a read alone forgets it, in Redis too.
+    assert [m.body for m in await store.recent(room, 10, at_ms=now + 20_000)] == ["fresh"]
+    assert await store.ids(room) == [fresh.id]
+    # and a message that is already too old when it arrives is not kept at all
+    ancient = chat_message(room, "ancient", created_at=now - 61_000)
+    assert await store.store(ancient, at_ms=now) is StoreOutcome.EXPIRED
+    assert await store.ids(room) == [fresh.id]
+
+
+async def test_keys_expire_with_the_max_age(redis: Redis, room: str) -> None:
+    store = store_with(redis)
+    await store.store(chat_message(room))
+    ttl_ms = await redis.pttl(f"livestage:history:{{{room}}}:order")
+    assert 0 < ttl_ms <= MAX_AGE_S * 1000
+
+
+async def test_a_removed_message_is_gone_and_stays_gone(redis: Redis, room: str) -> None:
+    store = store_with(redis)
+    keep, drop, early = (chat_message(room, body) for body in ("keep", "drop", "early"))
+    await store.store(keep)
+    await store.store(drop)
+    assert await store.remove(room, drop.id) is True
+    assert await store.ids(room) == [keep.id]
+    assert await store.store(drop) is StoreOutcome.REMOVED  # a redelivery does not bring it back
+    # removed before it ever arrived (removal overtook it): kept out too
+    assert await store.remove(room, early.id) is False
+    assert await store.store(early) is StoreOutcome.REMOVED
+    assert await store.recent(room, 10) == [keep]
+    assert await store.mark_sent(room, drop.id) is False
+
+
+async def test_rooms_are_separate(redis: Redis, room: str) -> None:
+    store = store_with(redis)
+    other = room + "-other"
+    a, b = chat_message(room), chat_message(other)
+    await store.store(a)
+    await store.store(b)
+    assert await store.recent(room, 10) == [a]
+    assert await store.recent(other, 10) == [b]

@@ -1,0 +1,130 @@
+"""Operator bans (edge side): ban, unban and list visitors of the room.
+
+A ban is stored in Redis first (`livestage.bans.BanStore`: from then on the edge refuses new
+tokens and chat from that visitor with a 403 that says until when, across re-mints, and
+moderation rejects what is already queued), then announced as a `BanEvent` on
+`chat.banned.<room>`, on which chat-history removes the visitor's participants from the LiveKit
+room. Unbanning deletes it and announces `chat.unbanned.<room>`.
+
+A visitor is named by a participant identity (`viewer_<visitorTag>_<suffix>`, what the operator
+sees in the room or on a message) or directly by the visitor tag.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+from fastapi import HTTPException, Path, Response, status
+
+from livestage import subjects
+from livestage.bans import Ban
+from livestage.bus import BusUnavailable
+from livestage.identity import visitor_tag_of
+from livestage.schemas import BanEvent, new_id, now_ms
+
+from .deps import ServicesDep
+from .errors import field_error
+from .models import BanInfo, BanList, BanRequest, ErrorResponse
+from .operator import operator_router
+
+log = logging.getLogger(__name__)
+router = operator_router("/bans", ["operator: bans"])
+
+VisitorTagPath = Annotated[
+    str, Path(pattern=r"^[a-z0-9]{8,32}$", description="The banned visitor's tag.")
+]
+
+
+def _info(ban: Ban) -> BanInfo:
+    return BanInfo(
+        visitor_tag=ban.visitor_tag,
+        identity=ban.identity,
+        reason=ban.reason,
+        created_at=ban.created_at,
+        expires_at=ban.expires_at,
+    )
+
+
+async def _announce(services: ServicesDep, subject: str, event: BanEvent) -> None:
+    await services.require_bus().publish(subject, event, timeout_s=services.edge.nats_timeout_s)
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=BanInfo,
+    response_model_by_alias=True,
+    responses={
+        413: {"model": ErrorResponse, "description": "Body over the cap"},
+        503: {"model": ErrorResponse, "description": "Redis or the message bus is down"},
+        422: {"model": ErrorResponse, "description": "A field broke a rule; `loc` names it"},
+    },
+)
+async def ban_visitor(body: BanRequest, services: ServicesDep) -> BanInfo:
+    """Ban a visitor (by `identity` or `visitorTag`) for `durationS` seconds, or permanently."""
+    if (body.identity is None) == (body.visitor_tag is None):
+        raise field_error("identity", "give exactly one of identity or visitorTag")
+    if body.identity is not None:
+        tag = visitor_tag_of(body.identity)
+        if tag is None:
+            raise field_error("identity", "not a viewer identity (viewer_<visitorTag>_<suffix>)")
+    else:
+        assert body.visitor_tag is not None
+        tag = body.visitor_tag
+    room = services.livekit.room
+    created = now_ms()
+    ban = Ban(
+        visitor_tag=tag,
+        identity=body.identity or "",
+        reason=body.reason,
+        created_at=created,
+        expires_at=created + body.duration_s * 1000 if body.duration_s else 0,
+    )
+    await services.bans.ban(room, ban)
+    event = BanEvent(
+        id=new_id(),
+        room=room,
+        visitor_tag=tag,
+        identity=ban.identity,
+        reason=ban.reason,
+        expires_at=ban.expires_at,
+        created_at=created,
+    )
+    try:
+        await _announce(services, subjects.chat_banned(room), event)
+    except BusUnavailable as error:
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            detail="the ban is in force, but the message bus did not take its announcement, so "
+            "the visitor may still be in the room; repeat the request (it is idempotent)",
+            headers={"Retry-After": "2"},
+        ) from error
+    return _info(ban)
+
+
+@router.delete(
+    "/{visitor_tag}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={404: {"model": ErrorResponse, "description": "That visitor is not banned"}},
+)
+async def unban_visitor(visitor_tag: VisitorTagPath, services: ServicesDep) -> Response:
+    """Lift a visitor's ban."""
+    room = services.livekit.room
+    if not await services.bans.unban(room, visitor_tag):
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND, detail=f"visitor {visitor_tag} is not banned in this room"
+        )
+    event = BanEvent(id=new_id(), room=room, visitor_tag=visitor_tag, created_at=now_ms())
+    try:
+        await _announce(services, subjects.chat_unbanned(room), event)
+    except BusUnavailable as error:
+        # The ban is gone from Redis, which is what counts; nobody has to act on an unban.
+        log.warning("unban of %s not announced: %s", visitor_tag, error)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("", response_model=BanList, response_model_by_alias=True)
+async def list_bans(services: ServicesDep) -> BanList:
+    """Every ban in force in this room, newest first."""
+    return BanList(bans=[_info(ban) for ban in await services.bans.list(services.livekit.room)])

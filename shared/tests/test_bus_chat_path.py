@@ -1,0 +1,104 @@
+"""The bus on the chat path: a batch handled concurrently (a failure comes back without holding
+up the rest), and one message id on two subjects of one stream."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+
+from livestage import subjects
+from livestage.bus import Bus, Delivery
+from livestage.schemas import ChatMessage, new_id, now_ms
+from livestage.settings import NatsSettings
+
+
+@pytest.fixture
+async def bus(nats_server) -> AsyncIterator[Bus]:  # type: ignore[no-untyped-def]
+    connected = await Bus.connect(NatsSettings(url=nats_server.url), "test-bus-concurrent")
+    await connected.ensure_streams()
+    yield connected
+    await connected.close()
+
+
+async def test_a_batch_is_handled_concurrently_and_a_failure_comes_back(bus: Bus) -> None:
+    room = "r" + uuid.uuid4().hex[:12]
+    subject = subjects.chat_approved(room)
+    messages = [
+        ChatMessage(
+            id=new_id(),
+            room=room,
+            author_identity="viewer_testtest_0000abcd",
+            author_name="Tester",
+            avatar="fox",
+            body=f"m{n}",
+            kind="viewer",
+            created_at=now_ms(),
+        )
+        for n in range(8)
+    ]
+    for message in messages:
+        await bus.publish(subject, message)
+    consumer = await bus.consumer(subject, ChatMessage, f"d-{room}", backoff_s=(0.5, 0.5))
+
+    in_flight = 0
+    most_in_flight = 0
+    all_in = asyncio.Event()
+    attempts: dict[str, int] = {}
+    done: set[str] = set()
+    finished = asyncio.Event()
+
+    async def handler(delivery: Delivery[ChatMessage]) -> None:
+        nonlocal in_flight, most_in_flight
+        body = delivery.model.body
+        attempts[body] = attempts.get(body, 0) + 1
+        in_flight += 1
+        most_in_flight = max(most_in_flight, in_flight)
+        if in_flight == len(messages):
+            all_in.set()
+        try:
+            if attempts[body] == 1:
+                # every handler of the first batch waits until all of them are running at once
+                await asyncio.wait_for(all_in.wait(), 5)
+            if body == "m3" and attempts[body] == 1:
+                raise RuntimeError("first attempt fails")
+        finally:
+            in_flight -= 1
+        done.add(body)
+        if len(done) == len(messages):
+            finished.set()
+
+    runner = asyncio.create_task(consumer.run_concurrently(handler, batch=len(messages)))
+    try:
+        async with asyncio.timeout(10):
+            await finished.wait()
+            while (await bus.js.consumer_info("CHAT", f"d-{room}")).num_ack_pending:  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+        assert await consumer.pending() == 0
+    finally:
+        runner.cancel()
+    assert most_in_flight == len(messages)
+    assert attempts["m3"] == 2
+    assert all(count == 1 for body, count in attempts.items() if body != "m3")
+
+
+async def test_one_id_on_two_subjects_of_a_stream_is_two_messages(bus: Bus) -> None:
+    """Moderation publishes the approved message under the id it was submitted with."""
+    room = "r" + uuid.uuid4().hex[:12]
+    message = ChatMessage(
+        id=new_id(),
+        room=room,
+        author_identity="viewer_testtest_0000abcd",
+        author_name="Tester",
+        avatar="fox",
+        body="hi",
+        kind="viewer",
+        created_at=now_ms(),
+    )
+    submitted = await bus.publish(subjects.chat_submitted(room), message)
+    approved = await bus.publish(subjects.chat_approved(room), message)
+    again = await bus.publish(subjects.chat_approved(room), message)
+    assert not submitted.duplicate and not approved.duplicate
+    assert again.duplicate and again.seq == approved.seq

@@ -1,0 +1,200 @@
+"""Chat helpers for tests and benchmarks: viewers that record what the chat topic brings.
+
+    async with ChatViewer.joined(livekit_server, room, "viewer_abcdefgh_00000001") as viewer:
+        ...
+        await viewer.wait_for_message(message_id)
+        viewer.message_ids()          # every id received, in arrival order (duplicates kept)
+
+A viewer is a real `rtc.Room` client with a subscribe-only token (no publish, no data publish),
+exactly like a browser's. Every wait is bounded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from livekit import rtc
+from pydantic import ValidationError
+
+from livestage.schemas import (
+    CHAT_EVENT_ADAPTER,
+    ChatMessage,
+    ChatMessageEvent,
+    ChatRejectedEvent,
+    ChatRemovedEvent,
+    now_ms,
+)
+from tests.support.livekit_helpers import LiveKitEndpoint, join, leave, mint_token
+
+CHAT_TOPIC = "anam-live-chat"
+MODERATION_MODULE = "moderation"
+MODERATION_READY_LINE = "moderation consuming"
+ChatEvent = ChatMessageEvent | ChatRejectedEvent | ChatRemovedEvent
+
+
+def viewer_identity(tag: str | None = None) -> str:
+    """A well-formed viewer identity (`viewer_<tag>_<8 hex>`), with a fresh tag by default."""
+    return f"viewer_{tag or uuid.uuid4().hex[:16]}_{uuid.uuid4().hex[:8]}"
+
+
+def chat_message(room: str, body: str = "hello", **fields: Any) -> ChatMessage:
+    """An approved-looking viewer message with a fresh id and createdAt now."""
+    values: dict[str, Any] = {
+        "id": uuid.uuid4().hex,
+        "room": room,
+        "author_identity": viewer_identity(),
+        "author_name": "Tester",
+        "avatar": "fox",
+        "body": body,
+        "kind": "viewer",
+        "created_at": now_ms(),
+    }
+    values.update(fields)
+    return ChatMessage(**values)
+
+
+@dataclass
+class Received:
+    event: ChatEvent
+    at: float  # time.monotonic() at arrival
+    topic: str
+
+
+@dataclass
+class ChatViewer:
+    """One rtc client in a room, recording every packet on the chat topic."""
+
+    room: rtc.Room
+    identity: str
+    topic: str = CHAT_TOPIC
+    received: list[Received] = field(default_factory=list)
+    invalid: list[bytes] = field(default_factory=list)
+    _changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    disconnect_reason: Any = None
+
+    def __post_init__(self) -> None:
+        self.room.on("data_received", self._on_data)
+        self.room.on("disconnected", self._on_disconnected)
+
+    def _on_disconnected(self, reason: Any = None) -> None:
+        self.disconnect_reason = reason if reason is not None else "unknown"
+        self._changed.set()
+
+    def _on_data(self, packet: rtc.DataPacket) -> None:
+        if packet.topic != self.topic:
+            return
+        try:
+            event = CHAT_EVENT_ADAPTER.validate_json(packet.data)
+        except ValidationError:
+            self.invalid.append(packet.data)
+            return
+        self.received.append(Received(event, time.monotonic(), packet.topic))
+        self._changed.set()
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def joined(
+        cls,
+        server: LiveKitEndpoint,
+        room: str,
+        identity: str | None = None,
+        token: str | None = None,
+        url: str | None = None,
+    ) -> AsyncIterator[ChatViewer]:
+        """Join with `token` (e.g. from the edge) or a subscribe-only token minted here."""
+        identity = identity or viewer_identity()
+        token = token or mint_token(
+            server, identity, room, can_publish=False, can_publish_data=False
+        )
+        client = await join(url or server, token)
+        viewer = cls(client, client.local_participant.identity)
+        try:
+            yield viewer
+        finally:
+            await leave(client)
+
+    def messages(self) -> list[ChatMessage]:
+        return [r.event.message for r in self.received if isinstance(r.event, ChatMessageEvent)]
+
+    def message_ids(self) -> list[str]:
+        return [message.id for message in self.messages()]
+
+    def rejections(self) -> list[ChatRejectedEvent]:
+        return [r.event for r in self.received if isinstance(r.event, ChatRejectedEvent)]
+
+    def removals(self) -> list[str]:
+        return [r.event.message_id for r in self.received if isinstance(r.event, ChatRemovedEvent)]
+
+    def arrival(self, message_id: str) -> float | None:
+        """When the first `message` packet with this id arrived (monotonic), or None."""
+        for r in self.received:
+            if isinstance(r.event, ChatMessageEvent) and r.event.message.id == message_id:
+                return r.at
+        return None
+
+    async def wait_until(self, condition: Callable[[], bool], within: float = 10.0) -> None:
+        """Wait (bounded) until `condition()` holds, re-checked on every new packet."""
+        async with asyncio.timeout(within):
+            while not condition():
+                if self.disconnect_reason is not None:
+                    raise ConnectionError(
+                        f"{self.identity} was disconnected from LiveKit "
+                        f"({self.disconnect_reason!r}) while waiting"
+                    )
+                self._changed.clear()
+                await self._changed.wait()
+
+    async def wait_for_message(self, message_id: str, within: float = 10.0) -> ChatMessage:
+        await self.wait_until(lambda: message_id in self.message_ids(), within)
+        return next(m for m in self.messages() if m.id == message_id)
+
+
+async def wait_for_participants(
+    viewer: ChatViewer, identities: set[str], within: float = 10.0
+) -> None:
+    """Wait until `viewer` sees every identity in `identities` in its room (bounded)."""
+    async with asyncio.timeout(within):
+        while not identities <= set(viewer.room.remote_participants):  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+
+
+def backend_env(nats: Any, redis: Any, livekit: Any, **extra: str) -> dict[str, str]:
+    """Environment for our services against the test servers (LiveKit credentials included)."""
+    return {
+        "NATS_URL": nats.url,
+        "REDIS_URL": redis.url,
+        "LIVEKIT_URL": livekit.url,
+        "LIVEKIT_API_KEY": livekit.api_key,
+        "LIVEKIT_API_SECRET": livekit.api_secret,
+        **extra,
+    }
+
+
+@contextlib.contextmanager
+def chat_services(env: dict[str, str], *, moderation: bool = True) -> Iterator[dict[str, Any]]:
+    """Run the real moderation and chat-history processes for the chat path; stop them after.
+
+    Yields the processes by name. Each is ready when this yields: chat-history has its consumers
+    and the history responder, moderation is connected.
+    """
+    from tests.support.services import end_service, start_service_until
+
+    started: dict[str, Any] = {}
+    try:
+        started["chat_history"] = start_service_until("chat_history", env, "serving")
+        if moderation:
+            started["moderation"] = start_service_until(
+                MODERATION_MODULE, env, MODERATION_READY_LINE
+            )
+        yield started
+    finally:
+        for name, process in started.items():
+            output = end_service(process)
+            print(f"----- {name} output -----\n{output}")  # shown by pytest when a test fails
