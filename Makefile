@@ -14,6 +14,7 @@ UV_RUN := uv run --frozen --all-packages
 help:
 	@echo "make bootstrap  install/check everything (uv, Python deps, nats, redis, livekit-server, chromium, espeak-ng, web/)"
 	@echo "make run        start nats, redis, livekit and every service (http://127.0.0.1:8080)"
+	@echo "make run OBSERVE=1  the same plus a local OpenTelemetry Collector and Prometheus"
 	@echo "make test       bootstrap, then the web unit tests and every Python test"
 	@echo "make lint       ruff;  make typecheck: mypy"
 	@echo "make bench      benchmarks (JSON in bench/results/, tables in docs/benchmarks.md)"
@@ -23,11 +24,22 @@ bootstrap:
 
 # Where `make run` keeps its data (NATS JetStream store, Redis AOF); `make run VAR_DIR=/tmp/x`.
 VAR_DIR ?= var
+# `make run OBSERVE=1` adds a local OpenTelemetry Collector and Prometheus (scripts/observe.sh).
+OBSERVE ?=
 
+# Processes start in dependency order and `ready` prints the URLs once everything answers
+# (scripts/stack.py); Ctrl-C stops them all.
+ifeq ($(OBSERVE),1)
+run: bootstrap
+	@bash scripts/observe.sh
+	@mkdir -p $(VAR_DIR)/nats $(VAR_DIR)/redis $(VAR_DIR)/otel $(VAR_DIR)/prometheus
+	@cat Procfile deploy/Procfile.observe > $(VAR_DIR)/Procfile.observe
+	LIVESTAGE_OBSERVE=1 LIVESTAGE_VAR_DIR=$(VAR_DIR) $(UV_RUN) honcho -d $(CURDIR) start -f $(VAR_DIR)/Procfile.observe
+else
 run: bootstrap
 	@mkdir -p $(VAR_DIR)/nats $(VAR_DIR)/redis
-	@echo "Livestage: viewer page http://127.0.0.1:8080/  stage (OBS) http://127.0.0.1:8080/stage"
 	LIVESTAGE_VAR_DIR=$(VAR_DIR) $(UV_RUN) honcho start -f Procfile
+endif
 
 test: bootstrap lint typecheck test-web test-python
 

@@ -10,10 +10,13 @@
 #   espeak-ng          Debian packages espeak-ng and libespeak-ng1 (the offline voice)
 #   livekit-server     go install github.com/livekit/livekit-server/cmd/server@$LIVEKIT_VERSION,
 #                      cached as .cache/bin/livekit-server
+#   helm               go install helm.sh/helm/v3/cmd/helm@$HELM_VERSION, cached as .cache/bin/helm
+#                      (the chart's lint and template tests)
 #   web/ packages      npm ci, then npm run build (web/dist)
 set -euo pipefail
 
 LIVEKIT_VERSION="${LIVEKIT_VERSION:-v1.13.5}"
+HELM_VERSION="${HELM_VERSION:-v3.22.0}"
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 cache="$root/.cache"
@@ -99,6 +102,22 @@ else
   cp "$cache/go-bin/server" "$cache/bin/livekit-server"
   echo "$LIVEKIT_VERSION" >"$stamp"
   ok "built .cache/bin/livekit-server"
+fi
+
+# --- helm ---------------------------------------------------------------------------------------
+step "helm $HELM_VERSION"
+stamp="$cache/bin/helm.version"
+if [ -x "$cache/bin/helm" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$HELM_VERSION" ]; then
+  ok "cached at .cache/bin/helm"
+else
+  command -v go >/dev/null 2>&1 \
+    || die "helm needs the Go toolchain, 1.21 or newer (https://go.dev/dl; looked on $PATH)"
+  echo "   building with go install (about 2 minutes the first time)"
+  GOBIN="$cache/go-bin" go install "helm.sh/helm/v3/cmd/helm@$HELM_VERSION" \
+    || die "go install helm.sh/helm/v3/cmd/helm@$HELM_VERSION failed"
+  cp "$cache/go-bin/helm" "$cache/bin/helm"
+  echo "$HELM_VERSION" >"$stamp"
+  ok "built .cache/bin/helm"
 fi
 
 # --- web/ ---------------------------------------------------------------------------------------

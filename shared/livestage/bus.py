@@ -11,7 +11,8 @@
 - `Bus.follow(subject, Model, handler, since_s=...)` replays a subject from some time ago and then
   follows it live (an ephemeral ordered consumer): for state a service rebuilds at start, such
   as which rooms have viewers; work that must happen once belongs on a durable consumer.
-- `Bus.consumer(...)` gives a typed durable pull consumer (explicit ack, max-deliver, backoff);
+- `Bus.consumer(...)` gives a typed durable pull consumer (explicit ack, max-deliver, backoff),
+  whose lag (JetStream's num_pending at each fetch) the NATS_CONSUMER_PENDING gauge reports;
   `Consumer.run(handler)` acks after the handler returns, lets a failure be redelivered after
   the backoff, and terminates payloads that do not validate (they never can succeed).
 """
@@ -45,7 +46,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from pydantic import ValidationError
 
-from livestage import subjects
+from livestage import metrics, subjects
 from livestage.schemas import WireModel
 from livestage.settings import NatsSettings
 
@@ -56,6 +57,22 @@ M = TypeVar("M", bound=WireModel)
 
 DEFAULT_BACKOFF_S: tuple[float, ...] = (1.0, 5.0, 15.0, 30.0)
 DEFAULT_MAX_DELIVER = 5
+
+
+# Lag of each durable consumer in this process, as JetStream reported it with the last fetch:
+# observed by the NATS_CONSUMER_PENDING gauge (registered once, on the first consumer).
+_pending: dict[str, int] = {}
+_pending_gauge: list[object] = []
+
+
+def _observe_pending() -> list[tuple[float, dict[str, str]]]:
+    return [(float(count), {"consumer": name}) for name, count in sorted(_pending.items())]
+
+
+def _track_pending(durable: str, count: int) -> None:
+    if not _pending_gauge:
+        _pending_gauge.append(metrics.gauge(metrics.NATS_CONSUMER_PENDING, _observe_pending))
+    _pending[durable] = count
 
 
 class BusUnavailable(RuntimeError):
@@ -224,7 +241,7 @@ class Bus:
             filter_subject=subject,
         )
         subscription = await self.js.pull_subscribe(subject, durable=durable, config=config)
-        return Consumer(subscription, model_type, subject)
+        return Consumer(subscription, model_type, subject, durable)
 
     async def follow(
         self,
@@ -311,11 +328,16 @@ class Consumer(Generic[M]):
     """A typed view of a durable JetStream pull subscription."""
 
     def __init__(
-        self, subscription: JetStreamContext.PullSubscription, model_type: type[M], subject: str
+        self,
+        subscription: JetStreamContext.PullSubscription,
+        model_type: type[M],
+        subject: str,
+        durable: str = "",
     ) -> None:
         self.subscription = subscription
         self.model_type = model_type
         self.subject = subject
+        self.durable = durable
 
     async def fetch(self, batch: int = 10, timeout_s: float = 1.0) -> list[Delivery[M]]:
         """Up to `batch` decoded deliveries; [] when none arrived in time.
@@ -325,7 +347,11 @@ class Consumer(Generic[M]):
         try:
             msgs = await self.subscription.fetch(batch, timeout=timeout_s)
         except (TimeoutError, nats.errors.TimeoutError):
+            if self.durable:
+                _track_pending(self.durable, 0)  # nothing came within the wait: no lag
             return []
+        if self.durable and msgs:
+            _track_pending(self.durable, msgs[-1].metadata.num_pending)
         deliveries: list[Delivery[M]] = []
         for msg in msgs:
             try:

@@ -1,5 +1,8 @@
 """Running a service process: telemetry, a clean stop on SIGINT/SIGTERM, and a placeholder loop.
 
+With `LIVESTAGE_HEALTH_PORT` set, `run` also serves /healthz and /readyz (`livestage.health`);
+`connect_bus` makes readiness depend on the NATS connection.
+
 `run(name, main)` sets up telemetry, runs `main(stop)` where `stop` is an `asyncio.Event` set on
 SIGINT or SIGTERM, and flushes telemetry at exit. `main` returns when it has shut down.
 """
@@ -13,6 +16,7 @@ import signal
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+from livestage import health
 from livestage.bus import Bus
 from livestage.settings import NatsSettings
 from livestage.telemetry import setup_telemetry
@@ -32,7 +36,12 @@ def run(name: str, main: Main) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await main(stop)
+        health_server = await health.serve()
+        try:
+            await main(stop)
+        finally:
+            if health_server is not None:
+                health_server.close()
 
     try:
         asyncio.run(runner())
@@ -64,10 +73,12 @@ async def connect_bus(
     name: str, stop: asyncio.Event, settings: NatsSettings | None = None
 ) -> Bus | None:
     """Connect to NATS (retrying until it answers) and declare the streams; None if stopped."""
+    health.add_ready_check("nats", lambda: False)  # not ready until connected
     bus = await until_stopped(Bus.connect(settings or NatsSettings(), name), stop)
     if bus is None:
         return None
     await bus.ensure_streams()
+    health.add_ready_check("nats", lambda: bus.connected)
     log.info("%s connected to NATS", name)
     return bus
 

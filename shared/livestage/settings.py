@@ -196,6 +196,24 @@ class OperatorSettings(BaseSettings):
         return value
 
 
+class HealthSettings(BaseSettings):
+    """Health endpoints of the worker services (containers and Kubernetes probe them)."""
+
+    model_config = _config("LIVESTAGE_")
+
+    health_port: int = Field(
+        0,
+        ge=0,
+        le=65535,
+        description="Port of a worker's /healthz and /readyz; 0 serves none (make run). The "
+        "container images set 8090.",
+    )
+    health_host: str = Field(
+        "127.0.0.1",
+        description="Address the health endpoints listen on (the container images set 0.0.0.0).",
+    )
+
+
 ALL_SETTINGS: tuple[type[BaseSettings], ...] = (
     LiveKitSettings,
     NatsSettings,
@@ -207,6 +225,7 @@ ALL_SETTINGS: tuple[type[BaseSettings], ...] = (
     TopicSettings,
     LogSettings,
     OperatorSettings,
+    HealthSettings,
 )
 """Every shared settings class; services add their own classes to `env_variables()` callers."""
 

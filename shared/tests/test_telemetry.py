@@ -24,6 +24,7 @@ from opentelemetry import metrics, trace
 from livestage.telemetry import setup_telemetry
 
 telemetry = setup_telemetry("probe-service")
+assert setup_telemetry("probe-service") is telemetry  # once per process
 with trace.get_tracer("probe").start_as_current_span("probe-span"):
     metrics.get_meter("probe").create_counter("probe_counter").add(3)
     logging.getLogger("probe").warning("probe log line")

@@ -1,0 +1,225 @@
+"""`docker-compose.yml` and the Dockerfiles match the code (no Docker engine runs here, so they
+are checked as files): the compose file is valid against the Compose Specification, every
+service is built from its own Dockerfile and runs its own package, every environment variable a
+Livestage container gets is one a settings class reads, ports and health checks agree with the
+settings, the LiveKit config and compose agree on ports and the webhook route, and hadolint
+passes on every Dockerfile."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from livestage.settings import env_variables
+from tests.test_settings_env_example import settings_classes
+
+ROOT = Path(__file__).resolve().parents[2]
+SERVICE_DIRS = sorted(p.parent.name for p in (ROOT / "services").glob("*/pyproject.toml"))
+BIN = Path(sys.executable).parent
+# Variables of the Python runtime and of the build, not of Livestage.
+RUNTIME_ENV = {"PATH", "PYTHONUNBUFFERED"}
+BUILD_ENV_PREFIXES = ("UV_", "PIP_")
+
+
+def compose() -> dict[str, Any]:
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+
+
+def package_of(service_dir: str) -> str:
+    (package,) = [p.parent.name for p in (ROOT / "services" / service_dir).glob("*/__main__.py")]
+    return package
+
+
+def compose_name(service_dir: str) -> str:
+    return service_dir  # compose services are named like their folders
+
+
+def dockerfile(service_dir: str) -> str:
+    return (ROOT / "services" / service_dir / "Dockerfile").read_text()
+
+
+def instructions(text: str) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) with continuation lines joined and comments dropped."""
+    joined = re.sub(r"\\\n\s*", " ", text)
+    found = []
+    for line in joined.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            keyword, _, rest = line.partition(" ")
+            found.append((keyword.upper(), rest.strip()))
+    return found
+
+
+def final_stage(text: str) -> list[tuple[str, str]]:
+    steps = instructions(text)
+    last_from = max(i for i, (keyword, _) in enumerate(steps) if keyword == "FROM")
+    return steps[last_from:]
+
+
+def env_of_stage(steps: list[tuple[str, str]]) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for keyword, rest in steps:
+        if keyword == "ENV":
+            for name, value in re.findall(r"([A-Z_][A-Z0-9_]*)=(\S+)", rest):
+                env[name] = value
+    return env
+
+
+SETTINGS_VARIABLES = set(env_variables(settings_classes()))
+
+
+def test_compose_file_is_valid_against_the_compose_specification() -> None:
+    result = subprocess.run(
+        [str(BIN / "check-jsonschema"), "--builtin-schema", "vendor.compose-spec",
+         str(ROOT / "docker-compose.yml")],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_infrastructure_services_and_their_persistence() -> None:
+    services = compose()["services"]
+    for name in ("nats", "redis", "livekit", "otel-collector", "prometheus", "grafana", "jaeger"):
+        assert name in services, name
+    nats = services["nats"]
+    assert "--jetstream" in nats["command"] and "/data" in nats["command"]
+    assert any(v.endswith(":/data") for v in nats["volumes"])
+    redis = services["redis"]
+    assert redis["command"][redis["command"].index("--appendonly") + 1] == "yes"
+    assert any(v.endswith(":/data") for v in redis["volumes"])
+    for name in ("nats", "redis"):
+        assert services[name]["volumes"][0].split(":")[0] in compose()["volumes"]
+
+
+@pytest.mark.parametrize("service_dir", SERVICE_DIRS)
+def test_each_service_is_built_from_its_own_dockerfile_and_runs_its_package(
+    service_dir: str,
+) -> None:
+    service = compose()["services"][compose_name(service_dir)]
+    assert service["build"] == {
+        "context": ".",
+        "dockerfile": f"services/{service_dir}/Dockerfile",
+    }
+    package = package_of(service_dir)
+    assert service["command"] == ["python", "-m", package]
+    steps = final_stage(dockerfile(service_dir))
+    (cmd,) = [rest for keyword, rest in steps if keyword == "CMD"]
+    assert cmd == f'["python", "-m", "{package}"]'
+    # .env is optional: a missing file is not an error
+    assert {"path": ".env", "required": False} in service["env_file"]
+
+
+@pytest.mark.parametrize("service_dir", SERVICE_DIRS)
+def test_every_environment_variable_is_one_a_settings_class_reads(service_dir: str) -> None:
+    service = compose()["services"][compose_name(service_dir)]
+    unknown = set(service["environment"]) - SETTINGS_VARIABLES
+    assert not unknown, f"compose sets variables no settings class reads: {sorted(unknown)}"
+    image_env = env_of_stage(final_stage(dockerfile(service_dir)))
+    unknown = {
+        name
+        for name in image_env
+        if name not in RUNTIME_ENV
+        and not name.startswith(BUILD_ENV_PREFIXES)
+        and name not in SETTINGS_VARIABLES
+    }
+    assert not unknown, f"Dockerfile sets variables no settings class reads: {sorted(unknown)}"
+
+
+@pytest.mark.parametrize("service_dir", SERVICE_DIRS)
+def test_ports_and_health_checks_agree_with_the_settings(service_dir: str) -> None:
+    service = compose()["services"][compose_name(service_dir)]
+    environment = {**env_of_stage(final_stage(dockerfile(service_dir))), **service["environment"]}
+    steps = final_stage(dockerfile(service_dir))
+    (health,) = [rest for keyword, rest in steps if keyword == "HEALTHCHECK"]
+    exposed = {int(rest) for keyword, rest in steps if keyword == "EXPOSE"}
+    if service_dir == "token":
+        port = int(environment["TOKEN_PORT"])
+        assert environment["TOKEN_HOST"] == "0.0.0.0"
+        assert f"http://127.0.0.1:{port}/healthz" in health
+        assert [p.split(":")[-1] for p in service["ports"]] == [str(port)]
+        assert environment["TOKEN_WEB_DIST"] == "/app/web/dist"
+    else:
+        port = int(environment["LIVESTAGE_HEALTH_PORT"])
+        assert environment["LIVESTAGE_HEALTH_HOST"] == "0.0.0.0"
+        assert f"http://127.0.0.1:{port}/healthz" in health
+    assert port in exposed
+    assert '"python", "-m", "livestage.health"' in health
+
+
+@pytest.mark.parametrize("service_dir", SERVICE_DIRS)
+def test_dockerfiles_are_multi_stage_uv_built_and_run_as_non_root(service_dir: str) -> None:
+    steps = instructions(dockerfile(service_dir))
+    assert sum(1 for keyword, _ in steps if keyword == "FROM") >= 2
+    runs = [rest for keyword, rest in steps if keyword == "RUN"]
+    assert any("uv sync --frozen --no-dev" in run and "--no-editable" in run for run in runs)
+    final = final_stage(dockerfile(service_dir))
+    (user,) = [rest for keyword, rest in final if keyword == "USER"]
+    assert user not in ("0", "root")
+    assert any(keyword == "HEALTHCHECK" for keyword, _ in final)
+
+
+def test_special_images_carry_what_their_service_needs() -> None:
+    edge = dockerfile("token")
+    assert "npm ci" in edge and "npm run build" in edge and "/web/dist /app/web/dist" in edge
+    assert re.search(r"apt-get install[^\n]*\bchromium\b", dockerfile("stage-producer"))
+    assert re.search(r"apt-get install[^\n]*\bespeak-ng\b", dockerfile("host-agent"))
+
+
+@pytest.mark.parametrize("service_dir", SERVICE_DIRS)
+def test_hadolint_passes(service_dir: str) -> None:
+    result = subprocess.run(
+        [str(BIN / "hadolint"), "--config", str(ROOT / ".hadolint.yaml"),
+         str(ROOT / "services" / service_dir / "Dockerfile")],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_hadolint_would_catch_a_bad_dockerfile(tmp_path: Path) -> None:
+    bad = tmp_path / "Dockerfile"
+    bad.write_text("FROM python:latest\nRUN cd /tmp && pip install requests\n")
+    result = subprocess.run(
+        [str(BIN / "hadolint"), "--config", str(ROOT / ".hadolint.yaml"), str(bad)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode != 0 and "DL3007" in result.stdout
+
+
+def test_livekit_config_and_compose_agree_on_ports_and_the_webhook_route() -> None:
+    from token_service.app import create_app
+
+    config = yaml.safe_load((ROOT / "deploy/livekit/livekit.compose.yaml").read_text())
+    livekit = compose()["services"]["livekit"]
+    rtc = config["rtc"]
+    udp = f"{rtc['port_range_start']}-{rtc['port_range_end']}"
+    assert f"{udp}:{udp}/udp" in livekit["ports"]
+    assert f"{rtc['tcp_port']}:{rtc['tcp_port']}" in livekit["ports"]
+    assert f"{config['port']}:{config['port']}" in livekit["ports"]
+    assert livekit["volumes"] == ["./deploy/livekit/livekit.compose.yaml:/etc/livekit.yaml:ro"]
+
+    (webhook_url,) = config["webhook"]["urls"]
+    match = re.fullmatch(r"http://([a-z-]+):(\d+)(/\S+)", webhook_url)
+    assert match, webhook_url
+    host, port, path = match.groups()
+    edge = compose()["services"][host]
+    assert edge["environment"]["TOKEN_PORT"] == port
+    assert path in create_app().openapi()["paths"]
+    # webhooks are signed with the key compose gives livekit-server and the edge by default
+    assert (
+        f"${{LIVEKIT_API_KEY:-{config['webhook']['api_key']}}}:"
+        in livekit["environment"]["LIVEKIT_KEYS"]
+    )
+
+
+def test_every_file_compose_mounts_exists() -> None:
+    for name, service in compose()["services"].items():
+        for volume in service.get("volumes", []):
+            source = volume.split(":")[0]
+            if source.startswith("./"):
+                assert (ROOT / source).exists(), f"{name} mounts missing {source}"

@@ -1,0 +1,245 @@
+"""The Helm chart (`deploy/helm/livestage`) lints and renders, and what it renders is checked: a
+Deployment per service running its package with probes, resources and a non-root security
+context, a Service, a PodDisruptionBudget each, HPAs for the edge, moderation and chat-history,
+a NetworkPolicy that denies the stage producer every private address, values that point at
+external NATS, Redis and LiveKit, and no secret in a ConfigMap.
+
+helm comes from `go install helm.sh/helm/v3/cmd/helm@<pinned>` (scripts/bootstrap.sh, cached as
+.cache/bin/helm)."""
+
+from __future__ import annotations
+
+import ipaddress
+import subprocess
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from livestage.settings import env_variables
+from tests.test_settings_env_example import settings_classes
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "deploy" / "helm" / "livestage"
+CI_VALUES = CHART / "ci" / "ci-values.yaml"
+HELM = ROOT / ".cache" / "bin" / "helm"
+SERVICE_DIRS = sorted(p.parent.name for p in (ROOT / "services").glob("*/pyproject.toml"))
+AUTOSCALED = {"token", "moderation", "chat-history"}
+SETTINGS_VARIABLES = set(env_variables(settings_classes()))
+
+
+def secret_variables() -> set[str]:
+    """Variables whose settings field is a SecretStr: they may only ever be in a Secret."""
+    names = set()
+    for cls in settings_classes():
+        prefix = str(cls.model_config.get("env_prefix", ""))
+        for field_name, field in cls.model_fields.items():
+            if "SecretStr" in str(field.annotation):
+                names.add((prefix + field_name).upper())
+    return names
+
+
+def helm(*args: str) -> subprocess.CompletedProcess[str]:
+    assert HELM.exists(), "helm is missing: run `make bootstrap` (it builds .cache/bin/helm)"
+    return subprocess.run([str(HELM), *args], capture_output=True, text=True, timeout=60)
+
+
+def render(*sets: str) -> list[dict[str, Any]]:
+    args = ["template", "show", str(CHART), "-f", str(CI_VALUES)]
+    for item in sets:
+        args += ["--set", item]
+    result = helm(*args)
+    assert result.returncode == 0, result.stderr
+    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+
+
+@cache
+def rendered() -> tuple[dict[str, Any], ...]:
+    return tuple(render())
+
+
+def of_kind(kind: str, docs: tuple[dict[str, Any], ...] | list[dict[str, Any]] = ()) -> list[Any]:
+    return [doc for doc in (docs or rendered()) if doc["kind"] == kind]
+
+
+def component(doc: dict[str, Any]) -> str:
+    return str(doc["metadata"]["labels"]["app.kubernetes.io/component"])
+
+
+def package_of(service_dir: str) -> str:
+    (package,) = [p.parent.name for p in (ROOT / "services" / service_dir).glob("*/__main__.py")]
+    return package
+
+
+def test_helm_lint_passes_strictly() -> None:
+    result = helm("lint", "--strict", str(CHART), "-f", str(CI_VALUES))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_deployment_per_service_with_probes_resources_and_a_non_root_context() -> None:
+    deployments = {component(d): d for d in of_kind("Deployment")}
+    assert set(deployments) == set(SERVICE_DIRS)
+    for name, deployment in deployments.items():
+        pod = deployment["spec"]["template"]["spec"]
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        (container,) = pod["containers"]
+        assert container["command"] == ["python", "-m", package_of(name)]
+        assert container["image"].endswith(f"livestage-{name}:0.1.0")
+        port_names = {p["name"]: p["containerPort"] for p in container["ports"]}
+        for probe, path in (
+            ("livenessProbe", "/healthz"),
+            ("readinessProbe", "/readyz"),
+            ("startupProbe", "/healthz"),
+        ):
+            get = container[probe]["httpGet"]
+            assert get["path"] == path and get["port"] in port_names, (name, probe)
+        resources = container["resources"]
+        assert resources["requests"]["cpu"] and resources["requests"]["memory"]
+        assert resources["limits"]["cpu"] and resources["limits"]["memory"]
+        assert container["securityContext"]["allowPrivilegeEscalation"] is False
+        env = {e["name"]: e.get("value") for e in container.get("env", [])}
+        if name == "token":
+            assert env["TOKEN_HOST"] == "0.0.0.0"
+            assert int(env["TOKEN_PORT"]) == port_names["http"]
+        else:
+            assert int(env["LIVESTAGE_HEALTH_PORT"]) == port_names["health"]
+        assert set(env) <= SETTINGS_VARIABLES, set(env) - SETTINGS_VARIABLES
+
+
+def test_services_pdbs_and_hpas_select_the_deployments_pods() -> None:
+    deployments = {component(d): d for d in of_kind("Deployment")}
+    pod_labels = {
+        name: d["spec"]["template"]["metadata"]["labels"] for name, d in deployments.items()
+    }
+
+    def selects(selector: dict[str, str], name: str) -> bool:
+        return all(pod_labels[name].get(k) == v for k, v in selector.items())
+
+    services = {component(s): s for s in of_kind("Service")}
+    assert set(services) == set(deployments)
+    for name, service in services.items():
+        assert [n for n in pod_labels if selects(service["spec"]["selector"], n)] == [name]
+    pdbs = {component(p): p for p in of_kind("PodDisruptionBudget")}
+    assert set(pdbs) == set(deployments)
+    for name, pdb in pdbs.items():
+        assert [n for n in pod_labels if selects(pdb["spec"]["selector"]["matchLabels"], n)] == [
+            name
+        ]
+    hpas = {component(h): h for h in of_kind("HorizontalPodAutoscaler")}
+    assert set(hpas) == AUTOSCALED
+    for name, hpa in hpas.items():
+        assert hpa["spec"]["scaleTargetRef"]["name"] == deployments[name]["metadata"]["name"]
+        assert hpa["spec"]["minReplicas"] >= 2
+        # the HPA owns the replica count
+        assert "replicas" not in deployments[name]["spec"]
+
+
+def allowed_by_ip_blocks(policy: dict[str, Any], address: str) -> bool:
+    ip = ipaddress.ip_address(address)
+    for rule in policy["spec"]["egress"]:
+        for peer in rule.get("to", []):
+            block = peer.get("ipBlock")
+            if not block:
+                continue
+            network = ipaddress.ip_network(block["cidr"])
+            if ip.version != network.version or ip not in network:
+                continue
+            excepted = [ipaddress.ip_network(e) for e in block.get("except", [])]
+            if not any(ip.version == e.version and ip in e for e in excepted):
+                return True
+    return False
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["10.1.2.3", "172.20.0.1", "192.168.1.1", "169.254.169.254", "127.0.0.1", "100.64.0.1",
+     "0.0.0.0", "fd00::1", "fe80::1", "::1"],
+)  # fmt: skip
+def test_the_stage_producer_may_not_reach_a_private_address(address: str) -> None:
+    (policy,) = of_kind("NetworkPolicy")
+    assert policy["spec"]["policyTypes"] == ["Egress"]
+    assert component(policy) == "stage-producer"
+    assert policy["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == (
+        "stage-producer"
+    )
+    assert not allowed_by_ip_blocks(policy, address)
+    # the other rules name peers by selector and port only (DNS, in-cluster backends)
+    for rule in policy["spec"]["egress"]:
+        for peer in rule.get("to", []):
+            if "ipBlock" not in peer:
+                assert rule.get("ports"), rule
+
+
+@pytest.mark.parametrize("address", ["93.184.216.34", "2606:2800:220:1::1"])
+def test_the_stage_producer_may_reach_the_internet(address: str) -> None:
+    (policy,) = of_kind("NetworkPolicy")
+    assert allowed_by_ip_blocks(policy, address)
+
+
+def test_no_secret_in_a_configmap_and_every_secret_setting_in_the_secret() -> None:
+    docs = render(
+        "secrets.openaiApiKey=sk-unique-openai-value",
+        "secrets.geminiApiKey=unique-gemini-value",
+    )
+    secrets = secret_variables()
+    assert {"LIVEKIT_API_SECRET", "OPENAI_API_KEY", "LIVESTAGE_OPERATOR_SECRET"} <= secrets
+    (configmap,) = of_kind("ConfigMap", docs)
+    (secret,) = of_kind("Secret", docs)
+    assert not set(configmap["data"]) & secrets
+    assert secrets <= set(secret["stringData"]), secrets - set(secret["stringData"])
+    assert set(configmap["data"]) | set(secret["stringData"]) <= SETTINGS_VARIABLES
+    for doc in docs:
+        if doc["kind"] != "Secret":
+            text = yaml.safe_dump(doc)
+            assert "sk-unique-openai-value" not in text and "unique-gemini-value" not in text
+    assert secret["stringData"]["OPENAI_API_KEY"] == "sk-unique-openai-value"
+    for deployment in of_kind("Deployment", docs):
+        (container,) = deployment["spec"]["template"]["spec"]["containers"]
+        refs = {source.get("secretRef", {}).get("name") for source in container["envFrom"]} - {None}
+        assert refs == {secret["metadata"]["name"]}
+
+
+def test_a_secret_put_under_config_is_refused() -> None:
+    result = helm(
+        "template", "show", str(CHART), "-f", str(CI_VALUES), "--set", "config.OPENAI_API_KEY=x"
+    )
+    assert result.returncode != 0
+    assert "config.OPENAI_API_KEY is a secret" in result.stderr
+
+
+def test_an_existing_secret_replaces_the_generated_one() -> None:
+    docs = render("secrets.existingSecret=my-livestage-keys", "secrets.livekitApiSecret=")
+    assert of_kind("Secret", docs) == []
+    for deployment in of_kind("Deployment", docs):
+        (container,) = deployment["spec"]["template"]["spec"]["containers"]
+        assert {"secretRef": {"name": "my-livestage-keys"}} in container["envFrom"]
+
+
+def test_values_point_at_external_nats_redis_livekit_and_the_collector() -> None:
+    docs = render(
+        "nats.url=nats://a:4222\\,nats://b:4222",
+        "redis.url=rediss://cache.example:6380/2",
+        "livekit.url=wss://p.livekit.cloud",
+        "livekit.apiUrl=https://p.livekit.cloud",
+        "telemetry.otlpEndpoint=http://collector:4318",
+        'config.TOKEN_TRUSTED_PROXIES=["10.0.0.0/8"]',
+    )
+    (configmap,) = of_kind("ConfigMap", docs)
+    assert configmap["data"]["NATS_URL"] == "nats://a:4222,nats://b:4222"
+    assert configmap["data"]["REDIS_URL"] == "rediss://cache.example:6380/2"
+    assert configmap["data"]["LIVEKIT_URL"] == "wss://p.livekit.cloud"
+    assert configmap["data"]["LIVEKIT_API_URL"] == "https://p.livekit.cloud"
+    assert configmap["data"]["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://collector:4318"
+    assert configmap["data"]["TOKEN_TRUSTED_PROXIES"] == '["10.0.0.0/8"]'
+    (ingress,) = of_kind("Ingress", docs)
+    backend = ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
+    (edge_service,) = [s for s in of_kind("Service", docs) if component(s) == "token"]
+    assert backend["name"] == edge_service["metadata"]["name"]
+
+
+def test_rendering_without_a_livekit_secret_says_what_is_missing() -> None:
+    result = helm("template", "show", str(CHART))
+    assert result.returncode != 0
+    assert "secrets.livekitApiSecret is required" in result.stderr
