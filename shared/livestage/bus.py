@@ -8,23 +8,24 @@
   once, while the same id on another subject of the stream (a message approved under its
   submitted id, a verdict on it) is its own message; it returns only after
   JetStream acknowledged it, and carries the W3C trace context in the headers.
-- `Bus.follow(subject, Model, handler, since_s=...)` replays a subject from some time ago and then
-  follows it live (an ephemeral ordered consumer): for state a service rebuilds at start, such
-  as which rooms have viewers; work that must happen once belongs on a durable consumer.
 - `Bus.consumer(...)` gives a typed durable pull consumer (explicit ack, max-deliver, backoff),
   whose lag (JetStream's num_pending at each fetch) the NATS_CONSUMER_PENDING gauge reports;
   `Consumer.run(handler)` acks after the handler returns, lets a failure be redelivered after
   the backoff, and terminates payloads that do not validate (they never can succeed).
+- `Bus.watch(...)` follows a subject with an ephemeral ordered push consumer (no acks, gone
+  when the watcher is): for a process that needs what happens while it lives, plus a chosen
+  amount of the past (`start="new"`, `"last"` per subject, or an epoch time), and nothing it
+  must not replay (a new host job must not obey an old operator command).
 """
 
 from __future__ import annotations
 
 import asyncio
-import datetime
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from datetime import UTC, datetime
+from typing import Any, Generic, Literal, TypeVar
 
 import nats
 import nats.errors
@@ -243,28 +244,30 @@ class Bus:
         subscription = await self.js.pull_subscribe(subject, durable=durable, config=config)
         return Consumer(subscription, model_type, subject, durable)
 
-    async def follow(
+    async def watch(
         self,
         subject: str,
         model_type: type[M],
-        handler: Callable[[M], Awaitable[None]],
+        handler: Callable[[Observed[M]], Awaitable[Any]],
         *,
-        since_s: float | None = None,
-    ) -> JetStreamContext.PushSubscription:
-        """Hand every `model_type` on `subject` to `handler`, in stream order: those stored in
-        the last `since_s` seconds first (none when None), then each new one as it arrives.
+        start: Literal["new", "last"] | float = "new",
+    ) -> Watch:
+        """Follow `subject` from `start` with an ephemeral ordered consumer, calling `handler`
+        for each decoded message in order.
 
-        An ephemeral ordered consumer (no acks, nothing left behind on the server). Payloads
-        that do not validate are logged and skipped; a handler error is logged and the next
-        message still comes. Stop it with `await subscription.unsubscribe()`.
+        `start`: "new" (only what is published from now on), "last" (the last message of each
+        subject, then new ones) or an epoch time in seconds (everything stored since then).
+        Invalid payloads are logged and skipped; a failing handler is logged and the watch
+        goes on (there is no redelivery: use `consumer()` where every message must be handled).
         """
-        if since_s is None:
-            config = ConsumerConfig(deliver_policy=DeliverPolicy.NEW)
+        config = ConsumerConfig()
+        if start == "new":
+            config.deliver_policy = DeliverPolicy.NEW
+        elif start == "last":
+            config.deliver_policy = DeliverPolicy.LAST_PER_SUBJECT
         else:
-            start = datetime.datetime.now(datetime.UTC) - datetime.timedelta(seconds=since_s)
-            config = ConsumerConfig(
-                deliver_policy=DeliverPolicy.BY_START_TIME, opt_start_time=start
-            )
+            config.deliver_policy = DeliverPolicy.BY_START_TIME
+            config.opt_start_time = datetime.fromtimestamp(float(start), UTC)
 
         async def on_message(msg: Msg) -> None:
             try:
@@ -277,18 +280,65 @@ class Bus:
                     error.errors(include_url=False),
                 )
                 return
-            try:
-                await handler(model)
-            except Exception:
-                log.exception("handler of %s failed on one message; following on", subject)
-
-        try:
-            subscription: JetStreamContext.PushSubscription = await self.js.subscribe(
-                subject, cb=on_message, ordered_consumer=True, config=config
+            observed = Observed(
+                model=model,
+                subject=msg.subject,
+                stored_at=msg.metadata.timestamp.timestamp(),
+                context=_extract_trace_context(msg),
             )
-        except (TimeoutError, nats.errors.Error, OSError) as error:
-            raise BusUnavailable(f"cannot follow {subject}: {error!r}") from error
-        return subscription
+            try:
+                await handler(observed)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("watch handler failed on %s", msg.subject)
+
+        subscription = await self.js.subscribe(
+            subject, cb=on_message, ordered_consumer=True, config=config
+        )
+        return Watch(subscription)
+
+    async def history(
+        self, subject: str, model_type: type[M], *, since: float, limit: int = 1000
+    ) -> list[Observed[M]]:
+        """What is stored on `subject` since epoch time `since` (oldest first, at most `limit`
+        of the newest), read once through an ephemeral pull consumer; invalid ones skipped."""
+        config = ConsumerConfig(
+            deliver_policy=DeliverPolicy.BY_START_TIME,
+            opt_start_time=datetime.fromtimestamp(since, UTC),
+            ack_policy=AckPolicy.NONE,
+            inactive_threshold=5.0,
+        )
+        subscription = await self.js.pull_subscribe(subject, durable=None, config=config)
+        found: list[Observed[M]] = []
+        try:
+            pending = (await subscription.consumer_info()).num_pending or 0
+            while pending > 0:
+                try:
+                    msgs = await subscription.fetch(min(pending, 256), timeout=2.0)
+                except (TimeoutError, nats.errors.TimeoutError):
+                    break
+                pending -= len(msgs)
+                for msg in msgs:
+                    try:
+                        model = model_type.from_json(msg.data)
+                    except ValidationError:
+                        log.error("skipping invalid %s on %s", model_type.__name__, msg.subject)
+                        continue
+                    found.append(
+                        Observed(
+                            model=model,
+                            subject=msg.subject,
+                            stored_at=msg.metadata.timestamp.timestamp(),
+                            context=_extract_trace_context(msg),
+                        )
+                    )
+        finally:
+            try:
+                await subscription.unsubscribe()
+            except (nats.errors.Error, OSError) as error:
+                log.debug("history unsubscribe: %r", error)
+        return found[-limit:]
 
     async def request(
         self, subject: str, model: WireModel, reply_type: type[M], *, timeout_s: float = 2.0
@@ -302,6 +352,30 @@ class Bus:
         except (TimeoutError, nats.errors.Error, OSError) as error:
             raise BusUnavailable(f"no answer on {subject}: {error!r}") from error
         return reply_type.from_json(reply.data)
+
+
+@dataclass
+class Observed(Generic[M]):
+    """One message seen by a `Bus.watch`: decoded, with when JetStream stored it."""
+
+    model: M
+    subject: str
+    stored_at: float
+    """Epoch seconds at which JetStream stored the message (its publish time)."""
+    context: otel_context.Context
+
+
+class Watch:
+    """A running `Bus.watch`; `stop()` ends it (the server drops the ephemeral consumer)."""
+
+    def __init__(self, subscription: JetStreamContext.PushSubscription) -> None:
+        self.subscription = subscription
+
+    async def stop(self) -> None:
+        try:
+            await self.subscription.unsubscribe()
+        except (nats.errors.Error, OSError) as error:
+            log.debug("watch unsubscribe: %r", error)
 
 
 @dataclass

@@ -206,30 +206,31 @@ def _check(spec: MetricSpec, kind: Kind) -> None:
         raise TypeError(f"{spec.name} is a {spec.kind}, not a {kind}")
 
 
-# Instruments are cached per spec so that a hot path does not look them up each time. The cache
-# is keyed on the spec only: create them after `setup_telemetry` installed the meter provider.
+# Instruments are cached per (spec, meter) so that a hot path does not look them up each time.
+# Without a meter they come from the global provider: create them after `setup_telemetry`
+# installed it. A meter of its own (tests with an in-memory reader) keeps its own instruments.
+def _meter(meter: Meter | None) -> Meter:
+    return meter if meter is not None else metrics.get_meter(_METER_NAME)
+
+
 @cache
 def counter(spec: MetricSpec, meter: Meter | None = None) -> Counter:
     """The counter for `spec`, from the global meter provider or from `meter` (tests pass one
     from their own `MeterProvider` to read what was recorded)."""
     _check(spec, "counter")
-    return (meter or metrics.get_meter(_METER_NAME)).create_counter(
-        spec.name, unit=spec.unit, description=spec.description
-    )
+    return _meter(meter).create_counter(spec.name, unit=spec.unit, description=spec.description)
 
 
 @cache
-def histogram(spec: MetricSpec) -> Histogram:
+def histogram(spec: MetricSpec, meter: Meter | None = None) -> Histogram:
     _check(spec, "histogram")
-    return metrics.get_meter(_METER_NAME).create_histogram(
-        spec.name, unit=spec.unit, description=spec.description
-    )
+    return _meter(meter).create_histogram(spec.name, unit=spec.unit, description=spec.description)
 
 
 @cache
-def up_down(spec: MetricSpec) -> UpDownCounter:
+def up_down(spec: MetricSpec, meter: Meter | None = None) -> UpDownCounter:
     _check(spec, "up_down")
-    return metrics.get_meter(_METER_NAME).create_up_down_counter(
+    return _meter(meter).create_up_down_counter(
         spec.name, unit=spec.unit, description=spec.description
     )
 

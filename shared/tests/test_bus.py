@@ -193,3 +193,83 @@ async def test_trace_context_crosses_the_hop(bus: Bus, spans: InMemorySpanExport
     publish = finished[f"publish {subject}"]
     assert process.context.trace_id == producer_trace_id
     assert process.parent is not None and process.parent.span_id == publish.context.span_id
+
+
+# ---- Bus.watch: ephemeral ordered consumers ---------------------------------------------------
+
+
+async def _collect(bus: Bus, subject: str, start: object) -> tuple[list[str], object]:
+    seen: list[str] = []
+
+    async def handler(observed) -> None:  # type: ignore[no-untyped-def]
+        seen.append(observed.model.body)
+
+    watch = await bus.watch(subject, ChatMessage, handler, start=start)  # type: ignore[arg-type]
+    return seen, watch
+
+
+async def test_watch_new_sees_only_what_comes_after_it(bus: Bus) -> None:
+    room = unique_room()
+    subject = subjects.chat_approved(room)
+    await bus.publish(subject, chat(room, "before"))
+    seen, watch = await _collect(bus, subject, "new")
+    await bus.publish(subject, chat(room, "after"))
+    async with asyncio.timeout(5):
+        while not seen:  # noqa: ASYNC110 - filled by the subscription callback
+            await asyncio.sleep(0.02)
+    assert seen == ["after"]
+    await watch.stop()  # type: ignore[attr-defined]
+
+
+async def test_watch_last_and_since_replay_the_chosen_past(bus: Bus) -> None:
+    room = unique_room()
+    subject = subjects.stage_visual(room)
+    await bus.publish(subject, chat(room, "old"))
+    await asyncio.sleep(0.05)
+    cut = now_ms() / 1000
+    await bus.publish(subject, chat(room, "newer"))
+    await bus.publish(subject, chat(room, "newest"))
+    last, watch_last = await _collect(bus, subject, "last")
+    since, watch_since = await _collect(bus, subject, cut)
+    async with asyncio.timeout(5):
+        while not (last and len(since) == 2):  # noqa: ASYNC110 - filled by callbacks
+            await asyncio.sleep(0.02)
+    assert last == ["newest"]
+    assert since == ["newer", "newest"]
+    for watch in (watch_last, watch_since):
+        await watch.stop()  # type: ignore[attr-defined]
+
+
+async def test_watch_skips_invalid_payloads_and_survives_handler_errors(bus: Bus) -> None:
+    room = unique_room()
+    subject = subjects.chat_approved(room)
+    seen: list[str] = []
+
+    async def handler(observed) -> None:  # type: ignore[no-untyped-def]
+        seen.append(observed.model.body)
+        if observed.model.body == "boom":
+            raise RuntimeError("handler bug")
+
+    watch = await bus.watch(subject, ChatMessage, handler)
+    await bus.js.publish(subject, b"{not json")
+    await bus.publish(subject, chat(room, "boom"))
+    await bus.publish(subject, chat(room, "fine"))
+    async with asyncio.timeout(5):
+        while len(seen) < 2:  # noqa: ASYNC110 - filled by the subscription callback
+            await asyncio.sleep(0.02)
+    assert seen == ["boom", "fine"]
+    await watch.stop()
+
+
+async def test_history_reads_what_is_stored_since_a_time(bus: Bus) -> None:
+    room = unique_room()
+    subject = subjects.host_spoken(room)
+    await bus.publish(subject, chat(room, "old"))
+    await asyncio.sleep(0.05)
+    cut = now_ms() / 1000
+    for body in ("one", "two", "three"):
+        await bus.publish(subject, chat(room, body))
+    found = await bus.history(subject, ChatMessage, since=cut)
+    assert [o.model.body for o in found] == ["one", "two", "three"]
+    assert all(o.stored_at >= cut - 0.01 for o in found)
+    assert await bus.history(subjects.host_spoken(unique_room()), ChatMessage, since=cut) == []

@@ -14,6 +14,7 @@ import {
   setLogLevel,
 } from "livekit-client";
 import { ApiError, mintToken, type TokenRequest } from "./api";
+import { TRANSCRIPTION_TOPIC, findHost, type HostState } from "./host";
 import {
   decodeJson,
   parseChatPacket,
@@ -91,6 +92,12 @@ export interface SessionHooks {
   /** the host's video now plays in `video` (identity) or there is none (null) */
   onHostVideo?(identity: string | null): void;
   onViewerCount?(count: number): void;
+  /** the host agent's state changed, or it left (null) */
+  onHost?(host: { identity: string; state: HostState; persona: string } | null): void;
+  /** a chunk of the host's spoken words (captions); `segmentId` groups one utterance */
+  onCaption?(segmentId: string, chunk: string): void;
+  /** the utterance `segmentId` is complete */
+  onCaptionEnd?(segmentId: string): void;
   onAudioBlocked?(blocked: boolean): void;
   /** automatic rejoin stopped for good (fatal token error or a final disconnect reason) */
   onGaveUp?(detail: string, err?: unknown): void;
@@ -199,6 +206,7 @@ export class LiveSession {
     if (this.stopped) return;
     const room = new Room({ adaptiveStream: true, dynacast: true });
     this.wire(room);
+    this.readCaptions(room);
     this.room = room;
     try {
       await room.connect(info.url, info.token, { autoSubscribe: true });
@@ -222,6 +230,7 @@ export class LiveSession {
     hooks.onState("connected");
     this.updateViewers();
     this.updateHost();
+    this.updateHostState();
     hooks.onAudioBlocked?.(!room.canPlaybackAudio);
     hooks.onJoined?.(info, this.joinCount++ > 0);
   }
@@ -239,6 +248,7 @@ export class LiveSession {
           hooks.onState("connected");
           this.updateViewers();
           this.updateHost();
+          this.updateHostState();
           if (this.tokenInfo) hooks.onJoined?.(this.tokenInfo, true);
         }
       })
@@ -257,12 +267,18 @@ export class LiveSession {
           hooks.onGaveUp?.(detail);
         }
       })
-      .on(RoomEvent.ParticipantConnected, () => mine() && this.updateViewers())
+      .on(RoomEvent.ParticipantConnected, () => {
+        if (!mine()) return;
+        this.updateViewers();
+        this.updateHostState();
+      })
       .on(RoomEvent.ParticipantDisconnected, () => {
         if (!mine()) return;
         this.updateViewers();
         this.updateHost();
+        this.updateHostState();
       })
+      .on(RoomEvent.ParticipantAttributesChanged, () => mine() && this.updateHostState())
       .on(RoomEvent.TrackSubscribed, (track: RemoteTrack) => {
         if (!mine()) return;
         if (track.kind === Track.Kind.Audio) {
@@ -293,6 +309,35 @@ export class LiveSession {
           if (visual) hooks.onStageVisual?.(visual);
         }
       });
+  }
+
+  /** Captions: the agents' transcription streams, from an AGENT-kind participant only. */
+  private readCaptions(room: Room): void {
+    const { hooks } = this.opts;
+    room.registerTextStreamHandler(TRANSCRIPTION_TOPIC, (reader, sender) => {
+      const from = room.remoteParticipants.get(sender.identity);
+      if (this.room !== room || !from?.isAgent) return;
+      const segmentId = reader.info.attributes?.["lk.segment_id"] || reader.info.id;
+      void (async () => {
+        try {
+          for await (const chunk of reader) {
+            if (this.room !== room) return;
+            hooks.onCaption?.(segmentId, chunk);
+          }
+        } catch {
+          // an aborted stream (the host was interrupted) ends the caption like a finished one
+        }
+        if (this.room === room) hooks.onCaptionEnd?.(segmentId);
+      })();
+    });
+  }
+
+  private updateHostState(): void {
+    const room = this.room;
+    const participants = room ? Array.from(room.remoteParticipants.values()) : [];
+    this.opts.hooks.onHost?.(
+      findHost(participants.map((p) => ({ identity: p.identity, isAgent: p.isAgent, attributes: p.attributes }))),
+    );
   }
 
   private updateViewers(): void {
@@ -326,6 +371,7 @@ export class LiveSession {
   }
 
   private detachAll(room: Room): void {
+    this.opts.hooks.onHost?.(null);
     this.hostTrack?.detach(this.opts.video);
     if (this.hostTrack) {
       this.hostTrack = null;

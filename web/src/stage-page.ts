@@ -5,6 +5,7 @@ import { getConfig } from "./api";
 import { ChromaKeyRenderer, parseChromaParams } from "./chromakey";
 import { byId, delay } from "./dom";
 import { LiveSession, backoffDelay } from "./livekit";
+import { CaptionView, posterInitial, showHostState } from "./host";
 import { StageVisualLayer, parseStagePageParams } from "./stage";
 import type { AppConfig } from "./types";
 
@@ -31,6 +32,12 @@ async function main(): Promise<void> {
   stage.style.height = `${params.height}px`;
   stage.style.setProperty("--stage-h", `${params.height}px`);
   const visuals = new StageVisualLayer(byId("stage-visual"), byId("stage-caption"), { captions: params.captions });
+  // captions=1 also shows the host's words and state over the stage; without it they stay off
+  const captions = params.captions ? new CaptionView(byId("host-captions")) : null;
+  const hostState = byId("host-state");
+  const poster = byId("host-poster");
+  let hostPresent = false;
+  const updatePoster = () => (poster.hidden = !(hostPresent && !stage.dataset.host));
 
   const session = new LiveSession({
     config,
@@ -49,7 +56,20 @@ async function main(): Promise<void> {
         if (identity) stage.dataset.host = identity;
         else delete stage.dataset.host;
         renderer.setVideo(identity ? video : null);
+        updatePoster();
       },
+      onHost: (host) => {
+        hostPresent = host !== null;
+        if (host) stage.dataset.hostState = host.state;
+        else delete stage.dataset.hostState;
+        if (captions) showHostState(hostState, host);
+        byId("host-poster-name").textContent = host?.persona ?? "";
+        byId("host-poster-glyph").textContent = posterInitial(host?.persona);
+        if (!host) captions?.clear();
+        updatePoster();
+      },
+      onCaption: (segment, chunk) => captions?.append(segment, chunk),
+      onCaptionEnd: (segment) => captions?.end(segment),
       onAudioBlocked: (blocked) => {
         // OBS allows autoplay; a normal browser needs one click anywhere.
         if (blocked) document.addEventListener("click", () => void session.startAudio(), { once: true });

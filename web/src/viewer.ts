@@ -14,6 +14,7 @@ import {
   validateDisplayName,
   type Profile,
 } from "./profile";
+import { CaptionView, posterInitial, showHostState } from "./host";
 import { StageVisualLayer } from "./stage";
 import type { AppConfig, ChatMessage } from "./types";
 
@@ -46,11 +47,25 @@ const el = {
   hostVideo: byId<HTMLVideoElement>("host-video"),
   audioSink: byId("audio-sink"),
   enableAudio: byId<HTMLButtonElement>("enable-audio"),
+  hostState: byId("host-state"),
+  hostPoster: byId("host-poster"),
+  hostPosterName: byId("host-poster-name"),
+  hostPosterGlyph: byId("host-poster-glyph"),
+  hostCaptions: byId("host-captions"),
 };
 
 const renderer = new ChromaKeyRenderer(el.canvas, parseChromaParams(new URLSearchParams(location.search)));
 const visuals = new StageVisualLayer(el.visual, el.caption, { captions: true });
 const chat = new ChatView(el.chatList);
+const captions = new CaptionView(el.hostCaptions);
+let hostPresent = false;
+
+/** No host video but a host agent in the room (avatar `none`): show the poster instead. */
+function updatePoster(): void {
+  const poster = hostPresent && !el.stage.dataset.host;
+  el.hostPoster.hidden = !poster;
+  if (hostPresent || el.stage.dataset.host) setPlaceholder("");
+}
 
 let config: AppConfig | null = null;
 let session: LiveSession | null = null;
@@ -146,6 +161,11 @@ function setJoined(joined: boolean): void {
   el.join.disabled = false;
   el.join.textContent = "Join";
   if (!joined) {
+    hostPresent = false;
+    delete el.stage.dataset.hostState;
+    showHostState(el.hostState, null);
+    captions.clear();
+    el.hostPoster.hidden = true;
     setPlaceholder("Join to watch the show");
     visuals.clear();
     el.viewers.textContent = "0";
@@ -177,7 +197,7 @@ async function join(event: SubmitEvent): Promise<void> {
     hooks: {
       onState: (state, detail) => showState(el.state, state, detail),
       onJoined: (_token, rejoin) => {
-        setPlaceholder(el.stage.dataset.host ? "" : "Waiting for the host…");
+        setPlaceholder(el.stage.dataset.host || hostPresent ? "" : "Waiting for the host…");
         void loadHistory(rejoin);
       },
       onChatPacket: (packet) => {
@@ -193,8 +213,22 @@ async function join(event: SubmitEvent): Promise<void> {
         if (identity) el.stage.dataset.host = identity;
         else delete el.stage.dataset.host;
         renderer.setVideo(identity ? el.hostVideo : null);
-        setPlaceholder(identity ? "" : "Waiting for the host…");
+        setPlaceholder(identity || hostPresent ? "" : "Waiting for the host…");
+        updatePoster();
       },
+      onHost: (host) => {
+        hostPresent = host !== null;
+        if (host) el.stage.dataset.hostState = host.state;
+        else delete el.stage.dataset.hostState;
+        showHostState(el.hostState, host);
+        el.hostPosterName.textContent = host?.persona ?? "";
+        el.hostPosterGlyph.textContent = posterInitial(host?.persona);
+        if (!host) captions.clear();
+        updatePoster();
+        if (!host && !el.stage.dataset.host && session?.active) setPlaceholder("Waiting for the host…");
+      },
+      onCaption: (segment, chunk) => captions.append(segment, chunk),
+      onCaptionEnd: (segment) => captions.end(segment),
       onViewerCount: (n) => (el.viewers.textContent = String(n)),
       onAudioBlocked: (blocked) => (el.enableAudio.hidden = !blocked),
       onGaveUp: (detail, err) => {

@@ -1,10 +1,65 @@
-"""Entry point: `python -m host_agent`.
+"""Entry point: `python -m host_agent [start|dev]` (default `start`).
 
-Not built yet beyond its wiring: it connects to NATS, declares the JetStream streams and waits,
-so the stack starts whole and later work fills in the service.
+`start` is production: one process per job (`HOST_EXECUTOR`), `HOST_IDLE_PROCESSES` warm ones.
+`dev` keeps no warm process (a job process starts when a job comes). Logs follow
+LIVESTAGE_LOG_LEVEL in both. Both register the worker
+under `LIVEKIT_AGENT_NAME` with the LiveKit server at `LIVEKIT_URL` and wait for dispatches;
+SIGINT/SIGTERM drain running jobs (at most `HOST_DRAIN_TIMEOUT_S`) and stop.
 """
 
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sys
+
+from host_agent.job import JobConfig
+from host_agent.worker import build_server
 from livestage import service
 
+log = logging.getLogger("host_agent")
+
+USAGE = "usage: python -m host_agent [start|dev]"
+
+
+def main(argv: list[str]) -> int:
+    command = argv[0] if argv else "start"
+    if command not in ("start", "dev") or len(argv) > 1:
+        print(USAGE, file=sys.stderr)
+        return 2
+    devmode = command == "dev"
+    config = JobConfig.from_env()
+
+    async def run(stop: asyncio.Event) -> None:
+        # Jobs connect to NATS themselves; checking it here (and declaring the streams) makes a
+        # NATS problem visible at start rather than at the first viewer.
+        bus = await service.connect_bus("host-agent", stop, config.nats)
+        if bus is None:
+            return
+        await bus.close()
+        server = build_server(config, devmode=devmode)
+        worker = asyncio.create_task(server.run(devmode=devmode))
+        stopped = asyncio.create_task(stop.wait())
+        log.info(
+            "host-agent worker registering as %r with %s",
+            config.livekit.agent_name,
+            config.livekit.url,
+        )
+        await asyncio.wait({worker, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        stopped.cancel()
+        if not worker.done() and config.host.drain_timeout_s > 0:
+            with contextlib.suppress(TimeoutError, asyncio.TimeoutError):
+                await asyncio.wait_for(server.drain(), config.host.drain_timeout_s)
+        await server.aclose()
+        if worker.done() and worker.exception() is not None:
+            raise worker.exception()  # type: ignore[misc]
+        with contextlib.suppress(asyncio.CancelledError):
+            await worker
+
+    service.run("host-agent", run)
+    return 0
+
+
 if __name__ == "__main__":
-    service.run_idle("host-agent")
+    raise SystemExit(main(sys.argv[1:]))

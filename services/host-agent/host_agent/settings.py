@@ -1,9 +1,120 @@
-"""Settings of the host-agent service (prefix `HOST_`)."""
+"""Settings of the host agent (`HOST_*`), beside the shared LiveKit, NATS, OpenAI and Anam ones.
+
+Backends are named here and looked up in the registries of `host_agent.voices`,
+`host_agent.avatars` and `host_agent.tts`; an empty `HOST_VOICE` / `HOST_AVATAR` means "choose
+from the keys": the production backend when its key is set and it is installed, else the local
+one (`resolve_voice` / `resolve_avatar`).
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Literal
+
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PERSONAS_DIR = Path(__file__).resolve().parent / "personas"
+DEFAULT_PERSONA = PERSONAS_DIR / "nova.yaml"
+
+
+class HostSettings(BaseSettings):
+    """The speaking host: backends, persona, job timing, the brain's rules, the worker."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="HOST_", env_file=".env", extra="ignore", env_ignore_empty=True
+    )
+
+    # --- backends ---------------------------------------------------------------------------
+    voice: str = Field(
+        "",
+        description="Voice backend (local, or a production one when installed); empty: "
+        "openai-realtime with OPENAI_API_KEY, else local.",
+    )
+    avatar: str = Field(
+        "",
+        description="Avatar backend (none, local, anam when installed); empty: anam with "
+        "ANAM_API_KEY, else local when installed, else none.",
+    )
+    tts: str = Field(
+        "espeak",
+        description="Local text-to-speech engine for the local voice: espeak (espeak-ng, no "
+        "download) or piper (needs the piper-tts package and HOST_PIPER_MODEL; GPL-3.0).",
+    )
+    espeak_voice: str = Field("en-us", description="espeak-ng voice name, e.g. en-us, en-gb.")
+    espeak_rate_wpm: int = Field(
+        170, ge=80, le=450, description="espeak-ng speaking rate (words per minute)."
+    )
+    espeak_pitch: int = Field(45, ge=0, le=99, description="espeak-ng base pitch (0-99).")
+    piper_model: str = Field(
+        "", description="Path of a Piper voice model (.onnx, its .onnx.json beside it)."
+    )
+
+    # --- persona ----------------------------------------------------------------------------
+    persona_file: Path = Field(
+        DEFAULT_PERSONA,
+        description="Persona file (YAML or TOML: name, voice_style, instructions, greeting).",
+    )
+    persona_dir: Path = Field(
+        PERSONAS_DIR,
+        description="Folder the `persona` control command looks in (<name>.yaml / .toml).",
+    )
+
+    # --- the job ----------------------------------------------------------------------------
+    viewer_wait_s: float = Field(
+        25.0, gt=0, description="How long a new job waits for a first viewer (seconds)."
+    )
+    empty_grace_s: float = Field(
+        60.0, gt=0, description="How long a live job stays with no viewer before it ends (s)."
+    )
+    greet: bool = Field(True, description="Say a short greeting when the first viewer arrives.")
+
+    # --- the brain --------------------------------------------------------------------------
+    batch_window_s: float = Field(
+        0.3,
+        ge=0,
+        description="After the first fresh comment, how long to gather others before answering.",
+    )
+    max_comments: int = Field(2, ge=1, le=4, description="Comments answered in one turn at most.")
+    stale_after_s: float = Field(
+        45.0, gt=0, description="A comment older than this is never answered (seconds)."
+    )
+    idle_after_s: float = Field(
+        20.0, gt=0, description="Quiet spell before an idle monologue about the visual (s)."
+    )
+    memory_s: float = Field(
+        300.0, gt=0, description="How long recent chat and talk stay in the host's memory (s)."
+    )
+    recent_chat_limit: int = Field(
+        12, ge=0, le=100, description="Recent chat lines given to the model as context."
+    )
+    recent_talk_limit: int = Field(
+        6, ge=0, le=50, description="Recent host turns given to the model as context."
+    )
+
+    # --- the worker -------------------------------------------------------------------------
+    executor: Literal["process", "thread"] = Field(
+        "process",
+        description="Job executor: process (production: one process per job) or thread.",
+    )
+    max_jobs: int = Field(
+        4,
+        ge=1,
+        le=64,
+        description="Rooms one worker hosts at once; it refuses dispatches beyond (its load).",
+    )
+    idle_processes: int = Field(
+        1, ge=0, le=8, description="Warm job processes kept ready (process executor)."
+    )
+    health_port: int = Field(
+        8081, ge=0, le=65535, description="Worker health HTTP port (0: any free port)."
+    )
+    drain_timeout_s: int = Field(
+        0,
+        ge=0,
+        description="On SIGTERM, how long running jobs may go on before they are ended "
+        "(seconds; 0: end them at once, the next viewer token brings a host back).",
+    )
 
 
 class LocalAvatarSettings(BaseSettings):
@@ -60,3 +171,21 @@ class LocalAvatarSettings(BaseSettings):
     def background_rgb(self) -> tuple[int, int, int]:
         d = self.background
         return (int(d[0:2], 16), int(d[2:4], 16), int(d[4:6], 16))
+
+
+def resolve_voice(settings: HostSettings, *, openai_key: bool, available: set[str]) -> str:
+    """The voice backend to use: the setting, or production with a key when installed."""
+    if settings.voice:
+        return settings.voice
+    if openai_key and "openai-realtime" in available:
+        return "openai-realtime"
+    return "local"
+
+
+def resolve_avatar(settings: HostSettings, *, anam_key: bool, available: set[str]) -> str:
+    """The avatar backend to use: the setting, anam with a key, local when installed, none."""
+    if settings.avatar:
+        return settings.avatar
+    if anam_key and "anam" in available:
+        return "anam"
+    return "local" if "local" in available else "none"

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from livestage import subjects
-from livestage.bus import Bus, BusUnavailable, Delivery
+from livestage.bus import Bus, BusUnavailable, Delivery, Observed, Watch
 from livestage.schemas import (
     ChatMessage,
     HistoryReply,
@@ -106,7 +106,7 @@ class StageService:
         self.memory: dict[str, _RoomMemory] = {}
         self.loops: dict[str, asyncio.Task[None]] = {}
         self.published: asyncio.Queue[StageVisual] | None = None  # tests may watch this
-        self._subscriptions: list[object] = []
+        self._watches: list[Watch] = []
         self._command_task: asyncio.Task[None] | None = None
         self._chores: set[asyncio.Task[None]] = set()
 
@@ -122,29 +122,25 @@ class StageService:
     # --- start and stop --------------------------------------------------------------------
 
     async def start(self) -> None:
-        replay = self.settings.replay_window_s
-        follow = self.bus.follow
-        self._subscriptions = [
-            await follow(
+        now = self.clock()
+        replay_from = now - self.settings.replay_window_s
+        talk_from = now - self.settings.talk_window_s
+        watch = self.bus.watch
+        self._watches = [
+            await watch(
                 subjects.all_rooms("room", "presence"),
                 PresenceEvent,
                 self._on_presence,
-                since_s=replay,
+                start=replay_from,
             ),
-            await follow(
-                subjects.all_rooms("host", "job"), HostJobEvent, self._on_job, since_s=replay
+            await watch(
+                subjects.all_rooms("host", "job"), HostJobEvent, self._on_job, start=replay_from
             ),
-            await follow(
-                subjects.all_rooms("host", "spoken"),
-                SpokenTurn,
-                self._on_spoken,
-                since_s=self.settings.talk_window_s,
+            await watch(
+                subjects.all_rooms("host", "spoken"), SpokenTurn, self._on_spoken, start=talk_from
             ),
-            await follow(
-                subjects.all_rooms("chat", "approved"),
-                ChatMessage,
-                self._on_chat,
-                since_s=self.settings.talk_window_s,
+            await watch(
+                subjects.all_rooms("chat", "approved"), ChatMessage, self._on_chat, start=talk_from
             ),
         ]
         consumer = await self.bus.consumer(
@@ -158,9 +154,9 @@ class StageService:
         self._command_task = asyncio.create_task(consumer.run(self._on_command, batch=1))
 
     async def stop(self) -> None:
-        for subscription in self._subscriptions:
+        for running in self._watches:
             with contextlib.suppress(Exception):
-                await subscription.unsubscribe()  # type: ignore[attr-defined]
+                await running.stop()
         tasks = [
             *self.loops.values(),
             *self._chores,
@@ -173,19 +169,19 @@ class StageService:
 
     # --- events ------------------------------------------------------------------------------
 
-    async def _on_presence(self, event: PresenceEvent) -> None:
-        self.tracker.apply_presence(event)
+    async def _on_presence(self, observed: Observed[PresenceEvent]) -> None:
+        self.tracker.apply_presence(observed.model)
         self._sync_loops()
 
-    async def _on_job(self, event: HostJobEvent) -> None:
-        self.tracker.apply_job(event)
+    async def _on_job(self, observed: Observed[HostJobEvent]) -> None:
+        self.tracker.apply_job(observed.model)
         self._sync_loops()
 
-    async def _on_spoken(self, turn: SpokenTurn) -> None:
-        self._memory(turn.room).talk.append(turn)
+    async def _on_spoken(self, observed: Observed[SpokenTurn]) -> None:
+        self._memory(observed.model.room).talk.append(observed.model)
 
-    async def _on_chat(self, message: ChatMessage) -> None:
-        self._memory(message.room).chat.append(message)
+    async def _on_chat(self, observed: Observed[ChatMessage]) -> None:
+        self._memory(observed.model.room).chat.append(observed.model)
 
     def _sync_loops(self) -> None:
         active = self.tracker.active_rooms()

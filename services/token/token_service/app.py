@@ -27,6 +27,7 @@ from . import (
     routes_media,
     routes_operator_bans,
     routes_operator_chat,
+    routes_operator_host,
     routes_operator_stage,
     routes_ops,
     routes_viewer,
@@ -130,6 +131,7 @@ def create_app(
     app.include_router(operator.router)
     app.include_router(routes_operator_chat.router)
     app.include_router(routes_operator_bans.router)
+    app.include_router(routes_operator_host.router)
     app.include_router(routes_operator_stage.router)
     app.include_router(routes_media.router)
     mount_docs(app)

@@ -1,0 +1,23 @@
+"""`none`: no avatar video. The host agent publishes its audio itself; pages show a poster."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from livekit import rtc
+from livekit.agents import AgentSession
+
+from host_agent.persona import Persona
+from host_agent.settings import HostSettings
+
+
+class NoAvatar:
+    async def start(self, agent_session: AgentSession[Any], room: rtc.Room) -> None:
+        return None
+
+    async def aclose(self) -> None:
+        return None
+
+
+def no_avatar(settings: HostSettings, persona: Persona) -> NoAvatar:
+    return NoAvatar()

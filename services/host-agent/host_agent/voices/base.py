@@ -1,0 +1,84 @@
+"""The base of every voice backend: what the host speaks with.
+
+A voice backend gives the job the model parts of its `AgentSession` (`llm=` and, for
+pipelines, `tts=`), and carries out turns: `start_turn` asks the model for one turn described by
+a `Prompt` (with the brain's `TurnPlan` attached for backends that read it directly, like the
+house brain), and `say` speaks words verbatim. Both return the session's `SpeechHandle`.
+
+Backends are files beside this one (`local.py`; the production `openai_realtime.py` and
+`pipeline.py` slot in the same way) registered in `host_agent.voices.REGISTRY` under the name
+`HOST_VOICE` selects. A backend that cannot start raises `BackendUnavailable` with the reason,
+so the job can fall back to the local one.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from livekit.agents import AgentSession, llm, tts
+from livekit.agents.voice import SpeechHandle
+
+from host_agent.brain import TurnPlan
+from host_agent.persona import Persona
+from host_agent.prompt import Prompt
+from host_agent.settings import HostSettings
+
+PLAN_KEY = "livestage.turn_plan"
+"""Key of the `TurnPlan` in the extra of each turn's user message."""
+
+
+@dataclass
+class SessionParts:
+    """What the backend contributes to `AgentSession(...)`."""
+
+    llm: llm.LLM | llm.RealtimeModel
+    tts: tts.TTS | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    """Further AgentSession keyword arguments (e.g. use_tts_aligned_transcript=True)."""
+
+
+class VoiceBackend(ABC):
+    name: ClassVar[str]
+
+    def __init__(self, settings: HostSettings, persona: Persona) -> None:
+        self.settings = settings
+        self.persona = persona
+
+    @abstractmethod
+    def session_parts(self) -> SessionParts:
+        """Build the model parts (may raise BackendUnavailable)."""
+
+    def start_turn(self, session: AgentSession, prompt: Prompt, plan: TurnPlan) -> SpeechHandle:
+        """Ask the model for one turn. The plan rides along in the user message's extra."""
+        message = llm.ChatMessage(role="user", content=[prompt.user_text], extra={PLAN_KEY: plan})
+        return session.generate_reply(
+            user_input=message, instructions=prompt.turn_instructions, allow_interruptions=True
+        )
+
+    def say(self, session: AgentSession, text: str) -> SpeechHandle:
+        """Speak `text` verbatim (pipelines: straight to the TTS)."""
+        return session.say(text, allow_interruptions=True)
+
+    def set_persona(self, persona: Persona) -> None:
+        self.persona = persona
+
+    @property
+    def usage(self) -> dict[str, float]:
+        """Counted usage for the job's end event (tokens, audio seconds, estimated spend)."""
+        return {}
+
+    async def aclose(self) -> None:
+        """Release what the backend holds (connections, models)."""
+        return None
+
+
+def plan_of(chat_ctx: llm.ChatContext) -> TurnPlan | None:
+    """The TurnPlan of the latest turn in `chat_ctx`, if the job attached one."""
+    for item in reversed(chat_ctx.items):
+        if isinstance(item, llm.ChatMessage) and item.role == "user":
+            plan = item.extra.get(PLAN_KEY)
+            if isinstance(plan, TurnPlan):
+                return plan
+    return None

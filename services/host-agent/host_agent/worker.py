@@ -1,0 +1,75 @@
+"""The LiveKit Agents worker: one `AgentServer` registered under `LIVEKIT_AGENT_NAME`.
+
+Explicit dispatch only (a non-empty agent name): the edge dispatches one host per room. Each job
+runs `entrypoint` in its own process in production (`HOST_EXECUTOR=process`, warm processes
+prepared by `prewarm`), or in a thread (tests). `prewarm` runs in each job process: it loads the
+settings, sets up telemetry there (metrics are recorded in the job process) and warms the TTS.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy
+from livekit.agents import AgentServer, JobContext, JobExecutorType, JobProcess
+
+from host_agent.job import HostJob, JobConfig
+from host_agent.persona import load_persona
+from livestage.telemetry import setup_telemetry
+
+log = logging.getLogger(__name__)
+
+CONFIG_KEY = "livestage.job_config"
+_telemetry: Any = None
+
+
+def prewarm(proc: JobProcess) -> None:
+    """Runs once in each job process before its job: settings, telemetry, a warm TTS."""
+    global _telemetry
+    if _telemetry is None:
+        _telemetry = setup_telemetry("host-agent")
+    config = proc.userdata.get(CONFIG_KEY)
+    if config is None:
+        config = JobConfig.from_env()
+        proc.userdata[CONFIG_KEY] = config
+    load_persona(config.host.persona_file)  # fail here, loudly, on a broken persona file
+    if config.host.tts == "espeak":
+        from host_agent.tts.espeak import EspeakEngine
+
+        EspeakEngine(config.host.espeak_voice).synthesize("ready")
+    # the caption synchroniser's first FFT is slow to set up; not on the job's event loop
+    numpy.fft.rfft(numpy.zeros(512, dtype=numpy.float32))
+
+
+async def entrypoint(ctx: JobContext) -> None:
+    config = ctx.proc.userdata.get(CONFIG_KEY) or JobConfig.from_env()
+    await HostJob(ctx, config).start()
+
+
+def build_server(config: JobConfig, *, devmode: bool = False) -> AgentServer:
+    """The worker for `config` (thread executor: jobs share this process and `config`)."""
+    host = config.host
+    thread = host.executor == "thread"
+
+    def setup_in_thread(proc: JobProcess) -> None:
+        proc.userdata[CONFIG_KEY] = config
+        prewarm(proc)
+
+    server = AgentServer(
+        job_executor_type=JobExecutorType.THREAD if thread else JobExecutorType.PROCESS,
+        setup_fnc=setup_in_thread if thread else prewarm,
+        num_idle_processes=0 if devmode and not thread else host.idle_processes,
+        ws_url=config.livekit.url,
+        api_key=config.livekit.api_key,
+        api_secret=config.livekit.api_secret.get_secret_value(),
+        port=host.health_port,
+        host="127.0.0.1",
+        drain_timeout=host.drain_timeout_s,
+        # The load is the share of HOST_MAX_JOBS in use, not the machine's CPU: on a shared or
+        # busy machine a CPU-based load refuses every dispatch and no room gets a host.
+        load_fnc=lambda worker: len(worker.active_jobs) / host.max_jobs,
+        load_threshold=1.0 - 0.5 / host.max_jobs,
+    )
+    server.rtc_session(entrypoint, agent_name=config.livekit.agent_name)
+    return server

@@ -1,0 +1,80 @@
+"""A backend that cannot start does not leave viewers without a host: the job logs why, counts
+it (`livestage.host.backend_fallbacks`) and goes on with the local voice / the local avatar."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+from livekit import rtc
+from livekit.agents import AgentSession
+
+from host_agent import avatars, voices
+from host_agent.errors import BackendUnavailable
+from host_agent.voices.base import SessionParts, VoiceBackend
+from livestage import metrics, subjects
+
+from .conftest import (
+    HostWorker,
+    Recorder,
+    command,
+    metric_total,
+    running_worker,
+    unique_room,
+    until,
+)
+
+
+class BrokenVoice(VoiceBackend):
+    name = "broken-voice"
+
+    def session_parts(self) -> SessionParts:
+        raise BackendUnavailable("401 from the model API (test double)")
+
+
+class BrokenAvatar:
+    def __init__(self, settings: object, persona: object) -> None:
+        pass
+
+    async def start(self, agent_session: AgentSession, room: rtc.Room) -> None:
+        raise BackendUnavailable("the avatar never published video (test double)")
+
+    async def aclose(self) -> None:
+        return None
+
+
+@pytest.fixture
+async def broken_worker(livekit_server, nats_server) -> AsyncIterator[HostWorker]:  # type: ignore[no-untyped-def]
+    voices.REGISTRY[BrokenVoice.name] = BrokenVoice
+    avatars.REGISTRY["broken-avatar"] = BrokenAvatar
+    try:
+        async with running_worker(
+            livekit_server, nats_server, voice="broken-voice", avatar="broken-avatar"
+        ) as worker:
+            yield worker
+    finally:
+        del voices.REGISTRY[BrokenVoice.name], avatars.REGISTRY["broken-avatar"]
+
+
+async def test_a_backend_that_cannot_start_falls_back_to_local(
+    broken_worker: HostWorker, bus, viewers
+) -> None:  # type: ignore[no-untyped-def]
+    room = unique_room()
+    recorder = await Recorder().start(bus, room)
+    voice_before = metric_total(metrics.BACKEND_FALLBACKS.name, kind="voice")
+    avatar_before = metric_total(metrics.BACKEND_FALLBACKS.name, kind="avatar")
+    await broken_worker.dispatch(room)
+    viewer = await viewers(room)
+    await until(lambda: "live" in recorder.job_events(), 20, "the job to go live")
+    live = next(e for e in recorder.jobs if e.event == "live")
+    assert (live.voice, live.avatar) == ("local", "local")  # broken avatar -> the drawn one
+    assert (
+        metric_total(metrics.BACKEND_FALLBACKS.name, kind="voice", backend="broken-voice")
+        == voice_before + 1
+    )
+    assert metric_total(metrics.BACKEND_FALLBACKS.name, kind="avatar") == avatar_before + 1
+
+    started = time.time()
+    await bus.publish(subjects.host_control(room), command(room, "say", "Still here, all good."))
+    await until(lambda: viewer.audio.loud_since(started), 15, "the fallback voice at the viewer")

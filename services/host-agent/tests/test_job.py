@@ -1,0 +1,209 @@
+"""A dispatched host job against real livekit-server and NATS, heard by real rtc viewers.
+
+The worker (thread executor, local voice: house brain + espeak-ng, avatar `none`) is shared by
+the module; every test uses a fresh room.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import wave
+from pathlib import Path
+
+import numpy as np
+
+from livestage import metrics, subjects
+from livestage.schemas import StageVisual, new_id, now_ms
+
+from .conftest import (
+    Recorder,
+    chat_message,
+    command,
+    metric_total,
+    unique_room,
+    until,
+)
+
+
+async def test_a_job_without_viewers_ends_within_the_wait(host_worker, bus) -> None:
+    room = unique_room()
+    recorder = await Recorder().start(bus, room)
+    started = time.monotonic()
+    await host_worker.dispatch(room)
+    await until(lambda: recorder.ended() is not None, 15, "the job's end event")
+    ended = recorder.ended()
+    assert ended is not None and ended.reason == "no_viewer"
+    assert recorder.job_events() == ["started", "ended"]
+    # 3 s wait (shortened by HOST_VIEWER_WAIT_S) plus dispatch and connect time
+    assert time.monotonic() - started < 3 + 8
+
+
+async def test_chat_gets_a_spoken_reply_naming_its_author_once(
+    host_worker, bus, viewers, tmp_path: Path
+) -> None:
+    room = unique_room()
+    recorder = await Recorder().start(bus, room)
+    latencies_before = metric_total(metrics.HOST_REACTION_LATENCY.name)
+    replies_before = metric_total(metrics.HOST_TURNS.name, kind="reply")
+    await host_worker.dispatch(room)
+    viewer = await viewers(room)
+    await until(lambda: "live" in recorder.job_events(), 20, "the job to go live")
+    await until(lambda: viewer.host_state() == "idle", 10, "the host's idle state")
+
+    message = chat_message(room, "Ada", "What is on the screen tonight?")
+    sent_at = time.time()
+    await bus.publish(subjects.chat_approved(room), message)
+    # a second copy that JetStream stores too (another Nats-Msg-Id): the host must drop it
+    await bus.publish(subjects.chat_approved(room), message, msg_id=new_id())
+    await until(lambda: recorder.spoken, 20, "the spoken reply on host.spoken")
+
+    turn = recorder.spoken[0]
+    assert turn.reply_to == [message.id] and turn.kind == "reply"
+    assert "Ada" in turn.text
+    assert turn.speaker_name == "Nova" and turn.speaker_identity.startswith("agent")
+    first_loud = viewer.audio.first_loud_after(sent_at)
+    assert first_loud is not None, "the viewer heard nothing"
+    loud = viewer.audio.loud_since(sent_at)
+    assert len(loud) > 50  # > 0.5 s of 10 ms frames with speech energy
+
+    # captions reached the viewer as a transcription stream from the host, in words of the turn
+    await until(lambda: viewer.caption_streams, 10, "the caption stream to end")
+    assert "Ada" in viewer.caption_text()
+
+    # the same message again, later (stored again: a redelivery after the answer)
+    await bus.publish(subjects.chat_approved(room), message, msg_id=new_id())
+    await asyncio.sleep(1.5)
+    assert [t.reply_to for t in recorder.spoken] == [[message.id]]
+
+    # listen to it: save what the viewer received and check it is speech-like
+    pcm = np.frombuffer(viewer.audio.pcm(), dtype=np.int16)
+    path = tmp_path / "host.wav"
+    with wave.open(str(path), "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(viewer.audio.sample_rate)
+        wav.writeframes(pcm.tobytes())
+    rate = viewer.audio.sample_rate
+    window = rate // 20  # 50 ms
+    frames = pcm[: len(pcm) // window * window].astype(np.float64).reshape(-1, window)
+    voiced = np.sqrt(np.mean(frames**2, axis=1)) > 300
+    assert voiced.sum() * 0.05 > 1.5  # over 1.5 s of voiced speech
+    bursts = int((np.diff(np.concatenate([[0], voiced.astype(int)])) == 1).sum())
+    assert bursts >= 2, "speech has pauses between phrases, not one flat tone"
+
+    # and it was counted: reaction latency and a reply turn (livestage.metrics specs)
+    assert metric_total(metrics.HOST_REACTION_LATENCY.name) == latencies_before + 1
+    assert metric_total(metrics.HOST_TURNS.name, kind="reply") == replies_before + 1
+
+
+async def test_say_is_spoken_verbatim_and_skip_stops_it_at_once(host_worker, bus, viewers) -> None:
+    room = unique_room()
+    recorder = await Recorder().start(bus, room)
+    await host_worker.dispatch(room)
+    viewer = await viewers(room)
+    await until(lambda: "live" in recorder.job_events(), 20, "the job to go live")
+
+    words = "This is the operator speaking. Stay tuned for the next segment."
+    await bus.publish(subjects.host_control(room), command(room, "say", words))
+    await until(lambda: recorder.spoken, 20, "the said turn")
+    assert recorder.spoken[0].text == words and recorder.spoken[0].kind == "say"
+
+    long_text = " ".join(["This sentence keeps going so that there is time to skip it."] * 6)
+    started = time.time()
+    await bus.publish(subjects.host_control(room), command(room, "say", long_text))
+    await until(lambda: viewer.audio.loud_since(started + 0.5), 15, "the long speech to play")
+    skip_at = time.time()
+    await bus.publish(subjects.host_control(room), command(room, "skip"))
+    await until(lambda: len(recorder.spoken) >= 2, 10, "the skipped turn")
+    await asyncio.sleep(1.0)
+    last_loud = max(viewer.audio.loud_since(started))
+    assert last_loud - skip_at < 0.3, f"speech went on {last_loud - skip_at:.3f} s after skip"
+    skipped = recorder.spoken[1]
+    assert skipped.interrupted and len(skipped.text) < len(long_text)
+    assert long_text.startswith(skipped.text.rstrip(" ."))  # what was heard, verbatim
+    assert viewer.host_state() == "idle"
+    assert metric_total(metrics.HOST_INTERRUPTIONS.name, cause="skip") >= 1
+
+
+async def test_pause_resume_persona_and_state_attribute(host_worker, bus, viewers) -> None:
+    room = unique_room()
+    recorder = await Recorder().start(bus, room)
+    await host_worker.dispatch(room)
+    viewer = await viewers(room)
+    await until(lambda: "live" in recorder.job_events(), 20, "the job to go live")
+    await bus.publish(subjects.host_control(room), command(room, "pause"))
+    await until(lambda: viewer.host_state() == "paused", 5, "the paused state")
+    message = chat_message(room, "Bob", "hello?")
+    await bus.publish(subjects.chat_approved(room), message)
+    await asyncio.sleep(1.0)
+    assert recorder.spoken == []  # paused: nothing on its own initiative
+    seen_states: set[str] = set()
+    viewer.room.on(
+        "participant_attributes_changed",
+        lambda changed, participant: seen_states.add(changed.get("livestage.host.state", "")),
+    )
+    await bus.publish(subjects.host_control(room), command(room, "resume"))
+    await until(lambda: recorder.spoken, 15, "the reply after resume")
+    assert recorder.spoken[0].reply_to == [message.id]
+    assert {"speaking"} <= seen_states
+
+    # persona switch: the host's name in its attributes and in what it says from now on
+    await bus.publish(subjects.host_control(room), command(room, "persona", "nobody"))  # refused
+    await bus.publish(subjects.host_control(room), command(room, "persona", "sage"))
+    await until(
+        lambda: (
+            (h := viewer.host()) is not None
+            and h.attributes.get("livestage.host.persona") == "Sage"
+        ),
+        5,
+        "the persona attribute",
+    )
+    await bus.publish(subjects.host_control(room), command(room, "say", "Good evening."))
+    await until(lambda: len(recorder.spoken) >= 2, 15, "a turn as Sage")
+    assert recorder.spoken[1].speaker_name == "Sage"
+
+
+async def test_visuals_are_relayed_and_sent_to_late_viewers(host_worker, bus, viewers) -> None:
+    room = unique_room()
+    recorder = await Recorder().start(bus, room)
+    await host_worker.dispatch(room)
+    first = await viewers(room)
+    await until(lambda: "live" in recorder.job_events(), 20, "the job to go live")
+    visual = StageVisual(
+        id=new_id(),
+        room=room,
+        kind="backdrop",
+        url="/assets/backdrop.png",
+        title="Aurora over the fjord",
+        summary="Green light over dark water.",
+        topic="auroras",
+        created_at=now_ms(),
+        expires_at=now_ms() + 600_000,
+    )
+    await bus.publish(subjects.stage_visual(room), visual)
+    await until(lambda: first.stage_packets(), 10, "the relayed visual")
+    assert first.stage_packets()[0]["id"] == visual.id
+    late = await viewers(room)
+    await until(lambda: late.stage_packets(), 10, "the visual sent to a late viewer")
+    assert late.stage_packets()[0]["title"] == "Aurora over the fjord"
+
+
+async def test_the_job_ends_after_the_last_viewer_leaves_and_the_grace(
+    host_worker, bus, viewers
+) -> None:
+    room = unique_room()
+    recorder = await Recorder().start(bus, room)
+    await host_worker.dispatch(room)
+    viewer = await viewers(room)
+    await until(lambda: "live" in recorder.job_events(), 20, "the job to go live")
+    left_at = time.monotonic()
+    await viewer.leave()
+    await until(lambda: recorder.ended() is not None, 15, "the job's end")
+    ended = recorder.ended()
+    assert ended is not None and ended.reason == "viewers_left"
+    assert time.monotonic() - left_at >= 2.0  # the grace (HOST_EMPTY_GRACE_S=2) passed first
+    assert ended.voice == "local" and ended.avatar == "none"
+    assert "speaking_s" in ended.usage
+    assert metric_total(metrics.AGENT_JOBS_ENDED.name, reason="viewers_left") >= 1
+    assert metric_total(metrics.AGENT_JOBS_STARTED.name) >= 2
