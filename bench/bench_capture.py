@@ -8,7 +8,7 @@
    with the stage producer's capture work running in a process of its own
    (`bench.capture_load`, one capture at a time as in production). Goal: within 10%.
 
-    python -m bench capture        # BENCH_CAPTURES=15, BENCH_ROUNDS=12 by default
+    python -m bench capture        # BENCH_CAPTURES=15, BENCH_ROUNDS=12, BENCH_HOST_AVATAR=local
 """
 
 from __future__ import annotations
@@ -85,7 +85,7 @@ async def capture_times(count: int) -> dict[str, Any]:
     }
 
 
-async def reaction_with_and_without_captures(rounds: int) -> dict[str, Any]:
+async def reaction_with_and_without_captures(rounds: int, avatar: str) -> dict[str, Any]:
     try:
         from bench import bench_reaction
         from tests.support.infra import LiveKitServer, NatsServer
@@ -93,7 +93,7 @@ async def reaction_with_and_without_captures(rounds: int) -> dict[str, Any]:
         return {"skipped": f"the host agent's reaction bench is not available here: {error}"}
     results: dict[str, Any] = {}
     with NatsServer() as nats, LiveKitServer() as livekit:
-        results["without_captures"] = await bench_reaction._measure(nats, livekit, rounds, "none")
+        results["without_captures"] = await bench_reaction._measure(nats, livekit, rounds, avatar)
         load = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
@@ -104,7 +104,7 @@ async def reaction_with_and_without_captures(rounds: int) -> dict[str, Any]:
         )
         try:
             await asyncio.sleep(3)  # the load's browser is up and capturing
-            results["with_captures"] = await bench_reaction._measure(nats, livekit, rounds, "none")
+            results["with_captures"] = await bench_reaction._measure(nats, livekit, rounds, avatar)
         finally:
             load.terminate()
             output, _ = await asyncio.wait_for(load.communicate(), 20)
@@ -137,5 +137,7 @@ async def run() -> dict[str, Any]:
     return {
         "machine": {"cpus": os.cpu_count(), "loadavg_at_start": [round(x, 2) for x in load]},
         "capture": await capture_times(captures),
-        "host_reaction": await reaction_with_and_without_captures(rounds),
+        "host_reaction": await reaction_with_and_without_captures(
+            rounds, os.environ.get("BENCH_HOST_AVATAR", "local")
+        ),
     }
