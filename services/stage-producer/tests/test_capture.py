@@ -9,7 +9,7 @@ import dataclasses
 import io
 
 import pytest
-from PIL import Image, ImageStat
+from PIL import Image, ImageChops, ImageStat
 
 from stage_producer.capture.browser import CaptureBrowser, CaptureError, CaptureRefused
 from stage_producer.capture.webm import read_webm
@@ -87,25 +87,47 @@ async def test_a_clip_is_a_playable_webm_of_the_expected_length(
                 v.onloadeddata = ok;
                 v.onerror = () => fail(String(v.error?.message));
               });
-              const meta = { duration: v.duration, width: v.videoWidth, height: v.videoHeight };
-              v.currentTime = 4;
-              await new Promise((ok) => { v.onseeked = ok; });
-              const c = document.createElement("canvas"); c.width = 320; c.height = 180;
-              c.getContext("2d").drawImage(v, 0, 0, 320, 180);
-              const url = c.toDataURL("image/png");
-              v.currentTime = 0;
+              const meta = { duration: v.duration, width: v.videoWidth, height: v.videoHeight,
+                             seekableEnd: v.seekable.length ? v.seekable.end(0) : 0 };
+              const grab = async (t) => {
+                v.currentTime = t;
+                await new Promise((ok) => { v.onseeked = ok; });
+                const c = document.createElement("canvas"); c.width = 320; c.height = 180;
+                c.getContext("2d").drawImage(v, 0, 0, 320, 180);
+                return [v.currentTime, c.toDataURL("image/png")];
+              };
+              const [early, first] = await grab(0.5);
+              const [middle, frame] = await grab(4);
+              // loop: from just before the end, playback wraps round to the start
+              v.loop = true;
+              await grab(v.duration - 0.3);
               await v.play();
-              await new Promise((ok) => setTimeout(ok, 600));
-              return { ...meta, frame: url, playedTo: v.currentTime, paused: v.paused };
+              const wrapped = await new Promise((ok) => {
+                const started = performance.now();
+                const tick = () => {
+                  if (v.currentTime < 1 && performance.now() - started > 100) ok(true);
+                  else if (performance.now() - started > 5000) ok(false);
+                  else setTimeout(tick, 20);
+                };
+                tick();
+              });
+              return { ...meta, early, middle, first, frame, wrapped, paused: v.paused };
             }"""
         )
     finally:
         await page.context.close()
     assert result["duration"] == pytest.approx(expected, abs=0.05)
+    assert result["seekableEnd"] == pytest.approx(expected, abs=0.1)  # seekable, so it can loop
     assert (result["width"], result["height"]) == (1280, 720)
-    assert result["playedTo"] > 0.2 and not result["paused"]
-    frame = Image.open(io.BytesIO(base64.b64decode(result["frame"].split(",", 1)[1])))
-    assert_not_blank(frame)
+    assert (result["early"], result["middle"]) == (0.5, 4)
+    assert result["wrapped"] and not result["paused"]
+    first, middle = (
+        Image.open(io.BytesIO(base64.b64decode(result[key].split(",", 1)[1]))).convert("RGB")
+        for key in ("first", "frame")
+    )
+    assert_not_blank(middle)
+    # the camera moved down the page between 0.5 s and 4 s
+    assert max(ImageStat.Stat(ImageChops.difference(first, middle)).mean) > 10
 
 
 async def test_a_page_that_never_answers_hits_the_time_limit(

@@ -20,6 +20,7 @@ import contextlib
 import dataclasses
 import io
 import logging
+import re
 import time
 from collections.abc import Awaitable
 from dataclasses import dataclass
@@ -391,11 +392,27 @@ class CaptureBrowser:
         async def route(route: Any) -> None:
             url = route.request.url
             path = "/" + url.removeprefix(origin + "/") if url.startswith(origin + "/") else None
-            if path is not None and path in served:
-                body, content_type = served[path]
-                await route.fulfill(body=body, content_type=content_type)
-            else:
+            if path is None or path not in served:
                 await route.abort()
+                return
+            body, content_type = served[path]
+            wanted = re.fullmatch(r"bytes=(\d*)-(\d*)", route.request.headers.get("range", ""))
+            if wanted and (wanted.group(1) or wanted.group(2)):  # as a file server would
+                first = int(wanted.group(1) or 0)
+                last = min(int(wanted.group(2) or len(body) - 1), len(body) - 1)
+                await route.fulfill(
+                    status=206,
+                    body=body[first : last + 1],
+                    content_type=content_type,
+                    headers={
+                        "Accept-Ranges": "bytes",
+                        "Content-Range": f"bytes {first}-{last}/{len(body)}",
+                    },
+                )
+                return
+            await route.fulfill(
+                body=body, content_type=content_type, headers={"Accept-Ranges": "bytes"}
+            )
 
         await context.route("**/*", route)
         page = await context.new_page()
