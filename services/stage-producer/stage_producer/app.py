@@ -229,7 +229,7 @@ class StageService:
             if plan.pinned_needs_refresh(self.now_ms()):
                 fresh = self.factory.reissue(plan.pinned)
                 plan.pin(fresh)
-                await self._publish(fresh)
+                await self._publish(fresh, new=False)
                 return fresh
             return None
         choice = await self._pick(room, plan)
@@ -284,10 +284,11 @@ class StageService:
             log.debug("history.recent.%s did not answer (%s); using chat seen here", room, error)
             return list(self._memory(room).chat)[-self.settings.history_limit :]
 
-    async def _publish(self, visual: StageVisual) -> None:
+    async def _publish(self, visual: StageVisual, *, new: bool = True) -> None:
+        """Publish `visual`; `new=False` for a re-signed copy (it does not reset the schedule)."""
         await self.bus.publish(subjects.stage_visual(visual.room), visual)
-        plan = self.plan(visual.room)
-        plan.made(visual, self.now_ms())
+        if new:
+            self.plan(visual.room).made(visual, self.now_ms())
         visuals = self._memory(visual.room).visuals
         visuals[visual.id] = visual
         while len(visuals) > 100:

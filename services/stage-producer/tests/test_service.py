@@ -129,6 +129,7 @@ async def make_stage(
             store=store,
             signer=signer,
             ttl_s=config.visual_ttl_s,
+            clock=clock,
         )
         service = StageService(
             config, bus, factory, KeywordPicker(), sources, clock=clock,
@@ -277,14 +278,23 @@ async def test_operator_commands_capture_backdrop_pin_and_unpin(make_stage, test
     )
     assert refused is None
 
+    stale = command(room, "backdrop", prompt="Old news").model_copy(
+        update={"created_at": now_ms() - 10 * 60_000}
+    )
+    assert await service.handle_command(stale) is None  # older than STAGE_COMMAND_MAX_AGE_S
+
     await service.handle_command(command(room, "pin", visual_id=captured.id))
     assert service.plan(room).pinned == captured
+    stage.clock.now += 700  # within the last quarter of the visual's 900 s: re-signed now
+    refreshed = await service.step(room)
+    assert refreshed is not None and service.plan(room).pinned == refreshed
+    assert refreshed.title == captured.title and refreshed.id != captured.id
+    assert refreshed.url.split("?")[0] == captured.url.split("?")[0]  # same asset...
+    assert refreshed.expires_at == captured.expires_at + 700_000  # ...signed for later
     stage.clock.now += 3600
-    assert await service.step(room) is None or service.plan(room).pinned.url != captured.url  # type: ignore[union-attr]
-    refreshed = service.plan(room).pinned
-    assert refreshed is not None and refreshed.title == captured.title
-    assert refreshed.url.split("?")[0] == captured.url.split("?")[0]  # same asset, re-signed
-    await service.handle_command(command(room, "unpin"))
+    assert (await service.step(room)).id != refreshed.id  # type: ignore[union-attr]
+    unpin = command(room, "unpin").model_copy(update={"created_at": int(stage.clock.now * 1000)})
+    await service.handle_command(unpin)
     after = await service.step(room)
     assert after is not None and after.id != captured.id
 
