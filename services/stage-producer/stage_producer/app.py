@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from livestage import subjects
-from livestage.bus import Bus, BusUnavailable, Delivery, Observed, Watch
+from livestage.bus import Bus, BusUnavailable, Consumer, Delivery, Observed, Watch
 from livestage.schemas import (
     ChatMessage,
     HistoryReply,
@@ -108,6 +108,7 @@ class StageService:
         self.published: asyncio.Queue[StageVisual] | None = None  # tests may watch this
         self._watches: list[Watch] = []
         self._command_task: asyncio.Task[None] | None = None
+        self._commands: Consumer[StageCommand] | None = None
         self._chores: set[asyncio.Task[None]] = set()
 
     def now_ms(self) -> int:
@@ -151,6 +152,7 @@ class StageService:
             only_new=True,
             backoff_s=(float(self.settings.capture_timeout_s) * 3, 60.0),
         )
+        self._commands = consumer
         self._command_task = asyncio.create_task(consumer.run(self._on_command, batch=1))
 
     async def stop(self) -> None:
@@ -166,6 +168,13 @@ class StageService:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self.loops.clear()
+        if self._commands is not None:
+            # Before the drain in bus.close(): a pull subscription's queue never reports itself
+            # drained, so the drain would wait out its timeout (and outlast a Procfile runner's
+            # patience at `make run`'s Ctrl-C).
+            with contextlib.suppress(Exception):
+                await self._commands.unsubscribe()
+            self._commands = None
 
     # --- events ------------------------------------------------------------------------------
 

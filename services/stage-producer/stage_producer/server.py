@@ -69,7 +69,13 @@ class AssetServer:
 
     def __init__(self, app: Starlette, host: str, port: int) -> None:
         config = uvicorn.Config(
-            app, host=host, port=port, log_level="warning", server_header=False, lifespan="off"
+            app,
+            host=host,
+            port=port,
+            log_level="warning",
+            server_header=False,
+            lifespan="off",
+            timeout_graceful_shutdown=2,  # a viewer mid-clip must not hold up a stop
         )
         self.server = _QuietServer(config)
         self._task: asyncio.Task[None] | None = None
