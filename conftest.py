@@ -84,3 +84,29 @@ def fresh_redis() -> Iterator[Callable[..., RedisServer]]:
 @pytest.fixture
 def fresh_livekit() -> Iterator[Callable[..., LiveKitServer]]:
     yield from _factory(LiveKitServer)
+
+
+# The LiveKit client's native library (livekit-rtc's FFI) can panic in its own tokio threads
+# while the interpreter tears down ("panic in a function that cannot unwind", SIGABRT), which
+# turned a run whose every test passed into exit status 134. Once pytest has reported and every
+# other plugin has finished, leave with the session's own status instead of running that
+# teardown. Session-scoped servers are stopped by then (fixture finalizers run before this).
+_exit_status: int | None = None
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    global _exit_status
+    _exit_status = int(exitstatus)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _exit_status is None or os.environ.get("LIVESTAGE_PYTEST_NORMAL_EXIT"):
+        return
+    import logging
+    import sys
+
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(_exit_status)

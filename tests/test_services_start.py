@@ -13,8 +13,12 @@ IDLE_SERVICES = ["moderation", "chat_history", "stage_producer", "host_agent"]
 
 
 @pytest.mark.parametrize("package", IDLE_SERVICES)
-def test_idle_service_connects_declares_streams_and_stops(package: str, nats_server) -> None:  # type: ignore[no-untyped-def]
-    process = start_service(package, {"NATS_URL": nats_server.url})
+def test_idle_service_connects_declares_streams_and_stops(
+    package: str, nats_server, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    # The stage producer also serves assets: a free port and a folder of its own.
+    stage = {"STAGE_HTTP_PORT": str(free_port()), "STAGE_ASSET_DIR": str(tmp_path)}
+    process = start_service(package, {"NATS_URL": nats_server.url, **stage})
     try:
         deadline = time.monotonic() + 20
         lines: list[str] = []

@@ -221,10 +221,17 @@ class Bus:
         max_deliver: int = DEFAULT_MAX_DELIVER,
         backoff_s: Sequence[float] = DEFAULT_BACKOFF_S,
         max_ack_pending: int = 256,
+        only_new: bool = False,
     ) -> Consumer[M]:
-        """A durable, explicit-ack pull consumer of `subject`, decoding into `model_type`."""
+        """A durable, explicit-ack pull consumer of `subject`, decoding into `model_type`.
+
+        `only_new`: a consumer created now starts after the messages already stored (for
+        instructions that make no sense to replay, such as operator commands); it then keeps
+        its place like any durable consumer.
+        """
         config = ConsumerConfig(
             durable_name=durable,
+            deliver_policy=DeliverPolicy.NEW if only_new else DeliverPolicy.ALL,
             ack_policy=AckPolicy.EXPLICIT,
             max_deliver=max_deliver,
             # JetStream requires backoff to have fewer entries than max_deliver; ack_wait is the

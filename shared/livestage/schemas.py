@@ -226,12 +226,17 @@ class BanEvent(WireModel):
 
 
 class StageCommand(WireModel):
-    """An operator's instruction to the stage producer (`stage.command.<room>`)."""
+    """An operator's instruction to the stage producer (`stage.command.<room>`).
+
+    `capture` shows `url` now (`kind` screenshot or clip), `backdrop` draws one for `prompt`,
+    `pin` holds visual `visual_id` on screen until `unpin`.
+    """
 
     id: MessageId
     room: RoomName
     action: Literal["capture", "backdrop", "pin", "unpin"]
     url: Annotated[str, StringConstraints(max_length=2048)] = ""
+    kind: Literal["screenshot", "clip"] = "screenshot"
     prompt: ShortText = ""
     visual_id: Annotated[str, StringConstraints(max_length=64)] = ""
     created_at: EpochMs

@@ -168,6 +168,7 @@ MODELS = {
         room=rooms,
         action=st.sampled_from(["capture", "backdrop", "pin", "unpin"]),
         url=st.text(max_size=200),
+        kind=st.sampled_from(["screenshot", "clip"]),
         prompt=st.text(max_size=300),
         visual_id=st.text(max_size=64),
         created_at=epoch,

@@ -137,7 +137,7 @@ def test_ports_and_health_checks_agree_with_the_settings(service_dir: str) -> No
     environment = {**env_of_stage(final_stage(dockerfile(service_dir))), **service["environment"]}
     steps = final_stage(dockerfile(service_dir))
     (health,) = [rest for keyword, rest in steps if keyword == "HEALTHCHECK"]
-    exposed = {int(rest) for keyword, rest in steps if keyword == "EXPOSE"}
+    exposed = {int(port) for keyword, rest in steps if keyword == "EXPOSE" for port in rest.split()}
     if service_dir == "token":
         port = int(environment["TOKEN_PORT"])
         assert environment["TOKEN_HOST"] == "0.0.0.0"
@@ -223,3 +223,24 @@ def test_every_file_compose_mounts_exists() -> None:
             source = volume.split(":")[0]
             if source.startswith("./"):
                 assert (ROOT / source).exists(), f"{name} mounts missing {source}"
+
+
+def test_the_edge_reaches_the_stage_producers_asset_server() -> None:
+    services = compose()["services"]
+    edge, stage = services["token"]["environment"], services["stage-producer"]
+    stage_env = {**env_of_stage(final_stage(dockerfile("stage-producer"))), **stage["environment"]}
+    assert stage_env["STAGE_HTTP_HOST"] == "0.0.0.0"
+    assert edge["TOKEN_STAGE_MEDIA_URL"] == f"http://stage-producer:{stage_env['STAGE_HTTP_PORT']}"
+    exposed = {
+        port
+        for keyword, rest in final_stage(dockerfile("stage-producer"))
+        if keyword == "EXPOSE"
+        for port in rest.split()
+    }
+    assert stage_env["STAGE_HTTP_PORT"] in exposed
+    # the asset store is a volume the non-root user owns
+    (volume,) = [v for v in stage["volumes"] if v.endswith(":" + stage_env["STAGE_ASSET_DIR"])]
+    assert volume.split(":")[0] in compose()["volumes"]
+    assert f"chown livestage:livestage {stage_env['STAGE_ASSET_DIR']}" in dockerfile(
+        "stage-producer"
+    )

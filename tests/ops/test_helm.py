@@ -243,3 +243,21 @@ def test_rendering_without_a_livekit_secret_says_what_is_missing() -> None:
     result = helm("template", "show", str(CHART))
     assert result.returncode != 0
     assert "secrets.livekitApiSecret is required" in result.stderr
+
+
+def test_the_edge_reaches_the_stage_producers_asset_server() -> None:
+    deployments = {component(d): d for d in of_kind("Deployment")}
+    (edge,) = deployments["token"]["spec"]["template"]["spec"]["containers"]
+    (stage,) = deployments["stage-producer"]["spec"]["template"]["spec"]["containers"]
+    edge_env = {e["name"]: e.get("value") for e in edge["env"]}
+    stage_env = {e["name"]: e.get("value") for e in stage["env"]}
+    (stage_service,) = [s for s in of_kind("Service") if component(s) == "stage-producer"]
+    port = int(stage_env["STAGE_HTTP_PORT"])
+    assert stage_env["STAGE_HTTP_HOST"] == "0.0.0.0"
+    assert edge_env["TOKEN_STAGE_MEDIA_URL"] == (
+        f"http://{stage_service['metadata']['name']}:{port}"
+    )
+    assert port in {p["port"] for p in stage_service["spec"]["ports"]}
+    assert port in {p["containerPort"] for p in stage["ports"]}
+    mounts = {m["mountPath"] for m in stage["volumeMounts"]}
+    assert stage_env["STAGE_ASSET_DIR"] in mounts

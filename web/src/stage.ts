@@ -2,15 +2,24 @@
 import { validateDisplayName } from "./profile";
 import type { StageVisual } from "./types";
 
+/** Where the stage producer's assets live on the page's own origin (the edge streams them). */
+export const MEDIA_PATH = "/media/";
+
 /**
- * Only http(s) URLs (absolute, or relative to this page, which resolve to its own origin).
- * Returns the resolved URL, or null for javascript:, data:, blob: and anything unparsable.
+ * A visual's URL resolved against the page: only the page's own origin and only under
+ * `/media/` (signed asset URLs the edge serves; the page's CSP allows `'self'` for images and
+ * media). Returns null for other origins, other paths, javascript:, data:, blob: and anything
+ * unparsable.
  */
 export function safeVisualUrl(raw: string, base: string): string | null {
-  if (!raw || /[\u0000-\u001f]/.test(raw)) return null;
+  if (!raw || /[\u0000-\u001f\\]/.test(raw)) return null;
   try {
-    const url = new URL(raw, base);
-    return url.protocol === "http:" || url.protocol === "https:" ? url.href : null;
+    const page = new URL(base);
+    const url = new URL(raw, page);
+    if (url.protocol !== "http:" && url.protocol !== "https:") return null;
+    if (url.origin !== page.origin || !url.pathname.startsWith(MEDIA_PATH)) return null;
+    if (url.username || url.password) return null;
+    return url.href;
   } catch {
     return null;
   }

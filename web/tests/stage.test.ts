@@ -1,15 +1,31 @@
 // @vitest-environment happy-dom
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { StageVisualLayer, isExpired, parseStagePageParams, safeVisualUrl } from "../src/stage";
 import type { StageVisual } from "../src/types";
 
 const BASE = "https://live.example/stage";
 
+const ASSET = "/media/" + "a".repeat(64) + ".jpg?exp=2000000000&sig=" + "f".repeat(64);
+const CLIP = "/media/" + "b".repeat(64) + ".webm?exp=2000000000&sig=" + "e".repeat(64);
+
 describe("safeVisualUrl", () => {
-  it("allows http(s) and relative URLs", () => {
-    expect(safeVisualUrl("https://cdn.example/a.png", BASE)).toBe("https://cdn.example/a.png");
-    expect(safeVisualUrl("http://cdn.example/a.png", BASE)).toBe("http://cdn.example/a.png");
-    expect(safeVisualUrl("/api/assets/a.png?sig=1", BASE)).toBe("https://live.example/api/assets/a.png?sig=1");
+  it("resolves signed /media/ URLs against the page's own origin", () => {
+    expect(safeVisualUrl(ASSET, BASE)).toBe("https://live.example" + ASSET);
+    expect(safeVisualUrl("https://live.example" + ASSET, BASE)).toBe("https://live.example" + ASSET);
+  });
+  it("refuses other origins and other paths (the CSP allows only 'self')", () => {
+    for (const bad of [
+      "https://cdn.example/media/a.jpg",
+      "//evil.example/media/a.jpg",
+      "http://live.example/media/a.jpg", // another scheme is another origin
+      "/assets/index.js",
+      "/api/chat/history",
+      "/media/../api/config",
+      "/media\\..\\api",
+      "https://user:pw@live.example/media/a.jpg",
+    ]) {
+      expect(safeVisualUrl(bad, BASE)).toBeNull();
+    }
   });
   it("refuses other schemes", () => {
     for (const bad of ["javascript:alert(1)", "JaVaScRiPt:alert(1)", "data:image/png;base64,AA", "blob:https://x/1", "file:///etc/passwd", "", "java\nscript:alert(1)"]) {
@@ -44,7 +60,7 @@ function visual(over: Partial<StageVisual> = {}): StageVisual {
     id: "v1",
     room: "main",
     kind: "screenshot",
-    url: "https://cdn.example/a.png",
+    url: ASSET,
     sourceUrl: "",
     title: "<b>Title</b>",
     summary: "",
@@ -66,12 +82,21 @@ describe("StageVisualLayer", () => {
   it("adds an img for screenshots and a muted looping video for clips", () => {
     const { container, layer } = setup();
     expect(layer.show(visual())).toBe(true);
-    expect(layer.show(visual({ id: "v2", kind: "clip", url: "/c.mp4" }))).toBe(true);
+    expect(layer.show(visual({ id: "v2", kind: "clip", url: CLIP }))).toBe(true);
     const img = container.querySelector("img");
     const video = container.querySelector("video");
-    expect(img?.getAttribute("src")).toBe("https://cdn.example/a.png");
+    expect(img?.getAttribute("src")).toBe("https://live.example" + ASSET);
+    expect(video?.getAttribute("src")).toBe("https://live.example" + CLIP);
     expect(video?.muted).toBe(true);
     expect(video?.loop).toBe(true);
+    expect(video?.autoplay).toBe(true);
+    expect(video?.hasAttribute("playsinline")).toBe(true);
+  });
+
+  it("refuses a visual from another origin", () => {
+    const { container, layer } = setup();
+    expect(layer.show(visual({ url: "https://cdn.example/media/x.jpg" }))).toBe(false);
+    expect(container.children.length).toBe(0);
   });
 
   it("ignores expired, unsafe and repeated visuals", () => {
@@ -109,5 +134,46 @@ describe("StageVisualLayer", () => {
     newImg.dispatchEvent(new Event("load"));
     oldImg.dispatchEvent(new Event("load"));
     expect(layer.currentVisual?.id).toBe("new");
+  });
+
+  it("cross-fades: the new visual fades in, the old one fades out and is then removed", () => {
+    vi.useFakeTimers();
+    try {
+      const { container, layer } = setup();
+      layer.show(visual({ id: "one", createdAt: 1 }));
+      container.querySelector("img")!.dispatchEvent(new Event("load"));
+      layer.show(visual({ id: "two", kind: "clip", url: CLIP, createdAt: 2 }));
+      const video = container.querySelector("video")!;
+      video.dispatchEvent(new Event("loadeddata"));
+      const img = container.querySelector("img")!;
+      // both are in the container while the CSS opacity transition runs
+      expect(video.classList.contains("visible")).toBe(true);
+      expect(img.classList.contains("visible")).toBe(false);
+      expect(container.children.length).toBe(2);
+      expect(container.dataset.visualId).toBe("two");
+      vi.advanceTimersByTime(700);
+      expect(container.querySelector("img")).toBeNull();
+      expect(container.children.length).toBe(1);
+      expect(layer.currentVisual?.id).toBe("two");
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it("takes the visual down when it expires", () => {
+    vi.useFakeTimers();
+    try {
+      let now = 1000;
+      const container = document.createElement("div");
+      const layer = new StageVisualLayer(container, null, { captions: false, base: BASE, now: () => now });
+      layer.show(visual({ expiresAt: 5000 }));
+      container.querySelector("img")!.dispatchEvent(new Event("load"));
+      expect(layer.currentVisual?.id).toBe("v1");
+      now = 5001;
+      vi.advanceTimersByTime(4001);
+      expect(layer.currentVisual).toBeNull();
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });

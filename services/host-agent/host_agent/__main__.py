@@ -16,7 +16,7 @@ import sys
 
 from host_agent.job import JobConfig
 from host_agent.worker import build_server
-from livestage import service
+from livestage import health, service
 
 log = logging.getLogger("host_agent")
 
@@ -39,6 +39,9 @@ def main(argv: list[str]) -> int:
             return
         await bus.close()
         server = build_server(config, devmode=devmode)
+        # Jobs hold their own NATS connections; the worker is ready once LiveKit registered it.
+        health.remove_ready_check("nats")
+        health.add_ready_check("livekit-worker", lambda: server.id != "unregistered")
         worker = asyncio.create_task(server.run(devmode=devmode))
         stopped = asyncio.create_task(stop.wait())
         log.info(

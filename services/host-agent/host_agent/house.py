@@ -40,6 +40,19 @@ QUESTION_TAKES = (
     "that's the big one, isn't it? I think the answer is simpler than it looks",
     "short answer: probably. Long answer: ask me again in five minutes",
 )
+OPEN_QUESTION_TAKES = (
+    "good question about {word}; I don't have a neat answer yet, so chat, help me out",
+    "I'd have to chew on {word} a bit longer, but I love where your head is at",
+    "that's a {word} question I'd happily dig into with all of you",
+    "ooh, {word}. Ask me again once I've looked into it, deal?",
+)
+SCREEN_QUESTION_TAKES = (
+    "right now we're looking at {title}",
+    "on screen right now: {title}",
+)
+NO_SCREEN_TAKES = (
+    "right now it's just me on screen, but pictures show up behind me all by themselves",
+)
 STATEMENT_TAKES = (
     "I hear you",
     "that is totally fair",
@@ -70,6 +83,12 @@ TIES_SCREEN = (
     "That fits nicely with {topic}, by the way.",
 )
 TIES_NONE = ("", "Chat's lively today.", "I'm glad you're here.")
+
+
+_OPEN_QUESTION = re.compile(r"\W*(what|who|where|when|why|how|which)\b", re.IGNORECASE)
+_ABOUT_SCREEN = re.compile(
+    r"\b(on (the )?screen|looking at|what('s| is) (this|that)|behind you|showing)\b", re.IGNORECASE
+)
 
 
 def _clean(text: str, max_words: int) -> str:
@@ -130,10 +149,22 @@ class HouseWriter:
         self._last_template[key] = index
         return options[index]
 
-    def _take(self, comment: Comment) -> str:
-        if comment.is_question:
-            return self._pick("take_q", QUESTION_TAKES, comment.id)
-        return self._pick("take_s", STATEMENT_TAKES, comment.id)
+    def _take(self, comment: Comment, screen: Screen | None = None) -> str:
+        if not comment.is_question:
+            return self._pick("take_s", STATEMENT_TAKES, comment.id)
+        if _ABOUT_SCREEN.search(comment.body):
+            if screen is not None and (screen.title or screen.topic):
+                title = _clean(screen.title or screen.topic, 12)
+                return self._pick("take_screen", SCREEN_QUESTION_TAKES, comment.id).format(
+                    title=title
+                )
+            return self._pick("take_no_screen", NO_SCREEN_TAKES, comment.id)
+        if _OPEN_QUESTION.match(comment.body):
+            # "what/why/how ..." cannot be answered with "yes": talk about its subject instead.
+            return self._pick("take_open", OPEN_QUESTION_TAKES, comment.id).format(
+                word=salient_word(comment.body)
+            )
+        return self._pick("take_q", QUESTION_TAKES, comment.id)
 
     def _tie(self, screen: Screen | None, salt: str) -> str:
         topic = screen and (screen.topic or screen.title)
@@ -147,7 +178,7 @@ class HouseWriter:
         first = comments[0]
         opener = self._pick("opener", self.persona.openers or DEFAULT_OPENERS, first.id)
         sign_off = self._pick("sign_off", self.persona.sign_offs or DEFAULT_SIGN_OFFS, first.id)
-        take = self._take(first)
+        take = self._take(first, screen)
         values = {
             "opener": opener,
             "sign_off": sign_off,
@@ -161,7 +192,7 @@ class HouseWriter:
         }
         if len(comments) >= 2:
             second = comments[1]
-            take_b = self._take(second)
+            take_b = self._take(second, screen)
             values |= {
                 "b": second.author_name,
                 "r": _clean(second.body, 12),

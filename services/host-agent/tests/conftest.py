@@ -401,9 +401,15 @@ async def browser() -> AsyncIterator[Browser]:
 
 @contextlib.contextmanager
 def edge_process(
-    worker: HostWorker, nats: Any, redis: Any, livekit: Any, web_dist: Path = WEB_DIST
+    worker: HostWorker,
+    nats: Any,
+    redis: Any,
+    livekit: Any,
+    web_dist: Path = WEB_DIST,
+    **extra_env: str,
 ) -> Iterator[str]:
-    """A real edge process for a fresh room that dispatches `worker`: yields "url|room"."""
+    """A real edge process for a fresh room that dispatches `worker`: yields "url|room".
+    `extra_env` adds edge settings (e.g. TOKEN_STAGE_MEDIA_URL)."""
     assert (WEB_DIST / "index.html").is_file(), "web/dist is not built: run `make bootstrap`"
     port = free_port()
     room = "page-" + uuid.uuid4().hex[:8]
@@ -415,6 +421,7 @@ def edge_process(
         LIVEKIT_ROOM=room,
         LIVEKIT_AGENT_NAME=worker.agent_name,
         TOKEN_WEB_DIST=str(web_dist),
+        **extra_env,
     )
     process = subprocess.Popen(
         [sys.executable, "-m", "token_service"],

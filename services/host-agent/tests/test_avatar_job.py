@@ -4,10 +4,12 @@ avatar leaves with the job; in Chromium the page keys the avatar over the stage 
 
 from __future__ import annotations
 
-import shutil
+import io
+import threading
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +22,6 @@ from livestage.identity import LOCAL_AVATAR_IDENTITY
 from livestage.schemas import StageVisual, new_id, now_ms
 
 from .conftest import (
-    WEB_DIST,
     HostWorker,
     Recorder,
     command,
@@ -84,14 +85,31 @@ async def test_the_local_avatar_speaks_for_the_host_and_leaves_with_it(
     )
 
 
+class _BlueMedia(BaseHTTPRequestHandler):
+    """Stands in for the stage producer's asset server: a solid blue backdrop for /media/."""
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        out = io.BytesIO()
+        Image.new("RGB", (64, 64), BLUE).save(out, "PNG")
+        body = out.getvalue()
+        self.send_response(200)
+        self.send_header("Content-Type", "image/png")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
 @pytest.fixture
-def dist_with_backdrop(tmp_path: Path) -> Path:
-    """The built pages plus a solid blue backdrop under /assets/ (the page's CSP only lets
-    same-origin images in, as the stage producer's assets are)."""
-    dist = tmp_path / "dist"
-    shutil.copytree(WEB_DIST, dist)
-    Image.new("RGB", (64, 64), BLUE).save(dist / "assets" / "blue.png")
-    return dist
+def stage_media() -> Iterator[str]:
+    """The page shows only signed /media/ URLs of its own origin (the edge streams them from
+    the stage producer, TOKEN_STAGE_MEDIA_URL); this stand-in serves a blue backdrop there."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _BlueMedia)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
 
 
 @pytest.mark.browser
@@ -102,11 +120,15 @@ async def test_the_page_shows_the_keyed_avatar_over_the_stage(
     livekit_server,
     browser: Browser,
     bus,
-    dist_with_backdrop: Path,
+    stage_media: str,
     tmp_path: Path,
 ) -> None:  # type: ignore[no-untyped-def]
     with edge_process(
-        avatar_worker, nats_server, redis_server, livekit_server, web_dist=dist_with_backdrop
+        avatar_worker,
+        nats_server,
+        redis_server,
+        livekit_server,
+        TOKEN_STAGE_MEDIA_URL=stage_media,
     ) as edge:
         base_url, room = edge.split("|")
         page = await browser.new_page(viewport={"width": 1280, "height": 800})
@@ -121,7 +143,7 @@ async def test_the_page_shows_the_keyed_avatar_over_the_stage(
             id=new_id(),
             room=room,
             kind="backdrop",
-            url="/assets/blue.png",
+            url="/media/" + "b" * 64 + ".png?exp=4000000000&sig=" + "f" * 64,
             title="Blue hour",
             created_at=now_ms(),
             expires_at=now_ms() + 600_000,

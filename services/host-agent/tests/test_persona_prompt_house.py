@@ -128,6 +128,29 @@ def test_replies_name_their_authors_and_use_their_words() -> None:
     assert "Lisbon" in pair or "lisbon" in pair
 
 
+def test_open_questions_are_not_answered_yes_or_no_and_screen_questions_name_the_screen() -> None:
+    writer = HouseWriter(NOVA)
+    screen = Screen("v1", "screenshot", "The Moon tonight", "A moon.", "astronomy")
+    about_screen = writer.write(
+        TurnPlan(
+            1,
+            "reply",
+            comments=(comment("s", "Ada", "What are we looking at today?"),),
+            screen=screen,
+        )
+    )
+    assert "The Moon tonight" in about_screen
+    open_question = writer.write(
+        TurnPlan(2, "reply", comments=(comment("o", "Bo", "Why do volcanoes erupt?"),))
+    )
+    assert "volcanoes" in open_question
+    assert not any(word in open_question for word in ("yes", "probably", "depends"))
+    no_screen = writer.write(
+        TurnPlan(3, "reply", comments=(comment("n", "Cy", "what's on screen right now?"),))
+    )
+    assert "just me on screen" in no_screen
+
+
 def test_the_house_brain_does_not_repeat_itself() -> None:
     writer = HouseWriter(NOVA)
     lines = [

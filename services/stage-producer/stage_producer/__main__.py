@@ -1,10 +1,8 @@
-"""Entry point: `python -m stage_producer`.
-
-Not built yet beyond its wiring: it connects to NATS, declares the JetStream streams and waits,
-so the stack starts whole and later work fills in the service.
-"""
+"""Entry point: `python -m stage_producer` (see `app.py`)."""
 
 from livestage import service
 
+from .app import SERVICE_NAME, main
+
 if __name__ == "__main__":
-    service.run_idle("stage-producer")
+    service.run(SERVICE_NAME, main)

@@ -68,7 +68,10 @@ PNG = base64.b64decode(
 
 
 class _PngHandler(BaseHTTPRequestHandler):
+    paths: list[str] = []
+
     def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        _PngHandler.paths.append(self.path)
         self.send_response(200)
         self.send_header("Content-Type", "image/png")
         self.send_header("Content-Length", str(len(PNG)))
@@ -81,9 +84,10 @@ class _PngHandler(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def image_url() -> Iterator[str]:
+    _PngHandler.paths = []
     server = ThreadingHTTPServer(("127.0.0.1", 0), _PngHandler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/backdrop.png"
+    yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
 
 
@@ -172,16 +176,6 @@ async def test_join_chat_and_names_render_as_text(
         await nc.close()
 
 
-@pytest.fixture
-def web_dist_with_media(tmp_path: Path) -> Path:
-    """The built pages plus one image served by the edge itself, as stage visuals are (the stage
-    producer's assets come through the edge's own origin)."""
-    dist = tmp_path / "dist"
-    shutil.copytree(WEB_DIST, dist)
-    (dist / "assets" / "backdrop-test.png").write_bytes(PNG)
-    return dist
-
-
 class CspViolations:
     """Every Content-Security-Policy violation a page reports, as it happens."""
 
@@ -213,9 +207,10 @@ async def test_stage_page_is_sized_by_query_has_no_controls_and_shows_visuals(
     browser: Browser,
     livekit_server,  # type: ignore[no-untyped-def]
     image_url: str,
-    web_dist_with_media: Path,
 ) -> None:
-    edge = await make_edge(web_dist=web_dist_with_media)
+    # The page shows signed /media/ URLs of its own origin; the edge streams them from the
+    # stage producer's asset server (here the stand-in at `image_url`).
+    edge = await make_edge(web_dist=WEB_DIST, stage_media_url=image_url)
     page = await browser.new_page(viewport={"width": 1280, "height": 800})
     csp = CspViolations()
     await csp.attach(page)
@@ -244,24 +239,25 @@ async def test_stage_page_is_sized_by_query_has_no_controls_and_shows_visuals(
                 )
             )
 
-    # Another origin's image is refused by the page's CSP and never shown...
+    # Another origin's image is refused by the page before any request (and the CSP would
+    # refuse it too)...
+    signed = "?exp=4000000000&sig=" + "f" * 64
     foreign = StageVisual(
         id="visual-foreign",
         room=edge.room,
         kind="backdrop",
-        url=image_url,
+        url=f"{image_url}/media/{'b' * 64}.png{signed}",
         title="elsewhere",
         created_at=now_ms(),
         expires_at=now_ms() + 60_000,
     )
     await show(foreign)
-    await csp.wait_for(image_url, "img-src")
-    # ...a visual from the edge's own origin is.
+    # ...a signed /media/ visual of the edge's own origin is shown.
     visual = StageVisual(
         id="visual-1",
         room=edge.room,
         kind="backdrop",
-        url="/assets/backdrop-test.png",
+        url=f"/media/{'a' * 64}.png{signed}",
         title="<i>Tonight's topic</i>",
         topic="t",
         created_at=now_ms(),
@@ -279,7 +275,9 @@ async def test_stage_page_is_sized_by_query_has_no_controls_and_shows_visuals(
         ".some((img) => img.complete && img.naturalWidth === 1)"
     )
     assert image_ok
-    assert [uri for uri, _ in csp.seen if uri != image_url] == []
+    assert csp.seen == []
+    # the stand-in saw only the edge's request for the page's own visual, never the foreign one
+    assert _PngHandler.paths == [f"/media/{'a' * 64}.png{signed}"]
 
 
 async def test_api_docs_render_from_the_edge_itself(

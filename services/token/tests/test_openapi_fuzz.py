@@ -10,6 +10,7 @@ import subprocess
 import threading
 import urllib.request
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import nats
 import pytest
@@ -56,9 +57,35 @@ def history_responder(nats_server) -> Iterator[None]:  # type: ignore[no-untyped
     thread.join(timeout=10)
 
 
+class _StageAssets(BaseHTTPRequestHandler):
+    """Stands in for the stage producer's asset server: no fuzzed signature is valid."""
+
+    def _refuse(self) -> None:
+        body = b"forbidden: bad signature\n"
+        self.send_response(403)
+        self.send_header("Content-Type", "text/plain; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    do_GET = do_HEAD = _refuse  # noqa: N815 - http.server's names
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def stage_assets() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _StageAssets)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
 @pytest.fixture(scope="module")
 def edge_process(
-    history_responder: None, nats_server, redis_server, livekit_server
+    history_responder: None, stage_assets: str, nats_server, redis_server, livekit_server
 ) -> Iterator[tuple[str, str]]:  # type: ignore[no-untyped-def]
     """A real edge process with generous limits (so the fuzzer reaches the handlers)."""
     port = free_port()
@@ -76,6 +103,7 @@ def edge_process(
         TOKEN_HISTORY_TIMEOUT_S="0.2",
         LIVEKIT_ROOM=ROOM,
         LIVESTAGE_OPERATOR_SECRET=OPERATOR_SECRET,
+        TOKEN_STAGE_MEDIA_URL=stage_assets,
     )
     process: subprocess.Popen[str] = start_service("token_service", env)
     base = f"http://127.0.0.1:{port}"

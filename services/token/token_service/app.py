@@ -24,9 +24,11 @@ from . import (
     errors,
     operator,
     routes_chat,
+    routes_media,
     routes_operator_bans,
     routes_operator_chat,
     routes_operator_host,
+    routes_operator_stage,
     routes_ops,
     routes_viewer,
 )
@@ -130,6 +132,8 @@ def create_app(
     app.include_router(routes_operator_chat.router)
     app.include_router(routes_operator_bans.router)
     app.include_router(routes_operator_host.router)
+    app.include_router(routes_operator_stage.router)
+    app.include_router(routes_media.router)
     mount_docs(app)
     mount_pages(app, edge.web_dist)
     return app

@@ -119,6 +119,11 @@ class EdgeSettings(BaseSettings):
     web_dist: Path = Field(DEFAULT_WEB_DIST, description="Folder of the built viewer pages.")
     app_name: str = Field("livestage", description="`app` in the host dispatch metadata.")
     mode: str = Field("live", description="`mode` in the host dispatch metadata.")
+    stage_media_url: str = Field(
+        "http://127.0.0.1:8091",
+        description="The stage producer's asset server, which GET /media/... streams from "
+        "(STAGE_HTTP_HOST/STAGE_HTTP_PORT there).",
+    )
 
     @field_validator("avatars")
     @classmethod

@@ -1,0 +1,470 @@
+"""Wiring of the stage producer: NATS in and out, one loop per room with viewers, operator
+commands, the asset server, the egress proxy and the warm browser.
+
+- Rooms: `room.presence.*` and `host.job.*`, replayed from the last `STAGE_REPLAY_WINDOW_S` at
+  start (so a restart knows who is watching) and then followed live. A room's loop runs while it
+  has viewers and is cancelled when the last one leaves.
+- Each loop, every `STAGE_CHECK_INTERVAL_S`: recent chat (`history.recent.<room>`, or what this
+  process saw on `chat.approved.<room>` when chat-history does not answer) and recent talk
+  (`host.spoken.<room>`) go to the topic picker (only when something new was said); the room's
+  plan decides whether a visual is due; the factory makes it; it is published on
+  `stage.visual.<room>`.
+- Operator commands: a durable consumer of `stage.command.*` (capture a URL, draw a backdrop for
+  a prompt, pin or unpin a visual). Commands older than `STAGE_COMMAND_MAX_AGE_S` are dropped.
+
+Nothing here waits on the host, and the host never waits on this.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+from livestage import subjects
+from livestage.bus import Bus, BusUnavailable, Consumer, Delivery, Observed, Watch
+from livestage.schemas import (
+    ChatMessage,
+    HistoryReply,
+    HistoryRequest,
+    HostJobEvent,
+    PresenceEvent,
+    SpokenTurn,
+    StageCommand,
+    StageVisual,
+)
+from livestage.service import connect_bus
+from livestage.settings import GeminiSettings
+
+from .assets import AssetSigner, AssetStore
+from .backdrops import make_backdrop_maker
+from .capture.browser import CaptureBrowser, CaptureError, CaptureOptions
+from .egress.policy import EgressPolicy
+from .egress.proxy import EgressProxy
+from .gemini import gemini_client
+from .planner import PlanSettings, RoomPlan
+from .producer import VisualFactory
+from .rooms import RoomTracker
+from .search import SourcesFile, SourcesFileError, make_search_provider
+from .server import AssetServer, create_asset_app
+from .settings import PACKAGE_DIR, StageSettings
+from .topics import TopicChoice, TopicContext, TopicPicker, Utterance, make_topic_picker
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME = "stage-producer"
+COMMANDS_DURABLE = "stage-producer-commands"
+PAGES_DIR = PACKAGE_DIR / "pages"
+
+
+@dataclass
+class _RoomMemory:
+    chat: deque[ChatMessage] = field(default_factory=lambda: deque(maxlen=200))
+    talk: deque[SpokenTurn] = field(default_factory=lambda: deque(maxlen=50))
+    visuals: OrderedDict[str, StageVisual] = field(default_factory=OrderedDict)
+    picked_for: tuple[str, str] | None = None  # (newest chat id, newest talk id) last picked on
+    last_choice: TopicChoice | None = None
+
+
+class StageService:
+    """The running stage producer (everything but process setup)."""
+
+    def __init__(
+        self,
+        settings: StageSettings,
+        bus: Bus,
+        factory: VisualFactory,
+        picker: TopicPicker,
+        sources: SourcesFile,
+        *,
+        clock: Callable[[], float] = time.time,
+        commands_durable: str = COMMANDS_DURABLE,
+    ) -> None:
+        self.settings = settings
+        self.commands_durable = commands_durable
+        self.bus = bus
+        self.factory = factory
+        self.picker = picker
+        self.sources = sources
+        self.clock = clock
+        self.tracker = RoomTracker()
+        self.plan_settings = PlanSettings(
+            interval_s=settings.interval_s,
+            min_gap_s=settings.min_gap_s,
+            shift_confidence=settings.shift_confidence,
+            visual_ttl_s=settings.visual_ttl_s,
+            clip_every=settings.clip_every,
+            backdrop_every=settings.backdrop_every,
+        )
+        self.plans: dict[str, RoomPlan] = {}
+        self.memory: dict[str, _RoomMemory] = {}
+        self.loops: dict[str, asyncio.Task[None]] = {}
+        self.published: asyncio.Queue[StageVisual] | None = None  # tests may watch this
+        self._watches: list[Watch] = []
+        self._command_task: asyncio.Task[None] | None = None
+        self._commands: Consumer[StageCommand] | None = None
+        self._chores: set[asyncio.Task[None]] = set()
+
+    def now_ms(self) -> int:
+        return int(self.clock() * 1000)
+
+    def plan(self, room: str) -> RoomPlan:
+        return self.plans.setdefault(room, RoomPlan(self.plan_settings))
+
+    def _memory(self, room: str) -> _RoomMemory:
+        return self.memory.setdefault(room, _RoomMemory())
+
+    # --- start and stop --------------------------------------------------------------------
+
+    async def start(self) -> None:
+        now = self.clock()
+        replay_from = now - self.settings.replay_window_s
+        talk_from = now - self.settings.talk_window_s
+        watch = self.bus.watch
+        self._watches = [
+            await watch(
+                subjects.all_rooms("room", "presence"),
+                PresenceEvent,
+                self._on_presence,
+                start=replay_from,
+            ),
+            await watch(
+                subjects.all_rooms("host", "job"), HostJobEvent, self._on_job, start=replay_from
+            ),
+            await watch(
+                subjects.all_rooms("host", "spoken"), SpokenTurn, self._on_spoken, start=talk_from
+            ),
+            await watch(
+                subjects.all_rooms("chat", "approved"), ChatMessage, self._on_chat, start=talk_from
+            ),
+        ]
+        consumer = await self.bus.consumer(
+            subjects.all_rooms("stage", "command"),
+            StageCommand,
+            self.commands_durable,
+            max_deliver=2,
+            only_new=True,
+            backoff_s=(float(self.settings.capture_timeout_s) * 3, 60.0),
+        )
+        self._commands = consumer
+        self._command_task = asyncio.create_task(consumer.run(self._on_command, batch=1))
+
+    async def stop(self) -> None:
+        for running in self._watches:
+            with contextlib.suppress(Exception):
+                await running.stop()
+        tasks = [
+            *self.loops.values(),
+            *self._chores,
+            *([self._command_task] if self._command_task else []),
+        ]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self.loops.clear()
+        if self._commands is not None:
+            # Before the drain in bus.close(): a pull subscription's queue never reports itself
+            # drained, so the drain would wait out its timeout (and outlast a Procfile runner's
+            # patience at `make run`'s Ctrl-C).
+            with contextlib.suppress(Exception):
+                await self._commands.unsubscribe()
+            self._commands = None
+
+    # --- events ------------------------------------------------------------------------------
+
+    async def _on_presence(self, observed: Observed[PresenceEvent]) -> None:
+        self.tracker.apply_presence(observed.model)
+        self._sync_loops()
+
+    async def _on_job(self, observed: Observed[HostJobEvent]) -> None:
+        self.tracker.apply_job(observed.model)
+        self._sync_loops()
+
+    async def _on_spoken(self, observed: Observed[SpokenTurn]) -> None:
+        self._memory(observed.model.room).talk.append(observed.model)
+
+    async def _on_chat(self, observed: Observed[ChatMessage]) -> None:
+        self._memory(observed.model.room).chat.append(observed.model)
+
+    def _sync_loops(self) -> None:
+        active = self.tracker.active_rooms()
+        was_idle = not self.loops
+        for room in active - set(self.loops):
+            log.info("room %s has viewers: starting its stage loop", room)
+            self.loops[room] = asyncio.create_task(self._room_loop(room), name=f"stage:{room}")
+        for room in set(self.loops) - active:
+            log.info("room %s has no viewers: stopping its stage loop", room)
+            self.loops.pop(room).cancel()
+        browser = self.factory.browser
+        if was_idle and self.loops:
+            self._background(browser.start(), "warming the capture browser")
+        elif not was_idle and not self.loops and browser.running:
+            # Nobody watches anywhere: give the machine its memory back.
+            self._background(browser.close_when_idle(), "closing the idle capture browser")
+
+    def _background(self, work: Coroutine[Any, Any, object], what: str) -> None:
+        async def run() -> None:
+            try:
+                await work
+            except Exception as error:  # noqa: BLE001 - logged; the next capture tries again
+                log.warning("%s failed: %s", what, error)
+
+        task = asyncio.create_task(run())
+        self._chores.add(task)
+        task.add_done_callback(self._chores.discard)
+
+    # --- one room ----------------------------------------------------------------------------
+
+    async def _room_loop(self, room: str) -> None:
+        while True:
+            try:
+                await self.step(room)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("stage loop of room %s: one step failed; carrying on", room)
+            await asyncio.sleep(self.settings.check_interval_s)
+
+    async def step(self, room: str) -> StageVisual | None:
+        """One look at the room: publish a visual if one is due. Returns what it published."""
+        plan = self.plan(room)
+        if plan.pinned is not None:
+            if plan.pinned_needs_refresh(self.now_ms()):
+                fresh = self.factory.reissue(plan.pinned)
+                plan.pin(fresh)
+                await self._publish(fresh, new=False)
+                return fresh
+            return None
+        choice = await self._pick(room, plan)
+        decision = plan.decide(self.now_ms(), choice, self.sources.catalog)
+        if decision is None:
+            return None
+        log.info(
+            "room %s: %s visual about %r (%s)",
+            room,
+            decision.reason,
+            decision.choice.topic,
+            decision.choice.reason,
+        )
+        try:
+            visual = await self.factory.for_topic(room, decision.choice, plan)
+        except (CaptureError, OSError, ValueError) as error:
+            log.warning("room %s: no visual this time: %s", room, error)
+            plan.failed(self.now_ms())
+            return None
+        await self._publish(visual)
+        return visual
+
+    async def _pick(self, room: str, plan: RoomPlan) -> TopicChoice | None:
+        memory = self._memory(room)
+        chat = await self._recent_chat(room)
+        cutoff_ms = self.now_ms() - int(self.settings.talk_window_s * 1000)
+        talk = [turn for turn in memory.talk if turn.ended_at >= cutoff_ms]
+        key = (chat[-1].id if chat else "", talk[-1].id if talk else "")
+        if key == memory.picked_for:
+            return memory.last_choice
+        context = TopicContext(
+            chat=tuple(
+                Utterance(m.body, m.created_at, m.author_name) for m in chat if m.kind == "viewer"
+            ),
+            talk=tuple(Utterance(t.text, t.ended_at, "host") for t in talk),
+            current=plan.current_topic,
+            catalog=self.sources.catalog,
+            now_ms=self.now_ms(),
+        )
+        memory.last_choice = await self.picker.pick(context)
+        memory.picked_for = key
+        return memory.last_choice
+
+    async def _recent_chat(self, room: str) -> list[ChatMessage]:
+        request = HistoryRequest(room=room, limit=self.settings.history_limit)
+        try:
+            reply = await self.bus.request(
+                subjects.history_recent(room), request, HistoryReply, timeout_s=2.0
+            )
+            return list(reply.messages)
+        except (BusUnavailable, ValueError) as error:
+            log.debug("history.recent.%s did not answer (%s); using chat seen here", room, error)
+            return list(self._memory(room).chat)[-self.settings.history_limit :]
+
+    async def _publish(self, visual: StageVisual, *, new: bool = True) -> None:
+        """Publish `visual`; `new=False` for a re-signed copy (it does not reset the schedule)."""
+        await self.bus.publish(subjects.stage_visual(visual.room), visual)
+        if new:
+            self.plan(visual.room).made(visual, self.now_ms())
+        visuals = self._memory(visual.room).visuals
+        visuals[visual.id] = visual
+        while len(visuals) > 100:
+            visuals.popitem(last=False)
+        log.info("room %s: published %s %r (%s)", visual.room, visual.kind, visual.title, visual.id)
+        if self.published is not None:
+            self.published.put_nowait(visual)
+
+    # --- operator commands -------------------------------------------------------------------
+
+    async def _on_command(self, delivery: Delivery[StageCommand]) -> None:
+        await self.handle_command(delivery.model)
+
+    async def handle_command(self, command: StageCommand) -> StageVisual | None:
+        age_s = (self.now_ms() - command.created_at) / 1000
+        if age_s > self.settings.command_max_age_s:
+            log.warning("dropping stage command %s: %.0f s old", command.id, age_s)
+            return None
+        room, plan = command.room, self.plan(command.room)
+        if command.action == "unpin":
+            plan.unpin()
+            log.info("room %s: unpinned", room)
+            return None
+        if command.action == "pin":
+            visual = self._memory(room).visuals.get(command.visual_id)
+            if visual is None:
+                log.warning(
+                    "room %s: cannot pin %r: not a recent visual of this room",
+                    room,
+                    command.visual_id,
+                )
+                return None
+            plan.pin(visual)
+            log.info("room %s: pinned %s", room, visual.id)
+            return None
+        try:
+            if command.action == "capture":
+                visual = await self.factory.capture(room, command.url, command.kind)
+            else:
+                prompt = command.prompt.strip() or "Livestage"
+                visual = await self.factory.backdrop(
+                    room, topic=prompt, title=prompt[:80], prompt=prompt
+                )
+        except CaptureError as error:
+            log.warning(
+                "room %s: operator %s of %s refused or failed: %s",
+                room,
+                command.action,
+                command.url[:200],
+                error,
+            )
+            return None
+        await self._publish(visual)
+        if plan.pinned is not None:
+            plan.pin(visual)  # the operator's newest choice holds the screen
+        return visual
+
+
+@dataclass
+class StageRuntime:
+    """Everything the process owns: proxy, browser, asset server, service."""
+
+    settings: StageSettings
+    proxy: EgressProxy
+    browser: CaptureBrowser
+    server: AssetServer
+    factory: VisualFactory
+    picker: TopicPicker
+    sources: SourcesFile
+
+    @classmethod
+    async def create(
+        cls, settings: StageSettings, gemini: GeminiSettings | None = None
+    ) -> StageRuntime:
+        gemini = gemini or GeminiSettings()
+        sources = SourcesFile.load(settings.sources_file)
+        client = gemini_client(gemini)
+        policy = EgressPolicy(
+            allowed_ports=frozenset(settings.allowed_ports),
+            allow_test_loopback=settings.unsafe_allow_loopback_for_tests,
+        )
+        if settings.unsafe_allow_loopback_for_tests:
+            log.warning(
+                "STAGE_UNSAFE_ALLOW_LOOPBACK_FOR_TESTS is on: captures may reach 127.0.0.1. "
+                "Never use this setting outside tests."
+            )
+        proxy = await EgressProxy(policy, first_party_dir=PAGES_DIR).start()
+        browser = CaptureBrowser(
+            CaptureOptions(
+                chromium_path=settings.chromium_path,
+                timeout_s=settings.capture_timeout_s,
+                max_bytes=settings.capture_max_bytes,
+                max_concurrent=settings.max_concurrent_captures,
+                screenshot_format=settings.screenshot_format,
+                quality=settings.screenshot_quality,
+                clip_seconds=settings.clip_seconds,
+                clip_fps=settings.clip_fps,
+                clip_bitrate=settings.clip_bitrate,
+                clip_max_scroll_px=settings.clip_max_scroll_px,
+                encode_timeout_s=settings.clip_encode_timeout_s,
+            ),
+            proxy,
+        )
+        store = AssetStore(
+            settings.asset_dir,
+            max_total_bytes=settings.asset_dir_max_bytes,
+            max_asset_bytes=settings.asset_max_bytes,
+        )
+        signer = AssetSigner.from_settings(settings.asset_key)
+        server = await AssetServer(
+            create_asset_app(store, signer), settings.http_host, settings.http_port
+        ).start()
+        factory = VisualFactory(
+            browser=browser,
+            backdrops=make_backdrop_maker(settings.backdrop, client, gemini.image_model),
+            search=make_search_provider(
+                settings.search,
+                sources,
+                searxng_url=settings.searxng_url,
+                client=client,
+                text_model=gemini.text_model,
+            ),
+            store=store,
+            signer=signer,
+            ttl_s=settings.visual_ttl_s,
+            backdrop_size=(settings.backdrop_width, settings.backdrop_height),
+        )
+        picker = make_topic_picker(settings.topic_picker, client, gemini.text_model)
+        log.info(
+            "stage producer: topics=%s search=%s backdrops=%s assets=%s on http://%s:%d",
+            picker.name,
+            factory.search.name,
+            factory.backdrops.name,
+            settings.asset_dir,
+            settings.http_host,
+            server.port,
+        )
+        return cls(settings, proxy, browser, server, factory, picker, sources)
+
+    async def close(self) -> None:
+        await self.browser.close()
+        await self.server.close()
+        await self.proxy.close()
+
+
+async def main(stop: asyncio.Event) -> None:
+    settings = StageSettings()
+    if settings.nice:
+        # Background work: this process and the Chromium it starts (which inherits this) give
+        # way to the host's voice and video when the CPU is short.
+        os.nice(settings.nice)
+    try:
+        runtime = await StageRuntime.create(settings)
+    except SourcesFileError as error:
+        log.error("%s; fix the file or point STAGE_SOURCES_FILE elsewhere", error)
+        raise SystemExit(2) from None
+    try:
+        bus = await connect_bus(SERVICE_NAME, stop)
+        if bus is None:
+            return
+        service = StageService(settings, bus, runtime.factory, runtime.picker, runtime.sources)
+        try:
+            await service.start()
+            log.info("%s ready", SERVICE_NAME)
+            await stop.wait()
+        finally:
+            await service.stop()
+            await bus.close()
+    finally:
+        await runtime.close()

@@ -1,0 +1,200 @@
+"""From a decision to a published-ready `StageVisual`: find a page, capture it or draw a backdrop,
+store the asset, sign its URL, and say what the host should talk about.
+
+A failed or refused capture falls back to a backdrop for the same topic, so the screen still
+changes; a failed Gemini backdrop falls back to a drawn one. Every attempt is counted
+(`CAPTURES` by kind and outcome, `CAPTURE_DURATION` by kind).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+from livestage import metrics
+from livestage.schemas import StageVisual, new_id
+from livestage.text import clean_text
+
+from .assets import MEDIA_PREFIX, AssetSigner, AssetStore
+from .backdrops import Backdrop, BackdropError, BackdropMaker, BackdropRequest
+from .backdrops.procedural import ProceduralBackdrops
+from .capture.browser import CaptureBrowser, CaptureError, CaptureRefused, PageCapture
+from .planner import RoomPlan
+from .search import SearchError, SearchProvider, Source
+from .topics import TopicChoice
+
+log = logging.getLogger(__name__)
+
+Outcome = Literal["ok", "refused", "failed"]
+
+
+def _text(value: str, limit: int) -> str:
+    cleaned = clean_text(value or "")
+    return cleaned if len(cleaned) <= limit else cleaned[: limit - 1].rstrip() + "…"
+
+
+def page_summary(source: Source | None, capture: PageCapture) -> str:
+    """What the host should talk about: the source's own summary, else what the page says."""
+    if source is not None and source.summary.strip():
+        return _text(source.summary, 2000)
+    parts = [capture.title, capture.description, capture.text]
+    return _text(". ".join(part for part in parts if part), 2000)
+
+
+@dataclass
+class VisualFactory:
+    browser: CaptureBrowser
+    backdrops: BackdropMaker
+    search: SearchProvider
+    store: AssetStore
+    signer: AssetSigner
+    ttl_s: int
+    backdrop_size: tuple[int, int] = (1280, 720)
+    clock: Callable[[], float] = time.time
+
+    def __post_init__(self) -> None:
+        self._drawn = ProceduralBackdrops()
+
+    # --- the loop's path ---------------------------------------------------------------------
+
+    async def for_topic(self, room: str, choice: TopicChoice, plan: RoomPlan) -> StageVisual:
+        try:
+            sources = await self.search.find(choice)
+        except SearchError as error:
+            log.warning("search for %r failed: %s; drawing a backdrop", choice.query, error)
+            sources = []
+        source = plan.pick_source(sources)
+        kind = plan.kind_for(source)
+        if source is not None and kind != "backdrop":
+            try:
+                return await self.capture(room, source.url, kind, topic=choice.topic, source=source)
+            except CaptureError as error:
+                log.warning(
+                    "capture of %s failed (%s); drawing a backdrop instead", source.url, error
+                )
+        title = source.title if source is not None and source.title else choice.topic
+        return await self.backdrop(room, topic=choice.topic, title=title, keywords=choice.keywords)
+
+    # --- the operator's paths ----------------------------------------------------------------
+
+    async def capture(
+        self,
+        room: str,
+        url: str,
+        kind: Literal["screenshot", "clip"] = "screenshot",
+        *,
+        topic: str = "",
+        source: Source | None = None,
+    ) -> StageVisual:
+        started = time.monotonic()
+        try:
+            page = await (
+                self.browser.clip(url) if kind == "clip" else self.browser.screenshot(url)
+            )
+        except CaptureRefused:
+            self._count(kind, "refused", started)
+            raise
+        except CaptureError:
+            self._count(kind, "failed", started)
+            raise
+        asset = self.store.put(page.data, page.extension)
+        self._count(kind, "ok", started)
+        title = (source.title if source and source.title else "") or page.title or topic or url
+        return self._visual(
+            room,
+            kind,
+            asset.name,
+            source_url=url,
+            title=title,
+            summary=page_summary(source, page),
+            topic=topic or title,
+        )
+
+    async def backdrop(
+        self,
+        room: str,
+        *,
+        topic: str,
+        title: str,
+        prompt: str = "",
+        keywords: tuple[str, ...] = (),
+    ) -> StageVisual:
+        request = BackdropRequest(
+            topic=topic,
+            title=_text(title, 120),
+            prompt=prompt,
+            keywords=keywords,
+            width=self.backdrop_size[0],
+            height=self.backdrop_size[1],
+        )
+        started = time.monotonic()
+        made: Backdrop
+        try:
+            made = await self.backdrops.make(request)
+        except BackdropError as error:
+            if self.backdrops is self._drawn:
+                self._count("backdrop", "failed", started)
+                raise
+            log.warning("%s backdrop failed (%s); drawing one instead", self.backdrops.name, error)
+            made = await self._drawn.make(request)
+        asset = self.store.put(made.data, made.extension)
+        self._count("backdrop", "ok", started)
+        return self._visual(
+            room,
+            "backdrop",
+            asset.name,
+            source_url="",
+            title=made.title,
+            summary=made.summary,
+            topic=topic,
+        )
+
+    def reissue(self, visual: StageVisual) -> StageVisual:
+        """The same asset under a fresh id and a freshly signed, later-expiring URL."""
+        name = visual.url.removeprefix(MEDIA_PREFIX).split("?", 1)[0]
+        return self._visual(
+            visual.room,
+            visual.kind,
+            name,
+            source_url=visual.source_url,
+            title=visual.title,
+            summary=visual.summary,
+            topic=visual.topic,
+        )
+
+    # --- helpers -------------------------------------------------------------------------------
+
+    def _visual(
+        self,
+        room: str,
+        kind: Literal["screenshot", "clip", "backdrop"],
+        asset_name: str,
+        *,
+        source_url: str,
+        title: str,
+        summary: str,
+        topic: str,
+    ) -> StageVisual:
+        now_s = self.clock()
+        expires_s = int(now_s) + self.ttl_s
+        return StageVisual(
+            id=new_id(),
+            room=room,
+            kind=kind,
+            url=self.signer.url(asset_name, expires_s),
+            source_url=source_url[:2048],
+            title=_text(title, 300),
+            summary=summary,
+            topic=_text(topic, 300),
+            created_at=int(now_s * 1000),
+            expires_at=expires_s * 1000,
+        )
+
+    @staticmethod
+    def _count(kind: str, outcome: Outcome, started: float) -> None:
+        metrics.counter(metrics.CAPTURES).add(1, {"kind": kind, "outcome": outcome})
+        elapsed_ms = (time.monotonic() - started) * 1000
+        metrics.histogram(metrics.CAPTURE_DURATION).record(elapsed_ms, {"kind": kind})

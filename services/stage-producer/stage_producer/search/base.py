@@ -1,0 +1,32 @@
+"""Search: from a topic to pages worth showing. Each provider is a file beside this one;
+`search.make_search_provider` picks one from `STAGE_SEARCH`."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Literal
+
+from ..topics.base import TopicChoice
+
+
+@dataclass(frozen=True)
+class Source:
+    """A page to capture: its URL, a title, and what the host could say about it."""
+
+    url: str
+    title: str = ""
+    summary: str = ""
+    kind: Literal["any", "screenshot", "clip"] = "any"
+
+
+class SearchError(Exception):
+    """The search provider could not answer (down, refused, malformed reply)."""
+
+
+class SearchProvider(ABC):
+    name: str = "base"
+
+    @abstractmethod
+    async def find(self, choice: TopicChoice, limit: int = 5) -> list[Source]:
+        """Pages about `choice`, best first (may be empty)."""

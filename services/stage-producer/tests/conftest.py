@@ -1,0 +1,86 @@
+"""Shared pieces of the stage producer's tests: a local test site, a warm capture browser."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import threading
+from collections.abc import AsyncIterator, Iterator
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from stage_producer.app import PAGES_DIR
+from stage_producer.capture.browser import CaptureBrowser, CaptureOptions
+from stage_producer.egress.policy import EgressPolicy
+from stage_producer.egress.proxy import EgressProxy
+
+CHROMIUM = Path("/usr/lib/chromium/chromium")
+
+TEST_PAGE = """<!doctype html>
+<html><head><meta charset="utf-8"><title>Local test page</title>
+<meta name="description" content="A colourful page for capture tests.">
+<style>
+  body { margin: 0; font: 40px sans-serif; color: #fff;
+         background: linear-gradient(160deg, #ff7a18 0%, #af002d 45%, #319197 100%); }
+  section { height: 600px; padding: 40px; border-bottom: 8px solid rgba(255,255,255,.4); }
+  section:nth-child(2) { background: #2b5876; } section:nth-child(3) { background: #4e4376; }
+</style></head>
+<body>
+  <section><h1>Hello from the test page</h1>
+    <p>Paragraph one says something worth reading aloud.</p></section>
+  <section><p>A second band of colour, further down the page, for the scrolling clip.</p></section>
+  <section><p>A third band at the bottom, so the clip has somewhere to go.</p></section>
+  <script>setTimeout(() => alert("a dialog the capture must dismiss"), 0);
+          window.open("/popup.html");</script>
+</body></html>"""
+
+
+class SlowHandler(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        pass
+
+    def do_GET(self) -> None:  # noqa: N802
+        if self.path.startswith("/hang"):
+            threading.Event().wait(30)
+            return
+        if self.path.startswith("/big"):
+            body = b"<html><body>" + b"x" * (3 * 1024 * 1024) + b"</body></html>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
+        super().do_GET()
+
+
+@pytest.fixture(scope="session")
+def test_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A local site on 127.0.0.1 (reachable only with the test-only loopback setting)."""
+    root = tmp_path_factory.mktemp("site")
+    (root / "index.html").write_text(TEST_PAGE)
+    (root / "popup.html").write_text("<title>popup</title>")
+    handler = functools.partial(SlowHandler, directory=str(root))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+
+
+@pytest.fixture(scope="session")
+async def capture_browser() -> AsyncIterator[CaptureBrowser]:
+    """One warm Chromium for the session, with the test-only loopback switch on."""
+    proxy = await EgressProxy(
+        EgressPolicy(allow_test_loopback=True), first_party_dir=PAGES_DIR
+    ).start()
+    browser = await CaptureBrowser(
+        CaptureOptions(chromium_path=CHROMIUM, clip_fps=10), proxy
+    ).start()
+    yield browser
+    await browser.close()
+    await proxy.close()
+    await asyncio.sleep(0)
