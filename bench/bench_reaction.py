@@ -19,6 +19,7 @@ import os
 import statistics
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -31,7 +32,7 @@ from host_agent.worker import build_server
 from livestage import subjects
 from livestage.bus import Bus, Observed
 from livestage.schemas import ChatMessage, HostCommand, SpokenTurn, new_id, now_ms
-from livestage.settings import LiveKitSettings, NatsSettings
+from livestage.settings import LiveKitSettings, NatsSettings, OpenAISettings
 from tests.support.infra import LiveKitServer, NatsServer
 from tests.support.livekit_helpers import mint_token, server_api
 
@@ -57,13 +58,31 @@ async def run() -> dict[str, Any]:
 
 
 async def _measure(
-    nats: NatsServer, livekit: LiveKitServer, rounds: int, avatar: str
+    nats: NatsServer,
+    livekit: LiveKitServer,
+    rounds: int,
+    avatar: str,
+    *,
+    voice: str = "local",
+    openai: OpenAISettings | None = None,
+    host_overrides: dict[str, Any] | None = None,
+    on_round: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
+    """The reaction rounds; `voice`/`openai` pick the voice backend (bench_host_overhead uses
+    the OpenAI Realtime double), `on_round` runs after each measured round."""
     agent_name = "bench-host-" + uuid.uuid4().hex[:6]
     room = "bench-" + uuid.uuid4().hex[:8]
-    host = HostSettings(executor="thread", health_port=0, greet=False, avatar=avatar, voice="local")
+    host = HostSettings(
+        executor="thread",
+        health_port=0,
+        greet=False,
+        avatar=avatar,
+        voice=voice,
+        **(host_overrides or {}),
+    )
     config = JobConfig(
         host=host,
+        **({"openai": openai} if openai is not None else {}),
         livekit=LiveKitSettings(
             url=livekit.url,
             api_key=livekit.api_key,
@@ -169,6 +188,8 @@ async def _measure(
                         speaking_state.append(time.time() - approved)
             first = next(t for t in loud if t >= approved)
             latencies.append(first - approved)
+            if on_round is not None:
+                on_round()
             try:
                 async with asyncio.timeout(60):
                     while len(spoken) <= before or host_state() != "idle":  # noqa: ASYNC110
@@ -191,7 +212,7 @@ async def _measure(
     ms = [round(v * 1000, 1) for v in latencies]
     return {
         "what": "chat approved (JetStream store time) -> first non-silent host audio frame "
-        "at a viewer (rtc client), local voice (house brain + espeak-ng)",
+        f"at a viewer (rtc client), voice {voice}",
         "avatar": avatar,
         "batch_window_s": host.batch_window_s,
         "rounds": len(ms),

@@ -84,3 +84,20 @@ def test_env_example_is_what_the_generator_writes() -> None:
         cwd=ROOT,
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_the_readme_settings_table_is_what_the_generator_prints() -> None:
+    """After changing a setting, paste `scripts/env_example.py --markdown` into the README."""
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "env_example.py"), "--markdown"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=True,
+    )
+    table = result.stdout.strip()
+    readme = (ROOT / "README.md").read_text()
+    assert table in readme, "README's settings table is stale: paste env_example.py --markdown"

@@ -101,24 +101,28 @@ MODEL_TOKENS = MetricSpec(
     "counter",
     "{token}",
     "Model tokens used; `direction` is input or output, `modality` text or audio.",
-    ("backend", "direction", "modality"),
+    ("backend", "direction", "modality", "room"),
 )
 MODEL_AUDIO_TIME = MetricSpec(
     "livestage.model.audio_time",
     "counter",
     "s",
-    "Seconds of audio a paid backend produced or consumed.",
-    ("backend",),
+    "Seconds of audio a paid backend produced (speech it spoke or synthesised).",
+    ("backend", "room"),
 )
 AVATAR_SESSION_TIME = MetricSpec(
-    "livestage.avatar.session_time", "counter", "s", "Avatar session seconds.", ("backend",)
+    "livestage.avatar.session_time",
+    "counter",
+    "s",
+    "Seconds a paid avatar session ran.",
+    ("backend", "room"),
 )
 MODEL_SPEND = MetricSpec(
     "livestage.model.estimated_spend_usd",
     "counter",
     "{USD}",
     "Estimated spend in US dollars from the price table in settings (an estimate, not a bill).",
-    ("backend",),
+    ("backend", "room"),
 )
 BACKEND_FALLBACKS = MetricSpec(
     "livestage.host.backend_fallbacks",

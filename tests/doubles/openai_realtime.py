@@ -333,6 +333,10 @@ class _Connection:
         self.double.responses.append(record)
         task = asyncio.create_task(self.stream_response(record, params))
         self.active = (record, task)
+        # Let the task take its first step: a task cancelled before it ever ran never enters
+        # its `try`, so it would neither answer `response.done` nor clear `active` (a
+        # `response.cancel` right behind the `response.create` left the double "busy" for good).
+        await asyncio.sleep(0)
 
     async def cancel_response(self, event: dict[str, Any]) -> None:
         wanted = event.get("response_id")
@@ -348,6 +352,8 @@ class _Connection:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+        if self.active is not None and self.active[0] is record:
+            self.active = None
 
     # -- the response ------------------------------------------------------------------------
 

@@ -23,6 +23,9 @@ The rules, each with its own unit test in `tests/test_brain.py`:
 - Memory: recent chat and talk older than `memory_s` are forgotten.
 - Control: pause (nothing is said on the host's own initiative), resume, `say` (verbatim,
   cutting in on whatever is being said), a greeting when the first viewer arrives.
+- A turn lost to a failing voice backend (`speech_failed`: not a word reached the room) is
+  tried once more: its comments are fresh again (unless stale), its `say` is next again, its
+  greeting or monologue is due again. A second failure of the same thing drops it.
 """
 
 from __future__ import annotations
@@ -165,6 +168,7 @@ class HostBrain:
         self._first_fresh_at: float | None = None
         self._last_reply_authors: frozenset[str] = frozenset()
         self._turns = 0
+        self._retried: set[str] = set()
 
     # ---- what happens ---------------------------------------------------------------------
 
@@ -219,6 +223,38 @@ class HostBrain:
         )
         self._said.append(said)
         return said
+
+    def speech_failed(self, plan: TurnPlan) -> bool:
+        """The voice failed before saying a word of `plan` (the job is switching backends):
+        try it once more. False when it was already retried (then it is dropped)."""
+        now = self.clock()
+        if self._speaking is not None and self._speaking.plan.number == plan.number:
+            self._speaking = None
+        if plan.kind == "reply":
+            keys = [f"comment:{c.id}" for c in plan.comments]
+        elif plan.kind == "say":
+            keys = [f"say:{plan.text}"]
+        else:
+            screen = plan.screen.id if plan.screen else ""
+            keys = [f"monologue:{plan.topic}:{screen}"]
+        if any(key in self._retried for key in keys):
+            return False
+        self._retried.update(keys)
+        if plan.kind == "reply":
+            for comment in plan.comments:
+                if now - comment.created_at <= self.config.stale_after_s:
+                    self._handled.pop(comment.id, None)
+                    self._fresh[comment.id] = comment
+            if self._fresh and self._first_fresh_at is None:
+                self._first_fresh_at = now
+        elif plan.kind == "say":
+            self._say_queue.appendleft(plan.text)
+        elif plan.topic == "greeting":
+            self._greeting_due = True
+        elif plan.screen is not None:
+            self._monologued_visuals.discard(plan.screen.id)
+            self._quiet_since = now - self.config.idle_after_s
+        return True
 
     def pause(self) -> None:
         self._paused = True

@@ -4,8 +4,9 @@
    `host.job.<room>` started. (`start()` returns once connected; the job runs as a task.)
 2. Wait for a real viewer (a STANDARD participant `viewer_…`) at most `HOST_VIEWER_WAIT_S`;
    with none, end with reason `no_viewer`.
-3. Go live: build the voice and avatar backends, start the `AgentSession` (no audio input, no
-   turn detection, no VAD: the host only speaks), publish `live`, and follow NATS:
+3. Go live: build the voice and avatar backends (the local ones when the room's daily spend cap
+   is reached; the next one when one cannot start), start the `AgentSession` (no audio input,
+   no turn detection, no VAD: the host only speaks), publish `live`, and follow NATS:
    - `host.spoken.<room>` history of the last `HOST_MEMORY_S` (read once): what earlier jobs
      said, so nothing they answered is answered again;
    - `chat.approved.<room>` since `HOST_MEMORY_S` ago (context; the brain answers only what is
@@ -19,6 +20,21 @@
    shutdown (`shutdown`), or when something breaks (`crashed`): close the session, take the
    avatar out, publish `ended` with the reason, shut the job down.
 
+Falling back instead of going dark: when a production backend fails while live (the session's
+unrecoverable `error` event from OpenAI Realtime or the pipeline's model or speech: a 401, a
+5xx or a timeout after the short retries, a socket that cannot be reopened; the Anam avatar
+leaving or dropping its video; the daily spend cap), the job logs why, counts it
+(`livestage.host.backend_fallbacks{kind, backend, reason}`) and rebuilds its `AgentSession` on
+the local backend of that kind. An unrecoverable realtime error closes the whole session, so a
+new one is always built; the brain (memory, handled ids), the NATS subscriptions, the job and
+whatever backend did not fail (e.g. the Anam avatar when only the voice failed: the new session's
+audio is routed to it) carry over. A turn that lost every word to the failure is tried again on
+the new voice (`HostBrain.speech_failed`).
+
+Usage (`host_agent.metering`): tokens and seconds from the sessions' usage, a paid avatar's
+minutes, priced from `HOST_COST_*`, exported as metrics, counted against the room's daily cap
+in Redis, and summed in the `ended` event's `usage`.
+
 Captions: the session's transcription output (`lk.transcription` text streams from the host's
 identity) is synchronised with the audio playout (word timings from the local TTS), so the pages
 show the words as they are heard.
@@ -31,21 +47,24 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from livekit import rtc
 from livekit.agents import Agent, AgentSession, AutoSubscribe, JobContext, llm
+from livekit.agents.metrics.usage import ModelUsage
 from livekit.agents.voice import SpeechHandle, room_io
-from livekit.agents.voice.events import AgentStateChangedEvent, CloseEvent
+from livekit.agents.voice.events import (
+    AgentStateChangedEvent,
+    CloseEvent,
+    ErrorEvent,
+)
 from opentelemetry import metrics as otel_metrics
-from opentelemetry.metrics import Meter
 
 from host_agent import avatars, voices
-from host_agent.avatars.base import AvatarBackend, usage_of
+from host_agent.avatars.base import AvatarBackend, avatar_identity, is_production
+from host_agent.avatars.output import route_audio
 from host_agent.brain import (
-    BrainConfig,
     Comment,
     HostBrain,
     Interrupt,
@@ -54,10 +73,13 @@ from host_agent.brain import (
     Speak,
     TurnPlan,
 )
+from host_agent.config import JobConfig
 from host_agent.errors import BackendUnavailable
+from host_agent.failures import GENERIC, failure_reason
+from host_agent.metering import Metering, UsageKey
 from host_agent.persona import Persona, PersonaError, find_persona, load_persona
 from host_agent.prompt import compose
-from host_agent.settings import HostSettings, resolve_avatar, resolve_voice
+from host_agent.settings import resolve_avatar, resolve_voice
 from host_agent.voices.base import SessionParts, VoiceBackend
 from livestage import metrics, subjects
 from livestage.bus import Bus, BusUnavailable, Observed, Watch
@@ -71,13 +93,6 @@ from livestage.schemas import (
     new_id,
     now_ms,
 )
-from livestage.settings import (
-    AnamSettings,
-    LiveKitSettings,
-    NatsSettings,
-    OpenAISettings,
-    TopicSettings,
-)
 
 log = logging.getLogger(__name__)
 
@@ -87,41 +102,14 @@ VOICE_ATTRIBUTE = "livestage.host.voice"
 AVATAR_ATTRIBUTE = "livestage.host.avatar"
 CHAT_CONTEXT_ITEMS = 24
 """The session's own chat context is trimmed to this many items (the brain keeps memory)."""
+SETTLE_S = 1.0
+"""How long a rebuild waits for the failed session's speech to finish before giving it up."""
+AVATAR_LEAVE_S = 0.5
+"""After an avatar's video goes away, how long to wait to see whether the avatar left too."""
+GIVE_UP_S = 1.5
+"""How long a rebuild waits for the failed session to close (it may be stuck on its backend)."""
 
-
-@dataclass
-class JobConfig:
-    """Everything a job needs, loaded once per process (or handed in by tests)."""
-
-    host: HostSettings = field(default_factory=HostSettings)
-    livekit: LiveKitSettings = field(default_factory=LiveKitSettings)
-    nats: NatsSettings = field(default_factory=NatsSettings)
-    topics: TopicSettings = field(default_factory=TopicSettings)
-    openai_key: bool = False
-    anam_key: bool = False
-    clock: Callable[[], float] = time.time
-    meter: Meter | None = None
-    """Where the job's metrics go (None: the global provider `setup_telemetry` installed)."""
-
-    @classmethod
-    def from_env(cls) -> JobConfig:
-        return cls(
-            openai_key=OpenAISettings().api_key is not None,
-            anam_key=AnamSettings().api_key is not None,
-        )
-
-    def brain_config(self) -> BrainConfig:
-        host = self.host
-        return BrainConfig(
-            batch_window_s=host.batch_window_s,
-            max_comments=host.max_comments,
-            stale_after_s=host.stale_after_s,
-            idle_after_s=host.idle_after_s,
-            memory_s=host.memory_s,
-            recent_chat_limit=host.recent_chat_limit,
-            recent_talk_limit=host.recent_talk_limit,
-            greet=host.greet,
-        )
+__all__ = ["HostJob", "JobConfig", "host_state"]
 
 
 @dataclass
@@ -130,6 +118,32 @@ class _Turn:
     handle: SpeechHandle
     started_speaking_at: float | None = None
     latency_recorded: bool = False
+    abandoned: bool = False
+    """Its session was given up mid-turn (a backend failed): retry it if nothing was said."""
+    settled: bool = False
+    """Its outcome was already handed to the brain."""
+
+
+def _production_voice(name: str) -> bool:
+    backend = voices.REGISTRY.get(name)
+    return backend is not None and backend.production
+
+
+def _production_avatar(name: str) -> bool:
+    return is_production(avatars.REGISTRY.get(name))
+
+
+async def _settle(handle: SpeechHandle, within: float) -> bool:
+    """Wait (bounded) for a speech to finish; False if it did not."""
+    if handle.done():
+        return True
+    done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    handle.add_done_callback(lambda _: done.done() or done.set_result(None))
+    try:
+        await asyncio.wait_for(done, within)
+    except TimeoutError:
+        return False
+    return True
 
 
 def host_state(*, paused: bool, agent_state: str, planning: bool) -> str:
@@ -157,7 +171,10 @@ class HostJob:
         self.session: AgentSession | None = None
         self.agent: Agent | None = None
         self.voice: VoiceBackend | None = None
+        self.parts: SessionParts | None = None
         self.avatar: AvatarBackend | None = None
+        self.metering = Metering(self.room_name, config, self._on_spend_cap)
+        self.fallbacks = 0
         self.voice_name = ""
         self.avatar_name = ""
         self.visual: StageVisual | None = None
@@ -178,6 +195,12 @@ class HostJob:
         self._speaking_since: float | None = None
         self._task: asyncio.Task[str] | None = None
         self._ready = False
+        self._epoch = 0
+        """Which session is current: events of older ones are ignored."""
+        self._switching = False
+        self._switch_lock = asyncio.Lock()
+        self._voice_problem: str | None = None
+        """The last recoverable failure of a production voice (a fatal one may name less)."""
 
     # ---- the whole job ----------------------------------------------------------------------
 
@@ -252,6 +275,7 @@ class HostJob:
                 self.viewers.add(participant.identity)
         room.on("participant_connected", self._on_participant_connected)
         room.on("participant_disconnected", self._on_participant_disconnected)
+        room.on("track_unpublished", self._on_track_unpublished)
         room.on("disconnected", self._on_room_disconnected)
         self._update_empty()
 
@@ -267,7 +291,39 @@ class HostJob:
     def _on_participant_disconnected(self, participant: rtc.RemoteParticipant) -> None:
         self.viewers.discard(participant.identity)
         self._update_empty()
+        self._watch_avatar(participant.identity, "avatar_left", "left the room")
         self._wake.set()
+
+    def _on_track_unpublished(
+        self, publication: rtc.RemoteTrackPublication, participant: rtc.RemoteParticipant
+    ) -> None:
+        if publication.kind == rtc.TrackKind.KIND_VIDEO:
+            self._watch_avatar(participant.identity, "no_video", "stopped publishing its video")
+
+    def _watch_avatar(self, identity: str, reason: str, what: str) -> None:
+        """A production avatar that leaves or drops its video mid-stream: use the local one."""
+        avatar = self.avatar
+        if (
+            avatar is None
+            or not is_production(avatar)
+            or identity != avatar_identity(avatar)
+            or self._stopped.is_set()
+        ):
+            return
+
+        async def switch() -> None:
+            if reason == "no_video":
+                # a participant that leaves drops its tracks first: name the bigger event
+                await asyncio.sleep(AVATAR_LEAVE_S)
+                if identity not in self.ctx.room.remote_participants:
+                    reason_now, what_now = "avatar_left", "left the room"
+                else:
+                    reason_now, what_now = reason, what
+            else:
+                reason_now, what_now = reason, what
+            await self._switch(avatar=True, reason=reason_now, detail=f"the avatar {what_now}")
+
+        self._spawn(switch())
 
     def _on_room_disconnected(self, reason: Any = None) -> None:
         if self.stop_reason is None:
@@ -296,38 +352,30 @@ class HostJob:
 
     async def _go_live(self) -> None:
         host = self.config.host
-        self.voice_name = resolve_voice(
+        voice_name = resolve_voice(
             host, openai_key=self.config.openai_key, available=set(voices.REGISTRY)
         )
-        self.avatar_name = resolve_avatar(
+        avatar_name = resolve_avatar(
             host, anam_key=self.config.anam_key, available=set(avatars.REGISTRY)
         )
-        self.voice, parts = self._start_voice(self.voice_name)
-        self.session = AgentSession(
-            llm=parts.llm,
-            tts=parts.tts,
-            vad=None,
-            turn_handling={"turn_detection": None},
-            user_away_timeout=None,
-            **parts.options,
-        )
-        self.session.on("agent_state_changed", self._on_agent_state)
-        self.session.on("close", self._on_session_close)
-        self.avatar = await self._start_avatar(self.avatar_name, self.session)
-        self.agent = Agent(instructions=self.persona.instructions)
-        await self.session.start(
-            self.agent,
-            room=self.ctx.room,
-            room_options=room_io.RoomOptions(
-                audio_input=False,
-                video_input=False,
-                text_input=False,
-                close_on_disconnect=False,
-                text_output=room_io.TextOutputOptions(sync_transcription=True),
-            ),
-            record=False,
-            session_host=False,  # no remote-session byte streams to every viewer
-        )
+        paid = [
+            (kind, name)
+            for kind, name, production in (
+                ("voice", voice_name, _production_voice(voice_name)),
+                ("avatar", avatar_name, _production_avatar(avatar_name)),
+            )
+            if production
+        ]
+        if paid and await self.metering.cap_reached():
+            self._log_cap(self.metering.room_spent_today or 0.0)
+            for kind, name in paid:
+                self._fallback(kind, name, "local", "spend_cap", "the daily spend cap is reached")
+            voice_name = "local" if _production_voice(voice_name) else voice_name
+            avatar_name = "local" if _production_avatar(avatar_name) else avatar_name
+        self.voice_name = voice_name
+        self.voice, self.parts = self._start_voice(voice_name)
+        self.avatar, session = await self._start_avatar(avatar_name)
+        await self._start_session(session)
         log.info(
             "room %s live: voice %s, avatar %s, persona %s",
             self.room_name,
@@ -351,17 +399,18 @@ class HostJob:
         self.brain.went_live()
         self._ready = True
         self._refresh_attributes()  # "idle" only once every command and message is heard
+        self._spawn(self._count_avatar_minutes())
         await self._publish_job("live")
 
-    def _fallback(self, kind: str, backend: str, to: str, error: BaseException) -> None:
-        reason = type(error).__name__
+    def _fallback(self, kind: str, backend: str, to: str, reason: str, detail: object) -> None:
+        self.fallbacks += 1
         log.warning(
-            "room %s: %s backend %s failed to start (%s: %s); carrying on with %s",
+            "room %s: %s backend %s failed (%s: %s); carrying on with %s",
             self.room_name,
             kind,
             backend,
             reason,
-            error,
+            detail,
             to,
         )
         self._counter(metrics.BACKEND_FALLBACKS).add(
@@ -370,34 +419,188 @@ class HostJob:
 
     def _start_voice(self, name: str) -> tuple[VoiceBackend, SessionParts]:
         """The chosen voice, or the local one when it cannot start (logged and counted)."""
-        host = self.config.host
         try:
-            voice = voices.create_voice(name, host, self.persona)
+            voice = voices.create_voice(name, self.config, self.persona)
             return voice, voice.session_parts()
         except Exception as error:
             if name == "local":
                 raise
-            self._fallback("voice", name, "local", error)
+            self._fallback("voice", name, "local", failure_reason(error), error)
             self.voice_name = "local"
-            voice = voices.create_voice("local", host, self.persona)
+            voice = voices.create_voice("local", self.config, self.persona)
             return voice, voice.session_parts()
 
-    async def _start_avatar(self, name: str, session: AgentSession) -> AvatarBackend:
-        """The chosen avatar, else the local one, else none (each failure logged, counted)."""
-        host = self.config.host
+    async def _start_avatar(self, name: str) -> tuple[AvatarBackend, AgentSession]:
+        """The chosen avatar (else local, else none; each failure logged and counted), started
+        on a new session that has not started yet."""
         candidates = [name] + [n for n in ("local", "none") if n != name and n in avatars.REGISTRY]
         for index, candidate in enumerate(candidates):
+            session = self._new_session()
             try:
-                avatar = avatars.create_avatar(candidate, host, self.persona)
+                avatar = avatars.create_avatar(candidate, self.config, self.persona)
                 await avatar.start(session, self.ctx.room)
             except Exception as error:
                 if index + 1 == len(candidates):
                     raise
-                self._fallback("avatar", candidate, candidates[index + 1], error)
+                self._fallback(
+                    "avatar", candidate, candidates[index + 1], failure_reason(error), error
+                )
                 continue
             self.avatar_name = candidate
-            return avatar
+            if is_production(avatar):
+                self.metering.avatar_started(getattr(avatar, "usage_backend", candidate))
+            return avatar, session
         raise BackendUnavailable("no avatar backend could start")
+
+    def _new_session(self) -> AgentSession:
+        """A session on the current voice, its events bound to a new epoch (not started)."""
+        assert self.parts is not None and self.voice is not None
+        parts, voice = self.parts, self.voice
+        self._epoch += 1
+        epoch = self._epoch
+        session: AgentSession = AgentSession(
+            llm=parts.llm,
+            tts=parts.tts,
+            vad=None,
+            turn_handling={"turn_detection": None},
+            user_away_timeout=None,
+            **parts.options,
+        )
+        seen: dict[UsageKey, ModelUsage] = {}
+        session.on("agent_state_changed", functools.partial(self._on_agent_state, epoch, voice))
+        session.on("close", functools.partial(self._on_session_close, epoch))
+        session.on("error", functools.partial(self._on_session_error, epoch, voice))
+        session.on(
+            "session_usage_updated",
+            lambda event: self.metering.session_usage(
+                voice.usage_backend, seen, event.usage.model_usage
+            ),
+        )
+        return session
+
+    async def _start_session(self, session: AgentSession) -> None:
+        agent = Agent(instructions=self.persona.instructions)
+        await session.start(
+            agent,
+            room=self.ctx.room,
+            room_options=room_io.RoomOptions(
+                audio_input=False,
+                video_input=False,
+                text_input=False,
+                close_on_disconnect=False,
+                text_output=room_io.TextOutputOptions(sync_transcription=True),
+            ),
+            record=False,
+            session_host=False,  # no remote-session byte streams to every viewer
+        )
+        self.session, self.agent = session, agent
+        self.agent_state = "initializing"
+
+    # ---- falling back while live ------------------------------------------------------------
+
+    def _on_session_error(self, epoch: int, voice: VoiceBackend, event: ErrorEvent) -> None:
+        error = event.error
+        if epoch != self._epoch or not voice.production or voice is not self.voice:
+            return
+        reason = failure_reason(error)
+        if getattr(error, "recoverable", False):
+            if reason not in GENERIC:
+                self._voice_problem = reason
+            log.info("room %s: %s voice: %s (retrying)", self.room_name, voice.name, reason)
+            return
+        if reason in GENERIC and self._voice_problem:
+            reason = self._voice_problem
+        self._switching = True  # before the session closes itself: the job goes on
+        if self.turn is not None:  # before its handle ends: what it lost is tried again
+            self.turn.abandoned = True
+        cause = getattr(error, "error", error)
+        self._spawn(self._switch(voice=True, reason=reason, detail=repr(cause)))
+
+    def _on_spend_cap(self, spent_usd: float) -> None:
+        self._log_cap(spent_usd)
+        self._spawn(
+            self._switch(
+                voice=True, avatar=True, reason="spend_cap", detail="the daily spend cap is reached"
+            )
+        )
+
+    def _log_cap(self, spent_usd: float) -> None:
+        log.warning(
+            "room %s: estimated spend today %.4f USD reached the daily cap of %.4f USD "
+            "(HOST_COST_DAILY_CAP_USD); the host uses the local voice and avatar",
+            self.room_name,
+            spent_usd,
+            self.metering.cap_usd,
+        )
+
+    async def _switch(
+        self, *, voice: bool = False, avatar: bool = False, reason: str, detail: str
+    ) -> None:
+        """Rebuild the session with the failed production backend(s) replaced by local ones."""
+        async with self._switch_lock:
+            to_voice = voice and self.voice is not None and self.voice.production
+            to_avatar = avatar and self.avatar is not None and is_production(self.avatar)
+            if self._stopped.is_set() or not (to_voice or to_avatar) or self.session is None:
+                self._switching = False
+                return
+            self._switching = True
+            try:
+                await self._rebuild(to_voice, to_avatar, reason, detail)
+            finally:
+                self._switching = False
+                self._wake.set()
+
+    async def _rebuild(self, to_voice: bool, to_avatar: bool, reason: str, detail: str) -> None:
+        started = time.monotonic()
+        if to_voice:
+            self._fallback("voice", self.voice_name, "local", reason, detail)
+        if to_avatar:
+            self._fallback("avatar", self.avatar_name, "local", reason, detail)
+        old_session, turn = self.session, self.turn
+        assert old_session is not None
+        self._epoch += 1  # from here on the old session's events are ignored
+        if turn is not None:
+            turn.abandoned = True
+            with contextlib.suppress(Exception):
+                turn.handle.interrupt(force=True)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(old_session.aclose(), GIVE_UP_S)
+        if turn is not None and not await _settle(turn.handle, SETTLE_S):
+            self._settle_abandoned(turn, "")  # a speech stuck behind the failure: give it up
+        if to_avatar and self.avatar is not None:
+            self.metering.avatar_stopped()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.avatar.aclose(), 5)
+        if to_voice and self.voice is not None:
+            old_voice = self.voice
+            self.voice_name = "local"
+            self.voice = voices.create_voice("local", self.config, self.persona)
+            self.parts = self.voice.session_parts()
+            self._voice_problem = None
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(old_voice.aclose(), 3)
+        if to_avatar:
+            self.avatar, session = await self._start_avatar("local")
+        else:
+            session = self._new_session()
+            identity = avatar_identity(self.avatar)
+            if identity is not None:  # the avatar that did not fail speaks the new voice
+                route_audio(session, self.ctx.room, identity)
+        await self._start_session(session)
+        log.info(
+            "room %s: the host is back on voice %s, avatar %s (%.1f s after the failure)",
+            self.room_name,
+            self.voice_name,
+            self.avatar_name,
+            time.monotonic() - started,
+        )
+        self._refresh_attributes()
+
+    async def _count_avatar_minutes(self) -> None:
+        """A paid avatar's minutes as they pass, so the daily cap sees them in time."""
+        while not self._stopped.is_set():
+            await asyncio.sleep(self.config.cost.check_interval_s)
+            self.metering.avatar_tick()
 
     async def _read_spoken_history(self) -> None:
         assert self.bus is not None
@@ -418,6 +621,11 @@ class HostJob:
             if self.empty_since is not None and now - self.empty_since >= grace:
                 log.info("room %s: no viewer for %.0f s; ending the job", self.room_name, grace)
                 return "viewers_left"
+            if self._switching:  # a backend is being replaced: decide on the new session
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), 0.5)
+                continue
             decision = self.brain.decide()
             if isinstance(decision, Speak):
                 self._speak(decision.plan)
@@ -455,6 +663,8 @@ class HostJob:
 
     async def _follow_turn(self, turn: _Turn) -> None:
         await turn.handle  # never raises; the outcome is in the handle
+        if turn.settled:
+            return
         if turn.handle.exception() is not None:
             log.warning(
                 "room %s: turn %d failed: %r",
@@ -468,14 +678,40 @@ class HostJob:
             if isinstance(item, llm.ChatMessage) and item.role == "assistant"
         ]
         text = " ".join((m.text_content or "").strip() for m in messages).strip()
-        interrupted = turn.handle.interrupted or any(m.interrupted for m in messages)
-        said = self.brain.speech_finished(turn.plan, text, interrupted=interrupted)
-        if self.turn is turn:
-            self.turn = None
-        if said is not None:
-            await self._publish_spoken(turn, said)
+        if turn.abandoned:
+            self._settle_abandoned(turn, text)
+        else:
+            turn.settled = True
+            interrupted = turn.handle.interrupted or any(m.interrupted for m in messages)
+            said = self.brain.speech_finished(turn.plan, text, interrupted=interrupted)
+            if self.turn is turn:
+                self.turn = None
+            if said is not None:
+                await self._publish_spoken(turn, said)
         await self._trim_chat_context()
         self._refresh_attributes()
+        self._wake.set()
+
+    def _settle_abandoned(self, turn: _Turn, text: str) -> None:
+        """A turn whose session was given up: what was said stands, else it is tried again."""
+        if turn.settled:
+            return
+        turn.settled = True
+        if self.turn is turn:
+            self.turn = None
+        if text:
+            said = self.brain.speech_finished(turn.plan, text, interrupted=True)
+            if said is not None:
+                self._spawn(self._publish_spoken(turn, said))
+            return
+        retried = self.brain.speech_failed(turn.plan)
+        log.info(
+            "room %s: turn %d (%s) was lost to the failing backend; %s",
+            self.room_name,
+            turn.plan.number,
+            turn.plan.kind,
+            "trying it again" if retried else "dropping it (it failed before)",
+        )
         self._wake.set()
 
     async def _publish_spoken(self, turn: _Turn, said: Said) -> None:
@@ -511,7 +747,17 @@ class HostJob:
 
     # ---- session events ---------------------------------------------------------------------
 
-    def _on_agent_state(self, event: AgentStateChangedEvent) -> None:
+    def _on_agent_state(
+        self, epoch: int, voice: VoiceBackend, event: AgentStateChangedEvent
+    ) -> None:
+        if event.old_state == "speaking" and self._speaking_since is not None:
+            spoken_s = max(0.0, event.created_at - self._speaking_since)
+            self._speaking_since = None
+            self.speaking_s += spoken_s
+            self._counter(metrics.HOST_SPEAKING_TIME).add(spoken_s, {"voice": voice.name})
+            self.metering.speech(voice.speech_backend, spoken_s)
+        if epoch != self._epoch:
+            return
         now = self.clock()
         turn = self.turn
         if event.new_state == "speaking" and turn is not None:
@@ -522,16 +768,14 @@ class HostJob:
                 self._histogram(metrics.HOST_REACTION_LATENCY).record(
                     max(0.0, (now - approved) * 1000), {"voice": self.voice_name}
                 )
-        if event.old_state == "speaking":
-            spoken_s = max(0.0, event.created_at - (self._speaking_since or event.created_at))
-            self.speaking_s += spoken_s
-            self._counter(metrics.HOST_SPEAKING_TIME).add(spoken_s, {"voice": self.voice_name})
         if event.new_state == "speaking":
             self._speaking_since = event.created_at
         self.agent_state = event.new_state
         self._refresh_attributes()
 
-    def _on_session_close(self, event: CloseEvent) -> None:
+    def _on_session_close(self, epoch: int, event: CloseEvent) -> None:
+        if epoch != self._epoch or self._switching:
+            return  # a session the job gave up (or is giving up) for a new one
         log.info("room %s: agent session closed (%s)", self.room_name, event.reason)
         if self.stop_reason is None:
             # we never close the session ourselves before teardown: a clean close comes from
@@ -676,10 +920,9 @@ class HostJob:
             return
         usage: dict[str, float] = {"speaking_s": round(self.speaking_s, 3)}
         usage["turns"] = float(self.turns_spoken)
-        if self.voice is not None:
-            usage |= self.voice.usage
-        if self.avatar is not None:
-            usage |= usage_of(self.avatar)
+        if self.fallbacks:
+            usage["fallbacks"] = float(self.fallbacks)
+        usage |= self.metering.summary()
         try:
             await self.bus.publish(
                 subjects.host_job(self.room_name),
@@ -710,11 +953,14 @@ class HostJob:
         room = self.ctx.room
         room.off("participant_connected", self._on_participant_connected)
         room.off("participant_disconnected", self._on_participant_disconnected)
+        room.off("track_unpublished", self._on_track_unpublished)
         room.off("disconnected", self._on_room_disconnected)
         for watch in self._watches:
             await watch.stop()
+        self._stopped.set()
+        async with self._switch_lock:  # a rebuild under way finishes first
+            self._epoch += 1  # the session's own close is ours now
         if self.session is not None:
-            self.session.off("close", self._on_session_close)
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.session.aclose(), 3)
         if self.avatar is not None:
@@ -722,9 +968,11 @@ class HostJob:
                 await asyncio.wait_for(self.avatar.aclose(), 3)
         if self.voice is not None:
             with contextlib.suppress(Exception):
-                await self.voice.aclose()
+                await asyncio.wait_for(self.voice.aclose(), 3)
         for task in list(self._tasks):
             task.cancel()
+        with contextlib.suppress(Exception):
+            await self.metering.aclose()
         self._counter(metrics.AGENT_JOBS_ENDED).add(1, {"reason": reason})
         await self._publish_job("ended", reason)
         if self.bus is not None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PERSONAS_DIR = Path(__file__).resolve().parent / "personas"
@@ -48,6 +48,37 @@ class HostSettings(BaseSettings):
     espeak_pitch: int = Field(45, ge=0, le=99, description="espeak-ng base pitch (0-99).")
     piper_model: str = Field(
         "", description="Path of a Piper voice model (.onnx, its .onnx.json beside it)."
+    )
+
+    # --- production backends: how fast a failing one gives way to the local one ------------
+    connect_timeout_s: float = Field(
+        3.0,
+        gt=0,
+        description="Each connection attempt and request to a paid voice backend (OpenAI "
+        "Realtime, a chat-completions endpoint, a speech endpoint, Anam) times out after this "
+        "many seconds.",
+    )
+    connect_retries: int = Field(
+        1,
+        ge=0,
+        le=5,
+        description="Retries of a failed connection to a paid backend before the host falls "
+        "back to the local one.",
+    )
+    retry_interval_s: float = Field(
+        0.5, ge=0, description="Seconds between those retries (the first one comes at once)."
+    )
+    remote_avatar_start_timeout_s: float = Field(
+        8.0,
+        gt=0,
+        description="How long starting a remote avatar (Anam's session API) may take before "
+        "the host uses the local avatar (the plugin itself would wait forever on a hung API).",
+    )
+    remote_avatar_join_timeout_s: float = Field(
+        15.0,
+        gt=0,
+        description="How long a remote avatar may take to join the room and publish its video "
+        "before the host uses the local avatar.",
     )
 
     # --- persona ----------------------------------------------------------------------------
@@ -171,6 +202,102 @@ class LocalAvatarSettings(BaseSettings):
     def background_rgb(self) -> tuple[int, int, int]:
         d = self.background
         return (int(d[0:2], 16), int(d[2:4], 16), int(d[4:6], 16))
+
+
+class PipelineSettings(BaseSettings):
+    """The `pipeline` voice: any OpenAI-compatible chat endpoint plus a text-to-speech."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="HOST_PIPELINE_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+        env_ignore_empty=True,
+    )
+
+    base_url: str = Field(
+        "http://127.0.0.1:11434/v1",
+        description="Base URL of an OpenAI-compatible chat-completions API (default: a local "
+        "Ollama; vLLM, llama.cpp's server or https://api.openai.com/v1 work the same).",
+    )
+    model: str = Field("llama3.2", description="Chat model name at that endpoint.")
+    api_key: SecretStr | None = Field(
+        None, description="Key for that endpoint (empty: none; a local Ollama needs none)."
+    )
+    speech_base_url: str = Field(
+        "",
+        description="Base URL of an OpenAI-compatible /v1/audio/speech API for the pipeline's "
+        "voice (e.g. https://api.openai.com/v1); empty: the local TTS (HOST_TTS).",
+    )
+    speech_model: str = Field("gpt-4o-mini-tts", description="Speech model at that endpoint.")
+    speech_voice: str = Field("ash", description="Voice name at that speech endpoint.")
+    speech_api_key: SecretStr | None = Field(
+        None, description="Key for the speech endpoint (empty: HOST_PIPELINE_API_KEY)."
+    )
+
+
+class CostSettings(BaseSettings):
+    """Estimated spend of the paid backends, and the daily cap per room (estimates, not a bill).
+
+    Defaults are the published list prices when this was written (OpenAI gpt-realtime per
+    million tokens; OpenAI gpt-4o-mini-tts per minute; an approximate Anam per-minute rate).
+    Check your own prices and set them here; the host only ever estimates.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="HOST_COST_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+        env_ignore_empty=True,
+    )
+
+    daily_cap_usd: float = Field(
+        20.0,
+        ge=0,
+        description="Estimated spend per room per UTC day (counted in Redis, across jobs) after "
+        "which the host switches to the local voice and avatar; 0: no cap.",
+    )
+    realtime_text_input_per_mtok: float = Field(
+        4.0, ge=0, description="OpenAI Realtime: USD per million text input tokens (estimate)."
+    )
+    realtime_audio_input_per_mtok: float = Field(
+        32.0, ge=0, description="OpenAI Realtime: USD per million audio input tokens (estimate)."
+    )
+    realtime_cached_input_per_mtok: float = Field(
+        0.4, ge=0, description="OpenAI Realtime: USD per million cached input tokens (estimate)."
+    )
+    realtime_text_output_per_mtok: float = Field(
+        16.0, ge=0, description="OpenAI Realtime: USD per million text output tokens (estimate)."
+    )
+    realtime_audio_output_per_mtok: float = Field(
+        64.0, ge=0, description="OpenAI Realtime: USD per million audio output tokens (estimate)."
+    )
+    pipeline_input_per_mtok: float = Field(
+        0.0,
+        ge=0,
+        description="Pipeline chat endpoint: USD per million input tokens (0 for a local model).",
+    )
+    pipeline_output_per_mtok: float = Field(
+        0.0,
+        ge=0,
+        description="Pipeline chat endpoint: USD per million output tokens (0 for a local model).",
+    )
+    speech_per_minute: float = Field(
+        0.015,
+        ge=0,
+        description="Pipeline speech endpoint: USD per minute of speech (estimate).",
+    )
+    anam_per_minute: float = Field(
+        0.15, ge=0, description="Anam: USD per avatar session minute (estimate; see your plan)."
+    )
+    check_interval_s: float = Field(
+        5.0,
+        gt=0,
+        description="How often running avatar minutes are counted and the cap is checked (s).",
+    )
 
 
 def resolve_voice(settings: HostSettings, *, openai_key: bool, available: set[str]) -> str:

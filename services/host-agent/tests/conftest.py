@@ -91,7 +91,16 @@ def metric_total(name: str, **attributes: str) -> float:
     return total
 
 
-def worker_config(livekit: Any, nats_url: str, agent_name: str, **host: Any) -> JobConfig:
+def worker_config(
+    livekit: Any,
+    nats_url: str,
+    agent_name: str,
+    *,
+    services: dict[str, Any] | None = None,
+    **host: Any,
+) -> JobConfig:
+    """A test worker's config: `HOST_*` settings as keywords, other settings objects of
+    `JobConfig` (openai, anam, pipeline, cost, redis, ...) in `services`."""
     settings = {
         "executor": "thread",
         "health_port": 0,
@@ -115,14 +124,18 @@ def worker_config(livekit: Any, nats_url: str, agent_name: str, **host: Any) -> 
         nats=NatsSettings(url=nats_url),
         topics=TopicSettings(),
         meter=METER,
+        **(services or {}),
     )
 
 
 @contextlib.asynccontextmanager
-async def running_worker(livekit: Any, nats: Any, **host: Any) -> AsyncIterator[HostWorker]:
-    """A registered host worker (thread executor) with these `HOST_*` settings, closed after."""
+async def running_worker(
+    livekit: Any, nats: Any, *, services: dict[str, Any] | None = None, **host: Any
+) -> AsyncIterator[HostWorker]:
+    """A registered host worker (thread executor) with these `HOST_*` settings (and other
+    settings objects in `services`, see `worker_config`), closed after."""
     agent_name = "host-test-" + uuid.uuid4().hex[:8]
-    config = worker_config(livekit, nats.url, agent_name, **host)
+    config = worker_config(livekit, nats.url, agent_name, services=services, **host)
     server = build_server(config, devmode=True)
     registered = asyncio.Event()
     server.on("worker_registered", lambda *_: registered.set())

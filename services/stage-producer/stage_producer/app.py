@@ -27,7 +27,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
-from livestage import subjects
+from livestage import metrics, subjects
 from livestage.bus import Bus, BusUnavailable, Consumer, Delivery, Observed, Watch
 from livestage.schemas import (
     ChatMessage,
@@ -61,6 +61,21 @@ log = logging.getLogger(__name__)
 SERVICE_NAME = "stage-producer"
 COMMANDS_DURABLE = "stage-producer-commands"
 PAGES_DIR = PACKAGE_DIR / "pages"
+
+
+_audience: list[RoomTracker] = []
+"""The tracker the audience gauges read: this process's running service (gauges once)."""
+
+
+def export_audience(tracker: RoomTracker) -> None:
+    """Export `livestage.rooms.active` and `livestage.viewers` from `tracker` (the stage
+    producer is the one service that follows every room's presence and jobs)."""
+    if _audience:
+        _audience[0] = tracker
+        return
+    _audience.append(tracker)
+    metrics.gauge(metrics.ROOMS_ACTIVE, lambda: [(float(len(_audience[0].active_rooms())), {})])
+    metrics.gauge(metrics.VIEWERS, lambda: [(float(_audience[0].total_viewers()), {})])
 
 
 @dataclass
@@ -459,6 +474,7 @@ async def main(stop: asyncio.Event) -> None:
         if bus is None:
             return
         service = StageService(settings, bus, runtime.factory, runtime.picker, runtime.sources)
+        export_audience(service.tracker)
         try:
             await service.start()
             log.info("%s ready", SERVICE_NAME)

@@ -54,6 +54,10 @@ class RoomTracker:
     def active_rooms(self) -> set[str]:
         return {name for name in self._rooms if self.is_active(name)}
 
+    def total_viewers(self) -> int:
+        """Viewers in every room, as far as presence events told (0 without webhooks)."""
+        return sum(len(state.viewers) for state in self._rooms.values())
+
     def viewers(self, room: str) -> int:
         state = self._rooms.get(room)
         return len(state.viewers) if state else 0

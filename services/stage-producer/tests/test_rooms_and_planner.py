@@ -52,6 +52,17 @@ def test_a_room_is_active_while_a_viewer_is_in_it() -> None:
     assert rooms.active_rooms() == set()
 
 
+def test_viewers_are_counted_over_every_room() -> None:
+    rooms = RoomTracker()
+    rooms.apply_presence(presence("participant_joined"))
+    rooms.apply_presence(presence("participant_joined", identity="viewer_bbbbbbbb_0123abcd"))
+    rooms.apply_presence(presence("participant_joined", room="r2"))
+    rooms.apply_presence(presence("participant_joined", identity="agent-host", kind="agent"))
+    assert rooms.total_viewers() == 3
+    rooms.apply_presence(presence("participant_left", room="r2"))
+    assert rooms.total_viewers() == 2
+
+
 def test_host_job_events_alone_are_enough() -> None:
     rooms = RoomTracker()
     rooms.apply_job(job("started"))

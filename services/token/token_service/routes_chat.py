@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Query, status
 from pydantic import ValidationError
 
-from livestage import subjects
+from livestage import metrics, subjects
 from livestage.bus import BusUnavailable
 from livestage.schemas import ChatMessage, HistoryReply, HistoryRequest, new_id, now_ms
 
@@ -65,6 +65,7 @@ async def submit_chat(
     await services.require_bus().publish(
         subjects.chat_submitted(room), message, timeout_s=services.edge.nats_timeout_s
     )
+    metrics.counter(metrics.CHAT_SUBMITTED).add(1)
     return ChatAccepted(id=message.id)
 
 

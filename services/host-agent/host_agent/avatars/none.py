@@ -7,8 +7,8 @@ from typing import Any
 from livekit import rtc
 from livekit.agents import AgentSession
 
+from host_agent.config import JobConfig
 from host_agent.persona import Persona
-from host_agent.settings import HostSettings
 
 
 class NoAvatar:
@@ -19,5 +19,5 @@ class NoAvatar:
         return None
 
 
-def no_avatar(settings: HostSettings, persona: Persona) -> NoAvatar:
+def no_avatar(config: JobConfig, persona: Persona) -> NoAvatar:
     return NoAvatar()

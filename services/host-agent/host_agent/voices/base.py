@@ -5,10 +5,13 @@ pipelines, `tts=`), and carries out turns: `start_turn` asks the model for one t
 a `Prompt` (with the brain's `TurnPlan` attached for backends that read it directly, like the
 house brain), and `say` speaks words verbatim. Both return the session's `SpeechHandle`.
 
-Backends are files beside this one (`local.py`; the production `openai_realtime.py` and
-`pipeline.py` slot in the same way) registered in `host_agent.voices.REGISTRY` under the name
-`HOST_VOICE` selects. A backend that cannot start raises `BackendUnavailable` with the reason,
-so the job can fall back to the local one.
+Backends are files beside this one (`local.py`, `openai_realtime.py`, `pipeline.py`)
+registered in `host_agent.voices.REGISTRY` under the name `HOST_VOICE` selects. A backend that
+cannot start raises `BackendUnavailable` with the reason, so the job can fall back to the local
+one; a `production` backend's failures later on (the session's unrecoverable `error` events)
+make the job rebuild its session on the local voice. `usage_backend` tells the job which
+usage entries of the session (`session_usage_updated`) are paid usage, and under which name
+they are counted.
 """
 
 from __future__ import annotations
@@ -18,12 +21,13 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from livekit.agents import AgentSession, llm, tts
+from livekit.agents.metrics.usage import ModelUsage
 from livekit.agents.voice import SpeechHandle
 
 from host_agent.brain import TurnPlan
+from host_agent.config import JobConfig
 from host_agent.persona import Persona
 from host_agent.prompt import Prompt
-from host_agent.settings import HostSettings
 
 PLAN_KEY = "livestage.turn_plan"
 """Key of the `TurnPlan` in the extra of each turn's user message."""
@@ -41,9 +45,14 @@ class SessionParts:
 
 class VoiceBackend(ABC):
     name: ClassVar[str]
+    production: ClassVar[bool] = False
+    """A production backend: its failures fall back to `local`, its usage is counted."""
+    speech_backend: ClassVar[str | None] = None
+    """Usage name under which the seconds this voice speaks are counted (None: not counted)."""
 
-    def __init__(self, settings: HostSettings, persona: Persona) -> None:
-        self.settings = settings
+    def __init__(self, config: JobConfig, persona: Persona) -> None:
+        self.config = config
+        self.settings = config.host
         self.persona = persona
 
     @abstractmethod
@@ -64,10 +73,10 @@ class VoiceBackend(ABC):
     def set_persona(self, persona: Persona) -> None:
         self.persona = persona
 
-    @property
-    def usage(self) -> dict[str, float]:
-        """Counted usage for the job's end event (tokens, audio seconds, estimated spend)."""
-        return {}
+    def usage_backend(self, usage: ModelUsage) -> str | None:
+        """The usage name (`host_agent.usage`) an entry of the session's usage counts under, or
+        None when it is free (a local model)."""
+        return None
 
     async def aclose(self) -> None:
         """Release what the backend holds (connections, models)."""

@@ -14,7 +14,8 @@ as with Anam), joins the room with a second `rtc.Room` in this process, and runs
 avatar machinery: `DataStreamAudioReceiver` (the agent's audio over the `lk.audio_stream` byte
 stream) -> `LocalAvatarGenerator` (face + that audio, in step) -> `AvatarRunner` (publishes both,
 answers `lk.clear_buffer`, sends `lk.playback_started` / `lk.playback_finished`). The agent's
-audio output is swapped for a `DataStreamAudioOutput` aimed at `avatar-host`.
+audio output is swapped for a `DataStreamAudioOutput` aimed at `avatar-host` (our
+`RoomAudioOutput`, which keeps the playback reports of several rooms in one process apart).
 
 Waiting on each other: the stock `AvatarRunner` publishes its video only after somebody
 subscribes to its audio, while the agent's `DataStreamAudioOutput(wait_remote_track=VIDEO)`
@@ -41,11 +42,11 @@ from livekit.agents.voice.avatar import (
     AvatarOptions,
     AvatarRunner,
     AvatarSession,
-    DataStreamAudioOutput,
     DataStreamAudioReceiver,
 )
 from livekit.agents.voice.room_io import ATTRIBUTE_PUBLISH_ON_BEHALF
 
+from host_agent.avatars.output import route_audio
 from host_agent.settings import LocalAvatarSettings
 from livestage.identity import LOCAL_AVATAR_IDENTITY
 from livestage.settings import LiveKitSettings
@@ -370,15 +371,7 @@ class LocalAvatarSession(AvatarSession[Any]):
         except BaseException:
             await super().aclose()  # no half-started avatar: the caller may fall back to none
             raise
-        agent_session.output.replace_audio_tail(
-            DataStreamAudioOutput(
-                room,
-                destination_identity=LOCAL_AVATAR_IDENTITY,
-                sample_rate=SAMPLE_RATE,
-                wait_remote_track=rtc.TrackKind.KIND_VIDEO,
-                wait_playback_start=True,
-            )
-        )
+        route_audio(agent_session, room, LOCAL_AVATAR_IDENTITY)
 
     async def aclose(self) -> None:
         if self.avatar is not None:

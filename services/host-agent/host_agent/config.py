@@ -1,0 +1,85 @@
+"""`JobConfig`: everything a host job and its backends need, loaded once per process.
+
+Backends are built from it (`voices.create_voice(name, config, persona)`, the avatar factories),
+so a production backend finds its keys, base URLs and timeouts here, and tests hand in a config
+that points at local doubles.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from livekit.agents import APIConnectOptions
+from opentelemetry.metrics import Meter
+
+from host_agent.brain import BrainConfig
+from host_agent.settings import (
+    CostSettings,
+    HostSettings,
+    LocalAvatarSettings,
+    PipelineSettings,
+)
+from livestage.settings import (
+    AnamSettings,
+    LiveKitSettings,
+    NatsSettings,
+    OpenAISettings,
+    RedisSettings,
+    TopicSettings,
+)
+
+
+@dataclass
+class JobConfig:
+    """Everything a job needs, loaded once per process (or handed in by tests)."""
+
+    host: HostSettings = field(default_factory=HostSettings)
+    livekit: LiveKitSettings = field(default_factory=LiveKitSettings)
+    nats: NatsSettings = field(default_factory=NatsSettings)
+    topics: TopicSettings = field(default_factory=TopicSettings)
+    redis: RedisSettings = field(default_factory=RedisSettings)
+    openai: OpenAISettings = field(default_factory=OpenAISettings)
+    anam: AnamSettings = field(default_factory=AnamSettings)
+    pipeline: PipelineSettings = field(default_factory=PipelineSettings)
+    cost: CostSettings = field(default_factory=CostSettings)
+    local_avatar: LocalAvatarSettings = field(default_factory=LocalAvatarSettings)
+    clock: Callable[[], float] = time.time
+    meter: Meter | None = None
+    """Where the job's metrics go (None: the global provider `setup_telemetry` installed)."""
+
+    @classmethod
+    def from_env(cls) -> JobConfig:
+        return cls()
+
+    @property
+    def openai_key(self) -> bool:
+        return self.openai.api_key is not None
+
+    @property
+    def anam_key(self) -> bool:
+        return self.anam.api_key is not None
+
+    @property
+    def connect_options(self) -> APIConnectOptions:
+        """Short retries for paid backends, so a failing one gives way within seconds."""
+        host = self.host
+        return APIConnectOptions(
+            max_retry=host.connect_retries,
+            retry_interval=host.retry_interval_s,
+            timeout=host.connect_timeout_s,
+        )
+
+    def brain_config(self) -> BrainConfig:
+        host = self.host
+        return BrainConfig(
+            batch_window_s=host.batch_window_s,
+            max_comments=host.max_comments,
+            stale_after_s=host.stale_after_s,
+            idle_after_s=host.idle_after_s,
+            memory_s=host.memory_s,
+            recent_chat_limit=host.recent_chat_limit,
+            recent_talk_limit=host.recent_talk_limit,
+            greet=host.greet,
+        )
