@@ -53,9 +53,11 @@ async def _client(app: FastAPI) -> AsyncIterator[None]:
 router = APIRouter(tags=["media"], lifespan=_client)
 
 
-@router.api_route(
+# HEAD answers like GET; only GET is in the OpenAPI document (one route for both methods would
+# give both the same operation id).
+@router.head("/media/{name}", include_in_schema=False)
+@router.get(
     "/media/{name}",
-    methods=["GET", "HEAD"],
     response_class=StreamingResponse,
     responses={
         200: {"description": "The asset", "content": {"image/jpeg": {}, "video/webm": {}}},
