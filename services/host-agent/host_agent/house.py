@@ -62,7 +62,7 @@ STATEMENT_TAKES = (
 )
 REPLY_TEMPLATES = (
     "{opener}, {a}! You said {q}. {take}. {tie}",
-    "{a}, thanks for that. {q}, {take_lower}. {tie} {sign_off}",
+    "{a}, thanks for that. {Take}. {tie} {sign_off}",
     "{a} in the chat: {q}. {Take}. {sign_off}",
     "Hey {a}! {Take}. All this talk about {word}, I love it. {tie}",
 )
@@ -83,6 +83,16 @@ TIES_SCREEN = (
     "That fits nicely with {topic}, by the way.",
 )
 TIES_NONE = ("", "Chat's lively today.", "I'm glad you're here.")
+
+
+def _names_screen(comment: Comment, screen: Screen | None) -> bool:
+    """Whether `_take` answers `comment` with the screen's title."""
+    return bool(
+        comment.is_question
+        and _ABOUT_SCREEN.search(comment.body)
+        and screen is not None
+        and (screen.title or screen.topic)
+    )
 
 
 _OPEN_QUESTION = re.compile(r"\W*(what|who|where|when|why|how|which)\b", re.IGNORECASE)
@@ -150,6 +160,8 @@ class HouseWriter:
         return options[index]
 
     def _take(self, comment: Comment, screen: Screen | None = None) -> str:
+        """The answer part of a reply: what a question about the screen, an open question, a
+        yes/no question or a statement gets."""
         if not comment.is_question:
             return self._pick("take_s", STATEMENT_TAKES, comment.id)
         if _ABOUT_SCREEN.search(comment.body):
@@ -186,9 +198,9 @@ class HouseWriter:
             "q": _clean(first.body, 14),
             "take": take,
             "Take": _cap(take),
-            "take_lower": take,
             "word": salient_word(first.body),
-            "tie": self._tie(screen, first.id),
+            # A reply that already named what is on screen does not name it again.
+            "tie": "" if _names_screen(first, screen) else self._tie(screen, first.id),
         }
         if len(comments) >= 2:
             second = comments[1]

@@ -140,6 +140,19 @@ def test_open_questions_are_not_answered_yes_or_no_and_screen_questions_name_the
         )
     )
     assert "The Moon tonight" in about_screen
+    # Named once, in the answer: no second "X is on screen behind me" in the same reply, whatever
+    # template and comment id come up.
+    for n in range(12):
+        line = writer.write(
+            TurnPlan(
+                10 + n,
+                "reply",
+                comments=(comment(f"s{n}", "Ada", "Hi Nova! What is this page about?"),),
+                screen=screen,
+            )
+        )
+        assert line.count("Moon tonight") == 1, line
+        assert "astronomy" not in line, line  # the screen's topic is the tie's, left out here
     open_question = writer.write(
         TurnPlan(2, "reply", comments=(comment("o", "Bo", "Why do volcanoes erupt?"),))
     )
