@@ -206,6 +206,11 @@ def start(name: str) -> None:
         env.setdefault("LIVESTAGE_HEALTH_PORT", str(component.health_port))
     if OBSERVE:
         env.setdefault("OTEL_EXPORTER_OTLP_ENDPOINT", COLLECTOR_OTLP)
+    if name == "stage-producer" and "LIVESTAGE_VAR_DIR" in os.environ:
+        # `make run VAR_DIR=...` keeps all of a run's data there, the stage's assets too (a
+        # STAGE_ASSET_DIR in .env, which honcho loads, still wins).
+        assets = Path(os.environ["LIVESTAGE_VAR_DIR"]) / "stage-assets"
+        env.setdefault("STAGE_ASSET_DIR", str(assets))
     python = sys.executable
     os.execve(python, [python, "-m", component.module], env)
 

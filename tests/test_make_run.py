@@ -107,5 +107,9 @@ def test_make_run_from_a_plain_shell_gets_ready_and_stops_cleanly_on_sigint(tmp_
     started = set(re.findall(r"system\s+\| (\S+) started", output))
     stopped = set(re.findall(r"system\s+\| (\S+) stopped", output))
     assert started and started == stopped, (started, stopped)
+    # every piece of the run's data went to VAR_DIR, the stage's assets too
+    for folder in ("nats", "redis", "stage-assets"):
+        assert (tmp_path / "var" / folder).is_dir(), folder
+    assert f"assets={tmp_path / 'var' / 'stage-assets'}" in output
     assert inode and inode != own
     assert _processes_in_namespace(inode) == []
