@@ -12,13 +12,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
+import sys
+import threading
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from livestage import health
 from livestage.bus import Bus
-from livestage.settings import NatsSettings
+from livestage.settings import NatsSettings, ServiceSettings
 from livestage.telemetry import setup_telemetry
 
 log = logging.getLogger(__name__)
@@ -30,12 +33,20 @@ T = TypeVar("T")
 def run(name: str, main: Main) -> None:
     """Run `main` as service `name` until it returns or a signal asks it to stop."""
     telemetry = setup_telemetry(name)
+    stop_timeout_s = ServiceSettings().stop_timeout_s
 
     async def runner() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
+        watchdog: list[threading.Timer] = []
+
+        def on_signal() -> None:
+            stop.set()
+            if not watchdog:
+                watchdog.append(_stop_watchdog(name, loop, stop_timeout_s))
+
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, on_signal)
         health_server = await health.serve()
         try:
             await main(stop)
@@ -47,6 +58,35 @@ def run(name: str, main: Main) -> None:
         asyncio.run(runner())
     finally:
         telemetry.shutdown()
+
+
+def _stop_watchdog(name: str, loop: asyncio.AbstractEventLoop, timeout_s: float) -> threading.Timer:
+    """A last resort after a stop signal: if the service has not exited within `timeout_s`
+    (a cleanup step that never returns: a lost cancellation inside a client library, a drain
+    waiting on a server that is gone), log where every task is and exit with status 1, before a
+    supervisor's SIGKILL would, so the stop is at least reported as unclean and explained."""
+
+    def expire() -> None:
+        stacks: list[str] = []
+        with contextlib.suppress(Exception):
+            for task in asyncio.all_tasks(loop):
+                stacks.append(f"{task.get_name()} at {_awaiting(task.get_coro())}")
+        log.error(
+            "%s did not stop within %.1f s (LIVESTAGE_STOP_TIMEOUT_S); exiting. Tasks: %s",
+            name,
+            timeout_s,
+            "; ".join(stacks) or "none",
+        )
+        with contextlib.suppress(Exception):
+            logging.shutdown()
+            sys.stderr.flush()
+            sys.stdout.flush()
+        os._exit(1)
+
+    timer = threading.Timer(timeout_s, expire)  # a thread: it fires even if the loop is stuck
+    timer.daemon = True
+    timer.start()
+    return timer
 
 
 async def until_stopped(work: Awaitable[T], stop: asyncio.Event) -> T | None:
@@ -106,3 +146,14 @@ def run_idle(name: str) -> None:
         await idle_on_bus(name, stop)
 
     run(name, main)
+
+
+def _awaiting(coro: object, depth: int = 4) -> str:
+    """Where a suspended coroutine waits: the innermost `depth` frames of its await chain."""
+    frames: list[str] = []
+    while coro is not None:
+        frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+        if frame is not None:
+            frames.append(f"{frame.f_code.co_filename.rsplit('/', 1)[-1]}:{frame.f_lineno}")
+        coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
+    return " <- ".join(reversed(frames[-depth:])) or "?"

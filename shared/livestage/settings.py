@@ -214,7 +214,22 @@ class HealthSettings(BaseSettings):
     )
 
 
+class ServiceSettings(BaseSettings):
+    """How a worker service process stops (`livestage.service.run`)."""
+
+    model_config = _config("LIVESTAGE_")
+
+    stop_timeout_s: float = Field(
+        4.0,
+        gt=0,
+        description="After SIGINT/SIGTERM a service has this long to shut down cleanly; then it "
+        "logs what it was stuck in and exits with status 1 (below the 5 s a Procfile runner or "
+        "`docker stop`'s 10 s allow before SIGKILL).",
+    )
+
+
 ALL_SETTINGS: tuple[type[BaseSettings], ...] = (
+    ServiceSettings,
     LiveKitSettings,
     NatsSettings,
     RedisSettings,

@@ -124,6 +124,7 @@ class StageService:
         self._watches: list[Watch] = []
         self._command_task: asyncio.Task[None] | None = None
         self._commands: Consumer[StageCommand] | None = None
+        self._stopping = asyncio.Event()
         self._chores: set[asyncio.Task[None]] = set()
 
     def now_ms(self) -> int:
@@ -168,16 +169,26 @@ class StageService:
             backoff_s=(float(self.settings.capture_timeout_s) * 3, 60.0),
         )
         self._commands = consumer
-        self._command_task = asyncio.create_task(consumer.run(self._on_command, batch=1))
+        self._command_task = asyncio.create_task(
+            consumer.run(self._on_command, batch=1, stop=self._stopping)
+        )
 
     async def stop(self) -> None:
+        # The command consumer stops on its event, not by a cancel: a cancel landing inside a
+        # fetch can be lost in nats-py (see `Consumer.run`) and the service would never stop.
+        # It sees the event within one fetch timeout (1 s); a command still being handled then
+        # (a capture) is cancelled.
+        self._stopping.set()
+        command_task = self._command_task
+        if command_task is not None:
+            await asyncio.wait({command_task}, timeout=2.5)
         for running in self._watches:
             with contextlib.suppress(Exception):
                 await running.stop()
         tasks = [
             *self.loops.values(),
             *self._chores,
-            *([self._command_task] if self._command_task else []),
+            *([command_task] if command_task is not None and not command_task.done() else []),
         ]
         for task in tasks:
             task.cancel()

@@ -37,3 +37,61 @@ def test_a_bad_sources_file_stops_the_service_with_the_reason(nats_server, tmp_p
     output, _ = process.communicate(timeout=30)
     assert process.returncode != 0
     assert f"sources file {bad}: topics.0.sources.0.url" in output
+
+
+async def test_with_a_room_on_the_go_it_stops_within_a_procfile_runner_s_patience(  # type: ignore[no-untyped-def]
+    fresh_nats, tmp_path: Path
+) -> None:
+    """As at `make run`'s Ctrl-C: a viewer's room has its loop running, the command consumer is
+    fetching, and NATS stops at the same moment as the service is asked to. It must still end
+    within the 5 s honcho gives before SIGKILL (cancelling a fetch while NATS goes away could be
+    lost in nats-py; the consumer stops on an event instead)."""
+    nats_server = fresh_nats()
+    import asyncio
+    import subprocess
+    import uuid
+
+    from livestage import subjects
+    from livestage.bus import Bus
+    from livestage.schemas import PresenceEvent, new_id, now_ms
+    from livestage.settings import NatsSettings
+
+    port = free_port()
+    process = start_service(
+        "stage_producer",
+        {
+            "NATS_URL": nats_server.url,
+            "STAGE_HTTP_PORT": str(port),
+            "STAGE_ASSET_DIR": str(tmp_path),
+            "LIVESTAGE_LOG_LEVEL": "DEBUG",
+        },
+    )
+    room = "room-" + uuid.uuid4().hex[:10]
+    bus = await Bus.connect(NatsSettings(url=nats_server.url), "test-stage-stop")
+    try:
+        await asyncio.to_thread(wait_http_ok, f"http://127.0.0.1:{port}/healthz", process)
+        joined = PresenceEvent(
+            id=new_id(), room=room, event="participant_joined",
+            identity=f"viewer_{uuid.uuid4().hex[:16]}_{uuid.uuid4().hex[:8]}",
+            participant_kind="standard", created_at=now_ms(),
+        )  # fmt: skip
+        await bus.publish(subjects.room_presence(room), joined)
+        visuals: asyncio.Queue[bytes] = asyncio.Queue()
+
+        async def on_visual(msg) -> None:  # type: ignore[no-untyped-def]
+            await visuals.put(msg.data)
+
+        sub = await bus.nc.subscribe(subjects.stage_visual(room), cb=on_visual)
+        async with asyncio.timeout(60):
+            await visuals.get()  # the room's loop is running: it published a visual
+        await sub.unsubscribe()
+    finally:
+        await bus.close()
+        nats_server.stop()
+        try:
+            output = await asyncio.to_thread(stop_service, process, 5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            output, _ = process.communicate()
+            raise AssertionError(f"still running 5 s after SIGTERM:\n{output[-12000:]}") from None
+    assert process.returncode == 0, output[-3000:]
