@@ -68,6 +68,7 @@ async def test_with_a_room_on_the_go_it_stops_within_a_procfile_runner_s_patienc
     )
     room = "room-" + uuid.uuid4().hex[:10]
     bus = await Bus.connect(NatsSettings(url=nats_server.url), "test-stage-stop")
+    await bus.ensure_streams()  # a fresh NATS: the service may not have declared them yet
     try:
         await asyncio.to_thread(wait_http_ok, f"http://127.0.0.1:{port}/healthz", process)
         joined = PresenceEvent(
