@@ -339,6 +339,17 @@ async def test_every_documented_metric_is_emitted_by_a_run_of_the_pipeline(  # t
                 status, body = request("POST", f"{operator}/host/skip", token=OPERATOR_SECRET)
                 assert status == 202, body
                 await realtime.wait_until(lambda: speaking[0].status == "cancelled", 10)
+                # A finished turn (livestage.host.turns): the greeting and the reply may both have
+                # been cut before any of them was heard, so the operator has the host say a line.
+                status, body = request(
+                    "POST", f"{operator}/host/say", {"text": "Back to the show."}, OPERATOR_SECRET
+                )
+                assert status == 202, body
+                await events.wait(
+                    lambda: any(t.room == room and t.kind == "say" for t in events.spoken),
+                    20,
+                    "the host to say its line",
+                )
 
                 viewers.remove(browser)
                 await leave(browser)
