@@ -157,7 +157,12 @@ class Bus:
                 return
             except (TimeoutError, nats.errors.Error, OSError) as error:
                 log.warning("NATS drain did not finish (%r); closing", error)
-        await self.nc.close()
+        try:
+            await self.nc.close()
+        except OSError as error:
+            # nats-py flushes its socket while closing; a connection that is already lost
+            # (NATS stopped first) raises ConnectionResetError there, yet the client is closed.
+            log.debug("NATS close on a lost connection: %r", error)
 
     @property
     def connected(self) -> bool:

@@ -273,3 +273,17 @@ async def test_history_reads_what_is_stored_since_a_time(bus: Bus) -> None:
     assert [o.model.body for o in found] == ["one", "two", "three"]
     assert all(o.stored_at >= cut - 0.01 for o in found)
     assert await bus.history(subjects.host_spoken(unique_room()), ChatMessage, since=cut) == []
+
+
+async def test_closing_after_nats_went_away_neither_raises_nor_hangs(fresh_nats) -> None:  # type: ignore[no-untyped-def]
+    """As when NATS stops first at a Ctrl-C: close() right after the server died (before or
+    after the client noticed) returns, and the client is closed."""
+    for pause_s in (0.0, 0.05, 0.6):
+        server = fresh_nats()
+        bus = await Bus.connect(NatsSettings(url=server.url), "closing-test")
+        await bus.nc.publish("closing.test", b"unflushed")  # something left to flush
+        server.kill()
+        await asyncio.sleep(pause_s)  # the client notices the loss at some point in between
+        async with asyncio.timeout(10):
+            await bus.close()
+        assert bus.nc.is_closed
