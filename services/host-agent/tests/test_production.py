@@ -364,7 +364,17 @@ async def test_mid_stream_failures_fall_back_and_keep_what_works(
     words = " ".join(["This is a long story about the stars that will not get finished."] * 4)
     said_at = time.time()
     await bus.publish(subjects.host_control(room), command(room, "say", words))
-    await until(lambda: viewer.audio.loud_since(said_at + 0.5), 15, "the long speech")
+
+    def speaking_for_a_while() -> bool:
+        # 1.5 s of the reply's audio sent (24 kHz, 16 bit) and heard: the drop lands mid-reply.
+        # (Dropped before any of it was heard, the job rightly retries the whole line on the
+        # local voice, and there is no cut-off turn to check.)
+        return viewer.audio.loud_since(said_at + 0.5) and any(
+            r.status == "in_progress" and r.audio_bytes_sent >= 1.5 * 48_000
+            for r in realtime.responses
+        )
+
+    await until(speaking_for_a_while, 15, "the long speech")
     try:
         # the realtime socket drops mid-reply and the API stays down: local voice, same avatar
         realtime.fail(Fault.HTTP_500)
