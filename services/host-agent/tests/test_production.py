@@ -147,6 +147,12 @@ async def go_live(worker: HostWorker, bus, viewers, room: str) -> tuple[Recorder
     return recorder, viewer
 
 
+def host_attribute(viewer: Viewer, name: str) -> str:
+    """One of the host's participant attributes as the viewer sees it ("" before it arrives)."""
+    host = viewer.host()
+    return host.attributes.get(name, "") if host is not None else ""
+
+
 def video_from(viewer: Viewer, identity: str) -> bool:
     return any(sender == identity for _, sender, _ in viewer.video)
 
@@ -180,6 +186,8 @@ async def test_realtime_voice_and_anam_avatar_host_a_room(
     assert request.bearer == ANAM_KEY
     assert request.json["personaConfig"]["avatarId"] == "cara-avatar-id"
     assert request.json["personaConfig"]["avatarModel"] == "cara-4-latest"
+    # the host's state attribute reaches the viewer through LiveKit's signalling, on its own time
+    await until(lambda: viewer.host() is not None, 10, "the host's state attribute")
     host = viewer.host()
     assert host is not None
     assert (record.room, record.identity, record.agent_identity) == (
@@ -343,8 +351,10 @@ async def test_each_double_failing_falls_back_to_local(
         for viewer in (realtime_viewer, pipeline_viewer):  # viewers keep a host: voice and face
             assert len(viewer.audio.loud_since(said_at)) > 20
             await until(lambda v=viewer: video_from(v, LOCAL_AVATAR_IDENTITY), 10, "local video")
-            assert viewer.host_state() and "local" in (
-                viewer.host().attributes.get("livestage.host.voice", "")  # type: ignore[union-attr]
+            await until(
+                lambda v=viewer: "local" in host_attribute(v, "livestage.host.voice"),
+                10,
+                "the host's voice attribute to say local",
             )
     finally:
         production.heal()
@@ -443,8 +453,11 @@ async def test_the_daily_spend_cap_switches_to_local(
     await bus.publish(subjects.host_control(nearly), command(nearly, "say", "Local from here."))
     await until(lambda: len(nearly_rec.spoken) >= 2, 15, "the local turn")
     assert len(nearly_viewer.audio.loud_since(said_at)) > 20
-    host = nearly_viewer.host()
-    assert host is not None and host.attributes.get("livestage.host.voice") == "local"
+    await until(
+        lambda: host_attribute(nearly_viewer, "livestage.host.voice") == "local",
+        10,
+        "the host's voice attribute to say local",
+    )
     spent = float(await production.redis.get(spend_key(nearly, day)) or 0)
     assert spent > cap  # counted in Redis, where the next job will find it
     assert "reached the daily cap" in caplog.text
