@@ -265,6 +265,31 @@ def error_response(status: int, message: str, *, type_: str, code: str | None) -
     return web.json_response(body, status=status)
 
 
+async def openai_refusal(
+    double: DoubleServer, entry: RecordedRequest, api_key: str | None
+) -> web.StreamResponse | None:
+    """What an OpenAI endpoint of `double` answers to an injected fault or a wrong key (500,
+    401, or no answer until the double stops), or None to go on with the request."""
+    if entry.fault is Fault.HTTP_500:
+        return error_response(
+            500,
+            "The server had an error while processing your request.",
+            type_="server_error",
+            code=None,
+        )
+    if entry.fault is Fault.HTTP_401 or (api_key and entry.bearer != api_key):
+        return error_response(
+            401,
+            "Incorrect API key provided.",
+            type_="invalid_request_error",
+            code="invalid_api_key",
+        )
+    if entry.fault is Fault.HANG:
+        await double.hang()
+        return web.Response(status=503)
+    return None
+
+
 def serve_forever(make: Callable[[int], DoubleServer], argv: list[str] | None = None) -> None:
     """``python -m tests.doubles.<name> [--port N]``: run one double until Ctrl-C."""
     parser = argparse.ArgumentParser(description="Run an API double on 127.0.0.1.")

@@ -58,8 +58,7 @@ from tests.doubles.audio import CONTENT_TYPES, Voice, encode, speech
 from tests.doubles.base import (
     DoubleServer,
     Fault,
-    RecordedRequest,
-    error_response,
+    openai_refusal,
     serve_forever,
 )
 
@@ -134,27 +133,6 @@ class OpenAIChatDouble(DoubleServer):
 
     # -- shared ------------------------------------------------------------------------------
 
-    async def _refuse(self, entry: RecordedRequest) -> web.StreamResponse | None:
-        """The answer for an injected fault or a bad key, or None to go on."""
-        if entry.fault is Fault.HTTP_500:
-            return error_response(
-                500,
-                "The server had an error while processing your request.",
-                type_="server_error",
-                code=None,
-            )
-        if entry.fault is Fault.HTTP_401 or (self.api_key and entry.bearer != self.api_key):
-            return error_response(
-                401,
-                "Incorrect API key provided.",
-                type_="invalid_request_error",
-                code="invalid_api_key",
-            )
-        if entry.fault is Fault.HANG:
-            await self.hang()
-            return web.Response(status=503)
-        return None
-
     @staticmethod
     def _bad_request(message: str, param: str) -> web.Response:
         body = {
@@ -174,7 +152,7 @@ class OpenAIChatDouble(DoubleServer):
 
     async def _models(self, request: web.Request) -> web.StreamResponse:
         entry = await self.record(request)
-        if (refused := await self._refuse(entry)) is not None:
+        if (refused := await openai_refusal(self, entry, self.api_key)) is not None:
             return refused
         data = [
             {"id": m, "object": "model", "created": 0, "owned_by": "double"}
@@ -186,7 +164,7 @@ class OpenAIChatDouble(DoubleServer):
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         entry = await self.record(request)
-        if (refused := await self._refuse(entry)) is not None:
+        if (refused := await openai_refusal(self, entry, self.api_key)) is not None:
             return refused
         try:
             body = entry.json
@@ -283,7 +261,7 @@ class OpenAIChatDouble(DoubleServer):
 
     async def _speech(self, request: web.Request) -> web.StreamResponse:
         entry = await self.record(request)
-        if (refused := await self._refuse(entry)) is not None:
+        if (refused := await openai_refusal(self, entry, self.api_key)) is not None:
             return refused
         try:
             body = entry.json

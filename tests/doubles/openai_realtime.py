@@ -73,7 +73,14 @@ from openai.types.realtime import RealtimeClientEvent, RealtimeServerEvent
 from pydantic import TypeAdapter, ValidationError
 
 from tests.doubles.audio import Voice, speech
-from tests.doubles.base import DoubleServer, Fault, error_response, log, serve_forever
+from tests.doubles.base import (
+    DoubleServer,
+    Fault,
+    error_response,
+    log,
+    openai_refusal,
+    serve_forever,
+)
 
 SAMPLE_RATE = 24000
 _CLIENT_EVENTS: TypeAdapter[Any] = TypeAdapter(RealtimeClientEvent)
@@ -655,23 +662,8 @@ class OpenAIRealtimeDouble(DoubleServer):
     async def _realtime(self, request: web.Request) -> web.StreamResponse:
         entry = await self.record(request)
         model = request.query.get("model")
-        if entry.fault is Fault.HTTP_500:
-            return error_response(
-                500,
-                "The server had an error while processing your request.",
-                type_="server_error",
-                code=None,
-            )
-        if entry.fault is Fault.HTTP_401 or (self.api_key and entry.bearer != self.api_key):
-            return error_response(
-                401,
-                "Incorrect API key provided.",
-                type_="invalid_request_error",
-                code="invalid_api_key",
-            )
-        if entry.fault is Fault.HANG:
-            await self.hang()
-            return web.Response(status=503)
+        if (refused := await openai_refusal(self, entry, self.api_key)) is not None:
+            return refused
         if not model:
             return error_response(
                 400,
