@@ -471,30 +471,7 @@ class Consumer(Generic[M]):
             for delivery in await self.fetch(batch):
                 if stop is not None and stop.is_set():
                     break
-                with tracer.start_as_current_span(
-                    f"process {delivery.subject}",
-                    context=delivery.context,
-                    kind=trace.SpanKind.CONSUMER,
-                    attributes={
-                        "messaging.system": "nats",
-                        "messaging.destination.name": delivery.subject,
-                    },
-                ) as span:
-                    try:
-                        await handler(delivery)
-                    except asyncio.CancelledError:
-                        raise
-                    except Exception as error:
-                        # No ack: JetStream redelivers after the consumer's backoff, up to
-                        # max_deliver times.
-                        span.record_exception(error)
-                        log.exception(
-                            "handler failed on %s (delivery %d); it will be redelivered",
-                            delivery.subject,
-                            delivery.num_delivered,
-                        )
-                        continue
-                    await delivery.ack()
+                await self._handle(delivery, handler)
 
     async def run_concurrently(
         self,
@@ -558,6 +535,7 @@ class Consumer(Generic[M]):
             except asyncio.CancelledError:
                 raise
             except Exception as error:
+                # No ack: JetStream redelivers after the consumer's backoff, up to max_deliver.
                 span.record_exception(error)
                 log.exception(
                     "handler failed on %s (delivery %d); it will be redelivered",
