@@ -10,13 +10,16 @@ one `Registry`, which is the only place a setting's value is turned into a class
 
 A name no member has raises `UnknownBackend`, which says the family, the setting, the name given
 and every valid name. `auto`, where a family offers it, is resolved by the family's own
-`resolve(choice, ...)` in one place, never at the call sites.
+`resolve(choice, ...)` in one place, never at the call sites; `build(choice, ...)` does both
+steps for a family whose `auto` rule reads the arguments `from_settings` takes. A member that
+these settings cannot build (a key missing) raises `BackendUnavailable` from `from_settings`
+saying what it needs; `create` adds the setting and its value to the message.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any, ClassVar, Generic, Protocol, TypeVar
+from typing import Any, ClassVar, Generic, Protocol, TypeVar, cast
 
 
 class Named(Protocol):
@@ -46,6 +49,27 @@ class UnknownBackend(RegistryError):
         super().__init__(
             f"{setting}={name!r}: no {family} by that name; choose one of {self.known}"
         )
+
+
+class BackendUnavailable(RegistryError):
+    """A member cannot be built from these settings: something it needs (a key) is missing.
+
+    A member's `from_settings` raises it with what is missing (`BackendUnavailable("X_API_KEY")`);
+    `Registry.create` raises it again with the setting, the value given and every valid name.
+    """
+
+    def __init__(
+        self, needs: str, *, setting: str = "", name: str = "", known: Iterable[str] = ()
+    ) -> None:
+        self.needs = needs
+        self.setting = setting
+        self.name = name
+        self.known = sorted(known)
+        if setting:
+            message = f"{setting}={name!r} needs {needs}: set it, or choose one of {self.known}"
+        else:
+            message = f"needs {needs}"
+        super().__init__(message)
 
 
 class Registry(Generic[M]):
@@ -98,8 +122,11 @@ class Registry(Generic[M]):
         try:
             return self._members[name]
         except KeyError:
-            choices = [*self._members, *(["auto"] if self._auto else [])]
-            raise UnknownBackend(self.family, self.setting, name, choices) from None
+            raise UnknownBackend(self.family, self.setting, name, self._choices()) from None
+
+    def _choices(self) -> list[str]:
+        """Every value the setting may take."""
+        return [*self._members, *(["auto"] if self._auto else [])]
 
     def resolve(self, choice: str, *args: Any, **kwargs: Any) -> str:
         """The member name for a setting's value: `auto` through the family's rule, else checked."""
@@ -110,7 +137,18 @@ class Registry(Generic[M]):
 
     def create(self, name: str, *args: Any, **kwargs: Any) -> Any:
         """`get(name).from_settings(*args, **kwargs)`."""
-        return self.get(name).from_settings(*args, **kwargs)
+        member = self.get(name)
+        try:
+            return member.from_settings(*args, **kwargs)
+        except BackendUnavailable as error:
+            raise BackendUnavailable(
+                error.needs, setting=self.setting, name=name, known=self._choices()
+            ) from None
+
+    def build(self, choice: str, *args: Any, **kwargs: Any) -> M:
+        """The member a setting's value chooses, built: `auto` through the family's rule (given
+        the same arguments as `from_settings`), then `create`."""
+        return cast(M, self.create(self.resolve(choice, *args, **kwargs), *args, **kwargs))
 
     def check_unique(self, names: Iterable[str]) -> list[str]:
         """Names for a family chosen as a list (e.g. checks): each known, none twice."""

@@ -6,7 +6,7 @@ from typing import ClassVar, Self
 
 import pytest
 
-from livestage.registry import Registry, RegistryError, UnknownBackend
+from livestage.registry import BackendUnavailable, Registry, RegistryError, UnknownBackend
 
 
 class Engine:
@@ -28,11 +28,23 @@ class Slow(Engine):
     name = "slow"
 
 
+class Rocket(Engine):
+    """Needs fuel: without it (speed 0) it cannot be built."""
+
+    name = "rocket"
+
+    @classmethod
+    def from_settings(cls, speed: int) -> Self:
+        if not speed:
+            raise BackendUnavailable("ENGINE_FUEL")
+        return cls(speed)
+
+
 def engines() -> Registry[Engine]:
     return Registry(
         "engine",
         setting="ENGINE",
-        members=(Fast, Slow),
+        members=(Fast, Slow, Rocket),
         auto=lambda hurry: "fast" if hurry else "slow",
     )
 
@@ -47,8 +59,8 @@ def test_unknown_name_names_the_setting_and_every_valid_choice() -> None:
         engines().get("turbo")
     message = str(caught.value)
     assert "ENGINE='turbo'" in message
-    assert "['auto', 'fast', 'slow']" in message
-    assert caught.value.known == ["auto", "fast", "slow"]
+    assert "['auto', 'fast', 'rocket', 'slow']" in message
+    assert caught.value.known == ["auto", "fast", "rocket", "slow"]
 
 
 def test_auto_is_resolved_by_the_family_rule_and_other_choices_are_checked() -> None:
@@ -82,3 +94,28 @@ def test_a_list_choice_refuses_unknown_and_repeated_names() -> None:
         registry.check_unique(["slow", "nope"])
     with pytest.raises(RegistryError, match="more than once"):
         registry.check_unique(["slow", "slow"])
+
+
+def test_build_resolves_auto_from_the_arguments_from_settings_takes() -> None:
+    registry = engines()
+    assert type(registry.build("auto", 3)) is Fast
+    assert type(registry.build("auto", 0)) is Slow
+    built = registry.build("rocket", 9)
+    assert type(built) is Rocket and built.speed == 9
+    with pytest.raises(UnknownBackend):
+        registry.build("turbo", 1)
+
+
+def test_a_member_missing_what_it_needs_names_the_setting_the_need_and_the_choices() -> None:
+    with pytest.raises(BackendUnavailable) as caught:
+        engines().create("rocket", 0)
+    assert str(caught.value) == (
+        "ENGINE='rocket' needs ENGINE_FUEL: set it, or choose one of "
+        "['auto', 'fast', 'rocket', 'slow']"
+    )
+    assert isinstance(caught.value, RegistryError)
+    assert (caught.value.setting, caught.value.name, caught.value.needs) == (
+        "ENGINE",
+        "rocket",
+        "ENGINE_FUEL",
+    )
