@@ -1,4 +1,6 @@
-"""Moderation checks, one file each behind `base.Check`, chosen by name (`MODERATION_CHECKS`).
+"""Moderation checks, one file each behind `base.Check`, chosen by name (`MODERATION_CHECKS`) in
+`CHECKS`, the family's `livestage.registry.Registry`: a name no check has, or one listed twice,
+is refused with the valid names.
 
 | name | rejects | strike |
 |---|---|---|
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from livestage.registry import Registry, RegistryError, UnknownBackend
 from moderation.checks.banned import Banned
 from moderation.checks.base import Check, Context, OpenAIResult, RecentMessage, Verdict
 from moderation.checks.blocklist import Blocklist
@@ -39,9 +42,10 @@ from moderation.checks.wordlist import Wordlist
 from moderation.checks.zalgo import Zalgo
 from moderation.settings import ModerationSettings
 
-REGISTRY: dict[str, type[Check]] = {
-    check.name: check
-    for check in (
+CHECKS: Registry[Check] = Registry(
+    "check",
+    setting="MODERATION_CHECKS",
+    members=(
         Banned,
         Muted,
         Empty,
@@ -56,34 +60,25 @@ REGISTRY: dict[str, type[Check]] = {
         Caps,
         Repeat,
         OpenAIModeration,
-    )
-}
-
-
-class UnknownCheck(ValueError):
-    """A name in MODERATION_CHECKS that no check has."""
+    ),
+)
 
 
 def build_checks(names: Sequence[str], settings: ModerationSettings) -> list[Check]:
-    """The checks named, in that order, built from the settings (lists and models load here)."""
-    unknown = [name for name in names if name not in REGISTRY]
-    if unknown:
-        raise UnknownCheck(
-            f"MODERATION_CHECKS names unknown check(s) {unknown}; known: {sorted(REGISTRY)}"
-        )
-    duplicates = sorted({name for name in names if list(names).count(name) > 1})
-    if duplicates:
-        raise UnknownCheck(f"MODERATION_CHECKS lists {duplicates} more than once")
-    return [REGISTRY[name].from_settings(settings) for name in names]
+    """The checks named, in that order, built from the settings (lists and models load here).
+
+    A name no check has raises `UnknownBackend`, a name listed twice `RegistryError`."""
+    return [CHECKS.create(name, settings) for name in CHECKS.check_unique(names)]
 
 
 __all__ = [
-    "REGISTRY",
+    "CHECKS",
     "Check",
     "Context",
     "OpenAIResult",
     "RecentMessage",
-    "UnknownCheck",
+    "RegistryError",
+    "UnknownBackend",
     "Verdict",
     "build_checks",
 ]

@@ -5,8 +5,9 @@ author's recent messages, strikes, mute, ban, an OpenAI answer) and returns a `V
 rejects, or None. It does no I/O and keeps no state between calls: the wiring (`app.py`) loads
 state from Redis into the `Context` before and records new state after.
 
-Adding a check: a file beside its siblings with a `Check` subclass, and its class in
-`moderation.checks.REGISTRY`; then name it in `MODERATION_CHECKS`.
+Adding a check: a file beside its siblings with a `Check` subclass (its `name`, and a
+`from_settings` when it reads settings), its class in `moderation.checks.CHECKS` and a row in
+that module's table; then name it in `MODERATION_CHECKS`.
 """
 
 from __future__ import annotations
