@@ -122,11 +122,11 @@ class Registry(Generic[M]):
         try:
             return self._members[name]
         except KeyError:
-            raise UnknownBackend(self.family, self.setting, name, self._choices()) from None
+            raise UnknownBackend(self.family, self.setting, name, self.choices()) from None
 
-    def _choices(self) -> list[str]:
-        """Every value the setting may take."""
-        return [*self._members, *(["auto"] if self._auto else [])]
+    def choices(self) -> list[str]:
+        """Every value the setting may take: the names, and `auto` when the family has a rule."""
+        return sorted([*self._members, *(["auto"] if self._auto else [])])
 
     def resolve(self, choice: str, *args: Any, **kwargs: Any) -> str:
         """The member name for a setting's value: `auto` through the family's rule, else checked."""
@@ -142,7 +142,7 @@ class Registry(Generic[M]):
             return member.from_settings(*args, **kwargs)
         except BackendUnavailable as error:
             raise BackendUnavailable(
-                error.needs, setting=self.setting, name=name, known=self._choices()
+                error.needs, setting=self.setting, name=name, known=self.choices()
             ) from None
 
     def build(self, choice: str, *args: Any, **kwargs: Any) -> M:

@@ -61,6 +61,7 @@ def test_unknown_name_names_the_setting_and_every_valid_choice() -> None:
     assert "ENGINE='turbo'" in message
     assert "['auto', 'fast', 'rocket', 'slow']" in message
     assert caught.value.known == ["auto", "fast", "rocket", "slow"]
+    assert engines().choices() == caught.value.known
 
 
 def test_auto_is_resolved_by_the_family_rule_and_other_choices_are_checked() -> None:
