@@ -43,18 +43,18 @@ from livestage.service import connect_bus
 from livestage.settings import GeminiSettings
 
 from .assets import AssetSigner, AssetStore
-from .backdrops import make_backdrop_maker
+from .backdrops import BACKDROPS
 from .capture.browser import CaptureBrowser, CaptureError, CaptureOptions
 from .egress.policy import EgressPolicy
 from .egress.proxy import EgressProxy
-from .gemini import gemini_client
+from .gemini import Gemini
 from .planner import PlanSettings, RoomPlan
 from .producer import VisualFactory
 from .rooms import RoomTracker
-from .search import SourcesFile, SourcesFileError, make_search_provider
+from .search import SEARCH_PROVIDERS, SourcesFile, SourcesFileError
 from .server import AssetServer, create_asset_app
 from .settings import PACKAGE_DIR, StageSettings
-from .topics import TopicChoice, TopicContext, TopicPicker, Utterance, make_topic_picker
+from .topics import TOPIC_PICKERS, TopicChoice, TopicContext, TopicPicker, Utterance
 
 log = logging.getLogger(__name__)
 
@@ -396,11 +396,14 @@ class StageRuntime:
 
     @classmethod
     async def create(
-        cls, settings: StageSettings, gemini: GeminiSettings | None = None
+        cls, settings: StageSettings, gemini_settings: GeminiSettings | None = None
     ) -> StageRuntime:
-        gemini = gemini or GeminiSettings()
         sources = SourcesFile.load(settings.sources_file)
-        client = gemini_client(gemini)
+        gemini = Gemini.from_settings(gemini_settings or GeminiSettings())
+        # Chosen before anything starts: a backend that cannot be built stops the start here.
+        backdrops = BACKDROPS.build(settings.backdrop, settings, gemini)
+        search = SEARCH_PROVIDERS.build(settings.search, settings, gemini, sources)
+        picker = TOPIC_PICKERS.build(settings.topic_picker, settings, gemini)
         policy = EgressPolicy(
             allowed_ports=frozenset(settings.allowed_ports),
             allow_test_loopback=settings.unsafe_allow_loopback_for_tests,
@@ -438,20 +441,13 @@ class StageRuntime:
         ).start()
         factory = VisualFactory(
             browser=browser,
-            backdrops=make_backdrop_maker(settings.backdrop, client, gemini.image_model),
-            search=make_search_provider(
-                settings.search,
-                sources,
-                searxng_url=settings.searxng_url,
-                client=client,
-                text_model=gemini.text_model,
-            ),
+            backdrops=backdrops,
+            search=search,
             store=store,
             signer=signer,
             ttl_s=settings.visual_ttl_s,
             backdrop_size=(settings.backdrop_width, settings.backdrop_height),
         )
-        picker = make_topic_picker(settings.topic_picker, client, gemini.text_model)
         log.info(
             "stage producer: topics=%s search=%s backdrops=%s assets=%s on http://%s:%d",
             picker.name,

@@ -1,14 +1,19 @@
 """One place that builds the google-genai client (pinned: google-genai 3.6.1) from settings.
 
-Topic picking, search grounding and backdrops all use it. `GEMINI_BASE_URL` points the real
-library at another server (tests use a local double of the Gemini API there).
+Topic picking, search grounding and backdrops all use it, through `Gemini` (the one client and
+the models), which every member of those families takes in `from_settings`. `GEMINI_BASE_URL`
+points the real library at another server (tests use a local double of the Gemini API there).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 from google import genai
 from google.genai import types
 
+from livestage.registry import BackendUnavailable
 from livestage.settings import GeminiSettings
 
 
@@ -28,3 +33,33 @@ def response_text(response: types.GenerateContentResponse) -> str:
         parts = candidate.content.parts if candidate.content else None
         return "".join(part.text or "" for part in parts or [] if not part.thought)
     return ""
+
+
+@dataclass(frozen=True)
+class Gemini:
+    """What the stage's Gemini members share: one client (None without GEMINI_API_KEY) and the
+    models (`GEMINI_TEXT_MODEL`, `GEMINI_IMAGE_MODEL`)."""
+
+    client: genai.Client | None
+    text_model: str
+    image_model: str
+
+    @classmethod
+    def from_settings(cls, settings: GeminiSettings) -> Gemini:
+        return cls(gemini_client(settings), settings.text_model, settings.image_model)
+
+    def require(self) -> genai.Client:
+        """The client, for a member that cannot work without one."""
+        if self.client is None:
+            raise BackendUnavailable("GEMINI_API_KEY")
+        return self.client
+
+
+def gemini_or(offline: str) -> Callable[[object, Gemini], str]:
+    """The `auto` rule of a family with a `gemini` member: `gemini` when GEMINI_API_KEY is set,
+    else `offline`. Takes what the family's `from_settings` takes: the settings, then Gemini."""
+
+    def auto(settings: object, gemini: Gemini) -> str:
+        return "gemini" if gemini.client is not None else offline
+
+    return auto

@@ -35,9 +35,10 @@ from livestage.schemas import (
 from livestage.settings import GeminiSettings, NatsSettings
 from stage_producer.app import StageService
 from stage_producer.assets import AssetSigner, AssetStore
-from stage_producer.backdrops import BackdropMaker, make_backdrop_maker
+from stage_producer.backdrops import BACKDROPS, BackdropMaker
+from stage_producer.backdrops.procedural import ProceduralBackdrops
 from stage_producer.capture.browser import CaptureBrowser
-from stage_producer.gemini import gemini_client
+from stage_producer.gemini import Gemini
 from stage_producer.producer import VisualFactory
 from stage_producer.search import SourcesFile, SourcesSearch
 from stage_producer.server import AssetServer, create_asset_app
@@ -124,7 +125,7 @@ async def make_stage(
         clock = FakeClock()
         factory = VisualFactory(
             browser=capture_browser,
-            backdrops=backdrops or make_backdrop_maker("procedural", None, ""),
+            backdrops=backdrops or ProceduralBackdrops(),
             search=SourcesSearch(sources),
             store=store,
             signer=signer,
@@ -305,12 +306,10 @@ async def test_backdrops_produce_an_asset_and_a_visual(
 ) -> None:  # type: ignore[no-untyped-def]
     double = await GeminiDouble().start()
     try:
-        client = gemini_client(
+        gemini = Gemini.from_settings(
             GeminiSettings(api_key=SecretStr(double.api_key), base_url=double.url)
         )
-        stage = await make_stage(
-            backdrops=make_backdrop_maker(maker, client, "gemini-2.5-flash-image")
-        )
+        stage = await make_stage(backdrops=BACKDROPS.build(maker, StageSettings(), gemini))
         async with stage.watch() as visuals:
             backdrop = command(stage.room, "backdrop", prompt="Volcanoes at night")
             await stage.bus.publish(subjects.stage_command(stage.room), backdrop)
@@ -337,12 +336,10 @@ async def test_backdrops_produce_an_asset_and_a_visual(
 async def test_a_failing_gemini_backdrop_falls_back_to_a_drawn_one(make_stage) -> None:  # type: ignore[no-untyped-def]
     double = await GeminiDouble(fault=Fault.HTTP_500).start()
     try:
-        client = gemini_client(
+        gemini = Gemini.from_settings(
             GeminiSettings(api_key=SecretStr(double.api_key), base_url=double.url)
         )
-        stage = await make_stage(
-            backdrops=make_backdrop_maker("gemini", client, "gemini-2.5-flash-image")
-        )
+        stage = await make_stage(backdrops=BACKDROPS.build("gemini", StageSettings(), gemini))
         visual = await stage.service.handle_command(command(stage.room, "backdrop", prompt="Rain"))
         assert visual is not None and "drawn backdrop" in visual.summary
         assert double.calls

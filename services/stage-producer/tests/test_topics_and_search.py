@@ -11,13 +11,13 @@ from pydantic import SecretStr
 
 from livestage.settings import GeminiSettings
 from stage_producer.app import PAGES_DIR
-from stage_producer.gemini import gemini_client
+from stage_producer.gemini import Gemini, gemini_client
 from stage_producer.search import SearchError, SourcesFile, SourcesFileError
 from stage_producer.search.gemini import GeminiSearch
 from stage_producer.search.searxng import SearxngSearch
 from stage_producer.search.sources import SourcesSearch
-from stage_producer.settings import DEFAULT_SOURCES_FILE, PACKAGE_DIR
-from stage_producer.topics import TopicChoice, TopicContext, Utterance, make_topic_picker
+from stage_producer.settings import DEFAULT_SOURCES_FILE, PACKAGE_DIR, StageSettings
+from stage_producer.topics import TOPIC_PICKERS, TopicChoice, TopicContext, Utterance
 from stage_producer.topics.embeddings import EmbeddingPicker
 from stage_producer.topics.gemini import GeminiPicker
 from stage_producer.topics.keywords import KeywordPicker
@@ -113,7 +113,9 @@ async def test_embeddings_find_the_topic_by_meaning_without_its_keywords() -> No
 
 async def test_gemini_picks_through_the_real_client(gemini: GeminiDouble) -> None:
     gemini.text_reply = '{"topic": "mars", "query": "mars rover news", "confidence": 0.8}'
-    picker = make_topic_picker("auto", client_for(gemini), "gemini-2.5-flash")
+    picker = TOPIC_PICKERS.build(
+        "auto", StageSettings(), Gemini(client_for(gemini), "gemini-2.5-flash", "")
+    )
     assert isinstance(picker, GeminiPicker)
     choice = await picker.pick(context("where is perseverance now?"))
     assert choice is not None

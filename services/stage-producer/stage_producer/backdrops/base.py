@@ -1,13 +1,22 @@
 """Backdrops: generated pictures for a topic when no page fits (or by rotation).
 
-Each maker is a file beside this one and implements `BackdropMaker`; `backdrops.make_backdrop_maker`
-picks one from `STAGE_BACKDROP`. A maker returns finished image bytes with the title set.
+Each maker is a file beside this one and implements `BackdropMaker`, with its `name` (and
+`from_settings` when it needs more than defaults); `backdrops.BACKDROPS` builds the one
+`STAGE_BACKDROP` names. A maker returns finished image bytes with the title set.
 """
 
 from __future__ import annotations
 
+import io
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, ClassVar, Self
+
+from PIL import Image
+
+if TYPE_CHECKING:
+    from ..gemini import Gemini
+    from ..settings import StageSettings
 
 
 @dataclass(frozen=True)
@@ -37,8 +46,31 @@ class BackdropError(Exception):
 
 
 class BackdropMaker(ABC):
-    name: str = "base"
+    """One way to make a backdrop. Subclasses set `name` and implement `make`."""
+
+    name: ClassVar[str]
+
+    @classmethod
+    def from_settings(cls, settings: StageSettings, gemini: Gemini) -> Self:
+        """Build the maker from the stage's settings and the shared Gemini client (raise
+        `BackendUnavailable` when it needs one and there is none)."""
+        return cls()
 
     @abstractmethod
     async def make(self, request: BackdropRequest) -> Backdrop:
         """A finished image for `request`."""
+
+    def finished(self, image: Image.Image, request: BackdropRequest, summary: str) -> Backdrop:
+        """`image` (titled, at the request's size) as this maker's backdrop: a JPEG."""
+        out = io.BytesIO()
+        image.save(out, "JPEG", quality=88, optimize=True, progressive=True)
+        return Backdrop(
+            data=out.getvalue(),
+            extension="jpg",
+            mime="image/jpeg",
+            title=request.title,
+            summary=summary,
+            width=request.width,
+            height=request.height,
+            maker=self.name,
+        )

@@ -8,14 +8,19 @@ from __future__ import annotations
 
 import asyncio
 import io
+from typing import TYPE_CHECKING, Self
 
 from google import genai
 from google.genai import errors, types
 from PIL import Image, ImageOps
 
+from ..gemini import Gemini
 from .base import Backdrop, BackdropError, BackdropMaker, BackdropRequest
 from .procedural import hsv, theme_for
 from .typeset import set_title
+
+if TYPE_CHECKING:
+    from ..settings import StageSettings
 
 
 def image_prompt(request: BackdropRequest) -> str:
@@ -33,6 +38,10 @@ class GeminiBackdrops(BackdropMaker):
     def __init__(self, client: genai.Client, model: str) -> None:
         self.client = client
         self.model = model
+
+    @classmethod
+    def from_settings(cls, settings: StageSettings, gemini: Gemini) -> Self:
+        return cls(gemini.require(), gemini.image_model)
 
     async def make(self, request: BackdropRequest) -> Backdrop:
         try:
@@ -65,16 +74,5 @@ class GeminiBackdrops(BackdropMaker):
         theme = theme_for(f"{request.topic} {request.prompt}", request.keywords)
         kicker = theme.name if theme.name != "topic" else "on stage"
         image = set_title(image, request.title, kicker, hsv(theme.hues[2], 0.5, 1.0))
-        out = io.BytesIO()
-        image.save(out, "JPEG", quality=88, optimize=True, progressive=True)
         subject = request.prompt.strip() or request.topic or request.title
-        return Backdrop(
-            data=out.getvalue(),
-            extension="jpg",
-            mime="image/jpeg",
-            title=request.title,
-            summary=f"A generated picture for “{subject}”.",
-            width=request.width,
-            height=request.height,
-            maker=self.name,
-        )
+        return self.finished(image, request, f"A generated picture for “{subject}”.")

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import colorsys
 import hashlib
-import io
 import math
 import random
 import re
@@ -252,18 +251,11 @@ class ProceduralBackdrops(BackdropMaker):
 
     def render(self, request: BackdropRequest) -> Backdrop:
         image, theme = draw_backdrop(request)
-        out = io.BytesIO()
-        image.save(out, "JPEG", quality=88, optimize=True, progressive=True)
         topic = request.topic.strip() or request.title
-        return Backdrop(
-            data=out.getvalue(),
-            extension="jpg",
-            mime="image/jpeg",
-            title=request.title,
-            summary=f"A drawn backdrop for the topic “{topic}” ({theme.name} colours and shapes).",
-            width=request.width,
-            height=request.height,
-            maker=self.name,
+        return self.finished(
+            image,
+            request,
+            f"A drawn backdrop for the topic “{topic}” ({theme.name} colours and shapes).",
         )
 
 

@@ -3,10 +3,17 @@ enabled in its `settings.yml` under `search.formats`)."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Self
+
 import httpx
 
 from ..topics.base import TopicChoice
 from .base import SearchError, SearchProvider, Source
+
+if TYPE_CHECKING:
+    from ..gemini import Gemini
+    from ..settings import StageSettings
+    from .sources import SourcesFile
 
 
 class SearxngSearch(SearchProvider):
@@ -15,6 +22,10 @@ class SearxngSearch(SearchProvider):
     def __init__(self, base_url: str, timeout_s: float = 8.0) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout_s = timeout_s
+
+    @classmethod
+    def from_settings(cls, settings: StageSettings, gemini: Gemini, sources: SourcesFile) -> Self:
+        return cls(settings.searxng_url)
 
     async def find(self, choice: TopicChoice, limit: int = 5) -> list[Source]:
         params = {"q": choice.query, "format": "json", "safesearch": "1", "language": "en"}

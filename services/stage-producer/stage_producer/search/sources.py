@@ -18,13 +18,17 @@ by default. `sources.example.yaml` lists public sites to opt into (`STAGE_SOURCE
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal, Self
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ..topics.base import CatalogTopic, TopicChoice
 from .base import SearchProvider, Source
+
+if TYPE_CHECKING:
+    from ..gemini import Gemini
+    from ..settings import StageSettings
 
 
 class SourceEntry(BaseModel):
@@ -117,6 +121,10 @@ class SourcesSearch(SearchProvider):
 
     def __init__(self, sources: SourcesFile) -> None:
         self.sources = sources
+
+    @classmethod
+    def from_settings(cls, settings: StageSettings, gemini: Gemini, sources: SourcesFile) -> Self:
+        return cls(sources)
 
     async def find(self, choice: TopicChoice, limit: int = 5) -> list[Source]:
         return self.sources.sources_for(choice)[:limit]

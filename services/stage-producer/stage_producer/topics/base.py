@@ -2,14 +2,19 @@
 
 A picker is pure with respect to the loop: it takes a `TopicContext` (recent chat, recent talk,
 the current topic, the catalog of known topics) and returns a `TopicChoice` or None ("nothing
-to go on"). Each picker is a file beside this one; `topics.make_topic_picker` chooses one from
-`STAGE_TOPIC_PICKER`.
+to go on"). Each picker is a file beside this one, with its `name` (and `from_settings` when it
+needs more than defaults); `topics.TOPIC_PICKERS` builds the one `STAGE_TOPIC_PICKER` names.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, ClassVar, Self
+
+if TYPE_CHECKING:
+    from ..gemini import Gemini
+    from ..settings import StageSettings
 
 
 @dataclass(frozen=True)
@@ -55,7 +60,15 @@ class TopicChoice:
 
 
 class TopicPicker(ABC):
-    name: str = "base"
+    """One way to pick a topic. Subclasses set `name` and implement `pick`."""
+
+    name: ClassVar[str]
+
+    @classmethod
+    def from_settings(cls, settings: StageSettings, gemini: Gemini) -> Self:
+        """Build the picker from the stage's settings and the shared Gemini client (raise
+        `BackendUnavailable` when it needs one and there is none)."""
+        return cls()
 
     @abstractmethod
     async def pick(self, context: TopicContext) -> TopicChoice | None:
