@@ -400,10 +400,6 @@ class StageRuntime:
     ) -> StageRuntime:
         sources = SourcesFile.load(settings.sources_file)
         gemini = Gemini.from_settings(gemini_settings or GeminiSettings())
-        # Chosen before anything starts: a backend that cannot be built stops the start here.
-        backdrops = BACKDROPS.build(settings.backdrop, settings, gemini)
-        search = SEARCH_PROVIDERS.build(settings.search, settings, gemini, sources)
-        picker = TOPIC_PICKERS.build(settings.topic_picker, settings, gemini)
         policy = EgressPolicy(
             allowed_ports=frozenset(settings.allowed_ports),
             allow_test_loopback=settings.unsafe_allow_loopback_for_tests,
@@ -441,13 +437,14 @@ class StageRuntime:
         ).start()
         factory = VisualFactory(
             browser=browser,
-            backdrops=backdrops,
-            search=search,
+            backdrops=BACKDROPS.build(settings.backdrop, settings, gemini, sources),
+            search=SEARCH_PROVIDERS.build(settings.search, settings, gemini, sources),
             store=store,
             signer=signer,
             ttl_s=settings.visual_ttl_s,
             backdrop_size=(settings.backdrop_width, settings.backdrop_height),
         )
+        picker = TOPIC_PICKERS.build(settings.topic_picker, settings, gemini, sources)
         log.info(
             "stage producer: topics=%s search=%s backdrops=%s assets=%s on http://%s:%d",
             picker.name,

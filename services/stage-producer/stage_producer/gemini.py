@@ -9,12 +9,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar, Literal, Self
 
 from google import genai
 from google.genai import types
 
 from livestage.registry import BackendUnavailable
 from livestage.settings import GeminiSettings
+
+if TYPE_CHECKING:
+    from .search.sources import SourcesFile
+    from .settings import StageSettings
 
 
 def gemini_client(settings: GeminiSettings, timeout_s: float = 60.0) -> genai.Client | None:
@@ -55,11 +60,27 @@ class Gemini:
         return self.client
 
 
-def gemini_or(offline: str) -> Callable[[object, Gemini], str]:
-    """The `auto` rule of a family with a `gemini` member: `gemini` when GEMINI_API_KEY is set,
-    else `offline`. Takes what the family's `from_settings` takes: the settings, then Gemini."""
+class GeminiMember:
+    """A backend that works through Gemini (mixed in before the family's base): built from the
+    shared client and the model of its `model_kind`, refused without GEMINI_API_KEY."""
 
-    def auto(settings: object, gemini: Gemini) -> str:
+    model_kind: ClassVar[Literal["text", "image"]] = "text"
+
+    def __init__(self, client: genai.Client, model: str) -> None:
+        self.client = client
+        self.model = model
+
+    @classmethod
+    def from_settings(cls, settings: StageSettings, gemini: Gemini, sources: SourcesFile) -> Self:
+        model = gemini.image_model if cls.model_kind == "image" else gemini.text_model
+        return cls(gemini.require(), model)
+
+
+def gemini_or(offline: str) -> Callable[..., str]:
+    """The `auto` rule of a family with a `gemini` member: `gemini` when GEMINI_API_KEY is set,
+    else `offline`. Given what `from_settings` takes: the settings, Gemini, the sources."""
+
+    def auto(settings: StageSettings, gemini: Gemini, sources: SourcesFile) -> str:
         return "gemini" if gemini.client is not None else offline
 
     return auto

@@ -300,16 +300,25 @@ async def test_operator_commands_capture_backdrop_pin_and_unpin(make_stage, test
     assert after is not None and after.id != captured.id
 
 
+def backdrop_maker(name: str, double: GeminiDouble) -> BackdropMaker:
+    """The backdrop maker `name` as the service builds it, with a key for the Gemini double."""
+    gemini = Gemini.from_settings(
+        GeminiSettings(
+            api_key=SecretStr(double.api_key),
+            base_url=double.url,
+            image_model="gemini-2.5-flash-image",
+        )
+    )
+    return BACKDROPS.build(name, StageSettings(), gemini, SourcesFile.load(DEFAULT_SOURCES_FILE))
+
+
 @pytest.mark.parametrize("maker", ["procedural", "gemini"])
 async def test_backdrops_produce_an_asset_and_a_visual(
     make_stage, maker: str, tmp_path: Path
 ) -> None:  # type: ignore[no-untyped-def]
     double = await GeminiDouble().start()
     try:
-        gemini = Gemini.from_settings(
-            GeminiSettings(api_key=SecretStr(double.api_key), base_url=double.url)
-        )
-        stage = await make_stage(backdrops=BACKDROPS.build(maker, StageSettings(), gemini))
+        stage = await make_stage(backdrops=backdrop_maker(maker, double))
         async with stage.watch() as visuals:
             backdrop = command(stage.room, "backdrop", prompt="Volcanoes at night")
             await stage.bus.publish(subjects.stage_command(stage.room), backdrop)
@@ -336,10 +345,7 @@ async def test_backdrops_produce_an_asset_and_a_visual(
 async def test_a_failing_gemini_backdrop_falls_back_to_a_drawn_one(make_stage) -> None:  # type: ignore[no-untyped-def]
     double = await GeminiDouble(fault=Fault.HTTP_500).start()
     try:
-        gemini = Gemini.from_settings(
-            GeminiSettings(api_key=SecretStr(double.api_key), base_url=double.url)
-        )
-        stage = await make_stage(backdrops=BACKDROPS.build("gemini", StageSettings(), gemini))
+        stage = await make_stage(backdrops=backdrop_maker("gemini", double))
         visual = await stage.service.handle_command(command(stage.room, "backdrop", prompt="Rain"))
         assert visual is not None and "drawn backdrop" in visual.summary
         assert double.calls

@@ -114,7 +114,7 @@ async def test_embeddings_find_the_topic_by_meaning_without_its_keywords() -> No
 async def test_gemini_picks_through_the_real_client(gemini: GeminiDouble) -> None:
     gemini.text_reply = '{"topic": "mars", "query": "mars rover news", "confidence": 0.8}'
     picker = TOPIC_PICKERS.build(
-        "auto", StageSettings(), Gemini(client_for(gemini), "gemini-2.5-flash", "")
+        "auto", StageSettings(), Gemini(client_for(gemini), "gemini-2.5-flash", ""), SOURCES
     )
     assert isinstance(picker, GeminiPicker)
     choice = await picker.pick(context("where is perseverance now?"))

@@ -8,8 +8,8 @@ an unknown name is refused with the valid ones).
 | gemini | Gemini's image model (`GEMINI_IMAGE_MODEL`); drawn when it fails | `GEMINI_API_KEY` |
 | auto | gemini with `GEMINI_API_KEY`, else procedural (the default) | |
 
-Built with `BACKDROPS.build(settings.backdrop, settings, gemini)`. Both set the title the same
-way (`typeset.set_title`).
+Built with `BACKDROPS.build(settings.backdrop, settings, gemini, sources)` (see `..backend`). Both
+set the title the same way (`typeset.set_title`).
 """
 
 from __future__ import annotations

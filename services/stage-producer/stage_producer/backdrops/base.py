@@ -8,15 +8,12 @@ Each maker is a file beside this one and implements `BackdropMaker`, with its `n
 from __future__ import annotations
 
 import io
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, ClassVar, Self
 
 from PIL import Image
 
-if TYPE_CHECKING:
-    from ..gemini import Gemini
-    from ..settings import StageSettings
+from ..backend import StageBackend
 
 
 @dataclass(frozen=True)
@@ -45,16 +42,8 @@ class BackdropError(Exception):
     """A backdrop could not be made; the message says why."""
 
 
-class BackdropMaker(ABC):
+class BackdropMaker(StageBackend):
     """One way to make a backdrop. Subclasses set `name` and implement `make`."""
-
-    name: ClassVar[str]
-
-    @classmethod
-    def from_settings(cls, settings: StageSettings, gemini: Gemini) -> Self:
-        """Build the maker from the stage's settings and the shared Gemini client (raise
-        `BackendUnavailable` when it needs one and there is none)."""
-        return cls()
 
     @abstractmethod
     async def make(self, request: BackdropRequest) -> Backdrop:

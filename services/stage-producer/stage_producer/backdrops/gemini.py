@@ -8,19 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import io
-from typing import TYPE_CHECKING, Self
 
-from google import genai
 from google.genai import errors, types
 from PIL import Image, ImageOps
 
-from ..gemini import Gemini
+from ..gemini import GeminiMember
 from .base import Backdrop, BackdropError, BackdropMaker, BackdropRequest
 from .procedural import hsv, theme_for
 from .typeset import set_title
-
-if TYPE_CHECKING:
-    from ..settings import StageSettings
 
 
 def image_prompt(request: BackdropRequest) -> str:
@@ -32,16 +27,9 @@ def image_prompt(request: BackdropRequest) -> str:
     )
 
 
-class GeminiBackdrops(BackdropMaker):
+class GeminiBackdrops(GeminiMember, BackdropMaker):
     name = "gemini"
-
-    def __init__(self, client: genai.Client, model: str) -> None:
-        self.client = client
-        self.model = model
-
-    @classmethod
-    def from_settings(cls, settings: StageSettings, gemini: Gemini) -> Self:
-        return cls(gemini.require(), gemini.image_model)
+    model_kind = "image"
 
     async def make(self, request: BackdropRequest) -> Backdrop:
         try:

@@ -8,7 +8,7 @@
 | searxng | a self-hosted SearXNG's JSON API (`STAGE_SEARXNG_URL`) | a SearXNG with `json` on |
 | gemini | Google Search grounding through Gemini (`GEMINI_TEXT_MODEL`) | `GEMINI_API_KEY` |
 
-Built with `SEARCH_PROVIDERS.build(settings.search, settings, gemini, sources)`.
+Built with `SEARCH_PROVIDERS.build(settings.search, settings, gemini, sources)` (see `..backend`).
 """
 
 from __future__ import annotations

@@ -3,16 +3,12 @@ its `name` and `from_settings`; `search.SEARCH_PROVIDERS` builds the one `STAGE_
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar, Literal, Self
+from typing import Literal
 
+from ..backend import StageBackend
 from ..topics.base import TopicChoice
-
-if TYPE_CHECKING:
-    from ..gemini import Gemini
-    from ..settings import StageSettings
-    from .sources import SourcesFile
 
 
 @dataclass(frozen=True)
@@ -29,16 +25,8 @@ class SearchError(Exception):
     """The search provider could not answer (down, refused, malformed reply)."""
 
 
-class SearchProvider(ABC):
-    """One place pages come from. Subclasses set `name` and implement `from_settings` and `find`."""
-
-    name: ClassVar[str]
-
-    @classmethod
-    @abstractmethod
-    def from_settings(cls, settings: StageSettings, gemini: Gemini, sources: SourcesFile) -> Self:
-        """Build the provider from the stage's settings, the shared Gemini client (raise
-        `BackendUnavailable` when it needs one and there is none) and the sources file."""
+class SearchProvider(StageBackend):
+    """One place pages come from. Subclasses set `name`, build in `from_settings`, find pages."""
 
     @abstractmethod
     async def find(self, choice: TopicChoice, limit: int = 5) -> list[Source]:

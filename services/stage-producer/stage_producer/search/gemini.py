@@ -3,30 +3,15 @@ chunks give the pages it used (`groundingMetadata.groundingChunks[].web{uri,titl
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Self
-
-from google import genai
 from google.genai import errors, types
 
-from ..gemini import Gemini, response_text
+from ..gemini import GeminiMember, response_text
 from ..topics.base import TopicChoice
 from .base import SearchError, SearchProvider, Source
 
-if TYPE_CHECKING:
-    from ..settings import StageSettings
-    from .sources import SourcesFile
 
-
-class GeminiSearch(SearchProvider):
+class GeminiSearch(GeminiMember, SearchProvider):
     name = "gemini"
-
-    def __init__(self, client: genai.Client, model: str) -> None:
-        self.client = client
-        self.model = model
-
-    @classmethod
-    def from_settings(cls, settings: StageSettings, gemini: Gemini, sources: SourcesFile) -> Self:
-        return cls(gemini.require(), gemini.text_model)
 
     async def find(self, choice: TopicChoice, limit: int = 5) -> list[Source]:
         prompt = (

@@ -9,7 +9,8 @@
 | gemini | Gemini reading chat and talk (`GEMINI_TEXT_MODEL`), JSON answer | `GEMINI_API_KEY` |
 | auto | gemini with `GEMINI_API_KEY`, else keywords (the default) | |
 
-Built with `TOPIC_PICKERS.build(settings.topic_picker, settings, gemini)`.
+Built with `TOPIC_PICKERS.build(settings.topic_picker, settings, gemini, sources)`
+(see `..backend`).
 """
 
 from __future__ import annotations

@@ -8,13 +8,10 @@ needs more than defaults); `topics.TOPIC_PICKERS` builds the one `STAGE_TOPIC_PI
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, ClassVar, Self
 
-if TYPE_CHECKING:
-    from ..gemini import Gemini
-    from ..settings import StageSettings
+from ..backend import StageBackend
 
 
 @dataclass(frozen=True)
@@ -59,16 +56,8 @@ class TopicChoice:
     reason: str = ""
 
 
-class TopicPicker(ABC):
+class TopicPicker(StageBackend):
     """One way to pick a topic. Subclasses set `name` and implement `pick`."""
-
-    name: ClassVar[str]
-
-    @classmethod
-    def from_settings(cls, settings: StageSettings, gemini: Gemini) -> Self:
-        """Build the picker from the stage's settings and the shared Gemini client (raise
-        `BackendUnavailable` when it needs one and there is none)."""
-        return cls()
 
     @abstractmethod
     async def pick(self, context: TopicContext) -> TopicChoice | None:

@@ -5,17 +5,13 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import TYPE_CHECKING, Self
 
 from google import genai
 from google.genai import errors, types
 
-from ..gemini import Gemini, response_text
+from ..gemini import GeminiMember, response_text
 from .base import TopicChoice, TopicContext, TopicPicker
 from .keywords import KeywordPicker
-
-if TYPE_CHECKING:
-    from ..settings import StageSettings
 
 log = logging.getLogger(__name__)
 
@@ -37,17 +33,12 @@ def prompt_for(context: TopicContext) -> str:
     )
 
 
-class GeminiPicker(TopicPicker):
+class GeminiPicker(GeminiMember, TopicPicker):
     name = "gemini"
 
     def __init__(self, client: genai.Client, model: str) -> None:
-        self.client = client
-        self.model = model
+        super().__init__(client, model)
         self.fallback = KeywordPicker()
-
-    @classmethod
-    def from_settings(cls, settings: StageSettings, gemini: Gemini) -> Self:
-        return cls(gemini.require(), gemini.text_model)
 
     async def pick(self, context: TopicContext) -> TopicChoice | None:
         if not context.chat and not context.talk:
