@@ -2,7 +2,7 @@
 
 Only signed, unexpired URLs are served (403 otherwise, with the reason); names that are not
 asset names are 404 before any file is touched. Range requests work (video needs them). The edge
-(`token_service.routes_media`) streams from here, so browsers see the asset on the page's own
+(`token_service.routes.media`) streams from here, so browsers see the asset on the page's own
 origin.
 """
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from token_service.dispatch import epoch_ms
-from token_service.host_decision import (
+from token_service.dispatch.decision import (
     Cause,
     Dispatch,
     HostPolicy,
@@ -15,6 +14,7 @@ from token_service.host_decision import (
     RoomState,
     decide,
 )
+from token_service.dispatch.dispatcher import epoch_ms
 
 NOW = 1_800_000_000_000
 POLICY = HostPolicy(agent_name="host", stale_after_ms=30_000, join_grace_ms=15_000)

@@ -20,26 +20,16 @@ from livestage.settings import (
     TopicSettings,
 )
 
-from . import (
-    errors,
-    operator,
-    routes_chat,
-    routes_media,
-    routes_operator_bans,
-    routes_operator_chat,
-    routes_operator_host,
-    routes_operator_stage,
-    routes_ops,
-    routes_viewer,
-)
+from . import errors
 from .body_limit import BodyLimit
 from .client_ip import parse_networks
 from .deps import Limits, Services
-from .dispatch import DispatchMetadata, HostCache
-from .host_decision import HostPolicy
+from .dispatch.decision import HostPolicy
+from .dispatch.dispatcher import DispatchMetadata, HostCache
 from .livekit_gateway import LiveKitGateway
 from .pages import SecurityHeaders, mount_docs, mount_pages, page_policy
 from .ratelimit import RateLimiter
+from .routes import ROUTERS
 from .settings import EdgeSettings
 from .visitors import VisitorIds
 
@@ -125,15 +115,8 @@ def create_app(
             edge.max_webhook_body_bytes if path == WEBHOOK_PATH else edge.max_json_body_bytes
         ),
     )
-    app.include_router(routes_viewer.router)
-    app.include_router(routes_chat.router)
-    app.include_router(routes_ops.router)
-    app.include_router(operator.router)
-    app.include_router(routes_operator_chat.router)
-    app.include_router(routes_operator_bans.router)
-    app.include_router(routes_operator_host.router)
-    app.include_router(routes_operator_stage.router)
-    app.include_router(routes_media.router)
+    for router in ROUTERS:
+        app.include_router(router)
     mount_docs(app)
     mount_pages(app, edge.web_dist)
     return app

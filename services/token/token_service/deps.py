@@ -21,8 +21,8 @@ from livestage.schemas import HostJobEvent
 from livestage.settings import LiveKitSettings, NatsSettings, OperatorSettings, TopicSettings
 
 from .client_ip import Network, client_ip, client_network
-from .dispatch import DispatchMetadata, HostCache, HostState
-from .host_decision import HostPolicy
+from .dispatch.decision import HostPolicy
+from .dispatch.dispatcher import DispatchMetadata, HostCache, HostState
 from .livekit_gateway import LiveKitGateway
 from .ratelimit import Limit, RateLimiter
 from .settings import EdgeSettings
@@ -91,8 +91,9 @@ class Services:
             try:
                 bus = await Bus.connect(self.nats, "edge")
                 await bus.ensure_streams()
-                # Host job events keep the host-state cache honest (see dispatch.py). A plain
-                # subscription: JetStream keeps them for others, the edge needs only live ones.
+                # Host job events keep the host-state cache honest (see dispatch/dispatcher.py).
+                # A plain subscription: JetStream keeps them for others, the edge needs only live
+                # ones.
                 await bus.nc.subscribe(subjects.host_job(self.livekit.room), cb=self._on_host_job)
             except Exception as error:  # noqa: BLE001 - whatever it is, keep retrying
                 log.warning("NATS not ready (%s); retrying in 2 s", error)

@@ -1,7 +1,7 @@
 """Is the room's host here, on its way, or must it be (re)dispatched? A pure decision.
 
 `decide(room, policy, now_ms)` takes what LiveKit (and our own host job events) say about a room
-and returns what to do; `dispatch.py` does the I/O around it. What we learned from a real
+and returns what to do; `dispatcher.py` beside it does the I/O. What we learned from a real
 livekit-server (v1.13.5) with a real livekit-agents (1.8.9) worker shapes the rules:
 
 - **present**: only *our agent's own participant* counts: AGENT kind, and either carrying the

@@ -14,10 +14,10 @@ from livekit.protocol.models import ParticipantInfo
 from livestage import subjects
 from livestage.schemas import PresenceEvent, now_ms
 
-from .deps import ServicesDep
-from .dispatch import HostState
-from .host_decision import Participant, is_our_host
-from .models import ErrorResponse, HealthResponse
+from ..deps import ServicesDep
+from ..dispatch.decision import Participant, is_our_host
+from ..dispatch.dispatcher import HostState
+from ..models import ErrorResponse, HealthResponse
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["operations"])

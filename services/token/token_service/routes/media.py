@@ -19,9 +19,9 @@ from fastapi import APIRouter, FastAPI, Header, Path, Query, Request
 from fastapi.responses import StreamingResponse
 from starlette.background import BackgroundTask
 
-from .deps import ServicesDep
-from .errors import unavailable
-from .models import ErrorResponse
+from ..deps import ServicesDep
+from ..errors import unavailable
+from ..models import ErrorResponse
 
 ASSET_NAME = r"^[0-9a-f]{64}\.(jpg|webp|png|webm)$"
 _PASSED_HEADERS = (

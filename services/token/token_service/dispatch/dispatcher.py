@@ -1,4 +1,4 @@
-"""Exactly one host agent per room, cheaply: the I/O around `host_decision.decide`.
+"""Exactly one host agent per room, cheaply: the I/O around `decision.decide`.
 
 `ensure_host(...)` first reads the room's cached host state from Redis (`HostCache`): while it
 says "present" or "pending", a token request costs one Redis read and no LiveKit call, so a rush
@@ -33,7 +33,8 @@ from redis.exceptions import LockError, RedisError
 from livestage.schemas import now_ms
 from livestage.subjects import check_room
 
-from .host_decision import (
+from ..livekit_gateway import LiveKitGateway, LiveKitUnavailable
+from .decision import (
     Cause,
     Dispatch,
     HostPolicy,
@@ -43,7 +44,6 @@ from .host_decision import (
     RoomState,
     decide,
 )
-from .livekit_gateway import LiveKitGateway, LiveKitUnavailable
 
 log = logging.getLogger(__name__)
 

@@ -16,10 +16,10 @@ from livestage import subjects
 from livestage.bus import BusUnavailable
 from livestage.schemas import ChatRemoval, HistoryReply, HistoryRequest, now_ms
 
-from .deps import ServicesDep
-from .errors import RESPONSES, unavailable
-from .models import ApiModel, HistoryResponse
-from .operator import operator_router
+from ...deps import ServicesDep
+from ...errors import RESPONSES, unavailable
+from ...models import ApiModel, HistoryResponse
+from .auth import operator_router
 
 router = operator_router("/chat", ["operator: chat"])
 

@@ -19,8 +19,8 @@ from livestage import subjects
 from livestage.schemas import StageCommand, new_id, now_ms
 from livestage.text import clean_text
 
-from .deps import ServicesDep
-from .operator import operator_router
+from ...deps import ServicesDep
+from .auth import operator_router
 
 router = operator_router("/stage", ["operator: stage"])
 

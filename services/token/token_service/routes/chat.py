@@ -13,7 +13,7 @@ from livestage import metrics, subjects
 from livestage.bus import BusUnavailable
 from livestage.schemas import ChatMessage, HistoryReply, HistoryRequest, new_id, now_ms
 
-from .deps import (
+from ..deps import (
     ServicesDep,
     ViewerDep,
     limit_chat,
@@ -21,8 +21,8 @@ from .deps import (
     require_chat_role,
     require_not_banned,
 )
-from .errors import RESPONSES, unavailable
-from .models import ChatAccepted, ChatRequest, ErrorResponse, HistoryResponse
+from ..errors import RESPONSES, unavailable
+from ..models import ChatAccepted, ChatRequest, ErrorResponse, HistoryResponse
 
 log = logging.getLogger(__name__)
 

@@ -13,8 +13,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, HTTPException, status
 
-from .deps import ServicesDep
-from .models import ErrorResponse
+from ...deps import ServicesDep
+from ...models import ErrorResponse
 
 OPERATOR_PREFIX = "/api/operator"
 

@@ -19,9 +19,9 @@ from pydantic import Field, field_validator
 from livestage import subjects
 from livestage.schemas import MAX_CHAT_CHARS, HostCommand, new_id, now_ms
 
-from .deps import ServicesDep
-from .models import ApiModel, _clean_between
-from .operator import operator_router
+from ...deps import ServicesDep
+from ...models import ApiModel, _clean_between
+from .auth import operator_router
 
 router = operator_router("/host", ["operator: host"])
 

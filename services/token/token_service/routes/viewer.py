@@ -10,13 +10,13 @@ from fastapi import APIRouter, Cookie, Depends, Request, Response
 
 from livestage.identity import AVATAR_IDENTITIES
 
-from .client_ip import forwarded_proto
-from .deps import ServicesDep, banned, limit_token_network
-from .dispatch import ensure_host
-from .errors import LIVEKIT_RESPONSES, RESPONSES, field_error
-from .models import PublicConfig, TokenRequest, TokenResponse
-from .viewers import mint_viewer_token, new_identity
-from .visitors import COOKIE_NAME, COOKIE_PATH
+from ..client_ip import forwarded_proto
+from ..deps import ServicesDep, banned, limit_token_network
+from ..dispatch.dispatcher import ensure_host
+from ..errors import LIVEKIT_RESPONSES, RESPONSES, field_error
+from ..models import PublicConfig, TokenRequest, TokenResponse
+from ..viewers import mint_viewer_token, new_identity
+from ..visitors import COOKIE_NAME, COOKIE_PATH
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api", tags=["viewer"])

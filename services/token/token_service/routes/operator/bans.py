@@ -23,10 +23,10 @@ from livestage.bus import BusUnavailable
 from livestage.identity import visitor_tag_of
 from livestage.schemas import BanEvent, new_id, now_ms
 
-from .deps import ServicesDep
-from .errors import field_error
-from .models import BanInfo, BanList, BanRequest, ErrorResponse
-from .operator import operator_router
+from ...deps import ServicesDep
+from ...errors import field_error
+from ...models import BanInfo, BanList, BanRequest, ErrorResponse
+from .auth import operator_router
 
 log = logging.getLogger(__name__)
 router = operator_router("/bans", ["operator: bans"])

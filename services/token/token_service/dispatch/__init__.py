@@ -1,0 +1,8 @@
+"""The host's dispatch: exactly one host agent per room, the decision apart from its I/O.
+
+- `decision.py`: pure. `decide(room, policy, now_ms)` takes what LiveKit and our host job events
+  say about a room and returns what to do (nothing, or replace the dispatch, and why).
+- `dispatcher.py`: the I/O around it. `ensure_host(...)` reads the cached host state from Redis
+  (`HostCache`), else reads the room from LiveKit under a short per-room lock, asks `decide()`,
+  and acts.
+"""

@@ -1,0 +1,30 @@
+"""The edge's HTTP routes, one router per concern; `ROUTERS` is the order the app includes them.
+
+| module | paths | what for |
+|---|---|---|
+| `viewer` | `GET /api/config`, `POST /api/livekit-token` | page config, tokens, host dispatch |
+| `chat` | `POST /api/chat`, `GET /api/chat/history` | chat ingress and history reads |
+| `ops` | `POST /api/livekit/webhook`, `GET /healthz`, `GET /readyz` | LiveKit webhooks, probes |
+| `operator/` | `/api/operator/...` | the operator's routes, behind the bearer secret |
+| `media` | `GET /media/{name}` | the stage's assets, streamed from the stage producer |
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from . import chat, media, ops, viewer
+from .operator import auth, bans, host, stage
+from .operator import chat as operator_chat
+
+ROUTERS: tuple[APIRouter, ...] = (
+    viewer.router,
+    chat.router,
+    ops.router,
+    auth.router,
+    operator_chat.router,
+    bans.router,
+    host.router,
+    stage.router,
+    media.router,
+)
