@@ -1,6 +1,7 @@
 // Typed fetch wrappers for the edge's HTTP API (same origin).
 import {
-  parseChatMessage,
+  parseChatAccepted,
+  parseChatHistory,
   parseConfig,
   parseTokenResponse,
   isObject,
@@ -106,17 +107,14 @@ export async function mintToken(req: TokenRequest): Promise<TokenResponse> {
 /** Returns the id the edge assigned to the message (202). */
 export async function postChat(token: string, body: string): Promise<string> {
   const res = await request("/api/chat", { method: "POST", body: JSON.stringify({ body }) }, token);
-  if (!isObject(res) || typeof res.id !== "string" || !res.id) {
-    throw new ApiError(0, "malformed chat response");
-  }
-  return res.id;
+  const id = parseChatAccepted(res);
+  if (id === null) throw new ApiError(0, "malformed chat response");
+  return id;
 }
 
 /** Recent chat, oldest first. */
 export async function getChatHistory(token: string): Promise<ChatMessage[]> {
-  const res = await request("/api/chat/history", {}, token);
-  const list = isObject(res) && Array.isArray(res.messages) ? res.messages : [];
-  return list.map(parseChatMessage).filter((m): m is ChatMessage => m !== null);
+  return parseChatHistory(await request("/api/chat/history", {}, token));
 }
 
 /** Human text for a rate-limit error. */

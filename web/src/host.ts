@@ -2,12 +2,15 @@
 // captions (LiveKit's transcription text streams, which the agent sends in step with the audio
 // it plays) and a poster when the host has no video (avatar `none`). Text only via textContent.
 
+import { attributes } from "./wire/schema.json";
+
+/** The values of the state attribute (`attributes.hostState.enum` in the wire schema). */
 export type HostState = "idle" | "thinking" | "speaking" | "paused";
 
-/** Participant attribute the host agent keeps its state in. */
-export const HOST_STATE_ATTRIBUTE = "livestage.host.state";
+/** Participant attribute the host agent keeps its state in (from `livestage.attributes`). */
+export const HOST_STATE_ATTRIBUTE: string = attributes.hostState.name;
 /** Participant attribute with the host persona's name. */
-export const HOST_PERSONA_ATTRIBUTE = "livestage.host.persona";
+export const HOST_PERSONA_ATTRIBUTE: string = attributes.hostPersona.name;
 /** Text-stream topic of the agents' transcriptions (livekit-agents `lk.transcription`). */
 export const TRANSCRIPTION_TOPIC = "lk.transcription";
 /** Set on the last chunk's stream by livekit-agents when a segment is final. */

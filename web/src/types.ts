@@ -1,5 +1,7 @@
 // Wire types shared with the edge (JSON, camelCase) and their runtime validators.
 // Everything that arrives over the network is checked here before the UI touches it.
+// The Python side's models are in wire/schema.json (generated; tests/wire.test.ts holds these
+// parsers to it, so a field renamed on either side fails a test).
 
 export interface AppConfig {
   roomName: string;
@@ -126,6 +128,17 @@ export function parseChatMessage(v: unknown): ChatMessage | null {
     kind,
     createdAt: num(v.createdAt, Date.now()),
   };
+}
+
+/** The id in a `POST /api/chat` 202 body; null when there is none. */
+export function parseChatAccepted(v: unknown): string | null {
+  return isObject(v) && typeof v.id === "string" && v.id ? v.id : null;
+}
+
+/** `GET /api/chat/history`: the valid messages, oldest first; malformed ones are dropped. */
+export function parseChatHistory(v: unknown): ChatMessage[] {
+  const list = isObject(v) && Array.isArray(v.messages) ? v.messages : [];
+  return list.map(parseChatMessage).filter((m): m is ChatMessage => m !== null);
 }
 
 export function parseChatPacket(v: unknown): ChatPacket | null {

@@ -1,6 +1,6 @@
 // @vitest-environment happy-dom
 import { describe, expect, it } from "vitest";
-import { CaptionView, HOST_STATE_ATTRIBUTE, findHost, parseHostState, posterInitial, showHostState } from "../src/host";
+import { CaptionView, HOST_PERSONA_ATTRIBUTE, HOST_STATE_ATTRIBUTE, findHost, parseHostState, posterInitial, showHostState } from "../src/host";
 
 describe("parseHostState", () => {
   it("accepts the four states only", () => {
@@ -10,7 +10,7 @@ describe("parseHostState", () => {
 });
 
 describe("findHost", () => {
-  const host = { identity: "agent-AJ_1", isAgent: true, attributes: { [HOST_STATE_ATTRIBUTE]: "speaking", "livestage.host.persona": "Nova" } };
+  const host = { identity: "agent-AJ_1", isAgent: true, attributes: { [HOST_STATE_ATTRIBUTE]: "speaking", [HOST_PERSONA_ATTRIBUTE]: "Nova" } };
   it("is the agent participant that reports a host state", () => {
     expect(findHost([{ identity: "viewer_a_1", isAgent: false, attributes: { [HOST_STATE_ATTRIBUTE]: "idle" } }, host])).toEqual({
       identity: "agent-AJ_1",

@@ -81,7 +81,7 @@ from host_agent.persona import Persona, PersonaError, find_persona, load_persona
 from host_agent.prompt import compose
 from host_agent.settings import resolve_avatar, resolve_voice
 from host_agent.voices.base import SessionParts, VoiceBackend
-from livestage import metrics, subjects
+from livestage import attributes, metrics, subjects
 from livestage.bus import Bus, BusUnavailable, Observed, Watch
 from livestage.identity import is_viewer_identity
 from livestage.schemas import (
@@ -96,10 +96,10 @@ from livestage.schemas import (
 
 log = logging.getLogger(__name__)
 
-STATE_ATTRIBUTE = "livestage.host.state"
-PERSONA_ATTRIBUTE = "livestage.host.persona"
-VOICE_ATTRIBUTE = "livestage.host.voice"
-AVATAR_ATTRIBUTE = "livestage.host.avatar"
+STATE_ATTRIBUTE = attributes.HOST_STATE
+PERSONA_ATTRIBUTE = attributes.HOST_PERSONA
+VOICE_ATTRIBUTE = attributes.HOST_VOICE
+AVATAR_ATTRIBUTE = attributes.HOST_AVATAR
 CHAT_CONTEXT_ITEMS = 24
 """The session's own chat context is trimmed to this many items (the brain keeps memory)."""
 SETTLE_S = 1.0

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from livestage import metrics, subjects
+from livestage import attributes, metrics, subjects
 from livestage.schemas import StageVisual, new_id, now_ms
 
 from .conftest import (
@@ -141,7 +141,7 @@ async def test_pause_resume_persona_and_state_attribute(host_worker, bus, viewer
     seen_states: set[str] = set()
     viewer.room.on(
         "participant_attributes_changed",
-        lambda changed, participant: seen_states.add(changed.get("livestage.host.state", "")),
+        lambda changed, participant: seen_states.add(changed.get(attributes.HOST_STATE, "")),
     )
     await bus.publish(subjects.host_control(room), command(room, "resume"))
     await until(lambda: recorder.spoken, 15, "the reply after resume")
@@ -153,8 +153,7 @@ async def test_pause_resume_persona_and_state_attribute(host_worker, bus, viewer
     await bus.publish(subjects.host_control(room), command(room, "persona", "sage"))
     await until(
         lambda: (
-            (h := viewer.host()) is not None
-            and h.attributes.get("livestage.host.persona") == "Sage"
+            (h := viewer.host()) is not None and h.attributes.get(attributes.HOST_PERSONA) == "Sage"
         ),
         5,
         "the persona attribute",

@@ -24,7 +24,7 @@ from redis.asyncio import Redis
 from host_agent.settings import CostSettings, LocalAvatarSettings, PipelineSettings
 from host_agent.spend import spend_key
 from host_agent.usage import spend_day
-from livestage import metrics, subjects
+from livestage import attributes, metrics, subjects
 from livestage.identity import ANAM_AVATAR_IDENTITY, LOCAL_AVATAR_IDENTITY
 from livestage.settings import AnamSettings, OpenAISettings, RedisSettings
 from tests.doubles.anam import AnamDouble, AvatarConfig
@@ -352,7 +352,7 @@ async def test_each_double_failing_falls_back_to_local(
             assert len(viewer.audio.loud_since(said_at)) > 20
             await until(lambda v=viewer: video_from(v, LOCAL_AVATAR_IDENTITY), 10, "local video")
             await until(
-                lambda v=viewer: "local" in host_attribute(v, "livestage.host.voice"),
+                lambda v=viewer: "local" in host_attribute(v, attributes.HOST_VOICE),
                 10,
                 "the host's voice attribute to say local",
             )
@@ -454,7 +454,7 @@ async def test_the_daily_spend_cap_switches_to_local(
     await until(lambda: len(nearly_rec.spoken) >= 2, 15, "the local turn")
     assert len(nearly_viewer.audio.loud_since(said_at)) > 20
     await until(
-        lambda: host_attribute(nearly_viewer, "livestage.host.voice") == "local",
+        lambda: host_attribute(nearly_viewer, attributes.HOST_VOICE) == "local",
         10,
         "the host's voice attribute to say local",
     )

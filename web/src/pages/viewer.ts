@@ -1,10 +1,10 @@
 // Entry point of the viewer page "/": profile form, stage, chat.
-import "./styles.css";
-import { ApiError, getChatHistory, getConfig, postChat, tooManyText } from "./api";
-import { ChatView } from "./chat";
-import { ChromaKeyRenderer, parseChromaParams } from "./chromakey";
-import { byId, delay, showState } from "./dom";
-import { LiveSession, backoffDelay, errorText } from "./livekit";
+import "../styles.css";
+import { ApiError, getChatHistory, getConfig, postChat, tooManyText } from "../api";
+import { ChatView } from "../chat";
+import { ChromaKeyRenderer, parseChromaParams } from "../chromakey";
+import { byId, delay, showState } from "../dom";
+import { LiveSession, backoffDelay, errorText } from "../livekit";
 import {
   avatarGlyph,
   browserStore,
@@ -13,10 +13,10 @@ import {
   saveProfile,
   validateDisplayName,
   type Profile,
-} from "./profile";
-import { CaptionView, posterInitial, showHostState } from "./host";
-import { StageVisualLayer } from "./stage";
-import type { AppConfig, ChatMessage } from "./types";
+} from "../profile";
+import { CaptionView, posterInitial, showHostState } from "../host";
+import { StageVisualLayer } from "../stage";
+import type { AppConfig, ChatMessage } from "../types";
 
 const store = browserStore();
 

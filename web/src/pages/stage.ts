@@ -1,13 +1,13 @@
 // Entry point of "/stage", the OBS browser source: only the composited stage, no controls.
 // Query: ?width=1920&height=1080&captions=1&name=Stage (+ chroma key params, see chromakey.ts).
-import "./styles.css";
-import { getConfig } from "./api";
-import { ChromaKeyRenderer, parseChromaParams } from "./chromakey";
-import { byId, delay } from "./dom";
-import { LiveSession, backoffDelay } from "./livekit";
-import { CaptionView, posterInitial, showHostState } from "./host";
-import { StageVisualLayer, parseStagePageParams } from "./stage";
-import type { AppConfig } from "./types";
+import "../styles.css";
+import { getConfig } from "../api";
+import { ChromaKeyRenderer, parseChromaParams } from "../chromakey";
+import { byId, delay } from "../dom";
+import { LiveSession, backoffDelay } from "../livekit";
+import { CaptionView, posterInitial, showHostState } from "../host";
+import { StageVisualLayer, parseStagePageParams } from "../stage";
+import type { AppConfig } from "../types";
 
 const query = new URLSearchParams(location.search);
 const stage = byId("stage");
