@@ -28,6 +28,8 @@ a new visitor (the edge issues them; the bench keeps no cookies). All posters sh
 so the bench's edge runs with the per-network limits raised (`TOKEN_RATE_CHAT_PER_NETWORK`,
 `TOKEN_RATE_TOKEN_PER_IP`); the per-visitor chat limit and moderation's flood check stay as they
 are, which is why a high rate needs `POSTERS` people.
+
+`BENCH_SMOKE=1`: one rate (20 msg/s) for 1 s, 2 viewers in 1 worker, 10 posters.
 """
 
 from __future__ import annotations
@@ -49,21 +51,33 @@ import aiohttp
 import nats
 from livekit import api
 
+from bench import smoke_or
 from livestage import subjects
-from livestage.schemas import ChatMessage, ChatMessageEvent, ModerationVerdict, now_ms
-from tests.support.chat import backend_env, chat_services
+from livestage.schemas import ChatMessage, ChatMessageEvent, ModerationVerdict
+from tests.support.chat import backend_env, chat_message, chat_services
 from tests.support.infra import LiveKitServer, NatsServer, RedisServer
 from tests.support.livekit_helpers import join, leave, mint_token, server_api
 from tests.support.services import end_service, free_port, start_service_until, wait_http_ok
 
-RATES = (50, 200)
-SECONDS_PER_RATE = float(os.environ.get("BENCH_CHAT_SECONDS", "4"))
-VIEWERS = int(os.environ.get("BENCH_CHAT_VIEWERS", "20"))
-WORKERS = int(os.environ.get("BENCH_CHAT_WORKERS", "4"))  # processes holding the viewers
-POSTERS = int(os.environ.get("BENCH_CHAT_POSTERS", "500"))
+RATES = smoke_or((50, 200), (20,))
+SECONDS_PER_RATE = float(os.environ.get("BENCH_CHAT_SECONDS", smoke_or("4", "1")))
+VIEWERS = int(os.environ.get("BENCH_CHAT_VIEWERS", smoke_or("20", "2")))
+WORKERS = int(os.environ.get("BENCH_CHAT_WORKERS", smoke_or("4", "1")))  # viewers' processes
+POSTERS = int(os.environ.get("BENCH_CHAT_POSTERS", smoke_or("500", "10")))
 """Visitors that post, in turn. Moderation's flood check allows one visitor 5 messages in 10 s
 and the edge 6 per identity, as for real viewers: a high rate needs many people."""
 DRAIN_S = 5.0  # after the last send, how long stragglers may take before they count as lost
+PHASES = ("direct", "server_send", "path")
+STAGES = ("post_to_202", "post_to_approved", "approved_to_first_viewer", "first_to_last_viewer")
+FIGURES = (
+    *(f"rates.*.{phase}.{stat}" for phase in PHASES for stat in ("p50_ms", "p99_ms", "messages")),
+    *(f"rates.*.{phase}.{count}" for phase in PHASES for count in ("lost", "duplicates")),
+    *(f"rates.*.path.stages.{stage}.p50_ms" for stage in STAGES),
+    "rates.*.path.http_errors",
+    "rates.*.path.rejected_by_moderation",
+    "rates.*.p99_ratio",
+    "rates.*.p50_ratio",
+)
 
 
 POST_COUNTER = itertools.count()
@@ -291,18 +305,8 @@ async def paced(rate: int, seconds: float, send: Callable[[int, float], Awaitabl
 
 
 def packet(room: str, n: int) -> ChatMessageEvent:
-    return ChatMessageEvent(
-        message=ChatMessage(
-            id=uuid.uuid4().hex,
-            room=room,
-            author_identity="viewer_benchbenchbench_00000000",
-            author_name="Bench",
-            avatar="fox",
-            body=f"benchmark message {n}, about as long as a chat line usually is",
-            kind="viewer",
-            created_at=now_ms(),
-        )
-    )
+    body = f"benchmark message {n}, about as long as a chat line usually is"
+    return ChatMessageEvent(message=chat_message(room, body, author_name="Bench"))
 
 
 async def run_direct(publisher: Any, pool: ViewerPool, room: str, rate: int) -> Phase:
@@ -555,7 +559,7 @@ def report(
     rejected: dict[str, str],
 ) -> dict[str, Any]:
     figures: dict[str, Any] = {}
-    for name, phase in (("direct", direct), ("server_send", server_send), ("path", path)):
+    for name, phase in zip(PHASES, (direct, server_send, path), strict=True):
         values, lost = phase.latencies(set(rejected) if phase is path else frozenset())
         figures[name] = {
             **summary(values),

@@ -12,7 +12,7 @@
   and a Redis MULTI, so this is what one instance sustains.
 
 The benchmark process is pinned to one CPU where the OS allows it (the servers are not).
-Results say how loaded the machine was.
+Results say how loaded the machine was. `BENCH_SMOKE=1`: 200 and 50 messages.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import time
 import uuid
 from typing import Any
 
+from bench import smoke_or
 from livestage import subjects
 from livestage.bus import Bus
 from livestage.identity import viewer_identity
@@ -58,8 +59,16 @@ BODIES = [
 ]
 """A mix: 60% clean, 40% rejected (a rowdy public chat, not a raid)."""
 
-MESSAGES = 2000
-END_TO_END_MESSAGES = 1000
+MESSAGES = smoke_or(2000, 200)
+END_TO_END_MESSAGES = smoke_or(1000, 50)
+FIGURES = (
+    "pipeline.messages_per_s",
+    "pipeline.per_message_ms.p50",
+    "pipeline.per_message_ms.p99",
+    "pipeline.rejected_share",
+    "end_to_end.messages_per_s",
+    "end_to_end.seconds",
+)
 
 
 def _pin_to_one_cpu() -> str:
