@@ -18,11 +18,13 @@ Results say how loaded the machine was. `BENCH_SMOKE=1`: 200 and 50 messages.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets
 import statistics
 import time
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 from bench import smoke_or
@@ -71,13 +73,21 @@ FIGURES = (
 )
 
 
-def _pin_to_one_cpu() -> str:
+@contextlib.contextmanager
+def _one_cpu() -> Iterator[str]:
+    """This process on one CPU while inside, and on all it had again after: the benchmarks
+    that `python -m bench` runs after this one must not be confined to one core."""
     try:
-        cpu = min(os.sched_getaffinity(0))
+        cpus = os.sched_getaffinity(0)
+        cpu = min(cpus)
         os.sched_setaffinity(0, {cpu})
-        return f"pinned to CPU {cpu}"
     except (AttributeError, OSError) as error:
-        return f"not pinned ({error})"
+        yield f"not pinned ({error})"
+        return
+    try:
+        yield f"pinned to CPU {cpu}"
+    finally:
+        os.sched_setaffinity(0, cpus)
 
 
 def _message(room: str, index: int) -> ChatMessage:
@@ -179,8 +189,7 @@ async def run() -> dict[str, Any]:
     load_before = os.getloadavg()
     settings = ModerationSettings(durable="bench-" + uuid.uuid4().hex[:8])
     # The servers start first, so they are not confined to the moderator's CPU.
-    with NatsServer() as nats_server, RedisServer() as redis_server:
-        pinned = _pin_to_one_cpu()
+    with NatsServer() as nats_server, RedisServer() as redis_server, _one_cpu() as pinned:
         pipeline = bench_pipeline(settings)
         end_to_end = await bench_end_to_end(settings, nats_server, redis_server)
     return {
