@@ -10,7 +10,8 @@
 
     python -m bench capture        # BENCH_CAPTURES=15, BENCH_ROUNDS=12, BENCH_HOST_AVATAR=local
 
-`BENCH_SMOKE=1`: one screenshot, one 1 s clip, one backdrop, one reaction round each way.
+`BENCH_SMOKE=1`: no warm-up, one screenshot, one 1 s clip, one backdrop, and one reaction round
+each way with avatar `none`.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from stage_producer.settings import StageSettings
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = ["aurora", "deep-sea", "mars", "synths"]
 TOPICS = ["Northern lights", "Mars", "Deep sea", "Synthesizers", "Coffee"]
+WARM_UPS = smoke_or(2, 0)
 CLIPS = smoke_or(3, 1)
 CLIP_SECONDS = smoke_or(8.0, 1.0)
 BACKDROPS = smoke_or(len(TOPICS), 1)
@@ -80,7 +82,7 @@ async def capture_times(count: int) -> dict[str, Any]:
     launch_s = time.monotonic() - started
     urls = [f"http://pages.livestage.invalid/{page}.html" for page in PAGES]
     try:
-        for url in urls[:2]:  # warm-up
+        for url in urls[:WARM_UPS]:
             await browser.screenshot(url)
         shots = []
         for index in range(count):
@@ -170,6 +172,6 @@ async def run() -> dict[str, Any]:
         "machine": {"cpus": os.cpu_count(), "loadavg_at_start": [round(x, 2) for x in load]},
         "capture": await capture_times(captures),
         "host_reaction": await reaction_with_and_without_captures(
-            rounds, os.environ.get("BENCH_HOST_AVATAR", "local")
+            rounds, os.environ.get("BENCH_HOST_AVATAR", smoke_or("local", "none"))
         ),
     }
