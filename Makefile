@@ -17,7 +17,7 @@ help:
 	@echo "make run OBSERVE=1  the same plus a local OpenTelemetry Collector and Prometheus"
 	@echo "make test       bootstrap, then the web unit tests and every Python test"
 	@echo "make lint       ruff;  make typecheck: mypy"
-	@echo "make bench      benchmarks (JSON in bench/results/, tables in docs/benchmarks.md)"
+	@echo "make bench      benchmarks (JSON in bench/results/, tables in docs/benchmarks.md); BENCH_SMOKE=1 for seconds each"
 
 bootstrap:
 	@bash scripts/bootstrap.sh
@@ -58,7 +58,8 @@ typecheck:
 web:
 	cd web && npm run build
 
-# Benchmarks (never part of `make test`): JSON to stdout and bench/results/; `make bench B=moderation`.
+# Benchmarks: JSON to stdout and bench/results/; `make bench B=moderation`. Full runs are never part
+# of `make test`; their smoke mode (`BENCH_SMOKE=1 make bench`, seconds each) is: tests/test_bench_smoke.py.
 bench: bootstrap
 	$(UV_RUN) python -m bench $(B)
 

@@ -1,4 +1,8 @@
-"""Run benchmarks: `python -m bench` (all) or `python -m bench moderation chat_latency`."""
+"""Run benchmarks: `python -m bench` (all) or `python -m bench moderation chat_latency`.
+
+`BENCH_SMOKE=1` runs each in its smoke mode (see `bench/__init__.py`); `BENCH_RESULTS=<dir>`
+writes the JSON files there instead of `bench/results/`.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +10,16 @@ import asyncio
 import importlib
 import inspect
 import json
+import os
 import pkgutil
 import sys
 import time
 from pathlib import Path
 
+from bench import SMOKE
+
 HERE = Path(__file__).resolve().parent
-RESULTS = HERE / "results"
+RESULTS = Path(os.environ.get("BENCH_RESULTS") or HERE / "results")
 
 
 def available() -> list[str]:
@@ -29,13 +36,18 @@ def main(argv: list[str]) -> int:
     if unknown:
         print(f"unknown benchmark(s) {unknown}; available: {available()}", file=sys.stderr)
         return 2
-    RESULTS.mkdir(exist_ok=True)
+    RESULTS.mkdir(parents=True, exist_ok=True)
     for name in names:
         module = importlib.import_module(f"bench.bench_{name}")
         started = time.monotonic()
         outcome = module.run()
         result = asyncio.run(outcome) if inspect.isawaitable(outcome) else outcome
-        result = {"benchmark": name, "wall_s": round(time.monotonic() - started, 1), **result}
+        result = {
+            "benchmark": name,
+            "smoke": SMOKE,
+            "wall_s": round(time.monotonic() - started, 1),
+            **result,
+        }
         text = json.dumps(result, indent=2, sort_keys=True)
         (RESULTS / f"{name}.json").write_text(text + "\n")
         print(text, flush=True)

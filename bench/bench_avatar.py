@@ -5,8 +5,8 @@
 A real livekit-server on 127.0.0.1. The avatar side runs alone in a child process
 (`start_local_avatar`, exactly what `LocalAvatarSession` runs inside the agent), so its CPU time
 is its own: drawing, the synchronizer, RGBA->I420 conversion and VP8 encoding. This process
-plays the agent (a `DataStreamAudioOutput` aimed at `avatar-host`) and a viewer (an rtc client
-subscribed to the avatar's tracks).
+plays the agent (the host's own `avatar_audio_output`, aimed at `avatar-host`) and a viewer (an
+rtc client subscribed to the avatar's tracks).
 
 1. load: ~10 s in which the agent speaks espeak-ng sentences back to back (the mouth moves, the
    audio flows) and the viewer counts the video frames it receives; the child's CPU time over
@@ -17,6 +17,7 @@ subscribed to the avatar's tracks).
    1/fps slot in the generator, so this is the end-to-end lip-sync error a viewer would see.
 
 Goals: >= 25 fps at 512x512 within 40% of one core; |offset| <= 45 ms.
+`BENCH_SMOKE=1`: 1.5 s of load and 2 bursts (the offsets are null when no burst was detected).
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from livekit.agents.voice.avatar import DataStreamAudioOutput
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench import smoke_or  # noqa: E402
 from host_agent.avatars.local.face import FaceRenderer  # noqa: E402
 from host_agent.avatars.local.session import (  # noqa: E402
     DEFAULT_FPS,
@@ -54,12 +56,22 @@ from host_agent.avatars.local.session import (  # noqa: E402
     avatar_token,
     start_local_avatar,
 )
+from host_agent.avatars.output import avatar_audio_output  # noqa: E402
 from livestage.identity import LOCAL_AVATAR_IDENTITY  # noqa: E402
+from tests.support.avatar import mouth_opening  # noqa: E402
 from tests.support.infra import LiveKitServer  # noqa: E402
 from tests.support.livekit_helpers import join, leave, mint_token, rms_int16  # noqa: E402
 
-LOAD_S = float(os.environ.get("AVATAR_BENCH_LOAD_S", "10"))
-BURSTS = int(os.environ.get("AVATAR_BENCH_BURSTS", "12"))
+LOAD_S = float(os.environ.get("AVATAR_BENCH_LOAD_S", smoke_or("10", "1.5")))
+BURSTS = int(os.environ.get("AVATAR_BENCH_BURSTS", smoke_or("12", "2")))
+FIGURES = (
+    "fps_target",
+    "load_s",
+    "fps_at_viewer",
+    "frame_gap_p95_ms",
+    "cpu_share_of_one_core",
+    "cpu_count",
+)
 SENTENCES = [
     "Hello everyone, and welcome back to the stream.",
     "Today we are looking at something rather wonderful on the stage behind me.",
@@ -89,15 +101,6 @@ class ViewerLog:
             return []
         start = min(arrival - pos / SAMPLE_RATE for pos, arrival, _ in self.audio)
         return [(start + pos / SAMPLE_RATE, rms) for pos, _, rms in self.audio]
-
-
-def mouth_opening(renderer: FaceRenderer, rgba: np.ndarray) -> int:
-    """Dark pixels (the open mouth's inside) where the mouth can be, whatever the head does."""
-    x0, y0, x1, y1 = renderer.mouth_box()
-    m = renderer._motion_px + 2
-    box = rgba[max(0, y0 - m) : y1 + m, max(0, x0 - m) : x1 + m, :3].astype(np.int32)
-    luma = (299 * box[..., 0] + 587 * box[..., 1] + 114 * box[..., 2]) // 1000
-    return int((luma < 60).sum())
 
 
 def espeak(text: str) -> np.ndarray:
@@ -279,13 +282,7 @@ async def measure(
             line = await proc.stdout.readline()
         if line.strip() != b"ready":
             raise RuntimeError(f"avatar child did not start: {line!r}")
-        out = DataStreamAudioOutput(
-            agent,
-            destination_identity=LOCAL_AVATAR_IDENTITY,
-            sample_rate=SAMPLE_RATE,
-            wait_remote_track=rtc.TrackKind.KIND_VIDEO,
-            wait_playback_start=True,
-        )
+        out = avatar_audio_output(agent, LOCAL_AVATAR_IDENTITY)
         speech = [espeak(s) for s in SENTENCES]
         async with asyncio.timeout(20):
             while len(log.video) < 25:  # noqa: ASYNC110 - the viewer is receiving: warmed up

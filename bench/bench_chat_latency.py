@@ -22,6 +22,14 @@ shorter than `post_to_202`, whose HTTP answer travels back in parallel), `approv
 (chat-history's fetch, Redis write, SendData, LiveKit's fan-out to the first viewer), and
 `first_to_last_viewer` (the spread of the fan-out). Loss counts (message, viewer) pairs that
 never arrived.
+
+Every poster gets its own visitor, as each browser would: a token request without a cookie is
+a new visitor (the edge issues them; the bench keeps no cookies). All posters share 127.0.0.1,
+so the bench's edge runs with the per-network limits raised (`TOKEN_RATE_CHAT_PER_NETWORK`,
+`TOKEN_RATE_TOKEN_PER_IP`); the per-visitor chat limit and moderation's flood check stay as they
+are, which is why a high rate needs `POSTERS` people.
+
+`BENCH_SMOKE=1`: one rate (20 msg/s) for 1 s, 2 viewers in 1 worker, 10 posters.
 """
 
 from __future__ import annotations
@@ -43,21 +51,33 @@ import aiohttp
 import nats
 from livekit import api
 
+from bench import smoke_or
 from livestage import subjects
-from livestage.schemas import ChatMessage, ChatMessageEvent, ModerationVerdict, now_ms
-from tests.support.chat import backend_env, chat_services
+from livestage.schemas import ChatMessage, ChatMessageEvent, ModerationVerdict
+from tests.support.chat import backend_env, chat_message, chat_services
 from tests.support.infra import LiveKitServer, NatsServer, RedisServer
 from tests.support.livekit_helpers import join, leave, mint_token, server_api
 from tests.support.services import end_service, free_port, start_service_until, wait_http_ok
 
-RATES = (50, 200)
-SECONDS_PER_RATE = float(os.environ.get("BENCH_CHAT_SECONDS", "4"))
-VIEWERS = int(os.environ.get("BENCH_CHAT_VIEWERS", "20"))
-WORKERS = int(os.environ.get("BENCH_CHAT_WORKERS", "4"))  # processes holding the viewers
-POSTERS = int(os.environ.get("BENCH_CHAT_POSTERS", "500"))
+RATES = smoke_or((50, 200), (20,))
+SECONDS_PER_RATE = float(os.environ.get("BENCH_CHAT_SECONDS", smoke_or("4", "1")))
+VIEWERS = int(os.environ.get("BENCH_CHAT_VIEWERS", smoke_or("20", "2")))
+WORKERS = int(os.environ.get("BENCH_CHAT_WORKERS", smoke_or("4", "1")))  # viewers' processes
+POSTERS = int(os.environ.get("BENCH_CHAT_POSTERS", smoke_or("500", "10")))
 """Visitors that post, in turn. Moderation's flood check allows one visitor 5 messages in 10 s
 and the edge 6 per identity, as for real viewers: a high rate needs many people."""
 DRAIN_S = 5.0  # after the last send, how long stragglers may take before they count as lost
+PHASES = ("direct", "server_send", "path")
+STAGES = ("post_to_202", "post_to_approved", "approved_to_first_viewer", "first_to_last_viewer")
+FIGURES = (
+    *(f"rates.*.{phase}.{stat}" for phase in PHASES for stat in ("p50_ms", "p99_ms", "messages")),
+    *(f"rates.*.{phase}.{count}" for phase in PHASES for count in ("lost", "duplicates")),
+    *(f"rates.*.path.stages.{stage}.p50_ms" for stage in STAGES),
+    "rates.*.path.http_errors",
+    "rates.*.path.rejected_by_moderation",
+    "rates.*.p99_ratio",
+    "rates.*.p50_ratio",
+)
 
 
 POST_COUNTER = itertools.count()
@@ -285,18 +305,8 @@ async def paced(rate: int, seconds: float, send: Callable[[int, float], Awaitabl
 
 
 def packet(room: str, n: int) -> ChatMessageEvent:
-    return ChatMessageEvent(
-        message=ChatMessage(
-            id=uuid.uuid4().hex,
-            room=room,
-            author_identity="viewer_benchbenchbench_00000000",
-            author_name="Bench",
-            avatar="fox",
-            body=f"benchmark message {n}, about as long as a chat line usually is",
-            kind="viewer",
-            created_at=now_ms(),
-        )
-    )
+    body = f"benchmark message {n}, about as long as a chat line usually is"
+    return ChatMessageEvent(message=chat_message(room, body, author_name="Bench"))
 
 
 async def run_direct(publisher: Any, pool: ViewerPool, room: str, rate: int) -> Phase:
@@ -419,8 +429,9 @@ async def run() -> dict[str, Any]:
             **env,
             "LIVEKIT_ROOM": room,
             "TOKEN_PORT": str(port),
-            "TOKEN_RATE_TOKEN_PER_IP": "100000/minute",  # every poster is on 127.0.0.1
-            "TOKEN_RATE_TOKEN_PER_VISITOR": "1000/minute",
+            # Every poster is on 127.0.0.1, one network: only the per-network limits are raised.
+            "TOKEN_RATE_TOKEN_PER_IP": "100000/minute",
+            "TOKEN_RATE_CHAT_PER_NETWORK": "100000/10seconds",
             "LIVESTAGE_LOG_LEVEL": "WARNING",
         }
         # Its output is read all along: an unread pipe fills up and stalls the edge.
@@ -451,11 +462,13 @@ async def measure(
     lk_srv: LiveKitServer, nats_url: str, port: int, room: str, pids: dict[str, int | None]
 ) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    # aiohttp, not httpx: at 200 requests a second the sender's own CPU matters.
+    # aiohttp, not httpx: at 200 requests a second the sender's own CPU matters. No cookie jar:
+    # each token request comes without the edge's visitor cookie, so each poster is a new visitor.
     async with aiohttp.ClientSession(
         base_url=f"http://127.0.0.1:{port}",
         timeout=aiohttp.ClientTimeout(total=30),
         connector=aiohttp.TCPConnector(limit=64),
+        cookie_jar=aiohttp.DummyCookieJar(),
     ) as http:
         limit = asyncio.Semaphore(16)
 
@@ -464,14 +477,13 @@ async def measure(
                 limit,
                 http.post(
                     "/api/livekit-token",
-                    json={
-                        "displayName": f"Poster {n}",
-                        "avatar": "fox",
-                        "visitorId": f"poster{n:06d}x",
-                    },
+                    json={"displayName": f"Poster {n}", "avatar": "fox"},
                 ) as response,
             ):
-                response.raise_for_status()
+                if response.status != 200:
+                    raise RuntimeError(
+                        f"POST /api/livekit-token: {response.status} {await response.text()}"
+                    )
                 token: str = (await response.json())["token"]
                 return token
 
@@ -547,7 +559,7 @@ def report(
     rejected: dict[str, str],
 ) -> dict[str, Any]:
     figures: dict[str, Any] = {}
-    for name, phase in (("direct", direct), ("server_send", server_send), ("path", path)):
+    for name, phase in zip(PHASES, (direct, server_send, path), strict=True):
         values, lost = phase.latencies(set(rejected) if phase is path else frozenset())
         figures[name] = {
             **summary(values),

@@ -4,13 +4,13 @@ Starts NATS, Redis and livekit-server on 127.0.0.1, puts a counting TCP proxy
 (`tests/support/tcp_double.py`) in front of LiveKit's server API, and runs one edge in-process
 per variant. For each: the first request (cache miss: decide, dispatch), then `SEQUENTIAL`
 requests one after another and a rush of `RUSH` concurrent requests from new visitors. Reports
-latency percentiles and LiveKit API calls per token request.
+latency percentiles and LiveKit API calls per token request. `BENCH_SMOKE=1`: 10 sequential
+requests and a rush of 20.
 """
 
 from __future__ import annotations
 
 import asyncio
-import socket
 import statistics
 import time
 import uuid
@@ -20,22 +20,27 @@ import httpx
 import uvicorn
 from pydantic import SecretStr
 
+from bench import smoke_or
 from livestage.settings import LiveKitSettings, NatsSettings, RedisSettings
 from tests.support.infra import LiveKitServer, NatsServer, RedisServer
+from tests.support.services import free_port
 from tests.support.tcp_double import TcpDouble
 from token_service.app import create_app, server_config
 from token_service.settings import EdgeSettings
 
-SEQUENTIAL = 100
-RUSH = 200
+SEQUENTIAL = smoke_or(100, 10)
+RUSH = smoke_or(200, 20)
 PROFILE = {"displayName": "Bench", "avatar": "fox"}
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+FIGURES = (
+    "variants.*.first_request_ms",
+    "variants.*.sequential.p50_ms",
+    "variants.*.sequential.p99_ms",
+    "variants.*.sequential.livekit_calls_per_request",
+    "variants.*.rush.p50_ms",
+    "variants.*.rush.p99_ms",
+    "variants.*.rush.wall_s",
+    "variants.*.rush.livekit_calls",
+)
 
 
 def _ms(samples: list[float]) -> dict[str, float]:
@@ -51,7 +56,7 @@ async def _variant(
     name: str, cache_ttl_s: float, nats: NatsServer, redis: RedisServer, livekit: LiveKitServer
 ) -> dict[str, Any]:
     async with TcpDouble(target=("127.0.0.1", livekit.port)) as proxy:
-        port = _free_port()
+        port = free_port()
         edge = EdgeSettings(
             host="127.0.0.1",
             port=port,

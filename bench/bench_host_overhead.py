@@ -14,7 +14,7 @@ Two passes: ``batch_window_s=0`` (what the machinery adds; the goal, <= 150 ms p
 default ``HOST_BATCH_WINDOW_S`` (what a viewer gets: the brain waits that long for companions of
 the first comment, by design).
 
-    python -m bench host_overhead        # BENCH_ROUNDS=15 per pass by default
+    python -m bench host_overhead        # BENCH_ROUNDS=15 per pass by default (BENCH_SMOKE=1: 1)
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
+from bench import smoke_or
 from bench.bench_reaction import _measure, percentile
 from host_agent.settings import HostSettings
 from livestage.settings import OpenAISettings
@@ -32,6 +33,11 @@ from tests.support.infra import LiveKitServer, NatsServer
 
 DELAY_S = 0.3
 GOAL_P50_MS = 150.0
+FIGURES = tuple(
+    f"{run}.{figure}.p50"
+    for run in ("no_batch_window", "default_batch_window")
+    for figure in ("reaction_ms", "model_first_audio_ms", "host_overhead_ms")
+)
 
 
 def _summary(values: list[float]) -> dict[str, float]:
@@ -81,7 +87,7 @@ async def _pass(
 
 
 async def run() -> dict[str, Any]:
-    rounds = int(os.environ.get("BENCH_ROUNDS", "15"))
+    rounds = int(os.environ.get("BENCH_ROUNDS", smoke_or("15", "1")))
     default_window = HostSettings().batch_window_s
     with NatsServer() as nats, LiveKitServer() as livekit:
         async with OpenAIRealtimeDouble(api_key="bench-key") as realtime:

@@ -12,19 +12,22 @@
   and a Redis MULTI, so this is what one instance sustains.
 
 The benchmark process is pinned to one CPU where the OS allows it (the servers are not).
-Results say how loaded the machine was.
+Results say how loaded the machine was. `BENCH_SMOKE=1`: 200 and 50 messages.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets
 import statistics
 import time
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
+from bench import smoke_or
 from livestage import subjects
 from livestage.bus import Bus
 from livestage.identity import viewer_identity
@@ -58,17 +61,33 @@ BODIES = [
 ]
 """A mix: 60% clean, 40% rejected (a rowdy public chat, not a raid)."""
 
-MESSAGES = 2000
-END_TO_END_MESSAGES = 1000
+MESSAGES = smoke_or(2000, 200)
+END_TO_END_MESSAGES = smoke_or(1000, 50)
+FIGURES = (
+    "pipeline.messages_per_s",
+    "pipeline.per_message_ms.p50",
+    "pipeline.per_message_ms.p99",
+    "pipeline.rejected_share",
+    "end_to_end.messages_per_s",
+    "end_to_end.seconds",
+)
 
 
-def _pin_to_one_cpu() -> str:
+@contextlib.contextmanager
+def _one_cpu() -> Iterator[str]:
+    """This process on one CPU while inside, and on all it had again after: the benchmarks
+    that `python -m bench` runs after this one must not be confined to one core."""
     try:
-        cpu = min(os.sched_getaffinity(0))
+        cpus = os.sched_getaffinity(0)
+        cpu = min(cpus)
         os.sched_setaffinity(0, {cpu})
-        return f"pinned to CPU {cpu}"
     except (AttributeError, OSError) as error:
-        return f"not pinned ({error})"
+        yield f"not pinned ({error})"
+        return
+    try:
+        yield f"pinned to CPU {cpu}"
+    finally:
+        os.sched_setaffinity(0, cpus)
 
 
 def _message(room: str, index: int) -> ChatMessage:
@@ -170,8 +189,7 @@ async def run() -> dict[str, Any]:
     load_before = os.getloadavg()
     settings = ModerationSettings(durable="bench-" + uuid.uuid4().hex[:8])
     # The servers start first, so they are not confined to the moderator's CPU.
-    with NatsServer() as nats_server, RedisServer() as redis_server:
-        pinned = _pin_to_one_cpu()
+    with NatsServer() as nats_server, RedisServer() as redis_server, _one_cpu() as pinned:
         pipeline = bench_pipeline(settings)
         end_to_end = await bench_end_to_end(settings, nats_server, redis_server)
     return {

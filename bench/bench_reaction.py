@@ -9,7 +9,7 @@ approval) to the first 10 ms frame above the silence threshold at the viewer, th
 host to finish before the next round. `HOST_BATCH_WINDOW_S` (default 0.3 s) is part of what is
 measured: it is the brain's wait for companions of the first comment.
 
-    python -m bench reaction          # BENCH_ROUNDS=20 by default
+    python -m bench reaction          # BENCH_ROUNDS=20 by default (BENCH_SMOKE=1: 2)
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import numpy as np
 from livekit import api, rtc
 from pydantic import SecretStr
 
+from bench import smoke_or
 from host_agent.job import STATE_ATTRIBUTE, JobConfig
 from host_agent.settings import HostSettings
 from host_agent.worker import build_server
@@ -33,6 +34,7 @@ from livestage import subjects
 from livestage.bus import Bus, Observed
 from livestage.schemas import ChatMessage, HostCommand, SpokenTurn, new_id, now_ms
 from livestage.settings import LiveKitSettings, NatsSettings, OpenAISettings
+from tests.support.chat import chat_message, viewer_identity
 from tests.support.infra import LiveKitServer, NatsServer
 from tests.support.livekit_helpers import mint_token, server_api
 
@@ -44,6 +46,7 @@ QUESTIONS = [
     "Any tips for a first telescope?",
     "Is this live or recorded?",
 ]
+FIGURES = ("rounds", *(f"reaction_ms.{stat}" for stat in ("p50", "p90", "min", "max", "mean")))
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -51,7 +54,7 @@ def percentile(values: list[float], q: float) -> float:
 
 
 async def run() -> dict[str, Any]:
-    rounds = int(os.environ.get("BENCH_ROUNDS", "20"))
+    rounds = int(os.environ.get("BENCH_ROUNDS", smoke_or("20", "2")))
     avatar = os.environ.get("BENCH_HOST_AVATAR", "local")
     with NatsServer() as nats, LiveKitServer() as livekit:
         return await _measure(nats, livekit, rounds, avatar)
@@ -135,7 +138,7 @@ async def _measure(
         viewer.on("track_subscribed", on_track)
         token = mint_token(
             livekit,
-            f"viewer_{uuid.uuid4().hex[:16]}_{uuid.uuid4().hex[:8]}",
+            viewer_identity(),
             room,
             can_publish=False,
             can_publish_data=False,
@@ -164,15 +167,8 @@ async def _measure(
         await asyncio.sleep(1.0)
 
         for index in range(rounds):
-            message = ChatMessage(
-                id=new_id(),
-                room=room,
-                author_identity=f"viewer_{uuid.uuid4().hex[:16]}_{index:08x}",
-                author_name=f"Viewer{index}",
-                avatar="fox",
-                body=QUESTIONS[index % len(QUESTIONS)],
-                kind="viewer",
-                created_at=now_ms(),
+            message = chat_message(
+                room, QUESTIONS[index % len(QUESTIONS)], author_name=f"Viewer{index}"
             )
             before = len(spoken)
             loud.clear()

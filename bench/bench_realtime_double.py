@@ -11,6 +11,7 @@ with the real ``RealtimeModel``:
 
 A host benchmark (time from its trigger to audio in the room) subtracts the configured delay
 and can compare its added time against ``plugin_added_ms`` to see what the host itself adds.
+``BENCH_SMOKE=1``: 2 replies.
 """
 
 from __future__ import annotations
@@ -22,10 +23,16 @@ from typing import Any
 from livekit.agents import Agent, AgentSession
 from livekit.plugins.openai.realtime import RealtimeModel
 
+from bench import smoke_or
 from tests.doubles.openai_realtime import OpenAIRealtimeDouble
 
 DELAY_S = 0.3
-REPLIES = 20
+REPLIES = smoke_or(20, 2)
+FIGURES = tuple(
+    f"{figure}.{stat}"
+    for figure in ("plugin_added_ms", "double_added_ms")
+    for stat in ("p50", "p95", "max")
+)
 
 
 def _summary(values_ms: list[float]) -> dict[str, float]:

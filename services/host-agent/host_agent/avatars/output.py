@@ -60,14 +60,19 @@ class RoomAudioOutput(DataStreamAudioOutput):
         cls._register(room, RPC_PLAYBACK_STARTED, caller_identity, handler)
 
 
-def route_audio(session: AgentSession[Any], room: rtc.Room, identity: str) -> None:
-    """Send `session`'s audio to the avatar `identity`; speech waits for its video and its
-    `lk.playback_started` (so the host's state follows what viewers hear)."""
-    output = RoomAudioOutput(
+def avatar_audio_output(room: rtc.Room, identity: str) -> RoomAudioOutput:
+    """Audio to the avatar `identity` in `room`, as the host sends it: speech waits for the
+    avatar's video and its `lk.playback_started`."""
+    return RoomAudioOutput(
         room,
         destination_identity=identity,
         sample_rate=SAMPLE_RATE,
         wait_remote_track=rtc.TrackKind.KIND_VIDEO,
         wait_playback_start=True,
     )
-    session.output.replace_audio_tail(output)
+
+
+def route_audio(session: AgentSession[Any], room: rtc.Room, identity: str) -> None:
+    """Send `session`'s audio to the avatar `identity`; speech waits for its video and its
+    `lk.playback_started` (so the host's state follows what viewers hear)."""
+    session.output.replace_audio_tail(avatar_audio_output(room, identity))
