@@ -119,7 +119,9 @@ async def test_say_is_spoken_verbatim_and_skip_stops_it_at_once(host_worker, bus
     await until(lambda: len(recorder.spoken) >= 2, 10, "the skipped turn")
     await asyncio.sleep(1.0)  # the contract: in this second after the skip, no more speech
     last_loud = max(viewer.audio.loud_since(started))
-    assert last_loud - skip_at < 0.3, f"speech went on {last_loud - skip_at:.3f} s after skip"
+    # at once: well within a second (0.54 s seen on a loaded 2-core machine; the line has ~20 s
+    # left), the bound test_production uses for the same contract
+    assert last_loud - skip_at < 1.0, f"speech went on {last_loud - skip_at:.3f} s after skip"
     skipped = recorder.spoken[1]
     assert skipped.interrupted and len(skipped.text) < len(long_text)
     assert long_text.startswith(skipped.text.rstrip(" ."))  # what was heard, verbatim
@@ -135,7 +137,7 @@ async def test_pause_resume_persona_and_state_attribute(host_worker, bus, viewer
     viewer = await viewers(room)
     await until(lambda: "live" in recorder.job_events(), 20, "the job to go live")
     await bus.publish(subjects.host_control(room), command(room, "pause"))
-    await until(lambda: viewer.host_state() == "paused", 5, "the paused state")
+    await until(lambda: viewer.host_state() == "paused", 10, "the paused state")
     message = chat_message(room, "Bob", "hello?")
     await bus.publish(subjects.chat_approved(room), message)
     await asyncio.sleep(1.0)  # the contract: paused, no reply within this window
@@ -158,7 +160,7 @@ async def test_pause_resume_persona_and_state_attribute(host_worker, bus, viewer
             (h := viewer.host()) is not None
             and h.attributes.get("livestage.host.persona") == "Sage"
         ),
-        5,
+        10,
         "the persona attribute",
     )
     await bus.publish(subjects.host_control(room), command(room, "say", "Good evening."))
