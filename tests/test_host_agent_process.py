@@ -114,7 +114,7 @@ def stack(nats_server, redis_server, livekit_server) -> Iterator[dict[str, Any]]
     }
     hosts: list[HostAgentProcess] = []
     try:
-        wait_http_ok(f"http://127.0.0.1:{port}/readyz", edge, within=30)
+        wait_http_ok(f"http://127.0.0.1:{port}/readyz", edge)
         yield {"edge": f"http://127.0.0.1:{port}", "env": host_env, "hosts": hosts}
     finally:
         for host in hosts:

@@ -225,7 +225,7 @@ async def test_watch_last_and_since_replay_the_chosen_past(bus: Bus) -> None:
     room = unique_room()
     subject = subjects.stage_visual(room)
     await bus.publish(subject, chat(room, "old"))
-    await asyncio.sleep(0.05)
+    await asyncio.sleep(0.05)  # the point: a cut strictly after "old" was stored (ms clock)
     cut = now_ms() / 1000
     await bus.publish(subject, chat(room, "newer"))
     await bus.publish(subject, chat(room, "newest"))
@@ -265,7 +265,7 @@ async def test_history_reads_what_is_stored_since_a_time(bus: Bus) -> None:
     room = unique_room()
     subject = subjects.host_spoken(room)
     await bus.publish(subject, chat(room, "old"))
-    await asyncio.sleep(0.05)
+    await asyncio.sleep(0.05)  # the point: a cut strictly after "old" was stored (ms clock)
     cut = now_ms() / 1000
     for body in ("one", "two", "three"):
         await bus.publish(subject, chat(room, body))

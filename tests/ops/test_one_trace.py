@@ -73,7 +73,7 @@ def test_one_chat_message_is_one_trace_across_edge_moderation_and_chat_history( 
         )
         for process in processes.values():
             url = getattr(process, "health_url", f"http://127.0.0.1:{port}/readyz")
-            wait_http_ok(url, process, within=60)
+            wait_http_ok(url, process)
 
         base = f"http://127.0.0.1:{port}"
         _, issued = post(f"{base}/api/livekit-token", {"displayName": "Ann", "avatar": "fox"})

@@ -54,8 +54,11 @@ def edge_env(port: int, nats: Any, redis: Any, livekit: Any, **extra: str) -> di
     }
 
 
-def wait_http_ok(url: str, process: subprocess.Popen[str], within: float = 30) -> None:
-    """Poll `url` until it answers 200; fail with the process output if it dies or times out."""
+def wait_http_ok(url: str, process: subprocess.Popen[str], within: float = 90) -> None:
+    """Poll `url` until it answers 200; fail with the process output if it dies or times out.
+
+    The bound is generous: on a loaded 2-core CI machine a service's start (its imports
+    included) has taken over 30 s; a healthy start returns as soon as it answers."""
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -70,9 +73,10 @@ def wait_http_ok(url: str, process: subprocess.Popen[str], within: float = 30) -
 
 
 def start_service_until(
-    package: str, env: dict[str, str], ready_line: str, within: float = 30
+    package: str, env: dict[str, str], ready_line: str, within: float = 90
 ) -> subprocess.Popen[str]:
-    """`start_service`, then wait until it prints a line containing `ready_line`.
+    """`start_service`, then wait until it prints a line containing `ready_line` (the bound is
+    generous for a loaded machine, as in `wait_http_ok`).
 
     The rest of its output keeps being read in the background (so the pipe never fills) and is
     kept on `process.lines` for a failing test to show.

@@ -432,7 +432,7 @@ def edge_process(
         text=True,
     )
     try:
-        wait_http_ok(f"http://127.0.0.1:{port}/readyz", process, within=30)
+        wait_http_ok(f"http://127.0.0.1:{port}/readyz", process)
         yield f"http://127.0.0.1:{port}|{room}"
     finally:
         stop_service(process)
