@@ -16,7 +16,13 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
-def _config(prefix: str) -> SettingsConfigDict:
+def settings_config(prefix: str) -> SettingsConfigDict:
+    """The `model_config` of every Livestage settings class, shared and per service.
+
+    Each field is read from `<prefix><FIELD>` (names case-insensitive) in the environment or a
+    `.env` file (UTF-8) in the working directory; an empty value counts as unset; variables the
+    class does not know are ignored (one `.env` serves every service).
+    """
     return SettingsConfigDict(
         env_prefix=prefix,
         env_file=".env",
@@ -30,7 +36,7 @@ def _config(prefix: str) -> SettingsConfigDict:
 class LiveKitSettings(BaseSettings):
     """The LiveKit server, the room viewers join, and the host agent's name."""
 
-    model_config = _config("LIVEKIT_")
+    model_config = settings_config("LIVEKIT_")
 
     url: str = Field(
         "ws://127.0.0.1:7880",
@@ -65,7 +71,7 @@ class LiveKitSettings(BaseSettings):
 class NatsSettings(BaseSettings):
     """The NATS server with JetStream that carries every event between services."""
 
-    model_config = _config("NATS_")
+    model_config = settings_config("NATS_")
 
     url: str = Field("nats://127.0.0.1:4222", description="NATS server URL(s), comma-separated.")
     connect_timeout_s: float = Field(2.0, gt=0, description="Seconds to wait for one connect.")
@@ -90,7 +96,7 @@ class NatsSettings(BaseSettings):
 class RedisSettings(BaseSettings):
     """Redis: chat history, rate-limit counters, short locks."""
 
-    model_config = _config("REDIS_")
+    model_config = settings_config("REDIS_")
 
     url: str = Field("redis://127.0.0.1:6379/0", description="Redis URL.")
 
@@ -98,7 +104,7 @@ class RedisSettings(BaseSettings):
 class OpenAISettings(BaseSettings):
     """OpenAI Realtime (the host's voice). Without a key the voice backend is `local`."""
 
-    model_config = _config("OPENAI_")
+    model_config = settings_config("OPENAI_")
 
     api_key: SecretStr | None = Field(None, description="OpenAI API key; empty means offline.")
     base_url: str = Field(
@@ -112,7 +118,7 @@ class OpenAISettings(BaseSettings):
 class AnamSettings(BaseSettings):
     """Anam (the avatar video). Without a key the avatar backend is `local`."""
 
-    model_config = _config("ANAM_")
+    model_config = settings_config("ANAM_")
 
     api_key: SecretStr | None = Field(None, description="Anam API key; empty means offline.")
     api_url: str = Field("https://api.anam.ai", description="Anam API base URL.")
@@ -124,7 +130,7 @@ class AnamSettings(BaseSettings):
 class GeminiSettings(BaseSettings):
     """Gemini (backdrops and topic picking). Without a key both run locally."""
 
-    model_config = _config("GEMINI_")
+    model_config = settings_config("GEMINI_")
 
     api_key: SecretStr | None = Field(None, description="Gemini API key; empty means offline.")
     base_url: str = Field(
@@ -137,7 +143,7 @@ class GeminiSettings(BaseSettings):
 class TelemetrySettings(BaseSettings):
     """OpenTelemetry. With no endpoint nothing is exported and nothing is printed."""
 
-    model_config = _config("OTEL_")
+    model_config = settings_config("OTEL_")
 
     exporter_otlp_endpoint: str = Field(
         "", description="OTLP/HTTP endpoint of the collector, e.g. http://127.0.0.1:4318."
@@ -151,7 +157,7 @@ class TelemetrySettings(BaseSettings):
 class TopicSettings(BaseSettings):
     """LiveKit data topics the browsers listen on (defaults match the original recipe)."""
 
-    model_config = _config("LIVESTAGE_")
+    model_config = settings_config("LIVESTAGE_")
 
     chat_topic: str = Field("anam-live-chat", description="LiveKit data topic for chat.")
     stage_topic: str = Field("anam-stage-visual", description="LiveKit data topic for visuals.")
@@ -167,7 +173,7 @@ class TopicSettings(BaseSettings):
 class LogSettings(BaseSettings):
     """How services log to their own stderr."""
 
-    model_config = _config("LIVESTAGE_")
+    model_config = settings_config("LIVESTAGE_")
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="Log level of every service."
@@ -177,7 +183,7 @@ class LogSettings(BaseSettings):
 class OperatorSettings(BaseSettings):
     """The one secret that guards every operator route on the edge (chat, host, stage)."""
 
-    model_config = _config("LIVESTAGE_")
+    model_config = settings_config("LIVESTAGE_")
 
     operator_secret: SecretStr | None = Field(
         None,
@@ -199,7 +205,7 @@ class OperatorSettings(BaseSettings):
 class HealthSettings(BaseSettings):
     """Health endpoints of the worker services (containers and Kubernetes probe them)."""
 
-    model_config = _config("LIVESTAGE_")
+    model_config = settings_config("LIVESTAGE_")
 
     health_port: int = Field(
         0,
@@ -217,7 +223,7 @@ class HealthSettings(BaseSettings):
 class ServiceSettings(BaseSettings):
     """How a worker service process stops (`livestage.service.run`)."""
 
-    model_config = _config("LIVESTAGE_")
+    model_config = settings_config("LIVESTAGE_")
 
     stop_timeout_s: float = Field(
         4.0,
