@@ -10,10 +10,15 @@ which case the voice, avatar and backdrop backends fall back to local stand-ins.
 
 from __future__ import annotations
 
-from typing import Literal
+import dataclasses
+import importlib
+import inspect
+from typing import Any, Literal, TypeVar
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Config = TypeVar("Config")
 
 
 def settings_config(prefix: str) -> SettingsConfigDict:
@@ -31,6 +36,36 @@ def settings_config(prefix: str) -> SettingsConfigDict:
         case_sensitive=False,
         env_ignore_empty=True,  # `OPENAI_API_KEY=` in .env means "not set"
     )
+
+
+def default_of(settings: type[BaseModel], name: str) -> Any:
+    """The default of the field `name` of a settings class (for a derived config's default)."""
+    field = settings.model_fields.get(name)
+    if field is None:
+        raise TypeError(f"{settings.__name__} has no field {name!r}")
+    return field.get_default(call_default_factory=True)
+
+
+def derive(config: type[Config], settings: BaseModel) -> Config:
+    """Build the dataclass `config` from the fields of `settings` with the same names.
+
+    A pure module's config (`BrainConfig`, `PlanSettings`, `Prices`) is a plain dataclass with
+    some of a settings class's fields. The settings class owns each default (where its
+    description and `.env.example` are); the dataclass takes it with `default_of`, so tests
+    can still build one from a few keywords, and the service builds it here instead of
+    copying field by field.
+    """
+    if not dataclasses.is_dataclass(config):
+        raise TypeError(f"derive() builds dataclasses, not {config!r}")
+    names = [field.name for field in dataclasses.fields(config) if field.init]
+    known = type(settings).model_fields
+    missing = [name for name in names if name not in known]
+    if missing:
+        raise TypeError(
+            f"{type(settings).__name__} has no field {', '.join(missing)} "
+            f"that {config.__name__} needs"
+        )
+    return config(**{name: getattr(settings, name) for name in names})
 
 
 class LiveKitSettings(BaseSettings):
@@ -248,7 +283,28 @@ ALL_SETTINGS: tuple[type[BaseSettings], ...] = (
     OperatorSettings,
     HealthSettings,
 )
-"""Every shared settings class; services add their own classes to `env_variables()` callers."""
+"""Every shared settings class; `settings_classes()` adds each service's own."""
+
+SERVICE_PACKAGES = ("token_service", "host_agent", "stage_producer", "moderation", "chat_history")
+"""The service packages whose `settings` module `settings_classes()` reads."""
+
+
+def settings_classes() -> tuple[type[BaseSettings], ...]:
+    """The shared classes plus every BaseSettings class in a service's `settings` module.
+
+    What `.env.example`, the README's settings table, the Helm chart and the container images
+    are checked against. A service package that is not installed is skipped.
+    """
+    found: list[type[BaseSettings]] = list(ALL_SETTINGS)
+    for package in SERVICE_PACKAGES:
+        try:
+            module = importlib.import_module(f"{package}.settings")
+        except ModuleNotFoundError:
+            continue
+        for _, cls in inspect.getmembers(module, inspect.isclass):
+            if issubclass(cls, BaseSettings) and cls.__module__ == module.__name__:
+                found.append(cls)
+    return tuple(found)
 
 
 def env_variables(classes: tuple[type[BaseSettings], ...] = ALL_SETTINGS) -> dict[str, str]:
