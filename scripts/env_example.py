@@ -19,10 +19,9 @@ from pathlib import Path
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from livestage.settings import settings_classes
 
-from tests.test_settings_env_example import settings_classes  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 HEADER = """\
 # Livestage settings. Copy to .env and edit; every variable is optional.

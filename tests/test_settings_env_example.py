@@ -2,31 +2,12 @@
 
 from __future__ import annotations
 
-import importlib
-import inspect
 import re
 from pathlib import Path
 
-from pydantic_settings import BaseSettings
-
-from livestage.settings import ALL_SETTINGS, env_variables
+from livestage.settings import env_variables, settings_classes
 
 ROOT = Path(__file__).resolve().parents[1]
-SERVICE_PACKAGES = ["token_service", "host_agent", "stage_producer", "moderation", "chat_history"]
-
-
-def settings_classes() -> tuple[type[BaseSettings], ...]:
-    """The shared classes plus every BaseSettings class in a service's `settings` module."""
-    found: list[type[BaseSettings]] = list(ALL_SETTINGS)
-    for package in SERVICE_PACKAGES:
-        try:
-            module = importlib.import_module(f"{package}.settings")
-        except ModuleNotFoundError:
-            continue
-        for _, cls in inspect.getmembers(module, inspect.isclass):
-            if issubclass(cls, BaseSettings) and cls.__module__ == module.__name__:
-                found.append(cls)
-    return tuple(found)
 
 
 def example_variables() -> dict[str, str]:
