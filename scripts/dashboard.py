@@ -16,6 +16,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from _generated import write_or_check
+
 from livestage import metrics as m
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -295,19 +297,7 @@ def render() -> str:
 
 
 def main(argv: list[str]) -> int:
-    text = render()
-    if "--check" in argv:
-        if not TARGET.exists() or TARGET.read_text() != text:
-            print(
-                f"{TARGET.relative_to(ROOT)} is out of date: run "
-                "`.venv/bin/python scripts/dashboard.py`",
-                file=sys.stderr,
-            )
-            return 1
-        return 0
-    TARGET.write_text(text)
-    print(f"wrote {TARGET.relative_to(ROOT)}")
-    return 0
+    return write_or_check(TARGET, render(), argv, generator=__file__)
 
 
 if __name__ == "__main__":
