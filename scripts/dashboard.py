@@ -4,9 +4,9 @@
     .venv/bin/python scripts/dashboard.py --check  # exit 1 when it is out of date
 
 Every query names a series through `metrics.prometheus_name(SPEC)`, so a renamed metric changes
-the dashboard with it; `tests/ops/test_dashboard.py` parses every query and checks each
-`livestage_*` series against `metrics.ALL`. One row per area: chat, host, cost, stage,
-infrastructure.
+the dashboard with it; `tests/ops/test_dashboard_and_metrics_doc.py` parses every query and
+checks each `livestage_*` series against `metrics.ALL`. One row per area: chat, host, cost,
+stage, infrastructure.
 """
 
 from __future__ import annotations

@@ -5,8 +5,8 @@
 
 One table per dashboard area (chat, host, cost, stage, infrastructure), each metric with its
 OpenTelemetry name, the series name Prometheus shows behind the Collector
-(`metrics.prometheus_name`), kind, unit, attributes and description. `tests/ops/test_metrics_doc.py`
-checks the file against the specs.
+(`metrics.prometheus_name`), kind, unit, attributes and description.
+`tests/ops/test_dashboard_and_metrics_doc.py` checks the file against the specs.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Each group is its own pydantic-settings class with an environment prefix, so a service loads
 only what it needs (`LiveKitSettings()`), and `.env.example` documents every variable: the test
-`shared/tests/test_settings.py` keeps that file in step with these classes.
+`tests/test_settings_env_example.py` keeps that file in step with these classes.
 
 Every default here is one a developer can run with: local servers on 127.0.0.1 and no keys, in
 which case the voice, avatar and backdrop backends fall back to local stand-ins.
