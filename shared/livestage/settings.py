@@ -1,8 +1,10 @@
 """Settings for every Livestage service, read from the environment (and `.env`).
 
-Each group is its own pydantic-settings class with an environment prefix, so a service loads
-only what it needs (`LiveKitSettings()`), and `.env.example` documents every variable: the test
-`tests/test_settings_env_example.py` keeps that file in step with these classes.
+Each group is its own pydantic-settings class with an environment prefix (`settings_config`, which
+the services' own classes use too), so a service loads only what it needs (`LiveKitSettings()`).
+`settings_classes()` lists them all, shared and per service; `.env.example` documents every
+variable, and `tests/test_settings_env_example.py` keeps that file in step with the classes. A
+pure module's config of a few settings is built with `derive` (defaults from `default_of`).
 
 Every default here is one a developer can run with: local servers on 127.0.0.1 and no keys, in
 which case the voice, avatar and backdrop backends fall back to local stand-ins.
