@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 from livestage.settings import env_variables, settings_classes
@@ -53,32 +55,24 @@ def test_example_values_are_valid_defaults(monkeypatch) -> None:  # type: ignore
         cls()  # every listed value parses
 
 
+def env_example(option: str) -> subprocess.CompletedProcess[str]:
+    """Run `scripts/env_example.py` with `option` (`--check` or `--markdown`)."""
+    script = ROOT / "scripts" / "env_example.py"
+    return subprocess.run(
+        [sys.executable, str(script), option], capture_output=True, text=True, cwd=ROOT
+    )
+
+
 def test_env_example_is_what_the_generator_writes() -> None:
     """Edit the settings classes, then run `scripts/env_example.py`; never edit the file by hand."""
-    import subprocess
-    import sys
-
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "env_example.py"), "--check"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-    )
+    result = env_example("--check")
     assert result.returncode == 0, result.stderr
 
 
 def test_the_readme_settings_table_is_what_the_generator_prints() -> None:
     """After changing a setting, paste `scripts/env_example.py --markdown` into the README."""
-    import subprocess
-    import sys
-
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "env_example.py"), "--markdown"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        check=True,
-    )
+    result = env_example("--markdown")
+    assert result.returncode == 0, result.stderr
     table = result.stdout.strip()
     readme = (ROOT / "README.md").read_text()
     assert table in readme, "README's settings table is stale: paste env_example.py --markdown"
