@@ -4,9 +4,9 @@
     .venv/bin/python scripts/dashboard.py --check  # exit 1 when it is out of date
 
 Every query names a series through `metrics.prometheus_name(SPEC)`, so a renamed metric changes
-the dashboard with it; `tests/ops/test_dashboard.py` parses every query and checks each
-`livestage_*` series against `metrics.ALL`. One row per area: chat, host, cost, stage,
-infrastructure.
+the dashboard with it; `tests/ops/test_dashboard_and_metrics_doc.py` parses every query and
+checks each `livestage_*` series against `metrics.ALL`. One row per area: chat, host, cost,
+stage, infrastructure.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+
+from _generated import write_or_check
 
 from livestage import metrics as m
 
@@ -295,19 +297,7 @@ def render() -> str:
 
 
 def main(argv: list[str]) -> int:
-    text = render()
-    if "--check" in argv:
-        if not TARGET.exists() or TARGET.read_text() != text:
-            print(
-                f"{TARGET.relative_to(ROOT)} is out of date: run "
-                "`.venv/bin/python scripts/dashboard.py`",
-                file=sys.stderr,
-            )
-            return 1
-        return 0
-    TARGET.write_text(text)
-    print(f"wrote {TARGET.relative_to(ROOT)}")
-    return 0
+    return write_or_check(TARGET, render(), argv, generator=__file__)
 
 
 if __name__ == "__main__":

@@ -16,13 +16,13 @@ import sys
 from enum import Enum
 from pathlib import Path
 
+from _generated import write_or_check
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from livestage.settings import settings_classes
 
-from tests.test_settings_env_example import settings_classes  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 HEADER = """\
 # Livestage settings. Copy to .env and edit; every variable is optional.
@@ -76,19 +76,10 @@ def markdown() -> str:
 
 
 def main() -> int:
-    path = ROOT / ".env.example"
-    text = generate()
     if "--markdown" in sys.argv:
         print(markdown())
         return 0
-    if "--check" in sys.argv:
-        if path.read_text() != text:
-            print(".env.example is out of date: run scripts/env_example.py", file=sys.stderr)
-            return 1
-        return 0
-    path.write_text(text)
-    print(f"wrote {path}")
-    return 0
+    return write_or_check(ROOT / ".env.example", generate(), sys.argv[1:], generator=__file__)
 
 
 if __name__ == "__main__":

@@ -5,8 +5,8 @@
 
 One table per dashboard area (chat, host, cost, stage, infrastructure), each metric with its
 OpenTelemetry name, the series name Prometheus shows behind the Collector
-(`metrics.prometheus_name`), kind, unit, attributes and description. `tests/ops/test_metrics_doc.py`
-checks the file against the specs.
+(`metrics.prometheus_name`), kind, unit, attributes and description.
+`tests/ops/test_dashboard_and_metrics_doc.py` checks the file against the specs.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET = ROOT / "docs" / "metrics.md"
+
+from _generated import write_or_check  # noqa: E402
 
 from livestage import metrics  # noqa: E402
 
@@ -80,19 +82,9 @@ def render() -> str:
 
 
 def main(argv: list[str]) -> int:
-    text = render()
-    if "--check" in argv:
-        if not TARGET.exists() or TARGET.read_text() != text:
-            print(
-                f"{TARGET.relative_to(ROOT)} is out of date: run "
-                "`.venv/bin/python scripts/metrics_doc.py`",
-                file=sys.stderr,
-            )
-            return 1
-        return 0
-    TARGET.write_text(text)
-    print(f"wrote {TARGET.relative_to(ROOT)} ({len(metrics.ALL)} metrics)")
-    return 0
+    return write_or_check(
+        TARGET, render(), argv, generator=__file__, note=f"{len(metrics.ALL)} metrics"
+    )
 
 
 if __name__ == "__main__":

@@ -2,31 +2,14 @@
 
 from __future__ import annotations
 
-import importlib
-import inspect
 import re
+import subprocess
+import sys
 from pathlib import Path
 
-from pydantic_settings import BaseSettings
-
-from livestage.settings import ALL_SETTINGS, env_variables
+from livestage.settings import env_variables, settings_classes
 
 ROOT = Path(__file__).resolve().parents[1]
-SERVICE_PACKAGES = ["token_service", "host_agent", "stage_producer", "moderation", "chat_history"]
-
-
-def settings_classes() -> tuple[type[BaseSettings], ...]:
-    """The shared classes plus every BaseSettings class in a service's `settings` module."""
-    found: list[type[BaseSettings]] = list(ALL_SETTINGS)
-    for package in SERVICE_PACKAGES:
-        try:
-            module = importlib.import_module(f"{package}.settings")
-        except ModuleNotFoundError:
-            continue
-        for _, cls in inspect.getmembers(module, inspect.isclass):
-            if issubclass(cls, BaseSettings) and cls.__module__ == module.__name__:
-                found.append(cls)
-    return tuple(found)
 
 
 def example_variables() -> dict[str, str]:
@@ -72,32 +55,24 @@ def test_example_values_are_valid_defaults(monkeypatch) -> None:  # type: ignore
         cls()  # every listed value parses
 
 
+def env_example(option: str) -> subprocess.CompletedProcess[str]:
+    """Run `scripts/env_example.py` with `option` (`--check` or `--markdown`)."""
+    script = ROOT / "scripts" / "env_example.py"
+    return subprocess.run(
+        [sys.executable, str(script), option], capture_output=True, text=True, cwd=ROOT
+    )
+
+
 def test_env_example_is_what_the_generator_writes() -> None:
     """Edit the settings classes, then run `scripts/env_example.py`; never edit the file by hand."""
-    import subprocess
-    import sys
-
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "env_example.py"), "--check"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-    )
+    result = env_example("--check")
     assert result.returncode == 0, result.stderr
 
 
 def test_the_readme_settings_table_is_what_the_generator_prints() -> None:
     """After changing a setting, paste `scripts/env_example.py --markdown` into the README."""
-    import subprocess
-    import sys
-
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "env_example.py"), "--markdown"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        check=True,
-    )
+    result = env_example("--markdown")
+    assert result.returncode == 0, result.stderr
     table = result.stdout.strip()
     readme = (ROOT / "README.md").read_text()
     assert table in readme, "README's settings table is stale: paste env_example.py --markdown"

@@ -1,8 +1,10 @@
 """Settings for every Livestage service, read from the environment (and `.env`).
 
-Each group is its own pydantic-settings class with an environment prefix, so a service loads
-only what it needs (`LiveKitSettings()`), and `.env.example` documents every variable: the test
-`shared/tests/test_settings.py` keeps that file in step with these classes.
+Each group is its own pydantic-settings class with an environment prefix (`settings_config`, which
+the services' own classes use too), so a service loads only what it needs (`LiveKitSettings()`).
+`settings_classes()` lists them all, shared and per service; `.env.example` documents every
+variable, and `tests/test_settings_env_example.py` keeps that file in step with the classes. A
+pure module's config of a few settings is built with `derive` (defaults from `default_of`).
 
 Every default here is one a developer can run with: local servers on 127.0.0.1 and no keys, in
 which case the voice, avatar and backdrop backends fall back to local stand-ins.
@@ -10,13 +12,24 @@ which case the voice, avatar and backdrop backends fall back to local stand-ins.
 
 from __future__ import annotations
 
-from typing import Literal
+import dataclasses
+import importlib
+import inspect
+from typing import Any, Literal, TypeVar
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+Config = TypeVar("Config")
 
-def _config(prefix: str) -> SettingsConfigDict:
+
+def settings_config(prefix: str) -> SettingsConfigDict:
+    """The `model_config` of every Livestage settings class, shared and per service.
+
+    Each field is read from `<prefix><FIELD>` (names case-insensitive) in the environment or a
+    `.env` file (UTF-8) in the working directory; an empty value counts as unset; variables the
+    class does not know are ignored (one `.env` serves every service).
+    """
     return SettingsConfigDict(
         env_prefix=prefix,
         env_file=".env",
@@ -27,10 +40,40 @@ def _config(prefix: str) -> SettingsConfigDict:
     )
 
 
+def default_of(settings: type[BaseModel], name: str) -> Any:
+    """The default of the field `name` of a settings class (for a derived config's default)."""
+    field = settings.model_fields.get(name)
+    if field is None:
+        raise TypeError(f"{settings.__name__} has no field {name!r}")
+    return field.get_default(call_default_factory=True)
+
+
+def derive(config: type[Config], settings: BaseModel) -> Config:
+    """Build the dataclass `config` from the fields of `settings` with the same names.
+
+    A pure module's config (`BrainConfig`, `PlanSettings`, `Prices`) is a plain dataclass with
+    some of a settings class's fields. The settings class owns each default (where its
+    description and `.env.example` are); the dataclass takes it with `default_of`, so tests
+    can still build one from a few keywords, and the service builds it here instead of
+    copying field by field.
+    """
+    if not dataclasses.is_dataclass(config):
+        raise TypeError(f"derive() builds dataclasses, not {config!r}")
+    names = [field.name for field in dataclasses.fields(config) if field.init]
+    known = type(settings).model_fields
+    missing = [name for name in names if name not in known]
+    if missing:
+        raise TypeError(
+            f"{type(settings).__name__} has no field {', '.join(missing)} "
+            f"that {config.__name__} needs"
+        )
+    return config(**{name: getattr(settings, name) for name in names})
+
+
 class LiveKitSettings(BaseSettings):
     """The LiveKit server, the room viewers join, and the host agent's name."""
 
-    model_config = _config("LIVEKIT_")
+    model_config = settings_config("LIVEKIT_")
 
     url: str = Field(
         "ws://127.0.0.1:7880",
@@ -65,7 +108,7 @@ class LiveKitSettings(BaseSettings):
 class NatsSettings(BaseSettings):
     """The NATS server with JetStream that carries every event between services."""
 
-    model_config = _config("NATS_")
+    model_config = settings_config("NATS_")
 
     url: str = Field("nats://127.0.0.1:4222", description="NATS server URL(s), comma-separated.")
     connect_timeout_s: float = Field(2.0, gt=0, description="Seconds to wait for one connect.")
@@ -90,7 +133,7 @@ class NatsSettings(BaseSettings):
 class RedisSettings(BaseSettings):
     """Redis: chat history, rate-limit counters, short locks."""
 
-    model_config = _config("REDIS_")
+    model_config = settings_config("REDIS_")
 
     url: str = Field("redis://127.0.0.1:6379/0", description="Redis URL.")
 
@@ -98,7 +141,7 @@ class RedisSettings(BaseSettings):
 class OpenAISettings(BaseSettings):
     """OpenAI Realtime (the host's voice). Without a key the voice backend is `local`."""
 
-    model_config = _config("OPENAI_")
+    model_config = settings_config("OPENAI_")
 
     api_key: SecretStr | None = Field(None, description="OpenAI API key; empty means offline.")
     base_url: str = Field(
@@ -112,7 +155,7 @@ class OpenAISettings(BaseSettings):
 class AnamSettings(BaseSettings):
     """Anam (the avatar video). Without a key the avatar backend is `local`."""
 
-    model_config = _config("ANAM_")
+    model_config = settings_config("ANAM_")
 
     api_key: SecretStr | None = Field(None, description="Anam API key; empty means offline.")
     api_url: str = Field("https://api.anam.ai", description="Anam API base URL.")
@@ -124,7 +167,7 @@ class AnamSettings(BaseSettings):
 class GeminiSettings(BaseSettings):
     """Gemini (backdrops and topic picking). Without a key both run locally."""
 
-    model_config = _config("GEMINI_")
+    model_config = settings_config("GEMINI_")
 
     api_key: SecretStr | None = Field(None, description="Gemini API key; empty means offline.")
     base_url: str = Field(
@@ -137,7 +180,7 @@ class GeminiSettings(BaseSettings):
 class TelemetrySettings(BaseSettings):
     """OpenTelemetry. With no endpoint nothing is exported and nothing is printed."""
 
-    model_config = _config("OTEL_")
+    model_config = settings_config("OTEL_")
 
     exporter_otlp_endpoint: str = Field(
         "", description="OTLP/HTTP endpoint of the collector, e.g. http://127.0.0.1:4318."
@@ -151,7 +194,7 @@ class TelemetrySettings(BaseSettings):
 class TopicSettings(BaseSettings):
     """LiveKit data topics the browsers listen on (defaults match the original recipe)."""
 
-    model_config = _config("LIVESTAGE_")
+    model_config = settings_config("LIVESTAGE_")
 
     chat_topic: str = Field("anam-live-chat", description="LiveKit data topic for chat.")
     stage_topic: str = Field("anam-stage-visual", description="LiveKit data topic for visuals.")
@@ -167,7 +210,7 @@ class TopicSettings(BaseSettings):
 class LogSettings(BaseSettings):
     """How services log to their own stderr."""
 
-    model_config = _config("LIVESTAGE_")
+    model_config = settings_config("LIVESTAGE_")
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="Log level of every service."
@@ -177,7 +220,7 @@ class LogSettings(BaseSettings):
 class OperatorSettings(BaseSettings):
     """The one secret that guards every operator route on the edge (chat, host, stage)."""
 
-    model_config = _config("LIVESTAGE_")
+    model_config = settings_config("LIVESTAGE_")
 
     operator_secret: SecretStr | None = Field(
         None,
@@ -199,7 +242,7 @@ class OperatorSettings(BaseSettings):
 class HealthSettings(BaseSettings):
     """Health endpoints of the worker services (containers and Kubernetes probe them)."""
 
-    model_config = _config("LIVESTAGE_")
+    model_config = settings_config("LIVESTAGE_")
 
     health_port: int = Field(
         0,
@@ -217,7 +260,7 @@ class HealthSettings(BaseSettings):
 class ServiceSettings(BaseSettings):
     """How a worker service process stops (`livestage.service.run`)."""
 
-    model_config = _config("LIVESTAGE_")
+    model_config = settings_config("LIVESTAGE_")
 
     stop_timeout_s: float = Field(
         4.0,
@@ -242,7 +285,28 @@ ALL_SETTINGS: tuple[type[BaseSettings], ...] = (
     OperatorSettings,
     HealthSettings,
 )
-"""Every shared settings class; services add their own classes to `env_variables()` callers."""
+"""Every shared settings class; `settings_classes()` adds each service's own."""
+
+SERVICE_PACKAGES = ("token_service", "host_agent", "stage_producer", "moderation", "chat_history")
+"""The service packages whose `settings` module `settings_classes()` reads."""
+
+
+def settings_classes() -> tuple[type[BaseSettings], ...]:
+    """The shared classes plus every BaseSettings class in a service's `settings` module.
+
+    What `.env.example`, the README's settings table, the Helm chart and the container images
+    are checked against. A service package that is not installed is skipped.
+    """
+    found: list[type[BaseSettings]] = list(ALL_SETTINGS)
+    for package in SERVICE_PACKAGES:
+        try:
+            module = importlib.import_module(f"{package}.settings")
+        except ModuleNotFoundError:
+            continue
+        for _, cls in inspect.getmembers(module, inspect.isclass):
+            if issubclass(cls, BaseSettings) and cls.__module__ == module.__name__:
+                found.append(cls)
+    return tuple(found)
 
 
 def env_variables(classes: tuple[type[BaseSettings], ...] = ALL_SETTINGS) -> dict[str, str]:

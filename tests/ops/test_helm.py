@@ -18,8 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
-from livestage.settings import env_variables
-from tests.test_settings_env_example import settings_classes
+from livestage.settings import env_variables, settings_classes
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "deploy" / "helm" / "livestage"

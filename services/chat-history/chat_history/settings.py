@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings
+
+from livestage.settings import settings_config
 
 
 class HistorySettings(BaseSettings):
     """Chat history: how much is kept, how long, and how messages reach the room."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="HISTORY_", env_file=".env", extra="ignore", env_ignore_empty=True
-    )
+    model_config = settings_config("HISTORY_")
 
     max_messages: int = Field(
         200, ge=1, le=10_000, description="Messages kept per room; older ones are trimmed."

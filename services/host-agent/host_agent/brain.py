@@ -36,6 +36,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
+from host_agent.settings import HostSettings
+from livestage.settings import default_of
+
 Clock = Callable[[], float]
 """Seconds since the epoch (message timestamps are epoch based); tests pass a fake."""
 
@@ -128,14 +131,19 @@ Decision = Speak | Interrupt
 
 @dataclass(frozen=True)
 class BrainConfig:
-    batch_window_s: float = 0.3
-    max_comments: int = 2
-    stale_after_s: float = 45.0
-    idle_after_s: float = 20.0
-    memory_s: float = 300.0
-    recent_chat_limit: int = 12
-    recent_talk_limit: int = 6
-    greet: bool = True
+    """The brain's rules: part of `HostSettings` (`HOST_*`), which owns their defaults.
+
+    The job builds it with `livestage.settings.derive(BrainConfig, settings)`.
+    """
+
+    batch_window_s: float = default_of(HostSettings, "batch_window_s")
+    max_comments: int = default_of(HostSettings, "max_comments")
+    stale_after_s: float = default_of(HostSettings, "stale_after_s")
+    idle_after_s: float = default_of(HostSettings, "idle_after_s")
+    memory_s: float = default_of(HostSettings, "memory_s")
+    recent_chat_limit: int = default_of(HostSettings, "recent_chat_limit")
+    recent_talk_limit: int = default_of(HostSettings, "recent_talk_limit")
+    greet: bool = default_of(HostSettings, "greet")
 
 
 @dataclass

@@ -28,6 +28,7 @@ from livestage.settings import (
     OpenAISettings,
     RedisSettings,
     TopicSettings,
+    derive,
 )
 
 
@@ -72,14 +73,4 @@ class JobConfig:
         )
 
     def brain_config(self) -> BrainConfig:
-        host = self.host
-        return BrainConfig(
-            batch_window_s=host.batch_window_s,
-            max_comments=host.max_comments,
-            stale_after_s=host.stale_after_s,
-            idle_after_s=host.idle_after_s,
-            memory_s=host.memory_s,
-            recent_chat_limit=host.recent_chat_limit,
-            recent_talk_limit=host.recent_talk_limit,
-            greet=host.greet,
-        )
+        return derive(BrainConfig, self.host)

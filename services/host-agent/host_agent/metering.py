@@ -32,6 +32,7 @@ from host_agent.spend import SpendStore, SpendUnavailable
 from host_agent.usage import Prices, Tokens, UsageDelta, UsageLedger, over_cap
 from livestage import metrics
 from livestage.kv import connect_redis
+from livestage.settings import derive
 
 log = logging.getLogger(__name__)
 
@@ -40,18 +41,7 @@ UsageKey = tuple[str, str, str]
 
 
 def prices_from(config: JobConfig) -> Prices:
-    cost = config.cost
-    return Prices(
-        realtime_text_input_per_mtok=cost.realtime_text_input_per_mtok,
-        realtime_audio_input_per_mtok=cost.realtime_audio_input_per_mtok,
-        realtime_cached_input_per_mtok=cost.realtime_cached_input_per_mtok,
-        realtime_text_output_per_mtok=cost.realtime_text_output_per_mtok,
-        realtime_audio_output_per_mtok=cost.realtime_audio_output_per_mtok,
-        pipeline_input_per_mtok=cost.pipeline_input_per_mtok,
-        pipeline_output_per_mtok=cost.pipeline_output_per_mtok,
-        speech_per_minute=cost.speech_per_minute,
-        anam_per_minute=cost.anam_per_minute,
-    )
+    return derive(Prices, config.cost)
 
 
 def llm_tokens(now: LLMModelUsage, before: LLMModelUsage | None) -> Tokens:

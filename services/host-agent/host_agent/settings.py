@@ -12,7 +12,9 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings
+
+from livestage.settings import settings_config
 
 PERSONAS_DIR = Path(__file__).resolve().parent / "personas"
 DEFAULT_PERSONA = PERSONAS_DIR / "nova.yaml"
@@ -21,9 +23,7 @@ DEFAULT_PERSONA = PERSONAS_DIR / "nova.yaml"
 class HostSettings(BaseSettings):
     """The speaking host: backends, persona, job timing, the brain's rules, the worker."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="HOST_", env_file=".env", extra="ignore", env_ignore_empty=True
-    )
+    model_config = settings_config("HOST_")
 
     # --- backends ---------------------------------------------------------------------------
     voice: str = Field(
@@ -151,14 +151,7 @@ class HostSettings(BaseSettings):
 class LocalAvatarSettings(BaseSettings):
     """The local drawn avatar (`avatar-host`) that the host uses when there is no Anam key."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="HOST_AVATAR_",
-        env_file=".env",
-        env_file_encoding="utf-8",
-        extra="ignore",
-        case_sensitive=False,
-        env_ignore_empty=True,
-    )
+    model_config = settings_config("HOST_AVATAR_")
 
     width: int = Field(
         512, ge=64, le=1920, description="Width of the local avatar's video (pixels, even)."
@@ -207,14 +200,7 @@ class LocalAvatarSettings(BaseSettings):
 class PipelineSettings(BaseSettings):
     """The `pipeline` voice: any OpenAI-compatible chat endpoint plus a text-to-speech."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="HOST_PIPELINE_",
-        env_file=".env",
-        env_file_encoding="utf-8",
-        extra="ignore",
-        case_sensitive=False,
-        env_ignore_empty=True,
-    )
+    model_config = settings_config("HOST_PIPELINE_")
 
     base_url: str = Field(
         "http://127.0.0.1:11434/v1",
@@ -245,14 +231,7 @@ class CostSettings(BaseSettings):
     Check your own prices and set them here; the host only ever estimates.
     """
 
-    model_config = SettingsConfigDict(
-        env_prefix="HOST_COST_",
-        env_file=".env",
-        env_file_encoding="utf-8",
-        extra="ignore",
-        case_sensitive=False,
-        env_ignore_empty=True,
-    )
+    model_config = settings_config("HOST_COST_")
 
     daily_cap_usd: float = Field(
         20.0,

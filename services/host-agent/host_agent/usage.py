@@ -19,6 +19,9 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
+from host_agent.settings import CostSettings
+from livestage.settings import default_of
+
 REALTIME = "openai-realtime"
 PIPELINE = "pipeline"
 SPEECH = "pipeline-speech"
@@ -28,17 +31,22 @@ MILLION = 1_000_000
 
 @dataclass(frozen=True)
 class Prices:
-    """USD prices (estimates) of the paid backends."""
+    """USD prices (estimates) of the paid backends: part of `CostSettings` (`HOST_COST_*`),
+    which owns their defaults; the job builds it with `livestage.settings.derive`."""
 
-    realtime_text_input_per_mtok: float = 0.0
-    realtime_audio_input_per_mtok: float = 0.0
-    realtime_cached_input_per_mtok: float = 0.0
-    realtime_text_output_per_mtok: float = 0.0
-    realtime_audio_output_per_mtok: float = 0.0
-    pipeline_input_per_mtok: float = 0.0
-    pipeline_output_per_mtok: float = 0.0
-    speech_per_minute: float = 0.0
-    anam_per_minute: float = 0.0
+    realtime_text_input_per_mtok: float = default_of(CostSettings, "realtime_text_input_per_mtok")
+    realtime_audio_input_per_mtok: float = default_of(CostSettings, "realtime_audio_input_per_mtok")
+    realtime_cached_input_per_mtok: float = default_of(
+        CostSettings, "realtime_cached_input_per_mtok"
+    )
+    realtime_text_output_per_mtok: float = default_of(CostSettings, "realtime_text_output_per_mtok")
+    realtime_audio_output_per_mtok: float = default_of(
+        CostSettings, "realtime_audio_output_per_mtok"
+    )
+    pipeline_input_per_mtok: float = default_of(CostSettings, "pipeline_input_per_mtok")
+    pipeline_output_per_mtok: float = default_of(CostSettings, "pipeline_output_per_mtok")
+    speech_per_minute: float = default_of(CostSettings, "speech_per_minute")
+    anam_per_minute: float = default_of(CostSettings, "anam_per_minute")
 
 
 @dataclass(frozen=True)

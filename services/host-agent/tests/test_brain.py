@@ -376,3 +376,13 @@ def test_a_persona_switch_changes_whose_name_is_a_mention() -> None:
     brain.observe_chat(plain)
     brain.observe_chat(mention)
     assert speak(brain.decide()).comments == (mention,)
+
+
+def test_the_brain_config_is_the_host_settings_of_the_same_names() -> None:
+    from host_agent.config import JobConfig
+    from host_agent.settings import HostSettings
+
+    assert BrainConfig() == JobConfig(host=HostSettings.model_construct()).brain_config()
+    host = HostSettings.model_construct(max_comments=3, memory_s=60.0, greet=False)
+    config = JobConfig(host=host).brain_config()
+    assert (config.max_comments, config.memory_s, config.greet) == (3, 60.0, False)

@@ -309,3 +309,14 @@ async def test_the_realtime_voice_needs_a_key_and_refuses_azure_mode(monkeypatch
     assert model._opts.conn_options.timeout == 1.5  # noqa: SLF001
     await voice.aclose()
     await asyncio.sleep(0)
+
+
+def test_prices_are_the_cost_settings_of_the_same_names() -> None:
+    from host_agent.metering import prices_from
+    from host_agent.settings import CostSettings
+
+    assert prices_from(JobConfig(cost=CostSettings.model_construct())) == Prices()
+    cost = CostSettings.model_construct(anam_per_minute=0.5, pipeline_input_per_mtok=1.0)
+    prices = prices_from(JobConfig(cost=cost))
+    assert (prices.anam_per_minute, prices.pipeline_input_per_mtok) == (0.5, 1.0)
+    assert prices.realtime_audio_output_per_mtok == Prices().realtime_audio_output_per_mtok

@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings
+
+from livestage.settings import settings_config
 
 DEFAULT_CHECKS = [
     "banned",
@@ -34,13 +36,7 @@ DEFAULT_CHECKS = [
 class ModerationSettings(BaseSettings):
     """Moderation: which checks run in which order, their thresholds, lists and windows."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="MODERATION_",
-        env_file=".env",
-        env_file_encoding="utf-8",
-        extra="ignore",
-        env_ignore_empty=True,
-    )
+    model_config = settings_config("MODERATION_")
 
     checks: list[str] = Field(
         default=DEFAULT_CHECKS,

@@ -40,7 +40,7 @@ from livestage.schemas import (
     StageVisual,
 )
 from livestage.service import connect_bus
-from livestage.settings import GeminiSettings
+from livestage.settings import GeminiSettings, derive
 
 from .assets import AssetSigner, AssetStore
 from .backdrops import BACKDROPS
@@ -109,14 +109,7 @@ class StageService:
         self.sources = sources
         self.clock = clock
         self.tracker = RoomTracker()
-        self.plan_settings = PlanSettings(
-            interval_s=settings.interval_s,
-            min_gap_s=settings.min_gap_s,
-            shift_confidence=settings.shift_confidence,
-            visual_ttl_s=settings.visual_ttl_s,
-            clip_every=settings.clip_every,
-            backdrop_every=settings.backdrop_every,
-        )
+        self.plan_settings = derive(PlanSettings, settings)
         self.plans: dict[str, RoomPlan] = {}
         self.memory: dict[str, _RoomMemory] = {}
         self.loops: dict[str, asyncio.Task[None]] = {}

@@ -17,8 +17,10 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from livestage.schemas import StageVisual
+from livestage.settings import default_of
 
 from .search.base import Source
+from .settings import StageSettings
 from .topics.base import CatalogTopic, TopicChoice
 
 Kind = Literal["screenshot", "clip", "backdrop"]
@@ -26,12 +28,15 @@ Kind = Literal["screenshot", "clip", "backdrop"]
 
 @dataclass(frozen=True)
 class PlanSettings:
-    interval_s: float = 40.0
-    min_gap_s: float = 15.0
-    shift_confidence: float = 0.5
-    visual_ttl_s: int = 900
-    clip_every: int = 3
-    backdrop_every: int = 4
+    """When a room's visuals change: part of `StageSettings` (`STAGE_*`), which owns the
+    defaults; the service builds it with `livestage.settings.derive`."""
+
+    interval_s: float = default_of(StageSettings, "interval_s")
+    min_gap_s: float = default_of(StageSettings, "min_gap_s")
+    shift_confidence: float = default_of(StageSettings, "shift_confidence")
+    visual_ttl_s: int = default_of(StageSettings, "visual_ttl_s")
+    clip_every: int = default_of(StageSettings, "clip_every")
+    backdrop_every: int = default_of(StageSettings, "backdrop_every")
 
 
 @dataclass(frozen=True)

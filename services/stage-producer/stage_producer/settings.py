@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings
+
+from livestage.settings import settings_config
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 REPO_ROOT = PACKAGE_DIR.parents[2]
@@ -23,9 +25,7 @@ MAX_CLIP_SECONDS = 8.0
 class StageSettings(BaseSettings):
     """Stage producer: what is on screen, how it is found, captured, drawn, stored and served."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="STAGE_", env_file=".env", extra="ignore", env_ignore_empty=True
-    )
+    model_config = settings_config("STAGE_")
 
     # --- the loop ---------------------------------------------------------------------------
     interval_s: float = Field(

@@ -141,3 +141,12 @@ def test_kinds_are_spread_out() -> None:
     assert choose_kind(1, 1, None, 3, 4) == "backdrop"
     assert choose_kind(1, 1, Source("http://a/", kind="clip"), 0, 0) == "clip"
     assert choose_kind(3, 3, Source("http://a/", kind="screenshot"), 3, 0) == "screenshot"
+
+
+def test_the_plan_settings_are_the_stage_settings_of_the_same_names() -> None:
+    from livestage.settings import derive
+    from stage_producer.settings import StageSettings
+
+    assert PlanSettings() == derive(PlanSettings, StageSettings.model_construct())
+    stage = StageSettings.model_construct(interval_s=90.0, clip_every=0)
+    assert derive(PlanSettings, stage) == PlanSettings(interval_s=90.0, clip_every=0)

@@ -8,7 +8,9 @@ from typing import Literal, Self
 
 from limits import parse
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings
+
+from livestage.settings import settings_config
 
 DEFAULT_WEB_DIST = Path(__file__).resolve().parents[3] / "web" / "dist"
 
@@ -16,9 +18,7 @@ DEFAULT_WEB_DIST = Path(__file__).resolve().parents[3] / "web" / "dist"
 class EdgeSettings(BaseSettings):
     """HTTP edge: listen address, visitors, rate limits, timeouts, body caps, dispatch, pages."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="TOKEN_", env_file=".env", extra="ignore", env_ignore_empty=True
-    )
+    model_config = settings_config("TOKEN_")
 
     host: str = Field("127.0.0.1", description="Address the edge listens on.")
     port: int = Field(8080, ge=1, le=65535, description="Port the edge listens on.")
