@@ -21,8 +21,8 @@ ROOT = Path(__file__).resolve().parents[1]
 FOLDERS = ("services", "shared", "tests", "scripts", "web", "deploy", "bench", "docs")
 SKIPPED_DIRS = {"node_modules", "dist", "__pycache__", ".venv", ".cache"}
 """Folders that are installed or built, not written (their files name paths of other trees)."""
-BUILT = {"web/dist", "web/dist/"}
-"""Paths the build makes (`npm run build`), absent from a fresh clone but fine to name."""
+BUILT = {"web/dist", "web/dist/", "bench/results", "bench/results/"}
+"""Paths a run makes (`npm run build`, `make bench`), absent from a fresh clone but fine to name."""
 
 # A word that starts with a top-level folder, not inside a URL or an absolute path (no `/`,
 # `.`, `-`, `:` or word character before it), running over path characters and placeholders.
