@@ -16,17 +16,18 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def write_or_check(
-    target: Path, text: str, argv: list[str], *, generator: str, note: str = ""
+    target: Path, text: str, argv: list[str], *, generator: str, note: str = "", then: str = ""
 ) -> int:
     """Write `target`, or with `--check` in `argv` return 1 if it is not `text`; `note` ends the
-    "wrote" line (e.g. how many entries)."""
-    name = target.relative_to(ROOT)
+    "wrote" line (e.g. how many entries), `then` the out-of-date line (what to do next)."""
+    name = target.relative_to(ROOT) if target.is_relative_to(ROOT) else target
     if "--check" in argv:
         if not target.exists() or target.read_text() != text:
             script = Path(generator).resolve().relative_to(ROOT)
-            print(f"{name} is out of date: run `.venv/bin/python {script}`", file=sys.stderr)
+            print(f"{name} is out of date: run `.venv/bin/python {script}`{then}", file=sys.stderr)
             return 1
         return 0
+    target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(text)
     print(f"wrote {name}{f' ({note})' if note else ''}")
     return 0

@@ -26,6 +26,8 @@ from token_service import models as edge
 ROOT = Path(__file__).resolve().parents[1]
 TARGET = ROOT / "web" / "src" / "wire" / "schema.json"
 
+from _generated import write_or_check  # noqa: E402
+
 # What reaches the pages, by the way it arrives; every model here has a parser in web/src.
 CHANNELS: dict[str, tuple[type[BaseModel], ...]] = {
     "GET /api/config": (edge.PublicConfig,),
@@ -90,21 +92,14 @@ def render() -> str:
 
 def main(argv: list[str]) -> int:
     text = render()
-    relative = TARGET.relative_to(ROOT)
-    if "--check" in argv:
-        if not TARGET.exists() or TARGET.read_text() != text:
-            print(
-                f"{relative} is out of date with the Python wire models: run "
-                "`.venv/bin/python scripts/wire_schema.py`, then `cd web && npm test` "
-                "(the page's parsers are tested against it)",
-                file=sys.stderr,
-            )
-            return 1
-        return 0
-    TARGET.parent.mkdir(parents=True, exist_ok=True)
-    TARGET.write_text(text)
-    print(f"wrote {relative} ({len(json.loads(text)['$defs'])} models)")
-    return 0
+    return write_or_check(
+        TARGET,
+        text,
+        argv,
+        generator=__file__,
+        note=f"{len(json.loads(text)['$defs'])} models",
+        then=", then `cd web && npm test` (the page's parsers are tested against it)",
+    )
 
 
 if __name__ == "__main__":

@@ -38,6 +38,8 @@ def test_web_wire_schema_is_what_the_generator_writes() -> None:
 
 
 def load_generator() -> ModuleType:
+    if str(ROOT / "scripts") not in sys.path:  # as when run as a script: its helpers beside it
+        sys.path.insert(0, str(ROOT / "scripts"))
     spec = importlib.util.spec_from_file_location(
         "wire_schema", ROOT / "scripts" / "wire_schema.py"
     )
