@@ -26,7 +26,7 @@ import functools
 import logging
 import time
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Any, TypeVar
 
 from livekit import rtc
 from livekit.agents import Agent, AgentSession
@@ -34,18 +34,18 @@ from livekit.agents.metrics.usage import ModelUsage
 from livekit.agents.voice import room_io
 from livekit.agents.voice.events import AgentStateChangedEvent, CloseEvent, ErrorEvent
 
-from host_agent import avatars, voices
-from host_agent.avatars.base import AvatarBackend, avatar_identity, is_production
+from host_agent.avatars import AVATARS, AvatarBackend
 from host_agent.avatars.output import route_audio
 from host_agent.config import JobConfig
 from host_agent.errors import BackendUnavailable
 from host_agent.failures import GENERIC, failure_reason
 from host_agent.metering import Metering, UsageKey
 from host_agent.persona import Persona
-from host_agent.settings import resolve_avatar, resolve_voice
 from host_agent.turns import Turns
+from host_agent.voices import VOICES
 from host_agent.voices.base import SessionParts, VoiceBackend
 from livestage import metrics
+from livestage.registry import Registry, UnknownBackend
 
 log = logging.getLogger(__name__)
 
@@ -57,13 +57,20 @@ GIVE_UP_S = 1.5
 """How long a rebuild waits for the failed session to close (it may be stuck on its backend)."""
 
 
-def _production_voice(name: str) -> bool:
-    backend = voices.REGISTRY.get(name)
-    return backend is not None and backend.production
+B = TypeVar("B", VoiceBackend, AvatarBackend)
 
 
-def _production_avatar(name: str) -> bool:
-    return is_production(avatars.REGISTRY.get(name))
+def _production(registry: Registry[VoiceBackend] | Registry[AvatarBackend], name: str) -> bool:
+    return name in registry and registry.get(name).production
+
+
+def create_backend(registry: Registry[B], name: str, config: JobConfig, persona: Persona) -> B:
+    """`registry.create`, with an unknown name a backend that cannot start (the job falls back)."""
+    try:
+        backend = registry.get(name)
+    except UnknownBackend as error:
+        raise BackendUnavailable(str(error)) from None
+    return backend.from_settings(config, persona)
 
 
 class BackendSwitcher:
@@ -121,17 +128,13 @@ class BackendSwitcher:
     async def go_live(self) -> None:
         """Build the voice and avatar and start the session on them."""
         host = self.config.host
-        voice_name = resolve_voice(
-            host, openai_key=self.config.openai_key, available=set(voices.REGISTRY)
-        )
-        avatar_name = resolve_avatar(
-            host, anam_key=self.config.anam_key, available=set(avatars.REGISTRY)
-        )
+        voice_name = host.voice or VOICES.resolve("auto", openai_key=self.config.openai_key)
+        avatar_name = host.avatar or AVATARS.resolve("auto", anam_key=self.config.anam_key)
         paid = [
             (kind, name)
             for kind, name, production in (
-                ("voice", voice_name, _production_voice(voice_name)),
-                ("avatar", avatar_name, _production_avatar(avatar_name)),
+                ("voice", voice_name, _production(VOICES, voice_name)),
+                ("avatar", avatar_name, _production(AVATARS, avatar_name)),
             )
             if production
         ]
@@ -139,8 +142,8 @@ class BackendSwitcher:
             self._log_cap(self.metering.room_spent_today or 0.0)
             for kind, name in paid:
                 self._fallback(kind, name, "local", "spend_cap", "the daily spend cap is reached")
-            voice_name = "local" if _production_voice(voice_name) else voice_name
-            avatar_name = "local" if _production_avatar(avatar_name) else avatar_name
+            voice_name = "local" if _production(VOICES, voice_name) else voice_name
+            avatar_name = "local" if _production(AVATARS, avatar_name) else avatar_name
         self.voice_name = voice_name
         self.voice, self.parts = self._start_voice(voice_name)
         self.avatar, session = await self._start_avatar(avatar_name)
@@ -164,24 +167,24 @@ class BackendSwitcher:
     def _start_voice(self, name: str) -> tuple[VoiceBackend, SessionParts]:
         """The chosen voice, or the local one when it cannot start (logged and counted)."""
         try:
-            voice = voices.create_voice(name, self.config, self.persona)
+            voice = create_backend(VOICES, name, self.config, self.persona)
             return voice, voice.session_parts()
         except Exception as error:
             if name == "local":
                 raise
             self._fallback("voice", name, "local", failure_reason(error), error)
             self.voice_name = "local"
-            voice = voices.create_voice("local", self.config, self.persona)
+            voice = VOICES.create("local", self.config, self.persona)
             return voice, voice.session_parts()
 
     async def _start_avatar(self, name: str) -> tuple[AvatarBackend, AgentSession]:
         """The chosen avatar (else local, else none; each failure logged and counted), started
         on a new session that has not started yet."""
-        candidates = [name] + [n for n in ("local", "none") if n != name and n in avatars.REGISTRY]
+        candidates = [name] + [n for n in ("local", "none") if n != name and n in AVATARS]
         for index, candidate in enumerate(candidates):
             session = self._new_session()
             try:
-                avatar = avatars.create_avatar(candidate, self.config, self.persona)
+                avatar = create_backend(AVATARS, candidate, self.config, self.persona)
                 await avatar.start(session, self.room)
             except Exception as error:
                 if index + 1 == len(candidates):
@@ -191,8 +194,8 @@ class BackendSwitcher:
                 )
                 continue
             self.avatar_name = candidate
-            if is_production(avatar):
-                self.metering.avatar_started(getattr(avatar, "usage_backend", candidate))
+            if avatar.production:
+                self.metering.avatar_started(avatar.usage_backend or candidate)
             return avatar, session
         raise BackendUnavailable("no avatar backend could start")
 
@@ -290,8 +293,8 @@ class BackendSwitcher:
         avatar = self.avatar
         if (
             avatar is None
-            or not is_production(avatar)
-            or identity != avatar_identity(avatar)
+            or not avatar.production
+            or identity != avatar.avatar_identity
             or self._stopped.is_set()
         ):
             return
@@ -333,7 +336,7 @@ class BackendSwitcher:
         """Rebuild the session with the failed production backend(s) replaced by local ones."""
         async with self._switch_lock:
             to_voice = voice and self.voice is not None and self.voice.production
-            to_avatar = avatar and self.avatar is not None and is_production(self.avatar)
+            to_avatar = avatar and self.avatar is not None and self.avatar.production
             if self._stopped.is_set() or not (to_voice or to_avatar) or self.session is None:
                 self._switching = False
                 return
@@ -368,7 +371,7 @@ class BackendSwitcher:
         if to_voice and self.voice is not None:
             old_voice = self.voice
             self.voice_name = "local"
-            self.voice = voices.create_voice("local", self.config, self.persona)
+            self.voice = VOICES.create("local", self.config, self.persona)
             self.parts = self.voice.session_parts()
             self._voice_problem = None
             with contextlib.suppress(Exception):
@@ -377,8 +380,8 @@ class BackendSwitcher:
             self.avatar, session = await self._start_avatar("local")
         else:
             session = self._new_session()
-            identity = avatar_identity(self.avatar)
-            if identity is not None:  # the avatar that did not fail speaks the new voice
+            identity = self.avatar.avatar_identity if self.avatar is not None else None
+            if identity:  # the avatar that did not fail speaks the new voice
                 route_audio(session, self.room, identity)
         await self._start_session(session)
         log.info(
