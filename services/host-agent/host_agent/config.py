@@ -1,6 +1,6 @@
 """`JobConfig`: everything a host job and its backends need, loaded once per process.
 
-Backends are built from it (`voices.create_voice(name, config, persona)`, the avatar factories),
+Backends are built from it (`VOICES.create(name, config, persona)`, likewise `AVATARS`),
 so a production backend finds its keys, base URLs and timeouts here, and tests hand in a config
 that points at local doubles.
 """

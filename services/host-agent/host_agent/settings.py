@@ -283,15 +283,15 @@ def resolve_voice(settings: HostSettings, *, openai_key: bool, available: set[st
     """The voice backend to use: the setting, or production with a key when installed."""
     if settings.voice:
         return settings.voice
-    if openai_key and "openai-realtime" in available:
-        return "openai-realtime"
-    return "local"
+    from host_agent.voices import auto_voice  # the rule lives with the family
+
+    return auto_voice(openai_key=openai_key, available=available)
 
 
 def resolve_avatar(settings: HostSettings, *, anam_key: bool, available: set[str]) -> str:
     """The avatar backend to use: the setting, anam with a key, local when installed, none."""
     if settings.avatar:
         return settings.avatar
-    if anam_key and "anam" in available:
-        return "anam"
-    return "local" if "local" in available else "none"
+    from host_agent.avatars import auto_avatar  # the rule lives with the family
+
+    return auto_avatar(anam_key=anam_key, available=available)

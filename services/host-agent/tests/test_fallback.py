@@ -5,15 +5,21 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
+from typing import Any, Self
 
 import pytest
 from livekit import rtc
 from livekit.agents import AgentSession
 
-from host_agent import avatars, voices
+from host_agent import switcher
+from host_agent.avatars import AVATARS, AvatarBackend
+from host_agent.config import JobConfig
 from host_agent.errors import BackendUnavailable
+from host_agent.persona import Persona
+from host_agent.voices import VOICES
 from host_agent.voices.base import SessionParts, VoiceBackend
 from livestage import metrics, subjects
+from livestage.registry import Registry
 
 from .conftest import (
     HostWorker,
@@ -33,28 +39,34 @@ class BrokenVoice(VoiceBackend):
         raise BackendUnavailable("401 from the model API (test double)")
 
 
-class BrokenAvatar:
-    def __init__(self, settings: object, persona: object) -> None:
-        pass
+class BrokenAvatar(AvatarBackend):
+    name = "broken-avatar"
 
-    async def start(self, agent_session: AgentSession, room: rtc.Room) -> None:
+    @classmethod
+    def from_settings(cls, config: JobConfig, persona: Persona) -> Self:
+        return cls()
+
+    async def start(self, agent_session: AgentSession[Any], room: rtc.Room) -> None:
         raise BackendUnavailable("the avatar never published video (test double)")
 
     async def aclose(self) -> None:
         return None
 
 
+def with_member(registry: Registry[Any], member: type[Any]) -> Registry[Any]:
+    """A copy of a family with one more member (the real family stays as it is)."""
+    return Registry(registry.family, setting=registry.setting, members=(*registry, member))
+
+
 @pytest.fixture
-async def broken_worker(livekit_server, nats_server) -> AsyncIterator[HostWorker]:  # type: ignore[no-untyped-def]
-    voices.REGISTRY[BrokenVoice.name] = BrokenVoice
-    avatars.REGISTRY["broken-avatar"] = BrokenAvatar
-    try:
-        async with running_worker(
-            livekit_server, nats_server, voice="broken-voice", avatar="broken-avatar"
-        ) as worker:
-            yield worker
-    finally:
-        del voices.REGISTRY[BrokenVoice.name], avatars.REGISTRY["broken-avatar"]
+async def broken_worker(livekit_server, nats_server, monkeypatch) -> AsyncIterator[HostWorker]:  # type: ignore[no-untyped-def]
+    # the switcher builds the job's backends: it sees each family with a broken member more
+    monkeypatch.setattr(switcher, "VOICES", with_member(VOICES, BrokenVoice))
+    monkeypatch.setattr(switcher, "AVATARS", with_member(AVATARS, BrokenAvatar))
+    async with running_worker(
+        livekit_server, nats_server, voice="broken-voice", avatar="broken-avatar"
+    ) as worker:
+        yield worker
 
 
 async def test_a_backend_that_cannot_start_falls_back_to_local(

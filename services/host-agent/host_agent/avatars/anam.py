@@ -25,12 +25,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any
+from typing import Any, Self
 
 from livekit import rtc
 from livekit.agents import AgentSession
 from livekit.plugins import anam
 
+from host_agent.avatars.base import AvatarBackend
 from host_agent.avatars.output import route_audio
 from host_agent.config import JobConfig
 from host_agent.errors import BackendUnavailable
@@ -42,7 +43,8 @@ from livestage.identity import ANAM_AVATAR_IDENTITY
 log = logging.getLogger(__name__)
 
 
-class AnamAvatar:
+class AnamAvatar(AvatarBackend):
+    name = "anam"
     production = True
     usage_backend = ANAM
 
@@ -65,6 +67,10 @@ class AnamAvatar:
             avatar_participant_name=persona.name,
             conn_options=config.connect_options,
         )
+
+    @classmethod
+    def from_settings(cls, config: JobConfig, persona: Persona) -> Self:
+        return cls(config, persona)
 
     @property
     def avatar_identity(self) -> str:

@@ -1,41 +1,27 @@
-"""Local text-to-speech engines, chosen by `HOST_TTS`: a registry of factories.
+"""Local text-to-speech engines for the local voice (and a pipeline without a speech endpoint),
+one file each behind `base.LocalTTS`, chosen by name (`HOST_TTS`) in `TTS_ENGINES`.
 
-Each factory returns a livekit-agents `tts.TTS`. Adding an engine means adding a file beside
-`espeak.py` and one entry here.
+| name | engine | word timings | needs |
+|---|---|---|---|
+| espeak | espeak-ng (libespeak-ng, else its binary) | yes (library) | the espeak-ng package |
+| piper | a Piper voice model | estimated | `piper-tts` (GPL-3.0) and `HOST_PIPER_MODEL` |
+
+    speech = TTS_ENGINES.create(settings.tts, settings)   # a livekit-agents tts.TTS
+
+An unknown name raises `UnknownBackend` (every valid name in the message); an engine that cannot
+run here raises `TTSUnavailable` saying how to get it. Adding an engine: a file beside
+`espeak.py` with a `LocalTTS` subclass, and its class in `TTS_ENGINES`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from host_agent.tts.base import LocalTTS, TTSUnavailable
+from host_agent.tts.espeak import Espeak
+from host_agent.tts.piper import Piper
+from livestage.registry import Registry
 
-from livekit.agents import tts
+TTS_ENGINES: Registry[LocalTTS] = Registry(
+    "local TTS engine", setting="HOST_TTS", members=(Espeak, Piper)
+)
 
-from host_agent.settings import HostSettings
-from host_agent.tts.base import EngineTTS
-
-
-def _espeak(settings: HostSettings) -> tts.TTS:
-    from host_agent.tts.espeak import EspeakEngine
-
-    return EngineTTS(
-        EspeakEngine(settings.espeak_voice, settings.espeak_rate_wpm, settings.espeak_pitch)
-    )
-
-
-def _piper(settings: HostSettings) -> tts.TTS:
-    from host_agent.tts.piper import PiperEngine
-
-    return EngineTTS(PiperEngine(settings.piper_model))
-
-
-REGISTRY: dict[str, Callable[[HostSettings], tts.TTS]] = {"espeak": _espeak, "piper": _piper}
-
-
-def create_tts(settings: HostSettings) -> tts.TTS:
-    try:
-        factory = REGISTRY[settings.tts]
-    except KeyError:
-        raise ValueError(
-            f"HOST_TTS={settings.tts!r} is not a local TTS engine; choose one of {sorted(REGISTRY)}"
-        ) from None
-    return factory(settings)
+__all__ = ["TTS_ENGINES", "LocalTTS", "TTSUnavailable"]

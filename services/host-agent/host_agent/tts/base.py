@@ -7,17 +7,38 @@ sentence is synthesised in a worker thread as soon as it is complete, and its au
 together with word-aligned transcript pieces, so the captions that reach the page follow the
 audio word by word (`AgentSession(use_tts_aligned_transcript=True)`).
 
-Engines are picked by `HOST_TTS` through the registry in `host_agent.tts`.
+Engines are picked by `HOST_TTS` through `host_agent.tts.TTS_ENGINES`: each is a `LocalTTS`
+(a name and `from_settings`, building its `EngineTTS`) in the engine's own file. An engine that
+cannot run here (not installed, no model) raises a `TTSUnavailable` saying what to do.
 """
 
 from __future__ import annotations
 
 import asyncio
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 from livekit.agents import APIConnectOptions, tokenize, tts, utils
 from livekit.agents.types import DEFAULT_API_CONNECT_OPTIONS, TimedString
+
+from host_agent.settings import HostSettings
+
+
+class TTSUnavailable(RuntimeError):
+    """A local TTS engine cannot run here (not installed, no voice model): the message says how
+    to get it."""
+
+
+class LocalTTS(ABC):
+    """A member of the `HOST_TTS` family: its name, and its livekit-agents TTS from the settings."""
+
+    name: ClassVar[str]
+
+    @classmethod
+    @abstractmethod
+    def from_settings(cls, settings: HostSettings) -> tts.TTS:
+        """The engine as a `tts.TTS` (raises `TTSUnavailable` when it cannot run here)."""
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,17 @@ import threading
 import wave
 from typing import ClassVar
 
-from host_agent.tts.base import Synthesis, WordTiming, estimated_words
+from livekit.agents import tts
+
+from host_agent.settings import HostSettings
+from host_agent.tts.base import (
+    EngineTTS,
+    LocalTTS,
+    Synthesis,
+    TTSUnavailable,
+    WordTiming,
+    estimated_words,
+)
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +63,7 @@ _CALLBACK = ctypes.CFUNCTYPE(
 )
 
 
-class EspeakUnavailable(RuntimeError):
+class EspeakUnavailable(TTSUnavailable):
     """Neither libespeak-ng nor the espeak-ng binary is installed."""
 
 
@@ -201,3 +211,15 @@ class EspeakEngine:
         with wave.open(io.BytesIO(completed.stdout)) as wav:
             self.sample_rate = wav.getframerate()
             return Synthesis(wav.readframes(wav.getnframes()))
+
+
+class Espeak(LocalTTS):
+    """`espeak`: espeak-ng (`HOST_ESPEAK_VOICE`, `HOST_ESPEAK_RATE_WPM`, `HOST_ESPEAK_PITCH`)."""
+
+    name = "espeak"
+
+    @classmethod
+    def from_settings(cls, settings: HostSettings) -> tts.TTS:
+        return EngineTTS(
+            EspeakEngine(settings.espeak_voice, settings.espeak_rate_wpm, settings.espeak_pitch)
+        )

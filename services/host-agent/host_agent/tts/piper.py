@@ -11,10 +11,13 @@ import importlib
 from pathlib import Path
 from typing import Any
 
-from host_agent.tts.base import Synthesis
+from livekit.agents import tts
+
+from host_agent.settings import HostSettings
+from host_agent.tts.base import EngineTTS, LocalTTS, Synthesis, TTSUnavailable
 
 
-class PiperUnavailable(RuntimeError):
+class PiperUnavailable(TTSUnavailable):
     """piper-tts is not installed or the voice model is missing."""
 
 
@@ -40,3 +43,13 @@ class PiperEngine:
     def synthesize(self, text: str) -> Synthesis:
         chunks = [chunk.audio_int16_bytes for chunk in self._voice.synthesize(text)]
         return Synthesis(b"".join(chunks))
+
+
+class Piper(LocalTTS):
+    """`piper`: a Piper voice model (`HOST_PIPER_MODEL`; the piper-tts package, GPL-3.0)."""
+
+    name = "piper"
+
+    @classmethod
+    def from_settings(cls, settings: HostSettings) -> tts.TTS:
+        return EngineTTS(PiperEngine(settings.piper_model))

@@ -6,7 +6,7 @@ a `Prompt` (with the brain's `TurnPlan` attached for backends that read it direc
 house brain), and `say` speaks words verbatim. Both return the session's `SpeechHandle`.
 
 Backends are files beside this one (`local.py`, `openai_realtime.py`, `pipeline.py`)
-registered in `host_agent.voices.REGISTRY` under the name `HOST_VOICE` selects. A backend that
+registered in `host_agent.voices.VOICES` under the name `HOST_VOICE` selects. A backend that
 cannot start raises `BackendUnavailable` with the reason, so the job can fall back to the local
 one; a `production` backend's failures later on (the session's unrecoverable `error` events)
 make the job rebuild its session on the local voice. `usage_backend` tells the job which
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 from livekit.agents import AgentSession, llm, tts
 from livekit.agents.metrics.usage import ModelUsage
@@ -54,6 +54,12 @@ class VoiceBackend(ABC):
         self.config = config
         self.settings = config.host
         self.persona = persona
+
+    @classmethod
+    def from_settings(cls, config: JobConfig, persona: Persona) -> Self:
+        """The backend for the job's config and the current persona (its model parts are built
+        later, by `session_parts`)."""
+        return cls(config, persona)
 
     @abstractmethod
     def session_parts(self) -> SessionParts:

@@ -15,7 +15,7 @@ from livekit.agents.types import DEFAULT_API_CONNECT_OPTIONS, NOT_GIVEN, NotGive
 
 from host_agent.house import HouseWriter
 from host_agent.persona import Persona
-from host_agent.tts import create_tts
+from host_agent.tts import TTS_ENGINES
 from host_agent.voices.base import SessionParts, VoiceBackend, plan_of
 
 WORDS_PER_CHUNK = 4
@@ -78,7 +78,7 @@ class LocalVoice(VoiceBackend):
         self._llm = HouseLLM(self.persona)
         return SessionParts(
             llm=self._llm,
-            tts=create_tts(self.settings),
+            tts=TTS_ENGINES.create(self.settings.tts, self.settings),
             options={"use_tts_aligned_transcript": True},
         )
 

@@ -25,7 +25,7 @@ from livekit.plugins import openai as openai_plugin
 from livekit.plugins.openai import tts as openai_tts
 
 from host_agent.errors import BackendUnavailable
-from host_agent.tts import create_tts
+from host_agent.tts import TTS_ENGINES
 from host_agent.usage import PIPELINE, SPEECH
 from host_agent.voices.base import SessionParts, VoiceBackend
 
@@ -88,7 +88,7 @@ class PipelineVoice(VoiceBackend):
             )
             self._speech = True
         else:
-            speech = create_tts(self.settings)
+            speech = TTS_ENGINES.create(self.settings.tts, self.settings)
             parts["use_tts_aligned_transcript"] = True
         self._parts = SessionParts(llm=model, tts=speech, options=parts)
         return self._parts

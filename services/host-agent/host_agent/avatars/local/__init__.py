@@ -7,9 +7,11 @@
 - `face.py`: the drawing (pure numpy/Pillow), `motion.py`: blinks and idle motion,
   `mouth.py`: audio to mouth shapes (all pure);
 - `generator.py`: the `VideoGenerator` that keeps face and voice in step;
-- `session.py`: the participant itself (`LocalAvatarSession`, `start_local_avatar`).
+- `session.py`: the participant itself (`LocalAvatarSession`, `start_local_avatar`);
+- `backend.py`: `LocalAvatarBackend`, the `local` member of `host_agent.avatars.AVATARS`.
 """
 
+from .backend import LocalAvatarBackend
 from .face import FaceRenderer, FaceState, MouthShape, Viseme
 from .session import PROVIDER, LocalAvatar, LocalAvatarSession, shared_renderer, start_local_avatar
 
@@ -18,6 +20,7 @@ __all__ = [
     "FaceRenderer",
     "FaceState",
     "LocalAvatar",
+    "LocalAvatarBackend",
     "LocalAvatarSession",
     "MouthShape",
     "Viseme",

@@ -1,0 +1,140 @@
+"""The wire's models to the brain's inputs and back (`host_agent.inputs`): plain data, no I/O."""
+
+from __future__ import annotations
+
+from host_agent.brain import Comment, Said, Screen
+from host_agent.inputs import (
+    comment_from_chat,
+    said_from_spoken,
+    screen_from_visual,
+    spoken_from_said,
+    visual_expired,
+)
+from livestage.schemas import MAX_SPOKEN_CHARS, ChatMessage, SpokenTurn, StageVisual
+
+ROOM = "main"
+T0_MS = 1_800_000_000_000
+
+
+def chat(**fields: object) -> ChatMessage:
+    message = {
+        "id": "m1",
+        "room": ROOM,
+        "author_identity": "viewer_ada",
+        "author_name": "Ada",
+        "avatar": "fox",
+        "body": "what is on screen?",
+        "kind": "viewer",
+        "created_at": T0_MS,
+    }
+    return ChatMessage.model_validate(message | fields)
+
+
+def visual(**fields: object) -> StageVisual:
+    model = {
+        "id": "v1",
+        "room": ROOM,
+        "kind": "screenshot",
+        "url": "/media/v1.png",
+        "title": "A comet",
+        "summary": "A comet over the hills.",
+        "topic": "space",
+        "created_at": T0_MS,
+        "expires_at": T0_MS + 60_000,
+    }
+    return StageVisual.model_validate(model | fields)
+
+
+def test_a_viewers_message_becomes_a_comment_in_seconds() -> None:
+    comment = comment_from_chat(chat(), ROOM, approved_at=1_800_000_000.5)
+    assert comment == Comment(
+        id="m1",
+        author_name="Ada",
+        author_identity="viewer_ada",
+        body="what is on screen?",
+        created_at=1_800_000_000.0,
+        approved_at=1_800_000_000.5,
+    )
+
+
+def test_the_hosts_own_and_system_messages_are_not_comments() -> None:
+    assert comment_from_chat(chat(kind="host"), ROOM, approved_at=0.0) is None
+    assert comment_from_chat(chat(kind="system"), ROOM, approved_at=0.0) is None
+
+
+def test_a_message_of_another_room_is_not_a_comment() -> None:
+    assert comment_from_chat(chat(room="other"), ROOM, approved_at=0.0) is None
+
+
+def test_a_spoken_turn_becomes_what_was_said() -> None:
+    turn = SpokenTurn(
+        id="t1",
+        room=ROOM,
+        text="Hello Ada.",
+        reply_to=["m1", "m2"],
+        interrupted=True,
+        kind="reply",
+        started_at=T0_MS,
+        ended_at=T0_MS + 2_500,
+    )
+    assert said_from_spoken(turn) == Said(
+        text="Hello Ada.",
+        kind="reply",
+        at=1_800_000_002.5,
+        reply_to=("m1", "m2"),
+        interrupted=True,
+    )
+
+
+def test_a_visual_becomes_the_screen_the_brain_talks_about() -> None:
+    assert screen_from_visual(visual()) == Screen(
+        id="v1",
+        kind="screenshot",
+        title="A comet",
+        summary="A comet over the hills.",
+        topic="space",
+    )
+
+
+def test_a_visual_expires_at_its_time() -> None:
+    expiring = visual(expires_at=T0_MS + 1_000)
+    assert not visual_expired(expiring, T0_MS + 999)
+    assert visual_expired(expiring, T0_MS + 1_000)
+
+
+def test_what_was_said_goes_out_as_a_spoken_turn() -> None:
+    said = Said(text="Thanks, Ada!", kind="reply", at=1_800_000_003.25, reply_to=("m1",))
+    turn = spoken_from_said(
+        said,
+        id="t9",
+        room=ROOM,
+        started_at=1_800_000_001.0,
+        speaker_name="Nova",
+        speaker_identity="agent-host",
+    )
+    assert turn.model_dump() == {
+        "id": "t9",
+        "room": ROOM,
+        "text": "Thanks, Ada!",
+        "reply_to": ["m1"],
+        "interrupted": False,
+        "speaker_name": "Nova",
+        "speaker_identity": "agent-host",
+        "kind": "reply",
+        "started_at": 1_800_000_001_000,
+        "ended_at": 1_800_000_003_250,
+    }
+
+
+def test_a_spoken_turn_never_ends_before_it_started_and_keeps_the_longest_text() -> None:
+    said = Said(text="x" * (MAX_SPOKEN_CHARS + 10), kind="monologue", at=1_800_000_000.0)
+    turn = spoken_from_said(
+        said,
+        id="t2",
+        room=ROOM,
+        started_at=1_800_000_005.0,
+        speaker_name="Nova",
+        speaker_identity="agent-host",
+    )
+    assert turn.ended_at == turn.started_at == 1_800_000_005_000
+    assert len(turn.text) == MAX_SPOKEN_CHARS
