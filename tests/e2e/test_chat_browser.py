@@ -19,7 +19,7 @@ from tests.support.chat import backend_env, chat_services
 
 pytestmark = pytest.mark.browser
 
-WEB_DIST = Path(__file__).resolve().parents[1] / "web" / "dist"
+WEB_DIST = Path(__file__).resolve().parents[2] / "web" / "dist"
 OPERATOR_SECRET = "browser-operator-secret-0123456789"
 XSS_NAME = '<img src=x onerror="alert(1)">'
 XSS_BODY = "<script>alert(2)</script> <b>bold?</b> <img src=y onerror=alert(3)>"

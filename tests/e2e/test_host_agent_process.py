@@ -2,7 +2,7 @@
 a viewer token dispatches the host, the host speaks to that viewer, SIGTERM ends the job and
 stops the worker; and after a SIGKILL of the whole host-agent process group (worker and job
 processes, as in a crash), the next viewer token brings a host back from a new worker (the
-edge replaces the dead dispatch: see `tests/test_edge_host_recovery.py` for its side).
+edge replaces the dead dispatch: see `tests/e2e/test_edge_host_recovery.py` for its side).
 """
 
 from __future__ import annotations
