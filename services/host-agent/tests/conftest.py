@@ -26,7 +26,6 @@ import pytest
 from livekit import api, rtc
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-from playwright.async_api import Browser, async_playwright
 from pydantic import SecretStr
 
 from host_agent.job import STATE_ATTRIBUTE, JobConfig
@@ -43,6 +42,7 @@ from livestage.schemas import (
     now_ms,
 )
 from livestage.settings import LiveKitSettings, NatsSettings, TopicSettings
+from tests.support.browser import WEB_DIST
 from tests.support.livekit_helpers import leave, mint_token, server_api
 from tests.support.services import ROOT, edge_env, free_port, stop_service, wait_http_ok
 
@@ -369,34 +369,6 @@ def command(room: str, action: str, text: str = "") -> HostCommand:
 
 
 # ---- the built pages in Chromium, served by a real edge process ------------------------------
-
-WEB_DIST = ROOT / "web" / "dist"
-
-
-def chromium_path() -> str:
-    for candidate in ("/usr/lib/chromium/chromium", "/usr/bin/chromium"):
-        if Path(candidate).is_file():
-            return candidate
-    raise FileNotFoundError("Debian chromium is missing: run `make bootstrap`")
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(
-            executable_path=chromium_path(),
-            headless=True,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--autoplay-policy=no-user-gesture-required",
-            ],
-        )
-        yield launched
-        await launched.close()
 
 
 @contextlib.contextmanager

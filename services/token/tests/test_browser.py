@@ -7,58 +7,26 @@ import asyncio
 import base64
 import json
 import re
-import shutil
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import nats
 import pytest
 from livekit import api
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, expect
 
 from livestage import subjects
 from livestage.schemas import ChatMessage, ChatMessageEvent, StageVisual, now_ms
+from tests.support.browser import WEB_DIST
 from tests.support.livekit_helpers import server_api
+from tests.support.services import ROOT
 
 from .conftest import EdgeFactory
 
-ROOT = Path(__file__).resolve().parents[3]
-WEB_DIST = ROOT / "web" / "dist"
 XSS_NAME = "<img src=x onerror=alert(1)>"
 
 pytestmark = pytest.mark.browser
-
-
-def chromium_path() -> str:
-    for candidate in ("/usr/lib/chromium/chromium", shutil.which("chromium") or ""):
-        if candidate and Path(candidate).is_file():
-            return candidate
-    raise FileNotFoundError(
-        "Debian chromium is missing: run `make bootstrap` (apt-get install chromium)"
-    )
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(
-            executable_path=chromium_path(),
-            headless=True,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--autoplay-policy=no-user-gesture-required",
-            ],
-        )
-        yield launched
-        await launched.close()
 
 
 # A 1x1 PNG, served by a local stand-in for the stage producer's signed asset URLs.
