@@ -46,6 +46,8 @@ from typing import Any, ClassVar, Self, TypeVar
 
 from aiohttp import web
 
+from tests.support.waiting import Changed
+
 HOST = "127.0.0.1"
 T = TypeVar("T")
 log = logging.getLogger("tests.doubles")
@@ -132,7 +134,7 @@ class DoubleServer:
         self._runner: web.AppRunner | None = None
         self._faults = _FaultPlan()
         self._stopping = asyncio.Event()
-        self._waiters: set[asyncio.Future[None]] = set()
+        self._changed = Changed()
         self.requests: list[RecordedRequest] = []
         if fault is not None:
             self.fail(fault)
@@ -228,22 +230,14 @@ class DoubleServer:
 
     def notify(self) -> None:
         """Wake ``wait_until`` callers: call after changing anything they may be waiting on."""
-        waiters, self._waiters = self._waiters, set()
-        for waiter in waiters:
-            if not waiter.done():
-                waiter.set_result(None)
+        self._changed.notify()
 
     async def wait_until(self, condition: Callable[[], T | None], within: float = 10.0) -> T:
         """Wait (bounded) until ``condition()`` is truthy and return its value.
 
         It is re-checked whenever the double records something, so no polling interval.
         """
-        async with asyncio.timeout(within):
-            while not (value := condition()):
-                waiter = asyncio.get_running_loop().create_future()
-                self._waiters.add(waiter)
-                await waiter
-            return value
+        return await self._changed.until(condition, within, f"{self.name} double")
 
     async def hang(self) -> None:
         """Never answer (until the double stops); for ``Fault.HANG`` handlers."""

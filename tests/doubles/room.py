@@ -33,6 +33,7 @@ from livekit.agents import JobContext, utils
 from livekit.agents.testing import fake_job_context
 
 from tests.support.livekit_helpers import LiveKitEndpoint, join, leave, mint_token
+from tests.support.waiting import Changed
 
 LOUD_RMS = 300.0
 """An int16 audio frame louder than this counts as sound (speech is in the thousands)."""
@@ -111,7 +112,7 @@ class Viewer:
         self.room = room
         self.tracks: dict[str, _Track] = defaultdict(_Track)
         self._tasks: set[asyncio.Task[None]] = set()
-        self._changed = asyncio.Event()
+        self._changed = Changed()
         room.on("track_subscribed", self._on_track)
         for participant in room.remote_participants.values():
             for publication in participant.track_publications.values():
@@ -131,7 +132,7 @@ class Viewer:
             samples = np.frombuffer(event.frame.data, dtype=np.int16).astype(np.float64)
             rms = float(np.sqrt(np.mean(samples**2))) if samples.size else 0.0
             self.tracks[identity].audio_rms.append((time.monotonic(), rms))
-            self._changed.set()
+            self._changed.notify()
 
     async def _read_video(self, track: rtc.Track, identity: str) -> None:
         async for event in rtc.VideoStream(track):
@@ -141,7 +142,7 @@ class Viewer:
             state.last_video = np.frombuffer(frame.data, dtype=np.uint8).reshape(
                 frame.height, frame.width, 4
             )
-            self._changed.set()
+            self._changed.notify()
 
     def loud_seconds(self, identity: str, since: float = 0.0) -> float:
         """Seconds of received audio from ``identity`` louder than ``LOUD_RMS`` (10 ms frames)."""
@@ -149,24 +150,21 @@ class Viewer:
             1 for at, rms in self.tracks[identity].audio_rms if at >= since and rms > LOUD_RMS
         )
 
-    async def _wait(self, check: object, within: float) -> None:
-        assert callable(check)
-        async with asyncio.timeout(within):
-            while not check():
-                self._changed.clear()
-                await self._changed.wait()
-
     async def wait_for_audio(
         self, identity: str, *, loud_seconds: float = 0.5, since: float = 0.0, within: float = 15.0
     ) -> None:
         """Until ``loud_seconds`` of sound from ``identity`` have arrived (after ``since``)."""
-        await self._wait(lambda: self.loud_seconds(identity, since) >= loud_seconds, within)
+        await self._changed.until(
+            lambda: self.loud_seconds(identity, since) >= loud_seconds, within, identity
+        )
 
     async def wait_for_video(
         self, identity: str, *, frames: int = 5, within: float = 15.0
     ) -> np.ndarray:
         """The latest RGBA frame once ``frames`` frames from ``identity`` have arrived."""
-        await self._wait(lambda: self.tracks[identity].video_frames >= frames, within)
+        await self._changed.until(
+            lambda: self.tracks[identity].video_frames >= frames, within, identity
+        )
         frame = self.tracks[identity].last_video
         assert frame is not None
         return frame

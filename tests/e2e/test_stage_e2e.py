@@ -24,6 +24,7 @@ from livestage import subjects
 from livestage.bus import Bus, Observed
 from livestage.schemas import SpokenTurn, StageVisual
 from livestage.settings import LiveKitSettings, NatsSettings, TopicSettings
+from tests.support.identities import viewer_identity
 from tests.support.livekit_helpers import leave, mint_token, server_api
 from tests.support.services import free_port, start_service, stop_service, wait_http_ok
 
@@ -37,7 +38,7 @@ class StageViewer:
     def __init__(self, livekit: Any, room: str) -> None:
         self.livekit = livekit
         self.room_name = room
-        self.identity = f"viewer_{uuid.uuid4().hex[:16]}_{uuid.uuid4().hex[:8]}"
+        self.identity = viewer_identity()
         self.room = rtc.Room()
         self.visuals: list[dict[str, Any]] = []
         self.got = asyncio.Event()

@@ -34,7 +34,6 @@ from host_agent.worker import build_server
 from livestage import subjects
 from livestage.bus import Bus, Observed
 from livestage.schemas import (
-    ChatMessage,
     HostCommand,
     HostJobEvent,
     SpokenTurn,
@@ -43,8 +42,11 @@ from livestage.schemas import (
 )
 from livestage.settings import LiveKitSettings, NatsSettings, TopicSettings
 from tests.support.browser import WEB_DIST
+from tests.support.chat import chat_message as chat_message
+from tests.support.identities import viewer_identity
 from tests.support.livekit_helpers import leave, mint_token, server_api
 from tests.support.services import ROOT, edge_env, free_port, stop_service, wait_http_ok
+from tests.support.waiting import until as until
 
 SILENCE_RMS = 200.0
 """int16 RMS below this counts as silence (espeak speech is in the thousands)."""
@@ -166,10 +168,6 @@ async def bus(nats_server) -> AsyncIterator[Bus]:  # type: ignore[no-untyped-def
 
 def unique_room() -> str:
     return "host-" + uuid.uuid4().hex[:10]
-
-
-def viewer_identity() -> str:
-    return f"viewer_{uuid.uuid4().hex[:16]}_{uuid.uuid4().hex[:8]}"
 
 
 @dataclass
@@ -334,28 +332,6 @@ class Recorder:
 
     def ended(self) -> HostJobEvent | None:
         return next((event for event in self.jobs if event.event == "ended"), None)
-
-
-async def until(condition: Callable[[], object], within: float, what: str) -> None:
-    try:
-        async with asyncio.timeout(within):
-            while not condition():  # noqa: ASYNC110 - state filled by callbacks
-                await asyncio.sleep(0.02)
-    except TimeoutError:
-        raise AssertionError(f"timed out after {within} s waiting for {what}") from None
-
-
-def chat_message(room: str, author: str, body: str) -> ChatMessage:
-    return ChatMessage(
-        id=new_id(),
-        room=room,
-        author_identity=f"viewer_{uuid.uuid4().hex[:16]}_{uuid.uuid4().hex[:8]}",
-        author_name=author,
-        avatar="fox",
-        body=body,
-        kind="viewer",
-        created_at=now_ms(),
-    )
 
 
 def command(room: str, action: str, text: str = "") -> HostCommand:

@@ -46,8 +46,8 @@ from tests.support.livekit_helpers import (
     mint_token,
     rms_int16,
     wait_for_event,
-    wait_until,
 )
+from tests.support.waiting import until
 
 WIDTH, HEIGHT, FPS = 320, 240, 25.0
 GREETING = "Hello everyone, and welcome to the show. How are you all doing today?"
@@ -278,7 +278,7 @@ async def test_speech_completes_with_nobody_listening_and_an_interruption_stops_
         assert time.monotonic() - interrupted_at < 2.5
         assert avatar.avatar is not None
         generator = avatar.avatar.generator
-        await wait_until(lambda: generator.last_state.mouth.closed, within=2)
+        await until(lambda: generator.last_state.mouth.closed, within=2)
         # and the next one plays normally after the cut
         async with asyncio.timeout(20):
             after = session.say("Where was I?")

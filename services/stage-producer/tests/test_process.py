@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tests.support.identities import viewer_identity
 from tests.support.services import free_port, start_service, stop_service, wait_http_ok
 
 
@@ -73,7 +74,7 @@ async def test_with_a_room_on_the_go_it_stops_within_a_procfile_runner_s_patienc
         await asyncio.to_thread(wait_http_ok, f"http://127.0.0.1:{port}/healthz", process)
         joined = PresenceEvent(
             id=new_id(), room=room, event="participant_joined",
-            identity=f"viewer_{uuid.uuid4().hex[:16]}_{uuid.uuid4().hex[:8]}",
+            identity=viewer_identity(),
             participant_kind="standard", created_at=now_ms(),
         )  # fmt: skip
         await bus.publish(subjects.room_presence(room), joined)
