@@ -193,6 +193,17 @@ class OtlpCollector:
                     raise TimeoutError(f"{what}: not seen within {timeout} s; {self.summary()}")
                 self._changed.wait(remaining)
 
+    def counter_totals(self, name: str) -> dict[tuple[tuple[str, Any], ...], float]:
+        """The points of the counter `name` summed over every export, keyed by their sorted
+        attributes (right for cumulative counters when each process exported once, at exit)."""
+        totals: dict[tuple[tuple[str, Any], ...], float] = {}
+        with self._changed:
+            for point in self.received.points:
+                if point.metric == name:
+                    key = tuple(sorted(point.attributes.items()))
+                    totals[key] = totals.get(key, 0) + point.value
+        return totals
+
     def summary(self) -> str:
         spans = sorted({f"{s.service}:{s.name}" for s in self.received.spans})
         metric_names = sorted({f"{p.service}:{p.metric}" for p in self.received.points})

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import secrets
 import subprocess
 import threading
 import time
@@ -16,15 +15,16 @@ from redis.asyncio import Redis
 
 from livestage import subjects
 from livestage.bus import Bus
-from livestage.identity import viewer_identity
-from livestage.schemas import ChatMessage, ModerationVerdict, new_id, now_ms
+from livestage.schemas import ChatMessage, ModerationVerdict
 from livestage.text import clean_text
 from moderation.app import Moderator
+from tests.support.chat import chat_message
+from tests.support.identities import viewer_identity
 
 
 def new_author() -> str:
     """A fresh viewer identity (its own visitor tag, so nothing it sends affects others)."""
-    return viewer_identity(secrets.token_hex(8), secrets.token_hex(4))
+    return viewer_identity()
 
 
 def chat(
@@ -36,15 +36,9 @@ def chat(
     message_id: str | None = None,
 ) -> ChatMessage:
     """A chat message as the edge makes it (the body cleaned the way the edge cleans it)."""
-    return ChatMessage(
-        id=message_id or new_id(),
-        room=room,
-        author_identity=author or new_author(),
-        author_name="Tester",
-        avatar="fox",
-        body=clean_text(body),
-        kind="viewer",
-        created_at=created_at or now_ms(),
+    given = {"author_identity": author, "created_at": created_at, "id": message_id}
+    return chat_message(
+        room, clean_text(body), **{name: value for name, value in given.items() if value}
     )
 
 
@@ -174,55 +168,3 @@ async def wait_for_verdicts(
             if len(approved) + len(rejected) >= count:
                 return approved, rejected
             await asyncio.sleep(0.3)
-
-
-class OtlpCollector:
-    """A local OTLP/HTTP collector double that keeps every metrics export it is sent."""
-
-    def __init__(self) -> None:
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-        self.metrics_bodies: list[bytes] = []
-        received = self.metrics_bodies
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's name
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                if self.path == "/v1/metrics":
-                    received.append(body)
-                self.send_response(200)
-                self.send_header("Content-Type", "application/x-protobuf")
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-
-    def counter_totals(self, name: str) -> dict[tuple[tuple[str, str], ...], int]:
-        """Sum over every export of a cumulative counter's points, keyed by their attributes
-        (right when each process exported once, at shutdown)."""
-        from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
-            ExportMetricsServiceRequest,
-        )
-
-        totals: dict[tuple[tuple[str, str], ...], int] = {}
-        for body in self.metrics_bodies:
-            request = ExportMetricsServiceRequest.FromString(body)
-            for resource in request.resource_metrics:
-                for scope in resource.scope_metrics:
-                    for metric in scope.metrics:
-                        if metric.name != name:
-                            continue
-                        for point in metric.sum.data_points:
-                            key = tuple(
-                                sorted((a.key, a.value.string_value) for a in point.attributes)
-                            )
-                            totals[key] = totals.get(key, 0) + point.as_int
-        return totals
