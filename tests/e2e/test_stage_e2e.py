@@ -6,15 +6,13 @@ who joins later, and its next idle monologue is about that visual's title."""
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
-from livekit import api, rtc
+from livekit import api
 from pydantic import SecretStr
 
 from host_agent.job import JobConfig
@@ -24,43 +22,11 @@ from livestage import subjects
 from livestage.bus import Bus, Observed
 from livestage.schemas import SpokenTurn, StageVisual
 from livestage.settings import LiveKitSettings, NatsSettings, TopicSettings
-from tests.support.identities import viewer_identity
-from tests.support.livekit_helpers import leave, mint_token, server_api
+from tests.support.livekit_helpers import server_api
+from tests.support.room import RecordingViewer
 from tests.support.services import free_port, start_service, stop_service, wait_http_ok
 
 pytestmark = pytest.mark.browser
-STAGE_TOPIC = TopicSettings().stage_topic
-
-
-class StageViewer:
-    """A real rtc client with a viewer identity that keeps the stage packets it receives."""
-
-    def __init__(self, livekit: Any, room: str) -> None:
-        self.livekit = livekit
-        self.room_name = room
-        self.identity = viewer_identity()
-        self.room = rtc.Room()
-        self.visuals: list[dict[str, Any]] = []
-        self.got = asyncio.Event()
-
-    async def join(self) -> StageViewer:
-        def on_data(packet: rtc.DataPacket) -> None:
-            if packet.topic == STAGE_TOPIC:
-                self.visuals.append(json.loads(packet.data))
-                self.got.set()
-
-        self.room.on("data_received", on_data)
-        token = mint_token(
-            self.livekit, self.identity, self.room_name, can_publish=False, can_publish_data=False
-        )
-        async with asyncio.timeout(15):
-            await self.room.connect(self.livekit.url, token)
-        return self
-
-    async def first_visual(self, within: float) -> dict[str, Any]:
-        async with asyncio.timeout(within):
-            await self.got.wait()
-        return self.visuals[0]
 
 
 @pytest.fixture
@@ -130,7 +96,7 @@ async def test_a_visual_reaches_viewers_and_the_host_talks_about_it(  # type: ig
         await bus.watch(subjects.host_spoken(room), SpokenTurn, on_spoken),
         await bus.watch(subjects.stage_visual(room), StageVisual, on_visual),
     ]
-    viewers: list[StageViewer] = []
+    viewers: list[RecordingViewer] = []
     try:
         wait_http_ok(f"http://127.0.0.1:{port}/healthz", stage)
         async with server_api(livekit_server) as lk:
@@ -138,10 +104,10 @@ async def test_a_visual_reaches_viewers_and_the_host_talks_about_it(  # type: ig
             await lk.agent_dispatch.create_dispatch(
                 api.CreateAgentDispatchRequest(agent_name=host, room=room)
             )
-        first = await StageViewer(livekit_server, room).join()
+        first = await RecordingViewer.join(livekit_server, room)
         viewers.append(first)
 
-        relayed = await first.first_visual(within=60)
+        relayed = (await first.wait_for(first.stage_packets, 60, "a stage visual"))[0]
         assert published, "the stage producer published the visual on NATS"
         visual = published[0]
         assert relayed["id"] == visual.id and relayed["room"] == room
@@ -151,9 +117,9 @@ async def test_a_visual_reaches_viewers_and_the_host_talks_about_it(  # type: ig
             asset = await http.get(relayed["url"])
         assert asset.status_code == 200 and asset.headers["content-type"] == "image/jpeg"
 
-        late = await StageViewer(livekit_server, room).join()
+        late = await RecordingViewer.join(livekit_server, room)
         viewers.append(late)
-        assert (await late.first_visual(within=15))["id"] == visual.id
+        assert (await late.wait_for(late.stage_packets, 15, "a stage visual"))[0]["id"] == visual.id
 
         async with asyncio.timeout(45):
             while not any(turn.kind == "monologue" for turn in spoken):  # noqa: ASYNC110
@@ -162,7 +128,7 @@ async def test_a_visual_reaches_viewers_and_the_host_talks_about_it(  # type: ig
         assert "the northern lights" in monologue.text.lower(), monologue.text
     finally:
         for viewer in viewers:
-            await leave(viewer.room)
+            await viewer.leave()
         for watch in watches:
             await watch.stop()
         await bus.close()

@@ -10,18 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 from livekit import api, rtc
 from opentelemetry.sdk.metrics import MeterProvider
@@ -43,13 +40,10 @@ from livestage.schemas import (
 from livestage.settings import LiveKitSettings, NatsSettings, TopicSettings
 from tests.support.browser import WEB_DIST
 from tests.support.chat import chat_message as chat_message
-from tests.support.identities import viewer_identity
-from tests.support.livekit_helpers import leave, mint_token, server_api
+from tests.support.livekit_helpers import server_api
+from tests.support.room import RecordingViewer
 from tests.support.services import ROOT, edge_env, free_port, stop_service, wait_http_ok
 from tests.support.waiting import until as until
-
-SILENCE_RMS = 200.0
-"""int16 RMS below this counts as silence (espeak speech is in the thousands)."""
 
 
 @dataclass
@@ -170,99 +164,8 @@ def unique_room() -> str:
     return "host-" + uuid.uuid4().hex[:10]
 
 
-@dataclass
-class AudioLog:
-    """Every audio frame a viewer received from the host: (arrival time, rms, samples)."""
-
-    frames: list[tuple[float, float, bytes]] = field(default_factory=list)
-    sample_rate: int = 0
-
-    def loud_since(self, t: float) -> list[float]:
-        return [at for at, rms, _ in self.frames if at >= t and rms > SILENCE_RMS]
-
-    def first_loud_after(self, t: float) -> float | None:
-        loud = self.loud_since(t)
-        return loud[0] if loud else None
-
-    def pcm(self) -> bytes:
-        return b"".join(samples for _, _, samples in self.frames)
-
-
-class Viewer:
-    """A real rtc client with a viewer identity: hears the host, reads captions and data."""
-
-    def __init__(self, livekit: Any, room_name: str, identity: str | None = None) -> None:
-        self.livekit = livekit
-        self.room_name = room_name
-        self.identity = identity or viewer_identity()
-        self.room = rtc.Room()
-        self.audio = AudioLog()
-        self.captions: list[tuple[float, str, dict[str, str]]] = []
-        self.caption_streams: list[tuple[str, str]] = []
-        self.data: list[tuple[str, bytes]] = []
-        self.video: list[tuple[float, str, rtc.VideoFrame]] = []
-        """(arrival time, sender identity, RGBA frame) of every 5th video frame received."""
-        self._tasks: list[asyncio.Task[Any]] = []
-        self.host_audio = asyncio.Event()
-
-    async def join(self) -> Viewer:
-        token = mint_token(
-            self.livekit,
-            self.identity,
-            self.room_name,
-            can_publish=False,
-            can_publish_data=False,
-        )
-        self.room.on("track_subscribed", self._on_track)
-        self.room.on("data_received", self._on_data)
-        self.room.register_text_stream_handler("lk.transcription", self._on_transcription)
-        async with asyncio.timeout(15):
-            await self.room.connect(self.livekit.url, token)
-        return self
-
-    def _on_track(self, track: rtc.Track, pub: Any, participant: rtc.RemoteParticipant) -> None:
-        if track.kind == rtc.TrackKind.KIND_AUDIO:
-            self._tasks.append(asyncio.create_task(self._read_audio(track)))
-        elif track.kind == rtc.TrackKind.KIND_VIDEO:
-            self._tasks.append(asyncio.create_task(self._read_video(track, participant.identity)))
-
-    async def _read_video(self, track: rtc.Track, sender: str) -> None:
-        count = 0
-        try:
-            stream = rtc.VideoStream(track)
-        except AssertionError:  # the track went away before its stream opened
-            return
-        async for event in stream:
-            count += 1
-            if count % 5 == 0:
-                frame = event.frame.convert(rtc.VideoBufferType.RGBA)
-                self.video.append((time.time(), sender, frame))
-
-    async def _read_audio(self, track: rtc.Track) -> None:
-        try:
-            stream = rtc.AudioStream(track, sample_rate=24000, num_channels=1)
-        except AssertionError:  # the track went away before its stream opened
-            return
-        self.audio.sample_rate = 24000
-        self.host_audio.set()
-        async for event in stream:
-            frame = event.frame
-            samples = np.frombuffer(frame.data, dtype=np.int16).astype(np.float64)
-            rms = float(np.sqrt(np.mean(samples**2))) if samples.size else 0.0
-            self.audio.frames.append((time.time(), rms, bytes(frame.data)))
-
-    def _on_data(self, packet: rtc.DataPacket) -> None:
-        self.data.append((packet.topic or "", bytes(packet.data)))
-
-    def _on_transcription(self, reader: rtc.TextStreamReader, sender: str) -> None:
-        async def read() -> None:
-            text = ""
-            async for chunk in reader:
-                text += chunk
-                self.captions.append((time.time(), chunk, dict(reader.info.attributes or {})))
-            self.caption_streams.append((sender, text))
-
-        self._tasks.append(asyncio.create_task(read()))
+class Viewer(RecordingViewer):
+    """A recording viewer (`tests/support/room.py`) that also knows the host agent's state."""
 
     def host(self) -> rtc.RemoteParticipant | None:
         for participant in self.room.remote_participants.values():
@@ -278,26 +181,13 @@ class Viewer:
         host = self.host()
         return host.attributes.get(STATE_ATTRIBUTE, "") if host else ""
 
-    def caption_text(self) -> str:
-        return "".join(chunk for _, chunk, _ in self.captions)
-
-    def stage_packets(self) -> list[dict[str, Any]]:
-        topic = TopicSettings().stage_topic
-        return [json.loads(data) for t, data in self.data if t == topic]
-
-    async def leave(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        await leave(self.room)
-
 
 @pytest.fixture
 async def viewers(livekit_server) -> AsyncIterator[Callable[..., Any]]:  # type: ignore[no-untyped-def]
     made: list[Viewer] = []
 
     async def make(room: str, identity: str | None = None) -> Viewer:
-        viewer = await Viewer(livekit_server, room, identity).join()
+        viewer = await Viewer.join(livekit_server, room, identity)
         made.append(viewer)
         return viewer
 
