@@ -152,14 +152,6 @@ async def host_worker(livekit_server, nats_server) -> AsyncIterator[HostWorker]:
         yield worker
 
 
-@pytest.fixture
-async def bus(nats_server) -> AsyncIterator[Bus]:  # type: ignore[no-untyped-def]
-    connected = await Bus.connect(NatsSettings(url=nats_server.url), "host-test")
-    await connected.ensure_streams()
-    yield connected
-    await connected.close()
-
-
 def unique_room() -> str:
     return "host-" + uuid.uuid4().hex[:10]
 
