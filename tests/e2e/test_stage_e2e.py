@@ -13,15 +13,12 @@ from pathlib import Path
 import httpx
 import pytest
 from livekit import api
-from pydantic import SecretStr
 
-from host_agent.job import JobConfig
-from host_agent.settings import HostSettings
-from host_agent.worker import build_server
 from livestage import subjects
 from livestage.bus import Bus, Observed
 from livestage.schemas import SpokenTurn, StageVisual
-from livestage.settings import LiveKitSettings, NatsSettings, TopicSettings
+from livestage.settings import NatsSettings
+from tests.support.host_worker import running_worker
 from tests.support.livekit_helpers import server_api
 from tests.support.room import RecordingViewer
 from tests.support.services import free_port, start_service, stop_service, wait_http_ok
@@ -31,38 +28,11 @@ pytestmark = pytest.mark.browser
 
 @pytest.fixture
 async def host(livekit_server, nats_server) -> AsyncIterator[str]:  # type: ignore[no-untyped-def]
-    agent_name = "stage-e2e-" + uuid.uuid4().hex[:8]
-    config = JobConfig(
-        host=HostSettings(
-            executor="thread",
-            health_port=0,
-            viewer_wait_s=10.0,
-            empty_grace_s=2.0,
-            greet=False,
-            idle_after_s=4.0,
-            batch_window_s=0.2,
-            avatar="none",
-            voice="local",
-        ),  # fmt: skip
-        livekit=LiveKitSettings(
-            url=livekit_server.url,
-            api_key=livekit_server.api_key,
-            api_secret=SecretStr(livekit_server.api_secret),
-            agent_name=agent_name,
-        ),
-        nats=NatsSettings(url=nats_server.url),
-        topics=TopicSettings(),
-    )
-    server = build_server(config, devmode=True)
-    registered = asyncio.Event()
-    server.on("worker_registered", lambda *_: registered.set())
-    task = asyncio.create_task(server.run(devmode=True))
-    async with asyncio.timeout(30):
-        await registered.wait()
-    yield agent_name
-    await server.aclose()
-    task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
+    """A host worker's agent name: it waits 10 s for a viewer and talks after 4 s of quiet."""
+    async with running_worker(
+        livekit_server, nats_server, viewer_wait_s=10.0, idle_after_s=4.0
+    ) as worker:
+        yield worker.agent_name
 
 
 async def test_a_visual_reaches_viewers_and_the_host_talks_about_it(  # type: ignore[no-untyped-def]
