@@ -21,7 +21,7 @@ from livestage.settings import NatsSettings
 from tests.support.host_worker import running_worker
 from tests.support.livekit_helpers import server_api
 from tests.support.room import RecordingViewer
-from tests.support.services import free_port, start_service, stop_service, wait_http_ok
+from tests.support.services import start_stage_producer, stop_service, wait_http_ok
 
 pytestmark = pytest.mark.browser
 
@@ -39,17 +39,12 @@ async def test_a_visual_reaches_viewers_and_the_host_talks_about_it(  # type: ig
     host: str, livekit_server, nats_server, tmp_path: Path
 ) -> None:
     room = "stage-e2e-" + uuid.uuid4().hex[:8]
-    port = free_port()
-    stage = start_service(
-        "stage_producer",
-        {
-            "NATS_URL": nats_server.url,
-            "STAGE_HTTP_PORT": str(port),
-            "STAGE_ASSET_DIR": str(tmp_path),
-            "STAGE_INTERVAL_S": "600",  # one visual in this test
-            "STAGE_BACKDROP_EVERY": "0",
-            "STAGE_CHECK_INTERVAL_S": "0.5",
-        },
+    stage, port = start_stage_producer(
+        nats_server,
+        tmp_path,
+        STAGE_INTERVAL_S="600",  # one visual in this test
+        STAGE_BACKDROP_EVERY="0",
+        STAGE_CHECK_INTERVAL_S="0.5",
     )
     bus = await Bus.connect(NatsSettings(url=nats_server.url), "stage-e2e")
     await bus.ensure_streams()

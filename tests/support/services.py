@@ -33,6 +33,16 @@ def start_service(package: str, env: dict[str, str]) -> subprocess.Popen[str]:
     )
 
 
+def start_stage_producer(
+    nats: Any, asset_dir: Path, **extra: str
+) -> tuple[subprocess.Popen[str], int]:
+    """`python -m stage_producer` against `nats`, its assets in `asset_dir`, its asset server on a
+    free port; `extra` adds `STAGE_*` settings. Returns the process and the port."""
+    port = free_port()
+    env = {"NATS_URL": nats.url, "STAGE_HTTP_PORT": str(port), "STAGE_ASSET_DIR": str(asset_dir)}
+    return start_service("stage_producer", {**env, **extra}), port
+
+
 def stop_service(process: subprocess.Popen[str], timeout: float = 15) -> str:
     """SIGTERM, wait, and return everything the process printed."""
     if process.poll() is None:
