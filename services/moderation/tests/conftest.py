@@ -19,8 +19,9 @@ from moderation.app import Moderator, build_pipeline
 from moderation.openai_client import OpenAIModerator
 from moderation.pipeline import Pipeline
 from moderation.settings import ModerationSettings
-from services.moderation.tests.helpers import Harness, ServiceOutput, Verdicts
+from services.moderation.tests.helpers import Harness, Verdicts
 from tests.support.bus import connected_bus
+from tests.support.services import ServiceOutput
 
 
 @pytest.fixture(scope="session")

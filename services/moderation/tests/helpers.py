@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import threading
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -92,46 +89,6 @@ class Harness:
         message = chat(self.room, body, **fields)
         await self.submit(message)
         return await self.verdicts.wait_for(message.id, within_s)
-
-
-class ServiceOutput:
-    """Collects a service process's output lines in a thread, so a test can wait for one."""
-
-    def __init__(self, process: subprocess.Popen[str]) -> None:
-        self.process = process
-        self.lines: list[str] = []
-        self._changed = threading.Condition()
-        self._thread = threading.Thread(target=self._read, daemon=True)
-        self._thread.start()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            with self._changed:
-                self.lines.append(line)
-                self._changed.notify_all()
-        with self._changed:
-            self._changed.notify_all()
-
-    def wait_for(self, text: str, within_s: float = 30.0) -> str:
-        deadline = time.monotonic() + within_s
-        with self._changed:
-            while True:
-                for line in self.lines:
-                    if text in line:
-                        return line
-                left = deadline - time.monotonic()
-                if left <= 0 or (self.process.poll() is not None and not self._thread.is_alive()):
-                    raise AssertionError(f"no line with {text!r} within {within_s} s:\n{self.text}")
-                self._changed.wait(min(left, 0.5))
-
-    @property
-    def text(self) -> str:
-        return "".join(self.lines)
-
-    def finish(self, timeout_s: float = 15.0) -> str:
-        self._thread.join(timeout_s)
-        return self.text
 
 
 async def stream_verdicts(bus: Bus, room: str) -> tuple[list[ChatMessage], list[ModerationVerdict]]:

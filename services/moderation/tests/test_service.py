@@ -19,12 +19,11 @@ from livestage.schemas import ChatMessage, ModerationVerdict
 from livestage.settings import NatsSettings
 from moderation.state import decided_key
 from services.moderation.tests.helpers import (
-    ServiceOutput,
     chat,
     wait_for_verdicts,
 )
 from tests.support.otlp import OtlpCollector
-from tests.support.services import start_service
+from tests.support.services import ServiceOutput, start_service
 
 READY = "moderation consuming"
 CLEAN_BODIES = ["hi all", "what a view", "great stream", "where is this?", "so cool", "nice"]
