@@ -55,6 +55,7 @@ from host_agent.avatars.local.session import (  # noqa: E402
     start_local_avatar,
 )
 from livestage.identity import LOCAL_AVATAR_IDENTITY  # noqa: E402
+from tests.support.avatar_frames import mouth_opening  # noqa: E402
 from tests.support.infra import LiveKitServer  # noqa: E402
 from tests.support.livekit_helpers import join, leave, mint_token, rms_int16  # noqa: E402
 
@@ -89,15 +90,6 @@ class ViewerLog:
             return []
         start = min(arrival - pos / SAMPLE_RATE for pos, arrival, _ in self.audio)
         return [(start + pos / SAMPLE_RATE, rms) for pos, _, rms in self.audio]
-
-
-def mouth_opening(renderer: FaceRenderer, rgba: np.ndarray) -> int:
-    """Dark pixels (the open mouth's inside) where the mouth can be, whatever the head does."""
-    x0, y0, x1, y1 = renderer.mouth_box()
-    m = renderer._motion_px + 2
-    box = rgba[max(0, y0 - m) : y1 + m, max(0, x0 - m) : x1 + m, :3].astype(np.int32)
-    luma = (299 * box[..., 0] + 587 * box[..., 1] + 114 * box[..., 2]) // 1000
-    return int((luma < 60).sum())
 
 
 def espeak(text: str) -> np.ndarray:

@@ -10,7 +10,6 @@ latency percentiles and LiveKit API calls per token request.
 from __future__ import annotations
 
 import asyncio
-import socket
 import statistics
 import time
 import uuid
@@ -22,6 +21,7 @@ from pydantic import SecretStr
 
 from livestage.settings import LiveKitSettings, NatsSettings, RedisSettings
 from tests.support.infra import LiveKitServer, NatsServer, RedisServer
+from tests.support.services import free_port
 from tests.support.tcp_double import TcpDouble
 from token_service.app import create_app, server_config
 from token_service.settings import EdgeSettings
@@ -29,13 +29,6 @@ from token_service.settings import EdgeSettings
 SEQUENTIAL = 100
 RUSH = 200
 PROFILE = {"displayName": "Bench", "avatar": "fox"}
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _ms(samples: list[float]) -> dict[str, float]:
@@ -51,7 +44,7 @@ async def _variant(
     name: str, cache_ttl_s: float, nats: NatsServer, redis: RedisServer, livekit: LiveKitServer
 ) -> dict[str, Any]:
     async with TcpDouble(target=("127.0.0.1", livekit.port)) as proxy:
-        port = _free_port()
+        port = free_port()
         edge = EdgeSettings(
             host="127.0.0.1",
             port=port,

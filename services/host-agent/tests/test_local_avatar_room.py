@@ -31,7 +31,7 @@ from livekit.agents import (
 )
 from livekit.agents.voice.room_io import ATTRIBUTE_PUBLISH_ON_BEHALF, RoomOptions
 
-from host_agent.avatars.local.face import KEY_GREEN, FaceRenderer
+from host_agent.avatars.local.face import KEY_GREEN
 from host_agent.avatars.local.session import (
     PROVIDER,
     LocalAvatarSession,
@@ -39,6 +39,7 @@ from host_agent.avatars.local.session import (
     start_local_avatar,
 )
 from livestage.identity import LOCAL_AVATAR_IDENTITY
+from tests.support.avatar_frames import mouth_opening
 from tests.support.infra import LiveKitServer
 from tests.support.livekit_helpers import (
     join,
@@ -171,15 +172,6 @@ async def start_agent(avatar: LocalAvatarSession, room: rtc.Room) -> AgentSessio
     )
     await avatar.wait_for_join(timeout=15)
     return session
-
-
-def mouth_opening(renderer: FaceRenderer, rgba: np.ndarray) -> int:
-    """Dark pixels (the inside of an open mouth) wherever the moving head may have put it."""
-    x0, y0, x1, y1 = renderer.mouth_box()
-    m = renderer._motion_px + 2
-    box = rgba[max(0, y0 - m) : y1 + m, max(0, x0 - m) : x1 + m, :3].astype(np.int32)
-    luma = (299 * box[..., 0] + 587 * box[..., 1] + 114 * box[..., 2]) // 1000
-    return int((luma < 60).sum())
 
 
 async def test_a_viewer_sees_the_lips_move_with_the_voice_and_the_speech_completes(
