@@ -7,9 +7,7 @@ import asyncio
 import base64
 import json
 import re
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import nats
 import pytest
@@ -20,6 +18,7 @@ from livestage import subjects
 from livestage.schemas import ChatMessage, ChatMessageEvent, StageVisual, now_ms
 from tests.support.browser import WEB_DIST
 from tests.support.livekit_helpers import server_api
+from tests.support.media import MediaServer, serving
 from tests.support.services import ROOT
 
 from .conftest import EdgeFactory
@@ -35,28 +34,10 @@ PNG = base64.b64decode(
 )
 
 
-class _PngHandler(BaseHTTPRequestHandler):
-    paths: list[str] = []
-
-    def do_GET(self) -> None:  # noqa: N802 - http.server's name
-        _PngHandler.paths.append(self.path)
-        self.send_response(200)
-        self.send_header("Content-Type", "image/png")
-        self.send_header("Content-Length", str(len(PNG)))
-        self.end_headers()
-        self.wfile.write(PNG)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 @pytest.fixture
-def image_url() -> Iterator[str]:
-    _PngHandler.paths = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _PngHandler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
+def media() -> Iterator[MediaServer]:
+    with serving(PNG, "image/png") as server:
+        yield server
 
 
 async def open_viewer(browser: Browser, base_url: str) -> tuple[Page, list[str]]:
@@ -174,11 +155,11 @@ async def test_stage_page_is_sized_by_query_has_no_controls_and_shows_visuals(
     make_edge: EdgeFactory,
     browser: Browser,
     livekit_server,  # type: ignore[no-untyped-def]
-    image_url: str,
+    media: MediaServer,
 ) -> None:
     # The page shows signed /media/ URLs of its own origin; the edge streams them from the
-    # stage producer's asset server (here the stand-in at `image_url`).
-    edge = await make_edge(web_dist=WEB_DIST, stage_media_url=image_url)
+    # stage producer's asset server (here the stand-in at `media.url`).
+    edge = await make_edge(web_dist=WEB_DIST, stage_media_url=media.url)
     page = await browser.new_page(viewport={"width": 1280, "height": 800})
     csp = CspViolations()
     await csp.attach(page)
@@ -214,7 +195,7 @@ async def test_stage_page_is_sized_by_query_has_no_controls_and_shows_visuals(
         id="visual-foreign",
         room=edge.room,
         kind="backdrop",
-        url=f"{image_url}/media/{'b' * 64}.png{signed}",
+        url=f"{media.url}/media/{'b' * 64}.png{signed}",
         title="elsewhere",
         created_at=now_ms(),
         expires_at=now_ms() + 60_000,
@@ -245,7 +226,7 @@ async def test_stage_page_is_sized_by_query_has_no_controls_and_shows_visuals(
     assert image_ok
     assert csp.seen == []
     # the stand-in saw only the edge's request for the page's own visual, never the foreign one
-    assert _PngHandler.paths == [f"/media/{'a' * 64}.png{signed}"]
+    assert media.paths == [f"/media/{'a' * 64}.png{signed}"]
 
 
 async def test_api_docs_render_from_the_edge_itself(
