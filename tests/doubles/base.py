@@ -128,7 +128,12 @@ class DoubleServer:
     supported_faults: ClassVar[frozenset[Fault]] = frozenset()
     name: ClassVar[str] = "double"
 
-    def __init__(self, *, port: int = 0, fault: Fault | None = None) -> None:
+    def __init__(
+        self, *, port: int = 0, fault: Fault | None = None, api_key: str | None = None
+    ) -> None:
+        """``port``: 0 for a free one; ``fault``: fail from the start (see ``fail``);
+        ``api_key``: when set, any other bearer token gets a 401 (else any key is fine)."""
+        self.api_key = api_key
         self._requested_port = port
         self._port: int | None = None
         self._runner: web.AppRunner | None = None

@@ -106,18 +106,10 @@ class OpenAIChatDouble(DoubleServer):
         {Fault.HTTP_500, Fault.HTTP_401, Fault.HANG, Fault.CLOSE_MID_STREAM}
     )
 
-    def __init__(
-        self,
-        *,
-        port: int = 0,
-        fault: Fault | None = None,
-        config: ChatConfig | None = None,
-        api_key: str | None = None,
-    ) -> None:
-        """``api_key``: when set, any other bearer token gets a 401 (else any key is fine)."""
-        super().__init__(port=port, fault=fault)
+    def __init__(self, *, config: ChatConfig | None = None, **base: Any) -> None:
+        """``base``: ``port``, ``fault``, ``api_key`` (see ``DoubleServer``)."""
+        super().__init__(**base)
         self.config = config or ChatConfig()
-        self.api_key = api_key
         self.completions: list[str] = []
 
     @property
