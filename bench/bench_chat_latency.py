@@ -46,6 +46,7 @@ from livekit import api
 from livestage import subjects
 from livestage.schemas import ChatMessage, ChatMessageEvent, ModerationVerdict, now_ms
 from tests.support.chat import backend_env, chat_services
+from tests.support.identities import named_viewer
 from tests.support.infra import LiveKitServer, NatsServer, RedisServer
 from tests.support.livekit_helpers import join, leave, mint_token, server_api
 from tests.support.services import end_service, free_port, start_service_until, wait_http_ok
@@ -180,7 +181,7 @@ class ViewerPool:
 
     async def start(self) -> None:
         context = multiprocessing.get_context("spawn")
-        identities = [f"viewer_bench{n:08d}_{n:08x}" for n in range(VIEWERS)]
+        identities = [named_viewer(f"bench viewer {n}") for n in range(VIEWERS)]
         for worker in range(WORKERS):
             mine = identities[worker::WORKERS]
             tokens = [

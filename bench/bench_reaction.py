@@ -33,6 +33,7 @@ from livestage import subjects
 from livestage.bus import Bus, Observed
 from livestage.schemas import ChatMessage, HostCommand, SpokenTurn, new_id, now_ms
 from livestage.settings import LiveKitSettings, NatsSettings, OpenAISettings
+from tests.support.identities import viewer_identity
 from tests.support.infra import LiveKitServer, NatsServer
 from tests.support.livekit_helpers import mint_token, server_api
 
@@ -135,7 +136,7 @@ async def _measure(
         viewer.on("track_subscribed", on_track)
         token = mint_token(
             livekit,
-            f"viewer_{uuid.uuid4().hex[:16]}_{uuid.uuid4().hex[:8]}",
+            viewer_identity(),
             room,
             can_publish=False,
             can_publish_data=False,
@@ -167,7 +168,7 @@ async def _measure(
             message = ChatMessage(
                 id=new_id(),
                 room=room,
-                author_identity=f"viewer_{uuid.uuid4().hex[:16]}_{index:08x}",
+                author_identity=viewer_identity(),
                 author_name=f"Viewer{index}",
                 avatar="fox",
                 body=QUESTIONS[index % len(QUESTIONS)],
