@@ -17,13 +17,16 @@ server made is stopped and deleted after the test:
         redis = fresh_redis(persistence=True) # kwargs go to the constructor
         lk = fresh_livekit(webhook_urls=["http://127.0.0.1:9999/webhook"])
 
+`bus` is a `livestage.bus.Bus` on `nats_server` with the streams declared, one per test.
+`browser` is Debian's Chromium through Playwright (`tests/support/browser.py`), one per test.
+
 A missing server binary is an error, never a skip; the message says how to get it.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, TypeVar
 
 import pytest
@@ -69,6 +72,24 @@ def _factory(cls: type[S]) -> Iterator[Callable[..., S]]:
     yield make
     for server in made:
         server.cleanup()
+
+
+@pytest.fixture
+async def bus(nats_server: NatsServer) -> AsyncIterator[Any]:
+    """A `livestage.bus.Bus` on the session's NATS, streams declared (`tests/support/bus.py`)."""
+    from tests.support.bus import connected_bus
+
+    async with connected_bus(nats_server) as connected:
+        yield connected
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Any]:
+    """Debian's Chromium through Playwright (`tests/support/browser.py`), closed after the test."""
+    from tests.support.browser import launched_chromium
+
+    async with launched_chromium() as launched:
+        yield launched
 
 
 @pytest.fixture

@@ -58,7 +58,7 @@ from host_agent.avatars.local.session import (  # noqa: E402
 )
 from host_agent.avatars.output import avatar_audio_output  # noqa: E402
 from livestage.identity import LOCAL_AVATAR_IDENTITY  # noqa: E402
-from tests.support.avatar import mouth_opening  # noqa: E402
+from tests.support.avatar_frames import mouth_opening  # noqa: E402
 from tests.support.infra import LiveKitServer  # noqa: E402
 from tests.support.livekit_helpers import join, leave, mint_token, rms_int16  # noqa: E402
 

@@ -55,6 +55,7 @@ from bench import smoke_or
 from livestage import subjects
 from livestage.schemas import ChatMessage, ChatMessageEvent, ModerationVerdict
 from tests.support.chat import backend_env, chat_message, chat_services
+from tests.support.identities import named_viewer
 from tests.support.infra import LiveKitServer, NatsServer, RedisServer
 from tests.support.livekit_helpers import join, leave, mint_token, server_api
 from tests.support.services import end_service, free_port, start_service_until, wait_http_ok
@@ -200,7 +201,7 @@ class ViewerPool:
 
     async def start(self) -> None:
         context = multiprocessing.get_context("spawn")
-        identities = [f"viewer_bench{n:08d}_{n:08x}" for n in range(VIEWERS)]
+        identities = [named_viewer(f"bench viewer {n}") for n in range(VIEWERS)]
         for worker in range(WORKERS):
             mine = identities[worker::WORKERS]
             tokens = [

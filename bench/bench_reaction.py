@@ -34,7 +34,8 @@ from livestage import subjects
 from livestage.bus import Bus, Observed
 from livestage.schemas import ChatMessage, HostCommand, SpokenTurn, new_id, now_ms
 from livestage.settings import LiveKitSettings, NatsSettings, OpenAISettings
-from tests.support.chat import chat_message, viewer_identity
+from tests.support.chat import chat_message
+from tests.support.identities import viewer_identity
 from tests.support.infra import LiveKitServer, NatsServer
 from tests.support.livekit_helpers import mint_token, server_api
 

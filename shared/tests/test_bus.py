@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 
 import nats
 import pytest
@@ -16,35 +15,19 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from livestage import subjects
 from livestage.bus import Bus, Delivery
-from livestage.schemas import ChatMessage, new_id, now_ms
+from livestage.schemas import ChatMessage, now_ms
 from livestage.settings import NatsSettings
+from tests.support.chat import chat_message
 
 FAST_BACKOFF = (0.5, 0.5, 0.5)
 
 
 def chat(room: str, body: str = "hello") -> ChatMessage:
-    return ChatMessage(
-        id=new_id(),
-        room=room,
-        author_identity="viewer_testtest_0000abcd",
-        author_name="Tester",
-        avatar="fox",
-        body=body,
-        kind="viewer",
-        created_at=now_ms(),
-    )
+    return chat_message(room, body)
 
 
 def unique_room() -> str:
     return "r" + uuid.uuid4().hex[:12]
-
-
-@pytest.fixture
-async def bus(nats_server) -> AsyncIterator[Bus]:  # type: ignore[no-untyped-def]
-    connected = await Bus.connect(NatsSettings(url=nats_server.url), "test-bus")
-    await connected.ensure_streams()
-    yield connected
-    await connected.close()
 
 
 @pytest.fixture(scope="session")

@@ -5,40 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
-
-import pytest
 
 from livestage import subjects
 from livestage.bus import Bus, Delivery
-from livestage.schemas import ChatMessage, new_id, now_ms
-from livestage.settings import NatsSettings
-
-
-@pytest.fixture
-async def bus(nats_server) -> AsyncIterator[Bus]:  # type: ignore[no-untyped-def]
-    connected = await Bus.connect(NatsSettings(url=nats_server.url), "test-bus-concurrent")
-    await connected.ensure_streams()
-    yield connected
-    await connected.close()
+from livestage.schemas import ChatMessage
+from tests.support.chat import chat_message
 
 
 async def test_a_batch_is_handled_concurrently_and_a_failure_comes_back(bus: Bus) -> None:
     room = "r" + uuid.uuid4().hex[:12]
     subject = subjects.chat_approved(room)
-    messages = [
-        ChatMessage(
-            id=new_id(),
-            room=room,
-            author_identity="viewer_testtest_0000abcd",
-            author_name="Tester",
-            avatar="fox",
-            body=f"m{n}",
-            kind="viewer",
-            created_at=now_ms(),
-        )
-        for n in range(8)
-    ]
+    messages = [chat_message(room, f"m{n}") for n in range(8)]
     for message in messages:
         await bus.publish(subject, message)
     consumer = await bus.consumer(subject, ChatMessage, f"d-{room}", backoff_s=(0.5, 0.5))
@@ -87,16 +64,7 @@ async def test_a_batch_is_handled_concurrently_and_a_failure_comes_back(bus: Bus
 async def test_one_id_on_two_subjects_of_a_stream_is_two_messages(bus: Bus) -> None:
     """Moderation publishes the approved message under the id it was submitted with."""
     room = "r" + uuid.uuid4().hex[:12]
-    message = ChatMessage(
-        id=new_id(),
-        room=room,
-        author_identity="viewer_testtest_0000abcd",
-        author_name="Tester",
-        avatar="fox",
-        body="hi",
-        kind="viewer",
-        created_at=now_ms(),
-    )
+    message = chat_message(room, "hi")
     submitted = await bus.publish(subjects.chat_submitted(room), message)
     approved = await bus.publish(subjects.chat_approved(room), message)
     again = await bus.publish(subjects.chat_approved(room), message)

@@ -377,18 +377,16 @@ class AnamDouble(DoubleServer):
     def __init__(
         self,
         *,
-        port: int = 0,
-        fault: Fault | None = None,
-        api_key: str | None = None,
         avatar_config: AvatarConfig | None = None,
         livekit_url: str | None = None,
         allow_remote_livekit: bool = False,
+        **base: Any,
     ) -> None:
-        """``api_key``: only this bearer token is accepted (else any non-empty one).
-        ``livekit_url``: join there instead of the ``livekitUrl`` the plugin sent.
+        """``base``: ``port``, ``fault``, ``api_key`` (``DoubleServer``; without ``api_key`` any
+        non-empty bearer token is accepted). ``livekit_url``: join there instead of the
+        ``livekitUrl`` the plugin sent.
         """
-        super().__init__(port=port, fault=fault)
-        self.api_key = api_key
+        super().__init__(**base)
         self.avatar_config = avatar_config or AvatarConfig()
         self.livekit_url = livekit_url
         self.allow_remote_livekit = allow_remote_livekit

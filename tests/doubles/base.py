@@ -46,6 +46,8 @@ from typing import Any, ClassVar, Self, TypeVar
 
 from aiohttp import web
 
+from tests.support.waiting import Changed
+
 HOST = "127.0.0.1"
 T = TypeVar("T")
 log = logging.getLogger("tests.doubles")
@@ -126,13 +128,18 @@ class DoubleServer:
     supported_faults: ClassVar[frozenset[Fault]] = frozenset()
     name: ClassVar[str] = "double"
 
-    def __init__(self, *, port: int = 0, fault: Fault | None = None) -> None:
+    def __init__(
+        self, *, port: int = 0, fault: Fault | None = None, api_key: str | None = None
+    ) -> None:
+        """``port``: 0 for a free one; ``fault``: fail from the start (see ``fail``);
+        ``api_key``: when set, any other bearer token gets a 401 (else any key is fine)."""
+        self.api_key = api_key
         self._requested_port = port
         self._port: int | None = None
         self._runner: web.AppRunner | None = None
         self._faults = _FaultPlan()
         self._stopping = asyncio.Event()
-        self._waiters: set[asyncio.Future[None]] = set()
+        self._changed = Changed()
         self.requests: list[RecordedRequest] = []
         if fault is not None:
             self.fail(fault)
@@ -228,22 +235,14 @@ class DoubleServer:
 
     def notify(self) -> None:
         """Wake ``wait_until`` callers: call after changing anything they may be waiting on."""
-        waiters, self._waiters = self._waiters, set()
-        for waiter in waiters:
-            if not waiter.done():
-                waiter.set_result(None)
+        self._changed.notify()
 
     async def wait_until(self, condition: Callable[[], T | None], within: float = 10.0) -> T:
         """Wait (bounded) until ``condition()`` is truthy and return its value.
 
         It is re-checked whenever the double records something, so no polling interval.
         """
-        async with asyncio.timeout(within):
-            while not (value := condition()):
-                waiter = asyncio.get_running_loop().create_future()
-                self._waiters.add(waiter)
-                await waiter
-            return value
+        return await self._changed.until(condition, within, f"{self.name} double")
 
     async def hang(self) -> None:
         """Never answer (until the double stops); for ``Fault.HANG`` handlers."""

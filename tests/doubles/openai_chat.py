@@ -58,6 +58,7 @@ from tests.doubles.audio import CONTENT_TYPES, Voice, encode, speech
 from tests.doubles.base import (
     DoubleServer,
     Fault,
+    RecordedRequest,
     openai_refusal,
     serve_forever,
 )
@@ -105,18 +106,10 @@ class OpenAIChatDouble(DoubleServer):
         {Fault.HTTP_500, Fault.HTTP_401, Fault.HANG, Fault.CLOSE_MID_STREAM}
     )
 
-    def __init__(
-        self,
-        *,
-        port: int = 0,
-        fault: Fault | None = None,
-        config: ChatConfig | None = None,
-        api_key: str | None = None,
-    ) -> None:
-        """``api_key``: when set, any other bearer token gets a 401 (else any key is fine)."""
-        super().__init__(port=port, fault=fault)
+    def __init__(self, *, config: ChatConfig | None = None, **base: Any) -> None:
+        """``base``: ``port``, ``fault``, ``api_key`` (see ``DoubleServer``)."""
+        super().__init__(**base)
         self.config = config or ChatConfig()
-        self.api_key = api_key
         self.completions: list[str] = []
 
     @property
@@ -160,9 +153,11 @@ class OpenAIChatDouble(DoubleServer):
         ]
         return web.json_response({"object": "list", "data": data})
 
-    # -- chat completions --------------------------------------------------------------------
-
-    async def _chat(self, request: web.Request) -> web.StreamResponse:
+    async def _admit(
+        self, request: web.Request
+    ) -> tuple[RecordedRequest, dict[str, Any]] | web.StreamResponse:
+        """Record the request; the refusal it gets (fault, key, a body that is not a JSON
+        object), or it and its body."""
         entry = await self.record(request)
         if (refused := await openai_refusal(self, entry, self.api_key)) is not None:
             return refused
@@ -172,6 +167,15 @@ class OpenAIChatDouble(DoubleServer):
             return self._bad_request("We could not parse the JSON body of your request.", "body")
         if not isinstance(body, dict):
             return self._bad_request("The body must be a JSON object.", "body")
+        return entry, body
+
+    # -- chat completions --------------------------------------------------------------------
+
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
+        admitted = await self._admit(request)
+        if isinstance(admitted, web.StreamResponse):
+            return admitted
+        entry, body = admitted
         if not isinstance(body.get("model"), str) or not body["model"]:
             return self._bad_request("you must provide a model parameter", "model")
         messages = body.get("messages")
@@ -260,15 +264,10 @@ class OpenAIChatDouble(DoubleServer):
     # -- speech ------------------------------------------------------------------------------
 
     async def _speech(self, request: web.Request) -> web.StreamResponse:
-        entry = await self.record(request)
-        if (refused := await openai_refusal(self, entry, self.api_key)) is not None:
-            return refused
-        try:
-            body = entry.json
-        except ValueError:
-            return self._bad_request("We could not parse the JSON body of your request.", "body")
-        if not isinstance(body, dict):
-            return self._bad_request("The body must be a JSON object.", "body")
+        admitted = await self._admit(request)
+        if isinstance(admitted, web.StreamResponse):
+            return admitted
+        entry, body = admitted
         for required in ("model", "input", "voice"):
             if not isinstance(body.get(required), str) or not body[required]:
                 return self._bad_request(f"Missing required parameter: '{required}'.", required)

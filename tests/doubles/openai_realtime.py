@@ -574,18 +574,10 @@ class OpenAIRealtimeDouble(DoubleServer):
         }
     )
 
-    def __init__(
-        self,
-        *,
-        port: int = 0,
-        fault: Fault | None = None,
-        config: RealtimeConfig | None = None,
-        api_key: str | None = None,
-    ) -> None:
-        """``api_key``: when set, any other bearer token gets a 401 (else any key is fine)."""
-        super().__init__(port=port, fault=fault)
+    def __init__(self, *, config: RealtimeConfig | None = None, **base: Any) -> None:
+        """``base``: ``port``, ``fault``, ``api_key`` (see ``DoubleServer``)."""
+        super().__init__(**base)
         self.config = config or RealtimeConfig()
-        self.api_key = api_key
         self.events: list[dict[str, Any]] = []
         self.sent: list[dict[str, Any]] = []
         self.responses: list[ResponseRecord] = []

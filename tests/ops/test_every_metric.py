@@ -26,8 +26,6 @@ import asyncio
 import json
 import re
 import signal
-import subprocess
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -52,7 +50,13 @@ from tests.doubles.anam import AnamDouble, AvatarConfig
 from tests.doubles.openai_realtime import OpenAIRealtimeDouble, ReplyContext
 from tests.support import otlp
 from tests.support.livekit_helpers import join, leave, mint_token, server_api
-from tests.support.services import edge_env, free_port, start_service
+from tests.support.services import (
+    ServiceOutput,
+    edge_env,
+    end_service,
+    free_port,
+    start_service,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKERS = {
@@ -119,14 +123,8 @@ class Service:
     def __init__(self, name: str, package: str, env: dict[str, str], ready_url: str) -> None:
         self.name, self.ready_url = name, ready_url
         self.process = start_service(package, env)
-        self.lines: list[str] = []
-        self._pump = threading.Thread(target=self._read, daemon=True)
-        self._pump.start()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.lines.append(line)
+        self._output = ServiceOutput(self.process)
+        self.lines = self._output.lines
 
     def output(self, last: int = 60) -> str:
         return "".join(self.lines[-last:])
@@ -146,14 +144,8 @@ class Service:
         raise TimeoutError(f"{self.name} not ready within {within} s:\n{self.output()}")
 
     def stop(self, timeout: float = 15) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(5)
-        self._pump.join(5)
+        end_service(self.process, timeout)
+        self._output.finish(5)
         return self.process.returncode
 
 

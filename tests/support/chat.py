@@ -11,10 +11,8 @@ exactly like a browser's. Every wait is bounded.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import time
-import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,9 +26,12 @@ from livestage.schemas import (
     ChatMessageEvent,
     ChatRejectedEvent,
     ChatRemovedEvent,
+    new_id,
     now_ms,
 )
+from tests.support.identities import viewer_identity
 from tests.support.livekit_helpers import LiveKitEndpoint, join, leave, mint_token
+from tests.support.waiting import Changed, until
 
 CHAT_TOPIC = "anam-live-chat"
 MODERATION_MODULE = "moderation"
@@ -38,15 +39,11 @@ MODERATION_READY_LINE = "moderation consuming"
 ChatEvent = ChatMessageEvent | ChatRejectedEvent | ChatRemovedEvent
 
 
-def viewer_identity(tag: str | None = None) -> str:
-    """A well-formed viewer identity (`viewer_<tag>_<8 hex>`), with a fresh tag by default."""
-    return f"viewer_{tag or uuid.uuid4().hex[:16]}_{uuid.uuid4().hex[:8]}"
-
-
 def chat_message(room: str, body: str = "hello", **fields: Any) -> ChatMessage:
-    """An approved-looking viewer message with a fresh id and createdAt now."""
+    """An approved-looking viewer message with a fresh id, a fresh author and createdAt now;
+    `fields` (`author_name="Ada"`, `created_at=...`) override any of them."""
     values: dict[str, Any] = {
-        "id": uuid.uuid4().hex,
+        "id": new_id(),
         "room": room,
         "author_identity": viewer_identity(),
         "author_name": "Tester",
@@ -75,7 +72,7 @@ class ChatViewer:
     topic: str = CHAT_TOPIC
     received: list[Received] = field(default_factory=list)
     invalid: list[bytes] = field(default_factory=list)
-    _changed: asyncio.Event = field(default_factory=asyncio.Event)
+    _changed: Changed = field(default_factory=Changed)
 
     disconnect_reason: Any = None
 
@@ -85,7 +82,7 @@ class ChatViewer:
 
     def _on_disconnected(self, reason: Any = None) -> None:
         self.disconnect_reason = reason if reason is not None else "unknown"
-        self._changed.set()
+        self._changed.notify()
 
     def _on_data(self, packet: rtc.DataPacket) -> None:
         if packet.topic != self.topic:
@@ -96,7 +93,7 @@ class ChatViewer:
             self.invalid.append(packet.data)
             return
         self.received.append(Received(event, time.monotonic(), packet.topic))
-        self._changed.set()
+        self._changed.notify()
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -141,15 +138,16 @@ class ChatViewer:
 
     async def wait_until(self, condition: Callable[[], bool], within: float = 10.0) -> None:
         """Wait (bounded) until `condition()` holds, re-checked on every new packet."""
-        async with asyncio.timeout(within):
-            while not condition():
-                if self.disconnect_reason is not None:
-                    raise ConnectionError(
-                        f"{self.identity} was disconnected from LiveKit "
-                        f"({self.disconnect_reason!r}) while waiting"
-                    )
-                self._changed.clear()
-                await self._changed.wait()
+
+        def connected_and(condition: Callable[[], bool]) -> bool:
+            if self.disconnect_reason is not None:
+                raise ConnectionError(
+                    f"{self.identity} was disconnected from LiveKit "
+                    f"({self.disconnect_reason!r}) while waiting"
+                )
+            return condition()
+
+        await self._changed.until(lambda: connected_and(condition), within, self.identity)
 
     async def wait_for_message(self, message_id: str, within: float = 10.0) -> ChatMessage:
         await self.wait_until(lambda: message_id in self.message_ids(), within)
@@ -160,9 +158,7 @@ async def wait_for_participants(
     viewer: ChatViewer, identities: set[str], within: float = 10.0
 ) -> None:
     """Wait until `viewer` sees every identity in `identities` in its room (bounded)."""
-    async with asyncio.timeout(within):
-        while not identities <= set(viewer.room.remote_participants):  # noqa: ASYNC110
-            await asyncio.sleep(0.05)
+    await until(lambda: identities <= set(viewer.room.remote_participants), within, f"{identities}")
 
 
 def backend_env(nats: Any, redis: Any, livekit: Any, **extra: str) -> dict[str, str]:

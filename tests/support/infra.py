@@ -396,7 +396,7 @@ class LiveKitServer(ServerProcess):
     ``extra_config={"room": {"departure_timeout": 1}}``.
 
     MEDIA ON 127.0.0.1 -- the ``rtc`` section below, and why (checked against v1.13.5 and the
-    Python rtc SDK 1.1.21; see ``tests/test_livekit.py``):
+    Python rtc SDK 1.1.21; see ``tests/infra/test_livekit.py``):
 
     * ``node_ip: 127.0.0.1`` -- the server advertises 127.0.0.1 in its ICE candidates (pion's
       1:1 NAT rewrite of host candidates). Left unset, the server picks a LAN address and,

@@ -5,7 +5,7 @@
         ...
 
 Every wait here is bounded: each helper takes ``within`` (seconds) and raises ``TimeoutError``
-when it runs out.
+when it runs out (to wait for a condition, use ``tests.support.waiting``).
 """
 
 from __future__ import annotations
@@ -133,15 +133,6 @@ async def wait_for_event(
             return await future
     finally:
         emitter.off(event, handler)
-
-
-async def wait_until(
-    condition: Callable[[], bool], within: float = DEFAULT_TIMEOUT, interval: float = 0.05
-) -> None:
-    """Poll ``condition`` until it holds; TimeoutError after ``within`` seconds."""
-    async with asyncio.timeout(within):
-        while not condition():  # noqa: ASYNC110 - polling state that has no event to wait on
-            await asyncio.sleep(interval)
 
 
 # --------------------------------------------------------------------------------------------

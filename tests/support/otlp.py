@@ -82,59 +82,53 @@ class Received:
     logs: list[LogRecord] = field(default_factory=list)
 
 
+def _items(resources: Any, scopes: str, items: str) -> Iterator[tuple[str, Any]]:
+    """(its resource's service.name, item) for every item of every scope of an export."""
+    for resource in resources:
+        service = _attributes(resource.resource.attributes).get("service.name", "")
+        for scope in getattr(resource, scopes):
+            for item in getattr(scope, items):
+                yield service, item
+
+
 def _decode_traces(body: bytes, into: Received) -> None:
-    for resource_spans in ExportTraceServiceRequest.FromString(body).resource_spans:
-        service = _attributes(resource_spans.resource.attributes).get("service.name", "")
-        for scope in resource_spans.scope_spans:
-            for span in scope.spans:
-                into.spans.append(
-                    Span(
-                        service=service,
-                        name=span.name,
-                        trace_id=span.trace_id.hex(),
-                        span_id=span.span_id.hex(),
-                        parent_span_id=span.parent_span_id.hex(),
-                        kind=span.kind,
-                        attributes=_attributes(span.attributes),
-                        status_code=span.status.code,
-                        links=tuple(link.trace_id.hex() for link in span.links),
-                        start_ns=span.start_time_unix_nano,
-                        end_ns=span.end_time_unix_nano,
-                    )
-                )
+    resources = ExportTraceServiceRequest.FromString(body).resource_spans
+    for service, span in _items(resources, "scope_spans", "spans"):
+        into.spans.append(
+            Span(
+                service=service,
+                name=span.name,
+                trace_id=span.trace_id.hex(),
+                span_id=span.span_id.hex(),
+                parent_span_id=span.parent_span_id.hex(),
+                kind=span.kind,
+                attributes=_attributes(span.attributes),
+                status_code=span.status.code,
+                links=tuple(link.trace_id.hex() for link in span.links),
+                start_ns=span.start_time_unix_nano,
+                end_ns=span.end_time_unix_nano,
+            )
+        )
 
 
 def _decode_metrics(body: bytes, into: Received) -> None:
-    for resource_metrics in ExportMetricsServiceRequest.FromString(body).resource_metrics:
-        service = _attributes(resource_metrics.resource.attributes).get("service.name", "")
-        for scope in resource_metrics.scope_metrics:
-            for metric in scope.metrics:
-                kind = metric.WhichOneof("data")
-                data = getattr(metric, kind)
-                for point in data.data_points:
-                    if kind == "histogram":
-                        value = float(point.count)
-                    else:
-                        number = point.WhichOneof("value")
-                        value = float(getattr(point, number)) if number else 0.0
-                    into.points.append(
-                        Point(service, metric.name, _attributes(point.attributes), value)
-                    )
+    resources = ExportMetricsServiceRequest.FromString(body).resource_metrics
+    for service, metric in _items(resources, "scope_metrics", "metrics"):
+        kind = metric.WhichOneof("data")
+        for point in getattr(metric, kind).data_points:
+            if kind == "histogram":
+                value = float(point.count)
+            else:
+                number = point.WhichOneof("value")
+                value = float(getattr(point, number)) if number else 0.0
+            into.points.append(Point(service, metric.name, _attributes(point.attributes), value))
 
 
 def _decode_logs(body: bytes, into: Received) -> None:
-    for resource_logs in ExportLogsServiceRequest.FromString(body).resource_logs:
-        service = _attributes(resource_logs.resource.attributes).get("service.name", "")
-        for scope in resource_logs.scope_logs:
-            for record in scope.log_records:
-                into.logs.append(
-                    LogRecord(
-                        service,
-                        str(_value(record.body)),
-                        record.trace_id.hex(),
-                        record.span_id.hex(),
-                    )
-                )
+    resources = ExportLogsServiceRequest.FromString(body).resource_logs
+    for service, record in _items(resources, "scope_logs", "log_records"):
+        trace_id, span_id = record.trace_id.hex(), record.span_id.hex()
+        into.logs.append(LogRecord(service, str(_value(record.body)), trace_id, span_id))
 
 
 _DECODERS: dict[str, Callable[[bytes, Received], None]] = {
@@ -192,6 +186,17 @@ class OtlpCollector:
                 if remaining <= 0:
                     raise TimeoutError(f"{what}: not seen within {timeout} s; {self.summary()}")
                 self._changed.wait(remaining)
+
+    def counter_totals(self, name: str) -> dict[tuple[tuple[str, Any], ...], float]:
+        """The points of the counter `name` summed over every export, keyed by their sorted
+        attributes (right for cumulative counters when each process exported once, at exit)."""
+        totals: dict[tuple[tuple[str, Any], ...], float] = {}
+        with self._changed:
+            for point in self.received.points:
+                if point.metric == name:
+                    key = tuple(sorted(point.attributes.items()))
+                    totals[key] = totals.get(key, 0) + point.value
+        return totals
 
     def summary(self) -> str:
         spans = sorted({f"{s.service}:{s.name}" for s in self.received.spans})

@@ -19,8 +19,8 @@ from tests.support.livekit_helpers import (
     joined,
     mint_token,
     server_api,
-    wait_until,
 )
+from tests.support.waiting import until
 
 
 async def wait_active(server: LiveKitEndpoint, room: str, identities: set[str]) -> None:
@@ -95,7 +95,7 @@ async def assert_data_publish_refused(
         )
         # then a control message on the same topic from a participant that may publish data
         await asyncio.wait_for(sender.local_participant.publish_data(b"allowed", topic=topic), 10)
-        await wait_until(lambda: any(p.data == b"allowed" for p in received), within=10)
+        await until(lambda: any(p.data == b"allowed" for p in received), within=10)
         await asyncio.sleep(1.0)  # grace for a straggler, which must not come
 
         assert [(p.data, p.participant and p.participant.identity) for p in received] == [

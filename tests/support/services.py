@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -31,6 +32,16 @@ def start_service(package: str, env: dict[str, str]) -> subprocess.Popen[str]:
         stderr=subprocess.STDOUT,
         text=True,
     )
+
+
+def start_stage_producer(
+    nats: Any, asset_dir: Path, **extra: str
+) -> tuple[subprocess.Popen[str], int]:
+    """`python -m stage_producer` against `nats`, its assets in `asset_dir`, its asset server on a
+    free port; `extra` adds `STAGE_*` settings. Returns the process and the port."""
+    port = free_port()
+    env = {"NATS_URL": nats.url, "STAGE_HTTP_PORT": str(port), "STAGE_ASSET_DIR": str(asset_dir)}
+    return start_service("stage_producer", {**env, **extra}), port
 
 
 def stop_service(process: subprocess.Popen[str], timeout: float = 15) -> str:
@@ -72,6 +83,49 @@ def wait_http_ok(url: str, process: subprocess.Popen[str], within: float = 90) -
     raise TimeoutError(f"{url} did not answer 200 within {within} s:\n{stop_service(process)}")
 
 
+class ServiceOutput:
+    """Reads a process's output lines in a thread (a full pipe would stall the process), so a
+    test can wait for a line and show everything the process printed when it fails."""
+
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        self.process = process
+        self.lines: list[str] = []
+        self._changed = threading.Condition()
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            with self._changed:
+                self.lines.append(line)
+                self._changed.notify_all()
+        with self._changed:
+            self._changed.notify_all()
+
+    def wait_for(self, text: str, within_s: float = 30.0) -> str:
+        """The first line containing `text`; AssertionError with the output if none comes
+        within `within_s` or the process ends without it."""
+        deadline = time.monotonic() + within_s
+        with self._changed:
+            while True:
+                for line in self.lines:
+                    if text in line:
+                        return line
+                left = deadline - time.monotonic()
+                if left <= 0 or (self.process.poll() is not None and not self._thread.is_alive()):
+                    raise AssertionError(f"no line with {text!r} within {within_s} s:\n{self.text}")
+                self._changed.wait(min(left, 0.5))
+
+    @property
+    def text(self) -> str:
+        return "".join(self.lines)
+
+    def finish(self, timeout_s: float = 15.0) -> str:
+        self._thread.join(timeout_s)
+        return self.text
+
+
 def start_service_until(
     package: str, env: dict[str, str], ready_line: str, within: float = 90
 ) -> subprocess.Popen[str]:
@@ -81,30 +135,17 @@ def start_service_until(
     The rest of its output keeps being read in the background (so the pipe never fills) and is
     kept on `process.lines` for a failing test to show.
     """
-    import threading
-
     process = start_service(package, env)
-    assert process.stdout is not None
-    lines: list[str] = []
-    process.lines = lines  # type: ignore[attr-defined]
-    ready = threading.Event()
-
-    def pump() -> None:
-        assert process.stdout is not None
-        for line in process.stdout:
-            lines.append(line)
-            if ready_line in line:
-                ready.set()
-
-    threading.Thread(target=pump, daemon=True).start()
-    deadline = time.monotonic() + within
-    while not ready.wait(0.05):
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            process.wait(5)
-            raise RuntimeError(
-                f"{package} did not print {ready_line!r} within {within} s:\n" + "".join(lines)
-            )
+    output = ServiceOutput(process)
+    process.lines = output.lines  # type: ignore[attr-defined]
+    try:
+        output.wait_for(ready_line, within)
+    except AssertionError:
+        process.kill()
+        process.wait(5)
+        raise RuntimeError(
+            f"{package} did not print {ready_line!r} within {within} s:\n" + output.text
+        ) from None
     return process
 
 

@@ -249,6 +249,7 @@ async def main() -> dict[str, Any]:
     )
     from stage_producer.egress.policy import EgressPolicy
     from stage_producer.egress.proxy import EgressProxy
+    from tests.support.browser import chromium_path
 
     setup_namespace()
     server = DualStackServer(("::", 80), CatchAll)
@@ -257,7 +258,7 @@ async def main() -> dict[str, Any]:
     resolver = ScriptedResolver(DNS)
     proxy = await EgressProxy(EgressPolicy(), resolver, connect_timeout_s=2).start()
     browser = await CaptureBrowser(
-        CaptureOptions(chromium_path=Path("/usr/lib/chromium/chromium"), timeout_s=20), proxy
+        CaptureOptions(chromium_path=Path(chromium_path()), timeout_s=20), proxy
     ).start()
     results: dict[str, dict[str, Any]] = {}
     connected: list[str] = []

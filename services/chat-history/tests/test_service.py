@@ -20,7 +20,8 @@ from livestage.schemas import (
     new_id,
     now_ms,
 )
-from tests.support.chat import ChatViewer, chat_message, viewer_identity, wait_for_participants
+from tests.support.chat import ChatViewer, chat_message, wait_for_participants
+from tests.support.identities import viewer_identity
 
 from .conftest import HistoryFactory
 

@@ -10,144 +10,35 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
-from livekit import api, rtc
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-from playwright.async_api import Browser, async_playwright
-from pydantic import SecretStr
+from livekit import rtc
 
-from host_agent.job import STATE_ATTRIBUTE, JobConfig
-from host_agent.settings import HostSettings
-from host_agent.worker import build_server
+from host_agent.job import STATE_ATTRIBUTE
 from livestage import subjects
 from livestage.bus import Bus, Observed
 from livestage.schemas import (
-    ChatMessage,
     HostCommand,
     HostJobEvent,
     SpokenTurn,
     new_id,
     now_ms,
 )
-from livestage.settings import LiveKitSettings, NatsSettings, TopicSettings
-from tests.support.livekit_helpers import leave, mint_token, server_api
+from tests.support.browser import WEB_DIST
+from tests.support.chat import chat_message as chat_message
+from tests.support.host_worker import HostWorker as HostWorker
+from tests.support.host_worker import metric_total as metric_total
+from tests.support.host_worker import running_worker as running_worker
+from tests.support.room import RecordingViewer
 from tests.support.services import ROOT, edge_env, free_port, stop_service, wait_http_ok
-
-SILENCE_RMS = 200.0
-"""int16 RMS below this counts as silence (espeak speech is in the thousands)."""
-
-
-@dataclass
-class HostWorker:
-    agent_name: str
-    config: JobConfig
-    livekit: Any
-    nats_url: str
-
-    async def dispatch(self, room: str) -> None:
-        async with server_api(self.livekit) as lk:
-            await lk.room.create_room(api.CreateRoomRequest(name=room))
-            await lk.agent_dispatch.create_dispatch(
-                api.CreateAgentDispatchRequest(agent_name=self.agent_name, room=room)
-            )
-
-
-METRICS = InMemoryMetricReader()
-"""The test workers' metrics (their own provider: the global one belongs to whoever set it)."""
-METER = MeterProvider(metric_readers=[METRICS]).get_meter("livestage")
-
-
-def metric_points(name: str) -> list[Any]:
-    """Every data point of the metric `name` recorded so far by this module's workers."""
-    data = METRICS.get_metrics_data()
-    points: list[Any] = []
-    for resource in data.resource_metrics if data else []:
-        for scope in resource.scope_metrics:
-            for metric in scope.metrics:
-                if metric.name == name:
-                    points.extend(metric.data.data_points)
-    return points
-
-
-def metric_total(name: str, **attributes: str) -> float:
-    """Sum (counters) or count (histograms) of the points of `name` with these attributes."""
-    total = 0.0
-    for point in metric_points(name):
-        if all(point.attributes.get(k) == v for k, v in attributes.items()):
-            total += getattr(point, "value", None) or getattr(point, "count", 0)
-    return total
-
-
-def worker_config(
-    livekit: Any,
-    nats_url: str,
-    agent_name: str,
-    *,
-    services: dict[str, Any] | None = None,
-    **host: Any,
-) -> JobConfig:
-    """A test worker's config: `HOST_*` settings as keywords, other settings objects of
-    `JobConfig` (openai, anam, pipeline, cost, redis, ...) in `services`."""
-    settings = {
-        "executor": "thread",
-        "health_port": 0,
-        "viewer_wait_s": 3.0,
-        "empty_grace_s": 2.0,
-        "greet": False,
-        "idle_after_s": 600.0,
-        "batch_window_s": 0.2,
-        "avatar": "none",
-        "voice": "local",
-        **host,
-    }
-    return JobConfig(
-        host=HostSettings(**settings),
-        livekit=LiveKitSettings(
-            url=livekit.url,
-            api_key=livekit.api_key,
-            api_secret=SecretStr(livekit.api_secret),
-            agent_name=agent_name,
-        ),
-        nats=NatsSettings(url=nats_url),
-        topics=TopicSettings(),
-        meter=METER,
-        **(services or {}),
-    )
-
-
-@contextlib.asynccontextmanager
-async def running_worker(
-    livekit: Any, nats: Any, *, services: dict[str, Any] | None = None, **host: Any
-) -> AsyncIterator[HostWorker]:
-    """A registered host worker (thread executor) with these `HOST_*` settings (and other
-    settings objects in `services`, see `worker_config`), closed after."""
-    agent_name = "host-test-" + uuid.uuid4().hex[:8]
-    config = worker_config(livekit, nats.url, agent_name, services=services, **host)
-    server = build_server(config, devmode=True)
-    registered = asyncio.Event()
-    server.on("worker_registered", lambda *_: registered.set())
-    task = asyncio.create_task(server.run(devmode=True))
-    try:
-        async with asyncio.timeout(20):
-            await registered.wait()
-        yield HostWorker(agent_name, config, livekit, nats.url)
-    finally:
-        await server.aclose()
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+from tests.support.waiting import until as until
 
 
 @pytest.fixture(scope="module")
@@ -156,115 +47,12 @@ async def host_worker(livekit_server, nats_server) -> AsyncIterator[HostWorker]:
         yield worker
 
 
-@pytest.fixture
-async def bus(nats_server) -> AsyncIterator[Bus]:  # type: ignore[no-untyped-def]
-    connected = await Bus.connect(NatsSettings(url=nats_server.url), "host-test")
-    await connected.ensure_streams()
-    yield connected
-    await connected.close()
-
-
 def unique_room() -> str:
     return "host-" + uuid.uuid4().hex[:10]
 
 
-def viewer_identity() -> str:
-    return f"viewer_{uuid.uuid4().hex[:16]}_{uuid.uuid4().hex[:8]}"
-
-
-@dataclass
-class AudioLog:
-    """Every audio frame a viewer received from the host: (arrival time, rms, samples)."""
-
-    frames: list[tuple[float, float, bytes]] = field(default_factory=list)
-    sample_rate: int = 0
-
-    def loud_since(self, t: float) -> list[float]:
-        return [at for at, rms, _ in self.frames if at >= t and rms > SILENCE_RMS]
-
-    def first_loud_after(self, t: float) -> float | None:
-        loud = self.loud_since(t)
-        return loud[0] if loud else None
-
-    def pcm(self) -> bytes:
-        return b"".join(samples for _, _, samples in self.frames)
-
-
-class Viewer:
-    """A real rtc client with a viewer identity: hears the host, reads captions and data."""
-
-    def __init__(self, livekit: Any, room_name: str, identity: str | None = None) -> None:
-        self.livekit = livekit
-        self.room_name = room_name
-        self.identity = identity or viewer_identity()
-        self.room = rtc.Room()
-        self.audio = AudioLog()
-        self.captions: list[tuple[float, str, dict[str, str]]] = []
-        self.caption_streams: list[tuple[str, str]] = []
-        self.data: list[tuple[str, bytes]] = []
-        self.video: list[tuple[float, str, rtc.VideoFrame]] = []
-        """(arrival time, sender identity, RGBA frame) of every 5th video frame received."""
-        self._tasks: list[asyncio.Task[Any]] = []
-        self.host_audio = asyncio.Event()
-
-    async def join(self) -> Viewer:
-        token = mint_token(
-            self.livekit,
-            self.identity,
-            self.room_name,
-            can_publish=False,
-            can_publish_data=False,
-        )
-        self.room.on("track_subscribed", self._on_track)
-        self.room.on("data_received", self._on_data)
-        self.room.register_text_stream_handler("lk.transcription", self._on_transcription)
-        async with asyncio.timeout(15):
-            await self.room.connect(self.livekit.url, token)
-        return self
-
-    def _on_track(self, track: rtc.Track, pub: Any, participant: rtc.RemoteParticipant) -> None:
-        if track.kind == rtc.TrackKind.KIND_AUDIO:
-            self._tasks.append(asyncio.create_task(self._read_audio(track)))
-        elif track.kind == rtc.TrackKind.KIND_VIDEO:
-            self._tasks.append(asyncio.create_task(self._read_video(track, participant.identity)))
-
-    async def _read_video(self, track: rtc.Track, sender: str) -> None:
-        count = 0
-        try:
-            stream = rtc.VideoStream(track)
-        except AssertionError:  # the track went away before its stream opened
-            return
-        async for event in stream:
-            count += 1
-            if count % 5 == 0:
-                frame = event.frame.convert(rtc.VideoBufferType.RGBA)
-                self.video.append((time.time(), sender, frame))
-
-    async def _read_audio(self, track: rtc.Track) -> None:
-        try:
-            stream = rtc.AudioStream(track, sample_rate=24000, num_channels=1)
-        except AssertionError:  # the track went away before its stream opened
-            return
-        self.audio.sample_rate = 24000
-        self.host_audio.set()
-        async for event in stream:
-            frame = event.frame
-            samples = np.frombuffer(frame.data, dtype=np.int16).astype(np.float64)
-            rms = float(np.sqrt(np.mean(samples**2))) if samples.size else 0.0
-            self.audio.frames.append((time.time(), rms, bytes(frame.data)))
-
-    def _on_data(self, packet: rtc.DataPacket) -> None:
-        self.data.append((packet.topic or "", bytes(packet.data)))
-
-    def _on_transcription(self, reader: rtc.TextStreamReader, sender: str) -> None:
-        async def read() -> None:
-            text = ""
-            async for chunk in reader:
-                text += chunk
-                self.captions.append((time.time(), chunk, dict(reader.info.attributes or {})))
-            self.caption_streams.append((sender, text))
-
-        self._tasks.append(asyncio.create_task(read()))
+class Viewer(RecordingViewer):
+    """A recording viewer (`tests/support/room.py`) that also knows the host agent's state."""
 
     def host(self) -> rtc.RemoteParticipant | None:
         for participant in self.room.remote_participants.values():
@@ -280,26 +68,13 @@ class Viewer:
         host = self.host()
         return host.attributes.get(STATE_ATTRIBUTE, "") if host else ""
 
-    def caption_text(self) -> str:
-        return "".join(chunk for _, chunk, _ in self.captions)
-
-    def stage_packets(self) -> list[dict[str, Any]]:
-        topic = TopicSettings().stage_topic
-        return [json.loads(data) for t, data in self.data if t == topic]
-
-    async def leave(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        await leave(self.room)
-
 
 @pytest.fixture
 async def viewers(livekit_server) -> AsyncIterator[Callable[..., Any]]:  # type: ignore[no-untyped-def]
     made: list[Viewer] = []
 
     async def make(room: str, identity: str | None = None) -> Viewer:
-        viewer = await Viewer(livekit_server, room, identity).join()
+        viewer = await Viewer.join(livekit_server, room, identity)
         made.append(viewer)
         return viewer
 
@@ -336,28 +111,6 @@ class Recorder:
         return next((event for event in self.jobs if event.event == "ended"), None)
 
 
-async def until(condition: Callable[[], object], within: float, what: str) -> None:
-    try:
-        async with asyncio.timeout(within):
-            while not condition():  # noqa: ASYNC110 - state filled by callbacks
-                await asyncio.sleep(0.02)
-    except TimeoutError:
-        raise AssertionError(f"timed out after {within} s waiting for {what}") from None
-
-
-def chat_message(room: str, author: str, body: str) -> ChatMessage:
-    return ChatMessage(
-        id=new_id(),
-        room=room,
-        author_identity=f"viewer_{uuid.uuid4().hex[:16]}_{uuid.uuid4().hex[:8]}",
-        author_name=author,
-        avatar="fox",
-        body=body,
-        kind="viewer",
-        created_at=now_ms(),
-    )
-
-
 def command(room: str, action: str, text: str = "") -> HostCommand:
     return HostCommand(
         id=new_id(),
@@ -369,34 +122,6 @@ def command(room: str, action: str, text: str = "") -> HostCommand:
 
 
 # ---- the built pages in Chromium, served by a real edge process ------------------------------
-
-WEB_DIST = ROOT / "web" / "dist"
-
-
-def chromium_path() -> str:
-    for candidate in ("/usr/lib/chromium/chromium", "/usr/bin/chromium"):
-        if Path(candidate).is_file():
-            return candidate
-    raise FileNotFoundError("Debian chromium is missing: run `make bootstrap`")
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(
-            executable_path=chromium_path(),
-            headless=True,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--autoplay-policy=no-user-gesture-required",
-            ],
-        )
-        yield launched
-        await launched.close()
 
 
 @contextlib.contextmanager

@@ -5,11 +5,9 @@ avatar leaves with the job; in Chromium the page keys the avatar over the stage 
 from __future__ import annotations
 
 import io
-import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +18,7 @@ from playwright.async_api import Browser, expect
 from livestage import subjects
 from livestage.identity import LOCAL_AVATAR_IDENTITY
 from livestage.schemas import StageVisual, new_id, now_ms
+from tests.support.media import serving
 
 from .conftest import (
     HostWorker,
@@ -85,31 +84,14 @@ async def test_the_local_avatar_speaks_for_the_host_and_leaves_with_it(
     )
 
 
-class _BlueMedia(BaseHTTPRequestHandler):
-    """Stands in for the stage producer's asset server: a solid blue backdrop for /media/."""
-
-    def do_GET(self) -> None:  # noqa: N802 - http.server's name
-        out = io.BytesIO()
-        Image.new("RGB", (64, 64), BLUE).save(out, "PNG")
-        body = out.getvalue()
-        self.send_response(200)
-        self.send_header("Content-Type", "image/png")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 @pytest.fixture
 def stage_media() -> Iterator[str]:
     """The page shows only signed /media/ URLs of its own origin (the edge streams them from
     the stage producer, TOKEN_STAGE_MEDIA_URL); this stand-in serves a blue backdrop there."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _BlueMedia)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
+    out = io.BytesIO()
+    Image.new("RGB", (64, 64), BLUE).save(out, "PNG")
+    with serving(out.getvalue(), "image/png") as media:
+        yield media.url
 
 
 @pytest.mark.browser

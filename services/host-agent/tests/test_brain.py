@@ -16,6 +16,7 @@ from host_agent.brain import (
     Speak,
     TurnPlan,
 )
+from tests.support.identities import named_viewer
 
 T0 = 1_800_000_000.0
 
@@ -47,7 +48,7 @@ def comment(
     return Comment(
         id=id or f"m{next(_ids)}",
         author_name=author.capitalize(),
-        author_identity=f"viewer_{author}0000000_0000000{len(author) % 10}",
+        author_identity=named_viewer(author),
         body=body,
         created_at=clock.now - age_s,
         approved_at=clock.now - age_s,

@@ -51,7 +51,7 @@ async def test_chat_gets_a_spoken_reply_naming_its_author_once(
     await until(lambda: "live" in recorder.job_events(), 20, "the job to go live")
     await until(lambda: viewer.host_state() == "idle", 10, "the host's idle state")
 
-    message = chat_message(room, "Ada", "What is on the screen tonight?")
+    message = chat_message(room, "What is on the screen tonight?", author_name="Ada")
     sent_at = time.time()
     await bus.publish(subjects.chat_approved(room), message)
     # a second copy that JetStream stores too (another Nats-Msg-Id): the host must drop it
@@ -138,7 +138,7 @@ async def test_pause_resume_persona_and_state_attribute(host_worker, bus, viewer
     await until(lambda: "live" in recorder.job_events(), 20, "the job to go live")
     await bus.publish(subjects.host_control(room), command(room, "pause"))
     await until(lambda: viewer.host_state() == "paused", 10, "the paused state")
-    message = chat_message(room, "Bob", "hello?")
+    message = chat_message(room, "hello?", author_name="Bob")
     await bus.publish(subjects.chat_approved(room), message)
     await asyncio.sleep(1.0)  # the contract: paused, no reply within this window
     assert recorder.spoken == []  # paused: nothing on its own initiative

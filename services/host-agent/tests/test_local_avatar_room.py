@@ -39,7 +39,7 @@ from host_agent.avatars.local.session import (
     start_local_avatar,
 )
 from livestage.identity import LOCAL_AVATAR_IDENTITY
-from tests.support.avatar import mouth_opening
+from tests.support.avatar_frames import mouth_opening
 from tests.support.infra import LiveKitServer
 from tests.support.livekit_helpers import (
     join,
@@ -47,8 +47,8 @@ from tests.support.livekit_helpers import (
     mint_token,
     rms_int16,
     wait_for_event,
-    wait_until,
 )
+from tests.support.waiting import until
 
 WIDTH, HEIGHT, FPS = 320, 240, 25.0
 GREETING = "Hello everyone, and welcome to the show. How are you all doing today?"
@@ -202,9 +202,7 @@ async def test_a_viewer_sees_the_lips_move_with_the_voice_and_the_speech_complet
         speech_ended = time.monotonic()
         await asyncio.sleep(1.2)  # the window in which the face rests and the voice is silent
         # ... and enough of it seen, however slowly frames arrive on a loaded machine
-        await wait_until(
-            lambda: sum(t > speech_ended + 0.5 for t, _ in watcher.video) >= 10, within=15
-        )
+        await until(lambda: sum(t > speech_ended + 0.5 for t, _ in watcher.video) >= 10, within=15)
         avatar_participant = viewer.remote_participants[LOCAL_AVATAR_IDENTITY]
     finally:
         await watcher.stop()
@@ -274,7 +272,7 @@ async def test_speech_completes_with_nobody_listening_and_an_interruption_stops_
         assert time.monotonic() - interrupted_at < 2.5
         assert avatar.avatar is not None
         generator = avatar.avatar.generator
-        await wait_until(lambda: generator.last_state.mouth.closed, within=2)
+        await until(lambda: generator.last_state.mouth.closed, within=2)
         # and the next one plays normally after the cut
         async with asyncio.timeout(20):
             after = session.say("Where was I?")

@@ -19,12 +19,13 @@ from host_agent.settings import (
 )
 from host_agent.tts.base import estimated_words
 from host_agent.tts.espeak import EspeakEngine
+from tests.support.identities import named_viewer
 
 NOVA = load_persona(DEFAULT_PERSONA)
 
 
 def comment(id: str, author: str, body: str) -> Comment:
-    return Comment(id, author, f"viewer_{author.lower()}0000_00000001", body, 1.0, 1.0)
+    return Comment(id, author, named_viewer(author), body, 1.0, 1.0)
 
 
 # ---- persona files -----------------------------------------------------------------------------

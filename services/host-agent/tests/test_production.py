@@ -199,7 +199,7 @@ async def test_realtime_voice_and_anam_avatar_host_a_room(
     assert realtime.requests[-1].bearer == OPENAI_KEY
 
     # a chat message gets the model's reply: heard through the avatar, its transcript published
-    message = chat_message(room, "Ada", "What are we watching tonight?")
+    message = chat_message(room, "What are we watching tonight?", author_name="Ada")
     asked = time.time()
     await bus.publish(subjects.chat_approved(room), message)
     await until(lambda: recorder.spoken, 20, "the reply on host.spoken")
@@ -276,7 +276,7 @@ async def test_the_pipeline_speaks_the_chat_models_words(
     recorder, viewer = await go_live(production.pipeline, bus, viewers, room)
     assert next(e for e in recorder.jobs if e.event == "live").voice == "pipeline"
     completions_before = len(chat.requests_to("/v1/chat/completions"))
-    message = chat_message(room, "Ada", "Which model is talking?")
+    message = chat_message(room, "Which model is talking?", author_name="Ada")
     asked = time.time()
     await bus.publish(subjects.chat_approved(room), message)
     await until(lambda: recorder.spoken, 20, "the reply on host.spoken")
@@ -338,7 +338,7 @@ async def test_each_double_failing_falls_back_to_local(
         )
         assert fallbacks("avatar", "anam") == before[("avatar", "anam")] + 1
         # the pipeline's model fails at its first turn, which is then spoken locally
-        message = chat_message(pipeline_room, "Ada", "Are you still there?")
+        message = chat_message(pipeline_room, "Are you still there?", author_name="Ada")
         await bus.publish(subjects.chat_approved(pipeline_room), message)
         said_at = time.time()
         await bus.publish(
@@ -446,7 +446,9 @@ async def test_the_daily_spend_cap_switches_to_local(
     # just under it: the first paid reply crosses it, and the host switches
     live = next(e for e in nearly_rec.jobs if e.event == "live")
     assert (live.voice, live.avatar) == ("openai-realtime", "anam")
-    await bus.publish(subjects.chat_approved(nearly), chat_message(nearly, "Ada", "How much?"))
+    await bus.publish(
+        subjects.chat_approved(nearly), chat_message(nearly, "How much?", author_name="Ada")
+    )
     await until(lambda: nearly_rec.spoken, 15, "the paid reply")
     await until(
         lambda: (

@@ -37,6 +37,7 @@ from host_agent.voices.openai_realtime import OpenAIRealtimeVoice
 from host_agent.voices.pipeline import BoundedSpeechTTS, PipelineVoice
 from livestage.kv import connect_redis
 from livestage.settings import OpenAISettings, RedisSettings
+from tests.support.identities import named_viewer
 
 PRICES = Prices(
     realtime_text_input_per_mtok=4.0,
@@ -197,7 +198,7 @@ def _comment(clock: Clock, author: str, body: str) -> Comment:
     return Comment(
         id=uuid.uuid4().hex,
         author_name=author,
-        author_identity=f"viewer_{author.lower()}_0a1b2c3d",
+        author_identity=named_viewer(author),
         body=body,
         created_at=clock.now,
         approved_at=clock.now,

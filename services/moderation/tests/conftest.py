@@ -15,12 +15,13 @@ from redis.asyncio import Redis
 
 from livestage import subjects
 from livestage.bus import Bus
-from livestage.settings import NatsSettings
 from moderation.app import Moderator, build_pipeline
 from moderation.openai_client import OpenAIModerator
 from moderation.pipeline import Pipeline
 from moderation.settings import ModerationSettings
-from services.moderation.tests.helpers import Harness, ServiceOutput, Verdicts
+from services.moderation.tests.helpers import Harness, Verdicts
+from tests.support.bus import connected_bus
+from tests.support.services import ServiceOutput
 
 
 @pytest.fixture(scope="session")
@@ -31,10 +32,8 @@ def default_pipeline() -> Pipeline:
 
 @pytest.fixture(scope="session")
 async def bus(nats_server) -> AsyncIterator[Bus]:  # type: ignore[no-untyped-def]
-    connected = await Bus.connect(NatsSettings(url=nats_server.url), "moderation-tests")
-    await connected.ensure_streams()
-    yield connected
-    await connected.close()
+    async with connected_bus(nats_server, "moderation-tests") as connected:
+        yield connected
 
 
 @pytest.fixture(scope="session")

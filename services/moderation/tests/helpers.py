@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import secrets
-import subprocess
-import threading
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,15 +12,16 @@ from redis.asyncio import Redis
 
 from livestage import subjects
 from livestage.bus import Bus
-from livestage.identity import viewer_identity
-from livestage.schemas import ChatMessage, ModerationVerdict, new_id, now_ms
+from livestage.schemas import ChatMessage, ModerationVerdict
 from livestage.text import clean_text
 from moderation.app import Moderator
+from tests.support.chat import chat_message
+from tests.support.identities import viewer_identity
 
 
 def new_author() -> str:
     """A fresh viewer identity (its own visitor tag, so nothing it sends affects others)."""
-    return viewer_identity(secrets.token_hex(8), secrets.token_hex(4))
+    return viewer_identity()
 
 
 def chat(
@@ -36,15 +33,9 @@ def chat(
     message_id: str | None = None,
 ) -> ChatMessage:
     """A chat message as the edge makes it (the body cleaned the way the edge cleans it)."""
-    return ChatMessage(
-        id=message_id or new_id(),
-        room=room,
-        author_identity=author or new_author(),
-        author_name="Tester",
-        avatar="fox",
-        body=clean_text(body),
-        kind="viewer",
-        created_at=created_at or now_ms(),
+    given = {"author_identity": author, "created_at": created_at, "id": message_id}
+    return chat_message(
+        room, clean_text(body), **{name: value for name, value in given.items() if value}
     )
 
 
@@ -100,46 +91,6 @@ class Harness:
         return await self.verdicts.wait_for(message.id, within_s)
 
 
-class ServiceOutput:
-    """Collects a service process's output lines in a thread, so a test can wait for one."""
-
-    def __init__(self, process: subprocess.Popen[str]) -> None:
-        self.process = process
-        self.lines: list[str] = []
-        self._changed = threading.Condition()
-        self._thread = threading.Thread(target=self._read, daemon=True)
-        self._thread.start()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            with self._changed:
-                self.lines.append(line)
-                self._changed.notify_all()
-        with self._changed:
-            self._changed.notify_all()
-
-    def wait_for(self, text: str, within_s: float = 30.0) -> str:
-        deadline = time.monotonic() + within_s
-        with self._changed:
-            while True:
-                for line in self.lines:
-                    if text in line:
-                        return line
-                left = deadline - time.monotonic()
-                if left <= 0 or (self.process.poll() is not None and not self._thread.is_alive()):
-                    raise AssertionError(f"no line with {text!r} within {within_s} s:\n{self.text}")
-                self._changed.wait(min(left, 0.5))
-
-    @property
-    def text(self) -> str:
-        return "".join(self.lines)
-
-    def finish(self, timeout_s: float = 15.0) -> str:
-        self._thread.join(timeout_s)
-        return self.text
-
-
 async def stream_verdicts(bus: Bus, room: str) -> tuple[list[ChatMessage], list[ModerationVerdict]]:
     """Every verdict JetStream stored for `room` (what a durable consumer downstream would get:
     a publish JetStream dropped as a duplicate is not there)."""
@@ -174,55 +125,3 @@ async def wait_for_verdicts(
             if len(approved) + len(rejected) >= count:
                 return approved, rejected
             await asyncio.sleep(0.3)
-
-
-class OtlpCollector:
-    """A local OTLP/HTTP collector double that keeps every metrics export it is sent."""
-
-    def __init__(self) -> None:
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-        self.metrics_bodies: list[bytes] = []
-        received = self.metrics_bodies
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's name
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                if self.path == "/v1/metrics":
-                    received.append(body)
-                self.send_response(200)
-                self.send_header("Content-Type", "application/x-protobuf")
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-
-    def counter_totals(self, name: str) -> dict[tuple[tuple[str, str], ...], int]:
-        """Sum over every export of a cumulative counter's points, keyed by their attributes
-        (right when each process exported once, at shutdown)."""
-        from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
-            ExportMetricsServiceRequest,
-        )
-
-        totals: dict[tuple[tuple[str, str], ...], int] = {}
-        for body in self.metrics_bodies:
-            request = ExportMetricsServiceRequest.FromString(body)
-            for resource in request.resource_metrics:
-                for scope in resource.scope_metrics:
-                    for metric in scope.metrics:
-                        if metric.name != name:
-                            continue
-                        for point in metric.sum.data_points:
-                            key = tuple(
-                                sorted((a.key, a.value.string_value) for a in point.attributes)
-                            )
-                            totals[key] = totals.get(key, 0) + point.as_int
-        return totals

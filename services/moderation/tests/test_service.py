@@ -19,12 +19,11 @@ from livestage.schemas import ChatMessage, ModerationVerdict
 from livestage.settings import NatsSettings
 from moderation.state import decided_key
 from services.moderation.tests.helpers import (
-    OtlpCollector,
-    ServiceOutput,
     chat,
     wait_for_verdicts,
 )
-from tests.support.services import start_service
+from tests.support.otlp import OtlpCollector
+from tests.support.services import ServiceOutput, start_service
 
 READY = "moderation consuming"
 CLEAN_BODIES = ["hi all", "what a view", "great stream", "where is this?", "so cool", "nice"]
@@ -127,7 +126,7 @@ async def test_two_instances_share_the_work_and_judge_each_message_once(
 ) -> None:
     nats_url, bus = own_nats
     room = "pair-" + uuid.uuid4().hex[:10]
-    collector = OtlpCollector()
+    collector = OtlpCollector().start()
     # Metrics go to a local collector, once, when each process stops.
     env = _env(
         nats_url,
@@ -180,4 +179,4 @@ async def test_two_instances_share_the_work_and_judge_each_message_once(
             (("check", "links"), ("verdict", "rejected")): 1,
         }
     finally:
-        collector.close()
+        collector.stop()

@@ -14,9 +14,10 @@ from pydantic import ValidationError
 
 from livestage.bans import Ban, BanStore
 from livestage.identity import visitor_tag_of
-from livestage.schemas import ChatMessage, ModerationVerdict, new_id, now_ms
+from livestage.schemas import ChatMessage, ModerationVerdict, now_ms
 from livestage.text import clean_text
 from services.moderation.tests.helpers import Harness, new_author
+from tests.support.chat import chat_message
 
 LANGUAGE = ["blocklist", "wordlist", "classifier"]
 
@@ -191,13 +192,4 @@ def test_blank_bodies_never_reach_moderation(body: str) -> None:
     refuses them, so the `empty` check is only a second line behind that."""
     assert clean_text(body) == ""
     with pytest.raises(ValidationError):
-        ChatMessage(
-            id=new_id(),
-            room="r",
-            author_identity="viewer_0123456789abcdef_a1b2c3d4",
-            author_name="T",
-            avatar="fox",
-            body=body,
-            kind="viewer",
-            created_at=now_ms(),
-        )
+        chat_message("r", body)

@@ -15,8 +15,7 @@ from stage_producer.app import PAGES_DIR
 from stage_producer.capture.browser import CaptureBrowser, CaptureOptions
 from stage_producer.egress.policy import EgressPolicy
 from stage_producer.egress.proxy import EgressProxy
-
-CHROMIUM = Path("/usr/lib/chromium/chromium")
+from tests.support.browser import chromium_path
 
 TEST_PAGE = """<!doctype html>
 <html><head><meta charset="utf-8"><title>Local test page</title>
@@ -78,7 +77,7 @@ async def capture_browser() -> AsyncIterator[CaptureBrowser]:
         EgressPolicy(allow_test_loopback=True), first_party_dir=PAGES_DIR
     ).start()
     browser = await CaptureBrowser(
-        CaptureOptions(chromium_path=CHROMIUM, clip_fps=10), proxy
+        CaptureOptions(chromium_path=Path(chromium_path()), clip_fps=10), proxy
     ).start()
     yield browser
     await browser.close()

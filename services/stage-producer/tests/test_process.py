@@ -5,19 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.support.services import free_port, start_service, stop_service, wait_http_ok
+from tests.support.identities import viewer_identity
+from tests.support.services import start_service, start_stage_producer, stop_service, wait_http_ok
 
 
 def test_the_service_starts_serves_and_stops(nats_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    port = free_port()
-    process = start_service(
-        "stage_producer",
-        {
-            "NATS_URL": nats_server.url,
-            "STAGE_HTTP_PORT": str(port),
-            "STAGE_ASSET_DIR": str(tmp_path),
-        },
-    )
+    process, port = start_stage_producer(nats_server, tmp_path)
     try:
         wait_http_ok(f"http://127.0.0.1:{port}/healthz", process)
     finally:
@@ -56,16 +49,7 @@ async def test_with_a_room_on_the_go_it_stops_within_a_procfile_runner_s_patienc
     from livestage.schemas import PresenceEvent, new_id, now_ms
     from livestage.settings import NatsSettings
 
-    port = free_port()
-    process = start_service(
-        "stage_producer",
-        {
-            "NATS_URL": nats_server.url,
-            "STAGE_HTTP_PORT": str(port),
-            "STAGE_ASSET_DIR": str(tmp_path),
-            "LIVESTAGE_LOG_LEVEL": "DEBUG",
-        },
-    )
+    process, port = start_stage_producer(nats_server, tmp_path, LIVESTAGE_LOG_LEVEL="DEBUG")
     room = "room-" + uuid.uuid4().hex[:10]
     bus = await Bus.connect(NatsSettings(url=nats_server.url), "test-stage-stop")
     await bus.ensure_streams()  # a fresh NATS: the service may not have declared them yet
@@ -73,7 +57,7 @@ async def test_with_a_room_on_the_go_it_stops_within_a_procfile_runner_s_patienc
         await asyncio.to_thread(wait_http_ok, f"http://127.0.0.1:{port}/healthz", process)
         joined = PresenceEvent(
             id=new_id(), room=room, event="participant_joined",
-            identity=f"viewer_{uuid.uuid4().hex[:16]}_{uuid.uuid4().hex[:8]}",
+            identity=viewer_identity(),
             participant_kind="standard", created_at=now_ms(),
         )  # fmt: skip
         await bus.publish(subjects.room_presence(room), joined)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -15,15 +14,9 @@ import uvicorn
 from pydantic import SecretStr
 
 from livestage.settings import LiveKitSettings, NatsSettings, OperatorSettings, RedisSettings
+from tests.support.services import free_port
 from token_service.app import create_app, server_config
 from token_service.settings import EdgeSettings
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass

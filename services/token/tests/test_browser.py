@@ -7,58 +7,25 @@ import asyncio
 import base64
 import json
 import re
-import shutil
-import threading
-from collections.abc import AsyncIterator, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
+from collections.abc import Iterator
 
 import nats
 import pytest
 from livekit import api
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, expect
 
 from livestage import subjects
 from livestage.schemas import ChatMessage, ChatMessageEvent, StageVisual, now_ms
+from tests.support.browser import WEB_DIST
 from tests.support.livekit_helpers import server_api
+from tests.support.media import MediaServer, serving
+from tests.support.services import ROOT
 
 from .conftest import EdgeFactory
 
-ROOT = Path(__file__).resolve().parents[3]
-WEB_DIST = ROOT / "web" / "dist"
 XSS_NAME = "<img src=x onerror=alert(1)>"
 
 pytestmark = pytest.mark.browser
-
-
-def chromium_path() -> str:
-    for candidate in ("/usr/lib/chromium/chromium", shutil.which("chromium") or ""):
-        if candidate and Path(candidate).is_file():
-            return candidate
-    raise FileNotFoundError(
-        "Debian chromium is missing: run `make bootstrap` (apt-get install chromium)"
-    )
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(
-            executable_path=chromium_path(),
-            headless=True,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--autoplay-policy=no-user-gesture-required",
-            ],
-        )
-        yield launched
-        await launched.close()
 
 
 # A 1x1 PNG, served by a local stand-in for the stage producer's signed asset URLs.
@@ -67,28 +34,10 @@ PNG = base64.b64decode(
 )
 
 
-class _PngHandler(BaseHTTPRequestHandler):
-    paths: list[str] = []
-
-    def do_GET(self) -> None:  # noqa: N802 - http.server's name
-        _PngHandler.paths.append(self.path)
-        self.send_response(200)
-        self.send_header("Content-Type", "image/png")
-        self.send_header("Content-Length", str(len(PNG)))
-        self.end_headers()
-        self.wfile.write(PNG)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 @pytest.fixture
-def image_url() -> Iterator[str]:
-    _PngHandler.paths = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _PngHandler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
+def media() -> Iterator[MediaServer]:
+    with serving(PNG, "image/png") as server:
+        yield server
 
 
 async def open_viewer(browser: Browser, base_url: str) -> tuple[Page, list[str]]:
@@ -206,11 +155,11 @@ async def test_stage_page_is_sized_by_query_has_no_controls_and_shows_visuals(
     make_edge: EdgeFactory,
     browser: Browser,
     livekit_server,  # type: ignore[no-untyped-def]
-    image_url: str,
+    media: MediaServer,
 ) -> None:
     # The page shows signed /media/ URLs of its own origin; the edge streams them from the
-    # stage producer's asset server (here the stand-in at `image_url`).
-    edge = await make_edge(web_dist=WEB_DIST, stage_media_url=image_url)
+    # stage producer's asset server (here the stand-in at `media.url`).
+    edge = await make_edge(web_dist=WEB_DIST, stage_media_url=media.url)
     page = await browser.new_page(viewport={"width": 1280, "height": 800})
     csp = CspViolations()
     await csp.attach(page)
@@ -246,7 +195,7 @@ async def test_stage_page_is_sized_by_query_has_no_controls_and_shows_visuals(
         id="visual-foreign",
         room=edge.room,
         kind="backdrop",
-        url=f"{image_url}/media/{'b' * 64}.png{signed}",
+        url=f"{media.url}/media/{'b' * 64}.png{signed}",
         title="elsewhere",
         created_at=now_ms(),
         expires_at=now_ms() + 60_000,
@@ -277,7 +226,7 @@ async def test_stage_page_is_sized_by_query_has_no_controls_and_shows_visuals(
     assert image_ok
     assert csp.seen == []
     # the stand-in saw only the edge's request for the page's own visual, never the foreign one
-    assert _PngHandler.paths == [f"/media/{'a' * 64}.png{signed}"]
+    assert media.paths == [f"/media/{'a' * 64}.png{signed}"]
 
 
 async def test_api_docs_render_from_the_edge_itself(

@@ -22,7 +22,7 @@ from livekit.plugins.openai.realtime import RealtimeModel
 from tests.doubles.anam import GREEN, SKIN, AnamDouble
 from tests.doubles.base import Fault
 from tests.doubles.openai_realtime import OpenAIRealtimeDouble
-from tests.doubles.room import FakeJob, agent_token, fake_job, watching
+from tests.support.room import FakeJob, agent_token, fake_job, watching
 
 AVATAR = "anam-avatar-host"
 PERSONA = anam_plugin.PersonaConfig(

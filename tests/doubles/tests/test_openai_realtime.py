@@ -25,7 +25,7 @@ from livekit.plugins.openai.realtime import RealtimeModel
 from tests.doubles.audio import speech
 from tests.doubles.base import Fault
 from tests.doubles.openai_realtime import SAMPLE_RATE, OpenAIRealtimeDouble, ReplyContext
-from tests.doubles.room import fake_job, watching
+from tests.support.room import fake_job, watching
 
 # fail fast: one retry, a short handshake timeout (the defaults are 3 retries, 2 s apart, 10 s)
 FAST = APIConnectOptions(max_retry=1, retry_interval=0.1, timeout=1.0)

@@ -7,19 +7,17 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from playwright.async_api import Browser, BrowserContext, Page, expect
 
 from services.token.tests.conftest import EdgeFactory, make_edge  # noqa: F401 - a fixture
-from services.token.tests.test_browser import browser  # noqa: F401 - a fixture
+from tests.support.browser import WEB_DIST
 from tests.support.chat import backend_env, chat_services
 
 pytestmark = pytest.mark.browser
 
-WEB_DIST = Path(__file__).resolve().parents[1] / "web" / "dist"
 OPERATOR_SECRET = "browser-operator-secret-0123456789"
 XSS_NAME = '<img src=x onerror="alert(1)">'
 XSS_BODY = "<script>alert(2)</script> <b>bold?</b> <img src=y onerror=alert(3)>"

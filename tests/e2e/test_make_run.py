@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 PLAIN_SHELL = ["env", "-i", f"HOME={os.environ['HOME']}", "LANG=C.UTF-8", f"PATH={DEFAULT_PATH}"]
 PROBE = (

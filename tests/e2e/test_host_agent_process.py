@@ -2,7 +2,7 @@
 a viewer token dispatches the host, the host speaks to that viewer, SIGTERM ends the job and
 stops the worker; and after a SIGKILL of the whole host-agent process group (worker and job
 processes, as in a crash), the next viewer token brings a host back from a new worker (the
-edge replaces the dead dispatch: see `tests/test_edge_host_recovery.py` for its side).
+edge replaces the dead dispatch: see `tests/e2e/test_edge_host_recovery.py` for its side).
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 import uuid
@@ -26,7 +25,14 @@ import pytest
 from livekit import rtc
 
 from tests.support.livekit_helpers import leave
-from tests.support.services import ROOT, edge_env, free_port, stop_service, wait_http_ok
+from tests.support.services import (
+    ROOT,
+    ServiceOutput,
+    edge_env,
+    free_port,
+    stop_service,
+    wait_http_ok,
+)
 
 
 class HostAgentProcess:
@@ -42,14 +48,8 @@ class HostAgentProcess:
             text=True,
             start_new_session=True,
         )
-        self.lines: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.lines.append(line)
+        self._output = ServiceOutput(self.process)
+        self.lines = self._output.lines
 
     def output(self) -> str:
         return "".join(line for line in self.lines if "ignoring byte stream" not in line)
@@ -68,7 +68,7 @@ class HostAgentProcess:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait(15)
-        self._reader.join(5)
+        self._output.finish(5)
         return self.output()
 
 
@@ -146,6 +146,15 @@ async def join_as_viewer(edge: str) -> tuple[rtc.Room, asyncio.Event, dict[str, 
     return room, heard, {"tasks": tasks, "token": token}
 
 
+async def hear(heard: asyncio.Event, host: HostAgentProcess, within: float = 40) -> None:
+    """Until the viewer hears the host; else fail with the host's output (and kill it)."""
+    try:
+        async with asyncio.timeout(within):
+            await heard.wait()
+    except TimeoutError:
+        pytest.fail("the viewer heard no host:\n" + host.kill_group()[-6000:])
+
+
 def agents_in(room: rtc.Room) -> set[str]:
     return {
         p.identity
@@ -163,11 +172,7 @@ async def test_a_viewer_token_brings_a_speaking_host_and_sigterm_ends_the_job(
     room, heard, extra = await join_as_viewer(stack["edge"])
     try:
         # the greeting (HOST_GREET) is the first thing a viewer hears
-        try:
-            async with asyncio.timeout(40):
-                await heard.wait()
-        except TimeoutError:
-            pytest.fail("the viewer heard no host:\n" + host.kill_group()[-6000:])
+        await hear(heard, host)
         assert len(agents_in(room)) == 1
 
         # SIGTERM drains: the job ends (reason "shutdown") and the worker exits by itself
@@ -196,11 +201,7 @@ async def test_after_a_sigkill_the_next_viewer_token_brings_a_host_back(
     await first.registered()
     room, heard, extra = await join_as_viewer(stack["edge"])
     try:
-        try:
-            async with asyncio.timeout(40):
-                await heard.wait()
-        except TimeoutError:
-            pytest.fail("the viewer heard no host:\n" + first.kill_group()[-6000:])
+        await hear(heard, first)
         first_agents = agents_in(room)
         assert len(first_agents) == 1
 
