@@ -59,7 +59,7 @@ web:
 	cd web && npm run build
 
 # Benchmarks: JSON to stdout and bench/results/; `make bench B=moderation`. Full runs are never part
-# of `make test`; their smoke mode (`BENCH_SMOKE=1 make bench`, seconds each) is: tests/test_bench_smoke.py.
+# of `make test`; their smoke mode (`BENCH_SMOKE=1 make bench`, seconds each) is: tests/repo/test_bench_smoke.py.
 bench: bootstrap
 	$(UV_RUN) python -m bench $(B)
 

@@ -5,7 +5,7 @@
     .venv/bin/python scripts/env_example.py --markdown  # print the README's settings table
 
 Each class becomes a section headed by its docstring; each variable gets its description as the
-comment line above it and its default as the value. `tests/test_settings_env_example.py` checks
+comment line above it and its default as the value. `tests/repo/test_settings_env_example.py` checks
 the file against the classes.
 """
 

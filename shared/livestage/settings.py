@@ -3,7 +3,7 @@
 Each group is its own pydantic-settings class with an environment prefix (`settings_config`, which
 the services' own classes use too), so a service loads only what it needs (`LiveKitSettings()`).
 `settings_classes()` lists them all, shared and per service; `.env.example` documents every
-variable, and `tests/test_settings_env_example.py` keeps that file in step with the classes. A
+variable, and `tests/repo/test_settings_env_example.py` keeps that file in step with the classes. A
 pure module's config of a few settings is built with `derive` (defaults from `default_of`).
 
 Every default here is one a developer can run with: local servers on 127.0.0.1 and no keys, in

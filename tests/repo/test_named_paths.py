@@ -17,7 +17,7 @@ import tokenize
 from collections.abc import Iterator
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 FOLDERS = ("services", "shared", "tests", "scripts", "web", "deploy", "bench", "docs")
 SKIPPED_DIRS = {"node_modules", "dist", "__pycache__", ".venv", ".cache"}
 """Folders that are installed or built, not written (their files name paths of other trees)."""

@@ -18,7 +18,7 @@ import pytest
 
 from livestage import attributes, schemas
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = ROOT / "web" / "src" / "wire" / "schema.json"
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from livestage.settings import env_variables, settings_classes
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def example_variables() -> dict[str, str]:

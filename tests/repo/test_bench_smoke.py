@@ -23,7 +23,7 @@ import pytest
 from bench import missing_figures
 from bench.__main__ import available
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT_S = 170.0
 """Per benchmark, under pytest's own 180 s so that a hung bench is killed with its output shown.
 Most of a smoke run is starting processes (servers, workers, Chromium) and importing livekit and
