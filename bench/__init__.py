@@ -10,8 +10,8 @@ a machine being slow never fails a test. `docs/benchmarks.md` holds the tables a
 them.
 
 `BENCH_SMOKE=1` is the smoke mode: every benchmark runs a few rounds and a second or two of
-load (`smoke_or(full, smoke)` picks its sizes), so that `tests/repo/test_bench_smoke.py` can run each
-one in `make test` and check that it still completes and reports its `FIGURES`. Smoke figures
+load (`smoke_or(full, smoke)` picks its sizes), so that `tests/repo/test_bench_smoke.py` can run
+each one in `make test` and check that it still completes and reports its `FIGURES`. Smoke figures
 say nothing about speed.
 """
 
