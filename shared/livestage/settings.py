@@ -15,12 +15,15 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import inspect
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, PositiveFloat, PositiveInt, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Config = TypeVar("Config")
+
+Port = Annotated[int, Field(ge=0, le=65535)]
+"""A TCP port a service listens on (0..65535; each setting says what its 0 means)."""
 
 
 def settings_config(prefix: str) -> SettingsConfigDict:
@@ -111,18 +114,18 @@ class NatsSettings(BaseSettings):
     model_config = settings_config("NATS_")
 
     url: str = Field("nats://127.0.0.1:4222", description="NATS server URL(s), comma-separated.")
-    connect_timeout_s: float = Field(2.0, gt=0, description="Seconds to wait for one connect.")
+    connect_timeout_s: PositiveFloat = Field(2.0, description="Seconds to wait for one connect.")
     max_reconnect_attempts: int = Field(
         -1, description="Reconnect attempts after a lost connection (-1: forever)."
     )
-    stream_max_age_s: int = Field(
-        7 * 24 * 3600, gt=0, description="How long a JetStream stream keeps a message (seconds)."
+    stream_max_age_s: PositiveInt = Field(
+        7 * 24 * 3600, description="How long a JetStream stream keeps a message (seconds)."
     )
-    stream_max_bytes: int = Field(
-        256 * 1024 * 1024, gt=0, description="Size cap of each JetStream stream (bytes)."
+    stream_max_bytes: PositiveInt = Field(
+        256 * 1024 * 1024, description="Size cap of each JetStream stream (bytes)."
     )
-    duplicate_window_s: int = Field(
-        120, gt=0, description="JetStream de-duplication window for Nats-Msg-Id (seconds)."
+    duplicate_window_s: PositiveInt = Field(
+        120, description="JetStream de-duplication window for Nats-Msg-Id (seconds)."
     )
 
     @property
@@ -186,8 +189,8 @@ class TelemetrySettings(BaseSettings):
         "", description="OTLP/HTTP endpoint of the collector, e.g. http://127.0.0.1:4318."
     )
     service_namespace: str = Field("livestage", description="service.namespace resource attr.")
-    metric_export_interval_ms: int = Field(
-        15000, gt=0, description="How often metrics are pushed to the collector (ms)."
+    metric_export_interval_ms: PositiveInt = Field(
+        15000, description="How often metrics are pushed to the collector (ms)."
     )
 
 
@@ -244,10 +247,8 @@ class HealthSettings(BaseSettings):
 
     model_config = settings_config("LIVESTAGE_")
 
-    health_port: int = Field(
+    health_port: Port = Field(
         0,
-        ge=0,
-        le=65535,
         description="Port of a worker's /healthz and /readyz; 0 serves none (make run). The "
         "container images set 8090.",
     )
@@ -262,9 +263,8 @@ class ServiceSettings(BaseSettings):
 
     model_config = settings_config("LIVESTAGE_")
 
-    stop_timeout_s: float = Field(
+    stop_timeout_s: PositiveFloat = Field(
         4.0,
-        gt=0,
         description="After SIGINT/SIGTERM a service has this long to shut down cleanly; then it "
         "logs what it was stuck in and exits with status 1 (below the 5 s a Procfile runner or "
         "`docker stop`'s 10 s allow before SIGKILL).",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, PositiveFloat
 from pydantic_settings import BaseSettings
 
 from livestage.settings import settings_config
@@ -44,6 +44,6 @@ class HistorySettings(BaseSettings):
         description="A host turn longer than this is cut at a word boundary (with an "
         "ellipsis) for chat.",
     )
-    pending_poll_s: float = Field(
-        10.0, gt=0, description="How often the consumers' lag is read for the metrics (seconds)."
+    pending_poll_s: PositiveFloat = Field(
+        10.0, description="How often the consumers' lag is read for the metrics (seconds)."
     )

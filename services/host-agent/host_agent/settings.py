@@ -9,12 +9,19 @@ one (`resolve_voice` / `resolve_avatar`).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import (
+    Field,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    SecretStr,
+    field_validator,
+)
 from pydantic_settings import BaseSettings
 
-from livestage.settings import settings_config
+from livestage.settings import Port, settings_config
 
 PERSONAS_DIR = Path(__file__).resolve().parent / "personas"
 DEFAULT_PERSONA = PERSONAS_DIR / "nova.yaml"
@@ -51,9 +58,8 @@ class HostSettings(BaseSettings):
     )
 
     # --- production backends: how fast a failing one gives way to the local one ------------
-    connect_timeout_s: float = Field(
+    connect_timeout_s: PositiveFloat = Field(
         3.0,
-        gt=0,
         description="Each connection attempt and request to a paid voice backend (OpenAI "
         "Realtime, a chat-completions endpoint, a speech endpoint, Anam) times out after this "
         "many seconds.",
@@ -65,18 +71,16 @@ class HostSettings(BaseSettings):
         description="Retries of a failed connection to a paid backend before the host falls "
         "back to the local one.",
     )
-    retry_interval_s: float = Field(
-        0.5, ge=0, description="Seconds between those retries (the first one comes at once)."
+    retry_interval_s: NonNegativeFloat = Field(
+        0.5, description="Seconds between those retries (the first one comes at once)."
     )
-    remote_avatar_start_timeout_s: float = Field(
+    remote_avatar_start_timeout_s: PositiveFloat = Field(
         8.0,
-        gt=0,
         description="How long starting a remote avatar (Anam's session API) may take before "
         "the host uses the local avatar (the plugin itself would wait forever on a hung API).",
     )
-    remote_avatar_join_timeout_s: float = Field(
+    remote_avatar_join_timeout_s: PositiveFloat = Field(
         15.0,
-        gt=0,
         description="How long a remote avatar may take to join the room and publish its video "
         "before the host uses the local avatar.",
     )
@@ -92,29 +96,28 @@ class HostSettings(BaseSettings):
     )
 
     # --- the job ----------------------------------------------------------------------------
-    viewer_wait_s: float = Field(
-        25.0, gt=0, description="How long a new job waits for a first viewer (seconds)."
+    viewer_wait_s: PositiveFloat = Field(
+        25.0, description="How long a new job waits for a first viewer (seconds)."
     )
-    empty_grace_s: float = Field(
-        60.0, gt=0, description="How long a live job stays with no viewer before it ends (s)."
+    empty_grace_s: PositiveFloat = Field(
+        60.0, description="How long a live job stays with no viewer before it ends (s)."
     )
     greet: bool = Field(True, description="Say a short greeting when the first viewer arrives.")
 
     # --- the brain --------------------------------------------------------------------------
-    batch_window_s: float = Field(
+    batch_window_s: NonNegativeFloat = Field(
         0.3,
-        ge=0,
         description="After the first fresh comment, how long to gather others before answering.",
     )
     max_comments: int = Field(2, ge=1, le=4, description="Comments answered in one turn at most.")
-    stale_after_s: float = Field(
-        45.0, gt=0, description="A comment older than this is never answered (seconds)."
+    stale_after_s: PositiveFloat = Field(
+        45.0, description="A comment older than this is never answered (seconds)."
     )
-    idle_after_s: float = Field(
-        20.0, gt=0, description="Quiet spell before an idle monologue about the visual (s)."
+    idle_after_s: PositiveFloat = Field(
+        20.0, description="Quiet spell before an idle monologue about the visual (s)."
     )
-    memory_s: float = Field(
-        300.0, gt=0, description="How long recent chat and talk stay in the host's memory (s)."
+    memory_s: PositiveFloat = Field(
+        300.0, description="How long recent chat and talk stay in the host's memory (s)."
     )
     recent_chat_limit: int = Field(
         12, ge=0, le=100, description="Recent chat lines given to the model as context."
@@ -137,12 +140,9 @@ class HostSettings(BaseSettings):
     idle_processes: int = Field(
         1, ge=0, le=8, description="Warm job processes kept ready (process executor)."
     )
-    health_port: int = Field(
-        8081, ge=0, le=65535, description="Worker health HTTP port (0: any free port)."
-    )
-    drain_timeout_s: int = Field(
+    health_port: Port = Field(8081, description="Worker health HTTP port (0: any free port).")
+    drain_timeout_s: NonNegativeInt = Field(
         0,
-        ge=0,
         description="On SIGTERM, how long running jobs may go on before they are ended "
         "(seconds; 0: end them at once, the next viewer token brings a host back).",
     )
@@ -223,6 +223,22 @@ class PipelineSettings(BaseSettings):
     )
 
 
+def _realtime_price(default: float, tokens: str) -> Any:
+    """A CostSettings field: OpenAI Realtime's list price of one kind of token."""
+    return Field(
+        default, description=f"OpenAI Realtime: USD per million {tokens} tokens (estimate)."
+    )
+
+
+def _pipeline_price(tokens: str) -> Any:
+    """A CostSettings field: the pipeline chat endpoint's price of its input or output tokens."""
+    return Field(
+        0.0,
+        description=f"Pipeline chat endpoint: USD per million {tokens} tokens "
+        "(0 for a local model).",
+    )
+
+
 class CostSettings(BaseSettings):
     """Estimated spend of the paid backends, and the daily cap per room (estimates, not a bill).
 
@@ -233,48 +249,27 @@ class CostSettings(BaseSettings):
 
     model_config = settings_config("HOST_COST_")
 
-    daily_cap_usd: float = Field(
+    daily_cap_usd: NonNegativeFloat = Field(
         20.0,
-        ge=0,
         description="Estimated spend per room per UTC day (counted in Redis, across jobs) after "
         "which the host switches to the local voice and avatar; 0: no cap.",
     )
-    realtime_text_input_per_mtok: float = Field(
-        4.0, ge=0, description="OpenAI Realtime: USD per million text input tokens (estimate)."
-    )
-    realtime_audio_input_per_mtok: float = Field(
-        32.0, ge=0, description="OpenAI Realtime: USD per million audio input tokens (estimate)."
-    )
-    realtime_cached_input_per_mtok: float = Field(
-        0.4, ge=0, description="OpenAI Realtime: USD per million cached input tokens (estimate)."
-    )
-    realtime_text_output_per_mtok: float = Field(
-        16.0, ge=0, description="OpenAI Realtime: USD per million text output tokens (estimate)."
-    )
-    realtime_audio_output_per_mtok: float = Field(
-        64.0, ge=0, description="OpenAI Realtime: USD per million audio output tokens (estimate)."
-    )
-    pipeline_input_per_mtok: float = Field(
-        0.0,
-        ge=0,
-        description="Pipeline chat endpoint: USD per million input tokens (0 for a local model).",
-    )
-    pipeline_output_per_mtok: float = Field(
-        0.0,
-        ge=0,
-        description="Pipeline chat endpoint: USD per million output tokens (0 for a local model).",
-    )
-    speech_per_minute: float = Field(
+    realtime_text_input_per_mtok: NonNegativeFloat = _realtime_price(4.0, "text input")
+    realtime_audio_input_per_mtok: NonNegativeFloat = _realtime_price(32.0, "audio input")
+    realtime_cached_input_per_mtok: NonNegativeFloat = _realtime_price(0.4, "cached input")
+    realtime_text_output_per_mtok: NonNegativeFloat = _realtime_price(16.0, "text output")
+    realtime_audio_output_per_mtok: NonNegativeFloat = _realtime_price(64.0, "audio output")
+    pipeline_input_per_mtok: NonNegativeFloat = _pipeline_price("input")
+    pipeline_output_per_mtok: NonNegativeFloat = _pipeline_price("output")
+    speech_per_minute: NonNegativeFloat = Field(
         0.015,
-        ge=0,
         description="Pipeline speech endpoint: USD per minute of speech (estimate).",
     )
-    anam_per_minute: float = Field(
-        0.15, ge=0, description="Anam: USD per avatar session minute (estimate; see your plan)."
+    anam_per_minute: NonNegativeFloat = Field(
+        0.15, description="Anam: USD per avatar session minute (estimate; see your plan)."
     )
-    check_interval_s: float = Field(
+    check_interval_s: PositiveFloat = Field(
         5.0,
-        gt=0,
         description="How often running avatar minutes are counted and the cap is checked (s).",
     )
 

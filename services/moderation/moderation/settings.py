@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, PositiveFloat, PositiveInt, field_validator
 from pydantic_settings import BaseSettings
 
 from livestage.settings import settings_config
@@ -82,16 +82,15 @@ class ModerationSettings(BaseSettings):
         description="Folder (relative to the working directory) where the classifier's numbers "
         "are cached so later starts skip loading scikit-learn; unwritable means no cache.",
     )
-    duplicate_window_s: float = Field(
+    duplicate_window_s: PositiveFloat = Field(
         30.0,
-        gt=0,
         description="The same text from one visitor within this many seconds is "
         "rejected as a repeat.",
     )
     flood_max_messages: int = Field(
         5, ge=1, description="Messages one visitor may send within the flood window."
     )
-    flood_window_s: float = Field(10.0, gt=0, description="The flood window (seconds).")
+    flood_window_s: PositiveFloat = Field(10.0, description="The flood window (seconds).")
     caps_min_letters: int = Field(
         8, ge=1, description="Messages with fewer letters than this are never 'all caps'."
     )
@@ -116,13 +115,12 @@ class ModerationSettings(BaseSettings):
     strikes_to_mute: int = Field(
         3, ge=1, description="Rejections (by a check that strikes) that mute a visitor."
     )
-    strike_window_s: float = Field(
-        600.0, gt=0, description="Strikes older than this many seconds are forgotten."
+    strike_window_s: PositiveFloat = Field(
+        600.0, description="Strikes older than this many seconds are forgotten."
     )
-    mute_s: float = Field(300.0, gt=0, description="How long a mute lasts (seconds).")
-    decided_ttl_s: int = Field(
+    mute_s: PositiveFloat = Field(300.0, description="How long a mute lasts (seconds).")
+    decided_ttl_s: PositiveInt = Field(
         7 * 24 * 3600,
-        gt=0,
         description="How long the verdict of a message id is remembered in Redis, so a "
         "redelivery is never judged twice (seconds).",
     )
@@ -132,8 +130,8 @@ class ModerationSettings(BaseSettings):
         "messages the offline checks approved).",
     )
     openai_model: str = Field("omni-moderation-latest", description="OpenAI moderation model.")
-    openai_timeout_s: float = Field(
-        3.0, gt=0, description="How long to wait for OpenAI's moderation endpoint (seconds)."
+    openai_timeout_s: PositiveFloat = Field(
+        3.0, description="How long to wait for OpenAI's moderation endpoint (seconds)."
     )
     openai_fail_mode: Literal["open", "closed"] = Field(
         "open",

@@ -9,10 +9,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import (
+    Field,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    SecretStr,
+    model_validator,
+)
 from pydantic_settings import BaseSettings
 
-from livestage.settings import settings_config
+from livestage.settings import Port, settings_config
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 REPO_ROOT = PACKAGE_DIR.parents[2]
@@ -31,14 +39,12 @@ class StageSettings(BaseSettings):
     interval_s: float = Field(
         40.0, ge=5, description="Seconds between visuals in a room with viewers."
     )
-    check_interval_s: float = Field(
+    check_interval_s: PositiveFloat = Field(
         5.0,
-        gt=0,
         description="How often a room's loop looks at fresh chat for a topic shift (seconds).",
     )
-    min_gap_s: float = Field(
+    min_gap_s: NonNegativeFloat = Field(
         15.0,
-        ge=0,
         description="A topic shift replaces the visual at the soonest this long after the last "
         "one (seconds).",
     )
@@ -58,17 +64,16 @@ class StageSettings(BaseSettings):
     history_limit: int = Field(
         30, ge=1, le=200, description="Recent chat messages read per topic pick."
     )
-    talk_window_s: float = Field(
-        300.0, gt=0, description="How far back the host's own words count for the topic (s)."
+    talk_window_s: PositiveFloat = Field(
+        300.0, description="How far back the host's own words count for the topic (s)."
     )
-    replay_window_s: float = Field(
+    replay_window_s: PositiveFloat = Field(
         6 * 3600.0,
-        gt=0,
         description="At start, how far back room presence and host job events are replayed to "
         "learn which rooms have viewers (seconds).",
     )
-    command_max_age_s: float = Field(
-        300.0, gt=0, description="Operator commands older than this are dropped (seconds)."
+    command_max_age_s: PositiveFloat = Field(
+        300.0, description="Operator commands older than this are dropped (seconds)."
     )
 
     # --- choosing -----------------------------------------------------------------------------
@@ -95,11 +100,11 @@ class StageSettings(BaseSettings):
         description="Backdrop maker: procedural (Pillow, offline) or gemini (image model, needs "
         "GEMINI_API_KEY); auto is gemini with a key, else procedural.",
     )
-    clip_every: int = Field(
-        3, ge=0, description="Every Nth page visual is a scrolling clip (0: never)."
+    clip_every: NonNegativeInt = Field(
+        3, description="Every Nth page visual is a scrolling clip (0: never)."
     )
-    backdrop_every: int = Field(
-        4, ge=0, description="Every Nth visual is a generated backdrop (0: only as a fallback)."
+    backdrop_every: NonNegativeInt = Field(
+        4, description="Every Nth visual is a generated backdrop (0: only as a fallback)."
     )
 
     # --- capture ------------------------------------------------------------------------------
@@ -110,9 +115,8 @@ class StageSettings(BaseSettings):
     capture_timeout_s: float = Field(
         15.0, gt=0, le=120, description="Time limit of one capture, page load included (s)."
     )
-    capture_max_bytes: int = Field(
+    capture_max_bytes: PositiveInt = Field(
         32 * 1024 * 1024,
-        gt=0,
         description="Network bytes one capture may pull through the egress proxy.",
     )
     max_concurrent_captures: int = Field(
@@ -163,13 +167,12 @@ class StageSettings(BaseSettings):
     asset_dir: Path = Field(
         DEFAULT_ASSET_DIR, description="Folder of the content-addressed assets."
     )
-    asset_dir_max_bytes: int = Field(
+    asset_dir_max_bytes: PositiveInt = Field(
         1024 * 1024 * 1024,
-        gt=0,
         description="Size cap of the asset folder; the oldest assets go first.",
     )
-    asset_max_bytes: int = Field(
-        16 * 1024 * 1024, gt=0, description="Largest single asset (a clip, an image) in bytes."
+    asset_max_bytes: PositiveInt = Field(
+        16 * 1024 * 1024, description="Largest single asset (a clip, an image) in bytes."
     )
     asset_key: SecretStr | None = Field(
         None,
@@ -179,7 +182,7 @@ class StageSettings(BaseSettings):
     http_host: str = Field(
         "127.0.0.1", description="Address of the asset server (the edge's /media/ streams it)."
     )
-    http_port: int = Field(8091, ge=0, le=65535, description="Port of the asset server.")
+    http_port: Port = Field(8091, description="Port of the asset server.")
 
     @model_validator(mode="after")
     def _ports(self) -> StageSettings:

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Literal, Self
 
 from limits import parse
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, PositiveFloat, PositiveInt, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings
 
 from livestage.settings import settings_config
@@ -26,7 +26,7 @@ class EdgeSettings(BaseSettings):
         default=["fox", "owl", "cat", "robot", "panda", "frog"],
         description="Avatar ids a viewer may pick (JSON list).",
     )
-    token_ttl_s: int = Field(7200, gt=0, description="Lifetime of a viewer token (seconds).")
+    token_ttl_s: PositiveInt = Field(7200, description="Lifetime of a viewer token (seconds).")
     trusted_proxies: list[str] = Field(
         default=[],
         description="CIDRs of reverse proxies whose X-Forwarded-For (and X-Forwarded-Proto) is "
@@ -39,8 +39,8 @@ class EdgeSettings(BaseSettings):
         description="Key that signs visitor cookies and derives visitor tags; empty: derived "
         "from LIVEKIT_API_SECRET (every replica with the same secret agrees).",
     )
-    visitor_cookie_max_age_s: int = Field(
-        365 * 24 * 3600, gt=0, description="Lifetime of the visitor cookie (seconds)."
+    visitor_cookie_max_age_s: PositiveInt = Field(
+        365 * 24 * 3600, description="Lifetime of the visitor cookie (seconds)."
     )
     cookie_secure: Literal["auto", "always", "never"] = Field(
         "auto",
@@ -68,50 +68,46 @@ class EdgeSettings(BaseSettings):
     )
 
     # --- timeouts and body caps ----------------------------------------------------------------
-    livekit_timeout_s: float = Field(
-        2.0, gt=0, description="Longest wait for one LiveKit server API call (seconds)."
+    livekit_timeout_s: PositiveFloat = Field(
+        2.0, description="Longest wait for one LiveKit server API call (seconds)."
     )
-    redis_timeout_s: float = Field(
-        1.0, gt=0, description="Longest wait for one Redis command or connect (seconds)."
+    redis_timeout_s: PositiveFloat = Field(
+        1.0, description="Longest wait for one Redis command or connect (seconds)."
     )
-    redis_max_connections: int = Field(
+    redis_max_connections: PositiveInt = Field(
         200,
-        gt=0,
         description="Connections to Redis at most; more concurrent commands wait (up to "
         "TOKEN_REDIS_TIMEOUT_S) for a free one.",
     )
-    nats_timeout_s: float = Field(
-        2.0, gt=0, description="Longest wait for JetStream to store a message (seconds)."
+    nats_timeout_s: PositiveFloat = Field(
+        2.0, description="Longest wait for JetStream to store a message (seconds)."
     )
-    history_timeout_s: float = Field(
-        2.0, gt=0, description="How long to wait for chat-history to answer (seconds)."
+    history_timeout_s: PositiveFloat = Field(
+        2.0, description="How long to wait for chat-history to answer (seconds)."
     )
-    max_json_body_bytes: int = Field(
-        16 * 1024, gt=0, description="Largest JSON request body; larger ones get 413 unread."
+    max_json_body_bytes: PositiveInt = Field(
+        16 * 1024, description="Largest JSON request body; larger ones get 413 unread."
     )
-    max_webhook_body_bytes: int = Field(
-        64 * 1024, gt=0, description="Largest LiveKit webhook body; larger ones get 413 unread."
+    max_webhook_body_bytes: PositiveInt = Field(
+        64 * 1024, description="Largest LiveKit webhook body; larger ones get 413 unread."
     )
 
     # --- host dispatch -------------------------------------------------------------------------
-    dispatch_lock_s: float = Field(
-        10.0, gt=0, description="How long the per-room dispatch lock is held at most (seconds)."
+    dispatch_lock_s: PositiveFloat = Field(
+        10.0, description="How long the per-room dispatch lock is held at most (seconds)."
     )
-    dispatch_stale_s: float = Field(
+    dispatch_stale_s: PositiveFloat = Field(
         30.0,
-        gt=0,
         description="A host dispatch with no job (or a pending job) older than this is deleted "
         "and replaced (seconds).",
     )
-    host_join_grace_s: float = Field(
+    host_join_grace_s: PositiveFloat = Field(
         15.0,
-        gt=0,
         description="How long a running host job may be without its participant in the room "
         "before it counts as crashed and is replaced (seconds).",
     )
-    host_cache_ttl_s: float = Field(
+    host_cache_ttl_s: PositiveFloat = Field(
         5.0,
-        gt=0,
         description="How long the room's host state (from LiveKit, webhooks and host job "
         "events) is believed before LiveKit is asked again (seconds).",
     )
