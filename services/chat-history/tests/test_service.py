@@ -7,6 +7,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
 
 import nats
 import pytest
@@ -191,32 +192,34 @@ async def test_ban_removes_only_that_visitors_participants_and_keeps_history(
         assert await history_of(history.bus, room) == [theirs.id]
 
 
-async def test_host_turns_become_host_lines(start_history: HistoryFactory, livekit_server) -> None:  # type: ignore[no-untyped-def]
+async def test_host_turns_become_host_lines(
+    start_history: HistoryFactory, room: str, livekit_server
+) -> None:  # type: ignore[no-untyped-def]
     history = await start_history(host_max_chars=40)
-    room = new_room()
     async with ChatViewer.joined(livekit_server, room) as viewer:
         started = now_ms() - 2000
-        said = SpokenTurn(
-            id=new_id(),
-            room=room,
-            text="Hello everyone, welcome to the show tonight, it is a good one",
+
+        def turn(text: str, started_at: int, **fields: Any) -> SpokenTurn:
+            """A turn the host has just finished saying in `room`."""
+            return SpokenTurn(
+                id=new_id(),
+                room=room,
+                text=text,
+                started_at=started_at,
+                ended_at=now_ms(),
+                **fields,
+            )
+
+        said = turn(
+            "Hello everyone, welcome to the show tonight, it is a good one",
+            started,
             speaker_name="Cara",
             speaker_identity="agent-AJ_host",
-            started_at=started,
-            ended_at=now_ms(),
         )
-        cut = SpokenTurn(
-            id=new_id(),
-            room=room,
-            text="So as I was",
-            interrupted=True,
-            kind="monologue",
-            started_at=started + 1,
-            ended_at=now_ms(),
-        )
-        silent = SpokenTurn(id=new_id(), room=room, text=" ", started_at=started, ended_at=now_ms())
-        for turn in (silent, said, cut):
-            await history.bus.publish(subjects.host_spoken(room), turn)
+        cut = turn("So as I was", started + 1, interrupted=True, kind="monologue")
+        silent = turn(" ", started)
+        for spoken in (silent, said, cut):
+            await history.bus.publish(subjects.host_spoken(room), spoken)
         line = await viewer.wait_for_message(said.id)
         assert (line.kind, line.author_name, line.author_identity) == (
             "host",
