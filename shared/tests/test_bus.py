@@ -191,6 +191,13 @@ async def _collect(bus: Bus, subject: str, start: object) -> tuple[list[str], ob
     return seen, watch
 
 
+async def publish_old_then_cut(bus: Bus, subject: str, room: str) -> float:
+    """Store an "old" message, then return a time (epoch seconds) strictly after it was stored."""
+    await bus.publish(subject, chat(room, "old"))
+    await asyncio.sleep(0.05)  # the stored time has a ms clock: step past it
+    return now_ms() / 1000
+
+
 async def test_watch_new_sees_only_what_comes_after_it(bus: Bus) -> None:
     room = unique_room()
     subject = subjects.chat_approved(room)
@@ -207,9 +214,7 @@ async def test_watch_new_sees_only_what_comes_after_it(bus: Bus) -> None:
 async def test_watch_last_and_since_replay_the_chosen_past(bus: Bus) -> None:
     room = unique_room()
     subject = subjects.stage_visual(room)
-    await bus.publish(subject, chat(room, "old"))
-    await asyncio.sleep(0.05)  # the point: a cut strictly after "old" was stored (ms clock)
-    cut = now_ms() / 1000
+    cut = await publish_old_then_cut(bus, subject, room)
     await bus.publish(subject, chat(room, "newer"))
     await bus.publish(subject, chat(room, "newest"))
     last, watch_last = await _collect(bus, subject, "last")
@@ -247,9 +252,7 @@ async def test_watch_skips_invalid_payloads_and_survives_handler_errors(bus: Bus
 async def test_history_reads_what_is_stored_since_a_time(bus: Bus) -> None:
     room = unique_room()
     subject = subjects.host_spoken(room)
-    await bus.publish(subject, chat(room, "old"))
-    await asyncio.sleep(0.05)  # the point: a cut strictly after "old" was stored (ms clock)
-    cut = now_ms() / 1000
+    cut = await publish_old_then_cut(bus, subject, room)
     for body in ("one", "two", "three"):
         await bus.publish(subject, chat(room, body))
     found = await bus.history(subject, ChatMessage, since=cut)

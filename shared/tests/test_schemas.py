@@ -47,6 +47,11 @@ def model(cls: type, **fields: st.SearchStrategy[object]) -> st.SearchStrategy[o
     return st.fixed_dictionaries(fields).map(lambda values: cls(**values))
 
 
+def room_event(cls: type, **fields: st.SearchStrategy[object]) -> st.SearchStrategy[object]:
+    """`model` for the messages on a room's subjects: each has an id and its room."""
+    return model(cls, id=ids, room=rooms, **fields)
+
+
 def clean(min_size: int, max_size: int) -> st.SearchStrategy[str]:
     return (
         st.text(min_size=min_size, max_size=max_size * 2)
@@ -60,10 +65,8 @@ urls = st.one_of(
     st.builds(lambda path: "/assets/" + path, st.text(TOKEN_CHARS, max_size=40)),
 )
 
-chat_messages = model(
+chat_messages = room_event(
     ChatMessage,
-    id=ids,
-    room=rooms,
     author_identity=identities,
     author_name=clean(1, schemas.MAX_NAME_CHARS),
     avatar=avatars,
@@ -84,10 +87,8 @@ MODELS = {
         checks=st.lists(st.text(max_size=64), max_size=16),
         decided_at=epoch,
     ),
-    "SpokenTurn": model(
+    "SpokenTurn": room_event(
         SpokenTurn,
-        id=ids,
-        room=rooms,
         text=st.text(max_size=400),
         reply_to=st.lists(ids, max_size=8),
         interrupted=st.booleans(),
@@ -97,10 +98,8 @@ MODELS = {
         started_at=epoch,
         ended_at=epoch,
     ),
-    "StageVisual": model(
+    "StageVisual": room_event(
         StageVisual,
-        id=ids,
-        room=rooms,
         kind=st.sampled_from(["screenshot", "clip", "backdrop"]),
         url=urls,
         source_url=st.text(max_size=200),
@@ -110,10 +109,8 @@ MODELS = {
         created_at=epoch,
         expires_at=epoch,
     ),
-    "PresenceEvent": model(
+    "PresenceEvent": room_event(
         PresenceEvent,
-        id=ids,
-        room=rooms,
         event=st.sampled_from(
             ["participant_joined", "participant_left", "room_started", "room_finished"]
         ),
@@ -122,18 +119,14 @@ MODELS = {
         participant_kind=st.sampled_from(["", "standard", "agent"]),
         created_at=epoch,
     ),
-    "HostCommand": model(
+    "HostCommand": room_event(
         HostCommand,
-        id=ids,
-        room=rooms,
         action=st.sampled_from(["pause", "resume", "say", "skip", "persona"]),
         text=st.text(max_size=400),
         created_at=epoch,
     ),
-    "HostJobEvent": model(
+    "HostJobEvent": room_event(
         HostJobEvent,
-        id=ids,
-        room=rooms,
         job_id=st.text(max_size=128),
         event=st.sampled_from(["started", "live", "ended"]),
         reason=st.text(max_size=300),
@@ -144,28 +137,22 @@ MODELS = {
         ),
         created_at=epoch,
     ),
-    "ChatRemoval": model(
+    "ChatRemoval": room_event(
         ChatRemoval,
-        id=ids,
-        room=rooms,
         message_id=ids,
         reason=st.text(max_size=300),
         created_at=epoch,
     ),
-    "BanEvent": model(
+    "BanEvent": room_event(
         BanEvent,
-        id=ids,
-        room=rooms,
         visitor_tag=st.text(string.ascii_lowercase + string.digits, min_size=8, max_size=32),
         identity=st.text(max_size=128),
         reason=st.text(max_size=300),
         expires_at=st.one_of(st.just(0), epoch),
         created_at=epoch,
     ),
-    "StageCommand": model(
+    "StageCommand": room_event(
         StageCommand,
-        id=ids,
-        room=rooms,
         action=st.sampled_from(["capture", "backdrop", "pin", "unpin"]),
         url=st.text(max_size=200),
         kind=st.sampled_from(["screenshot", "clip"]),

@@ -5,13 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
 
 import nats
+import pytest
 
 from livestage import subjects
 from livestage.bus import Bus
 from livestage.schemas import (
     BanEvent,
+    ChatMessage,
     ChatRemoval,
     HistoryReply,
     HistoryRequest,
@@ -22,8 +27,9 @@ from livestage.schemas import (
 )
 from tests.support.chat import ChatViewer, chat_message, wait_for_participants
 from tests.support.identities import viewer_identity
+from tests.support.livekit_helpers import LiveKitEndpoint
 
-from .conftest import HistoryFactory
+from .conftest import HistoryFactory, RunningHistory
 
 
 def new_room() -> str:
@@ -37,15 +43,43 @@ async def history_of(bus: Bus, room: str, limit: int = 50) -> list[str]:
     return [m.id for m in reply.messages]
 
 
+@pytest.fixture
+def room() -> str:
+    return new_room()
+
+
+@pytest.fixture
+async def history(start_history: HistoryFactory) -> RunningHistory:
+    """chat-history with its default settings."""
+    return await start_history()
+
+
+@asynccontextmanager
+async def viewers(
+    livekit_server: LiveKitEndpoint, room: str, count: int
+) -> AsyncIterator[list[ChatViewer]]:
+    """`count` subscribe-only viewers in `room`, joined one after the other."""
+    async with AsyncExitStack() as stack:
+        yield [
+            await stack.enter_async_context(ChatViewer.joined(livekit_server, room))
+            for _ in range(count)
+        ]
+
+
+async def send_marker(
+    history: RunningHistory, room: str, viewer: ChatViewer, body: str = "marker"
+) -> ChatMessage:
+    """Approve one more message and wait until `viewer` has it: what came before is handled."""
+    marker = chat_message(room, body)
+    await history.bus.publish(subjects.chat_approved(room), marker)
+    await viewer.wait_for_message(marker.id)
+    return marker
+
+
 async def test_approved_message_is_stored_once_and_reaches_every_viewer(
-    start_history: HistoryFactory, livekit_server
+    history: RunningHistory, room: str, livekit_server
 ) -> None:  # type: ignore[no-untyped-def]
-    history = await start_history()
-    room = new_room()
-    async with (
-        ChatViewer.joined(livekit_server, room) as b,
-        ChatViewer.joined(livekit_server, room) as c,
-    ):
+    async with viewers(livekit_server, room, 2) as (b, c):
         first = chat_message(room, "first", created_at=now_ms() - 10)
         second = chat_message(room, "second <b>not bold</b>")
         await history.bus.publish(subjects.chat_approved(room), second)
@@ -57,9 +91,7 @@ async def test_approved_message_is_stored_once_and_reaches_every_viewer(
         # The same message again under another JetStream id (as after a lost ack): stored once,
         # and not sent again because the first delivery recorded its send.
         await history.bus.publish(subjects.chat_approved(room), first, msg_id="again-" + first.id)
-        marker = chat_message(room, "marker")
-        await history.bus.publish(subjects.chat_approved(room), marker)
-        await b.wait_for_message(marker.id)
+        marker = await send_marker(history, room, b)
         assert b.message_ids().count(first.id) == 1
         assert await history.store.ids(room) == [first.id, second.id, marker.id]
         assert await history_of(history.bus, room) == [first.id, second.id, marker.id]
@@ -67,11 +99,9 @@ async def test_approved_message_is_stored_once_and_reaches_every_viewer(
 
 
 async def test_a_message_stored_by_a_delivery_that_died_before_its_send_is_still_sent(
-    start_history: HistoryFactory, livekit_server
+    history: RunningHistory, room: str, livekit_server
 ) -> None:  # type: ignore[no-untyped-def]
     """The crash window between the Redis write and the LiveKit send, made deterministic."""
-    history = await start_history()
-    room = new_room()
     async with ChatViewer.joined(livekit_server, room) as viewer:
         message = chat_message(room, "written, then the process died")
         await history.store.store(message)  # what the dead delivery got done
@@ -81,14 +111,9 @@ async def test_a_message_stored_by_a_delivery_that_died_before_its_send_is_still
 
 
 async def test_rejection_goes_to_the_author_only(
-    start_history: HistoryFactory, livekit_server
+    history: RunningHistory, room: str, livekit_server
 ) -> None:  # type: ignore[no-untyped-def]
-    history = await start_history()
-    room = new_room()
-    async with (
-        ChatViewer.joined(livekit_server, room) as author,
-        ChatViewer.joined(livekit_server, room) as other,
-    ):
+    async with viewers(livekit_server, room, 2) as (author, other):
         await wait_for_participants(other, {author.identity})
         verdict = ModerationVerdict(
             message_id=new_id(),
@@ -104,22 +129,15 @@ async def test_rejection_goes_to_the_author_only(
         (rejection,) = author.rejections()
         assert (rejection.message_id, rejection.reason) == (verdict.message_id, verdict.reason)
 
-        marker = chat_message(room, "after the rejection")
-        await history.bus.publish(subjects.chat_approved(room), marker)
-        await other.wait_for_message(marker.id)
+        marker = await send_marker(history, room, other, "after the rejection")
         assert other.rejections() == []
         assert await history.store.ids(room) == [marker.id]
 
 
 async def test_removal_deletes_from_history_and_tells_every_viewer(
-    start_history: HistoryFactory, livekit_server
+    history: RunningHistory, room: str, livekit_server
 ) -> None:  # type: ignore[no-untyped-def]
-    history = await start_history()
-    room = new_room()
-    async with (
-        ChatViewer.joined(livekit_server, room) as b,
-        ChatViewer.joined(livekit_server, room) as c,
-    ):
+    async with viewers(livekit_server, room, 2) as (b, c):
         keep, drop = chat_message(room, "keep"), chat_message(room, "drop")
         for message in (keep, drop):
             await history.bus.publish(subjects.chat_approved(room), message)
@@ -141,18 +159,14 @@ async def test_removal_deletes_from_history_and_tells_every_viewer(
         )
         await b.wait_until(lambda: early.id in b.removals())
         await history.bus.publish(subjects.chat_approved(room), early)
-        marker = chat_message(room, "marker")
-        await history.bus.publish(subjects.chat_approved(room), marker)
-        await b.wait_for_message(marker.id)
+        marker = await send_marker(history, room, b)
         assert early.id not in b.message_ids()
         assert await history_of(history.bus, room) == [keep.id, marker.id]
 
 
 async def test_ban_removes_only_that_visitors_participants_and_keeps_history(
-    start_history: HistoryFactory, livekit_server
+    history: RunningHistory, room: str, livekit_server
 ) -> None:  # type: ignore[no-untyped-def]
-    history = await start_history()
-    room = new_room()
     tag = uuid.uuid4().hex[:16]
     async with (
         ChatViewer.joined(livekit_server, room, viewer_identity(tag)) as tab1,
@@ -178,32 +192,34 @@ async def test_ban_removes_only_that_visitors_participants_and_keeps_history(
         assert await history_of(history.bus, room) == [theirs.id]
 
 
-async def test_host_turns_become_host_lines(start_history: HistoryFactory, livekit_server) -> None:  # type: ignore[no-untyped-def]
+async def test_host_turns_become_host_lines(
+    start_history: HistoryFactory, room: str, livekit_server
+) -> None:  # type: ignore[no-untyped-def]
     history = await start_history(host_max_chars=40)
-    room = new_room()
     async with ChatViewer.joined(livekit_server, room) as viewer:
         started = now_ms() - 2000
-        said = SpokenTurn(
-            id=new_id(),
-            room=room,
-            text="Hello everyone, welcome to the show tonight, it is a good one",
+
+        def turn(text: str, started_at: int, **fields: Any) -> SpokenTurn:
+            """A turn the host has just finished saying in `room`."""
+            return SpokenTurn(
+                id=new_id(),
+                room=room,
+                text=text,
+                started_at=started_at,
+                ended_at=now_ms(),
+                **fields,
+            )
+
+        said = turn(
+            "Hello everyone, welcome to the show tonight, it is a good one",
+            started,
             speaker_name="Cara",
             speaker_identity="agent-AJ_host",
-            started_at=started,
-            ended_at=now_ms(),
         )
-        cut = SpokenTurn(
-            id=new_id(),
-            room=room,
-            text="So as I was",
-            interrupted=True,
-            kind="monologue",
-            started_at=started + 1,
-            ended_at=now_ms(),
-        )
-        silent = SpokenTurn(id=new_id(), room=room, text=" ", started_at=started, ended_at=now_ms())
-        for turn in (silent, said, cut):
-            await history.bus.publish(subjects.host_spoken(room), turn)
+        cut = turn("So as I was", started + 1, interrupted=True, kind="monologue")
+        silent = turn(" ", started)
+        for spoken in (silent, said, cut):
+            await history.bus.publish(subjects.host_spoken(room), spoken)
         line = await viewer.wait_for_message(said.id)
         assert (line.kind, line.author_name, line.author_identity) == (
             "host",
@@ -217,10 +233,9 @@ async def test_host_turns_become_host_lines(start_history: HistoryFactory, livek
 
 
 async def test_a_room_nobody_is_in_still_gets_history_and_the_message_is_acked(
-    start_history: HistoryFactory, nats_server
+    history: RunningHistory, room: str, nats_server
 ) -> None:  # type: ignore[no-untyped-def]
-    history = await start_history()
-    room = new_room()  # no LiveKit room exists: LiveKit would hold a send for ~3 s, then 503
+    # Nobody joined `room`, so no LiveKit room exists: LiveKit would hold a send for ~3 s, then 503
     base = now_ms() - 100
     messages = [chat_message(room, f"into the void {n}", created_at=base + n) for n in range(5)]
     for message in messages:
@@ -254,16 +269,13 @@ async def test_two_instances_share_the_history_requests(
 
 
 async def test_a_message_on_another_rooms_subject_is_dropped(
-    start_history: HistoryFactory, livekit_server
+    history: RunningHistory, room: str, livekit_server
 ) -> None:  # type: ignore[no-untyped-def]
-    history = await start_history()
-    room, other = new_room(), new_room()
+    other = new_room()
     async with ChatViewer.joined(livekit_server, room) as viewer:
         stray = chat_message(other, "published on the wrong subject")
         await history.bus.publish(subjects.chat_approved(room), stray)
-        marker = chat_message(room, "marker")
-        await history.bus.publish(subjects.chat_approved(room), marker)
-        await viewer.wait_for_message(marker.id)
+        marker = await send_marker(history, room, viewer)
         assert stray.id not in viewer.message_ids()
         assert await history.store.ids(room) == [marker.id]
         assert await history.store.ids(other) == []

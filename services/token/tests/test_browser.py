@@ -177,7 +177,18 @@ async def test_stage_page_is_sized_by_query_has_no_controls_and_shows_visuals(
     assert json.loads(me.metadata) == {"avatar": "fox", "role": "stage"}
     assert not me.permission.can_publish and not me.permission.can_publish_data
 
-    async def show(visual: StageVisual) -> None:
+    async def show_backdrop(visual_id: str, url: str, title: str, topic: str = "") -> StageVisual:
+        """Send the page a backdrop of the edge's room, live for a minute, as the producer would."""
+        visual = StageVisual(
+            id=visual_id,
+            room=edge.room,
+            kind="backdrop",
+            url=url,
+            title=title,
+            topic=topic,
+            created_at=now_ms(),
+            expires_at=now_ms() + 60_000,
+        )
         async with server_api(livekit_server) as lk:
             await lk.room.send_data(
                 api.SendDataRequest(
@@ -187,32 +198,16 @@ async def test_stage_page_is_sized_by_query_has_no_controls_and_shows_visuals(
                     topic="anam-stage-visual",
                 )
             )
+        return visual
 
     # Another origin's image is refused by the page before any request (and the CSP would
     # refuse it too)...
     signed = "?exp=4000000000&sig=" + "f" * 64
-    foreign = StageVisual(
-        id="visual-foreign",
-        room=edge.room,
-        kind="backdrop",
-        url=f"{media.url}/media/{'b' * 64}.png{signed}",
-        title="elsewhere",
-        created_at=now_ms(),
-        expires_at=now_ms() + 60_000,
-    )
-    await show(foreign)
+    await show_backdrop("visual-foreign", f"{media.url}/media/{'b' * 64}.png{signed}", "elsewhere")
     # ...a signed /media/ visual of the edge's own origin is shown.
-    visual = StageVisual(
-        id="visual-1",
-        room=edge.room,
-        kind="backdrop",
-        url=f"/media/{'a' * 64}.png{signed}",
-        title="<i>Tonight's topic</i>",
-        topic="t",
-        created_at=now_ms(),
-        expires_at=now_ms() + 60_000,
+    visual = await show_backdrop(
+        "visual-1", f"/media/{'a' * 64}.png{signed}", "<i>Tonight's topic</i>", topic="t"
     )
-    await show(visual)
     await expect(page.locator("#stage-visual")).to_have_attribute(
         "data-visual-id", "visual-1", timeout=10_000
     )

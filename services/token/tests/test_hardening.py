@@ -43,6 +43,13 @@ async def chat(
     return await edge.client.post("/api/chat", json={"body": body}, headers=bearer(token), **kwargs)
 
 
+async def edge_with_bus(make_edge: EdgeFactory, **overrides: Any) -> Edge:
+    """An edge that has connected to NATS (it connects in the background), so chat can be stored."""
+    edge = await make_edge(**overrides)
+    await edge.wait_for_bus()
+    return edge
+
+
 async def our_dispatches(livekit_server: Any, room: str) -> list[api.AgentDispatch]:
     async with server_api(livekit_server) as lk:
         return [d for d in await lk.agent_dispatch.list_dispatch(room) if d.agent_name == AGENT]
@@ -59,8 +66,7 @@ def signed(body: str, key: str, secret: str) -> str:
 async def test_a_re_minting_client_still_gets_429_on_chat_after_its_share(
     make_edge: EdgeFactory,
 ) -> None:
-    edge = await make_edge(rate_chat="3/minute", rate_chat_per_network="100/minute")
-    await edge.wait_for_bus()
+    edge = await edge_with_bus(make_edge, rate_chat="3/minute", rate_chat_per_network="100/minute")
     first = await edge.token()
     assert [(await chat(edge, first)).status_code for _ in range(4)] == [202, 202, 202, 429]
     for _ in range(3):  # every new token is the same visitor: no fresh bucket
@@ -74,8 +80,7 @@ async def test_a_re_minting_client_still_gets_429_on_chat_after_its_share(
 async def test_a_new_visitor_from_the_same_network_shares_the_network_s_chat_share(
     make_edge: EdgeFactory,
 ) -> None:
-    edge = await make_edge(rate_chat="3/minute", rate_chat_per_network="4/minute")
-    await edge.wait_for_bus()
+    edge = await edge_with_bus(make_edge, rate_chat="3/minute", rate_chat_per_network="4/minute")
     ada = await edge.token()
     assert [(await chat(edge, ada)).status_code for _ in range(3)] == [202, 202, 202]
     newcomer = edge.visitor()
@@ -89,12 +94,12 @@ async def test_a_new_visitor_from_the_same_network_shares_the_network_s_chat_sha
 
 
 async def test_ipv6_clients_are_counted_by_their_64(make_edge: EdgeFactory) -> None:
-    edge = await make_edge(
+    edge = await edge_with_bus(
+        make_edge,
         trusted_proxies=["127.0.0.0/8"],
         rate_chat="100/minute",
         rate_chat_per_network="2/minute",
     )
-    await edge.wait_for_bus()
 
     async def chat_from(address: str) -> int:
         client = edge.visitor()
@@ -122,12 +127,12 @@ async def test_each_edge_room_has_its_own_buckets(make_edge: EdgeFactory) -> Non
 async def test_every_429_is_counted_by_limit_name(make_edge: EdgeFactory) -> None:
     reader = InMemoryMetricReader()
     meter = MeterProvider(metric_readers=[reader]).get_meter("test")
-    edge = await make_edge(
+    edge = await edge_with_bus(
+        make_edge,
         rate_chat="1/minute",
         rate_chat_per_network="100/minute",
         rate_limited_counter=metrics.counter(metrics.RATE_LIMITED, meter),
     )
-    await edge.wait_for_bus()
     token = await edge.token()
     assert [(await chat(edge, token)).status_code for _ in range(3)] == [202, 429, 429]
     data = reader.get_metrics_data()
@@ -209,8 +214,7 @@ async def test_an_oversized_webhook_is_413_before_its_signature_is_checked(
     make_edge: EdgeFactory,
     livekit_server,  # type: ignore[no-untyped-def]
 ) -> None:
-    edge = await make_edge()
-    await edge.wait_for_bus()
+    edge = await edge_with_bus(make_edge)
     key, secret = livekit_server.api_key, livekit_server.api_secret
     headers = {"Content-Type": "application/webhook+json"}
     big = _webhook_body(edge.room, 70 * 1024)
@@ -319,13 +323,13 @@ async def test_a_rush_costs_redis_not_livekit_and_events_keep_the_cache_honest(
     nats_server,  # type: ignore[no-untyped-def]
 ) -> None:
     async with TcpDouble(target=("127.0.0.1", livekit_server.port)) as lk:
-        edge = await make_edge(
+        edge = await edge_with_bus(
+            make_edge,
             livekit_api_url=lk.url,
             host_cache_ttl_s=60,
             rate_token_per_ip="1000/minute",
             rate_token_per_visitor="1000/minute",
         )
-        await edge.wait_for_bus()
         await edge.token()  # decides: create_room, list participants + dispatches, dispatch
         decided = len(lk.requests)
         assert decided == 4, lk.requests
@@ -421,8 +425,7 @@ async def test_a_malformed_history_reply_is_a_502_not_a_500(
     nats_server,  # type: ignore[no-untyped-def]
     reply: bytes,
 ) -> None:
-    edge = await make_edge()
-    await edge.wait_for_bus()
+    edge = await edge_with_bus(make_edge)
     token = await edge.token()
     nc = await nats.connect(nats_server.url)
 
@@ -440,8 +443,7 @@ async def test_a_malformed_history_reply_is_a_502_not_a_500(
 
 
 async def test_the_stage_page_s_token_watches_but_cannot_chat(make_edge: EdgeFactory) -> None:
-    edge = await make_edge()
-    await edge.wait_for_bus()
+    edge = await edge_with_bus(make_edge)
     stage = await edge.token(name="Stage", role="stage")
     claims = api.TokenVerifier(
         edge.livekit.api_key, edge.livekit.api_secret.get_secret_value()

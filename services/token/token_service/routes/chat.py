@@ -14,6 +14,7 @@ from livestage.bus import BusUnavailable
 from livestage.schemas import ChatMessage, HistoryReply, HistoryRequest, new_id, now_ms
 
 from ..deps import (
+    Services,
     ServicesDep,
     ViewerDep,
     limit_chat,
@@ -34,6 +35,23 @@ def message_id(identity: str, client_id: str | None) -> str:
     if client_id is None:
         return new_id()
     return hashlib.sha256(f"{identity}:{client_id}".encode()).hexdigest()[:32]
+
+
+async def recent_history(services: Services, limit: int) -> HistoryReply:
+    """Ask chat-history for the room's last `limit` approved messages; a 503 if NATS is down.
+
+    A reply that does not parse raises `ValidationError`: each route decides what that means.
+    """
+    room = services.livekit.room
+    try:
+        return await services.require_bus().request(
+            subjects.history_recent(room),
+            HistoryRequest(room=room, limit=limit),
+            HistoryReply,
+            timeout_s=services.edge.history_timeout_s,
+        )
+    except BusUnavailable as error:
+        raise unavailable("chat history", retry_after_s=5) from error
 
 
 @router.post(
@@ -83,21 +101,12 @@ async def chat_history(
     limit: Annotated[int, Query(ge=1, le=200, description="How many messages at most.")] = 50,
 ) -> HistoryResponse:
     """The room's recent approved chat, oldest first (answered by chat-history over NATS)."""
-    room = services.livekit.room
-    bus = services.require_bus()
     try:
-        reply = await bus.request(
-            subjects.history_recent(room),
-            HistoryRequest(room=room, limit=limit),
-            HistoryReply,
-            timeout_s=services.edge.history_timeout_s,
-        )
-    except BusUnavailable as error:
-        raise unavailable("chat history", retry_after_s=5) from error
+        reply = await recent_history(services, limit)
     except ValidationError as error:
         log.error(
             "chat-history answered %s with a malformed reply: %s",
-            subjects.history_recent(room),
+            subjects.history_recent(services.livekit.room),
             error.errors(include_url=False),
         )
         raise HTTPException(

@@ -13,12 +13,12 @@ from typing import Annotated
 from fastapi import Path, Query, status
 
 from livestage import subjects
-from livestage.bus import BusUnavailable
-from livestage.schemas import ChatRemoval, HistoryReply, HistoryRequest, now_ms
+from livestage.schemas import ChatRemoval, now_ms
 
 from ...deps import ServicesDep
-from ...errors import RESPONSES, unavailable
+from ...errors import RESPONSES
 from ...models import ApiModel, HistoryResponse
+from ..chat import recent_history
 from .auth import operator_router
 
 router = operator_router("/chat", ["operator: chat"])
@@ -77,14 +77,5 @@ async def recent_messages(
     limit: Annotated[int, Query(ge=1, le=200, description="How many messages at most.")] = 50,
 ) -> HistoryResponse:
     """The room's recent approved chat, oldest first, with ids to remove."""
-    room = services.livekit.room
-    try:
-        reply = await services.require_bus().request(
-            subjects.history_recent(room),
-            HistoryRequest(room=room, limit=limit),
-            HistoryReply,
-            timeout_s=services.edge.history_timeout_s,
-        )
-    except BusUnavailable as error:
-        raise unavailable("chat history", retry_after_s=5) from error
+    reply = await recent_history(services, limit)
     return HistoryResponse(messages=reply.messages)
