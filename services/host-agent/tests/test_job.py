@@ -45,12 +45,9 @@ async def test_chat_gets_a_spoken_reply_naming_its_author_once(
     host_worker, bus, viewers, tmp_path: Path
 ) -> None:
     room = unique_room()
-    recorder = await Recorder().start(bus, room)
     latencies_before = metric_total(metrics.HOST_REACTION_LATENCY.name)
     replies_before = metric_total(metrics.HOST_TURNS.name, kind="reply")
-    await host_worker.dispatch(room)
-    viewer = await viewers(room)
-    await until(lambda: "live" in recorder.job_events(), 20, "the job to go live")
+    recorder, viewer = await go_live(host_worker, bus, viewers, room)
     await until(lambda: viewer.host_state() == "idle", 10, "the host's idle state")
 
     message = chat_message(room, "What is on the screen tonight?", author_name="Ada")
