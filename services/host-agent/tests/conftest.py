@@ -29,6 +29,7 @@ from livestage.schemas import (
     HostCommand,
     HostJobEvent,
     SpokenTurn,
+    StageVisual,
     new_id,
     now_ms,
 )
@@ -150,6 +151,22 @@ def command(room: str, action: str, text: str = "") -> HostCommand:
         action=action,  # type: ignore[arg-type]
         text=text,
         created_at=now_ms(),
+    )
+
+
+def backdrop(room: str, url: str, title: str, **fields: Any) -> StageVisual:
+    """A backdrop for `room` with a fresh id, made now and shown for ten minutes; `fields` add
+    the rest (`summary`, `topic`)."""
+    made_at = now_ms()
+    return StageVisual(
+        id=new_id(),
+        room=room,
+        kind="backdrop",
+        url=url,
+        title=title,
+        created_at=made_at,
+        expires_at=made_at + 600_000,
+        **fields,
     )
 
 

@@ -17,11 +17,11 @@ from playwright.async_api import Browser, expect
 
 from livestage import subjects
 from livestage.identity import LOCAL_AVATAR_IDENTITY
-from livestage.schemas import StageVisual, new_id, now_ms
 from tests.support.media import serving
 
 from .conftest import (
     HostWorker,
+    backdrop,
     command,
     edge_process,
     go_live,
@@ -116,15 +116,8 @@ async def test_the_page_shows_the_keyed_avatar_over_the_stage(
             "data-host", LOCAL_AVATAR_IDENTITY, timeout=40_000
         )
         await expect(page.locator("#host-poster")).to_be_hidden()
-        visual = StageVisual(
-            id=new_id(),
-            room=room,
-            kind="backdrop",
-            url="/media/" + "b" * 64 + ".png?exp=4000000000&sig=" + "f" * 64,
-            title="Blue hour",
-            created_at=now_ms(),
-            expires_at=now_ms() + 600_000,
-        )
+        signed = "/media/" + "b" * 64 + ".png?exp=4000000000&sig=" + "f" * 64
+        visual = backdrop(room, signed, "Blue hour")
         await bus.publish(subjects.stage_visual(room), visual)
         await expect(page.locator(".stage-visual-item.visible")).to_have_count(1, timeout=15_000)
         await bus.publish(

@@ -14,10 +14,11 @@ from pathlib import Path
 import numpy as np
 
 from livestage import attributes, metrics, subjects
-from livestage.schemas import StageVisual, new_id, now_ms
+from livestage.schemas import new_id
 
 from .conftest import (
     Recorder,
+    backdrop,
     chat_message,
     command,
     go_live,
@@ -159,16 +160,12 @@ async def test_pause_resume_persona_and_state_attribute(host_worker, bus, viewer
 async def test_visuals_are_relayed_and_sent_to_late_viewers(host_worker, bus, viewers) -> None:
     room = unique_room()
     recorder, first = await go_live(host_worker, bus, viewers, room)
-    visual = StageVisual(
-        id=new_id(),
-        room=room,
-        kind="backdrop",
-        url="/assets/backdrop.png",
-        title="Aurora over the fjord",
+    visual = backdrop(
+        room,
+        "/assets/backdrop.png",
+        "Aurora over the fjord",
         summary="Green light over dark water.",
         topic="auroras",
-        created_at=now_ms(),
-        expires_at=now_ms() + 600_000,
     )
     await bus.publish(subjects.stage_visual(room), visual)
     await until(lambda: first.stage_packets(), 10, "the relayed visual")
