@@ -13,10 +13,11 @@ import contextlib
 import os
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from livekit import rtc
@@ -28,6 +29,7 @@ from livestage.schemas import (
     HostCommand,
     HostJobEvent,
     SpokenTurn,
+    StageVisual,
     new_id,
     now_ms,
 )
@@ -39,6 +41,9 @@ from tests.support.host_worker import running_worker as running_worker
 from tests.support.room import RecordingViewer
 from tests.support.services import ROOT, edge_env, free_port, stop_service, wait_http_ok
 from tests.support.waiting import until as until
+
+if TYPE_CHECKING:
+    from playwright.async_api import Browser, Page
 
 
 @pytest.fixture(scope="module")
@@ -111,6 +116,34 @@ class Recorder:
         return next((event for event in self.jobs if event.event == "ended"), None)
 
 
+async def go_live(
+    worker: HostWorker,
+    bus: Bus,
+    viewers: Callable[..., Any],
+    room: str,
+    timeout_s: float = 20,
+) -> tuple[Recorder, Viewer]:
+    """Records `room`, dispatches `worker` to it, joins a viewer and waits for the job's `live`."""
+    recorder = await Recorder().start(bus, room)
+    await worker.dispatch(room)
+    viewer = await viewers(room)
+    await until(lambda: "live" in recorder.job_events(), timeout_s, "the job to go live")
+    return recorder, viewer
+
+
+async def say_then_skip(
+    bus: Bus, room: str, viewer: Viewer, words: str, *, heard_after_s: float
+) -> tuple[float, float]:
+    """Has the host say `words`, waits until `viewer` hears it (from `heard_after_s` after the
+    command), then skips it: (when `say` was sent, when `skip` was sent)."""
+    said_at = time.time()
+    await bus.publish(subjects.host_control(room), command(room, "say", words))
+    await until(lambda: viewer.audio.loud_since(said_at + heard_after_s), 15, "the long speech")
+    skip_at = time.time()
+    await bus.publish(subjects.host_control(room), command(room, "skip"))
+    return said_at, skip_at
+
+
 def command(room: str, action: str, text: str = "") -> HostCommand:
     return HostCommand(
         id=new_id(),
@@ -121,7 +154,32 @@ def command(room: str, action: str, text: str = "") -> HostCommand:
     )
 
 
+def backdrop(room: str, url: str, title: str, **fields: Any) -> StageVisual:
+    """A backdrop for `room` with a fresh id, made now and shown for ten minutes; `fields` add
+    the rest (`summary`, `topic`)."""
+    made_at = now_ms()
+    return StageVisual(
+        id=new_id(),
+        room=room,
+        kind="backdrop",
+        url=url,
+        title=title,
+        created_at=made_at,
+        expires_at=made_at + 600_000,
+        **fields,
+    )
+
+
 # ---- the built pages in Chromium, served by a real edge process ------------------------------
+
+
+async def joined_page(browser: Browser, base_url: str, name: str = "Grace") -> Page:
+    """A 1280x800 page of the edge at `base_url` whose viewer has joined as `name`."""
+    page = await browser.new_page(viewport={"width": 1280, "height": 800})
+    await page.goto(base_url + "/")
+    await page.fill("#display-name", name)
+    await page.click("#join-button")
+    return page
 
 
 @contextlib.contextmanager

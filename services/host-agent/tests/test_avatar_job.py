@@ -17,14 +17,15 @@ from playwright.async_api import Browser, expect
 
 from livestage import subjects
 from livestage.identity import LOCAL_AVATAR_IDENTITY
-from livestage.schemas import StageVisual, new_id, now_ms
 from tests.support.media import serving
 
 from .conftest import (
     HostWorker,
-    Recorder,
+    backdrop,
     command,
     edge_process,
+    go_live,
+    joined_page,
     running_worker,
     unique_room,
     until,
@@ -50,10 +51,7 @@ async def test_the_local_avatar_speaks_for_the_host_and_leaves_with_it(
     avatar_worker: HostWorker, bus, viewers
 ) -> None:  # type: ignore[no-untyped-def]
     room = unique_room()
-    recorder = await Recorder().start(bus, room)
-    await avatar_worker.dispatch(room)
-    viewer = await viewers(room)
-    await until(lambda: "live" in recorder.job_events(), 30, "the job to go live")
+    recorder, viewer = await go_live(avatar_worker, bus, viewers, room, timeout_s=30)
     live = next(e for e in recorder.jobs if e.event == "live")
     assert live.avatar == "local"
     await until(
@@ -113,23 +111,13 @@ async def test_the_page_shows_the_keyed_avatar_over_the_stage(
         TOKEN_STAGE_MEDIA_URL=stage_media,
     ) as edge:
         base_url, room = edge.split("|")
-        page = await browser.new_page(viewport={"width": 1280, "height": 800})
-        await page.goto(base_url + "/")
-        await page.fill("#display-name", "Grace")
-        await page.click("#join-button")
+        page = await joined_page(browser, base_url)
         await expect(page.locator("#stage")).to_have_attribute(
             "data-host", LOCAL_AVATAR_IDENTITY, timeout=40_000
         )
         await expect(page.locator("#host-poster")).to_be_hidden()
-        visual = StageVisual(
-            id=new_id(),
-            room=room,
-            kind="backdrop",
-            url="/media/" + "b" * 64 + ".png?exp=4000000000&sig=" + "f" * 64,
-            title="Blue hour",
-            created_at=now_ms(),
-            expires_at=now_ms() + 600_000,
-        )
+        signed = "/media/" + "b" * 64 + ".png?exp=4000000000&sig=" + "f" * 64
+        visual = backdrop(room, signed, "Blue hour")
         await bus.publish(subjects.stage_visual(room), visual)
         await expect(page.locator(".stage-visual-item.visible")).to_have_count(1, timeout=15_000)
         await bus.publish(

@@ -14,7 +14,7 @@ from playwright.async_api import Browser, expect
 
 from livestage import subjects
 
-from .conftest import HostWorker, command, edge_process
+from .conftest import HostWorker, command, edge_process, joined_page
 
 pytestmark = pytest.mark.browser
 
@@ -78,10 +78,7 @@ async def test_after_join_the_host_is_heard_captioned_and_shown(
     edge_for: str, browser: Browser, bus, viewers, tmp_path: Path
 ) -> None:  # type: ignore[no-untyped-def]
     base_url, room = edge_for.split("|")
-    page = await browser.new_page(viewport={"width": 1280, "height": 800})
-    await page.goto(base_url + "/")
-    await page.fill("#display-name", "Grace")
-    await page.click("#join-button")
+    page = await joined_page(browser, base_url)
     await expect(page.locator("#connection-state")).to_have_attribute(
         "data-state", "connected", timeout=30_000
     )

@@ -5,17 +5,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
-from typing import Any, Self
+from typing import Any
 
 import pytest
 from livekit import rtc
 from livekit.agents import AgentSession
 
 from host_agent import switcher
-from host_agent.avatars import AVATARS, AvatarBackend
-from host_agent.config import JobConfig
+from host_agent.avatars import AVATARS
+from host_agent.avatars.none import NoAvatar
 from host_agent.errors import BackendUnavailable
-from host_agent.persona import Persona
 from host_agent.voices import VOICES
 from host_agent.voices.base import SessionParts, VoiceBackend
 from livestage import metrics, subjects
@@ -23,8 +22,8 @@ from livestage.registry import Registry
 
 from .conftest import (
     HostWorker,
-    Recorder,
     command,
+    go_live,
     metric_total,
     running_worker,
     unique_room,
@@ -39,18 +38,13 @@ class BrokenVoice(VoiceBackend):
         raise BackendUnavailable("401 from the model API (test double)")
 
 
-class BrokenAvatar(AvatarBackend):
-    name = "broken-avatar"
+class BrokenAvatar(NoAvatar):
+    """`none` whose start fails as a remote avatar's does when no video arrives."""
 
-    @classmethod
-    def from_settings(cls, config: JobConfig, persona: Persona) -> Self:
-        return cls()
+    name = "broken-avatar"
 
     async def start(self, agent_session: AgentSession[Any], room: rtc.Room) -> None:
         raise BackendUnavailable("the avatar never published video (test double)")
-
-    async def aclose(self) -> None:
-        return None
 
 
 def with_member(registry: Registry[Any], member: type[Any]) -> Registry[Any]:
@@ -73,12 +67,9 @@ async def test_a_backend_that_cannot_start_falls_back_to_local(
     broken_worker: HostWorker, bus, viewers
 ) -> None:  # type: ignore[no-untyped-def]
     room = unique_room()
-    recorder = await Recorder().start(bus, room)
     voice_before = metric_total(metrics.BACKEND_FALLBACKS.name, kind="voice")
     avatar_before = metric_total(metrics.BACKEND_FALLBACKS.name, kind="avatar")
-    await broken_worker.dispatch(room)
-    viewer = await viewers(room)
-    await until(lambda: "live" in recorder.job_events(), 20, "the job to go live")
+    recorder, viewer = await go_live(broken_worker, bus, viewers, room)
     live = next(e for e in recorder.jobs if e.event == "live")
     assert (live.voice, live.avatar) == ("local", "local")  # broken avatar -> the drawn one
     assert (

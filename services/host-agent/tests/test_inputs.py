@@ -11,23 +11,16 @@ from host_agent.inputs import (
     visual_expired,
 )
 from livestage.schemas import MAX_SPOKEN_CHARS, ChatMessage, SpokenTurn, StageVisual
+from tests.support.chat import chat_message
 
 ROOM = "main"
 T0_MS = 1_800_000_000_000
 
 
-def chat(**fields: object) -> ChatMessage:
-    message = {
-        "id": "m1",
-        "room": ROOM,
-        "author_identity": "viewer_ada",
-        "author_name": "Ada",
-        "avatar": "fox",
-        "body": "what is on screen?",
-        "kind": "viewer",
-        "created_at": T0_MS,
-    }
-    return ChatMessage.model_validate(message | fields)
+def chat(room: str = ROOM, **fields: object) -> ChatMessage:
+    """Ada's question in `room` at `T0_MS`; `fields` override any other part of it."""
+    ada = {"id": "m1", "author_identity": "viewer_ada", "author_name": "Ada", "created_at": T0_MS}
+    return chat_message(room, "what is on screen?", **(ada | fields))
 
 
 def visual(**fields: object) -> StageVisual:

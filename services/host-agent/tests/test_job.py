@@ -14,13 +14,16 @@ from pathlib import Path
 import numpy as np
 
 from livestage import attributes, metrics, subjects
-from livestage.schemas import StageVisual, new_id, now_ms
+from livestage.schemas import new_id
 
 from .conftest import (
     Recorder,
+    backdrop,
     chat_message,
     command,
+    go_live,
     metric_total,
+    say_then_skip,
     unique_room,
     until,
 )
@@ -43,12 +46,9 @@ async def test_chat_gets_a_spoken_reply_naming_its_author_once(
     host_worker, bus, viewers, tmp_path: Path
 ) -> None:
     room = unique_room()
-    recorder = await Recorder().start(bus, room)
     latencies_before = metric_total(metrics.HOST_REACTION_LATENCY.name)
     replies_before = metric_total(metrics.HOST_TURNS.name, kind="reply")
-    await host_worker.dispatch(room)
-    viewer = await viewers(room)
-    await until(lambda: "live" in recorder.job_events(), 20, "the job to go live")
+    recorder, viewer = await go_live(host_worker, bus, viewers, room)
     await until(lambda: viewer.host_state() == "idle", 10, "the host's idle state")
 
     message = chat_message(room, "What is on the screen tonight?", author_name="Ada")
@@ -100,10 +100,7 @@ async def test_chat_gets_a_spoken_reply_naming_its_author_once(
 
 async def test_say_is_spoken_verbatim_and_skip_stops_it_at_once(host_worker, bus, viewers) -> None:
     room = unique_room()
-    recorder = await Recorder().start(bus, room)
-    await host_worker.dispatch(room)
-    viewer = await viewers(room)
-    await until(lambda: "live" in recorder.job_events(), 20, "the job to go live")
+    recorder, viewer = await go_live(host_worker, bus, viewers, room)
 
     words = "This is the operator speaking. Stay tuned for the next segment."
     await bus.publish(subjects.host_control(room), command(room, "say", words))
@@ -111,11 +108,7 @@ async def test_say_is_spoken_verbatim_and_skip_stops_it_at_once(host_worker, bus
     assert recorder.spoken[0].text == words and recorder.spoken[0].kind == "say"
 
     long_text = " ".join(["This sentence keeps going so that there is time to skip it."] * 6)
-    started = time.time()
-    await bus.publish(subjects.host_control(room), command(room, "say", long_text))
-    await until(lambda: viewer.audio.loud_since(started + 0.5), 15, "the long speech to play")
-    skip_at = time.time()
-    await bus.publish(subjects.host_control(room), command(room, "skip"))
+    started, skip_at = await say_then_skip(bus, room, viewer, long_text, heard_after_s=0.5)
     await until(lambda: len(recorder.spoken) >= 2, 10, "the skipped turn")
     await asyncio.sleep(1.0)  # the contract: in this second after the skip, no more speech
     last_loud = max(viewer.audio.loud_since(started))
@@ -132,10 +125,7 @@ async def test_say_is_spoken_verbatim_and_skip_stops_it_at_once(host_worker, bus
 
 async def test_pause_resume_persona_and_state_attribute(host_worker, bus, viewers) -> None:
     room = unique_room()
-    recorder = await Recorder().start(bus, room)
-    await host_worker.dispatch(room)
-    viewer = await viewers(room)
-    await until(lambda: "live" in recorder.job_events(), 20, "the job to go live")
+    recorder, viewer = await go_live(host_worker, bus, viewers, room)
     await bus.publish(subjects.host_control(room), command(room, "pause"))
     await until(lambda: viewer.host_state() == "paused", 10, "the paused state")
     message = chat_message(room, "hello?", author_name="Bob")
@@ -169,20 +159,13 @@ async def test_pause_resume_persona_and_state_attribute(host_worker, bus, viewer
 
 async def test_visuals_are_relayed_and_sent_to_late_viewers(host_worker, bus, viewers) -> None:
     room = unique_room()
-    recorder = await Recorder().start(bus, room)
-    await host_worker.dispatch(room)
-    first = await viewers(room)
-    await until(lambda: "live" in recorder.job_events(), 20, "the job to go live")
-    visual = StageVisual(
-        id=new_id(),
-        room=room,
-        kind="backdrop",
-        url="/assets/backdrop.png",
-        title="Aurora over the fjord",
+    recorder, first = await go_live(host_worker, bus, viewers, room)
+    visual = backdrop(
+        room,
+        "/assets/backdrop.png",
+        "Aurora over the fjord",
         summary="Green light over dark water.",
         topic="auroras",
-        created_at=now_ms(),
-        expires_at=now_ms() + 600_000,
     )
     await bus.publish(subjects.stage_visual(room), visual)
     await until(lambda: first.stage_packets(), 10, "the relayed visual")
@@ -196,10 +179,7 @@ async def test_the_job_ends_after_the_last_viewer_leaves_and_the_grace(
     host_worker, bus, viewers
 ) -> None:
     room = unique_room()
-    recorder = await Recorder().start(bus, room)
-    await host_worker.dispatch(room)
-    viewer = await viewers(room)
-    await until(lambda: "live" in recorder.job_events(), 20, "the job to go live")
+    recorder, viewer = await go_live(host_worker, bus, viewers, room)
     left_at = time.monotonic()
     await viewer.leave()
     await until(lambda: recorder.ended() is not None, 15, "the job's end")

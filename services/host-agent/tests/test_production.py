@@ -35,12 +35,13 @@ from tests.support.livekit_helpers import server_api
 
 from .conftest import (
     HostWorker,
-    Recorder,
     Viewer,
     chat_message,
     command,
+    go_live,
     metric_total,
     running_worker,
+    say_then_skip,
     unique_room,
     until,
 )
@@ -139,14 +140,6 @@ async def production(livekit_server, nats_server, redis_server) -> AsyncIterator
             await redis.aclose()
 
 
-async def go_live(worker: HostWorker, bus, viewers, room: str) -> tuple[Recorder, Viewer]:  # type: ignore[no-untyped-def]
-    recorder = await Recorder().start(bus, room)
-    await worker.dispatch(room)
-    viewer = await viewers(room)
-    await until(lambda: "live" in recorder.job_events(), 20, "the job to go live")
-    return recorder, viewer
-
-
 def host_attribute(viewer: Viewer, name: str) -> str:
     """One of the host's participant attributes as the viewer sees it ("" before it arrives)."""
     host = viewer.host()
@@ -221,11 +214,7 @@ async def test_realtime_voice_and_anam_avatar_host_a_room(
 
     # `say` is spoken verbatim by the model; `skip` cancels the response and the audio stops
     words = " ".join(["The operator asked me to read this long announcement out loud."] * 5)
-    said_at = time.time()
-    await bus.publish(subjects.host_control(room), command(room, "say", words))
-    await until(lambda: viewer.audio.loud_since(said_at + 1.0), 15, "the long speech")
-    skip_at = time.time()
-    await bus.publish(subjects.host_control(room), command(room, "skip"))
+    said_at, skip_at = await say_then_skip(bus, room, viewer, words, heard_after_s=1.0)
     await realtime.wait_for_event("response.cancel")
     cancelled = await realtime.wait_for_response("cancelled")
     assert words.startswith(cancelled.transcript_sent.strip()) and cancelled.transcript_sent
