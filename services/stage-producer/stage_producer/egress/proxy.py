@@ -280,15 +280,25 @@ class EgressProxy:
         checked = self.policy.check_authority("https", host, int(port_text))
         if isinstance(checked, Refusal):
             raise _Refused(checked)
-        addresses = await self._checked_addresses(checked)
-        try:
-            upstream_reader, upstream_writer = await self._connect(checked, addresses, event)
-        except OSError as error:
-            await _reply(writer, 502, str(error))
+        upstream = await self._upstream(checked, event, writer)
+        if upstream is None:
             return
+        upstream_reader, upstream_writer = upstream
         writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
         await writer.drain()
         await self._pipe(session, reader, writer, upstream_reader, upstream_writer)
+
+    async def _upstream(
+        self, checked: Target, event: EgressEvent, writer: asyncio.StreamWriter
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
+        """A connection to the checked address (resolved and checked here, once), or None once
+        the browser was answered 502."""
+        addresses = await self._checked_addresses(checked)
+        try:
+            return await self._connect(checked, addresses, event)
+        except OSError as error:
+            await _reply(writer, 502, str(error))
+            return None
 
     async def _forward(
         self,
@@ -312,12 +322,10 @@ class EgressProxy:
             await _reply(writer, 411, "chunked request bodies are not supported by the proxy")
             return
         body_length = int(header_map.get("content-length", "0") or 0)
-        addresses = await self._checked_addresses(checked)
-        try:
-            upstream_reader, upstream_writer = await self._connect(checked, addresses, event)
-        except OSError as error:
-            await _reply(writer, 502, str(error))
+        upstream = await self._upstream(checked, event, writer)
+        if upstream is None:
             return
+        upstream_reader, upstream_writer = upstream
         path = parts.path or "/"
         if parts.query:
             path += "?" + parts.query
