@@ -3,7 +3,7 @@
 Backends are named here and looked up in the registries of `host_agent.voices`,
 `host_agent.avatars` and `host_agent.tts`; an empty `HOST_VOICE` / `HOST_AVATAR` means "choose
 from the keys": the production backend when its key is set and it is installed, else the local
-one (`resolve_voice` / `resolve_avatar`).
+one (each family's `auto` rule: `voices.auto_voice`, `avatars.auto_avatar`).
 """
 
 from __future__ import annotations
@@ -272,21 +272,3 @@ class CostSettings(BaseSettings):
         5.0,
         description="How often running avatar minutes are counted and the cap is checked (s).",
     )
-
-
-def resolve_voice(settings: HostSettings, *, openai_key: bool, available: set[str]) -> str:
-    """The voice backend to use: the setting, or production with a key when installed."""
-    if settings.voice:
-        return settings.voice
-    from host_agent.voices import auto_voice  # the rule lives with the family
-
-    return auto_voice(openai_key=openai_key, available=available)
-
-
-def resolve_avatar(settings: HostSettings, *, anam_key: bool, available: set[str]) -> str:
-    """The avatar backend to use: the setting, anam with a key, local when installed, none."""
-    if settings.avatar:
-        return settings.avatar
-    from host_agent.avatars import auto_avatar  # the rule lives with the family
-
-    return auto_avatar(anam_key=anam_key, available=available)

@@ -6,19 +6,15 @@ from pathlib import Path
 
 import pytest
 
+from host_agent.avatars import AVATARS, auto_avatar
 from host_agent.brain import Comment, Said, Screen, TurnPlan
 from host_agent.house import HouseWriter, salient_word
 from host_agent.persona import PersonaError, find_persona, load_persona
 from host_agent.prompt import compose
-from host_agent.settings import (
-    DEFAULT_PERSONA,
-    PERSONAS_DIR,
-    HostSettings,
-    resolve_avatar,
-    resolve_voice,
-)
+from host_agent.settings import DEFAULT_PERSONA, PERSONAS_DIR
 from host_agent.tts.base import estimated_words
 from host_agent.tts.espeak import EspeakEngine
+from host_agent.voices import auto_voice
 from tests.support.identities import named_viewer
 
 NOVA = load_persona(DEFAULT_PERSONA)
@@ -203,17 +199,15 @@ def test_salient_word_skips_stopwords() -> None:
 
 
 def test_backends_follow_the_keys_and_what_is_installed() -> None:
-    auto = HostSettings(voice="", avatar="")
-    assert resolve_voice(auto, openai_key=False, available={"local"}) == "local"
-    assert resolve_voice(auto, openai_key=True, available={"local"}) == "local"
-    assert resolve_voice(auto, openai_key=True, available={"local", "openai-realtime"}) == (
+    assert auto_voice(openai_key=False, available={"local"}) == "local"
+    assert auto_voice(openai_key=True, available={"local"}) == "local"
+    assert auto_voice(openai_key=True, available={"local", "openai-realtime"}) == (
         "openai-realtime"
     )
-    assert resolve_avatar(auto, anam_key=False, available={"none"}) == "none"
-    assert resolve_avatar(auto, anam_key=False, available={"none", "local"}) == "local"
-    assert resolve_avatar(auto, anam_key=True, available={"none", "local", "anam"}) == "anam"
-    chosen = HostSettings(voice="local", avatar="none")
-    assert resolve_avatar(chosen, anam_key=True, available={"anam", "none"}) == "none"
+    assert auto_avatar(anam_key=False, available={"none"}) == "none"
+    assert auto_avatar(anam_key=False, available={"none", "local"}) == "local"
+    assert auto_avatar(anam_key=True, available={"none", "local", "anam"}) == "anam"
+    assert AVATARS.resolve("none", anam_key=True) == "none"  # a named choice is kept
 
 
 # ---- local TTS ---------------------------------------------------------------------------------
