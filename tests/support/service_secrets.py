@@ -14,6 +14,9 @@ Notes on the table:
   derives that key from LIVEKIT_API_SECRET; the chart always sets STAGE_ASSET_KEY instead (from
   `secrets.stageAssetKey`, or derived from the LiveKit secret at render time) so the pod that
   runs Chromium never holds the LiveKit secret. So LiveKitSettings is not in its row.
+- `livestage.safety.SafetySettings` (MODERATION_*, no secret) is read by the edge (names), the
+  host agent (its own words), the stage producer (pages, topics) and moderation; the OpenAI
+  moderation endpoint is used where OPENAI_API_KEY already is (moderation, the host agent).
 - The edge builds `AnamSettings()` only for ANAM_AVATAR_MODEL (the page's avatar label); it
   never calls Anam, so it does not get ANAM_API_KEY.
 """
@@ -40,6 +43,7 @@ from livestage.settings import (
     OpenAISettings,
     OperatorSettings,
     RedisSettings,
+    SafetySettings,
     ServiceSettings,
     TelemetrySettings,
     TopicSettings,
@@ -73,15 +77,16 @@ SERVICE_SETTINGS: dict[str, tuple[type[BaseSettings], ...]] = {
         TopicSettings,
         OperatorSettings,
         AnamSettings,
+        SafetySettings,  # name moderation (offline checks only: the edge gets no OpenAI key)
         TelemetrySettings,
         LogSettings,
     ),
-    # moderation/app.py main
+    # moderation/app.py main (ModerationSettings extends SafetySettings)
     "moderation": (*_WORKER, ModerationSettings, RedisSettings, OpenAISettings),
     # chat_history/app.py main, room.py (the LiveKit server API)
     "chat-history": (*_WORKER, HistorySettings, LiveKitSettings, TopicSettings, RedisSettings),
     # stage_producer/app.py main, StageRuntime.create (GeminiSettings)
-    "stage-producer": (*_WORKER, StageSettings, GeminiSettings),
+    "stage-producer": (*_WORKER, StageSettings, GeminiSettings, SafetySettings),
     # host_agent/config.py JobConfig
     "host-agent": (
         *_WORKER,
@@ -94,6 +99,7 @@ SERVICE_SETTINGS: dict[str, tuple[type[BaseSettings], ...]] = {
         RedisSettings,
         OpenAISettings,
         AnamSettings,
+        SafetySettings,  # the host's own words are checked before they are heard
     ),
 }
 """Service folder name -> the settings classes that service constructs."""
