@@ -296,3 +296,20 @@ def test_the_edge_reaches_the_stage_producers_asset_server() -> None:
     assert port in {p["containerPort"] for p in stage["ports"]}
     mounts = {m["mountPath"] for m in stage["volumeMounts"]}
     assert stage_env["STAGE_ASSET_DIR"] in mounts
+
+
+def test_a_services_pod_security_context_is_merged_over_the_shared_one_for_it_alone() -> None:
+    docs = render(
+        "services.stage-producer.podSecurityContext.seccompProfile.type=Localhost",
+        "services.stage-producer.podSecurityContext.seccompProfile.localhostProfile=chromium.json",
+    )
+    for deployment in of_kind("Deployment", docs):
+        context = deployment["spec"]["template"]["spec"]["securityContext"]
+        assert context["runAsNonRoot"] is True and context["runAsUser"] == 10001
+        if component(deployment) == "stage-producer":
+            assert context["seccompProfile"] == {
+                "type": "Localhost",
+                "localhostProfile": "chromium.json",
+            }
+        else:
+            assert context["seccompProfile"] == {"type": "RuntimeDefault"}
