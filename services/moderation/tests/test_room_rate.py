@@ -7,10 +7,10 @@ import uuid
 
 from redis.asyncio import Redis
 
+from livestage.safety.normalize import normalize
 from livestage.schemas import ChatMessage, ModerationVerdict, now_ms
 from moderation.checks.base import Context
 from moderation.checks.room_rate import BUSY_REASON, RoomRate
-from moderation.normalize import normalize
 from moderation.pipeline import Pipeline
 from moderation.settings import ModerationSettings
 from moderation.state import StateStore, strikes_key
