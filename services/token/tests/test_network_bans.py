@@ -142,3 +142,22 @@ async def test_a_network_ban_needs_a_network_the_edge_has_seen(make_edge: EdgeFa
         headers=OPERATOR,
     )
     assert wrong.status_code == 422 and wrong.json()["detail"][0]["loc"] == ["body", "scope"]
+
+
+async def test_the_network_banned_is_the_one_the_visitor_last_came_from(
+    make_edge: EdgeFactory,
+) -> None:
+    """The edge notes the network on chat too: a visitor who took the token at home and chats
+    from a phone has the phone's network banned."""
+    edge = await network_edge(make_edge)
+    troll_client = from_address(edge, "192.0.2.10")
+    troll = await edge.token(client=troll_client)
+    troll_client.headers["X-Forwarded-For"] = "192.0.2.20"
+    posted = await troll_client.post(
+        "/api/chat", json={"body": "hi"}, headers={"Authorization": f"Bearer {troll['token']}"}
+    )
+    assert posted.status_code == 202, posted.text
+    banned = await ban(edge, troll["identity"], scope="network", durationS=HOUR_S)
+    assert banned["network"] == "192.0.2.20"
+    assert (await token_status(edge, "192.0.2.20")).status_code == 403
+    assert (await token_status(edge, "192.0.2.10")).status_code == 200
