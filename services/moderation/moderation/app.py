@@ -6,7 +6,8 @@ shared by every instance so they split the work):
 1. load what the checks need from Redis (the verdict if this id was already decided, the
    visitor's recent messages, strikes, mute, ban);
 2. run the configured checks (pure); if they approve and OpenAI is enabled, ask OpenAI and run
-   them again with its answer;
+   them again with its answer; if they still approve and `room_rate` is on, take a place in the
+   room's second from Redis (atomic across instances) and let `room_rate` judge it;
 3. publish the `ChatMessage` unchanged on `chat.approved.<room>`, or a `ModerationVerdict` on
    `chat.rejected.<room>`, with the JetStream de-duplication id `moderation:<id>` (one id for
    both subjects, so a message gets at most one verdict within the duplicate window);
@@ -43,6 +44,7 @@ from livestage.schemas import ChatMessage, ModerationVerdict, now_ms
 from livestage.service import connect_bus, until_stopped
 from livestage.settings import OpenAISettings, RedisSettings
 from moderation.checks import Context, build_checks
+from moderation.checks.room_rate import RoomRate
 from moderation.pipeline import Decision, Pipeline, strike_outcome
 from moderation.settings import ModerationSettings
 from moderation.state import StateStore
@@ -105,6 +107,9 @@ class Moderator:
         self.openai = openai if "openai" in pipeline.names else None
         self.instance = instance or instance_name()
         self.with_ban = "banned" in pipeline.names
+        self.room_rate = next(
+            (check for check in pipeline.checks if isinstance(check, RoomRate)), None
+        )
         self.verdicts = counter(CHAT_VERDICTS)
 
     async def handle(self, delivery: Delivery[ChatMessage]) -> None:
@@ -140,6 +145,13 @@ class Moderator:
             await delivery.msg.in_progress()  # the call may take a while: keep the message ours
             context = replace(context, openai=await self.openai.moderate(message.body))
             decision = self.pipeline.decide(message, context)
+        if decision.approved and self.room_rate is not None:
+            place = await self.store.claim_room_place(message, keep=self.room_rate.max_per_second)
+            context = replace(context, room_place=place)
+            # Every other check approved, so the cap is the only one left to ask.
+            busy = self.room_rate.check(message, context)
+            if busy is not None:
+                decision = Decision((busy,), decision.fingerprint)
         await self.publish(message, decision)
         outcome = strike_outcome(decision, context, message.created_at, self.settings)
         if not await self.store.record(message, decision, outcome, self.instance):

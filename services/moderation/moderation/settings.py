@@ -27,8 +27,11 @@ DEFAULT_CHECKS = [
     "caps",
     "repeat",
     "openai",
+    "room_rate",
 ]
-"""Every check, in the default order: the first one that rejects gives the viewer the reason."""
+"""Every check, in the default order: the first one that rejects gives the viewer the reason.
+`room_rate` comes last: only a message every other check approved takes a place in the room's
+second."""
 
 
 class ModerationSettings(SafetySettings):
@@ -107,6 +110,14 @@ class ModerationSettings(SafetySettings):
         "open",
         description="When OpenAI fails or times out: `open` approves (the offline checks "
         "already passed it), `closed` rejects and asks the viewer to try again.",
+    )
+
+    room_rate: int = Field(
+        15,
+        ge=1,
+        description="Approved chat messages per second in one room, counted in Redis across "
+        "every instance (per second of the messages' createdAt); the rest are rejected with "
+        "'Chat is busy right now, try again in a moment.' (to the author only, no strike).",
     )
 
     @field_validator("link_allowed_hosts")

@@ -9,6 +9,11 @@ of one visitor shares them, or the identity itself for anything else):
     livestage:moderation:recent:<room>:<author>       sorted set "<id>:<fingerprint>" by createdAt
     livestage:moderation:strikes:<room>:<author>      sorted set of message ids by createdAt
     livestage:moderation:mute:<room>:<author>         muted-until (epoch ms), expiring then
+    livestage:moderation:room:<room>:<second>         the room's places in one second of
+                                                      createdAt (`checks/room_rate.py`): field
+                                                      `#` counts them, each message id within
+                                                      the cap keeps its place; expires after
+                                                      an hour
 
 The verdict record and the state a message adds are written in one MULTI after the verdict is
 published, so a redelivered message either finds its record (and is acknowledged without a
@@ -28,12 +33,28 @@ from livestage.bans import Ban, BanStore
 from livestage.identity import visitor_tag_of
 from livestage.schemas import ChatMessage, now_ms
 from moderation.checks import RecentMessage
+from moderation.checks.room_rate import room_window
 from moderation.pipeline import Decision, StrikeOutcome
 from moderation.settings import ModerationSettings
 
 PREFIX = "livestage:moderation"
 MAX_RECENT = 100
 """Recent messages kept per visitor (more than any flood limit needs)."""
+ROOM_PLACES_TTL_MS = 3_600_000
+"""How long a second's places are kept: longer than any redelivery of a message of that second
+takes, so a late message of a busy second still finds the places given out."""
+
+# Atomic, so two instances never hand out the same place; a message that already has a place
+# (a redelivery) gets it back. Only places within the cap are remembered by id: beyond it every
+# place means "rejected", so a flood costs one counter, not one field per message.
+CLAIM_ROOM_PLACE = """
+local place = redis.call('HGET', KEYS[1], ARGV[1])
+if place then return tonumber(place) end
+place = redis.call('HINCRBY', KEYS[1], '#', 1)
+if place <= tonumber(ARGV[2]) then redis.call('HSET', KEYS[1], ARGV[1], place) end
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return place
+"""
 
 
 def author_key(identity: str) -> str:
@@ -57,6 +78,10 @@ def mute_key(room: str, author: str) -> str:
     return f"{PREFIX}:mute:{room}:{author}"
 
 
+def room_places_key(room: str, window: int) -> str:
+    return f"{PREFIX}:room:{room}:{window}"
+
+
 @dataclass(frozen=True)
 class LoadedState:
     decided: dict[str, Any] | None
@@ -78,6 +103,7 @@ class StateStore:
         self.bans = BanStore(redis)
         self.recent_window_ms = int(settings.state_window_s * 1000)
         self.strike_window_ms = int(settings.strike_window_s * 1000)
+        self._claim_room_place = redis.register_script(CLAIM_ROOM_PLACE)
 
     async def load(self, message: ChatMessage, *, with_ban: bool) -> LoadedState:
         room, at = message.room, message.created_at
@@ -114,6 +140,15 @@ class StateStore:
             pipe.get(mute_key(room, author))
             results: list[Any] = await pipe.execute()
         return results
+
+    async def claim_room_place(self, message: ChatMessage, *, keep: int) -> int:
+        """This message's place (1-based) among the room's approved messages in its second of
+        `createdAt`; the same place again for the same message id (if within `keep`)."""
+        key = room_places_key(message.room, room_window(message.created_at))
+        place = await self._claim_room_place(
+            keys=[key], args=[message.id, keep, ROOM_PLACES_TTL_MS]
+        )
+        return int(place)
 
     async def record(
         self, message: ChatMessage, decision: Decision, outcome: StrikeOutcome, instance: str

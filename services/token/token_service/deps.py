@@ -15,7 +15,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from livestage import subjects
-from livestage.bans import Ban, BanStore
+from livestage.bans import Ban, BanStore, Refusal
 from livestage.bus import Bus, BusUnavailable
 from livestage.schemas import HostJobEvent
 from livestage.settings import LiveKitSettings, NatsSettings, OperatorSettings, TopicSettings
@@ -180,23 +180,39 @@ def get_viewer(
 ViewerDep = Annotated[Viewer, Depends(get_viewer)]
 
 
-def banned(ban: Ban, what: str) -> HTTPException:
-    """403 saying that, and until when."""
-    if ban.expires_at:
-        until = datetime.datetime.fromtimestamp(ban.expires_at / 1000, tz=datetime.UTC)
+def banned(ban: Ban | Refusal, what: str) -> HTTPException:
+    """403 saying that (the visitor, or their network), and until when."""
+    refusal = ban if isinstance(ban, Refusal) else Refusal(ban, by_network=False)
+    if refusal.until_ms:
+        until = datetime.datetime.fromtimestamp(refusal.until_ms / 1000, tz=datetime.UTC)
         when = f"until {until.isoformat(timespec='seconds').replace('+00:00', 'Z')}"
     else:
         when = "permanently"
+    who = "your network is banned" if refusal.by_network else "banned"
     return HTTPException(
         status.HTTP_403_FORBIDDEN,
-        detail=f"banned from this room {when}: {what} refused",
+        detail=f"{who} from this room {when}: {what} refused",
     )
 
 
-async def require_not_banned(viewer: ViewerDep, services: ServicesDep) -> None:
-    ban = await services.bans.get(services.livekit.room, viewer.visitor_tag)
-    if ban is not None:
-        raise banned(ban, "chat")
+async def refuse_banned(
+    services: Services, visitor_tag: str, network: str, what: str, *, new_visitor: bool = False
+) -> None:
+    """403 when the visitor (unless the edge just made them up) or their network is banned;
+    else note the network they came from, which a network ban of this visitor would ban."""
+    room = services.livekit.room
+    refusal = await services.bans.refusal(room, None if new_visitor else visitor_tag, network)
+    if refusal is not None:
+        raise banned(refusal, what)
+    await services.bans.note_network(
+        room, visitor_tag, network, services.edge.visitor_network_ttl_s
+    )
+
+
+async def require_not_banned(
+    viewer: ViewerDep, network: ClientNetwork, services: ServicesDep
+) -> None:
+    await refuse_banned(services, viewer.visitor_tag, network, "chat")
 
 
 def require_chat_role(viewer: ViewerDep) -> None:

@@ -139,6 +139,13 @@ class BanRequest(ApiModel):
         le=MAX_BAN_S,
         description="How long the ban lasts (seconds); absent: permanent.",
     )
+    scope: Literal["visitor", "network"] = Field(
+        default="visitor",
+        description="`visitor` bans the visitor (every token of theirs); `network` also bans "
+        "the network the edge last saw them come from (IPv4 address or IPv6 /64), so a client "
+        "without their cookie is refused too. The network part lasts `durationS`, at most "
+        "TOKEN_NETWORK_BAN_MAX_S.",
+    )
 
 
 class BanInfo(ApiModel):
@@ -147,6 +154,11 @@ class BanInfo(ApiModel):
     reason: ShortText
     created_at: int = Field(description="epoch ms")
     expires_at: int = Field(description="epoch ms; 0 = permanent")
+    scope: Literal["visitor", "network"]
+    network: str = Field(description="scope network: the banned network; else empty")
+    network_expires_at: int = Field(
+        description="epoch ms the network part lifts; 0 when the scope is visitor"
+    )
 
 
 class BanList(ApiModel):

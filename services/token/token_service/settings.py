@@ -67,6 +67,19 @@ class EdgeSettings(BaseSettings):
         "120/minute", description="History reads per client network, all visitors together."
     )
 
+    # --- bans ------------------------------------------------------------------------------------
+    visitor_network_ttl_s: PositiveInt = Field(
+        86400,
+        description="How long the edge remembers the network (IPv4 address, IPv6 /64) each "
+        "visitor last asked for a token or chatted from, which an operator ban with scope "
+        "network bans (seconds).",
+    )
+    network_ban_max_s: PositiveInt = Field(
+        86400,
+        description="The longest the network part of a ban lasts (seconds; addresses change "
+        "hands): a longer or permanent ban keeps its visitor part.",
+    )
+
     # --- timeouts and body caps ----------------------------------------------------------------
     livekit_timeout_s: PositiveFloat = Field(
         2.0, description="Longest wait for one LiveKit server API call (seconds)."

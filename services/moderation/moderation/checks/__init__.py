@@ -18,6 +18,7 @@ is refused with the valid names.
 | caps | mostly capital letters | no |
 | repeat | one character over and over | no |
 | openai | OpenAI's moderation endpoint flagged it (or failed, when fail-closed) | yes |
+| room_rate | the room already approved N messages in this second (every instance counted) | no |
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from moderation.checks.links import Links
 from moderation.checks.muted import Muted
 from moderation.checks.openai_moderation import OpenAIModeration
 from moderation.checks.repeat import Repeat
+from moderation.checks.room_rate import RoomRate
 from moderation.checks.wordlist import Wordlist
 from moderation.checks.zalgo import Zalgo
 from moderation.settings import ModerationSettings
@@ -60,6 +62,7 @@ CHECKS: Registry[Check] = Registry(
         Caps,
         Repeat,
         OpenAIModeration,
+        RoomRate,
     ),
 )
 

@@ -58,6 +58,9 @@ class Context:
     ban: Ban | None = None
     openai: OpenAIResult | None = None
     """None when OpenAI was not asked (disabled, or an offline check already rejected)."""
+    room_place: int | None = None
+    """This message's place (1-based) among the room's messages approved in its second of
+    `createdAt`; None until every other check approved it (see `checks/room_rate.py`)."""
 
 
 class Check(ABC):

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Cookie, Depends, Request, Response
 from livestage.identity import AVATAR_IDENTITIES
 
 from ..client_ip import forwarded_proto
-from ..deps import ServicesDep, banned, limit_token_network
+from ..deps import ClientNetwork, ServicesDep, limit_token_network, refuse_banned
 from ..dispatch.dispatcher import ensure_host
 from ..errors import LIVEKIT_RESPONSES, RESPONSES, field_error
 from ..models import PublicConfig, TokenRequest, TokenResponse
@@ -57,6 +57,7 @@ async def create_viewer_token(
     request: Request,
     response: Response,
     services: ServicesDep,
+    network: ClientNetwork,
     visitor_cookie: Annotated[
         str | None,
         Cookie(
@@ -67,15 +68,13 @@ async def create_viewer_token(
 ) -> TokenResponse:
     """Mint a subscribe-only token (`role`: viewer, or stage for the OBS page) and make sure one
     host agent is in the room. The visitor is the one in the `livestage_visitor` cookie, or a
-    new one (the answer sets the cookie); a banned visitor gets 403."""
+    new one (the answer sets the cookie); a banned visitor, or anyone from a banned network,
+    gets 403."""
     if body.avatar not in services.edge.avatars:
         raise field_error("avatar", f"must be one of: {', '.join(services.edge.avatars)}")
     visitor = services.visitors.resolve(visitor_cookie)
     room = services.livekit.room
-    if not visitor.new:
-        ban = await services.bans.get(room, visitor.tag)
-        if ban is not None:
-            raise banned(ban, "new tokens")
+    await refuse_banned(services, visitor.tag, network, "new tokens", new_visitor=visitor.new)
     await services.limiter.check(services.limits.token_per_visitor, visitor.tag)
 
     identity = new_identity(visitor.tag)

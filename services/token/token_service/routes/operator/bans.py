@@ -8,6 +8,12 @@ room. Unbanning deletes it and announces `chat.unbanned.<room>`.
 
 A visitor is named by a participant identity (`viewer_<visitorTag>_<suffix>`, what the operator
 sees in the room or on a message) or directly by the visitor tag.
+
+`scope: network` also bans the network the edge last saw the visitor come from (noted on every
+token and chat request for TOKEN_VISITOR_NETWORK_TTL_S): new tokens and chat from that network
+are refused whoever asks, until the network part lifts (`durationS`, at most
+TOKEN_NETWORK_BAN_MAX_S). A visitor the edge has not seen recently has no network to ban: 422.
+The network stays off the bus (the announcement names the visitor only).
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from typing import Annotated
 from fastapi import HTTPException, Path, Response, status
 
 from livestage import subjects
-from livestage.bans import Ban
+from livestage.bans import Ban, network_ban_expiry
 from livestage.bus import BusUnavailable
 from livestage.identity import visitor_tag_of
 from livestage.schemas import BanEvent, new_id, now_ms
@@ -43,6 +49,9 @@ def _info(ban: Ban) -> BanInfo:
         reason=ban.reason,
         created_at=ban.created_at,
         expires_at=ban.expires_at,
+        scope=ban.scope,
+        network=ban.network,
+        network_expires_at=ban.network_expires_at,
     )
 
 
@@ -62,7 +71,8 @@ async def _announce(services: ServicesDep, subject: str, event: BanEvent) -> Non
     },
 )
 async def ban_visitor(body: BanRequest, services: ServicesDep) -> BanInfo:
-    """Ban a visitor (by `identity` or `visitorTag`) for `durationS` seconds, or permanently."""
+    """Ban a visitor (by `identity` or `visitorTag`) for `durationS` seconds, or permanently;
+    with `scope: network` their network too (for `durationS`, at most TOKEN_NETWORK_BAN_MAX_S)."""
     if (body.identity is None) == (body.visitor_tag is None):
         raise field_error("identity", "give exactly one of identity or visitorTag")
     if body.identity is not None:
@@ -73,13 +83,29 @@ async def ban_visitor(body: BanRequest, services: ServicesDep) -> BanInfo:
         assert body.visitor_tag is not None
         tag = body.visitor_tag
     room = services.livekit.room
+    network = ""
+    if body.scope == "network":
+        network = await services.bans.network_of(room, tag) or ""
+        if not network:
+            raise field_error(
+                "scope",
+                f"the edge has not seen visitor {tag} in the last "
+                f"{services.edge.visitor_network_ttl_s} s, so it knows no network to ban; "
+                "ban with scope visitor",
+            )
     created = now_ms()
+    expires = created + body.duration_s * 1000 if body.duration_s else 0
     ban = Ban(
         visitor_tag=tag,
         identity=body.identity or "",
         reason=body.reason,
         created_at=created,
-        expires_at=created + body.duration_s * 1000 if body.duration_s else 0,
+        expires_at=expires,
+        scope=body.scope,
+        network=network,
+        network_expires_at=network_ban_expiry(created, expires, services.edge.network_ban_max_s)
+        if network
+        else 0,
     )
     await services.bans.ban(room, ban)
     event = BanEvent(
@@ -109,7 +135,7 @@ async def ban_visitor(body: BanRequest, services: ServicesDep) -> BanInfo:
     responses={404: {"model": ErrorResponse, "description": "That visitor is not banned"}},
 )
 async def unban_visitor(visitor_tag: VisitorTagPath, services: ServicesDep) -> Response:
-    """Lift a visitor's ban."""
+    """Lift a visitor's ban (and the network ban that came with it)."""
     room = services.livekit.room
     if not await services.bans.unban(room, visitor_tag):
         raise HTTPException(
