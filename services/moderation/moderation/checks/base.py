@@ -18,7 +18,7 @@ from typing import ClassVar, Self
 
 from livestage.bans import Ban
 from livestage.safety.normalize import Normalized
-from livestage.safety.openai import OpenAIResult
+from livestage.safety.openai import OpenAIResult as OpenAIResult
 from livestage.schemas import ChatMessage
 from moderation.settings import ModerationSettings
 
