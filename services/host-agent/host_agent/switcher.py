@@ -41,6 +41,7 @@ from host_agent.errors import BackendUnavailable
 from host_agent.failures import GENERIC, failure_reason
 from host_agent.metering import Metering, UsageKey
 from host_agent.persona import Persona
+from host_agent.prompt import system_prompt
 from host_agent.turns import Turns
 from host_agent.voices import VOICES
 from host_agent.voices.base import SessionParts, VoiceBackend
@@ -226,7 +227,7 @@ class BackendSwitcher:
         return session
 
     async def _start_session(self, session: AgentSession) -> None:
-        agent = Agent(instructions=self.persona.instructions)
+        agent = Agent(instructions=system_prompt(self.persona))
         await session.start(
             agent,
             room=self.room,
@@ -250,7 +251,7 @@ class BackendSwitcher:
             self.voice.set_persona(persona)
         if self.agent is not None:
             with contextlib.suppress(RuntimeError):
-                await self.agent.update_instructions(persona.instructions)
+                await self.agent.update_instructions(system_prompt(persona))
 
     # ---- the session's events -----------------------------------------------------------------
 

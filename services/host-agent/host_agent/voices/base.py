@@ -5,6 +5,13 @@ pipelines, `tts=`), and carries out turns: `start_turn` asks the model for one t
 a `Prompt` (with the brain's `TurnPlan` attached for backends that read it directly, like the
 house brain), and `say` speaks words verbatim. Both return the session's `SpeechHandle`.
 
+What reaches the model (`host_agent.prompt`): the Agent's instructions are the persona and the
+data rules (`prompt.system_prompt`); a turn is a *user* message holding the data block (viewer
+names and messages, the screen's texts, what the host said: JSON strings between delimiters
+they cannot spell) and per-turn instructions of fixed text. The plan rides in the message's
+`extra`, which the plugins never send to a model. `tests/test_injection.py` proves it for every
+backend against what the model endpoint received.
+
 Backends are files beside this one (`local.py`, `openai_realtime.py`, `pipeline.py`)
 registered in `host_agent.voices.VOICES` under the name `HOST_VOICE` selects. A backend that
 cannot start raises `BackendUnavailable` with the reason, so the job can fall back to the local

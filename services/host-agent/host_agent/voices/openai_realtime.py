@@ -8,7 +8,9 @@ host's short `APIConnectOptions` (`HOST_CONNECT_TIMEOUT_S`, `HOST_CONNECT_RETRIE
 unrecoverable `error` event within seconds, and the job falls back to the local voice.
 
 `say` asks the model to speak the words verbatim (a realtime model has no TTS of its own that
-`session.say` could use, and mixing in another voice would sound like a second person).
+`session.say` could use, and mixing in another voice would sound like a second person). This is
+the one place where words other than fixed text go into instructions: a `say` comes only from
+the operator (`host.control`, sent by the edge's operator routes), never from viewers or pages.
 
 Azure mode: the plugin switches to Azure's URLs and beta event names when `OPENAI_API_VERSION`
 is in the environment; this backend refuses to start then rather than talk to the wrong API.
