@@ -67,9 +67,15 @@ async def create_viewer_token(
 ) -> TokenResponse:
     """Mint a subscribe-only token (`role`: viewer, or stage for the OBS page) and make sure one
     host agent is in the room. The visitor is the one in the `livestage_visitor` cookie, or a
-    new one (the answer sets the cookie); a banned visitor gets 403."""
+    new one (the answer sets the cookie); a banned visitor gets 403. A display name that the
+    chat's offline content checks refuse, or that impersonates the host or the show's staff
+    (`TOKEN_RESERVED_NAMES`), gets 422 with the reason (see token_service/names.py)."""
     if body.avatar not in services.edge.avatars:
         raise field_error("avatar", f"must be one of: {', '.join(services.edge.avatars)}")
+    problem = services.names.check(body.display_name)
+    if problem is not None:
+        log.info("display name refused (%s)", problem.check)  # the reason, never the name
+        raise field_error("displayName", problem.reason, problem.error_type)
     visitor = services.visitors.resolve(visitor_cookie)
     room = services.livekit.room
     if not visitor.new:
