@@ -8,6 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Cookie, Depends, Request, Response
 
+from livestage import metrics
 from livestage.identity import AVATAR_IDENTITIES
 
 from ..client_ip import forwarded_proto
@@ -75,6 +76,7 @@ async def create_viewer_token(
     problem = services.names.check(body.display_name)
     if problem is not None:
         log.info("display name refused (%s)", problem.check)  # the reason, never the name
+        metrics.counter(metrics.NAMES_REFUSED).add(1, {"check": problem.check})
         raise field_error("displayName", problem.reason, problem.error_type)
     visitor = services.visitors.resolve(visitor_cookie)
     room = services.livekit.room
