@@ -101,10 +101,6 @@ class Impersonation:
                     phrases.setdefault(("".join(phrase),), name)
         self._phrases = phrases
 
-    @property
-    def reserved(self) -> list[str]:
-        return sorted(set(self._phrases.values()))
-
     def match(self, name: str) -> str | None:
         """The reserved name (as configured) that `name` is or contains as a word, else None."""
         for reading in _readings(name):
