@@ -93,6 +93,7 @@ ROWS: dict[str, tuple[Panel, ...]] = {
             "req/s",
             (
                 Query(rate(m.RATE_LIMITED, "limit"), "429 {{limit}}"),
+                Query(rate(m.NAMES_REFUSED, "check"), "name refused: {{check}}"),
                 Query(rate(m.CHAT_REMOVALS), "removed by an operator"),
             ),
         ),

@@ -70,6 +70,14 @@ RATE_LIMITED = MetricSpec(
     "Requests refused with 429; `limit` names the limit.",
     ("limit",),
 )
+NAMES_REFUSED = MetricSpec(
+    "livestage.edge.names_refused",
+    "counter",
+    "{request}",
+    "Token requests refused for their display name; `check` is impersonation or the content "
+    "check (blocklist, wordlist, classifier, zalgo).",
+    ("check",),
+)
 
 # --- host --------------------------------------------------------------------------------------
 HOST_REACTION_LATENCY = MetricSpec(
@@ -182,6 +190,7 @@ ALL: tuple[MetricSpec, ...] = (
     CHAT_DELIVERY_LATENCY,
     CHAT_REMOVALS,
     RATE_LIMITED,
+    NAMES_REFUSED,
     HOST_REACTION_LATENCY,
     HOST_SPEAKING_TIME,
     HOST_TURNS,

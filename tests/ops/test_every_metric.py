@@ -6,7 +6,8 @@ settings. The show:
 
 - a viewer joins the edge's room: the edge dispatches a host job, which goes live on the
   realtime voice and the Anam avatar and greets (tokens, audio seconds, avatar minutes, spend);
-- chat is approved (the host answers it) and rejected, a burst is refused (429);
+- chat is approved (the host answers it) and rejected, a burst is refused (429), and so is a
+  name that impersonates staff (422);
 - an operator removes the answered message, has the host say something long and skips it, and
   asks the stage producer for a backdrop;
 - the viewer leaves: the job ends.
@@ -309,6 +310,10 @@ async def test_every_documented_metric_is_emitted_by_a_run_of_the_pipeline(  # t
                     for n in range(4)
                 ]
                 assert 429 in refused, refused
+                status, body = request(
+                    "POST", f"{base}/api/livekit-token", {"displayName": "Adm1n", "avatar": "fox"}
+                )
+                assert status == 422, body  # a name impersonating staff
                 status, body = request(
                     "DELETE", f"{operator}/chat/messages/{approved['id']}", token=OPERATOR_SECRET
                 )

@@ -1,6 +1,7 @@
 // The viewer's profile (name + avatar), remembered in localStorage.
 // Whatever is read back is validated: storage is user-editable and may hold anything.
 // Who the visitor is lives in the edge's HttpOnly cookie: this page never sees or chooses it.
+import { ApiError, tooManyText } from "./api";
 
 export interface Profile {
   displayName: string;
@@ -92,4 +93,48 @@ const AVATAR_EMOJI: Record<string, string> = {
 /** A glyph for an avatar id: a known emoji or the id's first letter. */
 export function avatarGlyph(avatar: string): string {
   return AVATAR_EMOJI[avatar] ?? ([...avatar][0]?.toUpperCase() || "•");
+}
+
+/** The profile form's error slots: one beside each field, one for the whole form. */
+export interface ProfileErrorView {
+  name: HTMLInputElement;
+  nameError: HTMLElement;
+  avatarError: HTMLElement;
+  profileError: HTMLElement;
+}
+
+/**
+ * Shows `text` in an error slot, as text (a reason may quote anything; it never becomes markup).
+ * An error beside the name marks the name field invalid; the field keeps what was typed.
+ */
+export function showFieldError(view: ProfileErrorView, target: HTMLElement, text: string): void {
+  target.textContent = text;
+  target.hidden = !text;
+  if (target === view.nameError) view.name.setAttribute("aria-invalid", "true");
+}
+
+export function clearFieldErrors(view: ProfileErrorView): void {
+  for (const e of [view.nameError, view.avatarError, view.profileError]) {
+    e.textContent = "";
+    e.hidden = true;
+  }
+  view.name.removeAttribute("aria-invalid");
+}
+
+/**
+ * Shows why joining failed where it belongs: a refused name (too long, or refused by moderation:
+ * language, impersonating the host or staff) next to the name field, a bad avatar next to the
+ * avatar choices, anything else under the form. `otherText` words errors that are not the edge's.
+ */
+export function showJoinError(view: ProfileErrorView, err: unknown, otherText: (err: unknown) => string): void {
+  if (!(err instanceof ApiError)) return showFieldError(view, view.profileError, otherText(err));
+  if (err.status === 429) return showFieldError(view, view.profileError, tooManyText(err));
+  let shown = false;
+  for (const [field, msg] of Object.entries(err.fieldErrors)) {
+    if (field === "displayName") showFieldError(view, view.nameError, msg);
+    else if (field === "avatar") showFieldError(view, view.avatarError, msg);
+    else continue;
+    shown = true;
+  }
+  if (!shown) showFieldError(view, view.profileError, err.message);
 }

@@ -125,6 +125,27 @@ async def test_join_chat_and_names_render_as_text(
         await nc.close()
 
 
+async def test_a_refused_name_shows_its_reason_beside_the_field_and_stays_typed(
+    make_edge: EdgeFactory,
+    browser: Browser,  # type: ignore[no-untyped-def]
+) -> None:
+    edge = await make_edge(web_dist=WEB_DIST)
+    page, dialogs = await open_viewer(browser, edge.base_url)
+    await page.fill("#display-name", "Adm1n")
+    await page.click("#join-button")
+    reason = page.locator("#display-name-error")
+    await expect(reason).to_be_visible(timeout=10_000)
+    await expect(reason).to_contain_text("reserved for the host and the show's staff")
+    await expect(page.locator("#display-name")).to_have_value("Adm1n")
+    await expect(page.locator("#display-name")).to_have_attribute("aria-invalid", "true")
+    await expect(page.locator("#profile-form")).to_be_visible()  # not joined
+    assert await page.locator("#connection-state").get_attribute("data-state") != "connected"
+    # typing again clears it
+    await page.fill("#display-name", "Ada")
+    await expect(reason).to_be_hidden()
+    assert dialogs == []
+
+
 class CspViolations:
     """Every Content-Security-Policy violation a page reports, as it happens."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -27,6 +28,7 @@ from .deps import Limits, Services
 from .dispatch.decision import HostPolicy
 from .dispatch.dispatcher import DispatchMetadata, HostCache
 from .livekit_gateway import LiveKitGateway
+from .names import NameCheck
 from .pages import SecurityHeaders, mount_docs, mount_pages, page_policy
 from .ratelimit import RateLimiter
 from .routes import ROUTERS
@@ -89,6 +91,8 @@ def create_app(
                 join_grace_ms=int(edge.host_join_grace_s * 1000),
             ),
             visitors=visitors,
+            # in a thread: the first build loads word lists and the classifier
+            names=await asyncio.to_thread(NameCheck.build, edge.reserved_names),
             operator=operator_settings,
         )
         services.start_bus()

@@ -24,6 +24,7 @@ from .client_ip import Network, client_ip, client_network
 from .dispatch.decision import HostPolicy
 from .dispatch.dispatcher import DispatchMetadata, HostCache, HostState
 from .livekit_gateway import LiveKitGateway
+from .names import NameCheck
 from .ratelimit import Limit, RateLimiter
 from .settings import EdgeSettings
 from .viewers import Viewer, ViewerAuthError, verify_viewer_token
@@ -70,6 +71,7 @@ class Services:
     host_cache: HostCache
     host_policy: HostPolicy
     visitors: VisitorIds
+    names: NameCheck
     operator: OperatorSettings = field(default_factory=OperatorSettings)
     bus: Bus | None = None
     _bus_task: asyncio.Task[None] | None = field(default=None, repr=False)

@@ -10,6 +10,7 @@ from limits import parse
 from pydantic import Field, PositiveFloat, PositiveInt, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings
 
+from livestage.display_names import RESERVED_NAMES
 from livestage.settings import settings_config
 
 DEFAULT_WEB_DIST = Path(__file__).resolve().parents[3] / "web" / "dist"
@@ -125,6 +126,14 @@ class EdgeSettings(BaseSettings):
         "events) is believed before LiveKit is asked again (seconds).",
     )
 
+    # --- display names -------------------------------------------------------------------------
+    reserved_names: list[str] = Field(
+        default_factory=lambda: list(RESERVED_NAMES),
+        description="Names no viewer may take, as a name or a word of one, in any spelling "
+        "(look-alikes, leetspeak, spacing): the host's persona names and staff words (JSON "
+        "list). Add the name of a persona of your own; the list replaces the default.",
+    )
+
     web_dist: Path = Field(DEFAULT_WEB_DIST, description="Folder of the built viewer pages.")
     app_name: str = Field("livestage", description="`app` in the host dispatch metadata.")
     mode: str = Field("live", description="`mode` in the host dispatch metadata.")
@@ -133,6 +142,14 @@ class EdgeSettings(BaseSettings):
         description="The stage producer's asset server, which GET /media/... streams from "
         "(STAGE_HTTP_HOST/STAGE_HTTP_PORT there).",
     )
+
+    @field_validator("reserved_names")
+    @classmethod
+    def _reserved_names_are_short(cls, value: list[str]) -> list[str]:
+        bad = [name for name in value if not 1 <= len(name.strip()) <= 64]
+        if bad:
+            raise ValueError(f"reserved names must be 1-64 characters, got {bad}")
+        return value
 
     @field_validator("avatars")
     @classmethod

@@ -8,11 +8,15 @@ import { LiveSession, backoffDelay, errorText } from "../livekit";
 import {
   avatarGlyph,
   browserStore,
+  clearFieldErrors,
   codePointLength,
   loadProfile,
   saveProfile,
+  showFieldError as showFieldErrorIn,
+  showJoinError as showJoinErrorIn,
   validateDisplayName,
   type Profile,
+  type ProfileErrorView,
 } from "../profile";
 import { CaptionView, posterInitial, showHostState } from "../host";
 import { StageVisualLayer } from "../stage";
@@ -112,35 +116,16 @@ function selectedAvatar(): string {
   return checked?.value ?? "";
 }
 
-function clearFormErrors(): void {
-  for (const e of [el.nameError, el.avatarError, el.profileError]) {
-    e.textContent = "";
-    e.hidden = true;
-  }
-  el.name.removeAttribute("aria-invalid");
-}
+const errorView: ProfileErrorView = {
+  name: el.name,
+  nameError: el.nameError,
+  avatarError: el.avatarError,
+  profileError: el.profileError,
+};
 
-function showFieldError(target: HTMLElement, text: string): void {
-  target.textContent = text;
-  target.hidden = !text;
-  if (target === el.nameError) el.name.setAttribute("aria-invalid", "true");
-}
-
-function showJoinError(err: unknown): void {
-  if (err instanceof ApiError) {
-    if (err.status === 429) return showFieldError(el.profileError, tooManyText(err));
-    let shown = false;
-    for (const [field, msg] of Object.entries(err.fieldErrors)) {
-      if (field === "displayName") showFieldError(el.nameError, msg);
-      else if (field === "avatar") showFieldError(el.avatarError, msg);
-      else continue;
-      shown = true;
-    }
-    if (!shown) showFieldError(el.profileError, err.message);
-    return;
-  }
-  showFieldError(el.profileError, errorText(err));
-}
+const clearFormErrors = (): void => clearFieldErrors(errorView);
+const showFieldError = (target: HTMLElement, text: string): void => showFieldErrorIn(errorView, target, text);
+const showJoinError = (err: unknown): void => showJoinErrorIn(errorView, err, errorText);
 
 async function loadConfig(): Promise<AppConfig> {
   for (let attempt = 0; ; attempt++) {

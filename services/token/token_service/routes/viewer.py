@@ -8,6 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Cookie, Depends, Request, Response
 
+from livestage import metrics
 from livestage.identity import AVATAR_IDENTITIES
 
 from ..client_ip import forwarded_proto
@@ -69,9 +70,16 @@ async def create_viewer_token(
     """Mint a subscribe-only token (`role`: viewer, or stage for the OBS page) and make sure one
     host agent is in the room. The visitor is the one in the `livestage_visitor` cookie, or a
     new one (the answer sets the cookie); a banned visitor, or anyone from a banned network,
-    gets 403."""
+    gets 403. A display name that the chat's offline content checks refuse, or that
+    impersonates the host or the show's staff (`TOKEN_RESERVED_NAMES`), gets 422 with the
+    reason (see token_service/names.py)."""
     if body.avatar not in services.edge.avatars:
         raise field_error("avatar", f"must be one of: {', '.join(services.edge.avatars)}")
+    problem = services.names.check(body.display_name)
+    if problem is not None:
+        log.info("display name refused (%s)", problem.check)  # the reason, never the name
+        metrics.counter(metrics.NAMES_REFUSED).add(1, {"check": problem.check})
+        raise field_error("displayName", problem.reason, problem.error_type)
     visitor = services.visitors.resolve(visitor_cookie)
     room = services.livekit.room
     await refuse_banned(services, visitor.tag, network, "new tokens", new_visitor=visitor.new)
