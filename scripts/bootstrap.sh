@@ -12,6 +12,8 @@
 #                      cached as .cache/bin/livekit-server
 #   helm               go install helm.sh/helm/v3/cmd/helm@$HELM_VERSION, cached as .cache/bin/helm
 #                      (the chart's lint and template tests)
+#   composecheck       go build of tools/composecheck (compose-go loads docker-compose.yml),
+#                      cached as .cache/bin/composecheck until its sources change
 #   web/ packages      npm ci, then npm run build (web/dist)
 set -euo pipefail
 
@@ -111,6 +113,29 @@ go_tool livekit-server "$LIVEKIT_VERSION" github.com/livekit/livekit-server/cmd/
   "it fetches the 1.26 that livekit-server asks for from the module proxy; https://go.dev/dl" \
   "a few minutes"
 go_tool helm "$HELM_VERSION" helm.sh/helm/v3/cmd/helm helm "https://go.dev/dl" "about 2 minutes"
+
+# go_local <name> <how long>: a small Go program of ours, tools/<name> (its own go.mod and go.sum),
+# built into .cache/bin/<name> again only when its sources change (the stamp is their checksum).
+go_local() {
+  local name=$1 how_long=$2 dir="$root/tools/$1"
+  step "$name (tools/$name)"
+  local stamp="$cache/bin/$name.version" sum
+  sum=$(cat "$dir/go.mod" "$dir/go.sum" "$dir"/*.go | sha256sum | cut -d' ' -f1)
+  if [ -x "$cache/bin/$name" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$sum" ]; then
+    ok "cached at .cache/bin/$name"
+    return
+  fi
+  command -v go >/dev/null 2>&1 \
+    || die "$name needs the Go toolchain, 1.26 or newer (https://go.dev/dl; looked on $PATH)"
+  echo "   building with go build ($how_long the first time)"
+  (cd "$dir" && go build -trimpath -o "$cache/bin/$name.new" .) || die "go build in tools/$name failed"
+  mv "$cache/bin/$name.new" "$cache/bin/$name"
+  echo "$sum" >"$stamp"
+  ok "built .cache/bin/$name"
+}
+# composecheck: docker-compose.yml loads with compose-go, the loader of Docker Compose itself
+# (tests/ops/test_compose.py).
+go_local composecheck "under a minute"
 
 # --- web/ ---------------------------------------------------------------------------------------
 step "web/ (npm ci, npm run build)"
