@@ -14,6 +14,8 @@
 #                      (the chart's lint and template tests)
 #   kubecheck          go build of tools/kubecheck (client-go strict decoding of the rendered chart),
 #                      cached as .cache/bin/kubecheck until its sources change
+#   composecheck       go build of tools/composecheck (compose-go loads docker-compose.yml),
+#                      cached as .cache/bin/composecheck until its sources change
 #   web/ packages      npm ci, then npm run build (web/dist)
 set -euo pipefail
 
@@ -136,6 +138,9 @@ go_local() {
 # kubecheck: the chart rendered with every values file strict-decodes into client-go's types
 # (tests/ops/test_helm_kubecheck.py).
 go_local kubecheck "under a minute with helm's modules cached"
+# composecheck: docker-compose.yml loads with compose-go, the loader of Docker Compose itself
+# (tests/ops/test_compose.py).
+go_local composecheck "under a minute"
 
 # --- web/ ---------------------------------------------------------------------------------------
 step "web/ (npm ci, npm run build)"

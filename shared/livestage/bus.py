@@ -49,7 +49,7 @@ from pydantic import ValidationError
 
 from livestage import metrics, subjects
 from livestage.schemas import WireModel
-from livestage.settings import NatsSettings
+from livestage.settings import NatsSettings, mask_url
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("livestage.bus")
@@ -111,7 +111,9 @@ class Bus:
         """Connect to NATS; raises BusUnavailable with the URL if the first connect fails."""
 
         async def on_error(error: Exception) -> None:
-            log.warning("%s: NATS at %s: %s (retrying)", name, settings.url, error)
+            log.warning(
+                "%s: NATS at %s: %s (retrying)", name, mask_url(settings.url), mask_url(str(error))
+            )
 
         client: list[NatsClient] = []
 
@@ -137,7 +139,7 @@ class Bus:
             )
         except (TimeoutError, OSError, nats.errors.Error) as error:
             raise BusUnavailable(
-                f"cannot connect to NATS at {settings.url}: {error!r}. "
+                f"cannot connect to NATS at {mask_url(settings.url)}: {mask_url(repr(error))}. "
                 "Is nats-server running with -js? (`make run` starts one.)"
             ) from error
         client.append(nc)

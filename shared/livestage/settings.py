@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import inspect
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -366,3 +367,27 @@ def env_variables(classes: tuple[type[BaseSettings], ...] = ALL_SETTINGS) -> dic
         for field_name, field in own_fields(cls).items():
             names[(prefix + field_name).upper()] = field.description or ""
     return names
+
+
+_URL_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^\s/?#@]+)@")
+_SECRET_QUERY = re.compile(
+    r"(?P<name>[?&;][^=&;#\s]*(?:pass|secret|token|key|auth)[^=&;#\s]*=)[^&;#\s]+", re.IGNORECASE
+)
+
+
+def mask_url(text: str) -> str:
+    """`text` with the credentials of every URL in it masked, for logs and error messages.
+
+    NATS_URL and REDIS_URL carry credentials when auth is on (`nats://user:pw@host:4222`,
+    `redis://:pw@host:6379/0`, a NATS token as `nats://token@host`). The password becomes
+    `***`, a user name alone (it may be a token) too, and so does the value of a query
+    parameter named like a secret (`?password=`, `?token=`). Works on a comma-separated list
+    of URLs and on any text that quotes one (an exception's message).
+    """
+
+    def userinfo(match: re.Match[str]) -> str:
+        user, colon, _ = match["userinfo"].partition(":")
+        return f"{match['scheme']}{user + ':***' if colon else '***'}@"
+
+    masked = _URL_USERINFO.sub(userinfo, text)
+    return _SECRET_QUERY.sub(lambda match: match["name"] + "***", masked)

@@ -335,6 +335,23 @@ class NatsServer(ServerProcess):
             return s.recv(5) == b"INFO "
 
 
+class AuthNatsServer(NatsServer):
+    """A `NatsServer` that wants a user and a password (random unless given).
+
+    ``url`` carries no credentials (the probe needs none: INFO comes before auth);
+    ``auth_url`` is the ``nats://user:password@127.0.0.1:<port>`` a client connects with.
+    """
+
+    def __init__(self, *, user: str = "livestage", password: str = "", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.user = user
+        self.password = password or secrets.token_urlsafe(16)
+        self.auth_url = f"nats://{self.user}:{self.password}@{HOST}:{self.port}"
+
+    def command(self) -> list[str]:
+        return [*super().command(), "--user", self.user, "--pass", self.password]
+
+
 # --------------------------------------------------------------------------------------------
 # Redis
 

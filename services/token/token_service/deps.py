@@ -18,7 +18,13 @@ from livestage import subjects
 from livestage.bans import Ban, BanStore, Refusal
 from livestage.bus import Bus, BusUnavailable
 from livestage.schemas import HostJobEvent
-from livestage.settings import LiveKitSettings, NatsSettings, OperatorSettings, TopicSettings
+from livestage.settings import (
+    LiveKitSettings,
+    NatsSettings,
+    OperatorSettings,
+    TopicSettings,
+    mask_url,
+)
 
 from .client_ip import Network, client_ip, client_network
 from .dispatch.decision import HostPolicy
@@ -98,11 +104,11 @@ class Services:
                 # ones.
                 await bus.nc.subscribe(subjects.host_job(self.livekit.room), cb=self._on_host_job)
             except Exception as error:  # noqa: BLE001 - whatever it is, keep retrying
-                log.warning("NATS not ready (%s); retrying in 2 s", error)
+                log.warning("NATS not ready (%s); retrying in 2 s", mask_url(str(error)))
                 await asyncio.sleep(2)
                 continue
             self.bus = bus
-            log.info("edge connected to NATS at %s", self.nats.url)
+            log.info("edge connected to NATS at %s", mask_url(self.nats.url))
             return
 
     async def _on_host_job(self, msg: Msg) -> None:

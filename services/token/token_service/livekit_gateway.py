@@ -24,6 +24,8 @@ from typing import TypeVar
 import aiohttp
 from livekit import api
 
+from livestage.settings import mask_url
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -81,7 +83,12 @@ class LiveKitGateway:
         except api.TwirpError as error:
             raise classify(what, error.status, error.code, error.message) from error
         except (aiohttp.ClientError, OSError) as error:
-            log.warning("LiveKit unreachable for %s at %s: %r", what, self.url, error)
+            log.warning(
+                "LiveKit unreachable for %s at %s: %s",
+                what,
+                mask_url(self.url),
+                mask_url(repr(error)),
+            )
             raise LiveKitUnavailable(f"LiveKit unreachable for {what}") from error
 
     async def aclose(self) -> None:

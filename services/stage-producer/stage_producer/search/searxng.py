@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Self
 
 import httpx
 
+from livestage.settings import mask_url
+
 from ..topics.base import TopicChoice
 from .base import SearchError, SearchProvider, Source
 
@@ -33,18 +35,24 @@ class SearxngSearch(SearchProvider):
             async with httpx.AsyncClient(timeout=self.timeout_s, trust_env=False) as client:
                 response = await client.get(f"{self.base_url}/search", params=params)
         except httpx.HTTPError as error:
-            raise SearchError(f"SearXNG at {self.base_url}: {error!r}") from error
+            raise SearchError(
+                f"SearXNG at {mask_url(self.base_url)}: {mask_url(repr(error))}"
+            ) from error
         if response.status_code == 403:
             raise SearchError(
-                f"SearXNG at {self.base_url} refused format=json: enable json in its "
+                f"SearXNG at {mask_url(self.base_url)} refused format=json: enable json in its "
                 "settings.yml (search.formats)"
             )
         if response.status_code != 200:
-            raise SearchError(f"SearXNG at {self.base_url} answered HTTP {response.status_code}")
+            raise SearchError(
+                f"SearXNG at {mask_url(self.base_url)} answered HTTP {response.status_code}"
+            )
         try:
             results = response.json().get("results", [])
         except ValueError as error:
-            raise SearchError(f"SearXNG at {self.base_url} sent a body that is not JSON") from error
+            raise SearchError(
+                f"SearXNG at {mask_url(self.base_url)} sent a body that is not JSON"
+            ) from error
         found: list[Source] = []
         for result in results:
             url = str(result.get("url", ""))
