@@ -30,6 +30,7 @@ from typing import Any
 import pytest
 
 from livestage.settings import settings_classes
+from tests.support.service_secrets import SERVICE_SETTINGS, secret_env_names
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSECHECK = ROOT / ".cache" / "bin" / "composecheck"
@@ -41,28 +42,15 @@ GENERATED = {
     "STAGE_ASSET_KEY",
 }
 
-# The secret variables each container's code reads, from the settings classes its wiring builds:
-#   token          LiveKitSettings (mints tokens), OperatorSettings, EdgeSettings.visitor_key
-#                  (it builds AnamSettings too, for avatar_model only: no Anam key)
-#   moderation     OpenAISettings (the moderation endpoint)
-#   chat-history   LiveKitSettings (joins the room to relay chat)
-#   stage-producer GeminiSettings, StageSettings.asset_key (set, so livestage.keys never falls
-#                  back to the LiveKit secret there)
-#   host-agent     JobConfig: LiveKitSettings, OpenAISettings, AnamSettings, PipelineSettings
-#   livekit        livekit-server's own secret (LIVEKIT_KEYS is built from it at start)
+# The secret variables each container reads: what its settings classes read
+# (tests/support/service_secrets.py, the Helm chart's test reads the same map).
 SECRETS_READ: dict[str, set[str]] = {
-    "token": {"LIVEKIT_API_SECRET", "LIVESTAGE_OPERATOR_SECRET", "TOKEN_VISITOR_KEY"},
-    "moderation": {"OPENAI_API_KEY"},
-    "chat-history": {"LIVEKIT_API_SECRET"},
-    "stage-producer": {"GEMINI_API_KEY", "STAGE_ASSET_KEY"},
-    "host-agent": {
-        "LIVEKIT_API_SECRET",
-        "OPENAI_API_KEY",
-        "ANAM_API_KEY",
-        "HOST_PIPELINE_API_KEY",
-        "HOST_PIPELINE_SPEECH_API_KEY",
+    # NATS_URL / REDIS_URL carry no credentials in compose (fixed, in-network addresses)
+    **{
+        service: secret_env_names(service) - {"NATS_URL", "REDIS_URL"}
+        for service in SERVICE_SETTINGS
     },
-    "livekit": {"LIVEKIT_API_SECRET"},
+    "livekit": {"LIVEKIT_API_SECRET"},  # livekit-server's own (LIVEKIT_KEYS is built from it)
 }
 PUBLIC = {"token", "livekit"}  # LIVESTAGE_BIND_ADDRESS
 OBSERVABILITY = {"grafana", "jaeger", "prometheus"}  # LIVESTAGE_OBSERVE_BIND_ADDRESS
