@@ -416,9 +416,15 @@ class StageRuntime:
                 clip_bitrate=settings.clip_bitrate,
                 clip_max_scroll_px=settings.clip_max_scroll_px,
                 encode_timeout_s=settings.clip_encode_timeout_s,
+                sandbox=settings.chromium_sandbox,
             ),
             proxy,
         )
+        try:
+            await browser.sandbox()  # decided and logged once, at start (required: refuse here)
+        except CaptureError:
+            await proxy.close()
+            raise
         store = AssetStore(
             settings.asset_dir,
             max_total_bytes=settings.asset_dir_max_bytes,
@@ -465,6 +471,9 @@ async def main(stop: asyncio.Event) -> None:
         runtime = await StageRuntime.create(settings)
     except SourcesFileError as error:
         log.error("%s; fix the file or point STAGE_SOURCES_FILE elsewhere", error)
+        raise SystemExit(2) from None
+    except CaptureError as error:
+        log.error("%s", error)
         raise SystemExit(2) from None
     try:
         bus = await connect_bus(SERVICE_NAME, stop)

@@ -149,6 +149,12 @@ class StageSettings(BaseSettings):
         description="Niceness the service (and the Chromium it starts) runs at, so captures "
         "yield the CPU to the host's voice and video (0: normal priority).",
     )
+    chromium_sandbox: Literal["auto", "required"] = Field(
+        "auto",
+        description="Chromium's sandbox: auto (on whenever the service is not root and the "
+        "system allows user namespaces; otherwise off, logged once at start) or required "
+        "(refuse to capture without it).",
+    )
     allowed_ports: list[int] = Field(
         default=[80, 443],
         description="Ports captured pages may reach (JSON list).",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import functools
 import threading
 from collections.abc import AsyncIterator, Iterator
@@ -36,13 +37,38 @@ TEST_PAGE = """<!doctype html>
 </body></html>"""
 
 
+HELD: dict[str, threading.Event] = {}
+"""`/held/<key>` (an image the page at `/held-page/<key>` loads) answers once `HELD[key]` is set:
+a capture of that page is still loading until the test lets it finish."""
+
+_PIXEL = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR4nGP4z8DwHwAFAAH/iZk9HQAAAABJRU5ErkJggg=="
+)
+
+
 class SlowHandler(SimpleHTTPRequestHandler):
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002
         pass
 
+    def _send(self, body: bytes, content_type: str) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
     def do_GET(self) -> None:  # noqa: N802
         if self.path.startswith("/hang"):
             threading.Event().wait(30)
+            return
+        if self.path.startswith("/held-page/"):
+            key = self.path.removeprefix("/held-page/")
+            page = f"<!doctype html><title>Held page</title><h1>Held</h1><img src='/held/{key}'>"
+            self._send(page.encode(), "text/html")
+            return
+        if self.path.startswith("/held/"):
+            HELD.setdefault(self.path.removeprefix("/held/"), threading.Event()).wait(30)
+            self._send(_PIXEL, "image/png")
             return
         if self.path.startswith("/big"):
             body = b"<html><body>" + b"x" * (3 * 1024 * 1024) + b"</body></html>"

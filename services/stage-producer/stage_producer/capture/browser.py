@@ -10,6 +10,12 @@ blocked, downloads refused, pop-ups closed, dialogs dismissed.
 
 Clips: one tall screenshot of the page, then an isolated encoder page (no network at all) pans
 across it and encodes VP8 with WebCodecs; `webm.write_webm` wraps the frames. No ffmpeg needed.
+
+Chromium holds no secret: it starts with an explicit, minimal environment
+(`browser_environment`: PATH, locale, time zone, fontconfig, and a HOME of its own in a temporary
+folder), never the service's (LIVEKIT_*, *_KEY, *_SECRET, NATS_URL...). Its sandbox is on
+whenever it can be (`sandbox_plan`): the process is not root and the kernel lets it create user
+namespaces (Debian's Chromium has no setuid helper). When it cannot be, the log says why, once.
 """
 
 from __future__ import annotations
@@ -20,7 +26,10 @@ import contextlib
 import dataclasses
 import io
 import logging
+import os
 import re
+import shutil
+import tempfile
 import time
 from collections.abc import Awaitable
 from dataclasses import dataclass
@@ -33,6 +42,14 @@ from playwright.async_api import Error as PlaywrightError
 
 from ..egress.policy import EgressPolicy, Refusal
 from ..egress.proxy import REFUSED_HEADER, EgressProxy, EgressSession
+from .launch import (
+    SandboxMode,
+    SandboxPlan,
+    SandboxUnavailable,
+    browser_environment,
+    sandbox_plan,
+    user_namespaces_allowed,
+)
 from .webm import EncodedFrame, write_webm
 
 log = logging.getLogger(__name__)
@@ -111,6 +128,7 @@ class CaptureOptions:
     clip_bitrate: int = 2_000_000
     clip_max_scroll_px: int = 2880
     encode_timeout_s: float = 60.0
+    sandbox: SandboxMode = "auto"
 
 
 def chromium_args(proxy_host: str) -> list[str]:
@@ -136,7 +154,10 @@ def chromium_args(proxy_host: str) -> list[str]:
 class CaptureBrowser:
     """One warm Chromium; captures run one at a time (or `max_concurrent`)."""
 
-    def __init__(self, options: CaptureOptions, proxy: EgressProxy) -> None:
+    def __init__(
+        self, options: CaptureOptions, proxy: EgressProxy, sandbox: SandboxPlan | None = None
+    ) -> None:
+        """`sandbox`: a decision made elsewhere (tests); by default `sandbox()` makes it."""
         self.options = options
         self.proxy = proxy
         self._playwright: Playwright | None = None
@@ -144,6 +165,8 @@ class CaptureBrowser:
         self._encoder: Page | None = None
         self._slots = asyncio.Semaphore(options.max_concurrent)
         self._start_lock = asyncio.Lock()
+        self._sandbox: SandboxPlan | None = sandbox
+        self._home: str | None = None
 
     @property
     def policy(self) -> EgressPolicy:
@@ -152,6 +175,21 @@ class CaptureBrowser:
     async def start(self) -> CaptureBrowser:
         await self._ensure_browser()
         return self
+
+    async def sandbox(self) -> SandboxPlan:
+        """Whether Chromium runs sandboxed here (decided, and logged, once per process).
+
+        Raises `CaptureError` when STAGE_CHROMIUM_SANDBOX=required and it cannot be on."""
+        if self._sandbox is None:
+            try:
+                plan = sandbox_plan(
+                    self.options.sandbox, os.geteuid(), await user_namespaces_allowed()
+                )
+            except SandboxUnavailable as error:
+                raise CaptureError(str(error)) from None
+            (log.info if plan.enabled else log.warning)("capture browser: %s", plan.reason)
+            self._sandbox = plan
+        return self._sandbox
 
     @property
     def running(self) -> bool:
@@ -176,6 +214,9 @@ class CaptureBrowser:
         if self._playwright is not None:
             await self._playwright.stop()
             self._playwright = None
+        if self._home is not None:
+            shutil.rmtree(self._home, ignore_errors=True)
+            self._home = None
 
     async def _ensure_browser(self) -> Browser:
         async with self._start_lock:
@@ -187,16 +228,22 @@ class CaptureBrowser:
                     f"Chromium not found at {path}: install Debian's chromium "
                     "(`apt-get install chromium`) or set STAGE_CHROMIUM_PATH"
                 )
+            sandbox = await self.sandbox()
             if self._playwright is None:
                 self._playwright = await async_playwright().start()
+            if self._home is None:
+                self._home = tempfile.mkdtemp(prefix="livestage-chromium-")
             self._encoder = None
             self._browser = await self._playwright.chromium.launch(
                 executable_path=str(path),
                 headless=True,
                 proxy={"server": self.proxy.url},  # contexts override it with credentials
                 args=chromium_args(self.proxy.host),
+                chromium_sandbox=sandbox.enabled,
+                # Only this, never the service's environment (the driver's is the service's).
+                env=browser_environment(os.environ, self._home),  # type: ignore[arg-type]
             )
-            log.info("capture browser started (%s)", path)
+            log.info("capture browser started (%s, sandbox %s)", path, sandbox.enabled)
             return self._browser
 
     async def screenshot(
