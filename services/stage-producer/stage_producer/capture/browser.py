@@ -37,7 +37,14 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from PIL import Image
-from playwright.async_api import Browser, BrowserContext, Page, Playwright, async_playwright
+from playwright.async_api import (
+    Browser,
+    BrowserContext,
+    CDPSession,
+    Page,
+    Playwright,
+    async_playwright,
+)
 from playwright.async_api import Error as PlaywrightError
 
 from ..egress.policy import EgressPolicy, Refusal
@@ -70,8 +77,11 @@ _INIT_SCRIPT = """
 })();
 """
 
+# Read in an isolated world (`_IsolatedWorld`): the page's own scripts share the DOM with it but
+# not their JavaScript objects, so a page that redefines `document.title`, `querySelector` or
+# `innerText` changes nothing here; what is read is what the DOM holds.
 _METADATA_JS = """
-() => {
+(() => {
   const meta = (sel) => document.querySelector(sel)?.getAttribute("content")?.trim() || "";
   const title = meta('meta[property="og:title"]') || document.title || "";
   const description = meta('meta[name="description"]') || meta('meta[property="og:description"]');
@@ -83,7 +93,14 @@ _METADATA_JS = """
   }
   return { title, description, text: parts.join(" ").slice(0, 900),
            height: document.documentElement.scrollHeight };
-}
+})()
+"""
+_SETTLED_JS = """
+(async () => {
+  await Promise.race([document.fonts.ready, new Promise(r => setTimeout(r, 2000))]);
+  await new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)));
+  return true;
+})()
 """
 
 
@@ -342,16 +359,14 @@ class CaptureBrowser:
             raise CaptureRefused(f"{response.url[:200]}: {refused}")
         if response.status >= 400:
             raise CaptureError(f"{url[:200]} answered HTTP {response.status}")
-        with contextlib.suppress(PlaywrightError, TimeoutError):
-            async with asyncio.timeout(2):
-                await page.evaluate("document.fonts.ready.then(() => true)")
-        await page.evaluate(
-            "new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))"
-        )
+        world = await _IsolatedWorld.open(page)
+        await world.evaluate(_SETTLED_JS)  # fonts in, two frames drawn (the page cannot fake it)
         over = [e.refused for e in session.refusals if e.refused.startswith("capture size limit")]
         if over:
             raise CaptureRefused(f"{url[:200]}: {over[0]}")
-        meta: dict[str, Any] = await page.evaluate(_METADATA_JS)
+        meta = await world.evaluate(_METADATA_JS)
+        if not isinstance(meta, dict):
+            raise CaptureError(f"{url[:200]}: could not read the page's title and text")
         if kind == "screenshot":
             data, extension, mime = await self._still(
                 page, image_format or self.options.screenshot_format
@@ -467,6 +482,44 @@ class CaptureBrowser:
         if origin == ENCODER_ORIGIN:
             self._encoder = page
         return page
+
+
+class _IsolatedWorld:
+    """A JavaScript world of its own in the page's main frame (CDP `Page.createIsolatedWorld`):
+    the same DOM, none of the page's JavaScript objects, prototypes or getters."""
+
+    def __init__(self, session: CDPSession, context_id: int) -> None:
+        self.session = session
+        self.context_id = context_id
+
+    @classmethod
+    async def open(cls, page: Page) -> _IsolatedWorld:
+        session = await page.context.new_cdp_session(page)
+        tree = await session.send("Page.getFrameTree")
+        world = await session.send(
+            "Page.createIsolatedWorld",
+            {
+                "frameId": tree["frameTree"]["frame"]["id"],
+                "worldName": "livestage-capture",
+                "grantUniveralAccess": False,  # (sic: the protocol's spelling)
+            },
+        )
+        return cls(session, int(world["executionContextId"]))
+
+    async def evaluate(self, expression: str) -> Any:
+        answer = await self.session.send(
+            "Runtime.evaluate",
+            {
+                "expression": expression,
+                "contextId": self.context_id,
+                "returnByValue": True,
+                "awaitPromise": True,
+            },
+        )
+        if "exceptionDetails" in answer:
+            details = answer["exceptionDetails"]
+            raise CaptureError(f"reading the page failed: {details.get('text', 'an exception')}")
+        return answer.get("result", {}).get("value")
 
 
 class _LimitHit(Exception):
