@@ -45,6 +45,7 @@ from livestage.settings import GeminiSettings, derive
 from .assets import AssetSigner, AssetStore
 from .backdrops import BACKDROPS
 from .capture.browser import CaptureBrowser, CaptureError, CaptureOptions
+from .egress.domains import DomainLists
 from .egress.policy import EgressPolicy
 from .egress.proxy import EgressProxy
 from .gemini import Gemini
@@ -393,9 +394,11 @@ class StageRuntime:
     ) -> StageRuntime:
         sources = SourcesFile.load(settings.sources_file)
         gemini = Gemini.from_settings(gemini_settings or GeminiSettings())
+        domains = DomainLists.of(settings.allowed_domains, settings.blocked_domains)
         policy = EgressPolicy(
             allowed_ports=frozenset(settings.allowed_ports),
             allow_test_loopback=settings.unsafe_allow_loopback_for_tests,
+            blocked_domains=domains.blocked,
         )
         if settings.unsafe_allow_loopback_for_tests:
             log.warning(
@@ -442,6 +445,7 @@ class StageRuntime:
             signer=signer,
             ttl_s=settings.visual_ttl_s,
             backdrop_size=(settings.backdrop_width, settings.backdrop_height),
+            domains=domains,
         )
         picker = TOPIC_PICKERS.build(settings.topic_picker, settings, gemini, sources)
         log.info(

@@ -22,6 +22,7 @@ from .assets import MEDIA_PREFIX, AssetSigner, AssetStore
 from .backdrops import Backdrop, BackdropError, BackdropMaker, BackdropRequest
 from .backdrops.procedural import ProceduralBackdrops
 from .capture.browser import CaptureBrowser, CaptureError, CaptureRefused, PageCapture
+from .egress.domains import DomainLists
 from .planner import RoomPlan
 from .search import SearchError, SearchProvider, Source
 from .topics import TopicChoice
@@ -54,6 +55,7 @@ class VisualFactory:
     ttl_s: int
     backdrop_size: tuple[int, int] = (1280, 720)
     clock: Callable[[], float] = time.time
+    domains: DomainLists = DomainLists()
 
     def __post_init__(self) -> None:
         self._drawn = ProceduralBackdrops()
@@ -66,11 +68,14 @@ class VisualFactory:
         except SearchError as error:
             log.warning("search for %r failed: %s; drawing a backdrop", choice.query, error)
             sources = []
+        sources = [source for source in sources if self._may_show(source)]
         source = plan.pick_source(sources)
         kind = plan.kind_for(source)
         if source is not None and kind != "backdrop":
             try:
-                return await self.capture(room, source.url, kind, topic=choice.topic, source=source)
+                return await self.capture(
+                    room, source.url, kind, topic=choice.topic, source=source, operator=False
+                )
             except CaptureError as error:
                 log.warning(
                     "capture of %s failed (%s); drawing a backdrop instead", source.url, error
@@ -88,12 +93,18 @@ class VisualFactory:
         *,
         topic: str = "",
         source: Source | None = None,
+        operator: bool = True,
     ) -> StageVisual:
+        """A visual of `url`. `operator`: an operator asked for it (the domain allowlist does
+        not apply; the blocklist and the egress policy do)."""
         started = time.monotonic()
         try:
+            self._check_domains(url, operator)
             page = await (
                 self.browser.clip(url) if kind == "clip" else self.browser.screenshot(url)
             )
+            if page.final_url != url:  # redirected: where it ended must be allowed too
+                self._check_domains(page.final_url, operator)
         except CaptureRefused:
             self._count(kind, "refused", started)
             raise
@@ -166,6 +177,17 @@ class VisualFactory:
         )
 
     # --- helpers -------------------------------------------------------------------------------
+
+    def _check_domains(self, url: str, operator: bool) -> None:
+        refusal = self.domains.refusal(url, operator=operator)
+        if refusal is not None:
+            raise CaptureRefused(f"{url[:200]}: {refusal.reason}")
+
+    def _may_show(self, source: Source) -> bool:
+        refusal = self.domains.refusal(source.url)
+        if refusal is not None:
+            log.info("skipping search result %s: %s", source.url[:200], refusal.reason)
+        return refusal is None
 
     def _visual(
         self,

@@ -95,6 +95,12 @@ class SlowHandler(SimpleHTTPRequestHandler):
         if self.path.startswith("/hang"):
             threading.Event().wait(30)
             return
+        if self.path.startswith("/go/"):  # a redirect to http://<the rest>
+            self.send_response(302)
+            self.send_header("Location", "http://" + self.path.removeprefix("/go/"))
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         if self.path.startswith("/held-page/"):
             key = self.path.removeprefix("/held-page/")
             page = f"<!doctype html><title>Held page</title><h1>Held</h1><img src='/held/{key}'>"
