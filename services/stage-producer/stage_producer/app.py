@@ -45,6 +45,7 @@ from livestage.settings import GeminiSettings, derive
 from .assets import AssetSigner, AssetStore
 from .backdrops import BACKDROPS
 from .capture.browser import CaptureBrowser, CaptureError, CaptureOptions
+from .content import first_blocked
 from .egress.domains import DomainLists
 from .egress.policy import EgressPolicy
 from .egress.proxy import EgressProxy
@@ -298,9 +299,21 @@ class StageService:
             catalog=self.sources.catalog,
             now_ms=self.now_ms(),
         )
-        memory.last_choice = await self.picker.pick(context)
+        memory.last_choice = self._checked_topic(room, await self.picker.pick(context))
         memory.picked_for = key
         return memory.last_choice
+
+    def _checked_topic(self, room: str, choice: TopicChoice | None) -> TopicChoice | None:
+        """`choice`, unless it came from chat and fails the content checks (then None: the
+        plan goes on with its catalog). The sources file's topics are the operator's own."""
+        safety = self.factory.safety
+        if choice is None or choice.catalog or safety is None:
+            return choice
+        blocked = first_blocked(safety, [("topic", choice.topic), ("search query", choice.query)])
+        if blocked is None:
+            return choice
+        log.warning("room %s: skipping a topic picked from chat: %s", room, blocked.describe())
+        return None
 
     async def _recent_chat(self, room: str) -> list[ChatMessage]:
         request = HistoryRequest(room=room, limit=self.settings.history_limit)

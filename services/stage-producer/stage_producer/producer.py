@@ -4,6 +4,11 @@ store the asset, sign its URL, and say what the host should talk about.
 A failed or refused capture falls back to a backdrop for the same topic, so the screen still
 changes; a failed Gemini backdrop falls back to a drawn one. Every attempt is counted
 (`CAPTURES` by kind and outcome, `CAPTURE_DURATION` by kind).
+
+With a content checker (`safety`, see `content.py`), a page whose title, description or text
+fails is dropped before its asset is stored (outcome `blocked`; the backdrop that replaces it
+takes the topic's name, not the page's), and no visual whose title, summary or topic fails is
+made at all (`ContentBlocked`).
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from .assets import MEDIA_PREFIX, AssetSigner, AssetStore
 from .backdrops import Backdrop, BackdropError, BackdropMaker, BackdropRequest
 from .backdrops.procedural import ProceduralBackdrops
 from .capture.browser import CaptureBrowser, CaptureError, CaptureRefused, PageCapture
+from .content import Blocked, TextChecker, first_blocked
 from .egress.domains import DomainLists
 from .planner import RoomPlan
 from .search import SearchError, SearchProvider, Source
@@ -29,7 +35,16 @@ from .topics import TopicChoice
 
 log = logging.getLogger(__name__)
 
-Outcome = Literal["ok", "refused", "failed"]
+Outcome = Literal["ok", "refused", "failed", "blocked"]
+
+
+class ContentBlocked(CaptureError):
+    """What a visual would show or the host would read failed the content checks; the message
+    names the field and the check, never the words."""
+
+    def __init__(self, what: str, blocked: Blocked) -> None:
+        super().__init__(f"{what}: {blocked.describe()}")
+        self.blocked = blocked
 
 
 def _text(value: str, limit: int) -> str:
@@ -56,6 +71,7 @@ class VisualFactory:
     backdrop_size: tuple[int, int] = (1280, 720)
     clock: Callable[[], float] = time.time
     domains: DomainLists = DomainLists()
+    safety: TextChecker | None = None
 
     def __post_init__(self) -> None:
         self._drawn = ProceduralBackdrops()
@@ -76,6 +92,9 @@ class VisualFactory:
                 return await self.capture(
                     room, source.url, kind, topic=choice.topic, source=source, operator=False
                 )
+            except ContentBlocked as error:
+                log.warning("page %s dropped (%s); drawing a backdrop instead", source.url, error)
+                source = None  # nothing of the page, its title included, reaches the screen
             except CaptureError as error:
                 log.warning(
                     "capture of %s failed (%s); drawing a backdrop instead", source.url, error
@@ -111,16 +130,30 @@ class VisualFactory:
         except CaptureError:
             self._count(kind, "failed", started)
             raise
+        title = (source.title if source and source.title else "") or page.title or topic or url
+        summary = page_summary(source, page)
+        blocked = self._blocked(
+            ("page title", page.title),
+            ("page description", page.description),
+            ("page text", page.text),
+            ("search result title", source.title if source else ""),
+            ("search result summary", source.summary if source else ""),
+            ("title", title),
+            ("summary", summary),
+            ("topic", topic),
+        )
+        if blocked is not None:
+            self._count(kind, "blocked", started)
+            raise ContentBlocked(f"page {url[:200]}", blocked)
         asset = self.store.put(page.data, page.extension)
         self._count(kind, "ok", started)
-        title = (source.title if source and source.title else "") or page.title or topic or url
         return self._visual(
             room,
             kind,
             asset.name,
             source_url=url,
             title=title,
-            summary=page_summary(source, page),
+            summary=summary,
             topic=topic or title,
         )
 
@@ -142,6 +175,10 @@ class VisualFactory:
             height=self.backdrop_size[1],
         )
         started = time.monotonic()
+        blocked = self._blocked(("title", title), ("topic", topic), ("prompt", prompt))
+        if blocked is not None:
+            self._count("backdrop", "blocked", started)
+            raise ContentBlocked("backdrop", blocked)
         made: Backdrop
         try:
             made = await self.backdrops.make(request)
@@ -177,6 +214,11 @@ class VisualFactory:
         )
 
     # --- helpers -------------------------------------------------------------------------------
+
+    def _blocked(self, *fields: tuple[str, str]) -> Blocked | None:
+        if self.safety is None:
+            return None
+        return first_blocked(self.safety, fields)
 
     def _check_domains(self, url: str, operator: bool) -> None:
         refusal = self.domains.refusal(url, operator=operator)
