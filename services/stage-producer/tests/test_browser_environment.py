@@ -193,13 +193,15 @@ async def test_no_chromium_process_of_a_capture_holds_a_secret(
 
 
 AS_NOBODY = """#!/bin/sh
-# Chromium as nobody (uid 65534), the way the image runs it as uid 10001: the profile folder
-# Playwright made and the HOME the capture browser made are handed over first.
+# Chromium as nobody (uid 65534), as the chart runs it (uid 10001, no capabilities, no new
+# privileges): the profile folder Playwright made and the capture browser's HOME are handed
+# over first.
 for arg in "$@"; do
   case "$arg" in --user-data-dir=*) chown -R 65534:65534 "${arg#--user-data-dir=}";; esac
 done
 chown -R 65534:65534 "$HOME"
-exec setpriv --reuid=65534 --regid=65534 --clear-groups CHROMIUM "$@"
+exec setpriv --no-new-privs --bounding-set=-all --inh-caps=-all \\
+  --reuid=65534 --regid=65534 --clear-groups CHROMIUM "$@"
 """
 
 
