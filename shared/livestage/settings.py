@@ -335,10 +335,7 @@ def own_fields(cls: type[BaseModel]) -> dict[str, FieldInfo]:
     """The fields a settings class adds to its bases (a class extending another settings class,
     like `ModerationSettings(SafetySettings)`, lists only its own in `.env.example`)."""
     inherited = {
-        name
-        for base in cls.__bases__
-        if issubclass(base, BaseModel)
-        for name in base.model_fields
+        name for base in cls.__bases__ if issubclass(base, BaseModel) for name in base.model_fields
     }
     return {name: field for name, field in cls.model_fields.items() if name not in inherited}
 

@@ -29,6 +29,7 @@ from typing import Any
 
 from livestage import metrics, subjects
 from livestage.bus import Bus, BusUnavailable, Consumer, Delivery, Observed, Watch
+from livestage.safety import TextSafety
 from livestage.schemas import (
     ChatMessage,
     HistoryReply,
@@ -40,7 +41,7 @@ from livestage.schemas import (
     StageVisual,
 )
 from livestage.service import connect_bus
-from livestage.settings import GeminiSettings, derive
+from livestage.settings import GeminiSettings, SafetySettings, derive
 
 from .assets import AssetSigner, AssetStore
 from .backdrops import BACKDROPS
@@ -403,9 +404,16 @@ class StageRuntime:
 
     @classmethod
     async def create(
-        cls, settings: StageSettings, gemini_settings: GeminiSettings | None = None
+        cls,
+        settings: StageSettings,
+        gemini_settings: GeminiSettings | None = None,
+        safety_settings: SafetySettings | None = None,
     ) -> StageRuntime:
         sources = SourcesFile.load(settings.sources_file)
+        # The same offline checks as chat (MODERATION_* lists and threshold): loaded once.
+        safety = await asyncio.to_thread(
+            TextSafety.from_settings, safety_settings or SafetySettings()
+        )
         gemini = Gemini.from_settings(gemini_settings or GeminiSettings())
         domains = DomainLists.of(settings.allowed_domains, settings.blocked_domains)
         policy = EgressPolicy(
@@ -459,6 +467,7 @@ class StageRuntime:
             ttl_s=settings.visual_ttl_s,
             backdrop_size=(settings.backdrop_width, settings.backdrop_height),
             domains=domains,
+            safety=safety,
         )
         picker = TOPIC_PICKERS.build(settings.topic_picker, settings, gemini, sources)
         log.info(

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from livestage.safety import TextSafety
+from livestage.settings import SafetySettings
 from stage_producer.app import PAGES_DIR
 from stage_producer.capture.browser import CaptureBrowser, CaptureOptions
 from stage_producer.egress.policy import EgressPolicy
@@ -67,6 +69,26 @@ LYING_PAGE = """<!doctype html>
 <p>REAL_PARAGRAPH, long enough to be read aloud by the host on the stream.</p></body></html>"""
 """A page whose scripts override `document.title`, `querySelector`, `innerText`... to say LIE;
 `lying_page(...)` fills in what its DOM really holds."""
+
+
+OFFENSIVE_PAGES = {
+    "offensive-title": (
+        "F.u.c.k this page",
+        "A page about tea.",
+        "Tea leaves are picked, withered and rolled before they are dried.",
+    ),
+    "offensive-description": (
+        "A page about tea",
+        "Sh1t tea for idiots.",
+        "Tea leaves are picked, withered and rolled before they are dried.",
+    ),
+    "offensive-text": (
+        "A page about tea",
+        "A page about tea.",
+        "Tea leaves are picked and rolled, and this whole shitshow is what the host reads.",
+    ),
+}
+"""Pages (title, description, paragraph) with one offensive part each, served by `test_site`."""
 
 
 def lying_page(title: str, description: str, paragraph: str, lie: str) -> str:
@@ -127,6 +149,21 @@ def test_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     root = tmp_path_factory.mktemp("site")
     (root / "index.html").write_text(TEST_PAGE)
     (root / "popup.html").write_text("<title>popup</title>")
+    for name, (title, description, paragraph) in OFFENSIVE_PAGES.items():
+        (root / f"{name}.html").write_text(
+            f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title>"
+            f"<meta name='description' content='{description}'></head>"
+            f"<body><h1>{title}</h1><p>{paragraph}</p></body></html>"
+        )
+    # The real title is offensive; the page's scripts pretend it is a calm page about tea.
+    (root / "lying-offensive.html").write_text(
+        lying_page(
+            "What a load of bullshit",
+            "Green tea and black tea.",
+            "Tea leaves are picked, withered and rolled",
+            "A quiet page about tea",
+        )
+    )
     (root / "lying.html").write_text(
         lying_page(
             "A quiet page about tea",
@@ -142,6 +179,12 @@ def test_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     thread.start()
     yield f"http://127.0.0.1:{server.server_port}"
     server.shutdown()
+
+
+@pytest.fixture(scope="session")
+def text_safety() -> TextSafety:
+    """The shared content checker, as the service builds it (loaded once: it takes a moment)."""
+    return TextSafety.from_settings(SafetySettings())
 
 
 @pytest.fixture(scope="session")
