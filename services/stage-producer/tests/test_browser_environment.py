@@ -5,6 +5,7 @@ environment without any of them; and the sandbox is on exactly when it can be.""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import threading
 import uuid
@@ -14,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from stage_producer.app import PAGES_DIR
-from stage_producer.capture.browser import CaptureBrowser, CaptureOptions
+from stage_producer.capture.browser import CaptureBrowser, CaptureError, CaptureOptions
 from stage_producer.capture.launch import (
     SandboxUnavailable,
     browser_environment,
@@ -254,4 +255,30 @@ async def test_as_an_unprivileged_user_renderers_are_sandboxed(
     finally:
         HELD[key].set()
         await browser.close()
+        await proxy.close()
+
+
+async def test_the_sandbox_decision_is_logged_once_and_required_refuses(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The service says once whether Chromium runs sandboxed (as root, as these tests run
+    here: without, and why), and with STAGE_CHROMIUM_SANDBOX=required it refuses to capture
+    when the sandbox cannot be on."""
+    expected = sandbox_plan("auto", os.geteuid(), await user_namespaces_allowed())
+    options = CaptureOptions(chromium_path=Path(chromium_path()))
+    proxy = await EgressProxy(EgressPolicy()).start()
+    try:
+        browser = CaptureBrowser(options, proxy)
+        first, again = await browser.sandbox(), await browser.sandbox()
+        assert first == again == expected
+        said = [r for r in caplog.records if "sandbox" in r.getMessage()]
+        assert len(said) == 1 and expected.reason in said[0].getMessage()
+        if os.geteuid() == 0:
+            assert not first.enabled and "runs as root" in first.reason
+            assert said[0].levelname == "WARNING"
+        if not expected.enabled:
+            strict = CaptureBrowser(dataclasses.replace(options, sandbox="required"), proxy)
+            with pytest.raises(CaptureError, match="STAGE_CHROMIUM_SANDBOX=required"):
+                await strict.screenshot("http://pages.livestage.invalid/mars.html")
+    finally:
         await proxy.close()
