@@ -136,6 +136,7 @@ class VisualFactory:
             ("page title", page.title),
             ("page description", page.description),
             ("page text", page.text),
+            ("text on the page", page.visible_text),
             ("search result title", source.title if source else ""),
             ("search result summary", source.summary if source else ""),
             ("title", title),

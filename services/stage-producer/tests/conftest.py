@@ -87,6 +87,11 @@ OFFENSIVE_PAGES = {
         "A page about tea.",
         "Tea leaves are picked and rolled, and this whole shitshow is what the host reads.",
     ),
+    "offensive-short-line": (  # too short for what the host reads, still on screen
+        "A page about tea",
+        "A page about tea.",
+        "What bullshit.",
+    ),
 }
 """Pages (title, description, paragraph) with one offensive part each, served by `test_site`."""
 

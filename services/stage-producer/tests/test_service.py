@@ -370,7 +370,14 @@ def assert_clean(visual: StageVisual) -> None:
 
 
 @pytest.mark.parametrize(
-    "page", ["offensive-title", "offensive-description", "offensive-text", "lying-offensive"]
+    "page",
+    [
+        "offensive-title",
+        "offensive-description",
+        "offensive-text",
+        "offensive-short-line",
+        "lying-offensive",
+    ],
 )
 async def test_an_operator_capture_of_an_offensive_page_never_reaches_the_screen(
     make_stage, test_site: str, page: str, caplog: pytest.LogCaptureFixture

@@ -82,6 +82,7 @@ _INIT_SCRIPT = """
 # `innerText` changes nothing here; what is read is what the DOM holds.
 _METADATA_JS = """
 (() => {
+  const VISIBLE_LIMIT = 12000;
   const meta = (sel) => document.querySelector(sel)?.getAttribute("content")?.trim() || "";
   const title = meta('meta[property="og:title"]') || document.title || "";
   const description = meta('meta[name="description"]') || meta('meta[property="og:description"]');
@@ -91,7 +92,9 @@ _METADATA_JS = """
     if (text.length > 30) parts.push(text);
     if (parts.join(" ").length > 900) break;
   }
+  const visible = (document.body?.innerText || "").replace(/\\s+/g, " ").trim();
   return { title, description, text: parts.join(" ").slice(0, 900),
+           visible: visible.slice(0, VISIBLE_LIMIT),
            height: document.documentElement.scrollHeight };
 })()
 """
@@ -124,12 +127,13 @@ class PageCapture:
     final_url: str
     title: str
     description: str
-    text: str
+    text: str  # what the host may read: headings, paragraphs and list items (900 characters)
     width: int
     height: int
     duration_s: float
     elapsed_s: float
     refusals: tuple[str, ...] = ()
+    visible_text: str = ""  # everything the page renders as text (the start of it), for checks
 
 
 @dataclass(frozen=True)
@@ -386,6 +390,7 @@ class CaptureBrowser:
             title=str(meta.get("title") or "")[:300],
             description=str(meta.get("description") or "")[:600],
             text=str(meta.get("text") or ""),
+            visible_text=str(meta.get("visible") or ""),
             width=width,
             height=height,
             duration_s=duration,
