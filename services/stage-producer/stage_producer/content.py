@@ -5,7 +5,8 @@ folding leetspeak, look-alikes and spacing; the same offline checks as chat).
 Checked before anything is published on `stage.visual.<room>`:
 
 - a captured page: its title, description and text as read from the DOM (the host reads them),
-  and the search result's title and summary when it came from a search;
+  the start of all the text it renders (what the screen shows), and the search result's title
+  and summary when it came from a search;
 - every visual's title, summary and topic (a backdrop's title comes from a topic or a prompt);
 - a topic picked from chat (a free word chat repeated, or the Gemini picker's answer), before it
   becomes a search query, a backdrop prompt or an on-screen title. Topics from the sources file
