@@ -100,6 +100,8 @@ class VisualFactory:
                     "capture of %s failed (%s); drawing a backdrop instead", source.url, error
                 )
         title = source.title if source is not None and source.title else choice.topic
+        if title != choice.topic and self._blocked(("search result title", title)) is not None:
+            title = choice.topic
         return await self.backdrop(room, topic=choice.topic, title=title, keywords=choice.keywords)
 
     # --- the operator's paths ----------------------------------------------------------------

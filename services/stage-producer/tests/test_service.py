@@ -454,3 +454,12 @@ async def test_a_chat_topic_that_fails_the_checks_is_skipped(make_stage) -> None
     stage.clock.now += 3600
     moved = await service.step(room)
     assert moved is not None and moved.topic == "Kittens"
+
+
+async def test_a_backdrop_never_takes_an_offensive_search_result_title(make_stage) -> None:  # type: ignore[no-untyped-def]
+    bad_result = Source("http://pages.livestage.invalid/aurora.html", "Total bullshit")
+    stage = await make_stage(search=FixedSearch([bad_result]), backdrop_every=1)
+    visual = await stage.service.step(stage.room)
+    assert visual is not None and visual.kind == "backdrop"
+    assert visual.title == "Northern lights"
+    assert_clean(visual)
