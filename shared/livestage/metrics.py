@@ -164,7 +164,8 @@ CAPTURES = MetricSpec(
     "livestage.stage.captures",
     "counter",
     "{visual}",
-    "Visuals produced; `kind` screenshot, clip or backdrop; `outcome` ok, refused or failed.",
+    "Visuals produced; `kind` screenshot, clip or backdrop; `outcome` ok, refused, failed or "
+    "blocked (its text failed the content checks).",
     ("kind", "outcome"),
 )
 CAPTURE_DURATION = MetricSpec(

@@ -29,6 +29,7 @@ from typing import Any
 
 from livestage import metrics, subjects
 from livestage.bus import Bus, BusUnavailable, Consumer, Delivery, Observed, Watch
+from livestage.safety import TextSafety
 from livestage.schemas import (
     ChatMessage,
     HistoryReply,
@@ -40,11 +41,13 @@ from livestage.schemas import (
     StageVisual,
 )
 from livestage.service import connect_bus
-from livestage.settings import GeminiSettings, derive
+from livestage.settings import GeminiSettings, SafetySettings, derive
 
 from .assets import AssetSigner, AssetStore
 from .backdrops import BACKDROPS
 from .capture.browser import CaptureBrowser, CaptureError, CaptureOptions
+from .content import first_blocked
+from .egress.domains import DomainLists
 from .egress.policy import EgressPolicy
 from .egress.proxy import EgressProxy
 from .gemini import Gemini
@@ -297,9 +300,21 @@ class StageService:
             catalog=self.sources.catalog,
             now_ms=self.now_ms(),
         )
-        memory.last_choice = await self.picker.pick(context)
+        memory.last_choice = self._checked_topic(room, await self.picker.pick(context))
         memory.picked_for = key
         return memory.last_choice
+
+    def _checked_topic(self, room: str, choice: TopicChoice | None) -> TopicChoice | None:
+        """`choice`, unless it came from chat and fails the content checks (then None: the
+        plan goes on with its catalog). The sources file's topics are the operator's own."""
+        safety = self.factory.safety
+        if choice is None or choice.catalog or safety is None:
+            return choice
+        blocked = first_blocked(safety, [("topic", choice.topic), ("search query", choice.query)])
+        if blocked is None:
+            return choice
+        log.warning("room %s: skipping a topic picked from chat: %s", room, blocked.describe())
+        return None
 
     async def _recent_chat(self, room: str) -> list[ChatMessage]:
         request = HistoryRequest(room=room, limit=self.settings.history_limit)
@@ -389,13 +404,22 @@ class StageRuntime:
 
     @classmethod
     async def create(
-        cls, settings: StageSettings, gemini_settings: GeminiSettings | None = None
+        cls,
+        settings: StageSettings,
+        gemini_settings: GeminiSettings | None = None,
+        safety_settings: SafetySettings | None = None,
     ) -> StageRuntime:
         sources = SourcesFile.load(settings.sources_file)
+        # The same offline checks as chat (MODERATION_* lists and threshold): loaded once.
+        safety = await asyncio.to_thread(
+            TextSafety.from_settings, safety_settings or SafetySettings()
+        )
         gemini = Gemini.from_settings(gemini_settings or GeminiSettings())
+        domains = DomainLists.of(settings.allowed_domains, settings.blocked_domains)
         policy = EgressPolicy(
             allowed_ports=frozenset(settings.allowed_ports),
             allow_test_loopback=settings.unsafe_allow_loopback_for_tests,
+            blocked_domains=domains.blocked,
         )
         if settings.unsafe_allow_loopback_for_tests:
             log.warning(
@@ -416,9 +440,15 @@ class StageRuntime:
                 clip_bitrate=settings.clip_bitrate,
                 clip_max_scroll_px=settings.clip_max_scroll_px,
                 encode_timeout_s=settings.clip_encode_timeout_s,
+                sandbox=settings.chromium_sandbox,
             ),
             proxy,
         )
+        try:
+            await browser.sandbox()  # decided and logged once, at start (required: refuse here)
+        except CaptureError:
+            await proxy.close()
+            raise
         store = AssetStore(
             settings.asset_dir,
             max_total_bytes=settings.asset_dir_max_bytes,
@@ -436,6 +466,8 @@ class StageRuntime:
             signer=signer,
             ttl_s=settings.visual_ttl_s,
             backdrop_size=(settings.backdrop_width, settings.backdrop_height),
+            domains=domains,
+            safety=safety,
         )
         picker = TOPIC_PICKERS.build(settings.topic_picker, settings, gemini, sources)
         log.info(
@@ -465,6 +497,9 @@ async def main(stop: asyncio.Event) -> None:
         runtime = await StageRuntime.create(settings)
     except SourcesFileError as error:
         log.error("%s; fix the file or point STAGE_SOURCES_FILE elsewhere", error)
+        raise SystemExit(2) from None
+    except CaptureError as error:
+        log.error("%s", error)
         raise SystemExit(2) from None
     try:
         bus = await connect_bus(SERVICE_NAME, stop)

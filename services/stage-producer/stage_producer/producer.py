@@ -4,6 +4,11 @@ store the asset, sign its URL, and say what the host should talk about.
 A failed or refused capture falls back to a backdrop for the same topic, so the screen still
 changes; a failed Gemini backdrop falls back to a drawn one. Every attempt is counted
 (`CAPTURES` by kind and outcome, `CAPTURE_DURATION` by kind).
+
+With a content checker (`safety`, see `content.py`), a page whose title, description or text
+fails is dropped before its asset is stored (outcome `blocked`; the backdrop that replaces it
+takes the topic's name, not the page's), and no visual whose title, summary or topic fails is
+made at all (`ContentBlocked`).
 """
 
 from __future__ import annotations
@@ -22,13 +27,24 @@ from .assets import MEDIA_PREFIX, AssetSigner, AssetStore
 from .backdrops import Backdrop, BackdropError, BackdropMaker, BackdropRequest
 from .backdrops.procedural import ProceduralBackdrops
 from .capture.browser import CaptureBrowser, CaptureError, CaptureRefused, PageCapture
+from .content import Blocked, TextChecker, first_blocked
+from .egress.domains import DomainLists
 from .planner import RoomPlan
 from .search import SearchError, SearchProvider, Source
 from .topics import TopicChoice
 
 log = logging.getLogger(__name__)
 
-Outcome = Literal["ok", "refused", "failed"]
+Outcome = Literal["ok", "refused", "failed", "blocked"]
+
+
+class ContentBlocked(CaptureError):
+    """What a visual would show or the host would read failed the content checks; the message
+    names the field and the check, never the words."""
+
+    def __init__(self, what: str, blocked: Blocked) -> None:
+        super().__init__(f"{what}: {blocked.describe()}")
+        self.blocked = blocked
 
 
 def _text(value: str, limit: int) -> str:
@@ -54,6 +70,8 @@ class VisualFactory:
     ttl_s: int
     backdrop_size: tuple[int, int] = (1280, 720)
     clock: Callable[[], float] = time.time
+    domains: DomainLists = DomainLists()
+    safety: TextChecker | None = None
 
     def __post_init__(self) -> None:
         self._drawn = ProceduralBackdrops()
@@ -66,16 +84,24 @@ class VisualFactory:
         except SearchError as error:
             log.warning("search for %r failed: %s; drawing a backdrop", choice.query, error)
             sources = []
+        sources = [source for source in sources if self._may_show(source)]
         source = plan.pick_source(sources)
         kind = plan.kind_for(source)
         if source is not None and kind != "backdrop":
             try:
-                return await self.capture(room, source.url, kind, topic=choice.topic, source=source)
+                return await self.capture(
+                    room, source.url, kind, topic=choice.topic, source=source, operator=False
+                )
+            except ContentBlocked as error:
+                log.warning("page %s dropped (%s); drawing a backdrop instead", source.url, error)
+                source = None  # nothing of the page, its title included, reaches the screen
             except CaptureError as error:
                 log.warning(
                     "capture of %s failed (%s); drawing a backdrop instead", source.url, error
                 )
         title = source.title if source is not None and source.title else choice.topic
+        if title != choice.topic and self._blocked(("search result title", title)) is not None:
+            title = choice.topic
         return await self.backdrop(room, topic=choice.topic, title=title, keywords=choice.keywords)
 
     # --- the operator's paths ----------------------------------------------------------------
@@ -88,28 +114,49 @@ class VisualFactory:
         *,
         topic: str = "",
         source: Source | None = None,
+        operator: bool = True,
     ) -> StageVisual:
+        """A visual of `url`. `operator`: an operator asked for it (the domain allowlist does
+        not apply; the blocklist and the egress policy do)."""
         started = time.monotonic()
         try:
+            self._check_domains(url, operator)
             page = await (
                 self.browser.clip(url) if kind == "clip" else self.browser.screenshot(url)
             )
+            if page.final_url != url:  # redirected: where it ended must be allowed too
+                self._check_domains(page.final_url, operator)
         except CaptureRefused:
             self._count(kind, "refused", started)
             raise
         except CaptureError:
             self._count(kind, "failed", started)
             raise
+        title = (source.title if source and source.title else "") or page.title or topic or url
+        summary = page_summary(source, page)
+        blocked = self._blocked(
+            ("page title", page.title),
+            ("page description", page.description),
+            ("page text", page.text),
+            ("text on the page", page.visible_text),
+            ("search result title", source.title if source else ""),
+            ("search result summary", source.summary if source else ""),
+            ("title", title),
+            ("summary", summary),
+            ("topic", topic),
+        )
+        if blocked is not None:
+            self._count(kind, "blocked", started)
+            raise ContentBlocked(f"page {url[:200]}", blocked)
         asset = self.store.put(page.data, page.extension)
         self._count(kind, "ok", started)
-        title = (source.title if source and source.title else "") or page.title or topic or url
         return self._visual(
             room,
             kind,
             asset.name,
             source_url=url,
             title=title,
-            summary=page_summary(source, page),
+            summary=summary,
             topic=topic or title,
         )
 
@@ -131,6 +178,10 @@ class VisualFactory:
             height=self.backdrop_size[1],
         )
         started = time.monotonic()
+        blocked = self._blocked(("title", title), ("topic", topic), ("prompt", prompt))
+        if blocked is not None:
+            self._count("backdrop", "blocked", started)
+            raise ContentBlocked("backdrop", blocked)
         made: Backdrop
         try:
             made = await self.backdrops.make(request)
@@ -166,6 +217,22 @@ class VisualFactory:
         )
 
     # --- helpers -------------------------------------------------------------------------------
+
+    def _blocked(self, *fields: tuple[str, str]) -> Blocked | None:
+        if self.safety is None:
+            return None
+        return first_blocked(self.safety, fields)
+
+    def _check_domains(self, url: str, operator: bool) -> None:
+        refusal = self.domains.refusal(url, operator=operator)
+        if refusal is not None:
+            raise CaptureRefused(f"{url[:200]}: {refusal.reason}")
+
+    def _may_show(self, source: Source) -> bool:
+        refusal = self.domains.refusal(source.url)
+        if refusal is not None:
+            log.info("skipping search result %s: %s", source.url[:200], refusal.reason)
+        return refusal is None
 
     def _visual(
         self,

@@ -16,11 +16,15 @@ from pydantic import (
     PositiveFloat,
     PositiveInt,
     SecretStr,
+    ValidationInfo,
+    field_validator,
     model_validator,
 )
 from pydantic_settings import BaseSettings
 
 from livestage.settings import Port, settings_config
+
+from .egress.domains import normalize_domains
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 REPO_ROOT = PACKAGE_DIR.parents[2]
@@ -149,9 +153,26 @@ class StageSettings(BaseSettings):
         description="Niceness the service (and the Chromium it starts) runs at, so captures "
         "yield the CPU to the host's voice and video (0: normal priority).",
     )
+    chromium_sandbox: Literal["auto", "required"] = Field(
+        "auto",
+        description="Chromium's sandbox: auto (on whenever the service is not root and the "
+        "system allows user namespaces; otherwise off, logged once at start) or required "
+        "(refuse to capture without it).",
+    )
     allowed_ports: list[int] = Field(
         default=[80, 443],
         description="Ports captured pages may reach (JSON list).",
+    )
+    allowed_domains: list[str] = Field(
+        default=[],
+        description="When set, the only domains the stage shows pages from (JSON list; "
+        '"example.org" also covers "a.example.org"): search results and where a capture ends '
+        "up. An operator's capture may go elsewhere. Empty: any public site.",
+    )
+    blocked_domains: list[str] = Field(
+        default=[],
+        description="Domains the capture browser never loads anything from, for anyone, "
+        'operator included (JSON list; "example.org" also covers "a.example.org").',
     )
     unsafe_allow_loopback_for_tests: bool = Field(
         False,
@@ -183,6 +204,15 @@ class StageSettings(BaseSettings):
         "127.0.0.1", description="Address of the asset server (the edge's /media/ streams it)."
     )
     http_port: Port = Field(8091, description="Port of the asset server.")
+
+    @field_validator("allowed_domains", "blocked_domains")
+    @classmethod
+    def _domains(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        name = f"STAGE_{(info.field_name or '').upper()}"
+        try:
+            return list(normalize_domains(value))
+        except ValueError as error:
+            raise ValueError(f"{name}: {error}") from None
 
     @model_validator(mode="after")
     def _ports(self) -> StageSettings:

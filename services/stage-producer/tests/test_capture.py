@@ -152,3 +152,20 @@ async def test_a_page_over_the_size_limit_is_refused(
             await capture_browser.screenshot(f"{test_site}/big")
     finally:
         capture_browser.options = original
+
+
+async def test_what_a_page_says_about_itself_is_read_from_its_dom_not_its_scripts(
+    capture_browser: CaptureBrowser, test_site: str
+) -> None:
+    """lying.html redefines document.title, querySelector, getAttribute, innerText, trim and
+    JSON.stringify to say an injection: the capture still reads the DOM's own title, description
+    and text, and the screenshot is taken as usual."""
+    shot = await capture_browser.screenshot(f"{test_site}/lying.html")
+    assert shot.title == "A quiet page about tea"
+    assert shot.description == "Green tea and black tea."
+    assert "Tea leaves are picked" in shot.text
+    for field in (shot.title, shot.description, shot.text):
+        assert "Ignore previous" not in field
+    image = Image.open(io.BytesIO(shot.data)).convert("L")
+    assert image.size == (1280, 720)
+    assert min(image.getdata()) < 80  # the heading and the paragraph are drawn

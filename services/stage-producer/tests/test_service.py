@@ -22,6 +22,7 @@ from pydantic import SecretStr
 
 from livestage import subjects
 from livestage.bus import Bus
+from livestage.safety import TextSafety
 from livestage.schemas import (
     ChatMessage,
     HistoryReply,
@@ -40,9 +41,10 @@ from stage_producer.backdrops.procedural import ProceduralBackdrops
 from stage_producer.capture.browser import CaptureBrowser
 from stage_producer.gemini import Gemini
 from stage_producer.producer import VisualFactory
-from stage_producer.search import SourcesFile, SourcesSearch
+from stage_producer.search import SearchProvider, Source, SourcesFile, SourcesSearch
 from stage_producer.server import AssetServer, create_asset_app
 from stage_producer.settings import DEFAULT_SOURCES_FILE, StageSettings
+from stage_producer.topics.base import TopicChoice
 from stage_producer.topics.keywords import KeywordPicker
 from tests.doubles.base import Fault
 from tests.doubles.gemini import GeminiDouble
@@ -100,12 +102,15 @@ StageFactory = Callable[..., Awaitable[Stage]]
 
 @pytest.fixture
 async def make_stage(
-    nats_server, capture_browser: CaptureBrowser, tmp_path: Path
+    nats_server, capture_browser: CaptureBrowser, text_safety: TextSafety, tmp_path: Path
 ) -> AsyncIterator[StageFactory]:  # type: ignore[no-untyped-def]
     made: list[tuple[StageService, Bus, httpx.AsyncClient, AssetServer]] = []
 
     async def make(
-        backdrops: BackdropMaker | None = None, nats_url: str | None = None, **settings: Any
+        backdrops: BackdropMaker | None = None,
+        nats_url: str | None = None,
+        search: SearchProvider | None = None,
+        **settings: Any,
     ) -> Stage:
         defaults: dict[str, Any] = {
             "asset_dir": tmp_path / "assets",
@@ -126,11 +131,12 @@ async def make_stage(
         factory = VisualFactory(
             browser=capture_browser,
             backdrops=backdrops or ProceduralBackdrops(),
-            search=SourcesSearch(sources),
+            search=search or SourcesSearch(sources),
             store=store,
             signer=signer,
             ttl_s=config.visual_ttl_s,
             clock=clock,
+            safety=text_safety,
         )
         service = StageService(
             config, bus, factory, KeywordPicker(), sources, clock=clock,
@@ -351,3 +357,109 @@ async def test_a_failing_gemini_backdrop_falls_back_to_a_drawn_one(make_stage) -
         assert double.calls
     finally:
         await double.stop()
+
+
+# --- what the stage shows is checked -----------------------------------------------------------
+
+BAD_WORDS = ("fuck", "f.u.c.k", "sh1t", "shit", "bullshit")
+
+
+def assert_clean(visual: StageVisual) -> None:
+    shown = f"{visual.title} {visual.summary} {visual.topic}".lower()
+    assert not [word for word in BAD_WORDS if word in shown], visual
+
+
+@pytest.mark.parametrize(
+    "page",
+    [
+        "offensive-title",
+        "offensive-description",
+        "offensive-text",
+        "offensive-short-line",
+        "lying-offensive",
+    ],
+)
+async def test_an_operator_capture_of_an_offensive_page_never_reaches_the_screen(
+    make_stage, test_site: str, page: str, caplog: pytest.LogCaptureFixture
+) -> None:  # type: ignore[no-untyped-def]
+    stage = await make_stage()
+    async with stage.watch() as visuals:
+        for action in [
+            command(stage.room, "capture", url=f"{test_site}/{page}.html"),
+            command(stage.room, "backdrop", prompt="Volcanoes at night"),  # a marker after it
+        ]:
+            await stage.bus.publish(subjects.stage_command(stage.room), action)
+        first = await visuals.next()
+    # Commands run in order: the page was dropped, so the backdrop is the first visual.
+    assert first.kind == "backdrop" and first.title == "Volcanoes at night"
+    dropped = [r.getMessage() for r in caplog.records if "failed the" in r.getMessage()]
+    assert dropped and "check" in dropped[0]
+    assert not [w for w in BAD_WORDS if w in dropped[0].lower().split(f"{page}.html")[-1]]
+
+
+class FixedSearch(SearchProvider):
+    name = "fixed"
+
+    def __init__(self, sources: list[Source]) -> None:
+        self.sources = sources
+
+    async def find(self, choice: TopicChoice, limit: int = 5) -> list[Source]:
+        return self.sources
+
+
+async def test_the_loop_drops_an_offensive_page_and_shows_the_topic_instead(
+    make_stage, test_site: str
+) -> None:  # type: ignore[no-untyped-def]
+    """A search result leads to a page whose real title is offensive while its scripts say
+    otherwise: the published visual is a backdrop named after the topic; nothing of the page
+    (its title, the search result's title, its text) reaches the screen or the host."""
+    lying = Source(f"{test_site}/lying-offensive.html", "Calm tea", kind="screenshot")
+    stage = await make_stage(search=FixedSearch([lying]), backdrop_every=0)
+    async with stage.watch() as visuals:
+        await stage.service.step(stage.room)
+        visual = await visuals.next()
+    assert visual.kind == "backdrop" and visual.topic == "Northern lights"
+    assert visual.title == "Northern lights"  # not the search result's title
+    assert_clean(visual)
+    assert "tea" not in visual.summary.lower()
+
+    bad_result = Source(f"{test_site}/index.html", "Total bullshit", "Sh1t summary")
+    stage.service.factory.search = FixedSearch([bad_result])
+    stage.service.plan(stage.room).pinned = None
+    stage.clock.now += 3600
+    async with stage.watch() as visuals:
+        await stage.service.step(stage.room)
+        visual = await visuals.next()
+    assert visual.kind == "backdrop"
+    assert_clean(visual)
+
+
+async def test_a_chat_topic_that_fails_the_checks_is_skipped(make_stage) -> None:  # type: ignore[no-untyped-def]
+    stage = await make_stage(backdrop_every=1)
+    service, room = stage.service, stage.room
+    for body in ["total bullshit here", "bullshit all day", "bullshit again", "bullshit!!"]:
+        await stage.bus.publish(subjects.chat_approved(room), chat(room, body))
+    async with asyncio.timeout(10):
+        while len(service.memory[room].chat) < 4:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+    visual = await service.step(room)
+    assert visual is not None and visual.topic == "Northern lights"  # the catalog's turn
+    assert_clean(visual)
+    # the same chat without the word does make a topic of its own (the check is what skipped it)
+    for body in ["kittens here", "kittens all day", "kittens again", "kittens!!", "kittens?"]:
+        await stage.bus.publish(subjects.chat_approved(room), chat(room, body))
+    async with asyncio.timeout(10):
+        while len(service.memory[room].chat) < 9:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+    stage.clock.now += 3600
+    moved = await service.step(room)
+    assert moved is not None and moved.topic == "Kittens"
+
+
+async def test_a_backdrop_never_takes_an_offensive_search_result_title(make_stage) -> None:  # type: ignore[no-untyped-def]
+    bad_result = Source("http://pages.livestage.invalid/aurora.html", "Total bullshit")
+    stage = await make_stage(search=FixedSearch([bad_result]), backdrop_every=1)
+    visual = await stage.service.step(stage.room)
+    assert visual is not None and visual.kind == "backdrop"
+    assert visual.title == "Northern lights"
+    assert_clean(visual)

@@ -10,6 +10,12 @@ blocked, downloads refused, pop-ups closed, dialogs dismissed.
 
 Clips: one tall screenshot of the page, then an isolated encoder page (no network at all) pans
 across it and encodes VP8 with WebCodecs; `webm.write_webm` wraps the frames. No ffmpeg needed.
+
+Chromium holds no secret: it starts with an explicit, minimal environment
+(`browser_environment`: PATH, locale, time zone, fontconfig, and a HOME of its own in a temporary
+folder), never the service's (LIVEKIT_*, *_KEY, *_SECRET, NATS_URL...). Its sandbox is on
+whenever it can be (`sandbox_plan`): the process is not root and the kernel lets it create user
+namespaces (Debian's Chromium has no setuid helper). When it cannot be, the log says why, once.
 """
 
 from __future__ import annotations
@@ -20,7 +26,10 @@ import contextlib
 import dataclasses
 import io
 import logging
+import os
 import re
+import shutil
+import tempfile
 import time
 from collections.abc import Awaitable
 from dataclasses import dataclass
@@ -28,11 +37,26 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from PIL import Image
-from playwright.async_api import Browser, BrowserContext, Page, Playwright, async_playwright
+from playwright.async_api import (
+    Browser,
+    BrowserContext,
+    CDPSession,
+    Page,
+    Playwright,
+    async_playwright,
+)
 from playwright.async_api import Error as PlaywrightError
 
 from ..egress.policy import EgressPolicy, Refusal
 from ..egress.proxy import REFUSED_HEADER, EgressProxy, EgressSession
+from .launch import (
+    SandboxMode,
+    SandboxPlan,
+    SandboxUnavailable,
+    browser_environment,
+    sandbox_plan,
+    user_namespaces_allowed,
+)
 from .webm import EncodedFrame, write_webm
 
 log = logging.getLogger(__name__)
@@ -53,8 +77,12 @@ _INIT_SCRIPT = """
 })();
 """
 
+# Read in an isolated world (`_IsolatedWorld`): the page's own scripts share the DOM with it but
+# not their JavaScript objects, so a page that redefines `document.title`, `querySelector` or
+# `innerText` changes nothing here; what is read is what the DOM holds.
 _METADATA_JS = """
-() => {
+(() => {
+  const VISIBLE_LIMIT = 12000;
   const meta = (sel) => document.querySelector(sel)?.getAttribute("content")?.trim() || "";
   const title = meta('meta[property="og:title"]') || document.title || "";
   const description = meta('meta[name="description"]') || meta('meta[property="og:description"]');
@@ -64,9 +92,18 @@ _METADATA_JS = """
     if (text.length > 30) parts.push(text);
     if (parts.join(" ").length > 900) break;
   }
+  const visible = (document.body?.innerText || "").replace(/\\s+/g, " ").trim();
   return { title, description, text: parts.join(" ").slice(0, 900),
+           visible: visible.slice(0, VISIBLE_LIMIT),
            height: document.documentElement.scrollHeight };
-}
+})()
+"""
+_SETTLED_JS = """
+(async () => {
+  await Promise.race([document.fonts.ready, new Promise(r => setTimeout(r, 2000))]);
+  await new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)));
+  return true;
+})()
 """
 
 
@@ -90,12 +127,13 @@ class PageCapture:
     final_url: str
     title: str
     description: str
-    text: str
+    text: str  # what the host may read: headings, paragraphs and list items (900 characters)
     width: int
     height: int
     duration_s: float
     elapsed_s: float
     refusals: tuple[str, ...] = ()
+    visible_text: str = ""  # everything the page renders as text (the start of it), for checks
 
 
 @dataclass(frozen=True)
@@ -111,6 +149,7 @@ class CaptureOptions:
     clip_bitrate: int = 2_000_000
     clip_max_scroll_px: int = 2880
     encode_timeout_s: float = 60.0
+    sandbox: SandboxMode = "auto"
 
 
 def chromium_args(proxy_host: str) -> list[str]:
@@ -136,7 +175,10 @@ def chromium_args(proxy_host: str) -> list[str]:
 class CaptureBrowser:
     """One warm Chromium; captures run one at a time (or `max_concurrent`)."""
 
-    def __init__(self, options: CaptureOptions, proxy: EgressProxy) -> None:
+    def __init__(
+        self, options: CaptureOptions, proxy: EgressProxy, sandbox: SandboxPlan | None = None
+    ) -> None:
+        """`sandbox`: a decision made elsewhere (tests); by default `sandbox()` makes it."""
         self.options = options
         self.proxy = proxy
         self._playwright: Playwright | None = None
@@ -144,6 +186,8 @@ class CaptureBrowser:
         self._encoder: Page | None = None
         self._slots = asyncio.Semaphore(options.max_concurrent)
         self._start_lock = asyncio.Lock()
+        self._sandbox: SandboxPlan | None = sandbox
+        self._home: str | None = None
 
     @property
     def policy(self) -> EgressPolicy:
@@ -152,6 +196,21 @@ class CaptureBrowser:
     async def start(self) -> CaptureBrowser:
         await self._ensure_browser()
         return self
+
+    async def sandbox(self) -> SandboxPlan:
+        """Whether Chromium runs sandboxed here (decided, and logged, once per process).
+
+        Raises `CaptureError` when STAGE_CHROMIUM_SANDBOX=required and it cannot be on."""
+        if self._sandbox is None:
+            try:
+                plan = sandbox_plan(
+                    self.options.sandbox, os.geteuid(), await user_namespaces_allowed()
+                )
+            except SandboxUnavailable as error:
+                raise CaptureError(str(error)) from None
+            (log.info if plan.enabled else log.warning)("capture browser: %s", plan.reason)
+            self._sandbox = plan
+        return self._sandbox
 
     @property
     def running(self) -> bool:
@@ -176,6 +235,9 @@ class CaptureBrowser:
         if self._playwright is not None:
             await self._playwright.stop()
             self._playwright = None
+        if self._home is not None:
+            shutil.rmtree(self._home, ignore_errors=True)
+            self._home = None
 
     async def _ensure_browser(self) -> Browser:
         async with self._start_lock:
@@ -187,16 +249,22 @@ class CaptureBrowser:
                     f"Chromium not found at {path}: install Debian's chromium "
                     "(`apt-get install chromium`) or set STAGE_CHROMIUM_PATH"
                 )
+            sandbox = await self.sandbox()
             if self._playwright is None:
                 self._playwright = await async_playwright().start()
+            if self._home is None:
+                self._home = tempfile.mkdtemp(prefix="livestage-chromium-")
             self._encoder = None
             self._browser = await self._playwright.chromium.launch(
                 executable_path=str(path),
                 headless=True,
                 proxy={"server": self.proxy.url},  # contexts override it with credentials
                 args=chromium_args(self.proxy.host),
+                chromium_sandbox=sandbox.enabled,
+                # Only this, never the service's environment (the driver's is the service's).
+                env=browser_environment(os.environ, self._home),  # type: ignore[arg-type]
             )
-            log.info("capture browser started (%s)", path)
+            log.info("capture browser started (%s, sandbox %s)", path, sandbox.enabled)
             return self._browser
 
     async def screenshot(
@@ -295,16 +363,14 @@ class CaptureBrowser:
             raise CaptureRefused(f"{response.url[:200]}: {refused}")
         if response.status >= 400:
             raise CaptureError(f"{url[:200]} answered HTTP {response.status}")
-        with contextlib.suppress(PlaywrightError, TimeoutError):
-            async with asyncio.timeout(2):
-                await page.evaluate("document.fonts.ready.then(() => true)")
-        await page.evaluate(
-            "new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))"
-        )
+        world = await _IsolatedWorld.open(page)
+        await world.evaluate(_SETTLED_JS)  # fonts in, two frames drawn (the page cannot fake it)
         over = [e.refused for e in session.refusals if e.refused.startswith("capture size limit")]
         if over:
             raise CaptureRefused(f"{url[:200]}: {over[0]}")
-        meta: dict[str, Any] = await page.evaluate(_METADATA_JS)
+        meta = await world.evaluate(_METADATA_JS)
+        if not isinstance(meta, dict):
+            raise CaptureError(f"{url[:200]}: could not read the page's title and text")
         if kind == "screenshot":
             data, extension, mime = await self._still(
                 page, image_format or self.options.screenshot_format
@@ -324,6 +390,7 @@ class CaptureBrowser:
             title=str(meta.get("title") or "")[:300],
             description=str(meta.get("description") or "")[:600],
             text=str(meta.get("text") or ""),
+            visible_text=str(meta.get("visible") or ""),
             width=width,
             height=height,
             duration_s=duration,
@@ -420,6 +487,44 @@ class CaptureBrowser:
         if origin == ENCODER_ORIGIN:
             self._encoder = page
         return page
+
+
+class _IsolatedWorld:
+    """A JavaScript world of its own in the page's main frame (CDP `Page.createIsolatedWorld`):
+    the same DOM, none of the page's JavaScript objects, prototypes or getters."""
+
+    def __init__(self, session: CDPSession, context_id: int) -> None:
+        self.session = session
+        self.context_id = context_id
+
+    @classmethod
+    async def open(cls, page: Page) -> _IsolatedWorld:
+        session = await page.context.new_cdp_session(page)
+        tree = await session.send("Page.getFrameTree")
+        world = await session.send(
+            "Page.createIsolatedWorld",
+            {
+                "frameId": tree["frameTree"]["frame"]["id"],
+                "worldName": "livestage-capture",
+                "grantUniveralAccess": False,  # (sic: the protocol's spelling)
+            },
+        )
+        return cls(session, int(world["executionContextId"]))
+
+    async def evaluate(self, expression: str) -> Any:
+        answer = await self.session.send(
+            "Runtime.evaluate",
+            {
+                "expression": expression,
+                "contextId": self.context_id,
+                "returnByValue": True,
+                "awaitPromise": True,
+            },
+        )
+        if "exceptionDetails" in answer:
+            details = answer["exceptionDetails"]
+            raise CaptureError(f"reading the page failed: {details.get('text', 'an exception')}")
+        return answer.get("result", {}).get("value")
 
 
 class _LimitHit(Exception):

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
 from urllib.parse import urlsplit
@@ -89,7 +90,9 @@ class Target:
 
 @dataclass(frozen=True)
 class EgressPolicy:
-    """What the capture browser may reach: public addresses on allowed ports, http(s) only.
+    """What the capture browser may reach: public addresses on allowed ports, http(s) only,
+    never a host under one of `blocked_domains` (STAGE_BLOCKED_DOMAINS, normalized by
+    `domains.normalize_domains`).
 
     `allow_test_loopback` (setting STAGE_UNSAFE_ALLOW_LOOPBACK_FOR_TESTS) additionally lets
     exactly 127.0.0.1, on any port, through, for local test pages; nothing else changes.
@@ -97,6 +100,7 @@ class EgressPolicy:
 
     allowed_ports: frozenset[int] = frozenset({80, 443})
     allow_test_loopback: bool = False
+    blocked_domains: tuple[str, ...] = ()
 
     def address_refusal(self, address: IPAddress) -> Refusal | None:
         if self.allow_test_loopback and address == TEST_LOOPBACK:
@@ -147,9 +151,36 @@ class EgressPolicy:
             address = parsed
         if refusal is None:
             refusal = self.port_refusal(address, port)
+        if refusal is None:
+            refusal = self.domain_refusal(str(parsed))
         if refusal is not None:
             return refusal
         return Target(scheme, str(parsed), port, address)
+
+    def domain_refusal(self, host: str) -> Refusal | None:
+        blocked = blocked_by(_ascii_host(host), self.blocked_domains)
+        if blocked is None:
+            return None
+        return Refusal(f"host {host} is on the blocklist ({blocked}; STAGE_BLOCKED_DOMAINS)")
+
+
+def host_matches(host: str, domain: str) -> bool:
+    """`host` is `domain` or lies under it, on whole labels (`example.org` covers
+    `a.example.org`, never `badexample.org`)."""
+    host = host.lower().removesuffix(".")
+    return host == domain or host.endswith("." + domain)
+
+
+def blocked_by(host: str, blocked: Iterable[str]) -> str | None:
+    """The entry of `blocked` that `host` falls under, if any."""
+    return next((domain for domain in blocked if host_matches(host, domain)), None)
+
+
+def _ascii_host(host: str) -> str:
+    try:
+        return host.encode("idna").decode("ascii")
+    except UnicodeError:
+        return host
 
 
 def parse_host(host: str) -> IPAddress | str | Refusal:

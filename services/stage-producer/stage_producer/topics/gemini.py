@@ -1,5 +1,10 @@
 """Topic picking with Gemini (google-genai): the model reads recent chat and talk and answers
-JSON `{"topic", "query", "confidence"}`; a known topic is preferred when it fits."""
+JSON `{"topic", "query", "confidence"}`; a known topic is preferred when it fits.
+
+Viewers' names and messages are data, never instructions: they reach the model only inside one
+JSON document in the user content (a message cannot close it: JSON escapes its quotes), never
+in the system instruction, and the answer is checked like any chat-derived topic
+(`app.StageService._checked_topic`)."""
 
 from __future__ import annotations
 
