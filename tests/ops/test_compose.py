@@ -241,6 +241,19 @@ def test_each_container_gets_only_the_secrets_it_reads(project: Path) -> None:
         assert not leaked, f"{name} receives {sorted(leaked)}"
 
 
+def test_only_the_stage_producer_may_use_chromiums_sandbox(project: Path) -> None:
+    """Chromium's sandbox needs a user namespace, which Docker's default seccomp and AppArmor
+    profiles refuse: the stage producer (and no other container) runs without them."""
+    generate_secrets(project)
+    config = rendered(project)
+    for name, service in config["services"].items():
+        options = set(service.get("security_opt") or [])
+        if name == "stage-producer":
+            assert options == {"seccomp=unconfined", "apparmor=unconfined"}
+        else:
+            assert not options, name
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [

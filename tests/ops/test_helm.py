@@ -313,3 +313,23 @@ def test_a_services_pod_security_context_is_merged_over_the_shared_one_for_it_al
             }
         else:
             assert context["seccompProfile"] == {"type": "RuntimeDefault"}
+            assert "appArmorProfile" not in context
+
+
+def test_the_stage_producer_may_use_chromiums_sandbox_by_default() -> None:
+    """Chromium's sandbox needs a user namespace, which RuntimeDefault seccomp and restricting
+    AppArmor refuse: by default the stage producer's pod (and no other) runs Unconfined under
+    the runtime, still as UID 10001 without privilege escalation or capabilities."""
+    for deployment in of_kind("Deployment", render()):
+        spec = deployment["spec"]["template"]["spec"]
+        context = spec["securityContext"]
+        container = spec["containers"][0]["securityContext"]
+        assert context["runAsNonRoot"] is True and context["runAsUser"] == 10001
+        assert container["allowPrivilegeEscalation"] is False
+        assert container["capabilities"]["drop"] == ["ALL"]
+        if component(deployment) == "stage-producer":
+            assert context["seccompProfile"] == {"type": "Unconfined"}
+            assert context["appArmorProfile"] == {"type": "Unconfined"}
+        else:
+            assert context["seccompProfile"] == {"type": "RuntimeDefault"}
+            assert "appArmorProfile" not in context
