@@ -24,7 +24,7 @@ import re
 from collections.abc import Iterable
 from typing import Final
 
-from livestage.safety.normalize import Token, fold_table, normalize
+from livestage.safety.normalize import Token, normalize
 
 HOST_PERSONA_NAMES: Final = ("Nova", "Sage")
 """The `name:` of every persona file the host agent ships."""
@@ -104,11 +104,8 @@ class Impersonation:
     def match(self, name: str) -> str | None:
         """The reserved name (as configured) that `name` is or contains as a word, else None."""
         for reading in _readings(name):
-            # Look-alikes are folded before case folding too: case folding first turns a
-            # capital Greek Nu (N) into a small nu, which looks like v ("ΝΟVΑ").
-            for text in dict.fromkeys((reading, reading.translate(fold_table()))):
-                for tokens in normalize(text).sequences:
-                    for phrase, reserved in self._phrases.items():
-                        if _contains(tokens, phrase):
-                            return reserved
+            for tokens in normalize(reading).sequences:
+                for phrase, reserved in self._phrases.items():
+                    if _contains(tokens, phrase):
+                        return reserved
         return None

@@ -51,3 +51,14 @@ def test_bad_text_is_refused_with_a_reason_that_does_not_repeat_it(
         assert verdict.check == check
     else:
         assert verdict.check in ("blocklist", "wordlist")
+
+
+@pytest.mark.parametrize(
+    ("text", "folded"),
+    [("ΝΟVΑ", "nova"), ("ΗΟЅТ", "host"), ("Ｌｉｖｅｓｔａｇｅ", "livestage"), ("ЅНІТ", "shit")],
+)
+def test_capital_look_alikes_fold_before_case_folding(text: str, folded: str) -> None:
+    """A capital Greek Nu is drawn as N; case-folded first it would read as a small nu (v)."""
+    from livestage.safety.normalize import fold
+
+    assert fold(text) == folded

@@ -135,10 +135,12 @@ def _without_marks(text: str) -> str:
 
 def fold(body: str) -> str:
     """NFKD, combining marks and invisible fillers dropped, case-folded, look-alikes folded."""
-    # Case folding can produce characters that decompose again (and look-alikes can be
-    # accented), so decompose and drop marks on both sides of it.
-    folded = _without_marks(_without_marks(body).casefold()).translate(fold_table())
-    return folded
+    # Look-alikes are folded before case folding too: case folding first would turn a capital
+    # Greek Nu (`Ν`, drawn as N) into a small nu (`ν`, drawn as v). Case folding can produce
+    # characters that decompose again (and look-alikes can be accented), so decompose and drop
+    # marks on both sides of it.
+    table = fold_table()
+    return _without_marks(_without_marks(body).translate(table).casefold()).translate(table)
 
 
 def _is_wordish(char: str) -> bool:
