@@ -77,6 +77,24 @@ def fold_table() -> dict[int, str]:
     return table
 
 
+@cache
+def capital_table() -> dict[int, str]:
+    """Capital letter -> the ASCII letter (lower case) whose capital it imitates: `Ν` (Greek Nu)
+    -> n, `Ѕ` -> s. Read before case folding, which would turn `Ν` into `ν` (drawn as v)."""
+    table: dict[int, str] = {}
+    for char, glyphs in confusables.confusables_data.items():
+        if len(char) != 1 or char.isascii() or not char.isupper():
+            continue
+        capitals = sorted(
+            glyph["c"]
+            for glyph in glyphs
+            if len(glyph["c"]) == 1 and glyph["c"].isascii() and glyph["c"].isupper()
+        )
+        if capitals:
+            table[ord(char)] = capitals[0].lower()
+    return table
+
+
 @dataclass(frozen=True)
 class Token:
     """One word: `base` is its plain reading, `forms` every spelling a list may match."""
@@ -135,12 +153,14 @@ def _without_marks(text: str) -> str:
 
 def fold(body: str) -> str:
     """NFKD, combining marks and invisible fillers dropped, case-folded, look-alikes folded."""
-    # Look-alikes are folded before case folding too: case folding first would turn a capital
-    # Greek Nu (`Ν`, drawn as N) into a small nu (`ν`, drawn as v). Case folding can produce
-    # characters that decompose again (and look-alikes can be accented), so decompose and drop
-    # marks on both sides of it.
-    table = fold_table()
-    return _without_marks(_without_marks(body).translate(table).casefold()).translate(table)
+    # Capitals drawn as Latin capitals are folded before case folding, which would turn a
+    # capital Greek Nu (`Ν`, drawn as N) into a small nu (`ν`, drawn as v). Case folding can
+    # produce characters that decompose again (and look-alikes can be accented), so decompose
+    # and drop marks on both sides of it.
+    capitals = capital_table()
+    return _without_marks(_without_marks(body).translate(capitals).casefold()).translate(
+        fold_table()
+    )
 
 
 def _is_wordish(char: str) -> bool:
