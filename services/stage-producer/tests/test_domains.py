@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from livestage.domains import DomainLists, normalize_domain
+from livestage.egress import EgressPolicy, Refusal, Target
 from stage_producer.app import PAGES_DIR
 from stage_producer.assets import AssetSigner, AssetStore
 from stage_producer.backdrops.procedural import ProceduralBackdrops
 from stage_producer.capture.browser import CaptureBrowser, CaptureOptions, CaptureRefused
-from stage_producer.egress.domains import DomainLists, normalize_domain
-from stage_producer.egress.policy import EgressPolicy, Refusal, Target
 from stage_producer.egress.proxy import EgressProxy
 from stage_producer.planner import PlanSettings, RoomPlan
 from stage_producer.producer import VisualFactory
