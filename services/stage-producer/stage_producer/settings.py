@@ -29,8 +29,10 @@ MAX_CLIP_SECONDS = 8.0
 
 
 class StageSettings(StageDomainSettings):
-    """Stage producer: what is on screen, how it is found, captured, drawn, stored and served
-    (the ports and domain lists captured pages are held to: `StageDomainSettings`)."""
+    """Stage producer: what is on screen, how it is found, captured, drawn, stored and served.
+
+    The ports and domain lists captured pages are held to are `StageDomainSettings` (shared: the
+    edge checks an operator's capture URL against them too)."""
 
     model_config = settings_config("STAGE_")
 
