@@ -27,11 +27,11 @@ from typing import Any
 import numpy as np
 
 from bench import smoke_or
+from livestage.egress import EgressPolicy
 from stage_producer.app import PAGES_DIR
 from stage_producer.backdrops.base import BackdropRequest
 from stage_producer.backdrops.procedural import ProceduralBackdrops
 from stage_producer.capture.browser import CaptureBrowser, CaptureOptions
-from stage_producer.egress.policy import EgressPolicy
 from stage_producer.egress.proxy import EgressProxy
 from stage_producer.settings import StageSettings
 

@@ -11,9 +11,9 @@ import os
 import time
 from pathlib import Path
 
+from livestage.egress import EgressPolicy
 from stage_producer.app import PAGES_DIR
 from stage_producer.capture.browser import CaptureBrowser, CaptureOptions
-from stage_producer.egress.policy import EgressPolicy
 from stage_producer.egress.proxy import EgressProxy
 from stage_producer.settings import StageSettings
 

@@ -19,9 +19,20 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, Field, PositiveFloat, PositiveInt, SecretStr, field_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    PositiveFloat,
+    PositiveInt,
+    SecretStr,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from .domains import DomainLists, normalize_domains
+from .egress import EgressPolicy
 
 Config = TypeVar("Config")
 
@@ -282,6 +293,67 @@ class SafetySettings(BaseSettings):
     )
 
 
+class StageDomainSettings(BaseSettings):
+    """Where the stage may show pages from: ports, domain lists, the tests' loopback switch.
+
+    Read by the stage producer (`StageSettings` extends it; its egress policy enforces them for
+    every request the capture browser makes) and by the edge, which refuses an operator's capture
+    URL at once with the reason (`livestage.domains.capture_refusal`: the checks that need no DNS).
+    """
+
+    model_config = settings_config("STAGE_")
+
+    allowed_ports: list[int] = Field(
+        default=[80, 443],
+        description="Ports captured pages may reach (JSON list).",
+    )
+    allowed_domains: list[str] = Field(
+        default=[],
+        description="When set, the only domains the stage shows pages from (JSON list; "
+        '"example.org" also covers "a.example.org"): search results and where a capture ends '
+        "up. An operator's capture may go elsewhere. Empty: any public site.",
+    )
+    blocked_domains: list[str] = Field(
+        default=[],
+        description="Domains the capture browser never loads anything from, for anyone, "
+        'operator included (JSON list; "example.org" also covers "a.example.org"); the edge '
+        "refuses an operator's capture of one at once (422).",
+    )
+    unsafe_allow_loopback_for_tests: bool = Field(
+        False,
+        description="TESTS ONLY, never in production: let the capture browser reach 127.0.0.1 "
+        "(any port) for local test pages. Every other private address stays refused.",
+    )
+
+    @field_validator("allowed_domains", "blocked_domains")
+    @classmethod
+    def _domains(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        name = f"STAGE_{(info.field_name or '').upper()}"
+        try:
+            return list(normalize_domains(value))
+        except ValueError as error:
+            raise ValueError(f"{name}: {error}") from None
+
+    @field_validator("allowed_ports")
+    @classmethod
+    def _ports(cls, value: list[int]) -> list[int]:
+        bad = [port for port in value if not 1 <= port <= 65535]
+        if bad:
+            raise ValueError(f"STAGE_ALLOWED_PORTS has ports outside 1..65535: {bad}")
+        return value
+
+    def domain_lists(self) -> DomainLists:
+        return DomainLists.of(self.allowed_domains, self.blocked_domains)
+
+    def egress_policy(self) -> EgressPolicy:
+        """The capture browser's egress policy these settings describe."""
+        return EgressPolicy(
+            allowed_ports=frozenset(self.allowed_ports),
+            allow_test_loopback=self.unsafe_allow_loopback_for_tests,
+            blocked_domains=self.domain_lists().blocked,
+        )
+
+
 class HealthSettings(BaseSettings):
     """Health endpoints of the worker services (containers and Kubernetes probe them)."""
 
@@ -325,6 +397,7 @@ ALL_SETTINGS: tuple[type[BaseSettings], ...] = (
     OperatorSettings,
     HealthSettings,
     SafetySettings,
+    StageDomainSettings,
 )
 """Every shared settings class; `settings_classes()` adds each service's own."""
 

@@ -17,6 +17,8 @@ Notes on the table:
 - `livestage.safety.SafetySettings` (MODERATION_*, no secret) is read by the edge (names), the
   host agent (its own words), the stage producer (pages, topics) and moderation; the OpenAI
   moderation endpoint is used where OPENAI_API_KEY already is (moderation, the host agent).
+- `StageDomainSettings` (STAGE_ALLOWED_PORTS, STAGE_*_DOMAINS, no secret) is read by the edge
+  (an operator's capture URL is refused at once) and, through `StageSettings`, the stage producer.
 - The edge builds `AnamSettings()` only for ANAM_AVATAR_MODEL (the page's avatar label); it
   never calls Anam, so it does not get ANAM_API_KEY.
 """
@@ -45,6 +47,7 @@ from livestage.settings import (
     RedisSettings,
     SafetySettings,
     ServiceSettings,
+    StageDomainSettings,
     TelemetrySettings,
     TopicSettings,
 )
@@ -78,6 +81,7 @@ SERVICE_SETTINGS: dict[str, tuple[type[BaseSettings], ...]] = {
         OperatorSettings,
         AnamSettings,
         SafetySettings,  # name moderation (offline checks only: the edge gets no OpenAI key)
+        StageDomainSettings,  # operator capture URLs (STAGE_BLOCKED_DOMAINS, ports; no secret)
         TelemetrySettings,
         LogSettings,
     ),

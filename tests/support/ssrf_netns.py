@@ -241,13 +241,13 @@ async def raw_proxy_request(proxy: Any, session: Any, row: Row) -> str:
 
 
 async def main() -> dict[str, Any]:
+    from livestage.egress import EgressPolicy
     from stage_producer.capture.browser import (
         CaptureBrowser,
         CaptureError,
         CaptureOptions,
         CaptureRefused,
     )
-    from stage_producer.egress.policy import EgressPolicy
     from stage_producer.egress.proxy import EgressProxy
     from tests.support.browser import chromium_path
 

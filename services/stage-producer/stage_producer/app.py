@@ -47,8 +47,6 @@ from .assets import AssetSigner, AssetStore
 from .backdrops import BACKDROPS
 from .capture.browser import CaptureBrowser, CaptureError, CaptureOptions
 from .content import first_blocked
-from .egress.domains import DomainLists
-from .egress.policy import EgressPolicy
 from .egress.proxy import EgressProxy
 from .gemini import Gemini
 from .planner import PlanSettings, RoomPlan
@@ -415,12 +413,9 @@ class StageRuntime:
             TextSafety.from_settings, safety_settings or SafetySettings()
         )
         gemini = Gemini.from_settings(gemini_settings or GeminiSettings())
-        domains = DomainLists.of(settings.allowed_domains, settings.blocked_domains)
-        policy = EgressPolicy(
-            allowed_ports=frozenset(settings.allowed_ports),
-            allow_test_loopback=settings.unsafe_allow_loopback_for_tests,
-            blocked_domains=domains.blocked,
-        )
+        # The same policy and lists the edge checks an operator's capture URL against.
+        domains = settings.domain_lists()
+        policy = settings.egress_policy()
         if settings.unsafe_allow_loopback_for_tests:
             log.warning(
                 "STAGE_UNSAFE_ALLOW_LOOPBACK_FOR_TESTS is on: captures may reach 127.0.0.1. "

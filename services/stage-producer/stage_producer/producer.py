@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from livestage import metrics
+from livestage.domains import DomainLists
 from livestage.schemas import StageVisual, new_id
 from livestage.text import clean_text
 
@@ -28,7 +29,6 @@ from .backdrops import Backdrop, BackdropError, BackdropMaker, BackdropRequest
 from .backdrops.procedural import ProceduralBackdrops
 from .capture.browser import CaptureBrowser, CaptureError, CaptureRefused, PageCapture
 from .content import Blocked, TextChecker, first_blocked
-from .egress.domains import DomainLists
 from .planner import RoomPlan
 from .search import SearchError, SearchProvider, Source
 from .topics import TopicChoice

@@ -16,15 +16,9 @@ from pydantic import (
     PositiveFloat,
     PositiveInt,
     SecretStr,
-    ValidationInfo,
-    field_validator,
-    model_validator,
 )
-from pydantic_settings import BaseSettings
 
-from livestage.settings import Port, settings_config
-
-from .egress.domains import normalize_domains
+from livestage.settings import Port, StageDomainSettings, settings_config
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 REPO_ROOT = PACKAGE_DIR.parents[2]
@@ -34,8 +28,11 @@ DEFAULT_ASSET_DIR = REPO_ROOT / "var" / "stage-assets"
 MAX_CLIP_SECONDS = 8.0
 
 
-class StageSettings(BaseSettings):
-    """Stage producer: what is on screen, how it is found, captured, drawn, stored and served."""
+class StageSettings(StageDomainSettings):
+    """Stage producer: what is on screen, how it is found, captured, drawn, stored and served.
+
+    The ports and domain lists captured pages are held to are `StageDomainSettings` (shared: the
+    edge checks an operator's capture URL against them too)."""
 
     model_config = settings_config("STAGE_")
 
@@ -159,27 +156,6 @@ class StageSettings(BaseSettings):
         "system allows user namespaces; otherwise off, logged once at start) or required "
         "(refuse to capture without it).",
     )
-    allowed_ports: list[int] = Field(
-        default=[80, 443],
-        description="Ports captured pages may reach (JSON list).",
-    )
-    allowed_domains: list[str] = Field(
-        default=[],
-        description="When set, the only domains the stage shows pages from (JSON list; "
-        '"example.org" also covers "a.example.org"): search results and where a capture ends '
-        "up. An operator's capture may go elsewhere. Empty: any public site.",
-    )
-    blocked_domains: list[str] = Field(
-        default=[],
-        description="Domains the capture browser never loads anything from, for anyone, "
-        'operator included (JSON list; "example.org" also covers "a.example.org").',
-    )
-    unsafe_allow_loopback_for_tests: bool = Field(
-        False,
-        description="TESTS ONLY, never in production: let the capture browser reach 127.0.0.1 "
-        "(any port) for local test pages. Every other private address stays refused.",
-    )
-
     # --- backdrops ----------------------------------------------------------------------------
     backdrop_width: int = Field(1280, ge=320, le=3840, description="Backdrop width (px).")
     backdrop_height: int = Field(720, ge=180, le=2160, description="Backdrop height (px).")
@@ -204,19 +180,3 @@ class StageSettings(BaseSettings):
         "127.0.0.1", description="Address of the asset server (the edge's /media/ streams it)."
     )
     http_port: Port = Field(8091, description="Port of the asset server.")
-
-    @field_validator("allowed_domains", "blocked_domains")
-    @classmethod
-    def _domains(cls, value: list[str], info: ValidationInfo) -> list[str]:
-        name = f"STAGE_{(info.field_name or '').upper()}"
-        try:
-            return list(normalize_domains(value))
-        except ValueError as error:
-            raise ValueError(f"{name}: {error}") from None
-
-    @model_validator(mode="after")
-    def _ports(self) -> StageSettings:
-        bad = [port for port in self.allowed_ports if not 1 <= port <= 65535]
-        if bad:
-            raise ValueError(f"STAGE_ALLOWED_PORTS has ports outside 1..65535: {bad}")
-        return self

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from livestage.egress import EgressPolicy
 from livestage.safety import TextSafety
 from livestage.settings import SafetySettings
 from stage_producer.app import PAGES_DIR
 from stage_producer.capture.browser import CaptureBrowser, CaptureOptions
-from stage_producer.egress.policy import EgressPolicy
 from stage_producer.egress.proxy import EgressProxy
 from tests.support.browser import chromium_path
 

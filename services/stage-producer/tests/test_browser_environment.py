@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from livestage.egress import EgressPolicy
 from stage_producer.app import PAGES_DIR
 from stage_producer.capture.browser import CaptureBrowser, CaptureError, CaptureOptions
 from stage_producer.capture.launch import (
@@ -23,7 +24,6 @@ from stage_producer.capture.launch import (
     sandbox_plan,
     user_namespaces_allowed,
 )
-from stage_producer.egress.policy import EgressPolicy
 from stage_producer.egress.proxy import EgressProxy
 from tests.support.browser import chromium_path
 from tests.support.waiting import until

@@ -9,12 +9,13 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from livestage.domains import DomainLists, normalize_domain
+from livestage.egress import EgressPolicy, Refusal, Target
+from livestage.settings import StageDomainSettings
 from stage_producer.app import PAGES_DIR
 from stage_producer.assets import AssetSigner, AssetStore
 from stage_producer.backdrops.procedural import ProceduralBackdrops
 from stage_producer.capture.browser import CaptureBrowser, CaptureOptions, CaptureRefused
-from stage_producer.egress.domains import DomainLists, normalize_domain
-from stage_producer.egress.policy import EgressPolicy, Refusal, Target
 from stage_producer.egress.proxy import EgressProxy
 from stage_producer.planner import PlanSettings, RoomPlan
 from stage_producer.producer import VisualFactory
@@ -146,3 +147,20 @@ async def test_where_the_lists_apply_with_the_real_browser(test_site: str, tmp_p
     finally:
         await browser.close()
         await proxy.close()
+
+
+def test_the_producer_reads_the_same_settings_as_the_edge() -> None:
+    """StageDomainSettings is what the edge checks an operator's capture URL against."""
+    assert issubclass(StageSettings, StageDomainSettings)
+    shared = set(StageDomainSettings.model_fields)
+    assert shared == {
+        "allowed_ports",
+        "allowed_domains",
+        "blocked_domains",
+        "unsafe_allow_loopback_for_tests",
+    }
+    stage = StageSettings(blocked_domains=["*.Example.ORG."], allowed_ports=[443])
+    assert (
+        stage.egress_policy()
+        == StageDomainSettings(blocked_domains=["example.org"], allowed_ports=[443]).egress_policy()
+    )

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from stage_producer.egress.policy import EgressPolicy, Refusal, Target, parse_host, parse_ipv4
+from livestage.egress import EgressPolicy, Refusal, Target, parse_host, parse_ipv4
 
 POLICY = EgressPolicy()
 PRIVATE_NETWORKS = [

@@ -13,7 +13,13 @@ import pytest
 import uvicorn
 from pydantic import SecretStr
 
-from livestage.settings import LiveKitSettings, NatsSettings, OperatorSettings, RedisSettings
+from livestage.settings import (
+    LiveKitSettings,
+    NatsSettings,
+    OperatorSettings,
+    RedisSettings,
+    StageDomainSettings,
+)
 from tests.support.services import free_port
 from token_service.app import create_app, server_config
 from token_service.settings import EdgeSettings
@@ -79,11 +85,13 @@ async def make_edge(nats_server, redis_server, livekit_server) -> AsyncIterator[
         livekit_api_url: str = "",
         operator_secret: str | None = None,
         rate_limited_counter: Any = None,
+        stage_domains: StageDomainSettings | None = None,
         **edge_settings: Any,
     ) -> Edge:
         """`nats_url`, `redis_url` and `livekit` (a LiveKitServer) default to the session's;
         `livekit_api_url` sends the edge's server-API calls elsewhere (a double);
-        `operator_secret` turns the operator routes on."""
+        `operator_secret` turns the operator routes on; `stage_domains` (STAGE_*) is what the
+        edge checks an operator's capture URL against (default: the defaults, not the env)."""
         room = room or "room-" + uuid.uuid4().hex[:10]
         port = free_port()
         livekit_target = livekit or livekit_server
@@ -105,6 +113,7 @@ async def make_edge(nats_server, redis_server, livekit_server) -> AsyncIterator[
                 operator_secret=SecretStr(operator_secret) if operator_secret else None
             ),
             **({"rate_limited_counter": rate_limited_counter} if rate_limited_counter else {}),
+            stage_domains=stage_domains or StageDomainSettings.model_construct(),
         )
         server = uvicorn.Server(server_config(app, edge_config, log_level="warning"))
         task = asyncio.create_task(server.serve())

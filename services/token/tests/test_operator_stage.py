@@ -1,5 +1,7 @@
 """Operator stage routes: the secret guards them, bodies are checked field by field, and each
-accepted call is one StageCommand on `stage.command.<room>` in JetStream."""
+accepted call is one StageCommand on `stage.command.<room>` in JetStream. A capture URL the stage
+producer would refuse from the URL alone (STAGE_BLOCKED_DOMAINS, a private address literal, a
+port, credentials) is a 422 on `url` with the reason, and nothing is published."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import pytest
 
 from livestage import subjects
 from livestage.schemas import StageCommand
+from livestage.settings import StageDomainSettings
 
 SECRET = "operator-secret-for-tests-0123456789"
 AUTH = {"Authorization": f"Bearer {SECRET}"}
@@ -96,3 +99,102 @@ async def test_bad_bodies_are_422_naming_the_field(
     assert response.status_code == 422
     assert any(field in item["loc"] for item in response.json()["detail"]), response.json()
     assert "passwd" not in response.text and "alert" not in response.text
+
+
+# --- capture URLs the stage producer would refuse are refused here, with the reason -----------
+
+BLOCKED = StageDomainSettings(blocked_domains=["example.org"], allowed_domains=["example.net"])
+
+REFUSED_CAPTURES = [
+    # (url, words the reason must carry)
+    ("https://example.org/", ["example.org", "STAGE_BLOCKED_DOMAINS"]),
+    ("https://news.a.EXAMPLE.org./page", ["news.a.example.org", "STAGE_BLOCKED_DOMAINS"]),
+    ("https://*.example.org/", ["not a valid DNS name"]),
+    ("http://10.0.0.1/", ["10.0.0.1", "private"]),
+    ("http://192.168.1.20:80/admin", ["192.168.1.20", "private"]),
+    ("http://169.254.169.254/latest/meta-data/", ["link-local"]),
+    ("http://[::ffff:169.254.169.254]/", ["169.254.169.254", "link-local"]),
+    ("http://2130706433/", ["127.0.0.1", "loopback"]),
+    ("http://0x7f.1/", ["127.0.0.1", "loopback"]),
+    ("http://[::1]/", ["loopback"]),
+    ("http://localhost/", ["loopback"]),
+    ("http://printer.localhost/", ["loopback"]),
+    ("https://example.net:8443/", ["port 8443", "STAGE_ALLOWED_PORTS"]),
+    ("https://ops:hunter2@example.net/", ["credentials"]),
+]
+
+
+@pytest.mark.parametrize(("url", "words"), REFUSED_CAPTURES)
+async def test_a_capture_the_stage_would_refuse_is_422_with_the_reason(
+    make_edge, url: str, words: list[str]
+) -> None:  # type: ignore[no-untyped-def]
+    edge = await make_edge(operator_secret=SECRET, stage_domains=BLOCKED)
+    response = await edge.client.post(
+        "/api/operator/stage/capture", json={"url": url}, headers=AUTH
+    )
+    assert response.status_code == 422, response.text
+    (item,) = response.json()["detail"]
+    assert item["loc"] == ["body", "url"]
+    assert item["msg"].startswith("the stage will not capture this URL: ")
+    for word in words:
+        assert word in item["msg"], item
+    assert "hunter2" not in response.text
+
+
+async def test_refused_captures_publish_nothing_and_allowed_ones_reach_the_bus(
+    make_edge, nats_server
+) -> None:  # type: ignore[no-untyped-def]
+    """Lookalikes of a blocked domain pass, the allowlist does not bind an operator, and the
+    edge never resolves a name (an unresolvable one is the producer's to refuse)."""
+    edge = await make_edge(operator_secret=SECRET, stage_domains=BLOCKED)
+    await edge.wait_for_bus()
+    nc = await nats.connect(nats_server.url)
+    got: asyncio.Queue[StageCommand] = asyncio.Queue()
+
+    async def on(msg: Any) -> None:
+        got.put_nowait(StageCommand.from_json(msg.data))
+
+    await nc.subscribe(subjects.stage_command(edge.room), cb=on)
+    await nc.flush()
+    allowed = [
+        "https://badexample.org/",  # not under example.org
+        "https://example.org.evil.test/x",  # neither
+        "https://off-the-allowlist.example.com/",  # an operator's capture may leave the allowlist
+        "https://no-such-host.invalid/",  # never resolved here
+        "https://b\u00fccher.example/",  # internationalised: checked in its ASCII form
+        "http://93.184.215.14/",  # a public address literal
+    ]
+    try:
+        for url in allowed:
+            for refused, _ in REFUSED_CAPTURES[:3]:  # a refused call first: nothing is published
+                response = await edge.client.post(
+                    "/api/operator/stage/capture", json={"url": refused}, headers=AUTH
+                )
+                assert response.status_code == 422, response.text
+            response = await edge.client.post(
+                "/api/operator/stage/capture", json={"url": url}, headers=AUTH
+            )
+            assert response.status_code == 202, response.text
+            async with asyncio.timeout(5):
+                command = await got.get()
+            # the next command on the bus is this one: none of the refused calls got there
+            assert (command.id, command.action, command.url) == (
+                response.json()["id"],
+                "capture",
+                url,
+            )
+    finally:
+        await nc.close()
+
+
+async def test_the_test_loopback_switch_lets_127_0_0_1_through_as_in_the_producer(
+    make_edge,
+) -> None:  # type: ignore[no-untyped-def]
+    loose = StageDomainSettings(unsafe_allow_loopback_for_tests=True)
+    edge = await make_edge(operator_secret=SECRET, stage_domains=loose)
+    await edge.wait_for_bus()
+    for url, status_code in [("http://127.0.0.1:8123/page.html", 202), ("http://10.0.0.1/", 422)]:
+        response = await edge.client.post(
+            "/api/operator/stage/capture", json={"url": url}, headers=AUTH
+        )
+        assert response.status_code == status_code, (url, response.text)

@@ -18,6 +18,7 @@ from livestage.settings import (
     NatsSettings,
     OperatorSettings,
     RedisSettings,
+    StageDomainSettings,
     TopicSettings,
 )
 
@@ -46,6 +47,7 @@ def create_app(
     topics: TopicSettings | None = None,
     operator_settings: OperatorSettings | None = None,
     rate_limited_counter: Counter | None = None,
+    stage_domains: StageDomainSettings | None = None,
 ) -> FastAPI:
     """The edge app; `rate_limited_counter` lets tests read the 429 metric."""
     edge = edge or EdgeSettings()
@@ -54,6 +56,8 @@ def create_app(
     redis = redis or RedisSettings()
     topics = topics or TopicSettings()
     operator_settings = operator_settings or OperatorSettings()
+    # STAGE_*: the operator's capture URLs are checked against the stage producer's own rules
+    stage_domains = stage_domains or StageDomainSettings()
     # TOKEN_VISITOR_KEY, or a key derived from LIVEKIT_API_SECRET: replicas agree either way.
     visitors = VisitorIds(derived_key("visitor", edge.visitor_key))
 
@@ -94,6 +98,7 @@ def create_app(
             # in a thread: the first build loads word lists and the classifier
             names=await asyncio.to_thread(NameCheck.build, edge.reserved_names),
             operator=operator_settings,
+            stage_domains=stage_domains,
         )
         services.start_bus()
         app.state.services = services

@@ -22,6 +22,7 @@ from livestage.settings import (
     LiveKitSettings,
     NatsSettings,
     OperatorSettings,
+    StageDomainSettings,
     TopicSettings,
     mask_url,
 )
@@ -79,6 +80,7 @@ class Services:
     visitors: VisitorIds
     names: NameCheck
     operator: OperatorSettings = field(default_factory=OperatorSettings)
+    stage_domains: StageDomainSettings = field(default_factory=StageDomainSettings)
     bus: Bus | None = None
     _bus_task: asyncio.Task[None] | None = field(default=None, repr=False)
 

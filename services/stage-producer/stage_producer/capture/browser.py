@@ -47,7 +47,8 @@ from playwright.async_api import (
 )
 from playwright.async_api import Error as PlaywrightError
 
-from ..egress.policy import EgressPolicy, Refusal
+from livestage.egress import EgressPolicy, Refusal
+
 from ..egress.proxy import REFUSED_HEADER, EgressProxy, EgressSession
 from .launch import (
     SandboxMode,

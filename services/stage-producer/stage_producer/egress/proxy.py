@@ -6,7 +6,7 @@ address by itself. For every request — the page, each redirect, each subresour
 WebSocket (a CONNECT) — the proxy:
 
 1. reads the target (`CONNECT host:port` or an absolute `http://` URL) and checks its spelling,
-   literal address and port (`policy.EgressPolicy`);
+   literal address and port (`livestage.egress.EgressPolicy`);
 2. resolves the name once and checks every address it got (`address_refusal`);
 3. connects to one of exactly those addresses (never to the name again).
 
@@ -33,7 +33,8 @@ from pathlib import Path
 from typing import Final
 from urllib.parse import unquote, urlsplit
 
-from .policy import EgressPolicy, IPAddress, Refusal, Target
+from livestage.egress import EgressPolicy, IPAddress, Refusal, Target
+
 from .resolver import ResolveError, Resolver, SystemResolver
 
 log = logging.getLogger(__name__)

@@ -12,7 +12,7 @@ import ipaddress
 import socket
 from typing import Protocol
 
-from .policy import IPAddress
+from livestage.egress import IPAddress
 
 
 class ResolveError(Exception):

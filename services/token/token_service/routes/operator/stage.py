@@ -2,8 +2,18 @@
 
 Each route publishes one `StageCommand` on `stage.command.<room>` and answers 202 with its id
 once JetStream stored it (503 when the bus is down); the stage producer carries it out and
-publishes the visual as usual. A URL is checked here only for its shape (http or https); the
-stage producer's egress policy decides whether it may be reached, and logs why not.
+publishes the visual as usual.
+
+A capture URL the stage producer would refuse for what the URL itself says is refused here at
+once, 422 on `url` with the reason, and nothing is published: not http(s), credentials in it, a
+malformed or loopback host name, an address literal in a refused range (private, loopback,
+link-local, ...), a port off STAGE_ALLOWED_PORTS, a host under STAGE_BLOCKED_DOMAINS. These are
+the producer's own rules (`livestage.domains.capture_refusal` over `livestage.egress`, the same
+STAGE_* settings). An operator's capture is not held to STAGE_ALLOWED_DOMAINS (as in the
+producer). This is an early, partial answer: the edge never resolves a name or connects, so a
+202 does not promise a visual. The producer's egress policy stays the authority (a name that
+resolves to a private address, a redirect to a blocked host, a page that fails moderation) and
+logs why it refused.
 """
 
 from __future__ import annotations
@@ -16,10 +26,12 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from livestage import subjects
+from livestage.domains import capture_refusal
 from livestage.schemas import StageCommand, new_id, now_ms
 from livestage.text import clean_text
 
 from ...deps import ServicesDep
+from ...errors import RESPONSES, field_error
 from .auth import operator_router
 
 router = operator_router("/stage", ["operator: stage"])
@@ -81,9 +93,22 @@ async def _send(services: ServicesDep, body: _Body, **fields: str) -> CommandAcc
     return CommandAccepted(id=command.id, room=room, action=command.action)
 
 
-@router.post("/capture", status_code=status.HTTP_202_ACCEPTED, response_model=CommandAccepted)
+@router.post(
+    "/capture",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=CommandAccepted,
+    responses={422: RESPONSES[422]},
+)
 async def capture_now(body: CaptureBody, services: ServicesDep) -> CommandAccepted:
-    """Capture this URL now (screenshot or scrolling clip) and put it on screen."""
+    """Capture this URL now (screenshot or scrolling clip) and put it on screen.
+
+    422 on `url`, with the reason, for a URL the stage producer would refuse from the URL alone
+    (scheme, credentials, a private or loopback address literal, port, STAGE_BLOCKED_DOMAINS);
+    the producer still checks everything, the resolved address included, when it captures."""
+    stage = services.stage_domains
+    refusal = capture_refusal(body.url, stage.egress_policy(), stage.domain_lists())
+    if refusal is not None:
+        raise field_error("url", f"the stage will not capture this URL: {refusal.reason}")
     return await _send(services, body, action="capture", url=body.url, kind=body.kind)
 
 

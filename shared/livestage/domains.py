@@ -1,12 +1,15 @@
 """The operator's domain lists (`STAGE_ALLOWED_DOMAINS`, `STAGE_BLOCKED_DOMAINS`): pure checks.
 
+Shared by the stage producer (which enforces them) and the edge (which refuses an operator's
+capture URL at once, `capture_refusal`); the settings are `livestage.settings.StageDomainSettings`.
+
 An entry matches its own host and every host under it (a suffix match on whole labels):
 `example.org` matches `example.org` and `a.example.org`, never `badexample.org`. Entries are
 host names (`*.example.org` and a trailing dot are accepted and mean the same), or an IP
 address, which matches only itself. Internationalised names are compared in their ASCII form.
 
 - **Blocked** domains are refused for everything the capture browser loads: the page, every
-  redirect, every subresource (they are part of the egress policy, `policy.EgressPolicy`), and
+  redirect, every subresource (they are part of the egress policy, `egress.EgressPolicy`), and
   search results naming them are dropped. Nobody bypasses them, not even an operator.
 - **Allowed** domains, when the list is set, are the only places the stage shows pages from:
   every search result and the page a capture ends on (after redirects) must be under one.
@@ -19,11 +22,18 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
-from .policy import Refusal, blocked_by, host_matches, parse_host
+from .egress import EgressPolicy, Refusal, blocked_by, host_matches, parse_host
 
-__all__ = ["DomainLists", "blocked_by", "host_matches", "normalize_domain", "normalize_domains"]
+__all__ = [
+    "DomainLists",
+    "blocked_by",
+    "capture_refusal",
+    "host_matches",
+    "normalize_domain",
+    "normalize_domains",
+]
 
 
 def normalize_domain(entry: str) -> str:
@@ -93,3 +103,38 @@ class DomainLists:
             if not any(host_matches(host, domain) for domain in self.allowed):
                 return Refusal(f"host {host} is not on the allowlist (STAGE_ALLOWED_DOMAINS)")
         return None
+
+
+def ascii_url(url: str) -> str:
+    """`url` with an internationalised host in its ASCII (IDNA) form, as a browser sends it;
+    any other URL unchanged (what cannot be read is left for `EgressPolicy.check_url` to refuse).
+    """
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+        port = parts.port
+    except ValueError:
+        return url
+    if not host or host.isascii() or "@" in parts.netloc:
+        return url
+    try:
+        ascii_host = host.encode("idna").decode("ascii")
+    except UnicodeError:
+        return url
+    netloc = ascii_host if port is None else f"{ascii_host}:{port}"
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def capture_refusal(url: str, policy: EgressPolicy, lists: DomainLists) -> Refusal | None:
+    """Why an operator's capture of `url` will be refused, decided from the URL alone, or None.
+
+    The egress policy's checks that need no network (scheme, credentials in the URL, the host's
+    spelling, an address literal in a refused range, the port, the blocklist) and the domain
+    lists as they apply to an operator (the blocklist, never the allowlist). An early, partial
+    answer: a name that resolves to a private address, a redirect to a blocked host or a page
+    that fails moderation is refused later by the stage producer, which stays the authority.
+    """
+    checked = policy.check_url(ascii_url(url))
+    if isinstance(checked, Refusal):
+        return checked
+    return lists.refusal(url, operator=True)

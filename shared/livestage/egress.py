@@ -1,10 +1,14 @@
 """Where the capture browser may go: pure checks of URLs, host names and addresses.
 
-The egress proxy (`proxy.py`) calls these for every request the browser makes (the page, each
-redirect, each subresource, each WebSocket). They take data and return data: `None` when a
-target is fine, a `Refusal` with a reason a person can read otherwise. No DNS and no sockets
-here; resolving happens once in the proxy, which checks every answer with
-`address_refusal` and then connects to exactly the address it checked.
+One source of truth for two places. The stage producer's egress proxy
+(`stage_producer/egress/proxy.py`) calls these for every request the browser makes (the page,
+each redirect, each subresource, each WebSocket): that is the authority. The edge calls
+`EgressPolicy.check_url` on an operator's capture URL (`livestage.domains.capture_refusal`) to
+refuse at once, with the reason, what the producer would refuse anyway: an early, partial answer.
+They take data and return data: `None` when a target is fine, a `Refusal` with a reason a person
+can read otherwise. No DNS and no sockets here; resolving happens once in the proxy, which
+checks every answer with `address_refusal` and then connects to exactly the address it checked
+(so a name that resolves to a private address is refused there, never here).
 
 Host spellings follow the WHATWG URL standard that browsers use, so that the proxy reads a host
 the way Chromium would: `2130706433`, `0x7f.1`, `0177.0.0.1` and `127.1` are all 127.0.0.1.
@@ -60,6 +64,7 @@ _NAMED_RANGES: Final[tuple[tuple[str, str], ...]] = (
 _RANGES: Final = tuple((ipaddress.ip_network(cidr), name) for cidr, name in _NAMED_RANGES)
 
 _HOST_LABEL: Final = re.compile(r"^[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?$")
+_SCHEME: Final = re.compile(r"[a-z][a-z0-9+.-]{0,30}")
 _FORBIDDEN_NAMES: Final = ("localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback")
 
 
@@ -92,7 +97,7 @@ class Target:
 class EgressPolicy:
     """What the capture browser may reach: public addresses on allowed ports, http(s) only,
     never a host under one of `blocked_domains` (STAGE_BLOCKED_DOMAINS, normalized by
-    `domains.normalize_domains`).
+    `livestage.domains.normalize_domains`).
 
     `allow_test_loopback` (setting STAGE_UNSAFE_ALLOW_LOOPBACK_FOR_TESTS) additionally lets
     exactly 127.0.0.1, on any port, through, for local test pages; nothing else changes.
@@ -125,13 +130,13 @@ class EgressPolicy:
             return Refusal("URL contains whitespace or control characters")
         scheme = url.split(":", 1)[0].lower() if ":" in url else ""
         if scheme not in ALLOWED_SCHEMES:
-            shown = f"{scheme}:" if scheme else "no scheme"
+            shown = f"{scheme}:" if _SCHEME.fullmatch(scheme) else "(none or unreadable)"
             return Refusal(f"scheme {shown} is not allowed (only http and https)")
         try:
             parts = urlsplit(url)
             raw_port = parts.port
-        except ValueError as error:
-            return Refusal(f"malformed URL: {error}")
+        except ValueError:  # its message may quote the URL: say what is wrong, not what it was
+            return Refusal("malformed URL: its host or port cannot be read")
         if parts.username is not None or parts.password is not None:
             return Refusal("URLs with credentials (user:password@) are not allowed")
         hostname = parts.hostname or ""
@@ -198,12 +203,12 @@ def parse_host(host: str) -> IPAddress | str | Refusal:
         try:
             return ipaddress.IPv6Address(literal)
         except ValueError:
-            return Refusal(f"host {host!r} is not a valid IPv6 address")
+            return Refusal("host is not a valid IPv6 address")
     name = host.lower()
     if _ends_in_a_number(name):
         v4 = parse_ipv4(name)
         if v4 is None:
-            return Refusal(f"host {host!r} looks numeric but is not a valid IPv4 address")
+            return Refusal("host looks numeric but is not a valid IPv4 address")
         return v4
     return name.removesuffix(".")
 
@@ -256,14 +261,19 @@ def parse_ipv4(host: str) -> ipaddress.IPv4Address | None:
 
 
 def name_refusal(name: str) -> Refusal | None:
-    """Refuse host names that always mean this machine, and malformed names."""
-    if name in _FORBIDDEN_NAMES or name.endswith(".localhost"):
+    """Refuse host names that always mean this machine, and malformed names.
+
+    The reasons of this function and `parse_host` never repeat a name that was refused for its
+    spelling (the edge sends them to the operator; the producer logs the URL beside them)."""
+    if name in _FORBIDDEN_NAMES:
         return Refusal(f"host {name!r} always means this machine (loopback)")
+    if name.endswith(".localhost"):
+        return Refusal("a host under .localhost always means this machine (loopback)")
     if len(name) > 253:
         return Refusal("host name longer than 253 characters")
     labels = name.split(".")
     if not all(_HOST_LABEL.fullmatch(label) for label in labels):
-        return Refusal(f"host {name!r} is not a valid DNS name")
+        return Refusal("host is not a valid DNS name")
     return None
 
 
