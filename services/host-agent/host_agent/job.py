@@ -357,7 +357,8 @@ class HostJob:
         elif command.action == "skip":
             self.turns.interrupt(self.switcher.session, "skip")
         elif command.action == "say":
-            self.brain.say(command.text)
+            guard = self.switcher.guard
+            self.brain.say(await guard.filter_say(command.text) if guard else command.text)
         elif command.action == "persona":
             await self._switch_persona(command.text)
         self._refresh_attributes()
