@@ -102,7 +102,7 @@ class OutputGuard:
             return None
         result = await self.moderator.moderate(text.strip())
         if getattr(result, "error", None):
-            log.warning(
+            log.info(
                 "room %s: OpenAI moderation of the host's words failed (%s); the offline "
                 "checks stand",
                 self.room,
