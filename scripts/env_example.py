@@ -20,7 +20,7 @@ from _generated import write_or_check
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings
 
-from livestage.settings import settings_classes
+from livestage.settings import own_fields, settings_classes
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -51,7 +51,7 @@ def section(cls: type[BaseSettings]) -> str:
     prefix = str(cls.model_config.get("env_prefix", ""))
     doc = (cls.__doc__ or "").strip().splitlines()[0]
     lines = [f"# --- {cls.__name__}: {doc}"]
-    for name, field in cls.model_fields.items():
+    for name, field in own_fields(cls).items():
         default = field.get_default(call_default_factory=True)
         lines.append(f"# {field.description}")
         lines.append(f"{(prefix + name).upper()}={render(default)}")
@@ -66,7 +66,7 @@ def markdown() -> str:
     rows = ["| variable | default | what |", "|---|---|---|"]
     for cls in settings_classes():
         prefix = str(cls.model_config.get("env_prefix", ""))
-        for name, field in cls.model_fields.items():
+        for name, field in own_fields(cls).items():
             default = render(field.get_default(call_default_factory=True)) or "(empty)"
             if isinstance(field.default, SecretStr) and default:
                 default = f"{default} (dev)"

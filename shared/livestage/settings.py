@@ -15,9 +15,11 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import inspect
+from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, Field, PositiveFloat, PositiveInt, SecretStr, field_validator
+from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Config = TypeVar("Config")
@@ -242,6 +244,43 @@ class OperatorSettings(BaseSettings):
         return value
 
 
+class SafetySettings(BaseSettings):
+    """Content checks shared by chat moderation, display names, the host's own words and the
+    stage's pages (`livestage.safety`): the word lists, the classifier and OpenAI's moderation
+    model. One set of lists for every place text is checked."""
+
+    model_config = settings_config("MODERATION_")
+
+    blocklist_path: Path | None = Field(
+        None,
+        description="Blocklist file (one word, `word*` / `*word` / `*word*` pattern or phrase a "
+        "line; `#` comments); empty: the list shipped in livestage/safety/lists/blocklist.txt.",
+    )
+    allowlist_path: Path | None = Field(
+        None,
+        description="Allowlist file of words never matched by the word checks (false "
+        "positives); empty: the list shipped in livestage/safety/lists/allowlist.txt.",
+    )
+    classifier_threshold: float = Field(
+        0.98,
+        gt=0,
+        le=1,
+        description="alt-profanity-check probability at or above which a message is rejected.",
+    )
+    classifier_cache_dir: Path = Field(
+        Path(".cache/moderation"),
+        description="Folder (relative to the working directory) where the classifier's numbers "
+        "are cached so later starts skip loading scikit-learn; unwritable means no cache.",
+    )
+    max_marks_per_char: int = Field(
+        3, ge=1, description="Most combining marks on one letter before a message is 'zalgo'."
+    )
+    openai_model: str = Field("omni-moderation-latest", description="OpenAI moderation model.")
+    openai_timeout_s: PositiveFloat = Field(
+        3.0, description="How long to wait for OpenAI's moderation endpoint (seconds)."
+    )
+
+
 class HealthSettings(BaseSettings):
     """Health endpoints of the worker services (containers and Kubernetes probe them)."""
 
@@ -284,11 +323,24 @@ ALL_SETTINGS: tuple[type[BaseSettings], ...] = (
     LogSettings,
     OperatorSettings,
     HealthSettings,
+    SafetySettings,
 )
 """Every shared settings class; `settings_classes()` adds each service's own."""
 
 SERVICE_PACKAGES = ("token_service", "host_agent", "stage_producer", "moderation", "chat_history")
 """The service packages whose `settings` module `settings_classes()` reads."""
+
+
+def own_fields(cls: type[BaseModel]) -> dict[str, FieldInfo]:
+    """The fields a settings class adds to its bases (a class extending another settings class,
+    like `ModerationSettings(SafetySettings)`, lists only its own in `.env.example`)."""
+    inherited = {
+        name
+        for base in cls.__bases__
+        if issubclass(base, BaseModel)
+        for name in base.model_fields
+    }
+    return {name: field for name, field in cls.model_fields.items() if name not in inherited}
 
 
 def settings_classes() -> tuple[type[BaseSettings], ...]:
@@ -314,6 +366,6 @@ def env_variables(classes: tuple[type[BaseSettings], ...] = ALL_SETTINGS) -> dic
     names: dict[str, str] = {}
     for cls in classes:
         prefix = str(cls.model_config.get("env_prefix", ""))
-        for field_name, field in cls.model_fields.items():
+        for field_name, field in own_fields(cls).items():
             names[(prefix + field_name).upper()] = field.description or ""
     return names

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
-from livestage.settings import env_variables, settings_classes
+from livestage.settings import env_variables, own_fields, settings_classes
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "deploy" / "helm" / "livestage"
@@ -34,7 +34,7 @@ def secret_variables() -> set[str]:
     names = set()
     for cls in settings_classes():
         prefix = str(cls.model_config.get("env_prefix", ""))
-        for field_name, field in cls.model_fields.items():
+        for field_name, field in own_fields(cls).items():
             if "SecretStr" in str(field.annotation):
                 names.add((prefix + field_name).upper())
     return names

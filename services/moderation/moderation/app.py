@@ -37,18 +37,35 @@ from livestage import subjects
 from livestage.bus import Bus, Consumer, Delivery
 from livestage.kv import connect_redis
 from livestage.metrics import CHAT_VERDICTS, counter
+from livestage.safety.normalize import normalize
+from livestage.safety.openai import OpenAIModerator
 from livestage.schemas import ChatMessage, ModerationVerdict, now_ms
 from livestage.service import connect_bus, until_stopped
 from livestage.settings import OpenAISettings, RedisSettings
 from moderation.checks import Context, build_checks
-from moderation.normalize import normalize
-from moderation.openai_client import OpenAIModerator
 from moderation.pipeline import Decision, Pipeline, strike_outcome
 from moderation.settings import ModerationSettings
 from moderation.state import StateStore
 
 NAME = "moderation"
 log = logging.getLogger(NAME)
+
+
+def openai_moderator(
+    settings: ModerationSettings, openai_settings: OpenAISettings
+) -> OpenAIModerator | None:
+    """OpenAI's moderation endpoint for chat, when enabled, keyed and the `openai` check runs."""
+    if not settings.openai_enabled or "openai" not in settings.checks:
+        return None
+    moderator = OpenAIModerator.from_settings(settings, openai_settings)
+    if moderator is None:
+        log.warning(
+            "MODERATION_OPENAI_ENABLED is on but OPENAI_API_KEY is empty: only the offline "
+            "checks run"
+        )
+    return moderator
+
+
 T = TypeVar("T")
 
 
@@ -203,7 +220,7 @@ async def main(stop: asyncio.Event) -> None:
     if bus is None:
         return
     redis = connect_redis(RedisSettings())
-    openai = OpenAIModerator.from_settings(settings, OpenAISettings())
+    openai = openai_moderator(settings, OpenAISettings())
     consumer: Consumer[ChatMessage] | None = None
     try:
         pipeline = await until_stopped(in_daemon_thread(lambda: build_pipeline(settings)), stop)

@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from livestage.safety.normalize import normalize
 from livestage.schemas import ChatMessage
 from moderation.checks import Check, Context, Verdict
-from moderation.normalize import normalize
 from moderation.settings import ModerationSettings
 
 

@@ -6,13 +6,11 @@ moderation got to them, so a backlog after a restart is judged as it was typed, 
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, PositiveFloat, PositiveInt, field_validator
-from pydantic_settings import BaseSettings
 
-from livestage.settings import settings_config
+from livestage.settings import SafetySettings, settings_config
 
 DEFAULT_CHECKS = [
     "banned",
@@ -33,7 +31,7 @@ DEFAULT_CHECKS = [
 """Every check, in the default order: the first one that rejects gives the viewer the reason."""
 
 
-class ModerationSettings(BaseSettings):
+class ModerationSettings(SafetySettings):
     """Moderation: which checks run in which order, their thresholds, lists and windows."""
 
     model_config = settings_config("MODERATION_")
@@ -61,27 +59,6 @@ class ModerationSettings(BaseSettings):
         description="Seconds before an unacknowledged message is redelivered, per attempt "
         "(JSON list; the first is the ack deadline of one message).",
     )
-    blocklist_path: Path | None = Field(
-        None,
-        description="Blocklist file (one word, `word*` / `*word` / `*word*` pattern or phrase a "
-        "line; `#` comments); empty: the list shipped in moderation/lists/blocklist.txt.",
-    )
-    allowlist_path: Path | None = Field(
-        None,
-        description="Allowlist file of words never matched by the word checks (false "
-        "positives); empty: the list shipped in moderation/lists/allowlist.txt.",
-    )
-    classifier_threshold: float = Field(
-        0.98,
-        gt=0,
-        le=1,
-        description="alt-profanity-check probability at or above which a message is rejected.",
-    )
-    classifier_cache_dir: Path = Field(
-        Path(".cache/moderation"),
-        description="Folder (relative to the working directory) where the classifier's numbers "
-        "are cached so later starts skip loading scikit-learn; unwritable means no cache.",
-    )
     duplicate_window_s: PositiveFloat = Field(
         30.0,
         description="The same text from one visitor within this many seconds is "
@@ -104,9 +81,6 @@ class ModerationSettings(BaseSettings):
     max_word_chars: int = Field(
         40, ge=1, description="Longest word (characters); allowed links do not count."
     )
-    max_marks_per_char: int = Field(
-        3, ge=1, description="Most combining marks on one letter before a message is 'zalgo'."
-    )
     link_allowed_hosts: list[str] = Field(
         default=["wikipedia.org"],
         description="Hosts links may point to (JSON list); subdomains included. Any other "
@@ -128,10 +102,6 @@ class ModerationSettings(BaseSettings):
         False,
         description="Also ask OpenAI's moderation endpoint (needs OPENAI_API_KEY; only for "
         "messages the offline checks approved).",
-    )
-    openai_model: str = Field("omni-moderation-latest", description="OpenAI moderation model.")
-    openai_timeout_s: PositiveFloat = Field(
-        3.0, description="How long to wait for OpenAI's moderation endpoint (seconds)."
     )
     openai_fail_mode: Literal["open", "closed"] = Field(
         "open",

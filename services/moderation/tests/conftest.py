@@ -15,8 +15,8 @@ from redis.asyncio import Redis
 
 from livestage import subjects
 from livestage.bus import Bus
+from livestage.safety.openai import OpenAIModerator
 from moderation.app import Moderator, build_pipeline
-from moderation.openai_client import OpenAIModerator
 from moderation.pipeline import Pipeline
 from moderation.settings import ModerationSettings
 from services.moderation.tests.helpers import Harness, Verdicts

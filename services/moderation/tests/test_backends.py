@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 
+from livestage.safety.normalize import normalize
 from moderation.checks import CHECKS, UnknownBackend
 from moderation.checks.base import Context
-from moderation.normalize import normalize
 from moderation.settings import ModerationSettings
 from services.moderation.tests.helpers import chat
 

@@ -10,20 +10,20 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from livestage.bans import Ban
-from livestage.schemas import MAX_CHAT_CHARS, now_ms
-from livestage.text import clean_text
-from moderation.checks import CHECKS, RegistryError, UnknownBackend, build_checks
-from moderation.checks.base import Context, OpenAIResult
-from moderation.checks.classifier import (
+from livestage.safety.classifier import (
     LinearProfanityModel,
     Scorer,
     load_scorer,
     shipped_model_key,
 )
+from livestage.safety.matching import WordListError
+from livestage.safety.normalize import normalize
+from livestage.schemas import MAX_CHAT_CHARS, now_ms
+from livestage.text import clean_text
+from moderation.checks import CHECKS, RegistryError, UnknownBackend, build_checks
+from moderation.checks.base import Context, OpenAIResult
 from moderation.checks.links import Links, links_in
 from moderation.checks.openai_moderation import OpenAIModeration
-from moderation.matching import WordListError
-from moderation.normalize import normalize
 from moderation.pipeline import Decision, Pipeline, strike_outcome
 from moderation.settings import DEFAULT_CHECKS, ModerationSettings
 from services.moderation.tests.helpers import chat

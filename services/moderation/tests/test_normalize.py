@@ -6,9 +6,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from livestage.safety.matching import AllowList, WordList, WordListError
+from livestage.safety.normalize import fold, normalize
 from livestage.text import clean_text
-from moderation.matching import AllowList, WordList, WordListError
-from moderation.normalize import fold, normalize
 
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

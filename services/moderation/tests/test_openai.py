@@ -12,8 +12,8 @@ from pydantic import SecretStr
 
 from livestage.schemas import ChatMessage, ModerationVerdict
 from livestage.settings import OpenAISettings
+from moderation.app import openai_moderator
 from moderation.checks.openai_moderation import OpenAIModeration
-from moderation.openai_client import OpenAIModerator
 from moderation.pipeline import Pipeline
 from moderation.settings import ModerationSettings
 from services.moderation.tests.helpers import Harness
@@ -45,7 +45,7 @@ async def _harness(
     settings = ModerationSettings(
         openai_enabled=True, openai_timeout_s=TIMEOUT_S, openai_fail_mode=mode
     )
-    openai = OpenAIModerator.from_settings(
+    openai = openai_moderator(
         settings, OpenAISettings(api_key=SecretStr("sk-test-moderation"), base_url=base_url)
     )
     assert openai is not None
@@ -123,8 +123,8 @@ async def test_fail_closed_still_approves_what_openai_passes(fail_closed: Harnes
 def test_openai_is_off_without_a_key_or_the_setting() -> None:
     on = ModerationSettings(openai_enabled=True)
     key = OpenAISettings(api_key=SecretStr("sk-x"))
-    assert OpenAIModerator.from_settings(on, OpenAISettings(api_key=None)) is None
-    assert OpenAIModerator.from_settings(ModerationSettings(), key) is None
+    assert openai_moderator(on, OpenAISettings(api_key=None)) is None
+    assert openai_moderator(ModerationSettings(), key) is None
     without_check = ModerationSettings(openai_enabled=True, checks=["blocklist"])
-    assert OpenAIModerator.from_settings(without_check, key) is None
-    assert OpenAIModerator.from_settings(on, key) is not None
+    assert openai_moderator(without_check, key) is None
+    assert openai_moderator(on, key) is not None

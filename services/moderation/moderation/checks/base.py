@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from typing import ClassVar, Self
 
 from livestage.bans import Ban
+from livestage.safety.normalize import Normalized
+from livestage.safety.openai import OpenAIResult
 from livestage.schemas import ChatMessage
-from moderation.normalize import Normalized
 from moderation.settings import ModerationSettings
 
 
@@ -42,15 +43,6 @@ class RecentMessage:
     message_id: str
     created_at: int
     fingerprint: str
-
-
-@dataclass(frozen=True)
-class OpenAIResult:
-    """What OpenAI's moderation endpoint said about a message, or why it could not say."""
-
-    flagged: bool = False
-    categories: tuple[str, ...] = ()
-    error: str = ""
 
 
 @dataclass(frozen=True)

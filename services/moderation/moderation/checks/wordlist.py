@@ -7,18 +7,14 @@ out everyday words and identity terms, which must never get someone rejected."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Self
 
-from better_profanity.utils import get_complete_path_of_file
-
+from livestage.safety.matching import AllowList, WordList
+from livestage.safety.words import load_allowlist, load_wordlist
 from livestage.schemas import ChatMessage
 from moderation.checks.base import Check, Context, Verdict
-from moderation.checks.blocklist import LANGUAGE_REASON, load_allowlist
-from moderation.matching import AllowList, WordList
+from moderation.checks.blocklist import LANGUAGE_REASON
 from moderation.settings import ModerationSettings
-
-BETTER_PROFANITY_LIST = Path(get_complete_path_of_file("profanity_wordlist.txt"))
 
 
 class Wordlist(Check):
@@ -30,7 +26,7 @@ class Wordlist(Check):
 
     @classmethod
     def from_settings(cls, settings: ModerationSettings) -> Self:
-        return cls(WordList.from_file(BETTER_PROFANITY_LIST), load_allowlist(settings))
+        return cls(load_wordlist(), load_allowlist(settings))
 
     def check(self, message: ChatMessage, context: Context) -> Verdict | None:
         if not self.words.matches(context.normalized, self.allow):

@@ -3,24 +3,12 @@ the lines around them. Vietnamese needs two marks on a letter; the default limit
 
 from __future__ import annotations
 
-import unicodedata
 from typing import Self
 
+from livestage.safety.normalize import most_marks_on_one_char
 from livestage.schemas import ChatMessage
 from moderation.checks.base import Check, Context, Verdict
 from moderation.settings import ModerationSettings
-
-
-def most_marks_on_one_char(text: str) -> int:
-    """The largest number of combining marks following any one character."""
-    most = run = 0
-    for char in unicodedata.normalize("NFD", text):
-        if unicodedata.category(char) in ("Mn", "Me"):
-            run += 1
-            most = max(most, run)
-        else:
-            run = 0
-    return most
 
 
 class Zalgo(Check):

@@ -268,3 +268,15 @@ def normalize(body: str) -> Normalized:
         tokens=tuple(tokens),
         joined=_join_spelled_runs(words, tokens),
     )
+
+
+def most_marks_on_one_char(text: str) -> int:
+    """The largest number of combining marks following any one character."""
+    most = run = 0
+    for char in unicodedata.normalize("NFD", text):
+        if unicodedata.category(char) in ("Mn", "Me"):
+            run += 1
+            most = max(most, run)
+        else:
+            run = 0
+    return most

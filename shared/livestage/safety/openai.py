@@ -1,4 +1,5 @@
-"""Asking OpenAI's moderation endpoint about one message (I/O; the verdict is the `openai` check).
+"""Asking OpenAI's moderation endpoint about one text (I/O; chat's verdict is moderation's `openai`
+check, the host's own words are checked with it too).
 
 `POST {OPENAI_BASE_URL}/moderations {"model": MODERATION_OPENAI_MODEL, "input": body}` through
 the official `openai` client, no retries (a chat message cannot wait), bounded by
@@ -10,16 +11,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from livestage.settings import OpenAISettings
-from moderation.checks import OpenAIResult
-from moderation.settings import ModerationSettings
+from livestage.settings import OpenAISettings, SafetySettings
 
 if TYPE_CHECKING:
     import openai
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class OpenAIResult:
+    """What OpenAI's moderation endpoint said about a text, or why it could not say."""
+
+    flagged: bool = False
+    categories: tuple[str, ...] = ()
+    error: str = ""
 
 
 class OpenAIModerator:
@@ -40,16 +49,10 @@ class OpenAIModerator:
 
     @classmethod
     def from_settings(
-        cls, settings: ModerationSettings, openai_settings: OpenAISettings
+        cls, settings: SafetySettings, openai_settings: OpenAISettings
     ) -> OpenAIModerator | None:
-        """A moderator when enabled, a key is set and the `openai` check is configured."""
-        if not settings.openai_enabled or "openai" not in settings.checks:
-            return None
+        """A moderator when OPENAI_API_KEY is set, else None (only the offline checks run)."""
         if openai_settings.api_key is None or not openai_settings.api_key.get_secret_value():
-            log.warning(
-                "MODERATION_OPENAI_ENABLED is on but OPENAI_API_KEY is empty: "
-                "only the offline checks run"
-            )
             return None
         return cls(
             openai_settings.api_key.get_secret_value(),

@@ -1,4 +1,4 @@
-"""Word lists matched against a normalized message (`moderation.normalize`).
+"""Word lists matched against a normalized message (`livestage.safety.normalize`).
 
 A list has one entry a line; `#` starts a comment. An entry is a word or a phrase (words
 separated by spaces); each word may start and/or end with `*`:
@@ -26,7 +26,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from moderation.normalize import Normalized, Token, fold, read_word
+from livestage.safety.normalize import Normalized, Token, fold, read_word
 
 
 class WordListError(ValueError):
