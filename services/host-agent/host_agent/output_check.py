@@ -119,6 +119,11 @@ def whole_words(text: str) -> str:
     return text[: cut + 1] if cut >= 0 else ""
 
 
+def ends_sentence(text: str) -> bool:
+    """`text` ends in a full stop, question or exclamation mark (it may be a whole sentence)."""
+    return text.rstrip().rstrip("\"')»”’").endswith((".", "!", "?", "…"))
+
+
 @dataclass(frozen=True)
 class WatchStep:
     """What to do after one transcript delta."""
@@ -127,7 +132,7 @@ class WatchStep:
     """Cut the turn now."""
     sentences: tuple[str, ...] = ()
     """Finished sentences that passed the word checks (the full checks, then the captions, are
-    next)."""
+    next). A sentence is finished by its full stop (or the next sentence, or the end)."""
     unsure: bool = False
     """The last word, as it stands, is blocked but may still grow: wait `PARTIAL_WORD_WAIT_S`
     for more, then call `word_done`."""
@@ -153,6 +158,10 @@ class TranscriptWatch:
         if (blocked := verdict(self.words, whole_words(pending))) is not None:
             return WatchStep(blocked=blocked)
         unsure = verdict(self.words, pending) is not None
+        if not unsure and ends_sentence(pending):
+            # a full stop ends it now, not when the next sentence begins: the captions must
+            # have a turn's last sentence before its audio has played out, or they drop it
+            finished.append(self.splitter.flush())
         return WatchStep(sentences=tuple(finished), unsure=unsure)
 
     def word_done(self) -> Blocked | None:

@@ -226,6 +226,9 @@ class OutputGuard:
         word_deadline: float | None = None
         ended = False
 
+        def full_check(text: str) -> asyncio.Task[Blocked | None]:
+            return asyncio.ensure_future(self.check(text))
+
         def stop(found: Blocked) -> None:
             cut()
             self.blocked(found, "realtime reply")
@@ -253,14 +256,14 @@ class OutputGuard:
                         ended = True
                         word_deadline = None
                         if last := watch.end():
-                            waiting.append((last, self._full_check(last)))
+                            waiting.append((last, full_check(last)))
                         continue
                     step = watch.feed(delta)
                     if step.blocked is not None:
                         stop(step.blocked)
                         return
                     for text in step.sentences:
-                        waiting.append((text, self._full_check(text)))
+                        waiting.append((text, full_check(text)))
                     if not step.unsure:
                         word_deadline = None
                     elif word_deadline is None:
@@ -278,10 +281,6 @@ class OutputGuard:
             for future in pending:
                 future.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
-
-    def _full_check(self, text: str) -> asyncio.Task[Blocked | None]:
-        """A finished sentence of a transcript: every check's verdict."""
-        return asyncio.ensure_future(self.check(text))
 
 
 _CHECKERS: dict[str, tuple[TextChecker, TextChecker]] = {}

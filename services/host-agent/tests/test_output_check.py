@@ -26,6 +26,7 @@ from host_agent.output_check import (
     TextChecker,
     blocked_sentences,
     clean_text,
+    ends_sentence,
     split_sentences,
     verdict,
     whole_words,
@@ -160,6 +161,14 @@ def test_a_sentence_is_finished_once_the_next_begins() -> None:
 )
 def test_whole_words_leave_out_a_word_that_may_still_grow(text: str, words: str) -> None:
     assert whole_words(text) == words
+
+
+@pytest.mark.parametrize(
+    ("text", "ends"),
+    [("Hello there.", True), (" Is it?", True), ("Wow!” ", True), ("Hello there", False)],
+)
+def test_ends_sentence(text: str, ends: bool) -> None:
+    assert ends_sentence(text) is ends
 
 
 # ---- the model's stream (local voice, pipeline) -------------------------------------------------
@@ -313,12 +322,11 @@ async def test_a_realtime_turn_is_cut_at_the_offending_word(
 async def test_the_classifier_judges_a_finished_sentence(
     checker: TextChecker, words: TextChecker
 ) -> None:
-    """An insult no word list has is cut once its sentence is finished (the next begins)."""
+    """An insult no word list has is cut once its sentence is finished (at its full stop)."""
     opener, line, tail = "Let me tell you about tonight.", BAD[-1], "Anyway, back to the stars."
     captions, cut_after, deltas = await watch_line(checker, opener, line, tail)
     assert first_blocked_word(words, deltas) is None
-    finished_at = len(as_deltas(f"{opener} {line}", True))  # the tail's first word finishes it
-    assert cut_after is not None and cut_after >= finished_at
+    assert cut_after == len(as_deltas(f"{opener} {line}", True)) - 1
     assert captions == opener
 
 

@@ -33,7 +33,7 @@ from host_agent.output_check import MOVE_ON, TextChecker, verdict
 from host_agent.output_guard import load_checkers
 from host_agent.settings import OutputCheckSettings, PipelineSettings
 from livestage import metrics, subjects
-from livestage.settings import OpenAISettings
+from livestage.settings import OpenAISettings, RedisSettings
 from tests.doubles.openai_chat import OpenAIChatDouble
 from tests.doubles.openai_moderation import OpenAIModerationDouble
 from tests.doubles.openai_realtime import OpenAIRealtimeDouble, ResponseRecord
@@ -70,12 +70,13 @@ class Backends:
 
 
 @pytest.fixture(scope="module")
-async def backends(livekit_server, nats_server) -> AsyncIterator[Backends]:  # type: ignore[no-untyped-def]
+async def backends(livekit_server, nats_server, redis_server) -> AsyncIterator[Backends]:  # type: ignore[no-untyped-def]
     moderation = OpenAIModerationDouble(api_key=KEY)
     moderation_url = await moderation.start()
     for contains, categories in OPENAI_FLAGS.items():
         moderation.when(contains, flag=categories)
     output = OutputCheckSettings(openai_base_url=moderation_url)
+    redis = RedisSettings(url=redis_server.url)
     try:
         async with (
             OpenAIChatDouble(api_key=KEY) as chat,
@@ -89,19 +90,26 @@ async def backends(livekit_server, nats_server) -> AsyncIterator[Backends]:  # t
                 speech_base_url=chat.base_url,
             )
             async with (
-                running_worker(livekit_server, nats_server, voice="local") as local,
+                running_worker(
+                    livekit_server, nats_server, voice="local", services={"redis": redis}
+                ) as local,
                 running_worker(
                     livekit_server,
                     nats_server,
                     voice="pipeline",
-                    services={"pipeline": pipeline, "openai": openai, "output": output},
+                    services={
+                        "pipeline": pipeline,
+                        "openai": openai,
+                        "output": output,
+                        "redis": redis,
+                    },
                 ) as pipeline_worker,
                 running_worker(
                     livekit_server,
                     nats_server,
                     voice="openai-realtime",
                     viewer_wait_s=8.0,
-                    services={"openai": openai, "output": output},
+                    services={"openai": openai, "output": output, "redis": redis},
                 ) as realtime,
             ):
                 yield Backends(
@@ -134,9 +142,12 @@ def assert_nothing_blocked_got_out(checker: TextChecker, *texts: str) -> None:
 
 
 async def captioned(viewer: Viewer, text: str) -> None:
-    await viewer.wait_for(
-        lambda: words(text) in words(viewer.caption_text()), 15, f"the captions of {text!r}"
-    )
+    try:
+        await viewer.wait_for(
+            lambda: words(text) in words(viewer.caption_text()), 15, f"the captions of {text!r}"
+        )
+    except TimeoutError:
+        raise AssertionError(f"captions: {viewer.captions!r}") from None
 
 
 def blocked(backend: str) -> float:
@@ -148,6 +159,74 @@ def interleave(clean: tuple[str, ...], bad: tuple[str, ...]) -> list[str]:
     for index in range(max(len(clean), len(bad))):
         lines += [*clean[index : index + 1], *bad[index : index + 1]]
     return lines
+
+
+def offending_delta_at(words: TextChecker, record: ResponseRecord) -> float | None:
+    """When the double sent the transcript delta that first made the turn blockable by the
+    word checks (None: only a whole sentence's check could block it)."""
+    transcript = ""
+    for sent_at, delta in record.transcript_times:
+        transcript += delta
+        if verdict(words, transcript) is not None:
+            return sent_at
+    return None
+
+
+async def realtime_turn(backends: Backends, bus, room: str, reply: str) -> ResponseRecord:  # type: ignore[no-untyped-def]
+    """Has the realtime double answer a comment with `reply`; its response once done."""
+    double = backends.realtime_double
+    double.config.reply = reply
+    responses = len(double.responses)
+    await bus.publish(subjects.chat_approved(room), chat_message(room, "What happens next?"))
+    await double.wait_until(lambda: len(double.responses) > responses, 15)
+    record = double.responses[responses]
+    await double.wait_until(lambda: record.status != "in_progress", 20)
+    return record
+
+
+async def test_openai_realtime_is_cut_within_300_ms_of_the_offending_words(
+    backends: Backends, bus, viewers, caplog
+) -> None:  # type: ignore[no-untyped-def]
+    caplog.set_level(logging.INFO, logger="host_agent")
+    checker = backends.checker
+    room = unique_room()
+    recorder, viewer = await go_live(backends.realtime, bus, viewers, room)
+    before = blocked("openai-realtime")
+
+    # clean lines, traps included, are spoken whole
+    clean = " ".join(CLEAN[10:14])
+    record = await realtime_turn(backends, bus, room, clean)
+    assert record.status == "completed"
+    await until(lambda: recorder.spoken, 15, "the clean turn on host.spoken")
+    assert recorder.spoken[0].text == clean
+    await captioned(viewer, clean)
+
+    # each bad line cuts its turn: the clean sentence before it may stand, nothing after it is
+    # heard. Word-list lines are cut at the word; the classifier's and OpenAI's at the sentence.
+    opener, tail = "Let me tell you about tonight.", "Anyway, back to the stars and the moon."
+    lines = (BAD[0], BAD[14], BAD[19], BAD[7], BAD[-1], OPENAI_ONLY[0])
+    cuts: list[float] = []
+    for number, line in enumerate(lines, start=1):
+        record = await realtime_turn(backends, bus, room, f"{opener} {line} {tail}")
+        assert record.status == "cancelled", record
+        await until(lambda n=number: blocked("openai-realtime") >= before + n, 5, "the block")
+        # the cut turn is published (what was heard of it) once its audio is cleared: give it,
+        # and the last of the turn's audio on its way to the viewer, a second
+        await asyncio.sleep(1.0)
+        offending_at = offending_delta_at(backends.words, record)
+        if offending_at is not None:
+            loud = viewer.audio.loud_since(offending_at)
+            cuts.append((max(loud) - offending_at) if loud else 0.0)
+        assert not viewer.audio.loud_since(time.time() - 0.5), "the turn went on after its cut"
+    print(f"realtime cut: viewer's last loud audio after the offending words (s): {cuts}")
+    assert len(cuts) == 4
+    assert max(cuts) <= CUT_BOUND_S, cuts
+
+    assert blocked("openai-realtime") == before + len(lines)
+    for turn in recorder.spoken[1:]:  # the cut turns: at most the opener
+        assert turn.interrupted and opener.startswith(turn.text.strip()), turn
+    spoken = [t.text for t in recorder.spoken]
+    assert_nothing_blocked_got_out(checker, viewer.caption_text(), *spoken, host_log(caplog))
 
 
 async def test_the_local_voice_says_only_clean_lines(
@@ -217,71 +296,3 @@ async def test_the_pipeline_speaks_only_clean_sentences(
         backends.checker, spoken, viewer.caption_text(), *(t.text for t in recorder.spoken)
     )
     assert_nothing_blocked_got_out(backends.checker, host_log(caplog))
-
-
-def offending_delta_at(words: TextChecker, record: ResponseRecord) -> float | None:
-    """When the double sent the transcript delta that first made the turn blockable by the
-    word checks (None: only a whole sentence's check could block it)."""
-    transcript = ""
-    for sent_at, delta in record.transcript_times:
-        transcript += delta
-        if verdict(words, transcript) is not None:
-            return sent_at
-    return None
-
-
-async def realtime_turn(backends: Backends, bus, room: str, reply: str) -> ResponseRecord:  # type: ignore[no-untyped-def]
-    """Has the realtime double answer a comment with `reply`; its response once done."""
-    double = backends.realtime_double
-    double.config.reply = reply
-    responses = len(double.responses)
-    await bus.publish(subjects.chat_approved(room), chat_message(room, "What happens next?"))
-    await double.wait_until(lambda: len(double.responses) > responses, 15)
-    record = double.responses[responses]
-    await double.wait_until(lambda: record.status != "in_progress", 20)
-    return record
-
-
-async def test_openai_realtime_is_cut_within_300_ms_of_the_offending_words(
-    backends: Backends, bus, viewers, caplog
-) -> None:  # type: ignore[no-untyped-def]
-    caplog.set_level(logging.INFO, logger="host_agent")
-    checker = backends.checker
-    room = unique_room()
-    recorder, viewer = await go_live(backends.realtime, bus, viewers, room)
-    before = blocked("openai-realtime")
-
-    # clean lines, traps included, are spoken whole
-    clean = " ".join(CLEAN[10:16])
-    record = await realtime_turn(backends, bus, room, clean)
-    assert record.status == "completed"
-    await until(lambda: recorder.spoken, 15, "the clean turn on host.spoken")
-    assert recorder.spoken[0].text == clean
-    await captioned(viewer, clean)
-
-    # each bad line cuts its turn: the clean sentence before it may stand, nothing after it is
-    # heard. Word-list lines are cut at the word; the classifier's and OpenAI's at the sentence.
-    opener, tail = "Let me tell you about tonight.", "Anyway, back to the stars and the moon."
-    lines = (BAD[0], BAD[14], BAD[19], BAD[7], BAD[-1], OPENAI_ONLY[0])
-    cuts: list[float] = []
-    for number, line in enumerate(lines, start=1):
-        record = await realtime_turn(backends, bus, room, f"{opener} {line} {tail}")
-        assert record.status == "cancelled", record
-        await until(lambda n=number: blocked("openai-realtime") >= before + n, 5, "the block")
-        # the cut turn is published (what was heard of it) once its audio is cleared: give it,
-        # and the last of the turn's audio on its way to the viewer, a second
-        await asyncio.sleep(1.0)
-        offending_at = offending_delta_at(backends.words, record)
-        if offending_at is not None:
-            loud = viewer.audio.loud_since(offending_at)
-            cuts.append((max(loud) - offending_at) if loud else 0.0)
-        assert not viewer.audio.loud_since(time.time() - 0.5), "the turn went on after its cut"
-    print(f"realtime cut: viewer's last loud audio after the offending words (s): {cuts}")
-    assert len(cuts) == 4
-    assert max(cuts) <= CUT_BOUND_S, cuts
-
-    assert blocked("openai-realtime") == before + len(lines)
-    for turn in recorder.spoken[1:]:  # the cut turns: at most the opener
-        assert turn.interrupted and opener.startswith(turn.text.strip()), turn
-    spoken = [t.text for t in recorder.spoken]
-    assert_nothing_blocked_got_out(checker, viewer.caption_text(), *spoken, host_log(caplog))
