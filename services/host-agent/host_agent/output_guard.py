@@ -31,7 +31,7 @@ import logging
 from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from livekit.agents import FlushSentinel, llm
 from opentelemetry.metrics import Meter
@@ -48,20 +48,9 @@ from host_agent.output_check import (
     verdict,
 )
 from livestage import metrics
+from livestage.safety.openai import OpenAIModerator
 
 log = logging.getLogger(__name__)
-
-
-class ModerationResult(Protocol):
-    flagged: bool
-    categories: tuple[str, ...]
-    error: str | None
-
-
-class Moderator(Protocol):
-    """OpenAI's moderation endpoint (`livestage.safety.openai.OpenAIModerator`)."""
-
-    async def moderate(self, text: str) -> Any: ...
 
 
 @dataclass
@@ -77,7 +66,7 @@ class OutputGuard:
     def __init__(
         self,
         checker: TextChecker,
-        moderator: Moderator | None,
+        moderator: OpenAIModerator | None,
         *,
         room: str,
         backend: Callable[[], str],
@@ -92,16 +81,21 @@ class OutputGuard:
         self._backend = backend
         self._counter = functools.partial(metrics.counter, meter=meter)
 
+    async def aclose(self) -> None:
+        """Close the connection to OpenAI's endpoint (the job is over)."""
+        if self.moderator is not None:
+            await self.moderator.close()
+
     # ---- verdicts ---------------------------------------------------------------------------
 
-    async def check(self, text: str, *, offline: bool = True) -> Blocked | None:
-        """`text`'s verdict: the offline checks (unless already done), then OpenAI's."""
-        if offline and (blocked := verdict(self.checker, text)) is not None:
+    async def check(self, text: str) -> Blocked | None:
+        """`text`'s verdict: the offline checks, then OpenAI's (when keyed)."""
+        if (blocked := verdict(self.checker, text)) is not None:
             return blocked
         if self.moderator is None or not text.strip():
             return None
         result = await self.moderator.moderate(text.strip())
-        if getattr(result, "error", None):
+        if result.error:
             log.info(
                 "room %s: OpenAI moderation of the host's words failed (%s); the offline "
                 "checks stand",
@@ -316,11 +310,9 @@ def build_guard(config: JobConfig, room: str, backend: Callable[[], str]) -> Out
     settings = config.output
     if not settings.check:
         return None
-    moderator: Moderator | None = None
+    moderator: OpenAIModerator | None = None
     key = config.openai.api_key
     if settings.openai and key is not None and key.get_secret_value():
-        from livestage.safety.openai import OpenAIModerator
-
         moderator = OpenAIModerator(
             key.get_secret_value(),
             settings.openai_base_url or config.openai.base_url,

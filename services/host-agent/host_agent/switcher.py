@@ -423,3 +423,6 @@ class BackendSwitcher:
         if self.voice is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.voice.aclose(), 3)
+        if self.guard is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.guard.aclose(), 3)
