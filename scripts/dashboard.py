@@ -133,6 +133,18 @@ ROWS: dict[str, tuple[Panel, ...]] = {
             ),
             description="A production backend failed and the host went on with the local one.",
         ),
+        Panel(
+            "Host sentences blocked",
+            "sentences/min",
+            (
+                Query(
+                    rate(m.HOST_OUTPUT_BLOCKED, "backend, check", per="60"),
+                    "{{backend}}: {{check}}",
+                ),
+            ),
+            description="What the host was about to say (or began to, OpenAI Realtime) that a "
+            "content check kept from being heard.",
+        ),
     ),
     "cost": (
         Panel(

@@ -104,6 +104,14 @@ HOST_INTERRUPTIONS = MetricSpec(
     "Speech cut short; `cause` is chat (a monologue gave way) or skip (an operator).",
     ("cause",),
 )
+HOST_OUTPUT_BLOCKED = MetricSpec(
+    "livestage.host.output_blocked",
+    "counter",
+    "{sentence}",
+    "Sentences of the host kept from being heard (or cut off, OpenAI Realtime); `backend` is the "
+    "voice, `check` the content check that blocked it.",
+    ("backend", "check"),
+)
 MODEL_TOKENS = MetricSpec(
     "livestage.model.tokens",
     "counter",
@@ -196,6 +204,7 @@ ALL: tuple[MetricSpec, ...] = (
     HOST_SPEAKING_TIME,
     HOST_TURNS,
     HOST_INTERRUPTIONS,
+    HOST_OUTPUT_BLOCKED,
     MODEL_TOKENS,
     MODEL_AUDIO_TIME,
     AVATAR_SESSION_TIME,

@@ -134,6 +134,8 @@ class ResponseRecord:
     client_event_id: str | None
     text: str = ""
     transcript_sent: str = ""
+    transcript_times: list[tuple[float, str]] = field(default_factory=list)
+    """(`time.time()` just before it was sent, delta) of each transcript delta."""
     audio_bytes_sent: int = 0
     status: str = "in_progress"
     """``in_progress``, ``completed``, ``cancelled``, ``dropped`` (connection lost) or
@@ -444,6 +446,7 @@ class _Connection:
                 due = math.ceil(len(words) * (index + 1) / len(chunks))
                 while words_sent < due:
                     delta = words[words_sent] if words_sent == 0 else " " + words[words_sent]
+                    record.transcript_times.append((time.time(), delta))
                     await self.send(
                         {"type": "response.output_audio_transcript.delta", **part, "delta": delta}
                     )

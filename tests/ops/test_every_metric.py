@@ -240,6 +240,7 @@ async def test_every_documented_metric_is_emitted_by_a_run_of_the_pipeline(  # t
                     "HOST_REMOTE_AVATAR_START_TIMEOUT_S": "5",
                     "HOST_REMOTE_AVATAR_JOIN_TIMEOUT_S": "10",
                     "HOST_COST_CHECK_INTERVAL_S": "1",
+                    "HOST_OUTPUT_OPENAI": "false",  # the realtime double has no moderation route
                     "OPENAI_API_KEY": OPENAI_KEY,
                     "OPENAI_BASE_URL": realtime.base_url,
                     "ANAM_API_KEY": ANAM_KEY,
@@ -337,9 +338,11 @@ async def test_every_documented_metric_is_emitted_by_a_run_of_the_pipeline(  # t
                 assert status == 202, body
                 await realtime.wait_until(lambda: speaking[0].status == "cancelled", 10)
                 # A finished turn (livestage.host.turns): the greeting and the reply may both have
-                # been cut before any of them was heard, so the operator has the host say a line.
+                # been cut before any of them was heard, so the operator has the host say a line;
+                # its second sentence is one the host must not say (livestage.host.output_blocked).
+                line = "Back to the show. What a load of shit."
                 status, body = request(
-                    "POST", f"{operator}/host/say", {"text": "Back to the show."}, OPERATOR_SECRET
+                    "POST", f"{operator}/host/say", {"text": line}, OPERATOR_SECRET
                 )
                 assert status == 202, body
                 await events.wait(

@@ -19,6 +19,7 @@ from host_agent.settings import (
     CostSettings,
     HostSettings,
     LocalAvatarSettings,
+    OutputCheckSettings,
     PipelineSettings,
 )
 from livestage.settings import (
@@ -27,6 +28,7 @@ from livestage.settings import (
     NatsSettings,
     OpenAISettings,
     RedisSettings,
+    SafetySettings,
     TopicSettings,
     derive,
 )
@@ -46,6 +48,8 @@ class JobConfig:
     pipeline: PipelineSettings = field(default_factory=PipelineSettings)
     cost: CostSettings = field(default_factory=CostSettings)
     local_avatar: LocalAvatarSettings = field(default_factory=LocalAvatarSettings)
+    output: OutputCheckSettings = field(default_factory=OutputCheckSettings)
+    safety: SafetySettings = field(default_factory=SafetySettings)
     clock: Callable[[], float] = time.time
     meter: Meter | None = None
     """Where the job's metrics go (None: the global provider `setup_telemetry` installed)."""

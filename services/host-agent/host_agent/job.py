@@ -34,6 +34,11 @@ Captions: the session's transcription output (`lk.transcription` text streams fr
 identity) is synchronised with the audio playout (word timings from the local TTS), so the pages
 show the words as they are heard.
 
+What the host says is checked before anyone hears it (`output_guard.py`, in the nodes of the
+session's `agent.HostAgent`): the model's text a sentence at a time before the voice has it, an
+operator's `say` before the brain queues it, OpenAI Realtime's transcript as it streams (a block
+cuts the turn). A blocked sentence is never spoken, captioned or published on `host.spoken`.
+
 The parts: `presence.py` (viewers and the avatar coming and going, the wait and the grace),
 `switcher.py` (the voice, the avatar and their session; going live, falling back, closing),
 `turns.py` (speaking, interrupting, following each turn to `host.spoken`) and `inputs.py` (the
@@ -357,7 +362,8 @@ class HostJob:
         elif command.action == "skip":
             self.turns.interrupt(self.switcher.session, "skip")
         elif command.action == "say":
-            self.brain.say(command.text)
+            guard = self.switcher.guard
+            self.brain.say(await guard.filter_say(command.text) if guard else command.text)
         elif command.action == "persona":
             await self._switch_persona(command.text)
         self._refresh_attributes()

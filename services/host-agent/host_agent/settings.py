@@ -223,6 +223,34 @@ class PipelineSettings(BaseSettings):
     )
 
 
+class OutputCheckSettings(BaseSettings):
+    """What the host says is checked before it is heard (the chat's offline checks, OpenAI's)."""
+
+    model_config = settings_config("HOST_OUTPUT_")
+
+    check: bool = Field(
+        True,
+        description="Check every sentence the host is about to say (word lists, classifier, "
+        "confusable spellings; OpenAI's moderation endpoint with a key): a blocked sentence is "
+        "never spoken, captioned or published (OpenAI Realtime: the turn is cut).",
+    )
+    openai: bool = Field(
+        True,
+        description="Also ask OpenAI's moderation endpoint about each sentence when "
+        "OPENAI_API_KEY is set.",
+    )
+    openai_base_url: str = Field(
+        "",
+        description="Base URL of that moderation endpoint (model: MODERATION_OPENAI_MODEL); "
+        "empty: OPENAI_BASE_URL.",
+    )
+    openai_timeout_s: PositiveFloat = Field(
+        1.5,
+        description="How long a sentence waits for OpenAI's verdict (seconds); on a timeout or "
+        "an error the offline checks' verdict stands.",
+    )
+
+
 def _realtime_price(default: float, tokens: str) -> Any:
     """A CostSettings field: OpenAI Realtime's list price of one kind of token."""
     return Field(

@@ -29,17 +29,19 @@ from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 from livekit import rtc
-from livekit.agents import Agent, AgentSession
+from livekit.agents import Agent, AgentSession, llm
 from livekit.agents.metrics.usage import ModelUsage
 from livekit.agents.voice import room_io
 from livekit.agents.voice.events import AgentStateChangedEvent, CloseEvent, ErrorEvent
 
+from host_agent.agent import HostAgent
 from host_agent.avatars import AVATARS, AvatarBackend
 from host_agent.avatars.output import route_audio
 from host_agent.config import JobConfig
 from host_agent.errors import BackendUnavailable
 from host_agent.failures import GENERIC, failure_reason
 from host_agent.metering import Metering, UsageKey
+from host_agent.output_guard import OutputGuard, build_guard
 from host_agent.persona import Persona
 from host_agent.prompt import system_prompt
 from host_agent.turns import Turns
@@ -118,6 +120,8 @@ class BackendSwitcher:
         self._switch_lock = asyncio.Lock()
         self._voice_problem: str | None = None
         """The last recoverable failure of a production voice (a fatal one may name less)."""
+        self.guard: OutputGuard | None = build_guard(config, room.name, lambda: self.voice_name)
+        """What the host says is checked before it is heard (None: HOST_OUTPUT_CHECK=false)."""
 
     @property
     def switching(self) -> bool:
@@ -227,7 +231,12 @@ class BackendSwitcher:
         return session
 
     async def _start_session(self, session: AgentSession) -> None:
-        agent = Agent(instructions=system_prompt(self.persona))
+        assert self.parts is not None
+        agent = HostAgent(
+            instructions=system_prompt(self.persona),
+            guard=self.guard,
+            realtime=isinstance(self.parts.llm, llm.RealtimeModel),
+        )
         await session.start(
             agent,
             room=self.room,
@@ -415,3 +424,6 @@ class BackendSwitcher:
         if self.voice is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.voice.aclose(), 3)
+        if self.guard is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.guard.aclose(), 3)

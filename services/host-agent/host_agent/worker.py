@@ -15,6 +15,7 @@ import numpy
 from livekit.agents import AgentServer, JobContext, JobExecutorType, JobProcess
 
 from host_agent.job import HostJob, JobConfig
+from host_agent.output_guard import load_checker
 from host_agent.persona import load_persona
 from livestage.telemetry import setup_telemetry
 
@@ -34,6 +35,8 @@ def prewarm(proc: JobProcess) -> None:
         config = JobConfig.from_env()
         proc.userdata[CONFIG_KEY] = config
     load_persona(config.host.persona_file)  # fail here, loudly, on a broken persona file
+    if config.output.check:
+        load_checker(config)  # the word lists and the classifier, before the first job needs them
     if config.host.tts == "espeak":
         from host_agent.tts.espeak import EspeakEngine
 

@@ -212,9 +212,11 @@ async def test_realtime_voice_and_anam_avatar_host_a_room(
     ]
     assert "Ada" in str(user_items[-1]) and "What are we watching tonight?" in str(user_items[-1])
 
-    # `say` is spoken verbatim by the model; `skip` cancels the response and the audio stops
-    words = " ".join(["The operator asked me to read this long announcement out loud."] * 5)
-    said_at, skip_at = await say_then_skip(bus, room, viewer, words, heard_after_s=1.0)
+    # `say` is spoken verbatim by the model; `skip` cancels the response and the audio stops.
+    # (The turn's text is what was captioned: a checked sentence at a time, so the skip comes
+    # once the first sentence is through.)
+    words = " ".join(["Please read this out loud."] * 12)
+    said_at, skip_at = await say_then_skip(bus, room, viewer, words, heard_after_s=2.5)
     await realtime.wait_for_event("response.cancel")
     cancelled = await realtime.wait_for_response("cancelled")
     assert words.startswith(cancelled.transcript_sent.strip()) and cancelled.transcript_sent
@@ -366,7 +368,7 @@ async def test_mid_stream_failures_fall_back_and_keep_what_works(
     room = unique_room()
     recorder, viewer = await go_live(production.worker, bus, viewers, room)
     record = await anam.wait_for_avatar("publishing")
-    words = " ".join(["This is a long story about the stars that will not get finished."] * 4)
+    words = " ".join(["Stars are bright."] * 16)  # short sentences: the first is captioned soon
     said_at = time.time()
     await bus.publish(subjects.host_control(room), command(room, "say", words))
 
