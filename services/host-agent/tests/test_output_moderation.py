@@ -195,7 +195,15 @@ async def test_openai_realtime_is_cut_within_300_ms_of_the_offending_words(
 
     # clean lines, traps included, are spoken whole
     clean = " ".join(CLEAN[10:14])
-    record = await realtime_turn(backends, bus, room, clean)
+    # As the real service does, the double makes this reply faster than it is played, so each
+    # checked sentence reaches the caption synchroniser before its audio ends. (At exactly real
+    # time, pace 1.0 below, the last sentence's captions can trail its audio on a loaded machine:
+    # a sentence is captioned only once it is complete and checked.)
+    backends.realtime_double.config.pace = 2.0
+    try:
+        record = await realtime_turn(backends, bus, room, clean)
+    finally:
+        backends.realtime_double.config.pace = 1.0
     assert record.status == "completed"
     await until(lambda: recorder.spoken, 15, "the clean turn on host.spoken")
     assert recorder.spoken[0].text == clean
