@@ -24,9 +24,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Protocol
 
 from livekit import blingfire
+
+from livestage.safety import TextChecker
 
 MOVE_ON = "Let's move on."
 """What the host says instead of a turn whose every sentence was blocked."""
@@ -34,22 +35,6 @@ MOVE_ON = "Let's move on."
 PARTIAL_WORD_WAIT_S = 0.05
 """How long a streamed transcript's last word, flagged only as it stands, may wait for the rest
 of it before the turn is cut anyway (real transcripts stream in pieces of words)."""
-
-
-class Verdict(Protocol):
-    """What `livestage.safety.TextSafety.check` answers for text it blocks."""
-
-    @property
-    def check(self) -> str: ...
-
-    @property
-    def reason(self) -> str: ...
-
-
-class TextChecker(Protocol):
-    """The offline content checks (`livestage.safety.TextSafety`): pure, fast."""
-
-    def check(self, text: str) -> Verdict | None: ...
 
 
 @dataclass(frozen=True)

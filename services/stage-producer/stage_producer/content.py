@@ -19,21 +19,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Protocol
 
-
-class Verdict(Protocol):
-    @property
-    def check(self) -> str: ...
-
-    @property
-    def reason(self) -> str: ...
-
-
-class TextChecker(Protocol):
-    """`livestage.safety.TextSafety` or anything with its `check`."""
-
-    def check(self, text: str) -> Verdict | None: ...
+from livestage.safety import TextChecker
 
 
 @dataclass(frozen=True)

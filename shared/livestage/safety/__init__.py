@@ -24,6 +24,7 @@ takes a moment); `check` is then fast (tens of microseconds for a sentence).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 from livestage.safety.classifier import Scorer, load_scorer
 from livestage.safety.matching import AllowList, WordList
@@ -46,6 +47,13 @@ class TextVerdict:
 
     check: str
     reason: str
+
+
+class TextChecker(Protocol):
+    """What checks a text the way `TextSafety.check` does (`TextSafety`, or one built with
+    fewer parts, e.g. only the word lists for a transcript that is still streaming)."""
+
+    def check(self, text: str) -> TextVerdict | None: ...
 
 
 class TextSafety:
@@ -102,4 +110,4 @@ class TextSafety:
         return TextVerdict(check, REASONS[check])
 
 
-__all__ = ["REASONS", "SafetySettings", "TextSafety", "TextVerdict"]
+__all__ = ["REASONS", "SafetySettings", "TextChecker", "TextSafety", "TextVerdict"]
