@@ -80,6 +80,14 @@ class BusUnavailable(RuntimeError):
     """NATS or JetStream could not take the message (not connected, timed out, no stream)."""
 
 
+class PublishUnconfirmed(BusUnavailable):
+    """JetStream did not acknowledge in time: the message may or may not be stored.
+
+    Publishing it again with the same id is safe: within the stream's de-duplication window
+    (`NATS_DUPLICATE_WINDOW_S`) JetStream stores it once.
+    """
+
+
 def message_id_of(model: WireModel) -> str:
     """The de-duplication id of a wire model: its `id`, or `message_id` for verdicts."""
     for attribute in ("id", "message_id"):
@@ -216,7 +224,11 @@ class Bus:
                 return await self.js.publish(
                     subject, model.to_json(), timeout=timeout_s, headers=headers
                 )
-            except (TimeoutError, nats.errors.Error, OSError) as error:
+            except TimeoutError as error:  # nats.errors.TimeoutError is one too
+                raise PublishUnconfirmed(
+                    f"JetStream did not confirm {subject} within {timeout_s} s: {error!r}"
+                ) from error
+            except (nats.errors.Error, OSError) as error:
                 raise BusUnavailable(f"JetStream did not store {subject}: {error!r}") from error
 
     async def consumer(

@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from redis.exceptions import RedisError
 
-from livestage.bus import BusUnavailable
+from livestage.bus import BusUnavailable, PublishUnconfirmed
 
 from .livekit_gateway import LiveKitRefusedCredentials, LiveKitRejected, LiveKitUnavailable
 from .models import ErrorItem, ErrorResponse
@@ -26,6 +26,29 @@ def unavailable(what: str, retry_after_s: int = 2, cause: str = "") -> HTTPExcep
         detail=f"{what} is unavailable right now{because}; nothing was changed, try again "
         f"in {retry_after_s} s",
         headers={"Retry-After": str(retry_after_s)},
+    )
+
+
+def unconfirmed(retry_after_s: int = 2) -> HTTPException:
+    """A 503 for a publish JetStream did not confirm in time: it may be stored, so unlike
+    `unavailable` it does not claim nothing was changed; a resend is safe because every
+    publish carries a de-duplication id (a chat line: its `clientId`)."""
+    return HTTPException(
+        status.HTTP_503_SERVICE_UNAVAILABLE,
+        detail="the message bus did not confirm in time; your request may have been stored, "
+        "and sending it again is safe (a chat message resent with the same clientId is shown "
+        f"once); try again in {retry_after_s} s",
+        headers={"Retry-After": str(retry_after_s)},
+    )
+
+
+async def _publish_unconfirmed(request: Request, error: Exception) -> JSONResponse:
+    log.warning("%s %s: publish unconfirmed: %s", request.method, request.url.path, error)
+    down = unconfirmed()
+    return JSONResponse(
+        ErrorResponse(detail=str(down.detail)).model_dump(),
+        status_code=down.status_code,
+        headers=down.headers,
     )
 
 
@@ -83,6 +106,8 @@ def install(app: FastAPI) -> None:
     LiveKit refusing our credentials is a 500 that says so (no Retry-After: fix the config)."""
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(BusUnavailable, _backend_down("the message bus"))
+    # More specific than BusUnavailable (Starlette picks the handler along the MRO).
+    app.add_exception_handler(PublishUnconfirmed, _publish_unconfirmed)
     app.add_exception_handler(RedisError, _backend_down("Redis"))
     app.add_exception_handler(LiveKitUnavailable, _backend_down("LiveKit", explain=True))
     app.add_exception_handler(

@@ -79,7 +79,9 @@ async def submit_chat(
         kind="viewer",
         created_at=now_ms(),
     )
-    # BusUnavailable becomes a 503 (errors.py): never a 202 for a message JetStream did not store.
+    # BusUnavailable becomes a 503 (errors.py): never a 202 for a message JetStream did not store;
+    # a publish JetStream did not confirm in time (PublishUnconfirmed) says it may be stored and
+    # that a resend is safe: the id, and so Nats-Msg-Id, is derived from (visitor, clientId).
     await services.require_bus().publish(
         subjects.chat_submitted(room), message, timeout_s=services.edge.nats_timeout_s
     )
