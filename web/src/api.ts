@@ -104,9 +104,20 @@ export async function mintToken(req: TokenRequest): Promise<TokenResponse> {
   return parseTokenResponse(body);
 }
 
-/** Returns the id the edge assigned to the message (202). */
-export async function postChat(token: string, body: string): Promise<string> {
-  const res = await request("/api/chat", { method: "POST", body: JSON.stringify({ body }) }, token);
+/**
+ * A fresh clientId for one chat message: the edge stores a message once per (visitor, clientId),
+ * so resending with the same one never shows it twice. 32 hex digits, within the edge's
+ * [A-Za-z0-9_-]{8,64}; getRandomValues works on plain http too (randomUUID needs https).
+ */
+export function newClientId(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** Returns the id the edge assigned to the message (202); the same for a resend with the same clientId. */
+export async function postChat(token: string, body: string, clientId?: string): Promise<string> {
+  const payload = clientId === undefined ? { body } : { body, clientId };
+  const res = await request("/api/chat", { method: "POST", body: JSON.stringify(payload) }, token);
   const id = parseChatAccepted(res);
   if (id === null) throw new ApiError(0, "malformed chat response");
   return id;

@@ -1,5 +1,6 @@
 // Chat: an id-deduplicating store (pure) and the DOM view of #chat-list.
 // User text is only ever inserted with textContent.
+import { ApiError, newClientId } from "./api";
 import { avatarGlyph } from "./profile";
 import type { ChatMessage } from "./types";
 
@@ -232,4 +233,49 @@ export class ChatView {
     }
     return undefined;
   }
+}
+
+/**
+ * The clientId of the chat message being sent. Kept while the same text is sent again (the
+ * page's retry after renewing an expired token, or the viewer pressing send after a 503 or a
+ * network error, when the edge may already have stored it), so a resend is shown once; a new
+ * one once that message was accepted or the text changed (a new message).
+ */
+export class SendIds {
+  private pending: { body: string; clientId: string } | null = null;
+
+  constructor(private readonly make: () => string = newClientId) {}
+
+  idFor(body: string): string {
+    if (this.pending?.body !== body) this.pending = { body, clientId: this.make() };
+    return this.pending.clientId;
+  }
+
+  /** The edge accepted `body`: sending the same text again is a new message. */
+  accepted(body: string): void {
+    if (this.pending?.body === body) this.pending = null;
+  }
+}
+
+/**
+ * Send one chat message: on a 401 renew the token (`renew`) and send it once more, with the
+ * same clientId. Returns the id the edge gave it.
+ */
+export async function sendChat(
+  body: string,
+  ids: SendIds,
+  post: (body: string, clientId: string) => Promise<string>,
+  renew: () => Promise<void>,
+): Promise<string> {
+  const clientId = ids.idFor(body);
+  let id: string;
+  try {
+    id = await post(body, clientId);
+  } catch (err) {
+    if (!(err instanceof ApiError) || err.status !== 401) throw err;
+    await renew();
+    id = await post(body, clientId);
+  }
+  ids.accepted(body);
+  return id;
 }

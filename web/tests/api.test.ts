@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { ApiError, getChatHistory, mintToken, parseErrorDetail, parseRetryAfter, postChat, tooManyText } from "../src/api";
+import { ApiError, getChatHistory, mintToken, newClientId, parseErrorDetail, parseRetryAfter, postChat, tooManyText } from "../src/api";
 
 function respond(status: number, body: unknown, headers: Record<string, string> = {}) {
   return vi.fn(async (_url: string, _init?: RequestInit) =>
@@ -109,5 +109,20 @@ describe("fetch wrappers", () => {
     const e = await postChat("tok", "x").catch((err) => err);
     expect(e.status).toBe(503);
     expect(e.retryAfter).toBe(3);
+  });
+});
+
+describe("chat clientId", () => {
+  it("is fresh for each message and has the shape the edge accepts", () => {
+    const ids = new Set(Array.from({ length: 50 }, () => newClientId()));
+    expect(ids.size).toBe(50);
+    for (const id of ids) expect(id).toMatch(/^[A-Za-z0-9_-]{8,64}$/);
+  });
+
+  it("is sent with the message", async () => {
+    const f = respond(202, { id: "m1" });
+    vi.stubGlobal("fetch", f);
+    expect(await postChat("tok", "hello", "abcdef0123456789")).toBe("m1");
+    expect(JSON.parse(String(f.mock.calls[0][1]?.body))).toEqual({ body: "hello", clientId: "abcdef0123456789" });
   });
 });

@@ -1,6 +1,7 @@
 // @vitest-environment happy-dom
 import { describe, expect, it } from "vitest";
-import { ChatStore, ChatView, renderMessage } from "../src/chat";
+import { ApiError } from "../src/api";
+import { ChatStore, ChatView, SendIds, renderMessage, sendChat } from "../src/chat";
 import type { ChatMessage } from "../src/types";
 
 let seq = 0;
@@ -179,5 +180,55 @@ describe("ChatView", () => {
     view.add(early);
     expect(list.querySelector(`[data-id="${early.id}"]`)).toBeNull();
     expect(list.children.length).toBe(1);
+  });
+});
+
+describe("sendChat clientId", () => {
+  /** A fake edge that stores a message once per clientId, answering with `answers` in turn. */
+  function edge(answers: Array<"ok" | 401 | 503>) {
+    const calls: Array<{ body: string; clientId: string }> = [];
+    const post = async (body: string, clientId: string): Promise<string> => {
+      calls.push({ body, clientId });
+      const answer = answers.shift() ?? "ok";
+      if (answer !== "ok") throw new ApiError(answer, "no");
+      return `id-${clientId}`;
+    };
+    return { calls, post };
+  }
+  let n = 0;
+  const ids = () => new SendIds(() => `client-${++n}`);
+
+  it("retries after renewing an expired token with the same clientId", async () => {
+    const e = edge([401, "ok"]);
+    let renewed = 0;
+    const id = await sendChat("hi", ids(), e.post, async () => void renewed++);
+    expect(renewed).toBe(1);
+    expect(e.calls).toHaveLength(2);
+    expect(e.calls[1].clientId).toBe(e.calls[0].clientId);
+    expect(id).toBe(`id-${e.calls[0].clientId}`);
+  });
+
+  it("keeps the clientId when the viewer resends after a 503, and takes a new one for a new message", async () => {
+    const e = edge([503, "ok", "ok", "ok"]);
+    const s = ids();
+    const renew = async () => {};
+    await expect(sendChat("hi", s, e.post, renew)).rejects.toMatchObject({ status: 503 });
+    const first = await sendChat("hi", s, e.post, renew);
+    expect(e.calls[1].clientId).toBe(e.calls[0].clientId);
+    // The same text sent again after it was accepted is a new message.
+    const second = await sendChat("hi", s, e.post, renew);
+    expect(e.calls[2].clientId).not.toBe(e.calls[1].clientId);
+    expect(second).not.toBe(first);
+    // Another text is a new message too.
+    await sendChat("bye", s, e.post, renew);
+    expect(new Set(e.calls.map((c) => c.clientId)).size).toBe(3);
+  });
+
+  it("takes a new clientId when the viewer edits the text after a failure", async () => {
+    const e = edge([503, "ok"]);
+    const s = ids();
+    await expect(sendChat("helo", s, e.post, async () => {})).rejects.toBeInstanceOf(ApiError);
+    await sendChat("hello", s, e.post, async () => {});
+    expect(e.calls[1].clientId).not.toBe(e.calls[0].clientId);
   });
 });

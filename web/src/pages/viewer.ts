@@ -1,7 +1,7 @@
 // Entry point of the viewer page "/": profile form, stage, chat.
 import "../styles.css";
 import { ApiError, getChatHistory, getConfig, postChat, tooManyText } from "../api";
-import { ChatView } from "../chat";
+import { ChatView, SendIds, sendChat } from "../chat";
 import { ChromaKeyRenderer, parseChromaParams } from "../chromakey";
 import { byId, delay, showState } from "../dom";
 import { LiveSession, backoffDelay, errorText } from "../livekit";
@@ -61,6 +61,7 @@ const el = {
 const renderer = new ChromaKeyRenderer(el.canvas, parseChromaParams(new URLSearchParams(location.search)));
 const visuals = new StageVisualLayer(el.visual, el.caption, { captions: true });
 const chat = new ChatView(el.chatList);
+const sendIds = new SendIds();
 const captions = new CaptionView(el.hostCaptions);
 let hostPresent = false;
 
@@ -281,15 +282,15 @@ async function send(event: SubmitEvent): Promise<void> {
   sending = true;
   updateCounter();
   try {
-    let id: string;
-    try {
-      id = await postChat(requireToken(s), body);
-    } catch (err) {
-      if (!(err instanceof ApiError) || err.status !== 401) throw err;
-      setNotice("session expired, reconnecting…", "info");
-      await s.renew();
-      id = await postChat(requireToken(s), body);
-    }
+    const id = await sendChat(
+      body,
+      sendIds,
+      (text, clientId) => postChat(requireToken(s), text, clientId),
+      async () => {
+        setNotice("session expired, reconnecting…", "info");
+        await s.renew();
+      },
+    );
     setNotice("");
     const echo: ChatMessage = {
       id,
@@ -323,10 +324,13 @@ function chatErrorText(err: unknown): string {
   switch (err.status) {
     case 429:
       return tooManyText(err, "messages");
+    case 0:
+      return `could not send (${err.message}); sending it again will not post it twice`;
     case 503:
+      // It may have been stored: sending the same text again reuses its clientId (shown once).
       return err.retryAfter
-        ? `chat is temporarily unavailable, try again in ${err.retryAfter} s`
-        : "chat is temporarily unavailable, try again shortly";
+        ? `chat is temporarily unavailable, send it again in ${err.retryAfter} s (it will not appear twice)`
+        : "chat is temporarily unavailable, send it again shortly (it will not appear twice)";
     case 422:
       return err.fieldErrors.body ?? err.message;
     case 401:
