@@ -186,6 +186,46 @@ async def _answer_history(history: ChatHistory, msg: Msg) -> None:
     await msg.respond(reply.to_json())
 
 
+class HistoryResponder:
+    """Answers history requests concurrently: each in its own task, at most `limit` at once.
+
+    nats-py runs a subscription's callback for one message after the other, so the callback
+    only starts a task (waiting for a free slot first: past the limit, requests wait in the
+    subscription's queue). A request that fails is logged and left unanswered (the requester
+    times out); it never ends the responder nor delays the others.
+    """
+
+    def __init__(self, history: ChatHistory, limit: int) -> None:
+        self.history = history
+        self._slots = asyncio.Semaphore(limit)
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def handle(self, msg: Msg) -> None:
+        """The subscription's callback: start answering `msg` once a slot is free."""
+        await self._slots.acquire()
+        task = asyncio.create_task(self._answer(msg), name=f"history {msg.subject}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _answer(self, msg: Msg) -> None:
+        try:
+            await _answer_history(self.history, msg)
+        except Exception:  # one request's failure is that request's only
+            log.exception("history request on %s failed", msg.subject)
+        finally:
+            self._slots.release()
+
+    async def aclose(self, timeout_s: float) -> None:
+        """Let the answers in flight finish for up to `timeout_s`, then cancel the rest."""
+        if not self._tasks:
+            return
+        _, late = await asyncio.wait(set(self._tasks), timeout=timeout_s)
+        for task in late:
+            task.cancel()
+        if late:
+            await asyncio.wait(late, timeout=2)
+
+
 async def serve(
     bus: Bus,
     redis: Redis,
@@ -194,14 +234,16 @@ async def serve(
     settings: HistorySettings | None = None,
     livekit: LiveKitSettings | None = None,
     topics: TopicSettings | None = None,
+    store: HistoryStore | None = None,
 ) -> None:
     """Run every consumer and the history responder until `stop` is set."""
     settings = settings or HistorySettings()
     livekit = livekit or LiveKitSettings()
     topics = topics or TopicSettings()
     rooms = RoomGateway(livekit, topics.chat_topic, settings.send_timeout_s)
-    store = HistoryStore(redis, Limits(settings.max_messages, settings.max_age_s))
+    store = store or HistoryStore(redis, Limits(settings.max_messages, settings.max_age_s))
     history = ChatHistory(store, rooms, settings)
+    responder = HistoryResponder(history, settings.reply_concurrency)
 
     # The first redelivery waits longer than a send may take, so a slow send is not duplicated.
     first_wait = settings.send_timeout_s * 2 + 1
@@ -247,11 +289,8 @@ async def serve(
                 )
             )
 
-        async def answer(msg: Msg) -> None:
-            await _answer_history(history, msg)
-
         subscription = await bus.nc.subscribe(
-            subjects.all_rooms("history", "recent"), queue=QUEUE_GROUP, cb=answer
+            subjects.all_rooms("history", "recent"), queue=QUEUE_GROUP, cb=responder.handle
         )
         metrics.gauge(metrics.NATS_CONSUMER_PENDING, consumers.observe)
         tasks.append(asyncio.create_task(consumers.poll(settings.pending_poll_s, stop)))
@@ -284,6 +323,7 @@ async def serve(
         if subscription is not None:
             with contextlib.suppress(nats.errors.Error):
                 await subscription.unsubscribe()
+        await responder.aclose(timeout_s=2.0)
         await rooms.aclose()
 
 

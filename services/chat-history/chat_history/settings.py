@@ -47,3 +47,10 @@ class HistorySettings(BaseSettings):
     pending_poll_s: PositiveFloat = Field(
         10.0, description="How often the consumers' lag is read for the metrics (seconds)."
     )
+    reply_concurrency: int = Field(
+        32,
+        ge=1,
+        le=1000,
+        description="History requests answered at once per instance; one slow Redis read "
+        "does not hold up the others.",
+    )

@@ -37,7 +37,10 @@ async def start_history(nats_server, redis_server, livekit_server) -> AsyncItera
     stops: list[tuple[asyncio.Event, asyncio.Task[None], Bus]] = []
     closers: list[Any] = []
 
-    async def start(**overrides: Any) -> RunningHistory:
+    async def start(
+        store: Callable[[Redis, Limits], HistoryStore] | None = None, **overrides: Any
+    ) -> RunningHistory:
+        """`store` makes the service's store (a subclass with a test hook); settings overrides."""
         settings = HistorySettings(**{"send_timeout_s": 2.0, **overrides})
         service_bus = await Bus.connect(NatsSettings(url=nats_server.url), "chat-history-test")
         await service_bus.ensure_streams()
@@ -48,8 +51,10 @@ async def start_history(nats_server, redis_server, livekit_server) -> AsyncItera
             api_secret=SecretStr(livekit_server.api_secret),
         )
         stop = asyncio.Event()
+        limits = Limits(settings.max_messages, settings.max_age_s)
+        service_store = store(redis, limits) if store is not None else None
         task = asyncio.create_task(
-            serve(service_bus, redis, stop, settings=settings, livekit=livekit)
+            serve(service_bus, redis, stop, settings=settings, livekit=livekit, store=service_store)
         )
         stops.append((stop, task, service_bus))
         test_bus = await Bus.connect(NatsSettings(url=nats_server.url), "chat-history-test-client")
