@@ -11,7 +11,8 @@
 - `Bus.consumer(...)` gives a typed durable pull consumer (explicit ack, max-deliver, backoff),
   whose lag (JetStream's num_pending at each fetch) the NATS_CONSUMER_PENDING gauge reports;
   `Consumer.run(handler)` acks after the handler returns, lets a failure be redelivered after
-  the backoff, and terminates payloads that do not validate (they never can succeed).
+  the backoff, and terminates payloads that do not validate (they never can succeed);
+  `Delivery.keep_alive(every_s)` sends work-in-progress acks while a slow handler runs.
 - `Bus.watch(...)` follows a subject with an ephemeral ordered push consumer (no acks, gone
   when the watcher is): for a process that needs what happens while it lives, plus a chosen
   amount of the past (`start="new"`, `"last"` per subject, or an epoch time), and nothing it
@@ -21,8 +22,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Generic, Literal, TypeVar
@@ -412,6 +414,33 @@ class Delivery(Generic[M]):
 
     async def nak(self, delay_s: float | None = None) -> None:
         await self.msg.nak(delay=delay_s)
+
+    async def in_progress(self) -> None:
+        """Tell JetStream the handler is still at work: its ack wait starts over."""
+        await self.msg.in_progress()
+
+    @contextlib.asynccontextmanager
+    async def keep_alive(self, every_s: float) -> AsyncIterator[None]:
+        """Send `in_progress()` every `every_s` while the block runs, so a handler slower than
+        the consumer's ack wait is not redelivered (and run a second time) meanwhile.
+
+        Pick `every_s` well under the ack wait (a third of it). A progress ack that cannot be
+        sent (NATS reconnecting) is logged; the block goes on.
+        """
+
+        async def beat() -> None:
+            while True:
+                await asyncio.sleep(every_s)
+                try:
+                    await self.in_progress()
+                except (nats.errors.Error, OSError) as error:
+                    log.warning("in-progress ack of %s not sent: %r", self.subject, error)
+
+        task = asyncio.create_task(beat(), name=f"keep-alive:{self.subject}")
+        try:
+            yield
+        finally:
+            task.cancel()  # not awaited: a cancel of the caller must not be swallowed here
 
 
 Handler = Callable[[Delivery[M]], Awaitable[Any]]

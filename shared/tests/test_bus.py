@@ -115,6 +115,26 @@ async def test_handler_failure_is_redelivered_then_acked(bus: Bus) -> None:
     assert attempts == [1, 2]
 
 
+async def test_keep_alive_holds_a_slow_delivery_past_its_ack_wait(bus: Bus) -> None:
+    room = unique_room()
+    subject = subjects.chat_submitted(room)
+    message = chat(room)
+    await bus.publish(subject, message)
+    backoff = (1.5, 1.5)  # ack wait 1.5 s
+    first = await bus.consumer(subject, ChatMessage, f"d-{room}", backoff_s=backoff)
+    second = await bus.consumer(subject, ChatMessage, f"d-{room}", backoff_s=backoff)
+    [taken] = await first.fetch(batch=1, timeout_s=2)
+    async with taken.keep_alive(every_s=0.5):
+        # Another worker asks for the whole of three ack waits: the message stays the first's.
+        assert await second.fetch(batch=1, timeout_s=4.5) == []
+    await taken.ack()
+    async with asyncio.timeout(10):
+        while (info := await bus.js.consumer_info("CHAT", f"d-{room}")).num_ack_pending:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+    assert info.delivered.consumer_seq == 1  # delivered once, never again
+    assert taken.num_delivered == 1
+
+
 async def test_same_id_twice_is_stored_once(bus: Bus) -> None:
     room = unique_room()
     subject = subjects.chat_submitted(room)

@@ -11,6 +11,8 @@ commands, the asset server, the egress proxy and the warm browser.
   `stage.visual.<room>`.
 - Operator commands: a durable consumer of `stage.command.*` (capture a URL, draw a backdrop for
   a prompt, pin or unpin a visual). Commands older than `STAGE_COMMAND_MAX_AGE_S` are dropped.
+  While one runs, work-in-progress acks (every third of the ack wait) keep JetStream from
+  handing it to another replica, so a slow capture is never made twice.
 
 Nothing here waits on the host, and the host never waits on this.
 """
@@ -160,7 +162,7 @@ class StageService:
             self.commands_durable,
             max_deliver=2,
             only_new=True,
-            backoff_s=(float(self.settings.capture_timeout_s) * 3, 60.0),
+            backoff_s=(self.command_ack_wait_s(), 60.0),
         )
         self._commands = consumer
         self._command_task = asyncio.create_task(
@@ -340,8 +342,15 @@ class StageService:
 
     # --- operator commands -------------------------------------------------------------------
 
+    def command_ack_wait_s(self) -> float:
+        """How long JetStream waits for a command's ack before handing it out again."""
+        return float(self.settings.capture_timeout_s) * 3
+
     async def _on_command(self, delivery: Delivery[StageCommand]) -> None:
-        await self.handle_command(delivery.model)
+        # A capture, a clip's encode or a wait for a capture slot can outlast the ack wait:
+        # progress acks keep the command ours, so it is never run (captured) twice.
+        async with delivery.keep_alive(self.command_ack_wait_s() / 3):
+            await self.handle_command(delivery.model)
 
     async def handle_command(self, command: StageCommand) -> StageVisual | None:
         age_s = (self.now_ms() - command.created_at) / 1000

@@ -37,6 +37,7 @@ from livestage.settings import GeminiSettings, NatsSettings
 from stage_producer.app import StageService
 from stage_producer.assets import AssetSigner, AssetStore
 from stage_producer.backdrops import BACKDROPS, BackdropMaker
+from stage_producer.backdrops.base import Backdrop, BackdropRequest
 from stage_producer.backdrops.procedural import ProceduralBackdrops
 from stage_producer.capture.browser import CaptureBrowser
 from stage_producer.gemini import Gemini
@@ -110,6 +111,7 @@ async def make_stage(
         backdrops: BackdropMaker | None = None,
         nats_url: str | None = None,
         search: SearchProvider | None = None,
+        commands_durable: str | None = None,
         **settings: Any,
     ) -> Stage:
         defaults: dict[str, Any] = {
@@ -140,7 +142,7 @@ async def make_stage(
         )
         service = StageService(
             config, bus, factory, KeywordPicker(), sources, clock=clock,
-            commands_durable="cmd-" + uuid.uuid4().hex[:8],
+            commands_durable=commands_durable or "cmd-" + uuid.uuid4().hex[:8],
         )  # fmt: skip
         await service.start()
         http = httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}", trust_env=False)
@@ -304,6 +306,49 @@ async def test_operator_commands_capture_backdrop_pin_and_unpin(make_stage, test
     await service.handle_command(unpin)
     after = await service.step(room)
     assert after is not None and after.id != captured.id
+
+
+class SlowBackdrops(ProceduralBackdrops):
+    """A drawn backdrop that takes `hold_s` (a slow capture or encode), or less if a second
+    call arrives meanwhile (the command was handed out again: no need to wait any longer)."""
+
+    def __init__(self, hold_s: float) -> None:
+        self.hold_s = hold_s
+        self.calls: list[str] = []
+        self.again = asyncio.Event()
+
+    async def make(self, request: BackdropRequest) -> Backdrop:
+        self.calls.append(request.prompt)
+        if len(self.calls) > 1:
+            self.again.set()
+        else:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.again.wait(), self.hold_s)
+        return await super().make(request)
+
+
+async def test_a_command_slower_than_the_ack_wait_is_run_once(make_stage) -> None:  # type: ignore[no-untyped-def]
+    # Two replicas share the command consumer (as in a deployment with two stage producers):
+    # a command outlasting its ack wait without progress acks would be handed to the other.
+    slow = SlowBackdrops(hold_s=0)
+    durable = "cmd-" + uuid.uuid4().hex[:8]
+    fast = {"capture_timeout_s": 0.8, "commands_durable": durable, "backdrops": slow}
+    stage = await make_stage(**fast)
+    await make_stage(**fast)
+    ack_wait_s = stage.service.command_ack_wait_s()
+    assert ack_wait_s == pytest.approx(2.4)
+    slow.hold_s = 3 * ack_wait_s  # three ack waits: without progress acks, redelivered
+    async with stage.watch() as visuals:
+        backdrop = command(stage.room, "backdrop", prompt="A slow sunrise")
+        await stage.bus.publish(subjects.stage_command(stage.room), backdrop)
+        visual = await visuals.next(within=slow.hold_s + 30)
+    assert visual.kind == "backdrop" and visual.title == "A slow sunrise"
+    assert slow.calls == ["A slow sunrise"]  # made once, by one replica
+    async with asyncio.timeout(10):  # the ack follows the publish
+        consumer_info = stage.bus.js.consumer_info
+        while (info := await consumer_info(subjects.STAGE.name, durable)).num_ack_pending:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+    assert info.delivered.consumer_seq == 1  # one delivery in all: never handed out again
 
 
 def backdrop_maker(name: str, double: GeminiDouble) -> BackdropMaker:
