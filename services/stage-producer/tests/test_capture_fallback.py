@@ -80,3 +80,38 @@ async def test_a_browser_that_fails_unexpectedly_falls_back_to_a_backdrop(
     finally:
         await browser.close()
         await proxy.close()
+
+
+def factory_for(browser: CaptureBrowser, url: str, tmp_path: Path) -> VisualFactory:
+    return VisualFactory(
+        browser=browser,
+        backdrops=ProceduralBackdrops(),
+        search=FixedSearch([Source(url, "A page")]),
+        store=AssetStore(tmp_path, max_total_bytes=1 << 30, max_asset_bytes=1 << 24),
+        signer=AssetSigner(b"test-asset-key-0123456789abcdef"),
+        ttl_s=900,
+    )
+
+
+@pytest.mark.browser
+async def test_a_page_whose_reading_throws_falls_back_to_a_backdrop(
+    capture_browser: CaptureBrowser, test_site: str, tmp_path: Path
+) -> None:
+    url = f"{test_site}/no-root.html"
+    with pytest.raises(CaptureError, match="reading the page failed"):
+        await capture_browser.screenshot(url)
+    visual = await factory_for(capture_browser, url, tmp_path).for_topic(
+        "room-a", TopicChoice("Tea", "tea", 1.0), RoomPlan(PlanSettings())
+    )
+    assert visual.kind == "backdrop" and visual.title == "A page"
+
+
+@pytest.mark.browser
+async def test_an_infinite_scroll_height_of_the_pages_own_making_changes_nothing(
+    capture_browser: CaptureBrowser, test_site: str, tmp_path: Path
+) -> None:
+    """The page's scripts say Infinity and throw; the height is read from the DOM in a world of
+    our own, so the clip is made (and were anything odd read, it would be a CaptureError)."""
+    url = f"{test_site}/infinite.html"
+    visual = await factory_for(capture_browser, url, tmp_path).capture("room-a", url, "clip")
+    assert visual.kind == "clip" and visual.title == "Endless"
