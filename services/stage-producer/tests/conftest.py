@@ -189,6 +189,15 @@ def test_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "<!doctype html><title>Gone</title><script>addEventListener('load', () =>"
         " document.removeChild(document.documentElement));</script>"
     )
+    # A page that posts `?kib=` KiB to its own site (synchronously: done before `load`) and
+    # shows the answer's status as its title.
+    (root / "post.html").write_text(
+        "<!doctype html><title>posting</title><script>"
+        "const kib = Number(new URLSearchParams(location.search).get('kib'));"
+        "const xhr = new XMLHttpRequest(); xhr.open('POST', '/upload', false);"  # before load
+        "try { xhr.send(new Uint8Array(kib * 1024)); document.title = 'status ' + xhr.status; }"
+        " catch (e) { document.title = 'failed ' + e.name; }</script>"
+    )
     handler = functools.partial(SlowHandler, directory=str(root))
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True

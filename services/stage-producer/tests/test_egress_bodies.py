@@ -9,11 +9,14 @@ import base64
 import hashlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
 from livestage.egress import EgressPolicy
+from stage_producer.capture.browser import CaptureBrowser, CaptureOptions
 from stage_producer.egress.proxy import REFUSED_HEADER, EgressProxy, body_length_or_refusal
+from tests.support.browser import chromium_path
 
 CAP = 256 * 1024
 
@@ -175,3 +178,20 @@ def test_body_lengths_are_read_strictly(
         assert got == expected
     else:
         assert isinstance(got, tuple) and got[0] == expected[0] and expected[1] in got[1], got
+
+
+@pytest.mark.browser
+async def test_a_captured_page_posting_over_the_cap_gets_413(test_site: str) -> None:
+    """Chromium itself, posting from a page: it reads the 413 (the proxy lingers before
+    closing, so the answer is not lost to a reset); a small body still goes out."""
+    proxy = await EgressProxy(EgressPolicy(allow_test_loopback=True), max_body_bytes=CAP).start()
+    browser = CaptureBrowser(CaptureOptions(chromium_path=Path(chromium_path())), proxy)
+    try:
+        big = await browser.screenshot(f"{test_site}/post.html?kib={4 * CAP // 1024}")
+        assert big.title == "status 413"
+        # SimpleHTTPRequestHandler has no POST: its 501 shows the body was let through.
+        small = await browser.screenshot(f"{test_site}/post.html?kib=16")
+        assert small.title == "status 501"
+    finally:
+        await browser.close()
+        await proxy.close()
