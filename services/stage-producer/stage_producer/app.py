@@ -430,7 +430,9 @@ class StageRuntime:
                 "STAGE_UNSAFE_ALLOW_LOOPBACK_FOR_TESTS is on: captures may reach 127.0.0.1. "
                 "Never use this setting outside tests."
             )
-        proxy = await EgressProxy(policy, first_party_dir=PAGES_DIR).start()
+        proxy = await EgressProxy(
+            policy, first_party_dir=PAGES_DIR, max_body_bytes=settings.egress_max_body_bytes
+        ).start()
         browser = CaptureBrowser(
             CaptureOptions(
                 chromium_path=settings.chromium_path,

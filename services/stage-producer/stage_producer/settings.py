@@ -120,6 +120,11 @@ class StageSettings(StageDomainSettings):
         32 * 1024 * 1024,
         description="Network bytes one capture may pull through the egress proxy.",
     )
+    egress_max_body_bytes: PositiveInt = Field(
+        10 * 1024 * 1024,
+        description="Largest request body a captured page may send out (larger: 413); "
+        "bodies are streamed, never held whole.",
+    )
     max_concurrent_captures: int = Field(
         1, ge=1, le=4, description="Captures at a time in this process (CPU for the stream)."
     )

@@ -26,6 +26,7 @@ import contextlib
 import dataclasses
 import io
 import logging
+import math
 import os
 import re
 import shutil
@@ -282,6 +283,24 @@ class CaptureBrowser:
         kind: Literal["screenshot", "clip"],
         image_format: Literal["jpeg", "webp"] | None = None,
     ) -> PageCapture:
+        """Every way a capture can fail is a `CaptureError` (a crashed or unstartable browser, a
+        throwing evaluate, a page's odd values), so every caller falls back and backs off."""
+        try:
+            return await self._capture_or_raise(url, kind, image_format)
+        except CaptureError:
+            raise
+        except Exception as error:  # not CancelledError: a cancel stays a cancel
+            log.warning("capture of %s failed unexpectedly", url[:200], exc_info=True)
+            raise CaptureError(
+                f"capture of {url[:200]} failed: {type(error).__name__}: {_short(error)}"
+            ) from error
+
+    async def _capture_or_raise(
+        self,
+        url: str,
+        kind: Literal["screenshot", "clip"],
+        image_format: Literal["jpeg", "webp"] | None,
+    ) -> PageCapture:
         checked = self.policy.check_url(url)
         if isinstance(checked, Refusal):
             raise CaptureRefused(f"{url[:200]}: {checked.reason}")
@@ -378,7 +397,7 @@ class CaptureBrowser:
             )
             width, height, duration = VIEWPORT["width"], VIEWPORT["height"], 0.0
         else:  # the tall page image; `_capture` encodes it into the clip
-            data = await self._tall_screenshot(page, int(meta.get("height") or 0))
+            data = await self._tall_screenshot(page, page_height(meta.get("height")))
             extension, mime = "jpg", "image/jpeg"
             width, height, duration = VIEWPORT["width"], VIEWPORT["height"], 0.0
         return PageCapture(
@@ -554,8 +573,18 @@ async def _close_popup(page: Page) -> None:
             await page.close()
 
 
+def page_height(value: object) -> int:
+    """A page's reported scroll height as whole pixels: anything not a finite, non-negative
+    number (Infinity, NaN, a string, null) reads as 0; `_tall_screenshot` clamps the rest."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return 0
+    if not math.isfinite(value) or value < 0:
+        return 0
+    return int(min(value, 1 << 31))
+
+
 def _short(error: Exception) -> str:
-    return str(error).splitlines()[0][:300]
+    return (str(error).splitlines() or [""])[0][:300]
 
 
 def _to_webp(png: bytes, quality: int) -> bytes:

@@ -27,7 +27,7 @@ import contextlib
 import logging
 import mimetypes
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
@@ -44,6 +44,9 @@ FIRST_PARTY_ORIGIN: Final = f"http://{FIRST_PARTY_HOST}"
 REFUSED_HEADER: Final = "X-Livestage-Egress-Refused"
 
 _MAX_HEAD_BYTES = 32 * 1024
+_CHUNK = 64 * 1024
+_LINGER_S = 2.0
+DEFAULT_MAX_BODY_BYTES: Final = 10 * 1024 * 1024
 _HOP_BY_HOP = {
     "connection",
     "keep-alive",
@@ -117,12 +120,14 @@ class EgressProxy:
         first_party_dir: Path | None = None,
         connect_timeout_s: float = 5.0,
         idle_timeout_s: float = 20.0,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     ) -> None:
         self.policy = policy
         self.resolver: Resolver = resolver or SystemResolver()
         self.first_party_dir = first_party_dir.resolve() if first_party_dir else None
         self.connect_timeout_s = connect_timeout_s
         self.idle_timeout_s = idle_timeout_s
+        self.max_body_bytes = max_body_bytes
         self._sessions: dict[str, EgressSession] = {}
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -318,11 +323,14 @@ class EgressProxy:
             return
         if isinstance(checked, Refusal):
             raise _Refused(checked)
-        header_map = {name.strip().lower(): value.strip() for name, value in headers}
-        if "transfer-encoding" in header_map:
-            await _reply(writer, 411, "chunked request bodies are not supported by the proxy")
+        body_length = body_length_or_refusal(headers, self.max_body_bytes)
+        if isinstance(body_length, tuple):
+            status, why = body_length
+            event.refused = why
+            log.info("egress refused %s %s: %s", method, url[:200], why)
+            await _reply(writer, status, why, {REFUSED_HEADER: _ascii(why)})
+            await self._linger(reader, writer)
             return
-        body_length = int(header_map.get("content-length", "0") or 0)
         upstream = await self._upstream(checked, event, writer)
         if upstream is None:
             return
@@ -340,11 +348,37 @@ class EgressProxy:
             if name.strip().lower() not in _HOP_BY_HOP
         ]
         upstream_writer.write(("\r\n".join(out) + "\r\n\r\n").encode("latin-1"))
-        if body_length:
-            upstream_writer.write(await reader.readexactly(body_length))
         await upstream_writer.drain()
+        await self._send_body(reader, upstream_writer, body_length)
         await self._copy(session, upstream_reader, writer)
         upstream_writer.close()
+
+    async def _linger(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """After refusing a body: end our side and discard (never keep) what the page still
+        sends, for a moment, so closing does not reset the connection before it read the answer."""
+        with contextlib.suppress(ConnectionError, OSError, RuntimeError):
+            if writer.can_write_eof():
+                writer.write_eof()
+        discarded = 0
+        with contextlib.suppress(TimeoutError, ConnectionError):
+            async with asyncio.timeout(_LINGER_S):
+                while discarded <= self.max_body_bytes and (chunk := await reader.read(_CHUNK)):
+                    discarded += len(chunk)
+
+    async def _send_body(
+        self, reader: asyncio.StreamReader, sink: asyncio.StreamWriter, length: int
+    ) -> None:
+        """Stream exactly `length` body bytes (already checked against the cap) in chunks: never
+        the whole body in memory."""
+        left = length
+        while left:
+            async with asyncio.timeout(self.idle_timeout_s):
+                chunk = await reader.read(min(left, _CHUNK))
+            if not chunk:
+                raise asyncio.IncompleteReadError(b"", left)
+            left -= len(chunk)
+            sink.write(chunk)
+            await sink.drain()
 
     async def _pipe(
         self,
@@ -405,6 +439,34 @@ class EgressProxy:
         await writer.drain()
 
 
+def body_length_or_refusal(
+    headers: Sequence[tuple[str, ...]], max_body_bytes: int
+) -> int | tuple[int, str]:
+    """The request body's length from its headers, or (status, reason) when the proxy will not
+    forward it: a chunked body (411, its length must be known to be capped), a bad or repeated
+    Content-Length (400) or one over the cap (413, STAGE_EGRESS_MAX_BODY_BYTES)."""
+    names = [name.strip().lower() for name, *_ in headers]
+    lengths = {value.strip() for name, value in headers if name.strip().lower() == "content-length"}
+    if "transfer-encoding" in names:
+        return 411, (
+            "chunked request bodies are not forwarded by the capture proxy: "
+            "send a Content-Length (at most "
+            f"{max_body_bytes} bytes, STAGE_EGRESS_MAX_BODY_BYTES)"
+        )
+    if len(lengths) > 1:
+        return 400, "more than one Content-Length"
+    text = lengths.pop() if lengths else "0"
+    if not text.isascii() or not text.isdigit() or len(text) > 19:
+        return 400, "Content-Length is not a whole number of bytes"
+    length = int(text)
+    if length > max_body_bytes:
+        return 413, (
+            f"request body of {length} bytes is over the capture proxy's limit of "
+            f"{max_body_bytes} bytes (STAGE_EGRESS_MAX_BODY_BYTES)"
+        )
+    return length
+
+
 def _ascii(text: str) -> str:
     return text.encode("ascii", "replace").decode()[:300]
 
@@ -415,6 +477,7 @@ _REASONS = {
     404: "Not Found",
     407: "Proxy Authentication Required",
     411: "Length Required",
+    413: "Content Too Large",
     431: "Request Header Fields Too Large",
     502: "Bad Gateway",
 }
