@@ -21,6 +21,7 @@ from typing import Literal
 
 from livestage import metrics
 from livestage.domains import DomainLists
+from livestage.safety import TextChecker
 from livestage.schemas import StageVisual, new_id
 from livestage.text import clean_text
 
@@ -28,7 +29,7 @@ from .assets import MEDIA_PREFIX, AssetSigner, AssetStore
 from .backdrops import Backdrop, BackdropError, BackdropMaker, BackdropRequest
 from .backdrops.procedural import ProceduralBackdrops
 from .capture.browser import CaptureBrowser, CaptureError, CaptureRefused, PageCapture
-from .content import Blocked, TextChecker, first_blocked
+from .content import Blocked, first_blocked
 from .planner import RoomPlan
 from .search import SearchError, SearchProvider, Source
 from .topics import TopicChoice
