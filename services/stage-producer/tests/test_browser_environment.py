@@ -244,10 +244,20 @@ async def test_as_an_unprivileged_user_renderers_are_sandboxed(
                 if "--type=renderer" in table[pid][2] and _status(pid)["Uid"].split()[0] == "65534"
             ]
 
-        found = await until(renderers, 30, "a renderer running as nobody")
+        def sandboxed_renderers() -> list[int]:
+            # A renderer installs its seccomp-bpf filter a moment after it starts (longer on a
+            # loaded machine): wait until every renderer found reports it (`Seccomp: 2`); a
+            # renderer without the sandbox never does, and the wait fails.
+            try:
+                found = renderers()
+                statuses = [_status(pid) for pid in found]
+            except OSError:  # a process ended between the listing and the read
+                return []
+            return found if found and all(s["Seccomp"] == "2" for s in statuses) else []
+
+        found = await until(sandboxed_renderers, 30, "renderers as nobody under seccomp-bpf")
         for pid in found:
             status = _status(pid)
-            assert status["Seccomp"] == "2", status  # seccomp-bpf filter on
             assert len(status["NSpid"].split()) > 1, status  # in a PID namespace of its own
         HELD[key].set()
         shot = await capture
