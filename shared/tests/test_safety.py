@@ -62,3 +62,12 @@ def test_capital_look_alikes_fold_before_case_folding(text: str, folded: str) ->
     from livestage.safety.normalize import fold
 
     assert fold(text) == folded
+
+
+def test_the_words_only_checks_keep_the_lists_and_drop_the_classifier(safety: TextSafety) -> None:
+    words = safety.words_only()
+    assert words.score is None and safety.score is not None
+    assert safety.check("you idiot") is not None  # the classifier's call
+    assert words.check("you idiot") is None
+    verdict = words.check("what the fuck")
+    assert verdict is not None and verdict.check in ("blocklist", "wordlist")

@@ -288,14 +288,7 @@ def load_checkers(config: JobConfig) -> tuple[TextChecker, TextChecker]:
     key = config.safety.model_dump_json()
     if key not in _CHECKERS:
         full = TextSafety.from_settings(config.safety)
-        words = TextSafety(
-            blocklist=full.blocklist,
-            wordlist=full.wordlist,
-            allow=full.allow,
-            score=None,
-            max_marks_per_char=full.max_marks_per_char,
-        )
-        _CHECKERS[key] = (full, words)
+        _CHECKERS[key] = (full, full.words_only())
     return _CHECKERS[key]
 
 

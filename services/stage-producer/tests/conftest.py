@@ -19,6 +19,8 @@ from livestage.settings import SafetySettings
 from stage_producer.app import PAGES_DIR
 from stage_producer.capture.browser import CaptureBrowser, CaptureOptions
 from stage_producer.egress.proxy import EgressProxy
+from stage_producer.search.base import SearchProvider, Source
+from stage_producer.topics.base import TopicChoice
 from tests.support.browser import chromium_path
 
 TEST_PAGE = """<!doctype html>
@@ -226,3 +228,15 @@ async def capture_browser() -> AsyncIterator[CaptureBrowser]:
     await browser.close()
     await proxy.close()
     await asyncio.sleep(0)
+
+
+class FixedSearch(SearchProvider):
+    """A search provider that always answers the same sources."""
+
+    name = "fixed"
+
+    def __init__(self, sources: list[Source]) -> None:
+        self.sources = sources
+
+    async def find(self, choice: TopicChoice, limit: int = 5) -> list[Source]:
+        return self.sources

@@ -21,8 +21,10 @@ from stage_producer.capture.browser import (
 from stage_producer.egress.proxy import EgressProxy
 from stage_producer.planner import PlanSettings, RoomPlan
 from stage_producer.producer import VisualFactory
-from stage_producer.search.base import SearchProvider, Source
+from stage_producer.search.base import Source
 from stage_producer.topics.base import TopicChoice
+
+from .conftest import FixedSearch
 
 
 @pytest.mark.parametrize(
@@ -42,16 +44,6 @@ from stage_producer.topics.base import TopicChoice
 )
 def test_a_pages_scroll_height_is_read_defensively(value: object, expected: int) -> None:
     assert page_height(value) == expected
-
-
-class FixedSearch(SearchProvider):
-    name = "fixed"
-
-    def __init__(self, sources: list[Source]) -> None:
-        self.sources = sources
-
-    async def find(self, choice: TopicChoice, limit: int = 5) -> list[Source]:
-        return self.sources
 
 
 async def test_a_browser_that_fails_unexpectedly_falls_back_to_a_backdrop(

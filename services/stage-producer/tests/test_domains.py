@@ -19,10 +19,12 @@ from stage_producer.capture.browser import CaptureBrowser, CaptureOptions, Captu
 from stage_producer.egress.proxy import EgressProxy
 from stage_producer.planner import PlanSettings, RoomPlan
 from stage_producer.producer import VisualFactory
-from stage_producer.search.base import SearchProvider, Source
+from stage_producer.search.base import Source
 from stage_producer.settings import StageSettings
 from stage_producer.topics.base import TopicChoice
 from tests.support.browser import chromium_path
+
+from .conftest import FixedSearch
 
 LISTS = DomainLists.of(allowed=["example.org", "*.Wiki.Example."], blocked=["bad.example.org"])
 
@@ -85,16 +87,6 @@ def test_the_egress_policy_refuses_blocked_hosts_for_every_request() -> None:
     assert isinstance(policy.check_authority("https", "BAD.example.org", 443), Refusal)
     assert isinstance(policy.check_authority("https", "notbad.example.org", 443), Target)
     assert isinstance(policy.check_url("https://8.8.8.8/"), Target)
-
-
-class FixedSearch(SearchProvider):
-    name = "fixed"
-
-    def __init__(self, sources: list[Source]) -> None:
-        self.sources = sources
-
-    async def find(self, choice: TopicChoice, limit: int = 5) -> list[Source]:
-        return self.sources
 
 
 @pytest.mark.browser

@@ -45,10 +45,11 @@ from stage_producer.producer import VisualFactory
 from stage_producer.search import SearchProvider, Source, SourcesFile, SourcesSearch
 from stage_producer.server import AssetServer, create_asset_app
 from stage_producer.settings import DEFAULT_SOURCES_FILE, StageSettings
-from stage_producer.topics.base import TopicChoice
 from stage_producer.topics.keywords import KeywordPicker
 from tests.doubles.base import Fault
 from tests.doubles.gemini import GeminiDouble
+
+from .conftest import FixedSearch
 
 pytestmark = pytest.mark.browser
 VIEWER = "viewer_abcdef12_0123abcd"
@@ -440,16 +441,6 @@ async def test_an_operator_capture_of_an_offensive_page_never_reaches_the_screen
     dropped = [r.getMessage() for r in caplog.records if "failed the" in r.getMessage()]
     assert dropped and "check" in dropped[0]
     assert not [w for w in BAD_WORDS if w in dropped[0].lower().split(f"{page}.html")[-1]]
-
-
-class FixedSearch(SearchProvider):
-    name = "fixed"
-
-    def __init__(self, sources: list[Source]) -> None:
-        self.sources = sources
-
-    async def find(self, choice: TopicChoice, limit: int = 5) -> list[Source]:
-        return self.sources
 
 
 async def test_the_loop_drops_an_offensive_page_and_shows_the_topic_instead(

@@ -88,6 +88,18 @@ class TextSafety:
             max_marks_per_char=settings.max_marks_per_char,
         )
 
+    def words_only(self) -> TextSafety:
+        """The same lists without the classifier: the checks that judge words, cheap enough
+        for every delta of a streaming transcript."""
+        return TextSafety(
+            blocklist=self.blocklist,
+            wordlist=self.wordlist,
+            allow=self.allow,
+            score=None,
+            threshold=self.threshold,
+            max_marks_per_char=self.max_marks_per_char,
+        )
+
     def check(self, text: str) -> TextVerdict | None:
         """The first check that refuses `text`, or None when it may be shown or said."""
         if most_marks_on_one_char(text) > self.max_marks_per_char:
