@@ -37,8 +37,9 @@ In total: sends, accepted (202), rejected by moderation (those are owed to nobod
 viewer what it was owed (every accepted, not rejected message) against what it showed: `lost`
 (message, viewer) pairs never shown, `shown_twice` sends shown under two ids (a resend that
 became a second message), `live_repeats` packets of an id the viewer already had (the page drops
-them). Lost messages are attributed to the fault before which they were sent, and checked
-against the `chat.approved` stream (lost before or after moderation).
+them). Lost messages are checked against the `chat.approved` stream (lost before or after
+moderation) and attributed to the last fault before their approval; examples say how long after
+which fault each was first posted, accepted and approved.
 
 `BENCH_SMOKE=1`: 5 msg/s for 24 s, 2 viewers in 1 process, the edge, moderation and chat-history
 only, faults moderation and nats. `BENCH_FAULTS_RATE`, `BENCH_FAULTS_SECONDS`,
@@ -50,9 +51,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import multiprocessing
 import os
-import platform
 import signal
 import subprocess
 import tempfile
@@ -65,7 +66,7 @@ from typing import Any
 import aiohttp
 import nats
 
-from bench import smoke_or
+from bench import smoke_or, where_and_when
 from bench.bench_chat_latency import WORDS, paced
 from livestage import subjects
 from livestage.schemas import ChatMessage, ModerationVerdict
@@ -315,6 +316,8 @@ def viewer_worker(edge_url: str, numbers: list[int], conn: Any) -> None:
     joined; "collect" answers {viewer number: PageViewer.report()}; "stop" leaves."""
 
     async def main() -> None:
+        # the rtc SDK logs every resume attempt; what a viewer went through is in its report
+        logging.getLogger("livekit").setLevel(logging.CRITICAL)
         async with aiohttp.ClientSession(
             base_url=edge_url,
             timeout=aiohttp.ClientTimeout(total=10),
@@ -393,7 +396,11 @@ class Send:
 
 
 class Sender:
-    """Posts chat at `RATE` a second; resends a failed POST with the same clientId."""
+    """Posts chat at `RATE` a second; resends a failed POST with the same clientId.
+
+    As on the page, a person has one line in flight at a time: a poster's next line waits until
+    the previous one was accepted (or given up), so an outage does not turn into a storm of
+    resends that no real audience could produce."""
 
     def __init__(self, http: aiohttp.ClientSession, tokens: list[str], give_up_at: float) -> None:
         self.http = http
@@ -401,18 +408,26 @@ class Sender:
         self.give_up_at = give_up_at
         self.sends: list[Send] = []
         self.run_tag = uuid.uuid4().hex[:6]
+        self.typing = [asyncio.Lock() for _ in tokens]
 
     async def send(self, n: int, scheduled: float) -> None:
-        body = f"{WORDS[n % len(WORDS)]} {self.run_tag}-{n}, about as long as chat is"
-        record = Send(n, body, uuid.uuid4().hex, time.monotonic())
-        self.sends.append(record)
-        headers = {"Authorization": f"Bearer {self.tokens[n % len(self.tokens)]}"}
-        delay = 0.25
+        poster = n % len(self.tokens)
+        async with self.typing[poster]:
+            body = f"{WORDS[n % len(WORDS)]} {self.run_tag}-{n}, about as long as chat is"
+            record = Send(n, body, uuid.uuid4().hex, time.monotonic())
+            self.sends.append(record)
+            await self.post_until_accepted(record, self.tokens[poster])
+
+    async def post_until_accepted(self, record: Send, token: str) -> None:
+        headers = {"Authorization": f"Bearer {token}"}
+        delay = 0.5
         while time.monotonic() < self.give_up_at:
             record.attempts += 1
             try:
                 async with self.http.post(
-                    "/api/chat", json={"body": body, "clientId": record.client_id}, headers=headers
+                    "/api/chat",
+                    json={"body": record.body, "clientId": record.client_id},
+                    headers=headers,
                 ) as response:
                     if response.status == 202:
                         record.id = (await response.json())["id"]
@@ -424,7 +439,7 @@ class Sender:
             except (aiohttp.ClientError, TimeoutError) as error:
                 record.errors.append(repr(error)[:160])
             await asyncio.sleep(delay)
-            delay = min(delay * 2, 2.0)
+            delay = min(delay * 2, 4.0)
 
 
 async def poster_tokens(http: aiohttp.ClientSession, count: int) -> list[str]:
@@ -500,13 +515,11 @@ async def inject(
 
 async def run() -> dict[str, Any]:
     results: dict[str, Any] = {
-        "machine": f"{platform.node()} {os.cpu_count()} cpus (shared with other work: "
-        "figures are under contention)",
+        **where_and_when(),
         "rate": RATE,
         "seconds": DURATION_S,
         "viewers": VIEWERS,
         "faults_in_order": list(FAULTS),
-        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
     }
     room = "faults-" + uuid.uuid4().hex[:8]
     with (
@@ -588,8 +601,10 @@ async def measure(
         finally:
             await viewers.close()
     approved = {
-        ChatMessage.from_json(d).id for _, d in await stored(nats_url, subjects.chat_approved(room))
+        ChatMessage.from_json(d).id: at
+        for at, d in await stored(nats_url, subjects.chat_approved(room))
     }
+
     rejected = {
         ModerationVerdict.from_json(d).message_id
         for _, d in await stored(nats_url, subjects.chat_rejected(room))
@@ -630,9 +645,10 @@ def fault_figures(
             everywhere.append(max(a[0] for a in arrivals if a))
     chat_at = min(everywhere, default=None)
     # Every viewer joined again and holding a message that came live after the kill.
+    sent_after = {s.id for s in sends if s.id and s.first_at >= fault.killed_at}
     live_after = [
         min(
-            (a[0] for a in r["seen"].values() if a[1] == "live" and a[0] > fault.killed_at),
+            (a[0] for i, a in r["seen"].items() if a[1] == "live" and i in sent_after),
             default=None,
         )
         for r in reports.values()
@@ -671,7 +687,7 @@ def fault_figures(
 def totals(
     sends: list[Send],
     reports: dict[int, dict[str, Any]],
-    approved: set[str],
+    approved: dict[str, float],
     rejected: set[str],
     faults: list[Fault],
 ) -> dict[str, Any]:
@@ -695,13 +711,16 @@ def totals(
         if (r["seen"].get(s.id) or [0, "live"])[1] == "history"
     )
 
-    def during(send: Send) -> str:
-        before = [f.name for f in faults if f.killed_at <= send.first_at]
-        return before[-1] if before else "before the first fault"
+    def during(at: float | None) -> tuple[str, float | None]:
+        """The last fault before `at`, and how long after its kill `at` was."""
+        before = [f for f in faults if at is not None and f.killed_at <= at]
+        if not before or at is None:
+            return "before the first fault", None
+        return before[-1].name, round(at - before[-1].killed_at, 2)
 
     by_fault: dict[str, int] = {}
     for item in lost:
-        key = during(item["send"])
+        key = during(approved.get(item["send"].id))[0]
         by_fault[key] = by_fault.get(key, 0) + 1
     lost_ids = {item["send"].id for item in lost}
     return {
@@ -716,17 +735,18 @@ def totals(
         "owed_pairs": len(owed) * len(reports),
         "lost_pairs": len(lost),
         "lost_messages": len(lost_ids),
-        "lost_messages_never_approved": len(lost_ids - approved - rejected),
+        "lost_messages_never_approved": len(lost_ids - set(approved) - rejected),
         "viewers_with_losses": len({item["viewer"] for item in lost}),
-        "lost_pairs_by_fault_before_send": by_fault,
+        "lost_pairs_by_fault_before_approval": by_fault,
         "lost_examples": [
             {
                 "viewer": item["viewer"],
                 "id": item["send"].id,
-                "sent_after": during(item["send"]),
-                "approved": item["send"].id in approved,
+                "first_post_after": during(item["send"].first_at),
+                "accepted_after": during(item["send"].accepted_at),
+                "approved_after": during(approved.get(item["send"].id)),
             }
-            for item in lost[:5]
+            for item in lost[:: max(1, len(lost) // 5)][:5]
         ],
         "shown_via_history_only_pairs": only_history,
         "shown_twice": shown_twice,
