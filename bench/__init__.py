@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import os
+import platform
 from collections.abc import Iterable
 from typing import Any, TypeVar
 
@@ -31,6 +32,15 @@ SMOKE = os.environ.get("BENCH_SMOKE", "") not in ("", "0")
 def smoke_or(full: T, smoke: T) -> T:
     """`full` for a real run, `smoke` under `BENCH_SMOKE=1`."""
     return smoke if SMOKE else full
+
+
+def where_and_when() -> dict[str, Any]:
+    """What every result opens with: the machine (shared, so under contention) and its load."""
+    return {
+        "machine": f"{platform.node()} {os.cpu_count()} cpus (shared with other work: "
+        "figures are under contention)",
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+    }
 
 
 def missing_figures(result: Any, figures: Iterable[str]) -> list[str]:

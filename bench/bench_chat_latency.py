@@ -41,7 +41,6 @@ import itertools
 import json
 import multiprocessing
 import os
-import platform
 import statistics
 import time
 import uuid
@@ -52,7 +51,7 @@ import aiohttp
 import nats
 from livekit import api
 
-from bench import smoke_or
+from bench import smoke_or, where_and_when
 from livestage import subjects
 from livestage.schemas import ChatMessage, ChatMessageEvent, ModerationVerdict
 from tests.support.chat import backend_env, chat_message, chat_services
@@ -416,11 +415,9 @@ def path_stages(
 
 async def run() -> dict[str, Any]:
     results: dict[str, Any] = {
-        "machine": f"{platform.node()} {os.cpu_count()} cpus (shared with other work: "
-        "figures are under contention)",
+        **where_and_when(),
         "viewers": VIEWERS,
         "seconds_per_rate": SECONDS_PER_RATE,
-        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
         "rates": {},
     }
     with NatsServer() as nats_srv, RedisServer() as redis_srv, LiveKitServer() as lk_srv:

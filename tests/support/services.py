@@ -22,8 +22,13 @@ def free_port() -> int:
     return port
 
 
-def start_service(package: str, env: dict[str, str]) -> subprocess.Popen[str]:
-    """Start `python -m package` from the repo root with `env` added; output is piped."""
+def start_service(
+    package: str, env: dict[str, str], *, new_session: bool = False
+) -> subprocess.Popen[str]:
+    """Start `python -m package` from the repo root with `env` added; output is piped.
+
+    `new_session`: in a process group of its own, so that `os.killpg(process.pid, SIGKILL)`
+    takes its children too (the host's job processes, the stage's Chromium), as a crash would."""
     return subprocess.Popen(
         [sys.executable, "-m", package],
         cwd=ROOT,
@@ -31,6 +36,7 @@ def start_service(package: str, env: dict[str, str]) -> subprocess.Popen[str]:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        start_new_session=new_session,
     )
 
 
