@@ -13,6 +13,7 @@ What it answers is decided by the input text, so one double serves a whole test:
     double.when("threaten", flag=("harassment", "violence"))
     double.when("boom", status=500)
     double.when("slow", hang=True)            # never answers (until close)
+    double.when("late", delay_s=2.0)          # answers, after 2 s
     ... AsyncOpenAI(base_url=base_url, api_key="sk-test").moderations.create(...)
     double.requests                           # every request body received, in order
     await double.close()
@@ -58,6 +59,7 @@ class Rule:
     flag: tuple[str, ...] = ()
     status: int = 200
     hang: bool = False
+    delay_s: float = 0.0
 
 
 @dataclass
@@ -69,13 +71,20 @@ class OpenAIModerationDouble:
     _released: asyncio.Event = field(default_factory=asyncio.Event)
 
     def when(
-        self, contains: str, *, flag: tuple[str, ...] = (), status: int = 200, hang: bool = False
+        self,
+        contains: str,
+        *,
+        flag: tuple[str, ...] = (),
+        status: int = 200,
+        hang: bool = False,
+        delay_s: float = 0.0,
     ) -> None:
-        """Inputs containing `contains` are flagged in `flag`, fail with `status`, or hang."""
+        """Inputs containing `contains` are flagged in `flag`, fail with `status`, hang, or
+        are answered after `delay_s`."""
         unknown = set(flag) - set(CATEGORIES)
         if unknown:
             raise ValueError(f"not moderation categories: {sorted(unknown)}")
-        self.rules.append(Rule(contains, flag, status, hang))
+        self.rules.append(Rule(contains, flag, status, hang, delay_s))
 
     async def start(self) -> str:
         app = web.Application()
@@ -126,6 +135,8 @@ class OpenAIModerationDouble:
             if rule.hang:
                 await self._released.wait()
                 return _error(503, "The server is shutting down.", "server_error", None)
+            if rule.delay_s:
+                await asyncio.sleep(rule.delay_s)  # a slow endpoint is the point
             if rule.status != 200:
                 return _error(
                     rule.status,

@@ -3,19 +3,22 @@
 For every message on `chat.submitted.<room>` (one durable pull consumer, `MODERATION_DURABLE`,
 shared by every instance so they split the work):
 
-1. load what the checks need from Redis (the verdict if this id was already decided, the
-   visitor's recent messages, strikes, mute, ban);
-2. run the configured checks (pure); if they approve and OpenAI is enabled, ask OpenAI and run
-   them again with its answer; if they still approve and `room_rate` is on, take a place in the
-   room's second from Redis (atomic across instances) and let `room_rate` judge it;
-3. publish the `ChatMessage` unchanged on `chat.approved.<room>`, or a `ModerationVerdict` on
+1. decide, in one optimistic Redis transaction (`StateStore.decide`): read what the checks need
+   (the verdict if this id was already decided, the visitor's recent messages, strikes, mute,
+   ban), run the configured checks (pure); if they approve and OpenAI is enabled, ask OpenAI
+   (keeping the delivery alive meanwhile) and run them again with its answer; if they still
+   approve and `room_rate` is on, take a place in the room's second from Redis (atomic across
+   instances) and let `room_rate` judge it; then record the verdict and the new state. If
+   another instance changed the visitor's state meanwhile, judge again on the new state (OpenAI's
+   answer is kept), so simultaneous messages of one visitor are judged one after the other;
+2. publish the `ChatMessage` unchanged on `chat.approved.<room>`, or a `ModerationVerdict` on
    `chat.rejected.<room>`, with the JetStream de-duplication id `moderation:<id>` (one id for
-   both subjects, so a message gets at most one verdict within the duplicate window);
-4. record the verdict and the new state in one Redis MULTI, and count it in
-   `livestage.chat.verdicts`;
-5. acknowledge (Consumer.run), so a crash anywhere before is a redelivery, never a loss.
+   both subjects, so a message gets at most one verdict within the duplicate window), mark the
+   record published and count the verdict in `livestage.chat.verdicts`;
+3. acknowledge (Consumer.run), so a crash anywhere before is a redelivery, never a loss.
 
-A redelivery after step 4 finds the recorded verdict and is acknowledged without publishing.
+A redelivery finds the recorded verdict: if it was published it is acknowledged without
+publishing; if not (a crash between 1 and 2) that same verdict is published now.
 """
 
 from __future__ import annotations
@@ -39,15 +42,15 @@ from livestage.bus import Bus, Consumer, Delivery
 from livestage.kv import connect_redis
 from livestage.metrics import CHAT_VERDICTS, counter
 from livestage.safety.normalize import normalize
-from livestage.safety.openai import OpenAIModerator
-from livestage.schemas import ChatMessage, ModerationVerdict, now_ms
+from livestage.safety.openai import OpenAIModerator, OpenAIResult
+from livestage.schemas import ChatMessage, ModerationVerdict
 from livestage.service import connect_bus, until_stopped
 from livestage.settings import OpenAISettings, RedisSettings
 from moderation.checks import Context, build_checks
 from moderation.checks.room_rate import RoomRate
 from moderation.pipeline import Decision, Pipeline, strike_outcome
 from moderation.settings import ModerationSettings
-from moderation.state import StateStore
+from moderation.state import Judgement, LoadedState, Recorded, StateStore
 
 NAME = "moderation"
 log = logging.getLogger(NAME)
@@ -123,16 +126,45 @@ class Moderator:
                 delivery.subject,
             )
             return
-        state = await self.store.load(message, with_ban=self.with_ban)
-        if state.decided is not None:
+        openai_answers: list[OpenAIResult] = []  # asked once, whatever the retries
+
+        async def judge(state: LoadedState) -> Judgement:
+            return await self.judge(delivery, state, openai_answers)
+
+        record, fresh = await self.store.decide(
+            message, judge, with_ban=self.with_ban, instance=self.instance
+        )
+        if record.published:
             log.info(
                 "message %s was already decided (%s by %s); acknowledging it again without "
                 "publishing",
                 message.id,
-                state.decided.get("verdict"),
-                state.decided.get("instance"),
+                record.verdict,
+                record.instance,
             )
             return
+        if not fresh:
+            log.warning(
+                "message %s was decided (%s by %s) but its verdict not published; publishing it",
+                message.id,
+                record.verdict,
+                record.instance,
+            )
+        await self.publish(message, record)
+        await self.store.mark_published(message, record)
+        self.verdicts.add(
+            1, {"verdict": record.verdict, "check": record.checks[0] if record.checks else ""}
+        )
+
+    async def judge(
+        self,
+        delivery: Delivery[ChatMessage],
+        state: LoadedState,
+        openai_answers: list[OpenAIResult],
+    ) -> Judgement:
+        """The decision on the delivered message given its author's `state`, and the strike it
+        brings; OpenAI is asked at most once per delivery (its answer kept in `openai_answers`)."""
+        message = delivery.model
         context = Context(
             normalize(message.body),
             recent=state.recent,
@@ -142,8 +174,11 @@ class Moderator:
         )
         decision = self.pipeline.decide(message, context)
         if decision.approved and self.openai is not None:
-            await delivery.msg.in_progress()  # the call may take a while: keep the message ours
-            context = replace(context, openai=await self.openai.moderate(message.body))
+            if not openai_answers:
+                # The call may outlast the ack wait: keep the message ours meanwhile.
+                async with delivery.keep_alive(self.settings.redeliver_after_s[0] / 3):
+                    openai_answers.append(await self.openai.moderate(message.body))
+            context = replace(context, openai=openai_answers[0])
             decision = self.pipeline.decide(message, context)
         if decision.approved and self.room_rate is not None:
             place = await self.store.claim_room_place(message, keep=self.room_rate.max_per_second)
@@ -152,21 +187,11 @@ class Moderator:
             busy = self.room_rate.check(message, context)
             if busy is not None:
                 decision = Decision((busy,), decision.fingerprint)
-        await self.publish(message, decision)
-        outcome = strike_outcome(decision, context, message.created_at, self.settings)
-        if not await self.store.record(message, decision, outcome, self.instance):
-            log.warning(
-                "message %s was decided twice at once (a redelivery overlapped); "
-                "JetStream kept the first verdict",
-                message.id,
-            )
-        self.verdicts.add(
-            1, {"verdict": decision.verdict, "check": decision.checks[0] if decision.checks else ""}
-        )
+        return decision, strike_outcome(decision, context, message.created_at, self.settings)
 
-    async def publish(self, message: ChatMessage, decision: Decision) -> None:
+    async def publish(self, message: ChatMessage, record: Recorded) -> None:
         msg_id = verdict_msg_id(message.id)
-        if decision.approved:
+        if record.approved:
             await self.bus.publish(subjects.chat_approved(message.room), message, msg_id=msg_id)
             return
         verdict = ModerationVerdict(
@@ -174,9 +199,9 @@ class Moderator:
             room=message.room,
             author_identity=message.author_identity,
             verdict="rejected",
-            reason=decision.reason,
-            checks=decision.checks,
-            decided_at=now_ms(),
+            reason=record.reason,
+            checks=record.checks,
+            decided_at=record.decided_at,
         )
         await self.bus.publish(subjects.chat_rejected(message.room), verdict, msg_id=msg_id)
 

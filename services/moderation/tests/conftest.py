@@ -38,6 +38,13 @@ async def bus(nats_server) -> AsyncIterator[Bus]:  # type: ignore[no-untyped-def
 
 
 @pytest.fixture(scope="session")
+async def replica_bus(nats_server) -> AsyncIterator[Bus]:  # type: ignore[no-untyped-def]
+    """A second NATS connection, for a second moderator (a replica) of its own."""
+    async with connected_bus(nats_server, "moderation-tests-replica") as connected:
+        yield connected
+
+
+@pytest.fixture(scope="session")
 async def redis(redis_server) -> AsyncIterator[Redis]:  # type: ignore[no-untyped-def]
     client = Redis.from_url(redis_server.url)
     yield client
@@ -48,8 +55,9 @@ HarnessFactory = Callable[..., Any]
 
 
 @pytest.fixture(scope="session")
-async def start_harness(bus: Bus, redis: Redis) -> AsyncIterator[HarnessFactory]:
-    """Start in-process moderators (stopped at the end of the session)."""
+async def start_harness(bus: Bus, redis: Redis, replica_bus: Bus) -> AsyncIterator[HarnessFactory]:
+    """Start in-process moderators (stopped at the end of the session, before the buses close);
+    `on=replica_bus` gives one its own NATS connection."""
     tasks: list[asyncio.Task[None]] = []
     closers: list[Any] = []
     stop = asyncio.Event()
@@ -60,14 +68,17 @@ async def start_harness(bus: Bus, redis: Redis) -> AsyncIterator[HarnessFactory]
         *,
         room: str | None = None,
         instance: str = "test",
+        on: Bus | None = None,
         **overrides: Any,
     ) -> Harness:
         """A moderator on a fresh room and durable, or on `room` sharing the durable of the
-        moderators already there (a second instance); `overrides` are ModerationSettings
-        fields."""
+        moderators already there (a second instance); `on` is its own NATS connection (else the
+        shared one); `overrides` are ModerationSettings fields."""
         room = room or "mod-" + uuid.uuid4().hex[:12]
         settings = ModerationSettings(durable="d-" + room, **overrides)
-        moderator = Moderator(bus, redis, pipeline, settings, openai=openai, instance=instance)
+        moderator = Moderator(
+            on or bus, redis, pipeline, settings, openai=openai, instance=instance
+        )
         verdicts = Verdicts()
         for subject in (subjects.chat_approved(room), subjects.chat_rejected(room)):
             subscription = await bus.nc.subscribe(subject, cb=_async(verdicts.on_message))

@@ -1,8 +1,10 @@
 """The `openai` check through the real `openai` client against a local double of
-`POST /v1/moderations`: flagged, not flagged, a 500 and a hang, fail-open and fail-closed."""
+`POST /v1/moderations`: flagged, not flagged, a 500, a hang and a slow answer, fail-open and
+fail-closed."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from typing import Literal
@@ -10,6 +12,8 @@ from typing import Literal
 import pytest
 from pydantic import SecretStr
 
+from livestage import subjects
+from livestage.bus import Bus
 from livestage.schemas import ChatMessage, ModerationVerdict
 from livestage.settings import OpenAISettings
 from moderation.app import openai_moderator
@@ -128,3 +132,40 @@ def test_openai_is_off_without_a_key_or_the_setting() -> None:
     without_check = ModerationSettings(openai_enabled=True, checks=["blocklist"])
     assert openai_moderator(without_check, key) is None
     assert openai_moderator(on, key) is not None
+
+
+async def test_a_call_slower_than_the_ack_wait_keeps_the_message_and_asks_once(
+    start_harness,  # type: ignore[no-untyped-def]
+    default_pipeline: Pipeline,
+    replica_bus: Bus,
+    double: tuple[OpenAIModerationDouble, str],
+) -> None:
+    """OpenAI answers after 2.5 s, the ack wait is 1 s, and an idle second replica waits for
+    work: the delivery is kept alive meanwhile, so JetStream never hands the message to the
+    replica (which would ask OpenAI again)."""
+    fake, base_url = double
+    fake.when("latecomer", delay_s=2.5)
+    settings = ModerationSettings(
+        openai_enabled=True, openai_timeout_s=10.0, redeliver_after_s=[1.0]
+    )
+    key = OpenAISettings(api_key=SecretStr("sk-test-moderation"), base_url=base_url)
+    fields = settings.model_dump(exclude={"durable"})
+    one: Harness = await start_harness(default_pipeline, openai_moderator(settings, key), **fields)
+    await start_harness(
+        default_pipeline,
+        openai_moderator(settings, key),
+        room=one.room,
+        on=replica_bus,
+        instance="replica",
+        **fields,
+    )
+    body = "hello from a latecomer"
+    assert isinstance(await one.judge(body), ChatMessage)
+    durable = one.moderator.settings.durable
+    async with asyncio.timeout(10):
+        while True:  # until both replicas are idle: whatever was handed out is acknowledged
+            info = await one.bus.js.consumer_info(subjects.CHAT.name, durable)
+            if not info.num_ack_pending and not info.num_pending:
+                break
+            await asyncio.sleep(0.05)
+    assert fake.inputs().count(body) == 1

@@ -51,7 +51,8 @@ class Context:
 
     normalized: Normalized
     recent: tuple[RecentMessage, ...] = ()
-    """The author's earlier messages within the longest spam window, oldest first."""
+    """The author's other messages (already judged) within the longest spam window on either
+    side of this one's `createdAt`, oldest first."""
     strikes: int = 0
     """Strikes the author collected within the strike window (before this message)."""
     muted_until_ms: int = 0

@@ -1,5 +1,8 @@
 """`duplicate`: the same text again from the same visitor within the window ("hello" and
-"HELLO!!" are the same text: the normalized reading is compared)."""
+"HELLO!!" are the same text: the normalized reading is compared).
+
+The window reaches both ways from this message's `createdAt`, as in `flood`: of two copies judged
+at once by two instances, the one judged second is the repeat, whichever was created first."""
 
 from __future__ import annotations
 
@@ -22,12 +25,11 @@ class Duplicate(Check):
 
     def check(self, message: ChatMessage, context: Context) -> Verdict | None:
         fingerprint = context.normalized.fingerprint
-        since = message.created_at - self.window_ms
-        for earlier in context.recent:
+        for other in context.recent:
             if (
-                earlier.message_id != message.id
-                and since <= earlier.created_at <= message.created_at
-                and earlier.fingerprint == fingerprint
+                other.message_id != message.id
+                and abs(other.created_at - message.created_at) <= self.window_ms
+                and other.fingerprint == fingerprint
             ):
                 return self.reject("You just sent that; please don't repeat yourself.")
         return None
