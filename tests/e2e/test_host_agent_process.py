@@ -19,8 +19,7 @@ import sys
 import time
 import urllib.request
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -28,9 +27,9 @@ import pytest
 from livekit import rtc
 
 from livestage import subjects
-from livestage.bus import Bus, Observed
-from livestage.schemas import HostCommand, HostJobEvent, SpokenTurn, new_id, now_ms
+from livestage.schemas import HostCommand, new_id, now_ms
 from tests.support.bus import connected_bus
+from tests.support.host_events import following
 from tests.support.livekit_helpers import leave
 from tests.support.room import RecordingViewer
 from tests.support.services import (
@@ -41,7 +40,6 @@ from tests.support.services import (
     stop_service,
     wait_http_ok,
 )
-from tests.support.waiting import Changed
 
 
 class HostAgentProcess:
@@ -252,41 +250,6 @@ LONG_SENTENCE = (
 """An operator's `say` that takes espeak-ng about eight seconds to speak."""
 
 
-@dataclass
-class HostEvents:
-    """The room's `host.spoken` and `host.job` events, as they come."""
-
-    spoken: list[SpokenTurn] = field(default_factory=list)
-    jobs: list[HostJobEvent] = field(default_factory=list)
-    changed: Changed = field(default_factory=Changed)
-
-    async def on_spoken(self, observed: Observed[SpokenTurn]) -> None:
-        self.spoken.append(observed.model)
-        self.changed.notify()
-
-    async def on_job(self, observed: Observed[HostJobEvent]) -> None:
-        self.jobs.append(observed.model)
-        self.changed.notify()
-
-    def job(self, event: str, *, not_id: str = "") -> HostJobEvent | None:
-        return next((j for j in self.jobs if j.event == event and j.job_id != not_id), None)
-
-
-@contextlib.asynccontextmanager
-async def following(bus: Bus, room: str) -> AsyncIterator[HostEvents]:
-    events = HostEvents()
-    since = time.time()
-    watches = [
-        await bus.watch(subjects.host_spoken(room), SpokenTurn, events.on_spoken, start=since),
-        await bus.watch(subjects.host_job(room), HostJobEvent, events.on_job, start=since),
-    ]
-    try:
-        yield events
-    finally:
-        for watch in watches:
-            await watch.stop()
-
-
 async def viewer_through_edge(edge: str) -> RecordingViewer:
     """A viewer with a token from the edge (which dispatches a host), recording what it gets."""
     token = post_json(f"{edge}/api/livekit-token", {"displayName": "Ada", "avatar": "fox"})
@@ -304,7 +267,11 @@ async def test_sigterm_mid_sentence_finishes_it_then_another_worker_takes_the_sh
     The second worker gets the show through the edge's existing path (a viewer token after the
     first job ended); the first viewer, still in the room, hears the new host."""
     drain_s, stop_s = 20, 4
-    env = {**stack["env"], "HOST_DRAIN_TIMEOUT_S": str(drain_s), "LIVESTAGE_STOP_TIMEOUT_S": "4"}
+    env = {
+        **stack["env"],
+        "HOST_DRAIN_TIMEOUT_S": str(drain_s),
+        "LIVESTAGE_STOP_TIMEOUT_S": str(stop_s),
+    }
     room_name = stack["room"]
     first = HostAgentProcess(env)
     stack["hosts"].append(first)
@@ -317,7 +284,7 @@ async def test_sigterm_mid_sentence_finishes_it_then_another_worker_takes_the_sh
             try:
                 # the greeting is spoken to its end: the first host is live
                 greeting = await events.changed.until(
-                    lambda: next((t for t in events.spoken if t.kind == "monologue"), None),
+                    lambda: events.turn("monologue"),
                     60,
                     "the first host's greeting",
                 )
@@ -349,7 +316,7 @@ async def test_sigterm_mid_sentence_finishes_it_then_another_worker_takes_the_sh
 
                 # the sentence is heard to its end, not cut
                 said = await events.changed.until(
-                    lambda: next((t for t in events.spoken if t.kind == "say"), None),
+                    lambda: events.turn("say"),
                     drain_s,
                     "the sentence being spoken to be published",
                 )
@@ -384,9 +351,7 @@ async def test_sigterm_mid_sentence_finishes_it_then_another_worker_takes_the_sh
                         )
                 assert new_live is not None, "no new host:\n" + second.output()[-4000:]
                 new_greeting = await events.changed.until(
-                    lambda: next(
-                        (t for t in events.spoken if t.speaker_identity != host_identity), None
-                    ),
+                    lambda: events.turn("monologue", not_speaker=host_identity),
                     60,
                     "the new host to speak",
                 )

@@ -332,12 +332,11 @@ class HostJob:
         heard is cut at once; one being heard is cut only when it outlasts the drain."""
         if self.brain.handed_over and self.turns.all_done:
             return True
-        turn = self.turns.current
-        if turn is None or turn.handle.interrupted:
-            return False  # a finished turn is being published (its end wakes the loop)
         overdue = self._handover_deadline is not None and now >= self._handover_deadline
-        if overdue or not self.turns.heard:
+        turn = self.turns.current
+        if turn is not None and not turn.handle.interrupted and (overdue or not self.turns.heard):
             self.turns.interrupt(self.switcher.session, "shutdown")
+        # else a turn is ending or being published: its end wakes the loop
         return overdue
 
     def _refresh_attributes(self) -> None:
