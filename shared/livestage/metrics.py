@@ -101,7 +101,9 @@ HOST_INTERRUPTIONS = MetricSpec(
     "livestage.host.interruptions",
     "counter",
     "{turn}",
-    "Speech cut short; `cause` is chat (a monologue gave way) or skip (an operator).",
+    "Speech cut short; `cause` is chat (a monologue gave way), skip (an operator), say (an "
+    "operator's words cut in) or shutdown (a draining worker: a turn not yet heard, or one "
+    "outlasting the drain).",
     ("cause",),
 )
 HOST_OUTPUT_BLOCKED = MetricSpec(

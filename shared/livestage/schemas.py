@@ -170,11 +170,14 @@ class HostCommand(WireModel):
     """An operator's instruction to the host (`host.control.<room>`).
 
     `say` speaks `text` verbatim; `persona` switches to the persona named in `text`.
+    `handover` comes from a draining host-agent worker, not an operator: the job whose id is
+    `text` says nothing new, lets the turn under way end, and ends (reason `shutdown`) so that
+    another worker takes the room.
     """
 
     id: MessageId
     room: RoomName
-    action: Literal["pause", "resume", "say", "skip", "persona"]
+    action: Literal["pause", "resume", "say", "skip", "persona", "handover"]
     text: LongText = ""
     created_at: EpochMs
 

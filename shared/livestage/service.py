@@ -5,6 +5,11 @@ With `LIVESTAGE_HEALTH_PORT` set, `run` also serves /healthz and /readyz (`lives
 
 `run(name, main)` sets up telemetry, runs `main(stop)` where `stop` is an `asyncio.Event` set on
 SIGINT or SIGTERM, and flushes telemetry at exit. `main` returns when it has shut down.
+
+A stop has `LIVESTAGE_STOP_TIMEOUT_S` to finish, else the stop watchdog reports where it hung and
+exits 1. A service that drains on a stop (the host agent lets its shows finish the sentence under
+way) passes `run(name, main, drain_s=...)`: its watchdog allows the drain plus the stop timeout,
+and a supervisor's grace period must cover both (`stop_budget_s`).
 """
 
 from __future__ import annotations
@@ -30,10 +35,24 @@ Main = Callable[[asyncio.Event], Awaitable[None]]
 T = TypeVar("T")
 
 
-def run(name: str, main: Main) -> None:
-    """Run `main` as service `name` until it returns or a signal asks it to stop."""
+def stop_budget_s(stop_timeout_s: float, drain_s: float = 0.0) -> float:
+    """How long a stop may take before the watchdog ends it: the drain, then the stop itself."""
+    return max(0.0, drain_s) + stop_timeout_s
+
+
+def run(name: str, main: Main, *, drain_s: float = 0.0) -> None:
+    """Run `main` as service `name` until it returns or a signal asks it to stop.
+
+    `drain_s`: how long `main` may legitimately take after the signal before its own cleanup
+    (draining work in flight); the stop watchdog waits that much longer.
+    """
     telemetry = setup_telemetry(name)
     stop_timeout_s = ServiceSettings().stop_timeout_s
+    budget_s = stop_budget_s(stop_timeout_s, drain_s)
+    if drain_s > 0:
+        why = f"its {drain_s:.1f} s drain + LIVESTAGE_STOP_TIMEOUT_S"
+    else:
+        why = "LIVESTAGE_STOP_TIMEOUT_S"
 
     async def runner() -> None:
         stop = asyncio.Event()
@@ -43,7 +62,7 @@ def run(name: str, main: Main) -> None:
         def on_signal() -> None:
             stop.set()
             if not watchdog:
-                watchdog.append(_stop_watchdog(name, loop, stop_timeout_s))
+                watchdog.append(_stop_watchdog(name, loop, budget_s, why))
 
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, on_signal)
@@ -60,7 +79,9 @@ def run(name: str, main: Main) -> None:
         telemetry.shutdown()
 
 
-def _stop_watchdog(name: str, loop: asyncio.AbstractEventLoop, timeout_s: float) -> threading.Timer:
+def _stop_watchdog(
+    name: str, loop: asyncio.AbstractEventLoop, timeout_s: float, why: str
+) -> threading.Timer:
     """A last resort after a stop signal: if the service has not exited within `timeout_s`
     (a cleanup step that never returns: a lost cancellation inside a client library, a drain
     waiting on a server that is gone), log where every task is and exit with status 1, before a
@@ -72,9 +93,10 @@ def _stop_watchdog(name: str, loop: asyncio.AbstractEventLoop, timeout_s: float)
             for task in asyncio.all_tasks(loop):
                 stacks.append(f"{task.get_name()} at {_awaiting(task.get_coro())}")
         log.error(
-            "%s did not stop within %.1f s (LIVESTAGE_STOP_TIMEOUT_S); exiting. Tasks: %s",
+            "%s did not stop within %.1f s (%s); exiting. Tasks: %s",
             name,
             timeout_s,
+            why,
             "; ".join(stacks) or "none",
         )
         with contextlib.suppress(Exception):

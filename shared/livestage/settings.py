@@ -377,9 +377,10 @@ class ServiceSettings(BaseSettings):
 
     stop_timeout_s: PositiveFloat = Field(
         4.0,
-        description="After SIGINT/SIGTERM a service has this long to shut down cleanly; then it "
-        "logs what it was stuck in and exits with status 1 (below the 5 s a Procfile runner or "
-        "`docker stop`'s 10 s allow before SIGKILL).",
+        description="After SIGINT/SIGTERM (and the host agent's drain, HOST_DRAIN_TIMEOUT_S) a "
+        "service has this long to shut down cleanly; then it logs what it was stuck in and exits "
+        "with status 1 (below the 5 s a Procfile runner or `docker stop`'s 10 s allow before "
+        "SIGKILL).",
     )
 
 

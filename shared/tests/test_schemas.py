@@ -121,7 +121,7 @@ MODELS = {
     ),
     "HostCommand": room_event(
         HostCommand,
-        action=st.sampled_from(["pause", "resume", "say", "skip", "persona"]),
+        action=st.sampled_from(["pause", "resume", "say", "skip", "persona", "handover"]),
         text=st.text(max_size=400),
         created_at=epoch,
     ),

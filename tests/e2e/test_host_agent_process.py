@@ -1,8 +1,10 @@
 """`python -m host_agent` as production runs it (process executor) with a real edge process:
 a viewer token dispatches the host, the host speaks to that viewer, SIGTERM ends the job and
-stops the worker; and after a SIGKILL of the whole host-agent process group (worker and job
-processes, as in a crash), the next viewer token brings a host back from a new worker (the
-edge replaces the dead dispatch: see `tests/e2e/test_edge_host_recovery.py` for its side).
+stops the worker; SIGTERM while the host speaks a long sentence lets the sentence end before the
+job ends (`shutdown`) and a second worker takes the show; and after a SIGKILL of the whole
+host-agent process group (worker and job processes, as in a crash), the next viewer token brings
+a host back from a new worker (the edge replaces the dead dispatch: see
+`tests/e2e/test_edge_host_recovery.py` for its side).
 """
 
 from __future__ import annotations
@@ -24,7 +26,12 @@ import numpy as np
 import pytest
 from livekit import rtc
 
+from livestage import subjects
+from livestage.schemas import HostCommand, new_id, now_ms
+from tests.support.bus import connected_bus
+from tests.support.host_events import following
 from tests.support.livekit_helpers import leave
+from tests.support.room import RecordingViewer
 from tests.support.services import (
     ROOT,
     ServiceOutput,
@@ -115,7 +122,13 @@ def stack(nats_server, redis_server, livekit_server) -> Iterator[dict[str, Any]]
     hosts: list[HostAgentProcess] = []
     try:
         wait_http_ok(f"http://127.0.0.1:{port}/readyz", edge)
-        yield {"edge": f"http://127.0.0.1:{port}", "env": host_env, "hosts": hosts}
+        yield {
+            "edge": f"http://127.0.0.1:{port}",
+            "env": host_env,
+            "hosts": hosts,
+            "room": room,
+            "nats": nats_server,
+        }
     finally:
         for host in hosts:
             host.kill_group()
@@ -228,3 +241,122 @@ async def test_after_a_sigkill_the_next_viewer_token_brings_a_host_back(
         for task in extra["tasks"]:
             task.cancel()
         await leave(room)
+
+
+LONG_SENTENCE = (
+    "Before we move on, let me tell you the whole story of how this little stream began, "
+    "with one borrowed camera, two patient friends and a very noisy kettle in the kitchen."
+)
+"""An operator's `say` that takes espeak-ng about eight seconds to speak."""
+
+
+async def viewer_through_edge(edge: str) -> RecordingViewer:
+    """A viewer with a token from the edge (which dispatches a host), recording what it gets."""
+    token = post_json(f"{edge}/api/livekit-token", {"displayName": "Ada", "avatar": "fox"})
+    viewer = RecordingViewer(rtc.Room())
+    async with asyncio.timeout(15):
+        await viewer.room.connect(token["url"], token["token"])
+    return viewer
+
+
+async def test_sigterm_mid_sentence_finishes_it_then_another_worker_takes_the_show(
+    stack: dict[str, Any],
+) -> None:
+    """A rolling update: the new worker is up, the old one gets SIGTERM while its host speaks.
+
+    The second worker gets the show through the edge's existing path (a viewer token after the
+    first job ended); the first viewer, still in the room, hears the new host."""
+    drain_s, stop_s = 20, 4
+    env = {
+        **stack["env"],
+        "HOST_DRAIN_TIMEOUT_S": str(drain_s),
+        "LIVESTAGE_STOP_TIMEOUT_S": str(stop_s),
+    }
+    room_name = stack["room"]
+    first = HostAgentProcess(env)
+    stack["hosts"].append(first)
+    viewers: list[RecordingViewer] = []
+    async with connected_bus(stack["nats"], "drain-test") as bus:
+        async with following(bus, room_name) as events:
+            await first.registered()
+            viewer = await viewer_through_edge(stack["edge"])
+            viewers.append(viewer)
+            try:
+                # the greeting is spoken to its end: the first host is live
+                greeting = await events.changed.until(
+                    lambda: events.turn("monologue"),
+                    60,
+                    "the first host's greeting",
+                )
+                first_job = events.job("live")
+                assert first_job is not None
+                host_identity = greeting.speaker_identity
+
+                second = HostAgentProcess(env)  # the new replica of a rolling update
+                stack["hosts"].append(second)
+                await second.registered()
+
+                said_at = time.monotonic()
+                await bus.publish(
+                    subjects.host_control(room_name),
+                    HostCommand(
+                        id=new_id(),
+                        room=room_name,
+                        action="say",
+                        text=LONG_SENTENCE,
+                        created_at=now_ms(),
+                    ),
+                )
+                # mid-sentence: a second of it has been heard
+                await viewer.wait_for_audio(
+                    host_identity, loud_seconds=1.0, since=said_at, within=30
+                )
+                sigterm_at, sigterm_wall = time.monotonic(), time.time()
+                first.process.send_signal(signal.SIGTERM)
+
+                # the sentence is heard to its end, not cut
+                said = await events.changed.until(
+                    lambda: events.turn("say"),
+                    drain_s,
+                    "the sentence being spoken to be published",
+                )
+                assert not said.interrupted, said
+                assert " ".join(said.text.split()) == LONG_SENTENCE
+                assert said.ended_at / 1000 > sigterm_wall + 2  # it went on after SIGTERM
+                assert viewer.loud_seconds(host_identity, since=sigterm_at) >= 2.0
+
+                # then the job ends as a shutdown, and the process exits 0 within its budget
+                ended = await events.changed.until(
+                    lambda: events.job("ended"), drain_s, "the first job's end"
+                )
+                assert ended.job_id == first_job.job_id and ended.reason == "shutdown", ended
+                code = await asyncio.to_thread(first.process.wait, drain_s + stop_s + 10)
+                exited_after = time.monotonic() - sigterm_at
+                output = first.output()
+                assert code == 0, output[-4000:]
+                assert exited_after < drain_s + stop_s, (exited_after, output[-4000:])
+                assert "handing the room over" in output, output[-4000:]
+                assert "did not stop" not in output and "Traceback" not in output
+
+                # the show moves to the second worker: a token request, the edge's usual path
+                new_live = None
+                deadline = time.monotonic() + 90
+                while new_live is None and time.monotonic() < deadline:
+                    viewers.append(await viewer_through_edge(stack["edge"]))
+                    with contextlib.suppress(TimeoutError):
+                        new_live = await events.changed.until(
+                            lambda: events.job("live", not_id=first_job.job_id),
+                            20,
+                            "a host from the second worker",
+                        )
+                assert new_live is not None, "no new host:\n" + second.output()[-4000:]
+                new_greeting = await events.changed.until(
+                    lambda: events.turn("monologue", not_speaker=host_identity),
+                    60,
+                    "the new host to speak",
+                )
+                # the viewer who stayed in the room hears the new host
+                await viewer.wait_for_audio(new_greeting.speaker_identity, within=30)
+            finally:
+                for each in viewers:
+                    await each.leave()

@@ -14,6 +14,7 @@ config` shows them. Checked on what that loader resolves:
   LiveKit) or LIVESTAGE_OBSERVE_BIND_ADDRESS (Grafana, Jaeger, Prometheus) says otherwise;
 - each container gets exactly the secrets its settings read (the table below), even when `.env`
   holds every key;
+- the host agent's stop grace period covers its drain and stop timeout;
 - a broken file is refused with the loader's own message.
 """
 
@@ -29,7 +30,7 @@ from typing import Any
 
 import pytest
 
-from livestage.settings import settings_classes
+from livestage.settings import ServiceSettings, default_of, settings_classes
 from tests.support.service_secrets import SERVICE_SETTINGS, secret_env_names
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -281,3 +282,15 @@ def test_a_broken_compose_file_is_refused_with_the_loaders_message(
     result = composecheck(tmp_path)
     assert result.returncode == 1
     assert message in result.stderr, result.stderr
+
+
+def test_the_host_agent_may_drain_before_compose_kills_it(project: Path) -> None:
+    (project / ".env.compose").write_text("")
+    config = rendered(project)
+    env = environment(config, "host-agent")
+    grace_s = float(config["services"]["host-agent"]["stop_grace_period"].removesuffix("s"))
+    drain_s = float(env["HOST_DRAIN_TIMEOUT_S"])
+    stop_s = float(
+        env.get("LIVESTAGE_STOP_TIMEOUT_S") or default_of(ServiceSettings, "stop_timeout_s")
+    )
+    assert drain_s > 0 and grace_s > drain_s + stop_s, (grace_s, drain_s, stop_s)

@@ -21,7 +21,14 @@ from typing import Any
 import pytest
 import yaml
 
-from livestage.settings import env_variables, own_fields, settings_classes
+from host_agent.settings import HostSettings
+from livestage.settings import (
+    ServiceSettings,
+    default_of,
+    env_variables,
+    own_fields,
+    settings_classes,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "deploy" / "helm" / "livestage"
@@ -333,3 +340,53 @@ def test_the_stage_producer_may_use_chromiums_sandbox_by_default() -> None:
         else:
             assert context["seccompProfile"] == {"type": "RuntimeDefault"}
             assert "appArmorProfile" not in context
+
+
+def host_agent_stop(docs: tuple[dict[str, Any], ...] | list[dict[str, Any]]) -> tuple[float, ...]:
+    """The host agent's (grace period, HOST_DRAIN_TIMEOUT_S, LIVESTAGE_STOP_TIMEOUT_S) as its
+    pod would see them (its env, else the ConfigMap, else the settings' defaults)."""
+    (deployment,) = [d for d in of_kind("Deployment", docs) if component(d) == "host-agent"]
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    (configmap,) = of_kind("ConfigMap", docs)
+    env = {**configmap["data"], **{e["name"]: e.get("value") for e in container["env"]}}
+    drain = float(env.get("HOST_DRAIN_TIMEOUT_S", default_of(HostSettings, "drain_timeout_s")))
+    stop = float(env.get("LIVESTAGE_STOP_TIMEOUT_S", default_of(ServiceSettings, "stop_timeout_s")))
+    return float(pod["terminationGracePeriodSeconds"]), drain, stop
+
+
+@pytest.mark.parametrize("values", sorted(VALUES_CASES))
+def test_the_host_agents_grace_period_covers_its_drain_and_stop(values: str) -> None:
+    docs = [doc for doc in yaml.safe_load_all(template(*VALUES_CASES[values])) if doc]
+    grace, drain, stop = host_agent_stop(docs)
+    assert drain > 0  # SIGTERM lets shows finish the turn being heard
+    assert grace > drain + stop, (grace, drain, stop)
+
+
+def test_a_grace_period_the_drain_does_not_fit_in_is_refused() -> None:
+    result = helm(
+        "template", "show", str(CHART), "-f", str(CI_VALUES),
+        "--set", "services.host-agent.env.HOST_DRAIN_TIMEOUT_S=120",
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert "services.host-agent.terminationGracePeriodSeconds (60) must exceed" in result.stderr
+    docs = render(
+        "services.host-agent.env.HOST_DRAIN_TIMEOUT_S=120",
+        "services.host-agent.terminationGracePeriodSeconds=130",
+    )
+    assert host_agent_stop(docs) == (130, 120, default_of(ServiceSettings, "stop_timeout_s"))
+
+
+def test_the_charts_guard_knows_the_settings_defaults() -> None:
+    """Without HOST_DRAIN_TIMEOUT_S in values, the guard uses the settings' own defaults."""
+    budget = default_of(HostSettings, "drain_timeout_s") + default_of(
+        ServiceSettings, "stop_timeout_s"
+    )
+    unset = "services.host-agent.env.HOST_DRAIN_TIMEOUT_S=null"
+    refused = helm(
+        "template", "show", str(CHART), "-f", str(CI_VALUES),
+        "--set", unset, "--set", f"services.host-agent.terminationGracePeriodSeconds={budget:g}",
+    )  # fmt: skip
+    assert refused.returncode != 0 and "must exceed" in refused.stderr
+    docs = render(unset, f"services.host-agent.terminationGracePeriodSeconds={budget + 1:g}")
+    assert host_agent_stop(docs)[0] == budget + 1

@@ -4,7 +4,9 @@
 `dev` keeps no warm process (a job process starts when a job comes). Logs follow
 LIVESTAGE_LOG_LEVEL in both. Both register the worker
 under `LIVEKIT_AGENT_NAME` with the LiveKit server at `LIVEKIT_URL` and wait for dispatches;
-SIGINT/SIGTERM drain running jobs (at most `HOST_DRAIN_TIMEOUT_S`) and stop.
+SIGINT/SIGTERM drain: no new jobs, each running show finishes the turn under way and ends
+(`shutdown`), handed over to another worker (`handover.py`, at most `HOST_DRAIN_TIMEOUT_S`);
+then the worker stops.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import contextlib
 import logging
 import sys
 
+from host_agent.handover import drain_worker
 from host_agent.job import JobConfig
 from host_agent.worker import build_server
 from livestage import health, service
@@ -33,11 +36,11 @@ def main(argv: list[str]) -> int:
 
     async def run(stop: asyncio.Event) -> None:
         # Jobs connect to NATS themselves; checking it here (and declaring the streams) makes a
-        # NATS problem visible at start rather than at the first viewer.
+        # NATS problem visible at start rather than at the first viewer. The worker keeps its
+        # connection to hand its shows over when it drains.
         bus = await service.connect_bus("host-agent", stop, config.nats)
         if bus is None:
             return
-        await bus.close()
         server = build_server(config, devmode=devmode)
         # Jobs hold their own NATS connections; the worker is ready once LiveKit registered it.
         health.remove_ready_check("nats")
@@ -49,18 +52,20 @@ def main(argv: list[str]) -> int:
             config.livekit.agent_name,
             config.livekit.url,
         )
-        await asyncio.wait({worker, stopped}, return_when=asyncio.FIRST_COMPLETED)
-        stopped.cancel()
-        if not worker.done() and config.host.drain_timeout_s > 0:
-            with contextlib.suppress(TimeoutError, asyncio.TimeoutError):
-                await asyncio.wait_for(server.drain(), config.host.drain_timeout_s)
-        await server.aclose()
+        try:
+            await asyncio.wait({worker, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            stopped.cancel()
+            if not worker.done() and config.host.drain_timeout_s > 0:
+                await drain_worker(server, bus, config.host.drain_timeout_s)
+            await server.aclose()
+        finally:
+            await bus.close()
         if worker.done() and worker.exception() is not None:
             raise worker.exception()  # type: ignore[misc]
         with contextlib.suppress(asyncio.CancelledError):
             await worker
 
-    service.run("host-agent", run)
+    service.run("host-agent", run, drain_s=config.host.drain_timeout_s)
     return 0
 
 

@@ -23,6 +23,10 @@ The rules, each with its own unit test in `tests/test_brain.py`:
 - Memory: recent chat and talk older than `memory_s` are forgotten.
 - Control: pause (nothing is said on the host's own initiative), resume, `say` (verbatim,
   cutting in on whatever is being said), a greeting when the first viewer arrives.
+- Handing over (the worker is draining: `hand_over`): nothing new is said (no turn, no queued
+  `say`, no interrupt of the turn under way, so its sentence ends as planned); `handed_over`
+  tells the job when the room can go to another worker. Comments not answered stay unanswered
+  on `host.spoken`, so the next job answers them.
 - A turn lost to a failing voice backend (`speech_failed`: not a word reached the room) is
   tried once more: its comments are fresh again (unless stale), its `say` is next again, its
   greeting or monologue is due again. A second failure of the same thing drops it.
@@ -170,6 +174,7 @@ class HostBrain:
         self._speaking: _Speaking | None = None
         self._say_queue: deque[str] = deque()
         self._paused = False
+        self._handing_over = False
         self._live_since: float | None = None
         self._greeting_due = False
         self._quiet_since = self.clock()
@@ -279,11 +284,24 @@ class HostBrain:
     def set_host_name(self, name: str) -> None:
         self.host_name = name
 
+    def hand_over(self) -> None:
+        """The worker is draining: say nothing new, let the turn under way end (not cut)."""
+        self._handing_over = True
+
     # ---- what to do -------------------------------------------------------------------------
 
     @property
     def paused(self) -> bool:
         return self._paused
+
+    @property
+    def handing_over(self) -> bool:
+        return self._handing_over
+
+    @property
+    def handed_over(self) -> bool:
+        """Handing over and nothing under way: the job may end."""
+        return self._handing_over and self._speaking is None
 
     @property
     def speaking(self) -> TurnPlan | None:
@@ -311,6 +329,9 @@ class HostBrain:
         now = self.clock()
         self._forget()
         self._drop_stale(now)
+
+        if self._handing_over:
+            return None
 
         if self._say_queue:
             if self._speaking is None:
@@ -358,7 +379,12 @@ class HostBrain:
 
     def next_wakeup(self) -> float | None:
         """When `decide()` could answer differently without new input (epoch seconds)."""
-        if self._paused or self._live_since is None or self._speaking is not None:
+        if (
+            self._paused
+            or self._handing_over
+            or self._live_since is None
+            or self._speaking is not None
+        ):
             return None
         times: list[float] = []
         if self._fresh and self._first_fresh_at is not None:

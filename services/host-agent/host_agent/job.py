@@ -20,6 +20,14 @@
    shutdown (`shutdown`), or when something breaks (`crashed`): close the session, take the
    avatar out, publish `ended` with the reason, shut the job down.
 
+Handing over (`handover.py`): a draining worker sends `handover` naming this job on
+`host.control.<room>` (followed from the job's start, so a job still waiting for its viewer
+hears it too and ends at once). The brain then says nothing new; a turn not yet heard is cut
+(nothing of it is lost), a turn being heard goes on to its end (at most `HOST_DRAIN_TIMEOUT_S`
+less `HANDOVER_TEARDOWN_S`) and is published on `host.spoken`; then the job ends with reason
+`shutdown` and the room goes to another worker. Operator commands that come before the host
+is live are acted on as it goes live (a `say` is spoken first).
+
 Falling back instead of going dark (`switcher.py`): when a production backend fails while live
 (the session's unrecoverable `error` event, the Anam avatar leaving or dropping its video, the
 daily spend cap), the `AgentSession` is rebuilt on the local backend of that kind; the brain,
@@ -61,6 +69,7 @@ from opentelemetry import metrics as otel_metrics
 from host_agent.attributes import STATE_ATTRIBUTE, HostAttributes, host_state
 from host_agent.brain import HostBrain, Interrupt, Speak
 from host_agent.config import JobConfig
+from host_agent.handover import turn_budget_s
 from host_agent.inputs import (
     comment_from_chat,
     said_from_spoken,
@@ -109,6 +118,8 @@ class HostJob:
         self._seen_commands: set[str] = set()
         self._task: asyncio.Task[str] | None = None
         self._ready = False
+        self._handover_deadline: float | None = None
+        """Handing over: when the turn under way is cut if it has not ended (clock time)."""
         self.attributes = HostAttributes(ctx.room, self._spawn)
         self.metering = Metering(
             self.room_name, config, lambda spent: self.switcher.spend_cap_reached(spent)
@@ -169,6 +180,11 @@ class HostJob:
             self.bus = await Bus.connect(self.config.nats, f"host-agent {self.room_name}")
             await self.bus.ensure_streams()
             await self._publish_job("started")
+            self._watches.append(
+                await self.bus.watch(
+                    subjects.host_control(self.room_name), HostCommand, self._on_command
+                )
+            )
             self.presence.follow()
             if not await self.presence.wait_for_viewer(
                 self.config.host.viewer_wait_s, self._stopped
@@ -241,7 +257,6 @@ class HostJob:
             await bus.watch(
                 subjects.stage_visual(room), StageVisual, self._on_visual, start="last"
             ),
-            await bus.watch(subjects.host_control(room), HostCommand, self._on_command),
             await bus.watch(subjects.chat_approved(room), ChatMessage, self._on_chat, start=since),
             await bus.watch(subjects.host_spoken(room), SpokenTurn, self._on_spoken),
         ]
@@ -258,6 +273,8 @@ class HostJob:
             if self._stopped.is_set():
                 return self.stop_reason or "shutdown"
             now = self.clock()
+            if self.brain.handing_over and self._handed_over(now):
+                return "shutdown"
             if self.presence.grace_over(now):
                 log.info(
                     "room %s: no viewer for %.0f s; ending the job",
@@ -281,13 +298,46 @@ class HostJob:
                 continue
             deadlines = [
                 t
-                for t in (self.brain.next_wakeup(), self.presence.grace_deadline())
+                for t in (
+                    self.brain.next_wakeup(),
+                    self.presence.grace_deadline(),
+                    self._handover_deadline,
+                )
                 if t is not None
             ]
             timeout = max(0.0, min(deadlines) - now) if deadlines else None
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout)
+
+    def _hand_over(self) -> None:
+        """The worker is draining: finish what is being heard, say nothing new, then end."""
+        if self.brain.handing_over:
+            return
+        budget = turn_budget_s(self.config.host.drain_timeout_s)
+        log.info(
+            "room %s: the worker is draining; handing the room over after the turn under way "
+            "(at most %.0f s)",
+            self.room_name,
+            budget,
+        )
+        self.brain.hand_over()
+        self._handover_deadline = self.clock() + budget
+        if not self._ready:
+            self._stop("shutdown")  # not live yet: nothing is being said
+        self._wake.set()
+
+    def _handed_over(self, now: float) -> bool:
+        """While handing over: True once every turn is finished and published. A turn not yet
+        heard is cut at once; one being heard is cut only when it outlasts the drain."""
+        if self.brain.handed_over and self.turns.all_done:
+            return True
+        overdue = self._handover_deadline is not None and now >= self._handover_deadline
+        turn = self.turns.current
+        if turn is not None and not turn.handle.interrupted and (overdue or not self.turns.heard):
+            self.turns.interrupt(self.switcher.session, "shutdown")
+        # else a turn is ending or being published: its end wakes the loop
+        return overdue
 
     def _refresh_attributes(self) -> None:
         if not self._ready:
@@ -353,6 +403,10 @@ class HostJob:
         if command.room != self.room_name or command.id in self._seen_commands:
             return
         self._seen_commands.add(command.id)
+        if command.action == "handover":  # from a draining worker, naming the job it ends
+            if command.text == self.ctx.job.id:
+                self._hand_over()
+            return
         log.info("room %s: operator command %s", self.room_name, command.action)
         if command.action == "pause":
             self.brain.pause()

@@ -142,9 +142,12 @@ class HostSettings(BaseSettings):
     )
     health_port: Port = Field(8081, description="Worker health HTTP port (0: any free port).")
     drain_timeout_s: NonNegativeInt = Field(
-        0,
-        description="On SIGTERM, how long running jobs may go on before they are ended "
-        "(seconds; 0: end them at once, the next viewer token brings a host back).",
+        20,
+        description="On SIGTERM the worker drains: it takes no new job, and each running show "
+        "finishes the turn it is speaking (this long at most, less 3 s to end the job), then ends "
+        "(`shutdown`) and goes to another worker. The stop watchdog allows this plus "
+        "LIVESTAGE_STOP_TIMEOUT_S, so a supervisor's grace period must be longer than both "
+        "(0: cut running shows at once).",
     )
 
 

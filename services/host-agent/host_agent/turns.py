@@ -105,6 +105,8 @@ class Turns:
         """Seconds the host spoke, every voice together."""
         self._speaking_since: float | None = None
         self._own_ids: set[str] = set()
+        self._following = 0
+        """Turns not yet followed to their end (their `host.spoken` may still be on its way)."""
 
     def speak(self, plan: TurnPlan, session: AgentSession, voice: VoiceBackend) -> None:
         if plan.kind == "say":
@@ -113,7 +115,18 @@ class Turns:
             handle = voice.start_turn(session, compose(self._persona(), plan), plan)
         self.current = Turn(plan, handle)
         self._on_change()
+        self._following += 1
         self._spawn(self._follow(self.current))
+
+    @property
+    def all_done(self) -> bool:
+        """No turn under way, and every finished one handed to the brain and published."""
+        return self.current is None and self._following == 0
+
+    @property
+    def heard(self) -> bool:
+        """The turn under way has begun to be heard (it is past planning)."""
+        return self.current is not None and self.current.started_speaking_at is not None
 
     def interrupt(self, session: AgentSession | None, cause: str) -> None:
         turn = self.current
@@ -141,6 +154,13 @@ class Turns:
             self.settle_abandoned(turn, "")
 
     async def _follow(self, turn: Turn) -> None:
+        try:
+            await self._follow_to_end(turn)
+        finally:
+            self._following -= 1
+            self._wake.set()
+
+    async def _follow_to_end(self, turn: Turn) -> None:
         await turn.handle  # never raises; the outcome is in the handle
         if turn.settled:
             return

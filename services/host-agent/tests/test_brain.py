@@ -356,6 +356,34 @@ def test_say_cuts_in_on_current_speech() -> None:
     assert speak(brain.decide()).text == "Operator here."
 
 
+def test_handing_over_says_nothing_new_and_lets_the_turn_under_way_end() -> None:
+    clock = FakeClock()
+    brain = make_brain(clock, batch_window_s=0, idle_after_s=1)
+    brain.observe_visual(Screen(id="v1", kind="screenshot"))
+    brain.observe_chat(comment(clock, "first", "ann"))
+    reply = speak(brain.decide())
+    brain.hand_over()
+    assert brain.handing_over and not brain.handed_over  # the reply is still being spoken
+    waiting = comment(clock, "second?", "bob")
+    brain.observe_chat(waiting)
+    brain.say("Operator here.")
+    clock.advance(5)
+    assert brain.decide() is None  # no interrupt: the sentence under way is not cut
+    assert brain.next_wakeup() is None
+    finish(brain, reply, "Hi Ann")
+    assert brain.handed_over
+    assert brain.decide() is None  # neither the waiting comment nor the say nor a monologue
+    assert not brain.answered(waiting.id)  # left for the next job (it is not on host.spoken)
+
+
+def test_handing_over_with_nothing_under_way_is_done_at_once() -> None:
+    clock = FakeClock()
+    brain = HostBrain("Nova", BrainConfig(greet=True), clock)
+    brain.went_live()
+    brain.hand_over()
+    assert brain.handed_over and brain.decide() is None  # not even the greeting
+
+
 def test_greeting_when_the_first_viewer_arrives_only() -> None:
     clock = FakeClock()
     brain = HostBrain("Nova", BrainConfig(greet=True), clock)
