@@ -10,9 +10,11 @@ import asyncio
 import contextlib
 import socket
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -38,8 +40,23 @@ class Assets:
     picture: str
 
 
+@dataclass
+class Stack:
+    """The stage producer's asset server with the three assets, and a way to start an edge in
+    front of it (trusting 127.0.0.1 as a proxy; refusals counted in `reader`)."""
+
+    urls: Assets
+    edge: Callable[..., AbstractAsyncContextManager[RunningEdge]]
+    reader: InMemoryMetricReader
+
+    def refusals(self) -> dict[str, int]:
+        return refusals(self.reader)
+
+
 @pytest.fixture
-async def assets(tmp_path: Path) -> AsyncIterator[tuple[str, Assets]]:
+async def stack(  # type: ignore[no-untyped-def]
+    tmp_path: Path, nats_server, redis_server, livekit_server
+) -> AsyncIterator[Stack]:
     store = AssetStore(tmp_path, max_total_bytes=1 << 30, max_asset_bytes=1 << 26)
     signer = AssetSigner(KEY)
     expires = int(time.time()) + 600
@@ -50,8 +67,24 @@ async def assets(tmp_path: Path) -> AsyncIterator[tuple[str, Assets]]:
         )
     )
     server = await AssetServer(create_asset_app(store, signer), "127.0.0.1", 0).start()
+    reader = InMemoryMetricReader()
+    counter = metrics.counter(
+        metrics.MEDIA_REFUSED, MeterProvider(metric_readers=[reader]).get_meter("test")
+    )
+
+    def edge(**settings: Any) -> AbstractAsyncContextManager[RunningEdge]:
+        return running_edge(
+            nats_server,
+            redis_server,
+            livekit_server,
+            stage_media_url=f"http://127.0.0.1:{server.port}",
+            trusted_proxies=["127.0.0.1/32"],
+            media_refused_counter=counter,
+            **settings,
+        )
+
     try:
-        yield f"http://127.0.0.1:{server.port}", urls
+        yield Stack(urls, edge, reader)
     finally:
         await server.close()
 
@@ -101,26 +134,12 @@ class SlowReader:
         self.sock.close()
 
 
-async def test_slow_readers_cannot_keep_a_viewer_from_a_visual(
-    assets: tuple[str, Assets], nats_server, redis_server, livekit_server
-) -> None:  # type: ignore[no-untyped-def]
-    media_url, urls = assets
-    reader = InMemoryMetricReader()
-    counter = metrics.counter(
-        metrics.MEDIA_REFUSED, MeterProvider(metric_readers=[reader]).get_meter("test")
-    )
+async def test_slow_readers_cannot_keep_a_viewer_from_a_visual(stack: Stack) -> None:
+    urls = stack.urls
     readers: list[SlowReader] = []
     async with (
         asyncio.timeout(90),
-        running_edge(
-            nats_server,
-            redis_server,
-            livekit_server,
-            stage_media_url=media_url,
-            trusted_proxies=["127.0.0.1/32"],
-            media_stall_timeout_s=10,
-            media_refused_counter=counter,
-        ) as edge,
+        stack.edge(media_stall_timeout_s=10) as edge,
         httpx.AsyncClient(base_url=edge.url, trust_env=False, timeout=10) as viewer,
     ):
         guard = edge.services.media
@@ -148,7 +167,7 @@ async def test_slow_readers_cannot_keep_a_viewer_from_a_visual(
                 lambda: (
                     guard.streams.in_use == guard.streams.size
                     and guard.clients.in_flight() == guard.streams.size + 20
-                    and refusals(reader).get("busy") == 80 - guard.streams.size
+                    and stack.refusals().get("busy") == 80 - guard.streams.size
                 ),
                 20,
                 "the slow readers to hold every clip slot",
@@ -178,31 +197,16 @@ async def test_slow_readers_cannot_keep_a_viewer_from_a_visual(
         finally:
             for slow in readers:
                 slow.close()
-    refused = refusals(reader)
+    refused = stack.refusals()
     assert refused.get("stalled", 0) >= guard.streams.size, refused
     assert refused.get("stalled", 0) + refused.get("busy", 0) >= 80, refused
 
 
-async def test_per_client_streams_and_rate_are_429_naming_the_limit(
-    assets: tuple[str, Assets], nats_server, redis_server, livekit_server
-) -> None:  # type: ignore[no-untyped-def]
-    media_url, urls = assets
-    reader = InMemoryMetricReader()
-    counter = metrics.counter(
-        metrics.MEDIA_REFUSED, MeterProvider(metric_readers=[reader]).get_meter("test")
-    )
+async def test_per_client_streams_and_rate_are_429_naming_the_limit(stack: Stack) -> None:
+    urls = stack.urls
     async with (
         asyncio.timeout(60),
-        running_edge(
-            nats_server,
-            redis_server,
-            livekit_server,
-            stage_media_url=media_url,
-            trusted_proxies=["127.0.0.1/32"],
-            media_streams_per_client=2,
-            rate_media_per_network="4/minute",
-            media_refused_counter=counter,
-        ) as edge,
+        stack.edge(media_streams_per_client=2, rate_media_per_network="4/minute") as edge,
         httpx.AsyncClient(base_url=edge.url, trust_env=False, timeout=10) as client,
     ):
         guard = edge.services.media
@@ -231,4 +235,4 @@ async def test_per_client_streams_and_rate_are_429_naming_the_limit(
         over = await client.get(urls.picture, headers={"X-Forwarded-For": "10.2.0.1"})
         assert over.status_code == 429 and int(over.headers["retry-after"]) >= 1
         assert "media-network" in over.json()["detail"]
-    assert refusals(reader) == {"client_streams": 1, "rate": 1}
+    assert stack.refusals() == {"client_streams": 1, "rate": 1}

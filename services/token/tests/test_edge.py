@@ -20,6 +20,7 @@ from livestage import subjects
 from livestage.schemas import ChatMessage, PresenceEvent
 from tests.support.livekit_helpers import server_api
 from tests.support.permissions import assert_data_publish_refused, assert_track_publish_refused
+from tests.support.waiting import until
 
 from .conftest import EdgeFactory
 
@@ -434,13 +435,16 @@ async def test_webhook_verifies_signature_and_publishes_presence(
 
 
 async def test_health_ready_config_and_openapi(make_edge: EdgeFactory) -> None:
-    edge = await make_edge()
+    edge = await make_edge(status_interval_s=0.1)
     await edge.wait_for_bus()
     assert (await edge.client.get("/healthz")).json()["status"] == "ok"
     ready = await edge.client.get("/readyz")
     assert ready.status_code == 200, ready.text
     assert ready.json() == {"status": "ready", "checks": {"nats": "ok", "redis": "ok"}}
     assert (await edge.client.get("/readyz")).json()["status"] == "ready"  # latched: no calls
+    board = edge.services.status
+    checks = board.checks
+    await until(lambda: board.checks > checks + 1, 10, "a status check since NATS connected")
     status = (await edge.client.get("/statusz")).json()
     states = {name: d["state"] for name, d in status["dependencies"].items()}
     # no stage producer in this test: visuals are down, everything else answers
