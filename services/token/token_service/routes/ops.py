@@ -16,6 +16,7 @@ from livestage.schemas import PresenceEvent, now_ms
 from ..deps import ServicesDep, limit_status
 from ..dispatch.decision import Participant, is_our_host
 from ..dispatch.dispatcher import HostState
+from ..errors import unavailable
 from ..models import (
     DependencyDetail,
     DependencyStatus,
@@ -150,7 +151,12 @@ async def readyz(services: ServicesDep, response: Response) -> HealthResponse:
 
 
 async def _status(services: ServicesDep) -> tuple[State, dict[str, DependencyState]]:
-    states = dict(await services.status.current())
+    try:
+        states = dict(await services.status.current())
+    except TimeoutError as error:  # only right after start, while the first checks hang
+        raise unavailable(
+            "the dependency status", retry_after_s=1, cause="not checked yet"
+        ) from error
     return overall(states.values()), states
 
 
@@ -159,7 +165,10 @@ async def _status(services: ServicesDep) -> tuple[State, dict[str, DependencySta
     response_model=StatusResponse,
     response_model_by_alias=True,
     dependencies=[Depends(limit_status)],
-    responses={429: {"model": ErrorResponse, "description": "Asked too often; see Retry-After"}},
+    responses={
+        429: {"model": ErrorResponse, "description": "Asked too often; see Retry-After"},
+        503: {"model": ErrorResponse, "description": "Just started: not checked yet"},
+    },
 )
 async def statusz(services: ServicesDep) -> StatusResponse:
     """Each dependency as ok, degraded or down, and what needs it: from the edge's last check
