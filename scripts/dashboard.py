@@ -228,6 +228,24 @@ ROWS: dict[str, tuple[Panel, ...]] = {
             (Query(f"max by (consumer) ({p(m.NATS_CONSUMER_PENDING)})", "{{consumer}}"),),
             description="Messages a durable consumer has not been handed yet.",
         ),
+        Panel(
+            "Edge dependencies",
+            "short",
+            (
+                Query(
+                    f"min by (dependency) ({p(m.EDGE_DEPENDENCY_STATUS)})",
+                    "{{dependency}}",
+                ),
+            ),
+            description="The worst edge replica's last check: 1 ok, 0.5 degraded, 0 down.",
+        ),
+        Panel(
+            "Visuals refused or cut off",
+            "req/s",
+            (Query(rate(m.MEDIA_REFUSED, "reason"), "{{reason}}"),),
+            description="GET /media/ refused (rate, client_streams, busy, too_large) or cut "
+            "off (stalled readers).",
+        ),
     ),
 }
 

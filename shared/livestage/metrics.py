@@ -78,6 +78,24 @@ NAMES_REFUSED = MetricSpec(
     "check (blocklist, wordlist, classifier, zalgo).",
     ("check",),
 )
+MEDIA_REFUSED = MetricSpec(
+    "livestage.edge.media_refused",
+    "counter",
+    "{request}",
+    "GET /media/ requests refused or cut off; `reason` is rate (the client network's request "
+    "rate), client_streams (its responses in flight), busy (no clip or image slot free in time), "
+    "too_large (an image over the cap) or stalled (a reader that took nothing for the stall "
+    "timeout, cut off).",
+    ("reason",),
+)
+EDGE_DEPENDENCY_STATUS = MetricSpec(
+    "livestage.edge.dependency_status",
+    "gauge",
+    "{state}",
+    "The edge's last check of each dependency (`dependency` nats, redis, livekit, "
+    "stage_media): 1 ok, 0.5 degraded (answering slowly or in part), 0 down.",
+    ("dependency",),
+)
 
 # --- host --------------------------------------------------------------------------------------
 HOST_REACTION_LATENCY = MetricSpec(
@@ -202,6 +220,8 @@ ALL: tuple[MetricSpec, ...] = (
     CHAT_REMOVALS,
     RATE_LIMITED,
     NAMES_REFUSED,
+    MEDIA_REFUSED,
+    EDGE_DEPENDENCY_STATUS,
     HOST_REACTION_LATENCY,
     HOST_SPEAKING_TIME,
     HOST_TURNS,

@@ -5,22 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from aiohttp import web
 
-from livestage.settings import LiveKitSettings, NatsSettings, RedisSettings
 from stage_producer.assets import AssetSigner, AssetStore
 from stage_producer.server import AssetServer, create_asset_app
+from tests.support.edge import running_edge
 from tests.support.services import free_port
-from token_service.app import create_app, server_config
-from token_service.settings import EdgeSettings
 
 KEY = b"stage-asset-key-for-tests-012345"
 
@@ -32,42 +28,24 @@ class Stack:
     signer: AssetSigner
 
 
-async def start_edge(
-    media_url: str, nats_server, redis_server, livekit_server
-) -> tuple[uvicorn.Server, asyncio.Task[None], str]:  # type: ignore[no-untyped-def]
-    port = free_port()
-    edge = EdgeSettings(host="127.0.0.1", port=port, stage_media_url=media_url)
-    app = create_app(
-        edge=edge,
-        livekit=LiveKitSettings(
-            url=livekit_server.url,
-            api_key=livekit_server.api_key,
-            room="room-" + uuid.uuid4().hex[:8],
-        ),  # type: ignore[arg-type]
-        nats=NatsSettings(url=nats_server.url),
-        redis=RedisSettings(url=redis_server.url),
-    )
-    server = uvicorn.Server(server_config(app, edge, log_level="warning"))
-    task = asyncio.create_task(server.serve())
-    async with asyncio.timeout(15):
-        while not server.started:  # noqa: ASYNC110 - uvicorn has no started event
-            await asyncio.sleep(0.02)
-    return server, task, f"http://127.0.0.1:{port}"
-
-
 @pytest.fixture
 async def stack(tmp_path: Path, nats_server, redis_server, livekit_server) -> AsyncIterator[Stack]:  # type: ignore[no-untyped-def]
     store = AssetStore(tmp_path, max_total_bytes=1 << 30, max_asset_bytes=1 << 26)
     signer = AssetSigner(KEY)
     assets = await AssetServer(create_asset_app(store, signer), "127.0.0.1", 0).start()
-    server, task, url = await start_edge(
-        f"http://127.0.0.1:{assets.port}", nats_server, redis_server, livekit_server
-    )
-    async with httpx.AsyncClient(base_url=url, trust_env=False, timeout=30) as client:
-        yield Stack(client, store, signer)
-    server.should_exit = True
-    await asyncio.wait_for(task, 10)
-    await assets.close()
+    try:
+        async with (
+            running_edge(
+                nats_server,
+                redis_server,
+                livekit_server,
+                stage_media_url=f"http://127.0.0.1:{assets.port}",
+            ) as edge,
+            httpx.AsyncClient(base_url=edge.url, trust_env=False, timeout=30) as client,
+        ):
+            yield Stack(client, store, signer)
+    finally:
+        await assets.close()
 
 
 async def test_a_signed_url_serves_the_asset_through_the_edge(stack: Stack) -> None:
@@ -131,9 +109,13 @@ async def test_the_edge_streams_without_waiting_for_the_whole_file(
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     upstream = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
-    server, task, url = await start_edge(upstream, nats_server, redis_server, livekit_server)
     try:
-        async with httpx.AsyncClient(base_url=url, trust_env=False, timeout=10) as client:
+        async with (
+            running_edge(
+                nats_server, redis_server, livekit_server, stage_media_url=upstream
+            ) as edge,
+            httpx.AsyncClient(base_url=edge.url, trust_env=False, timeout=10) as client,
+        ):
             async with client.stream("GET", "/media/" + "b" * 64 + ".webm?exp=1&sig=x") as response:
                 chunks = response.aiter_raw()
                 async with asyncio.timeout(5):
@@ -144,22 +126,21 @@ async def test_the_edge_streams_without_waiting_for_the_whole_file(
         assert (first + rest).endswith(b"rest")
     finally:
         release.set()
-        server.should_exit = True
-        await asyncio.wait_for(task, 10)
         await runner.cleanup()
 
 
 async def test_a_stage_producer_that_is_down_is_a_503(
     nats_server, redis_server, livekit_server
 ) -> None:  # type: ignore[no-untyped-def]
-    server, task, url = await start_edge(
-        f"http://127.0.0.1:{free_port()}", nats_server, redis_server, livekit_server
-    )
-    try:
-        async with httpx.AsyncClient(base_url=url, trust_env=False) as client:
-            response = await client.get("/media/" + "c" * 64 + ".jpg?exp=1&sig=x")
-        assert response.status_code == 503 and response.headers["retry-after"]
-        assert "asset server" in response.json()["detail"]
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 10)
+    async with (
+        running_edge(
+            nats_server,
+            redis_server,
+            livekit_server,
+            stage_media_url=f"http://127.0.0.1:{free_port()}",
+        ) as edge,
+        httpx.AsyncClient(base_url=edge.url, trust_env=False) as client,
+    ):
+        response = await client.get("/media/" + "c" * 64 + ".jpg?exp=1&sig=x")
+    assert response.status_code == 503 and response.headers["retry-after"]
+    assert "asset server" in response.json()["detail"]

@@ -7,7 +7,7 @@ settings. The show:
 - a viewer joins the edge's room: the edge dispatches a host job, which goes live on the
   realtime voice and the Anam avatar and greets (tokens, audio seconds, avatar minutes, spend);
 - chat is approved (the host answers it) and rejected, a burst is refused (429), and so is a
-  name that impersonates staff (422);
+  name that impersonates staff (422) and a client asking for visuals too often (429);
 - an operator removes the answered message, has the host say something long and skips it, and
   asks the stage producer for a backdrop;
 - the viewer leaves: the job ends.
@@ -210,6 +210,7 @@ async def test_every_documented_metric_is_emitted_by_a_run_of_the_pipeline(  # t
             "LIVEKIT_AGENT_NAME": AGENT_NAME,
             "LIVESTAGE_OPERATOR_SECRET": OPERATOR_SECRET,
             "TOKEN_RATE_CHAT": "3/10seconds",
+            "TOKEN_RATE_MEDIA_PER_NETWORK": "2/minute",
             "TOKEN_STAGE_MEDIA_URL": f"http://127.0.0.1:{stage_port}",
             "STAGE_HTTP_PORT": str(stage_port),
         }
@@ -315,6 +316,10 @@ async def test_every_documented_metric_is_emitted_by_a_run_of_the_pipeline(  # t
                     "POST", f"{base}/api/livekit-token", {"displayName": "Adm1n", "avatar": "fox"}
                 )
                 assert status == 422, body  # a name impersonating staff
+                media = [  # a client asking for visuals faster than its rate (media_refused)
+                    _status(f"{base}/media/{'a' * 64}.jpg?exp=1&sig=x") for _ in range(3)
+                ]
+                assert media[-1] == 429, media
                 status, body = request(
                     "DELETE", f"{operator}/chat/messages/{approved['id']}", token=OPERATOR_SECRET
                 )

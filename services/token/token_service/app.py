@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import httpx
 import uvicorn
 from fastapi import FastAPI
+from livekit import api
 from opentelemetry.metrics import Counter
+from starlette.types import Receive, Scope, Send
 
+from livestage import metrics
 from livestage.keys import derived_key
 from livestage.kv import connect_redis
 from livestage.settings import (
@@ -29,14 +34,72 @@ from .deps import Limits, Services
 from .dispatch.decision import HostPolicy
 from .dispatch.dispatcher import DispatchMetadata, HostCache
 from .livekit_gateway import LiveKitGateway
+from .media_guard import ABORT_EXTENSION, MediaGuard
 from .names import NameCheck
 from .pages import SecurityHeaders, mount_docs, mount_pages, page_policy
 from .ratelimit import RateLimiter
 from .routes import ROUTERS
 from .settings import EdgeSettings
+from .status import Dependency, StatusBoard
 from .visitors import VisitorIds
 
 WEBHOOK_PATH = "/api/livekit/webhook"
+
+
+class EdgeApp(FastAPI):
+    """FastAPI, plus a way for a response to drop its connection at once (`ABORT_EXTENSION`).
+
+    ASGI can only close a connection by raising, and the server then closes it gracefully:
+    whatever is buffered for a reader that takes nothing stays until it reads. uvicorn's `send`
+    is a method of the connection's request cycle, which holds the transport; its `abort()` is
+    offered in the scope. Under another server the extension is missing and a stalled response
+    raises instead."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        transport = getattr(getattr(send, "__self__", None), "transport", None)
+        abort = getattr(transport, "abort", None)
+        if scope["type"] == "http" and callable(abort):
+            scope["extensions"] = {**(scope.get("extensions") or {}), ABORT_EXTENSION: abort}
+        await super().__call__(scope, receive, send)
+
+
+def dependencies(services: Services) -> list[Dependency]:
+    """What /statusz checks, each with what the edge cannot do without it."""
+    edge = services.edge
+
+    async def nats() -> str | None:
+        bus = services.bus
+        if bus is None or not bus.connected:
+            raise ConnectionError("not connected to NATS")
+        try:
+            await bus.js.account_info()
+        except Exception as error:  # noqa: BLE001 - connected, but JetStream did not answer
+            return f"connected, JetStream not answering ({type(error).__name__})"
+        return None
+
+    async def redis() -> str | None:
+        await services.redis.ping()
+        return None
+
+    async def livekit() -> str | None:
+        await services.gateway.call(
+            "list_rooms", lambda lk: lk.room.list_rooms(api.ListRoomsRequest())
+        )
+        return None
+
+    async def stage_media() -> str | None:
+        url = f"{edge.stage_media_url.rstrip('/')}/healthz"
+        response = await services.media_client.get(url)
+        return None if response.status_code == 200 else f"HTTP {response.status_code}"
+
+    return [
+        Dependency("nats", nats, edge.nats_timeout_s, ("chat", "chat history", "webhooks")),
+        Dependency(
+            "redis", redis, edge.redis_timeout_s, ("tokens", "chat", "chat history", "bans")
+        ),
+        Dependency("livekit", livekit, edge.livekit_timeout_s, ("tokens", "host dispatch")),
+        Dependency("stage_media", stage_media, edge.livekit_timeout_s, ("visuals",)),
+    ]
 
 
 def create_app(
@@ -48,8 +111,10 @@ def create_app(
     operator_settings: OperatorSettings | None = None,
     rate_limited_counter: Counter | None = None,
     stage_domains: StageDomainSettings | None = None,
+    media_refused_counter: Counter | None = None,
 ) -> FastAPI:
-    """The edge app; `rate_limited_counter` lets tests read the 429 metric."""
+    """The edge app; `rate_limited_counter` and `media_refused_counter` let tests read those
+    metrics."""
     edge = edge or EdgeSettings()
     livekit = livekit or LiveKitSettings()
     nats = nats or NatsSettings()
@@ -71,13 +136,19 @@ def create_app(
             max_connections=edge.redis_max_connections,
         )
         secret = livekit.api_secret.get_secret_value()
+        media = MediaGuard.create(
+            per_client=edge.media_streams_per_client,
+            max_streams=edge.media_max_streams,
+            max_reads=edge.media_max_reads,
+            wait_s=edge.media_slot_wait_s,
+        )
         services = Services(
             edge=edge,
             livekit=livekit,
             nats=nats,
             topics=topics,
             redis=redis_client,
-            limiter=RateLimiter(
+            limiter=RateLimiter.in_redis(
                 redis.url, redis_client, livekit.room, limited=rate_limited_counter
             ),
             limits=Limits.from_settings(edge),
@@ -97,17 +168,37 @@ def create_app(
             visitors=visitors,
             # in a thread: the first build loads word lists and the classifier
             names=await asyncio.to_thread(NameCheck.build, edge.reserved_names),
+            local_limiter=RateLimiter.in_memory(livekit.room, limited=rate_limited_counter),
+            media=media,
+            media_client=httpx.AsyncClient(
+                timeout=httpx.Timeout(
+                    connect=2.0, read=30.0, write=10.0, pool=edge.media_slot_wait_s
+                ),
+                limits=httpx.Limits(
+                    max_connections=media.upstream_connections,
+                    max_keepalive_connections=media.reads.size,
+                ),
+                trust_env=False,  # never send the stage's assets through an environment proxy
+                follow_redirects=False,
+            ),
+            media_refused=media_refused_counter or metrics.counter(metrics.MEDIA_REFUSED),
             operator=operator_settings,
             stage_domains=stage_domains,
         )
+        services.status = StatusBoard(dependencies(services), edge.status_interval_s)
         services.start_bus()
+        status_task = asyncio.create_task(services.status.run(), name="dependency status")
+        metrics.gauge(metrics.EDGE_DEPENDENCY_STATUS, services.status.observe)
         app.state.services = services
         try:
             yield
         finally:
+            status_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await status_task
             await services.close()
 
-    app = FastAPI(
+    app = EdgeApp(
         title="Livestage edge",
         version="0.1.0",
         summary="Everything a browser touches: viewer tokens, chat, history, webhooks, pages.",

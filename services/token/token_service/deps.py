@@ -8,8 +8,10 @@ import logging
 from dataclasses import dataclass, field
 from typing import Annotated
 
+import httpx
 from fastapi import Depends, Header, HTTPException, Request, status
 from nats.aio.msg import Msg
+from opentelemetry.metrics import Counter
 from pydantic import ValidationError
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -31,9 +33,11 @@ from .client_ip import Network, client_ip, client_network
 from .dispatch.decision import HostPolicy
 from .dispatch.dispatcher import DispatchMetadata, HostCache, HostState
 from .livekit_gateway import LiveKitGateway
+from .media_guard import MediaGuard
 from .names import NameCheck
 from .ratelimit import Limit, RateLimiter
 from .settings import EdgeSettings
+from .status import StatusBoard
 from .viewers import Viewer, ViewerAuthError, verify_viewer_token
 from .visitors import VisitorIds
 
@@ -48,6 +52,8 @@ class Limits:
     chat_per_network: Limit
     history_per_visitor: Limit
     history_per_network: Limit
+    media_per_network: Limit
+    status_per_network: Limit
 
     @classmethod
     def from_settings(cls, settings: EdgeSettings) -> Limits:
@@ -58,6 +64,8 @@ class Limits:
             chat_per_network=Limit.parse("chat-network", settings.rate_chat_per_network),
             history_per_visitor=Limit.parse("history-visitor", settings.rate_history),
             history_per_network=Limit.parse("history-network", settings.rate_history_per_network),
+            media_per_network=Limit.parse("media-network", settings.rate_media_per_network),
+            status_per_network=Limit.parse("status-network", settings.rate_status_per_network),
         )
 
 
@@ -79,9 +87,15 @@ class Services:
     host_policy: HostPolicy
     visitors: VisitorIds
     names: NameCheck
+    local_limiter: RateLimiter  # this replica's own buckets (media, status)
+    media: MediaGuard
+    media_client: httpx.AsyncClient
+    media_refused: Counter
+    status: StatusBoard = field(init=False)  # set by the app: its probes use these services
     operator: OperatorSettings = field(default_factory=OperatorSettings)
     stage_domains: StageDomainSettings = field(default_factory=StageDomainSettings)
     bus: Bus | None = None
+    started: bool = False  # NATS connected and Redis answered once (see /readyz)
     _bus_task: asyncio.Task[None] | None = field(default=None, repr=False)
 
     @property
@@ -130,6 +144,7 @@ class Services:
     async def close(self) -> None:
         if self._bus_task is not None:
             self._bus_task.cancel()
+        await self.media_client.aclose()
         if self.bus is not None:
             await self.bus.close()
         await self.gateway.aclose()
@@ -250,3 +265,7 @@ async def limit_history(viewer: ViewerDep, network: ClientNetwork, services: Ser
 
 async def limit_token_network(network: ClientNetwork, services: ServicesDep) -> None:
     await services.limiter.check(services.limits.token_per_network, network)
+
+
+async def limit_status(network: ClientNetwork, services: ServicesDep) -> None:
+    await services.local_limiter.check(services.limits.status_per_network, network)

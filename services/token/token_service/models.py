@@ -118,6 +118,31 @@ class HealthResponse(BaseModel):
     checks: dict[str, str] = {}
 
 
+DependencyStateName = Literal["ok", "degraded", "down"]
+
+
+class DependencyStatus(ApiModel):
+    state: DependencyStateName
+    needed_by: list[str] = Field(description="What the edge cannot do while this is down.")
+
+
+class DependencyDetail(DependencyStatus):
+    detail: str = Field(description="What the last check saw.")
+    latency_ms: int = Field(description="How long the last check took.")
+
+
+class StatusResponse(ApiModel):
+    """The edge's dependencies as last checked (every TOKEN_STATUS_INTERVAL_S)."""
+
+    status: Literal["ok", "degraded"]
+    checked_at: int = Field(description="When the checks ran, epoch ms.")
+    dependencies: dict[str, DependencyStatus]
+
+
+class OperatorStatusResponse(StatusResponse):
+    dependencies: dict[str, DependencyDetail]  # type: ignore[assignment]
+
+
 MAX_BAN_S = 365 * 24 * 3600
 
 

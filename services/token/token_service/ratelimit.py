@@ -5,6 +5,9 @@ tests' edges, one room each) apart, the key is a visitor tag or a client network
 counted against several buckets in order (visitor first, then network) and stops at the first
 that is full, so a refused request uses up nothing in the buckets after it. Every 429 adds one
 to the `livestage.edge.rate_limited` counter with the limit's name.
+
+`RateLimiter.in_memory` counts in the process instead, for limits that guard one replica's own
+resources (its `/media` streams, its status page) and must keep working while Redis is down.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from dataclasses import dataclass
 
 from fastapi import HTTPException, status
 from limits import RateLimitItem, parse
-from limits.aio.storage import RedisStorage
+from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import MovingWindowRateLimiter
 from opentelemetry.metrics import Counter
 from redis.asyncio import Redis
@@ -37,29 +40,34 @@ class Limit:
 
 
 class RateLimiter:
-    def __init__(
-        self,
-        redis_url: str,
-        redis: Redis,
-        namespace: str,
-        *,
-        limited: Counter | None = None,
-    ) -> None:
+    def __init__(self, storage: Storage, namespace: str, *, limited: Counter | None = None) -> None:
+        self.storage = storage
+        self.limiter = MovingWindowRateLimiter(storage)
+        self.namespace = namespace
+        self.limited = limited or metrics.counter(metrics.RATE_LIMITED)
+
+    @classmethod
+    def in_redis(
+        cls, redis_url: str, redis: Redis, namespace: str, *, limited: Counter | None = None
+    ) -> RateLimiter:
         """Counts in the Redis at `redis_url` through `redis`'s connection pool (its timeouts,
         and its wait for a free connection under a rush, instead of failing)."""
         uri = redis_url.replace("redis://", "async+redis://", 1).replace(
             "rediss://", "async+rediss://", 1
         )
-        self.storage = RedisStorage(
+        storage = RedisStorage(
             uri,
             implementation="redispy",
             key_prefix="livestage-limits",
             # documented by `limits`, though its options are typed as scalars
             connection_pool=redis.connection_pool,  # type: ignore[arg-type]
         )
-        self.limiter = MovingWindowRateLimiter(self.storage)
-        self.namespace = namespace
-        self.limited = limited or metrics.counter(metrics.RATE_LIMITED)
+        return cls(storage, namespace, limited=limited)
+
+    @classmethod
+    def in_memory(cls, namespace: str, *, limited: Counter | None = None) -> RateLimiter:
+        """Counts in this process only: each replica keeps its own buckets."""
+        return cls(MemoryStorage(), namespace, limited=limited)
 
     async def check(self, limit: Limit, key: str) -> None:
         """Count one hit for `key`; raise 429 with Retry-After when the limit is exceeded."""

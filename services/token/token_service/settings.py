@@ -67,6 +67,54 @@ class EdgeSettings(BaseSettings):
     rate_history_per_network: str = Field(
         "120/minute", description="History reads per client network, all visitors together."
     )
+    rate_media_per_network: str = Field(
+        "300/minute",
+        description="GET /media/ requests per client network (IPv4 address, IPv6 /64), counted "
+        "by each edge replica in its own memory (a visual never waits for Redis).",
+    )
+    rate_status_per_network: str = Field(
+        "30/minute",
+        description="GET /statusz requests per client network, counted by each replica in its "
+        "own memory (the answer is cached anyway).",
+    )
+
+    # --- /media: what slow readers may hold ------------------------------------------------------
+    media_streams_per_client: PositiveInt = Field(
+        6,
+        description="GET /media/ responses one client network may have in flight at once on "
+        "one replica; one more is a 429.",
+    )
+    media_max_streams: PositiveInt = Field(
+        64,
+        description="Clips (and HEAD/Range answers of them) streamed from the stage producer at "
+        "once per replica; past it a request waits TOKEN_MEDIA_SLOT_WAIT_S, then 503.",
+    )
+    media_max_reads: PositiveInt = Field(
+        32,
+        description="Images read from the stage producer at once per replica (each is read "
+        "whole, then sent from memory: a slow reader holds no upstream connection).",
+    )
+    media_slot_wait_s: PositiveFloat = Field(
+        0.5, description="Longest wait for a free clip or image slot before a 503 (seconds)."
+    )
+    media_stall_timeout_s: PositiveFloat = Field(
+        10.0,
+        description="A reader that takes no chunk of an asset for this long is cut off and "
+        "its slot freed (seconds).",
+    )
+    media_max_image_bytes: PositiveInt = Field(
+        16 * 1024 * 1024,
+        description="Largest image the edge reads into memory (as STAGE_ASSET_MAX_BYTES); a "
+        "larger one is a 502.",
+    )
+
+    # --- dependency status ---------------------------------------------------------------------
+    status_interval_s: PositiveFloat = Field(
+        5.0,
+        description="How often the edge checks NATS, Redis, LiveKit and the stage producer for "
+        "GET /statusz and the dependency gauge (seconds): one check of each per interval, "
+        "whatever the request rate.",
+    )
 
     # --- bans ------------------------------------------------------------------------------------
     visitor_network_ttl_s: PositiveInt = Field(
@@ -166,6 +214,8 @@ class EdgeSettings(BaseSettings):
         "rate_chat_per_network",
         "rate_history",
         "rate_history_per_network",
+        "rate_media_per_network",
+        "rate_status_per_network",
     )
     @classmethod
     def _rate_parses(cls, value: str) -> str:

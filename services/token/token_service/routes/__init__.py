@@ -4,8 +4,9 @@
 |---|---|---|
 | `viewer` | `GET /api/config`, `POST /api/livekit-token` | page config, tokens, host dispatch |
 | `chat` | `POST /api/chat`, `GET /api/chat/history` | chat ingress and history reads |
-| `ops` | `POST /api/livekit/webhook`, `GET /healthz`, `GET /readyz` | LiveKit webhooks, probes |
+| `ops` | `POST /api/livekit/webhook`, `/healthz`, `/readyz`, `/statusz` | webhooks, probes |
 | `operator/` | `/api/operator/...` | the operator's routes, behind the bearer secret |
+| (`ops`) | `GET /api/operator/status` | `/statusz` with each check's detail (operator) |
 | `media` | `GET /media/{name}` | the stage's assets, streamed from the stage producer |
 """
 
@@ -21,6 +22,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     viewer.router,
     chat.router,
     ops.router,
+    ops.operator_status_router,
     auth.router,
     operator_chat.router,
     bans.router,

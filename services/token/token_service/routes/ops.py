@@ -1,26 +1,36 @@
-"""LiveKit webhooks (presence events onto NATS) and health checks."""
+"""LiveKit webhooks (presence events onto NATS); liveness, readiness and dependency status."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Header, HTTPException, Request, Response, status
+from fastapi import APIRouter, Depends, Header, HTTPException, Request, Response, status
 from livekit import api
 from livekit.protocol.models import ParticipantInfo
 
 from livestage import subjects
 from livestage.schemas import PresenceEvent, now_ms
 
-from ..deps import ServicesDep
+from ..deps import ServicesDep, limit_status
 from ..dispatch.decision import Participant, is_our_host
 from ..dispatch.dispatcher import HostState
-from ..models import ErrorResponse, HealthResponse
+from ..errors import unavailable
+from ..models import (
+    DependencyDetail,
+    DependencyStatus,
+    ErrorResponse,
+    HealthResponse,
+    OperatorStatusResponse,
+    StatusResponse,
+)
+from ..status import DependencyState, State, overall
+from .operator.auth import operator_router
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["operations"])
+operator_status_router = operator_router(tags=["operator"])
 
 PRESENCE_EVENTS = {"participant_joined", "participant_left", "room_started", "room_finished"}
 ParticipantKindName = Literal["", "standard", "agent", "ingress", "egress", "sip"]
@@ -111,44 +121,83 @@ async def _update_host_cache(services: ServicesDep, room: str, event: api.Webhoo
 
 @router.get("/healthz", response_model=HealthResponse)
 async def healthz() -> HealthResponse:
-    """The process is up."""
+    """Liveness: the process answers, so its event loop turns. Checks no dependency (a
+    dependency that is down is no reason to restart the edge)."""
     return HealthResponse(status="ok")
 
 
 @router.get("/readyz", response_model=HealthResponse, responses={503: {"model": HealthResponse}})
 async def readyz(services: ServicesDep, response: Response) -> HealthResponse:
-    """NATS (with JetStream), Redis and LiveKit all answer."""
+    """Readiness: the edge has started (connected to NATS and heard from Redis once). After
+    that it stays ready: a dependency going down later is the same for every replica, and taking
+    them all out of the Service would turn "tokens (or chat) fail for a while" into "nothing,
+    not even the page, answers". Routes meet an outage with their own 503 + Retry-After;
+    `/statusz` says what is down."""
+    if services.started:
+        return HealthResponse(status="ready", checks={"startup": "done"})
+    nats_state = "ok" if services.bus is not None else "not connected yet"
+    try:
+        async with asyncio.timeout(services.edge.redis_timeout_s):
+            await services.redis.ping()
+        redis_state = "ok"
+    except Exception as error:  # noqa: BLE001 - any failure means not started yet
+        redis_state = f"unavailable: {type(error).__name__}"
+    checks = {"nats": nats_state, "redis": redis_state}
+    if nats_state == redis_state == "ok":
+        services.started = True
+        return HealthResponse(status="ready", checks=checks)
+    response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    return HealthResponse(status="starting", checks=checks)
 
-    async def nats_check() -> str:
-        bus = services.require_bus()
-        await bus.js.account_info()
-        return "ok"
 
-    async def redis_check() -> str:
-        await services.redis.ping()
-        return "ok"
+async def _status(services: ServicesDep) -> tuple[State, dict[str, DependencyState]]:
+    try:
+        states = dict(await services.status.current())
+    except TimeoutError as error:  # only right after start, while the first checks hang
+        raise unavailable(
+            "the dependency status", retry_after_s=1, cause="not checked yet"
+        ) from error
+    return overall(states.values()), states
 
-    async def livekit_check() -> str:
-        await services.gateway.call(
-            "list_rooms", lambda lk: lk.room.list_rooms(api.ListRoomsRequest())
-        )
-        return "ok"
 
-    edge = services.edge
-
-    async def bounded(check: Callable[[], Awaitable[str]], timeout_s: float) -> str:
-        try:
-            return await asyncio.wait_for(check(), timeout=timeout_s)
-        except Exception as error:  # noqa: BLE001 - any failure means not ready
-            return f"unavailable: {type(error).__name__}"
-
-    nats_state, redis_state, livekit_state = await asyncio.gather(
-        bounded(nats_check, edge.nats_timeout_s),
-        bounded(redis_check, edge.redis_timeout_s),
-        bounded(livekit_check, edge.livekit_timeout_s),
+@router.get(
+    "/statusz",
+    response_model=StatusResponse,
+    response_model_by_alias=True,
+    dependencies=[Depends(limit_status)],
+    responses={
+        429: {"model": ErrorResponse, "description": "Asked too often; see Retry-After"},
+        503: {"model": ErrorResponse, "description": "Just started: not checked yet"},
+    },
+)
+async def statusz(services: ServicesDep) -> StatusResponse:
+    """Each dependency as ok, degraded or down, and what needs it: from the edge's last check
+    (one per TOKEN_STATUS_INTERVAL_S, whatever the request rate). Always 200 once checked; the
+    operator's `/api/operator/status` adds what each check saw."""
+    overall_state, states = await _status(services)
+    return StatusResponse(
+        status=overall_state,
+        checked_at=services.status.checked_at_ms,
+        dependencies={
+            name: DependencyStatus(state=s.state, needed_by=list(s.needed_by))
+            for name, s in states.items()
+        },
     )
-    checks = {"nats": nats_state, "redis": redis_state, "livekit": livekit_state}
-    ready = all(value == "ok" for value in checks.values())
-    if not ready:
-        response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
-    return HealthResponse(status="ready" if ready else "not ready", checks=checks)
+
+
+@operator_status_router.get(
+    "/status", response_model=OperatorStatusResponse, response_model_by_alias=True
+)
+async def operator_status(services: ServicesDep) -> OperatorStatusResponse:
+    """`/statusz` with what each check saw and how long it took."""
+    overall_state, states = await _status(services)
+    return OperatorStatusResponse(
+        status=overall_state,
+        checked_at=services.status.checked_at_ms,
+        dependencies={
+            name: DependencyDetail(
+                state=s.state, needed_by=list(s.needed_by), detail=s.detail, latency_ms=s.latency_ms
+            )
+            for name, s in states.items()
+        },
+    )
