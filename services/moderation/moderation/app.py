@@ -14,6 +14,8 @@ shared by every instance so they split the work):
 4. record the verdict and the new state in one Redis MULTI, and count it in
    `livestage.chat.verdicts`;
 5. acknowledge (Consumer.run), so a crash anywhere before is a redelivery, never a loss.
+   Redeliveries go on for the retry budget (`NATS_RETRY_BUDGET_S`); a message whose last
+   delivery fails too is filed in the dead-letter stream (`livestage.deadletter`).
 
 A redelivery after step 4 finds the recorded verdict and is acknowledged without publishing.
 """
@@ -186,7 +188,6 @@ class Moderator:
             subject or subjects.all_rooms("chat", "submitted"),
             ChatMessage,
             self.settings.durable,
-            max_deliver=self.settings.max_deliver,
             backoff_s=self.settings.redeliver_after_s,
         )
 
