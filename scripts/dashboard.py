@@ -228,6 +228,19 @@ ROWS: dict[str, tuple[Panel, ...]] = {
             (Query(f"max by (consumer) ({p(m.NATS_CONSUMER_PENDING)})", "{{consumer}}"),),
             description="Messages a durable consumer has not been handed yet.",
         ),
+        Panel(
+            "Dead letters",
+            "short",
+            (
+                Query(
+                    f"sum by (consumer, reason) (increase({p(m.BUS_DEAD_LETTERED)}[{RATE}]))",
+                    "{{consumer}}: {{reason}}",
+                ),
+            ),
+            description="Messages a consumer gave up on (retry budget spent, or invalid): "
+            "each waits in the DEADLETTER stream for an operator to replay it "
+            "(/api/operator/deadletters). Alert on any.",
+        ),
     ),
 }
 
