@@ -59,6 +59,7 @@ from livestage.deadletter import DeadLetters, error_text, is_replay, is_replay_f
 from livestage.retry import LADDER_S, retry_policy
 from livestage.schemas import WireModel
 from livestage.settings import NatsSettings, mask_url
+from livestage.stored import read_stored
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("livestage.bus")
@@ -357,40 +358,24 @@ class Bus:
         config = ConsumerConfig(
             deliver_policy=DeliverPolicy.BY_START_TIME,
             opt_start_time=datetime.fromtimestamp(since, UTC),
-            ack_policy=AckPolicy.NONE,
-            inactive_threshold=5.0,
         )
-        subscription = await self.js.pull_subscribe(subject, durable=None, config=config)
         found: list[Observed[M]] = []
-        try:
-            pending = (await subscription.consumer_info()).num_pending or 0
-            while pending > 0:
-                try:
-                    msgs = await subscription.fetch(min(pending, 256), timeout=2.0)
-                except (TimeoutError, nats.errors.TimeoutError):
-                    break
-                pending -= len(msgs)
-                for msg in msgs:
-                    if is_replay(msg):
-                        continue
-                    try:
-                        model = model_type.from_json(msg.data)
-                    except ValidationError:
-                        log.error("skipping invalid %s on %s", model_type.__name__, msg.subject)
-                        continue
-                    found.append(
-                        Observed(
-                            model=model,
-                            subject=msg.subject,
-                            stored_at=msg.metadata.timestamp.timestamp(),
-                            context=_extract_trace_context(msg),
-                        )
-                    )
-        finally:
+        async for msg in read_stored(self.js, subject, config):
+            if is_replay(msg):
+                continue
             try:
-                await subscription.unsubscribe()
-            except (nats.errors.Error, OSError) as error:
-                log.debug("history unsubscribe: %r", error)
+                model = model_type.from_json(msg.data)
+            except ValidationError:
+                log.error("skipping invalid %s on %s", model_type.__name__, msg.subject)
+                continue
+            found.append(
+                Observed(
+                    model=model,
+                    subject=msg.subject,
+                    stored_at=msg.metadata.timestamp.timestamp(),
+                    context=_extract_trace_context(msg),
+                )
+            )
         return found[-limit:]
 
     async def request(

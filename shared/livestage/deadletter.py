@@ -44,11 +44,12 @@ import nats.errors
 import nats.js.errors
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, PubAck
+from nats.js.api import ConsumerConfig, DeliverPolicy, PubAck
 from opentelemetry.metrics import Meter
 
 from livestage import metrics, subjects
 from livestage.schemas import DeadLetter, now_ms
+from livestage.stored import read_stored
 
 log = logging.getLogger(__name__)
 
@@ -176,35 +177,12 @@ class DeadLetters:
         self, *, consumer: str | None = None, room: str | None = None, limit: int = 50
     ) -> list[StoredDeadLetter]:
         """The newest `limit` dead letters (newest first), of one consumer and/or room."""
-        config = ConsumerConfig(
-            deliver_policy=DeliverPolicy.ALL,
-            ack_policy=AckPolicy.NONE,
-            inactive_threshold=5.0,
-        )
-        subject = subjects.deadletters(consumer, room)
-        subscription = await self.js.pull_subscribe(
-            subject, durable=None, stream=self.stream, config=config
-        )
         newest: deque[StoredDeadLetter] = deque(maxlen=limit)
-        try:
-            pending = (await subscription.consumer_info()).num_pending or 0
-            while pending > 0:
-                try:
-                    msgs = await subscription.fetch(min(pending, 256), timeout=2.0)
-                except (TimeoutError, nats.errors.TimeoutError):
-                    break
-                pending -= len(msgs)
-                for msg in msgs:
-                    newest.append(
-                        StoredDeadLetter(
-                            msg.metadata.sequence.stream, DeadLetter.from_json(msg.data)
-                        )
-                    )
-        finally:
-            try:
-                await subscription.unsubscribe()
-            except (nats.errors.Error, OSError) as error:
-                log.debug("dead-letter listing unsubscribe: %r", error)
+        config = ConsumerConfig(deliver_policy=DeliverPolicy.ALL)
+        subject = subjects.deadletters(consumer, room)
+        async for msg in read_stored(self.js, subject, config, stream=self.stream):
+            letter = DeadLetter.from_json(msg.data)
+            newest.append(StoredDeadLetter(msg.metadata.sequence.stream, letter))
         return list(reversed(newest))
 
     async def replay(self, stored: StoredDeadLetter) -> PubAck:
