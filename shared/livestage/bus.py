@@ -292,7 +292,18 @@ class Bus:
             filter_subject=subject,
         )
         subscription = await self.js.pull_subscribe(subject, durable=durable, config=config)
-        return Consumer(subscription, model_type, subject, durable, max_deliver, self.dead_letters)
+        # A durable that already existed keeps the limit it was created with: the last delivery
+        # (the one to dead-letter) is the server's, not ours.
+        actual = (await subscription.consumer_info()).config.max_deliver or max_deliver
+        if actual != max_deliver:
+            log.warning(
+                "durable consumer %s keeps max_deliver=%d from its creation (settings give %d); "
+                "delete it (nats consumer rm) to apply the retry budget",
+                durable,
+                actual,
+                max_deliver,
+            )
+        return Consumer(subscription, model_type, subject, durable, actual, self.dead_letters)
 
     async def watch(
         self,

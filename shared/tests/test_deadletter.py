@@ -208,3 +208,15 @@ async def test_the_dead_letter_stream_is_declared_with_its_own_age(bus: Bus) -> 
 
 async def _append(into: list[str], observed: Observed[ChatMessage]) -> None:
     into.append(observed.model.id)
+
+
+async def test_an_existing_durable_dead_letters_at_the_limit_jetstream_holds(bus: Bus) -> None:
+    room, durable = unique("r"), unique("d-")
+    subject = subjects.chat_approved(room)
+    await bus.consumer(subject, ChatMessage, durable, max_deliver=2, backoff_s=FAST)
+    # Created again with other settings: JetStream keeps the first limit, and the bus follows
+    # it (else an upgraded deployment would never see its "last" delivery).
+    again = await bus.consumer(subject, ChatMessage, durable, max_deliver=7, backoff_s=FAST)
+    server_limit = (await bus.js.consumer_info("CHAT", durable)).config.max_deliver
+    assert server_limit == 2
+    assert again.max_deliver == 2
