@@ -246,6 +246,19 @@ ROWS: dict[str, tuple[Panel, ...]] = {
             description="GET /media/ refused (rate, client_streams, busy, too_large) or cut "
             "off (stalled readers).",
         ),
+        Panel(
+            "Dead letters",
+            "short",
+            (
+                Query(
+                    f"sum by (consumer, reason) (increase({p(m.BUS_DEAD_LETTERED)}[{RATE}]))",
+                    "{{consumer}}: {{reason}}",
+                ),
+            ),
+            description="Messages a consumer gave up on (retry budget spent, or invalid): "
+            "each waits in the DEADLETTER stream for an operator to replay it "
+            "(/api/operator/deadletters). Alert on any.",
+        ),
     ),
 }
 

@@ -27,7 +27,7 @@ AREAS: dict[str, tuple[str, ...]] = {
     "host": ("host", "avatar"),
     "cost": ("model",),
     "stage": ("stage",),
-    "infrastructure": ("rooms", "viewers", "agent", "nats"),
+    "infrastructure": ("rooms", "viewers", "agent", "nats", "bus"),
 }
 
 HEADER = """\

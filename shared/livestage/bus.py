@@ -9,14 +9,19 @@
   submitted id, a verdict on it) is its own message; it returns only after
   JetStream acknowledged it, and carries the W3C trace context in the headers.
 - `Bus.consumer(...)` gives a typed durable pull consumer (explicit ack, max-deliver, backoff),
-  whose lag (JetStream's num_pending at each fetch) the NATS_CONSUMER_PENDING gauge reports;
-  `Consumer.run(handler)` acks after the handler returns, lets a failure be redelivered after
-  the backoff, and terminates payloads that do not validate (they never can succeed);
+  whose lag (JetStream's num_pending at each fetch) the NATS_CONSUMER_PENDING gauge reports.
+  Unless told otherwise its deliveries cover the retry budget (`NATS_RETRY_BUDGET_S`, see
+  `livestage.retry`). `Consumer.run(handler)` acks after the handler returns and lets a failure
+  be redelivered after the backoff; when the last allowed delivery fails too, or a payload does
+  not validate (it never can succeed), the message goes to the dead-letter stream
+  (`livestage.deadletter`) and only then is terminated: nothing is dropped silently. A replay
+  addressed to another durable consumer is acked and skipped.
   `Delivery.keep_alive(every_s)` sends work-in-progress acks while a slow handler runs.
 - `Bus.watch(...)` follows a subject with an ephemeral ordered push consumer (no acks, gone
   when the watcher is): for a process that needs what happens while it lives, plus a chosen
   amount of the past (`start="new"`, `"last"` per subject, or an epoch time), and nothing it
-  must not replay (a new host job must not obey an old operator command).
+  must not replay (a new host job must not obey an old operator command). Watchers and
+  `Bus.history` skip dead-letter replays: they had the original.
 """
 
 from __future__ import annotations
@@ -50,8 +55,11 @@ from opentelemetry import propagate, trace
 from pydantic import ValidationError
 
 from livestage import metrics, subjects
+from livestage.deadletter import DeadLetters, error_text, is_replay, is_replay_for_other
+from livestage.retry import LADDER_S, retry_policy
 from livestage.schemas import WireModel
 from livestage.settings import NatsSettings, mask_url
+from livestage.stored import read_stored
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("livestage.bus")
@@ -115,6 +123,7 @@ class Bus:
         self.nc = nc
         self.js: JetStreamContext = nc.jetstream()
         self.settings = settings
+        self.dead_letters = DeadLetters(self.js)
 
     @classmethod
     async def connect(cls, settings: NatsSettings, name: str) -> Bus:
@@ -181,15 +190,20 @@ class Bus:
         return bool(self.nc.is_connected)
 
     async def ensure_streams(self, streams: Sequence[subjects.Stream] = subjects.STREAMS) -> None:
-        """Create or update every domain stream; safe to call from every service at start."""
-        for stream in streams:
+        """Create or update every domain stream and the dead-letter stream (kept longer,
+        `NATS_DEADLETTER_MAX_AGE_S`); safe to call from every service at start."""
+        dead_letter = (subjects.DEADLETTER, self.settings.deadletter_max_age_s)
+        for stream, max_age_s in [
+            *((stream, self.settings.stream_max_age_s) for stream in streams),
+            dead_letter,
+        ]:
             config = StreamConfig(
                 name=stream.name,
                 subjects=stream.subjects,
                 retention=RetentionPolicy.LIMITS,
                 storage=StorageType.FILE,
                 discard=DiscardPolicy.OLD,
-                max_age=float(self.settings.stream_max_age_s),
+                max_age=float(max_age_s),
                 max_bytes=self.settings.stream_max_bytes,
                 duplicate_window=float(self.settings.duplicate_window_s),
             )
@@ -239,17 +253,32 @@ class Bus:
         model_type: type[M],
         durable: str,
         *,
-        max_deliver: int = DEFAULT_MAX_DELIVER,
+        max_deliver: int | None = None,
         backoff_s: Sequence[float] = DEFAULT_BACKOFF_S,
+        budget_s: float | None = None,
         max_ack_pending: int = 256,
         only_new: bool = False,
     ) -> Consumer[M]:
         """A durable, explicit-ack pull consumer of `subject`, decoding into `model_type`.
 
+        Without `max_deliver`, the deliveries cover the retry budget (`budget_s`, by default
+        `NATS_RETRY_BUDGET_S`): `backoff_s` gives the first waits (the first is the ack
+        deadline), continued up the ladder to `NATS_RETRY_MAX_BACKOFF_S` (`livestage.retry`).
+        With `max_deliver`, `backoff_s` is used as given. Either way the last failed delivery
+        becomes a dead letter.
+
         `only_new`: a consumer created now starts after the messages already stored (for
         instructions that make no sense to replay, such as operator commands); it then keeps
         its place like any durable consumer.
         """
+        if max_deliver is None:
+            policy = retry_policy(
+                self.settings.retry_budget_s if budget_s is None else budget_s,
+                first_s=backoff_s[0],
+                steps_s=backoff_s[1:] or LADDER_S,
+                cap_s=self.settings.retry_max_backoff_s,
+            )
+            max_deliver, backoff_s = policy.max_deliver, policy.backoff_s
         config = ConsumerConfig(
             durable_name=durable,
             deliver_policy=DeliverPolicy.NEW if only_new else DeliverPolicy.ALL,
@@ -263,7 +292,18 @@ class Bus:
             filter_subject=subject,
         )
         subscription = await self.js.pull_subscribe(subject, durable=durable, config=config)
-        return Consumer(subscription, model_type, subject, durable)
+        # A durable that already existed keeps the limit it was created with: the last delivery
+        # (the one to dead-letter) is the server's, not ours.
+        actual = (await subscription.consumer_info()).config.max_deliver or max_deliver
+        if actual != max_deliver:
+            log.warning(
+                "durable consumer %s keeps max_deliver=%d from its creation (settings give %d); "
+                "delete it (nats consumer rm) to apply the retry budget",
+                durable,
+                actual,
+                max_deliver,
+            )
+        return Consumer(subscription, model_type, subject, durable, actual, self.dead_letters)
 
     async def watch(
         self,
@@ -291,6 +331,8 @@ class Bus:
             config.opt_start_time = datetime.fromtimestamp(float(start), UTC)
 
         async def on_message(msg: Msg) -> None:
+            if is_replay(msg):
+                return
             try:
                 model = model_type.from_json(msg.data)
             except ValidationError as error:
@@ -327,38 +369,24 @@ class Bus:
         config = ConsumerConfig(
             deliver_policy=DeliverPolicy.BY_START_TIME,
             opt_start_time=datetime.fromtimestamp(since, UTC),
-            ack_policy=AckPolicy.NONE,
-            inactive_threshold=5.0,
         )
-        subscription = await self.js.pull_subscribe(subject, durable=None, config=config)
         found: list[Observed[M]] = []
-        try:
-            pending = (await subscription.consumer_info()).num_pending or 0
-            while pending > 0:
-                try:
-                    msgs = await subscription.fetch(min(pending, 256), timeout=2.0)
-                except (TimeoutError, nats.errors.TimeoutError):
-                    break
-                pending -= len(msgs)
-                for msg in msgs:
-                    try:
-                        model = model_type.from_json(msg.data)
-                    except ValidationError:
-                        log.error("skipping invalid %s on %s", model_type.__name__, msg.subject)
-                        continue
-                    found.append(
-                        Observed(
-                            model=model,
-                            subject=msg.subject,
-                            stored_at=msg.metadata.timestamp.timestamp(),
-                            context=_extract_trace_context(msg),
-                        )
-                    )
-        finally:
+        async for msg in read_stored(self.js, subject, config):
+            if is_replay(msg):
+                continue
             try:
-                await subscription.unsubscribe()
-            except (nats.errors.Error, OSError) as error:
-                log.debug("history unsubscribe: %r", error)
+                model = model_type.from_json(msg.data)
+            except ValidationError:
+                log.error("skipping invalid %s on %s", model_type.__name__, msg.subject)
+                continue
+            found.append(
+                Observed(
+                    model=model,
+                    subject=msg.subject,
+                    stored_at=msg.metadata.timestamp.timestamp(),
+                    context=_extract_trace_context(msg),
+                )
+            )
         return found[-limit:]
 
     async def request(
@@ -455,16 +483,21 @@ class Consumer(Generic[M]):
         model_type: type[M],
         subject: str,
         durable: str = "",
+        max_deliver: int = DEFAULT_MAX_DELIVER,
+        dead_letters: DeadLetters | None = None,
     ) -> None:
         self.subscription = subscription
         self.model_type = model_type
         self.subject = subject
         self.durable = durable
+        self.max_deliver = max_deliver
+        self.dead_letters = dead_letters
 
     async def fetch(self, batch: int = 10, timeout_s: float = 1.0) -> list[Delivery[M]]:
         """Up to `batch` decoded deliveries; [] when none arrived in time.
 
-        Payloads that fail validation are terminated (never redelivered) and logged.
+        Payloads that fail validation are dead-lettered (reason `invalid`) and terminated
+        (never redelivered); replays meant for another durable consumer are acked and skipped.
         """
         try:
             msgs = await self.subscription.fetch(batch, timeout=timeout_s)
@@ -476,16 +509,16 @@ class Consumer(Generic[M]):
             _track_pending(self.durable, msgs[-1].metadata.num_pending)
         deliveries: list[Delivery[M]] = []
         for msg in msgs:
+            if self.durable and is_replay_for_other(msg, self.durable):
+                await msg.ack()
+                continue
             try:
                 model = self.model_type.from_json(msg.data)
             except ValidationError as error:
-                log.error(
-                    "dropping invalid %s on %s: %s",
-                    self.model_type.__name__,
-                    msg.subject,
-                    error.errors(include_url=False),
-                )
-                await msg.term()
+                problems = error.errors(include_url=False, include_input=False)
+                log.error("invalid %s on %s: %s", self.model_type.__name__, msg.subject, problems)
+                if await self._dead_letter(msg, "invalid", f"{error.title}: {problems}"):
+                    await msg.term()
                 continue
             deliveries.append(
                 Delivery(
@@ -578,15 +611,45 @@ class Consumer(Generic[M]):
             except asyncio.CancelledError:
                 raise
             except Exception as error:
-                # No ack: JetStream redelivers after the consumer's backoff, up to max_deliver.
                 span.record_exception(error)
-                log.exception(
-                    "handler failed on %s (delivery %d); it will be redelivered",
-                    delivery.subject,
-                    delivery.num_delivered,
-                )
+                if delivery.num_delivered < self.max_deliver:
+                    # No ack: JetStream redelivers after the consumer's backoff.
+                    log.exception(
+                        "handler failed on %s (delivery %d of %d); it will be redelivered",
+                        delivery.subject,
+                        delivery.num_delivered,
+                        self.max_deliver,
+                    )
+                elif await self._dead_letter(delivery.msg, "exhausted", error_text(error)):
+                    await delivery.msg.term()
                 return
             await delivery.ack()
+
+    async def _dead_letter(
+        self, msg: Msg, reason: Literal["exhausted", "invalid"], error: str
+    ) -> bool:
+        """File `msg` in the dead-letter stream; True when it is stored there (the caller then
+        terminates the original). When it cannot be stored the original is left alone: JetStream
+        redelivers it if deliveries remain (another try), else it is logged as lost."""
+        if self.dead_letters is None or not self.durable:
+            log.error(
+                "%s on %s: %s (no dead-letter stream for this consumer)", reason, msg.subject, error
+            )
+            return True
+        try:
+            await self.dead_letters.record(msg, self.durable, reason, error)
+        except (nats.errors.Error, OSError, TimeoutError) as record_error:
+            log.error(
+                "could not file %s on %s as a dead letter (%r); %s",
+                reason,
+                msg.subject,
+                record_error,
+                "it will be redelivered"
+                if msg.metadata.num_delivered < self.max_deliver
+                else "JetStream will not deliver it again: LOST",
+            )
+            return False
+        return True
 
     async def pending(self) -> int:
         """Messages of the stream this consumer has not been handed yet (its lag)."""

@@ -212,6 +212,15 @@ NATS_CONSUMER_PENDING = MetricSpec(
     "Messages a durable consumer has not been handed yet (its lag).",
     ("consumer",),
 )
+BUS_DEAD_LETTERED = MetricSpec(
+    "livestage.bus.dead_lettered",
+    "counter",
+    "{message}",
+    "Messages a durable consumer gave up on and filed in the dead-letter stream: `exhausted` "
+    "(every delivery of its retry budget failed) or `invalid` (it never validates). Alert on "
+    "any increase: each one was accepted and is not delivered until an operator replays it.",
+    ("consumer", "reason"),
+)
 
 ALL: tuple[MetricSpec, ...] = (
     CHAT_SUBMITTED,
@@ -240,6 +249,7 @@ ALL: tuple[MetricSpec, ...] = (
     CAPTURES,
     CAPTURE_DURATION,
     NATS_CONSUMER_PENDING,
+    BUS_DEAD_LETTERED,
 )
 
 _METER_NAME = "livestage"

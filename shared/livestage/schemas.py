@@ -288,6 +288,30 @@ class HistoryReply(WireModel):
     messages: list[ChatMessage] = Field(default_factory=list, max_length=200)
 
 
+class DeadLetter(WireModel):
+    """A message a durable consumer gave up on, on `deadletter.<consumer>.<room>`
+    (`livestage.deadletter`): everything needed to see why and to publish it again."""
+
+    consumer: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+    reason: Literal["exhausted", "invalid"]
+    """`exhausted`: its last allowed delivery failed too; `invalid`: it never validates."""
+    error: Annotated[str, StringConstraints(max_length=2000)]
+    """The last error (exception type and text, or the validation errors)."""
+    subject: Annotated[str, StringConstraints(min_length=1, max_length=256)]
+    room: RoomName
+    headers: dict[str, str]
+    """The original message's headers (Nats-Msg-Id, trace context)."""
+    payload: str
+    payload_encoding: Literal["utf-8", "base64"]
+    deliveries: int = Field(ge=0)
+    stream: Annotated[str, StringConstraints(max_length=64)]
+    stream_seq: int = Field(ge=0)
+    """The original's sequence in its stream (one dead letter per original and consumer)."""
+    stored_at: EpochMs
+    """When JetStream stored the original."""
+    failed_at: EpochMs
+
+
 WIRE_MODELS: tuple[type[WireModel], ...] = (
     ChatMessage,
     ModerationVerdict,
@@ -304,4 +328,5 @@ WIRE_MODELS: tuple[type[WireModel], ...] = (
     ChatRemovedEvent,
     HistoryRequest,
     HistoryReply,
+    DeadLetter,
 )

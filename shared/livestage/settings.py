@@ -141,6 +141,20 @@ class NatsSettings(BaseSettings):
     duplicate_window_s: PositiveInt = Field(
         120, description="JetStream de-duplication window for Nats-Msg-Id (seconds)."
     )
+    retry_budget_s: PositiveFloat = Field(
+        900.0,
+        description="How long a durable consumer keeps retrying a message it cannot handle "
+        "(Redis or LiveKit down) before the message goes to the dead-letter stream (seconds; "
+        "an outage shorter than this loses nothing).",
+    )
+    retry_max_backoff_s: PositiveFloat = Field(
+        60.0, description="Longest wait between two deliveries of one message (seconds)."
+    )
+    deadletter_max_age_s: PositiveInt = Field(
+        14 * 24 * 3600,
+        description="How long the DEADLETTER stream keeps a dead letter for inspection and "
+        "replay (seconds).",
+    )
 
     @property
     def servers(self) -> list[str]:

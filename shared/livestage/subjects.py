@@ -46,6 +46,15 @@ HOST: Final = Stream("HOST", "host")
 STAGE: Final = Stream("STAGE", "stage")
 ROOM: Final = Stream("ROOM", "room")
 STREAMS: Final = (CHAT, HOST, STAGE, ROOM)
+DEADLETTER: Final = Stream("DEADLETTER", "deadletter")
+"""Messages a durable consumer gave up on (`livestage.deadletter`), kept longer than the domain
+streams (`NATS_DEADLETTER_MAX_AGE_S`) for an operator to inspect and replay."""
+
+CONSUMER_NAME_PATTERN: Final = re.compile(r"[A-Za-z0-9_-]{1,64}")
+"""What a durable consumer's name may be (one subject token, like a room)."""
+
+UNKNOWN_ROOM: Final = "_"
+"""The room token of a dead letter whose original subject names no valid room."""
 
 
 def _subject(domain: str, event: str, room: str) -> str:
@@ -108,6 +117,26 @@ def room_presence(room: str) -> str:
 def history_recent(room: str) -> str:
     """Core-NATS request/reply subject (not in a stream): recent approved chat of a room."""
     return _subject("history", "recent", room)
+
+
+def deadletter(consumer: str, room: str) -> str:
+    """Where consumer `consumer` files a message of `room` it gave up on."""
+    return f"deadletter.{_check_consumer(consumer)}.{check_room(room)}"
+
+
+def deadletters(consumer: str | None = None, room: str | None = None) -> str:
+    """A filter over dead letters: of one consumer and/or one room, or all of them."""
+    consumer_token = "*" if consumer is None else _check_consumer(consumer)
+    room_token = "*" if room is None else check_room(room)
+    return f"deadletter.{consumer_token}.{room_token}"
+
+
+def _check_consumer(consumer: str) -> str:
+    if not CONSUMER_NAME_PATTERN.fullmatch(consumer):
+        raise ValueError(
+            f"consumer name {consumer!r} is not allowed: use 1-64 of A-Z, a-z, 0-9, '_' or '-'"
+        )
+    return consumer
 
 
 def all_rooms(domain: str, event: str) -> str:

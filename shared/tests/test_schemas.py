@@ -21,6 +21,7 @@ from livestage.schemas import (
     ChatRejectedEvent,
     ChatRemoval,
     ChatRemovedEvent,
+    DeadLetter,
     HistoryReply,
     HistoryRequest,
     HostCommand,
@@ -165,6 +166,22 @@ MODELS = {
     "ChatRejectedEvent": model(ChatRejectedEvent, message_id=ids, reason=st.text(max_size=300)),
     "HistoryRequest": model(HistoryRequest, room=rooms, limit=st.integers(1, 200)),
     "HistoryReply": model(HistoryReply, messages=st.lists(chat_messages, max_size=5)),
+    "DeadLetter": model(
+        DeadLetter,
+        consumer=ids,
+        reason=st.sampled_from(["exhausted", "invalid"]),
+        error=st.text(max_size=2000),
+        subject=st.text(min_size=1, max_size=256),
+        room=rooms,
+        headers=st.dictionaries(st.text(max_size=40), st.text(max_size=200), max_size=4),
+        payload=st.text(max_size=500),
+        payload_encoding=st.sampled_from(["utf-8", "base64"]),
+        deliveries=st.integers(0, 1000),
+        stream=st.text(max_size=64),
+        stream_seq=st.integers(0, 2**53),
+        stored_at=epoch,
+        failed_at=epoch,
+    ),
 }
 
 

@@ -9,7 +9,8 @@ settings. The show:
 - chat is approved (the host answers it) and rejected, a burst is refused (429), and so is a
   name that impersonates staff (422) and a client asking for visuals too often (429);
 - an operator removes the answered message, has the host say something long and skips it, and
-  asks the stage producer for a backdrop;
+  asks the stage producer for a backdrop; a payload that never validates reaches moderation
+  (a dead letter);
 - the viewer leaves: the job ends.
 
 Beside it, a second room whose spend today is already over the daily cap (an earlier day's
@@ -328,6 +329,8 @@ async def test_every_documented_metric_is_emitted_by_a_run_of_the_pipeline(  # t
                     "POST", f"{operator}/stage/backdrop", {"prompt": "a night sky"}, OPERATOR_SECRET
                 )
                 assert status == 202, body
+                # a payload that can never validate reaches moderation: a dead letter
+                await bus.js.publish(subjects.chat_submitted(room), b'{"body": "no id"}')
 
                 # the host is speaking its (long) reply: an operator skips it
                 await asyncio.to_thread(

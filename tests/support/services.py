@@ -139,11 +139,13 @@ def start_service_until(
     generous for a loaded machine, as in `wait_http_ok`).
 
     The rest of its output keeps being read in the background (so the pipe never fills) and is
-    kept on `process.lines` for a failing test to show.
+    kept on `process.lines` for a failing test to show; `process.output.wait_for(text)` waits
+    for a later line.
     """
     process = start_service(package, env)
     output = ServiceOutput(process)
     process.lines = output.lines  # type: ignore[attr-defined]
+    process.output = output  # type: ignore[attr-defined]  # to wait for later lines
     try:
         output.wait_for(ready_line, within)
     except AssertionError:

@@ -245,9 +245,10 @@ async def serve(
     history = ChatHistory(store, rooms, settings)
     responder = HistoryResponder(history, settings.reply_concurrency)
 
-    # The first redelivery waits longer than a send may take, so a slow send is not duplicated.
+    # The first redelivery waits longer than a send may take, so a slow send is not duplicated;
+    # later ones climb the ladder until the deliveries cover NATS_RETRY_BUDGET_S, after which a
+    # message goes to the dead-letter stream (livestage.retry, livestage.deadletter).
     first_wait = settings.send_timeout_s * 2 + 1
-    backoff = (first_wait, 5.0, 10.0, 15.0, 30.0)
     consumers = Consumers()
 
     async def consume(
@@ -258,8 +259,7 @@ async def serve(
             subjects.all_rooms(*event),
             model,
             name,
-            max_deliver=settings.max_deliver,
-            backoff_s=backoff,
+            backoff_s=(first_wait,),
             max_ack_pending=settings.batch * 4,
         )
         consumers.by_name[name] = consumer

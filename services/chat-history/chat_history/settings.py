@@ -31,12 +31,6 @@ class HistorySettings(BaseSettings):
         le=1000,
         description="Messages fetched from JetStream at once and handled concurrently.",
     )
-    max_deliver: int = Field(
-        10,
-        ge=2,
-        description="Deliveries of one message before JetStream gives up on it (it stays in "
-        "Redis if it got that far).",
-    )
     host_max_chars: int = Field(
         500,
         ge=20,

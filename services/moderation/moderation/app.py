@@ -16,6 +16,8 @@ shared by every instance so they split the work):
    both subjects, so a message gets at most one verdict within the duplicate window), mark the
    record published and count the verdict in `livestage.chat.verdicts`;
 3. acknowledge (Consumer.run), so a crash anywhere before is a redelivery, never a loss.
+   Redeliveries go on for the retry budget (`NATS_RETRY_BUDGET_S`); a message whose last
+   delivery fails too is filed in the dead-letter stream (`livestage.deadletter`).
 
 A redelivery finds the recorded verdict: if it was published it is acknowledged without
 publishing; if not (a crash between 1 and 2) that same verdict is published now.
@@ -211,7 +213,6 @@ class Moderator:
             subject or subjects.all_rooms("chat", "submitted"),
             ChatMessage,
             self.settings.durable,
-            max_deliver=self.settings.max_deliver,
             backoff_s=self.settings.redeliver_after_s,
         )
 

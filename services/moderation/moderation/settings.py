@@ -50,17 +50,12 @@ class ModerationSettings(SafetySettings):
         description="JetStream durable consumer name; every instance with the same name shares "
         "the work.",
     )
-    max_deliver: int = Field(
-        20,
-        ge=2,
-        description="How often a message is tried before JetStream gives up on it (a verdict "
-        "that cannot be published or recorded is retried).",
-    )
     redeliver_after_s: list[float] = Field(
         default=[5.0, 10.0, 30.0, 60.0],
         min_length=1,
         description="Seconds before an unacknowledged message is redelivered, per attempt "
-        "(JSON list; the first is the ack deadline of one message).",
+        "(JSON list; the first is the ack deadline of one message); the last step's successors "
+        "climb to NATS_RETRY_MAX_BACKOFF_S until NATS_RETRY_BUDGET_S is covered.",
     )
     duplicate_window_s: PositiveFloat = Field(
         30.0,

@@ -160,9 +160,11 @@ class StageService:
             subjects.all_rooms("stage", "command"),
             StageCommand,
             self.commands_durable,
-            max_deliver=2,
             only_new=True,
-            backoff_s=(self.command_ack_wait_s(), 60.0),
+            backoff_s=(self.command_ack_wait_s(),),
+            # A command is retried while it is still worth carrying out: after
+            # STAGE_COMMAND_MAX_AGE_S it would be dropped as stale, so it is dead-lettered then.
+            budget_s=min(self.bus.settings.retry_budget_s, self.settings.command_max_age_s),
         )
         self._commands = consumer
         self._command_task = asyncio.create_task(
