@@ -56,7 +56,9 @@ async def test_a_viewer_back_from_a_disconnect_pages_through_everything_it_misse
 
     async def approve(count: int) -> list[ChatMessage]:
         batch = [
-            chat_message(edge.room, f"line {len(published) + n}", created_at=base + len(published) + n)
+            chat_message(
+                edge.room, f"line {len(published) + n}", created_at=base + len(published) + n
+            )
             for n in range(count)
         ]
         for message in batch:

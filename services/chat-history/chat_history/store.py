@@ -234,9 +234,7 @@ class HistoryStore:
         messages.reverse()
         return messages
 
-    async def after(
-        self, room: str, after_id: str, limit: int, at_ms: int | None = None
-    ) -> Page:
+    async def after(self, room: str, after_id: str, limit: int, at_ms: int | None = None) -> Page:
         """Up to `limit` kept messages stored after `after_id`, in the order they were stored;
         when `after_id` is not kept, the newest `limit` (oldest first) with `gap` set."""
         now = now_ms() if at_ms is None else at_ms

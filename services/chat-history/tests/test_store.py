@@ -136,7 +136,11 @@ async def test_after_pages_through_what_was_stored_after_a_message_in_storing_or
     for message in messages:
         await store.store(message)
     first = await store.after(room, messages[1].id, 3)
-    assert ([m.body for m in first.messages], first.more, first.gap) == (["n2", "n3", "n4"], True, False)
+    assert ([m.body for m in first.messages], first.more, first.gap) == (
+        ["n2", "n3", "n4"],
+        True,
+        False,
+    )
     second = await store.after(room, first.messages[-1].id, 3)
     assert ([m.body for m in second.messages], second.more) == (["n5", "n6", "n7"], False)
     assert await store.after(room, messages[-1].id, 3) == Page([], more=False, gap=False)
@@ -156,7 +160,11 @@ async def test_after_an_unknown_or_trimmed_message_gives_the_newest_and_says_the
     for message in messages:
         await store.store(message)
     trimmed = await store.after(room, messages[0].id, 2)
-    assert ([m.body for m in trimmed.messages], trimmed.more, trimmed.gap) == (["n3", "n4"], False, True)
+    assert ([m.body for m in trimmed.messages], trimmed.more, trimmed.gap) == (
+        ["n3", "n4"],
+        False,
+        True,
+    )
     unknown = await store.after(room, "never-stored", 10)
     assert ([m.body for m in unknown.messages], unknown.gap) == (["n2", "n3", "n4"], True)
     # the oldest kept is a good cursor

@@ -44,9 +44,7 @@ def message_id(identity: str, client_id: str | None) -> str:
     return hashlib.sha256(f"{identity}:{client_id}".encode()).hexdigest()[:32]
 
 
-async def recent_history(
-    services: Services, limit: int, after: str | None = None
-) -> HistoryReply:
+async def recent_history(services: Services, limit: int, after: str | None = None) -> HistoryReply:
     """Ask chat-history for the room's last `limit` approved messages (or up to `limit` stored
     after the message `after`); a 503 if NATS is down.
 
