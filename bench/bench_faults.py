@@ -9,7 +9,10 @@ the edge, moderation, chat-history, the stage producer and the host agent (local
 avatar). `VIEWERS` rtc viewers (subscribe-only, spread over `WORKERS` processes) behave as the
 viewer page does: a token from the edge, then the room; when the connection is lost for good a
 fresh token and the room again (backoff 0.5 s doubling to 2 s); after every join and every resume
-the chat history (`GET /api/chat/history`, the page's 50 messages), merged by message id.
+the chat history, merged by message id: the newest 50 on the first join, else, as the page
+catches up, every message stored after the one it held `CATCH_UP_OVERLAP` messages before the
+newest when the connection dropped (`GET /api/chat/history?after=<id>&limit=200`, page by page
+while `more`; a `gap` is counted).
 
 Chat: `RATE` messages a second for `DURATION_S`, open loop, each line unique, from `POSTERS`
 visitors in turn (moderation's flood check allows one visitor 5 lines in 10 s). Each send
@@ -37,13 +40,15 @@ In total: sends, accepted (202), rejected by moderation (those are owed to nobod
 viewer what it was owed (every accepted, not rejected message) against what it showed: `lost`
 (message, viewer) pairs never shown, `shown_twice` sends shown under two ids (a resend that
 became a second message), `live_repeats` packets of an id the viewer already had (the page drops
-them). Lost messages are checked against the `chat.approved` stream (lost before or after
-moderation) and attributed to the last fault before their approval; examples say how long after
-which fault each was first posted, accepted and approved.
+them), `history_gaps` catch-ups whose point history no longer had (the page says some older
+messages are not shown). Lost messages are checked against the `chat.approved` stream (lost
+before or after moderation) and attributed to the last fault before their approval; examples
+say how long after which fault each was first posted, accepted and approved.
 
 `BENCH_SMOKE=1`: 5 msg/s for 24 s, 2 viewers in 1 process, the edge, moderation and chat-history
 only, faults moderation and nats. `BENCH_FAULTS_RATE`, `BENCH_FAULTS_SECONDS`,
-`BENCH_FAULTS_VIEWERS` override the sizes.
+`BENCH_FAULTS_VIEWERS` override the sizes; `BENCH_FAULTS_ONLY=livekit,redis` runs only those
+faults (in that order).
 """
 
 from __future__ import annotations
@@ -82,10 +87,18 @@ POSTERS = smoke_or(500, 40)
 WARMUP_S = smoke_or(10.0, 4.0)  # chat before the first fault
 TAIL_S = smoke_or(12.0, 6.0)  # chat after the last fault's slot began, at least
 DRAIN_S = smoke_or(40.0, 20.0)  # after the last send: how long stragglers may take
-HISTORY_LIMIT = 50  # what the viewer page asks for (`GET /api/chat/history`, its default)
+HISTORY_LIMIT = 50  # what the viewer page asks for on its first join (the edge's default)
+# as web/src/chat.ts catches up: CATCH_UP_OVERLAP, CATCH_UP_PAGE, CATCH_UP_MAX_PAGES
+CATCH_UP_OVERLAP = 100
+CATCH_UP_PAGE = 200
+CATCH_UP_MAX_PAGES = 20
 SERVICE_FAULTS = ("token", "moderation", "chat-history", "stage-producer", "host-agent")
 SERVER_FAULTS = ("nats", "redis", "livekit")
-FAULTS: tuple[str, ...] = smoke_or((*SERVICE_FAULTS, *SERVER_FAULTS), ("moderation", "nats"))
+FAULTS: tuple[str, ...] = tuple(
+    name
+    for name in os.environ.get("BENCH_FAULTS_ONLY", "").split(",")
+    if name in (*SERVICE_FAULTS, *SERVER_FAULTS)
+) or smoke_or((*SERVICE_FAULTS, *SERVER_FAULTS), ("moderation", "nats"))
 SERVICES: tuple[str, ...] = smoke_or(SERVICE_FAULTS, ("token", "moderation", "chat-history"))
 GOAL_S = {"nats": 10.0, "redis": 10.0, "livekit": 10.0, "host-agent": 15.0}
 SERVICE_GOAL_S = 5.0
@@ -201,6 +214,10 @@ class PageViewer:
             str, list[Any]
         ] = {}  # message id -> [first arrival, "live"|"history", body]
         self.live_repeats = 0
+        self.arrived: list[str] = []  # every message id (any kind), first arrival order
+        self.arrived_ids: set[str] = set()
+        self.held: list[str | None] | None = None  # the resume point while one is held
+        self.gaps = 0  # catch-ups told that their point was no longer in history
         self.joins: list[float] = []
         self.drops: list[float] = []  # connection lost for good (a rejoin follows)
         self.resumes: list[float] = []  # the SDK resumed by itself
@@ -210,6 +227,9 @@ class PageViewer:
         self.tasks: set[asyncio.Task[None]] = set()
 
     def record(self, message: dict[str, Any], via: str) -> None:
+        if message["id"] not in self.arrived_ids:
+            self.arrived_ids.add(message["id"])
+            self.arrived.append(message["id"])
         if message.get("kind") != "viewer":
             return
         if message["id"] in self.seen:
@@ -233,18 +253,49 @@ class PageViewer:
             await asyncio.sleep(delay)
             delay = min(delay * 2, 2.0)
 
+    def lost(self) -> None:
+        """The connection dropped (or is resuming): hold the point to catch up from (the page's
+        `ResumePoint.lost`), unless one is held."""
+        if self.held is None:
+            back = len(self.arrived) - 1 - CATCH_UP_OVERLAP
+            self.held = [self.arrived[max(0, back)] if self.arrived else None]
+
+    async def history_page(self, token: str, params: dict[str, str]) -> dict[str, Any] | None:
+        async with self.http.get(
+            "/api/chat/history", params=params, headers={"Authorization": f"Bearer {token}"}
+        ) as response:
+            if response.status != 200:
+                return None
+            page: dict[str, Any] = await response.json()
+            return page
+
     async def load_history(self, token: str) -> None:
+        """As the page after every join and resume: the newest on a first join, else every
+        message stored after the held point, page by page (`catchUp`); 5 attempts."""
+        self.lost()
+        assert self.held is not None
+        cursor = self.held[0]
         for attempt in range(5):
             with contextlib.suppress(aiohttp.ClientError, TimeoutError, KeyError):
-                async with self.http.get(
-                    "/api/chat/history",
-                    params={"limit": str(HISTORY_LIMIT)},
-                    headers={"Authorization": f"Bearer {token}"},
-                ) as response:
-                    if response.status == 200:
-                        for message in (await response.json())["messages"]:
-                            self.record(message, "history")
+                after = cursor
+                for pages in range(1, CATCH_UP_MAX_PAGES + 1):
+                    params = {"limit": str(HISTORY_LIMIT)}
+                    if after is not None:
+                        params = {"after": after, "limit": str(CATCH_UP_PAGE)}
+                    page = await self.history_page(token, params)
+                    if page is None:
+                        break
+                    for message in page["messages"]:
+                        self.record(message, "history")
+                    self.gaps += bool(page.get("gap"))
+                    if not page.get("more") or not page["messages"]:
+                        self.held = None  # caught up
                         return
+                    if pages == CATCH_UP_MAX_PAGES:
+                        self.gaps += 1
+                        self.held = None
+                        return
+                    after = page["messages"][-1]["id"]
             await asyncio.sleep(0.5 * (attempt + 1))
 
     async def run(self) -> None:
@@ -277,8 +328,13 @@ class PageViewer:
             self.tasks.add(task)
             task.add_done_callback(self.tasks.discard)
 
+        def on_lost(*_: Any) -> None:
+            self.lost()
+            lost.set()
+
         room.on("data_received", on_data)
-        room.on("disconnected", lambda *_: lost.set())
+        room.on("reconnecting", self.lost)
+        room.on("disconnected", on_lost)
         room.on("reconnected", on_resumed)
         try:
             await asyncio.wait_for(room.connect(info["url"], info["token"]), 15)
@@ -308,6 +364,7 @@ class PageViewer:
             "joins": self.joins,
             "drops": self.drops,
             "resumes": self.resumes,
+            "history_gaps": self.gaps,
         }
 
 
@@ -751,4 +808,5 @@ def totals(
         "shown_via_history_only_pairs": only_history,
         "shown_twice": shown_twice,
         "live_repeats": sum(r["live_repeats"] for r in reports.values()),
+        "history_gaps": sum(r["history_gaps"] for r in reports.values()),
     }

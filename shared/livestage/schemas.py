@@ -53,7 +53,8 @@ def _must_be_clean(value: str) -> str:
 
 
 EpochMs = Annotated[int, Field(ge=MIN_EPOCH_MS, le=MAX_EPOCH_MS, description="epoch ms")]
-MessageId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+MESSAGE_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+MessageId = Annotated[str, StringConstraints(pattern=MESSAGE_ID_PATTERN)]
 RoomName = Annotated[str, StringConstraints(pattern=rf"^{ROOM_NAME_PATTERN.pattern}$")]
 Identity = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:@-]{1,128}$")]
 DisplayName = Annotated[
@@ -276,16 +277,28 @@ CHAT_EVENT_ADAPTER: TypeAdapter[ChatMessageEvent | ChatRejectedEvent | ChatRemov
 
 
 class HistoryRequest(WireModel):
-    """Request on `history.recent.<room>`."""
+    """Request on `history.recent.<room>`: the newest `limit` messages, or with `after` the
+    ones stored after that message (a reconnecting page catching up)."""
 
     room: RoomName
     limit: int = Field(50, ge=1, le=200)
+    after: MessageId | None = None
 
 
 class HistoryReply(WireModel):
-    """Reply to a HistoryRequest: approved messages, oldest first."""
+    """Reply to a HistoryRequest: approved messages, oldest first (with `after`: in the order
+    they were stored, which is the order they were sent to the room)."""
 
     messages: list[ChatMessage] = Field(default_factory=list, max_length=200)
+    more: bool = Field(
+        False, description="More messages follow the last one: ask again after its id."
+    )
+    gap: bool = Field(
+        False,
+        description="The `after` message is no longer in history (trimmed by count or age, "
+        "or removed): these are the newest messages instead, and some between it and them "
+        "are not shown.",
+    )
 
 
 class DeadLetter(WireModel):

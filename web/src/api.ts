@@ -6,7 +6,7 @@ import {
   parseTokenResponse,
   isObject,
   type AppConfig,
-  type ChatMessage,
+  type HistoryPage,
   type TokenResponse,
 } from "./types";
 
@@ -123,9 +123,19 @@ export async function postChat(token: string, body: string, clientId?: string): 
   return id;
 }
 
-/** Recent chat, oldest first. */
-export async function getChatHistory(token: string): Promise<ChatMessage[]> {
-  return parseChatHistory(await request("/api/chat/history", {}, token));
+/**
+ * Recent chat, oldest first; with `after` (a message id) the messages stored after that one,
+ * at most `limit` (the edge allows 1-200), with `more` / `gap` saying how to go on.
+ */
+export async function getChatHistory(
+  token: string,
+  { after, limit }: { after?: string; limit?: number } = {},
+): Promise<HistoryPage> {
+  const query = new URLSearchParams();
+  if (after !== undefined) query.set("after", after);
+  if (limit !== undefined) query.set("limit", String(limit));
+  const search = query.toString();
+  return parseChatHistory(await request(`/api/chat/history${search ? `?${search}` : ""}`, {}, token));
 }
 
 /** Human text for a rate-limit error. */

@@ -2,7 +2,7 @@
 // User text is only ever inserted with textContent.
 import { ApiError, newClientId } from "./api";
 import { avatarGlyph } from "./profile";
-import type { ChatMessage } from "./types";
+import type { ChatMessage, HistoryPage } from "./types";
 
 export type EntryStatus = "pending" | "shown" | "rejected";
 
@@ -278,4 +278,85 @@ export async function sendChat(
   }
   ids.accepted(body);
   return id;
+}
+
+/**
+ * How many shown messages before the newest one a catch-up asks from. chat-history sends a
+ * batch of messages at once and retries a failed send later, so a message stored before the
+ * newest one we hold may not have reached us yet when the connection dropped; the overlap is
+ * dropped by id.
+ */
+export const CATCH_UP_OVERLAP = 100;
+/** Messages per history request while catching up (the edge's maximum). */
+export const CATCH_UP_PAGE = 200;
+/** History requests per catch-up at most (the edge keeps ~2000 messages: 10 pages). */
+export const CATCH_UP_MAX_PAGES = 20;
+
+/** The id to catch up after: the shown message `overlap` before the newest shown one (or the
+ *  oldest shown); undefined when nothing is shown (then the newest messages are loaded). */
+export function resumeCursor(store: ChatStore, overlap = CATCH_UP_OVERLAP): string | undefined {
+  // pending echoes and rejected lines are not in history: they cannot be a cursor
+  const shown = store.list().filter((entry) => entry.status === "shown");
+  if (!shown.length) return undefined;
+  return shown[Math.max(0, shown.length - 1 - overlap)].message.id;
+}
+
+export interface CatchUpResult {
+  pages: number;
+  /** some messages between the cursor and what was loaded are not shown */
+  gap: boolean;
+}
+
+/**
+ * Load history after `cursor` page by page until the edge says there is no more, handing every
+ * message to `add` (which de-duplicates by id). Without a cursor: one request for the newest.
+ */
+export async function catchUp(
+  fetchPage: (after: string | undefined) => Promise<HistoryPage>,
+  cursor: string | undefined,
+  add: (message: ChatMessage) => void,
+  maxPages = CATCH_UP_MAX_PAGES,
+): Promise<CatchUpResult> {
+  let after = cursor;
+  let gap = false;
+  for (let pages = 1; ; pages++) {
+    const page = await fetchPage(after);
+    for (const message of page.messages) add(message);
+    gap ||= page.gap;
+    const last = page.messages.at(-1);
+    if (!page.more || last === undefined) return { pages, gap };
+    if (pages >= maxPages) return { pages, gap: true };
+    after = last.id;
+  }
+}
+
+/**
+ * Where the page catches up from after a lost connection. The point is taken when the
+ * connection drops (`lost`), not when it is back: live messages that arrive after the rejoin
+ * but before the history answer would otherwise move it past the messages missed meanwhile.
+ * It is held until a catch-up from it succeeded, across further drops and failed attempts.
+ */
+export class ResumePoint {
+  private held: { cursor: string | undefined } | null = null;
+
+  constructor(
+    private readonly store: ChatStore,
+    private readonly overlap = CATCH_UP_OVERLAP,
+  ) {}
+
+  /** The connection is down (or reconnecting): remember the point, unless one is held. */
+  lost(): void {
+    this.held ??= { cursor: resumeCursor(this.store, this.overlap) };
+  }
+
+  /** Joined (again): the cursor to catch up after; held until `caughtUp`. */
+  from(): string | undefined {
+    this.lost();
+    return this.held?.cursor;
+  }
+
+  /** A catch-up went through: the next drop takes a new point. */
+  caughtUp(): void {
+    this.held = null;
+  }
 }

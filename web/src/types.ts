@@ -135,10 +135,24 @@ export function parseChatAccepted(v: unknown): string | null {
   return isObject(v) && typeof v.id === "string" && v.id ? v.id : null;
 }
 
-/** `GET /api/chat/history`: the valid messages, oldest first; malformed ones are dropped. */
-export function parseChatHistory(v: unknown): ChatMessage[] {
+/** One answer of `GET /api/chat/history` (see `HistoryResponse` in the wire schema). */
+export interface HistoryPage {
+  /** oldest first; with `after`: in the order they were sent to the room */
+  messages: ChatMessage[];
+  /** more were stored after the last one: ask again after its id */
+  more: boolean;
+  /** the `after` message is no longer in history: these are the newest, some before them are missing */
+  gap: boolean;
+}
+
+/** `GET /api/chat/history`: the valid messages (malformed ones are dropped) and the paging flags. */
+export function parseChatHistory(v: unknown): HistoryPage {
   const list = isObject(v) && Array.isArray(v.messages) ? v.messages : [];
-  return list.map(parseChatMessage).filter((m): m is ChatMessage => m !== null);
+  return {
+    messages: list.map(parseChatMessage).filter((m): m is ChatMessage => m !== null),
+    more: isObject(v) && v.more === true,
+    gap: isObject(v) && v.gap === true,
+  };
 }
 
 export function parseChatPacket(v: unknown): ChatPacket | null {

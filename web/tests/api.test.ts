@@ -100,8 +100,19 @@ describe("fetch wrappers", () => {
 
   it("filters malformed history entries", async () => {
     vi.stubGlobal("fetch", respond(200, { messages: [{ id: "a", body: "x", createdAt: 1 }, { nope: 1 }, null] }));
-    const list = await getChatHistory("tok");
-    expect(list.map((m) => m.id)).toEqual(["a"]);
+    const page = await getChatHistory("tok");
+    expect(page.messages.map((m) => m.id)).toEqual(["a"]);
+    expect([page.more, page.gap]).toEqual([false, false]);
+  });
+
+  it("asks for history after a message id, and reads more and gap", async () => {
+    const fetch = respond(200, { messages: [], more: true, gap: true });
+    vi.stubGlobal("fetch", fetch);
+    const page = await getChatHistory("tok", { after: "m-1_x", limit: 200 });
+    expect([page.more, page.gap]).toEqual([true, true]);
+    expect(String(fetch.mock.calls[0][0])).toBe("/api/chat/history?after=m-1_x&limit=200");
+    await getChatHistory("tok");
+    expect(String(fetch.mock.calls[1][0])).toBe("/api/chat/history");
   });
 
   it("passes 503 through with its Retry-After", async () => {

@@ -1,8 +1,17 @@
 // @vitest-environment happy-dom
 import { describe, expect, it } from "vitest";
 import { ApiError } from "../src/api";
-import { ChatStore, ChatView, SendIds, renderMessage, sendChat } from "../src/chat";
-import type { ChatMessage } from "../src/types";
+import {
+  ChatStore,
+  ChatView,
+  ResumePoint,
+  SendIds,
+  catchUp,
+  renderMessage,
+  resumeCursor,
+  sendChat,
+} from "../src/chat";
+import type { ChatMessage, HistoryPage } from "../src/types";
 
 let seq = 0;
 function msg(over: Partial<ChatMessage> = {}): ChatMessage {
@@ -230,5 +239,108 @@ describe("sendChat clientId", () => {
     await expect(sendChat("helo", s, e.post, async () => {})).rejects.toBeInstanceOf(ApiError);
     await sendChat("hello", s, e.post, async () => {});
     expect(e.calls[1].clientId).not.toBe(e.calls[0].clientId);
+  });
+});
+
+/** chat-history as the edge relays it: messages in the order they were stored, `after` paging. */
+class FakeHistory {
+  readonly stored: ChatMessage[] = [];
+  readonly asked: (string | undefined)[] = [];
+
+  constructor(
+    readonly limit = 50,
+    readonly newest = 50,
+  ) {}
+
+  page = async (after: string | undefined): Promise<HistoryPage> => {
+    this.asked.push(after);
+    if (after === undefined) return { messages: this.stored.slice(-this.newest), more: false, gap: false };
+    const at = this.stored.findIndex((m) => m.id === after);
+    if (at < 0) return { messages: this.stored.slice(-this.limit), more: false, gap: true };
+    const rest = this.stored.slice(at + 1);
+    return { messages: rest.slice(0, this.limit), more: rest.length > this.limit, gap: false };
+  };
+}
+
+describe("catching up after a lost connection", () => {
+  it("ends with every message once and in order, though 120 were sent while away", async () => {
+    const history = new FakeHistory(50);
+    const store = new ChatStore();
+    const resume = new ResumePoint(store, 5);
+    const live = (m: ChatMessage) => {
+      history.stored.push(m);
+      store.add(m);
+    };
+    for (let i = 0; i < 30; i++) live(msg());
+    // a message stored just before the newest one we hold, whose send had not reached us yet
+    const raced = msg();
+    history.stored.push(raced);
+    live(msg());
+    resume.lost(); // the connection drops here
+    const missed = Array.from({ length: 120 }, () => msg());
+    history.stored.push(...missed);
+    resume.lost(); // still down: the point stays
+    // rejoined: a live message arrives before the history answer
+    live(msg());
+
+    const result = await catchUp(history.page, resume.from(), (m) => store.add(m));
+    resume.caughtUp();
+
+    expect(result).toEqual({ pages: 3, gap: false });
+    expect(history.asked[0]).toBe(history.stored[25].id); // 5 shown messages before the newest
+    const ids = store.list().map((e) => e.message.id);
+    expect(ids).toEqual(history.stored.map((m) => m.id)); // each once, in order
+    expect(new Set(ids).size).toBe(ids.length);
+  });
+
+  it("loads the newest messages on a first join", async () => {
+    const history = new FakeHistory(50, 3);
+    for (let i = 0; i < 10; i++) history.stored.push(msg());
+    const store = new ChatStore();
+    const result = await catchUp(history.page, new ResumePoint(store).from(), (m) => store.add(m));
+    expect(result).toEqual({ pages: 1, gap: false });
+    expect(history.asked).toEqual([undefined]);
+    expect(store.list().map((e) => e.message.id)).toEqual(history.stored.slice(-3).map((m) => m.id));
+  });
+
+  it("reports a gap when the cursor is no longer in history, or the pages run out", async () => {
+    const history = new FakeHistory(2);
+    for (let i = 0; i < 10; i++) history.stored.push(msg());
+    const added: string[] = [];
+    const gone = await catchUp(history.page, "expired-id", (m) => added.push(m.id));
+    expect(gone).toEqual({ pages: 1, gap: true });
+    expect(added).toEqual(history.stored.slice(-2).map((m) => m.id));
+    const capped = await catchUp(history.page, history.stored[0].id, () => undefined, 3);
+    expect(capped).toEqual({ pages: 3, gap: true });
+  });
+
+  it("takes the cursor from shown messages only, `overlap` before the newest", () => {
+    const store = new ChatStore();
+    expect(resumeCursor(store, 2)).toBeUndefined();
+    const shown = [msg(), msg(), msg(), msg()];
+    for (const m of shown) store.add(m);
+    store.add(msg(), "pending"); // our own echo, not in history yet
+    const rejected = msg();
+    store.add(rejected);
+    store.reject(rejected.id);
+    expect(resumeCursor(store, 0)).toBe(shown[3].id);
+    expect(resumeCursor(store, 2)).toBe(shown[1].id);
+    expect(resumeCursor(store, 100)).toBe(shown[0].id);
+  });
+
+  it("holds the point across failed attempts until a catch-up went through", async () => {
+    const store = new ChatStore();
+    const first = msg();
+    store.add(first);
+    const resume = new ResumePoint(store, 0);
+    resume.lost();
+    store.add(msg()); // live, after the rejoin
+    const failing = () => Promise.reject(new ApiError(503, "history down"));
+    const cursor = resume.from();
+    await expect(catchUp(failing, cursor, () => undefined)).rejects.toThrow("history down");
+    resume.lost(); // dropped again before the next attempt
+    expect(resume.from()).toBe(first.id);
+    resume.caughtUp();
+    expect(resume.from()).not.toBe(first.id);
   });
 });

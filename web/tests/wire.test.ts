@@ -141,8 +141,8 @@ const CONTRACTS: Record<string, Contract> = {
     },
   },
   HistoryResponse: {
-    parse: (v) => ({ messages: parseChatHistory(v) }),
-    fallback: { messages: [] },
+    parse: parseChatHistory,
+    fallback: { messages: [], more: false, gap: false },
   },
   ChatMessage: {
     parse: parseChatMessage,
@@ -223,7 +223,7 @@ describe.each(Object.entries(CONTRACTS))("%s", (name, contract) => {
 describe("HistoryResponse", () => {
   it("leaves out a message the chat parser refuses", () => {
     const good = modelExample("ChatMessage");
-    expect(parseChatHistory({ messages: [without(good, "id"), good] })).toEqual([good]);
+    expect(parseChatHistory({ messages: [without(good, "id"), good] }).messages).toEqual([good]);
   });
 });
 

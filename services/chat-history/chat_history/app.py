@@ -7,7 +7,7 @@
 | `chat.rejected.*` Verdict        | send `ChatRejectedEvent` to the author only                 |
 | `chat.removed.*` ChatRemoval     | delete from Redis (tombstone), send `ChatRemovedEvent`      |
 | `chat.banned.*` BanEvent         | remove the visitor's participants from the LiveKit room     |
-| `history.recent.*` (request)     | reply with the newest messages, oldest first                |
+| `history.recent.*` (request)     | reply with the newest messages, or those stored `after` one |
 
 Every JetStream message is acked only after its Redis write and its LiveKit send both
 succeeded; a crash in between means a redelivery, which finds the message stored (never twice)
@@ -71,7 +71,16 @@ class ChatHistory:
     settings: HistorySettings
 
     async def deliver(self, message: ChatMessage) -> StoreOutcome:
-        """Store once, then send unless viewers have it already; raises to be retried."""
+        """Store once, then send unless viewers have it already; raises to be retried.
+
+        The store comes first on every path, and a failed store raises (no ack). So when the
+        send finds no room (LiveKit restarted and the room is gone until someone rejoins, or
+        nobody is watching) the ack that follows loses nothing: LiveKit would not have kept
+        the packet for anyone, and every page that (re)joins catches up from history (`after`
+        the newest message it holds). The only messages acked without being kept are the
+        ones history would not keep anyway (TRIMMED: older than everything kept; EXPIRED;
+        REMOVED by an operator).
+        """
         outcome = await self.store.store(message)
         if outcome is StoreOutcome.PENDING:
             log.info(
@@ -132,7 +141,10 @@ class ChatHistory:
     async def recent(self, request: HistoryRequest, room: str) -> HistoryReply:
         if request.room != room:
             raise ValueError(f"request for room {request.room!r} on the subject of {room!r}")
-        return HistoryReply(messages=await self.store.recent(room, request.limit))
+        if request.after is None:
+            return HistoryReply(messages=await self.store.recent(room, request.limit))
+        page = await self.store.after(room, request.after, request.limit)
+        return HistoryReply(messages=page.messages, more=page.more, gap=page.gap)
 
 
 R = TypeVar("R", ChatMessage, SpokenTurn, ModerationVerdict, ChatRemoval, BanEvent)

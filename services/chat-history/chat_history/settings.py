@@ -14,7 +14,11 @@ class HistorySettings(BaseSettings):
     model_config = settings_config("HISTORY_")
 
     max_messages: int = Field(
-        200, ge=1, le=10_000, description="Messages kept per room; older ones are trimmed."
+        2000,
+        ge=1,
+        le=10_000,
+        description="Messages kept per room; older ones are trimmed. A page that lost its "
+        "connection catches up from here: at 50 msg/s the default covers 40 s away.",
     )
     max_age_s: int = Field(
         6 * 3600,

@@ -7,6 +7,13 @@ room leaves nothing behind):
     livestage:history:{<room>}:messages  HASH  id -> ChatMessage JSON (wire form)
     livestage:history:{<room>}:sent      HASH  id -> epoch ms its send to the room completed
     livestage:history:{<room>}:removed   ZSET  id -> epoch ms an operator removed it (tombstones)
+    livestage:history:{<room>}:stored    ZSET  id -> its place in the order of storing (`seq`)
+    livestage:history:{<room>}:seq       STRING the last place given out (INCR)
+
+`stored` is what a reconnecting page catches up with (`after`): "every message stored after the
+one I hold" in the order chat-history stored (and sent) them, which createdAt is not (a host line
+is dated when its speech began, a slow moderation approves late). A place is given once, when a
+message is first stored; a redelivery keeps it.
 
 Each operation is one Lua script, so it is atomic: two deliveries of the same message (a
 redelivery racing a slow first attempt, or two instances) store it once (`HSETNX`), and a
@@ -33,6 +40,7 @@ local function forget(ids)
     redis.call('HDEL', KEYS[2], unpack(ids))
     redis.call('HDEL', KEYS[3], unpack(ids))
     redis.call('ZREM', KEYS[1], unpack(ids))
+    redis.call('ZREM', KEYS[5], unpack(ids))
   end
 end
 local function trim(cutoff, max_count)
@@ -42,13 +50,13 @@ local function trim(cutoff, max_count)
   redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', '(' .. cutoff)
 end
 local function keep_alive(ttl_ms)
-  for i = 1, 4 do
+  for i = 1, 6 do
     if redis.call('EXISTS', KEYS[i]) == 1 then redis.call('PEXPIRE', KEYS[i], ttl_ms) end
   end
 end
 """
 
-# KEYS order messages sent removed; ARGV id createdAt json cutoff maxCount ttlMs
+# KEYS order messages sent removed stored seq; ARGV id createdAt json cutoff maxCount ttlMs
 _STORE = (
     _TRIM
     + """
@@ -59,6 +67,7 @@ if created < cutoff then return 'expired' end
 local outcome
 if redis.call('HSETNX', KEYS[2], id, ARGV[3]) == 1 then
   redis.call('ZADD', KEYS[1], created, id)
+  redis.call('ZADD', KEYS[5], redis.call('INCR', KEYS[6]), id)
   outcome = 'stored'
 elseif redis.call('HEXISTS', KEYS[3], id) == 1 then
   outcome = 'delivered'
@@ -72,7 +81,7 @@ return outcome
 """
 )
 
-# KEYS order messages sent removed; ARGV id nowMs
+# KEYS order messages sent removed stored seq; ARGV id nowMs
 _MARK_SENT = """
 if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then
   redis.call('HSET', KEYS[3], ARGV[1], ARGV[2])
@@ -82,13 +91,14 @@ end
 return 0
 """
 
-# KEYS order messages sent removed; ARGV id nowMs cutoff maxCount ttlMs
+# KEYS order messages sent removed stored seq; ARGV id nowMs cutoff maxCount ttlMs
 _REMOVE = (
     _TRIM
     + """
 local existed = redis.call('HDEL', KEYS[2], ARGV[1])
 redis.call('HDEL', KEYS[3], ARGV[1])
 redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('ZREM', KEYS[5], ARGV[1])
 redis.call('ZADD', KEYS[4], ARGV[2], ARGV[1])
 trim(tonumber(ARGV[3]), tonumber(ARGV[4]))
 keep_alive(tonumber(ARGV[5]))
@@ -96,7 +106,8 @@ return existed
 """
 )
 
-# KEYS order messages sent removed; ARGV cutoff maxCount limit -> JSON of the newest `limit`
+# KEYS order messages sent removed stored seq; ARGV cutoff maxCount limit
+# -> JSON of the newest `limit`
 _RECENT = (
     _TRIM
     + """
@@ -107,10 +118,52 @@ return redis.call('HMGET', KEYS[2], unpack(ids))
 """
 )
 
+# KEYS as above; ARGV cutoff maxCount limit afterId -> a head, then JSON of up to `limit`
+# messages: head 'more' / 'done' = those stored after `afterId` in the order of storing (more
+# follow, or not); 'gap' = `afterId` is not kept (trimmed, expired, removed, or never stored
+# here): the newest `limit` by createdAt instead, newest first.
+_AFTER = (
+    _TRIM
+    + """
+trim(tonumber(ARGV[1]), tonumber(ARGV[2]))
+local limit = tonumber(ARGV[3])
+local place = redis.call('ZSCORE', KEYS[5], ARGV[4])
+local head, ids
+if place then
+  ids = redis.call('ZRANGEBYSCORE', KEYS[5], '(' .. place, '+inf', 'LIMIT', 0, limit + 1)
+  head = 'done'
+  if #ids > limit then
+    head = 'more'
+    table.remove(ids)
+  end
+else
+  ids = redis.call('ZREVRANGE', KEYS[1], 0, limit - 1)
+  head = 'gap'
+end
+if #ids == 0 then return {head} end
+local out = redis.call('HMGET', KEYS[2], unpack(ids))
+table.insert(out, 1, head)
+return out
+"""
+)
+
 
 def _keys(room: str) -> list[str]:
     base = f"livestage:history:{{{check_room(room)}}}"  # one hash slot per room (cluster)
-    return [f"{base}:order", f"{base}:messages", f"{base}:sent", f"{base}:removed"]
+    names = ("order", "messages", "sent", "removed", "stored", "seq")
+    return [f"{base}:{name}" for name in names]
+
+
+@dataclass(frozen=True)
+class Page:
+    """What `HistoryStore.after` found: the messages, and how they relate to the cursor."""
+
+    messages: list[ChatMessage]
+    more: bool = False
+    """More were stored after the last of `messages`: ask again after it."""
+    gap: bool = False
+    """The cursor is not kept: `messages` are the newest instead, oldest first, and some
+    between the cursor and them may be gone."""
 
 
 @dataclass(frozen=True)
@@ -133,6 +186,7 @@ class HistoryStore:
         self._mark_sent = redis.register_script(_MARK_SENT)
         self._remove = redis.register_script(_REMOVE)
         self._recent = redis.register_script(_RECENT)
+        self._after = redis.register_script(_AFTER)
 
     async def store(self, message: ChatMessage, at_ms: int | None = None) -> StoreOutcome:
         """Write `message` once; the outcome says whether (and why not) it is new."""
@@ -179,6 +233,20 @@ class HistoryStore:
         messages = [ChatMessage.from_json(item) for item in raw if item is not None]
         messages.reverse()
         return messages
+
+    async def after(self, room: str, after_id: str, limit: int, at_ms: int | None = None) -> Page:
+        """Up to `limit` kept messages stored after `after_id`, in the order they were stored;
+        when `after_id` is not kept, the newest `limit` (oldest first) with `gap` set."""
+        now = now_ms() if at_ms is None else at_ms
+        head, *raw = await self._after(
+            keys=_keys(room),
+            args=[cutoff_ms(now, self.limits.max_age_s), self.limits.max_messages, limit, after_id],
+        )
+        kind = head.decode() if isinstance(head, bytes) else str(head)
+        messages = [ChatMessage.from_json(item) for item in raw if item is not None]
+        if kind == "gap":
+            messages.reverse()
+        return Page(messages, more=kind == "more", gap=kind == "gap")
 
     async def ids(self, room: str) -> list[str]:
         """Every stored id of `room` in order (for checks and operators; no trimming)."""

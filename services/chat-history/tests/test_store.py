@@ -9,7 +9,7 @@ import pytest
 from redis.asyncio import Redis
 
 from chat_history.decisions import StoreOutcome
-from chat_history.store import HistoryStore, Limits
+from chat_history.store import HistoryStore, Limits, Page
 from livestage.kv import connect_redis
 from livestage.schemas import now_ms
 from livestage.settings import RedisSettings
@@ -124,3 +124,52 @@ async def test_rooms_are_separate(redis: Redis, room: str) -> None:
     await store.store(b)
     assert await store.recent(room, 10) == [a]
     assert await store.recent(other, 10) == [b]
+
+
+async def test_after_pages_through_what_was_stored_after_a_message_in_storing_order(
+    redis: Redis, room: str
+) -> None:
+    store = store_with(redis, max_messages=50)
+    now = now_ms()
+    # createdAt does not follow the order of storing (a host line is dated when speech began)
+    messages = [chat_message(room, f"n{n}", created_at=now - 1_000 * (n % 3)) for n in range(8)]
+    for message in messages:
+        await store.store(message)
+    first = await store.after(room, messages[1].id, 3)
+    assert ([m.body for m in first.messages], first.more, first.gap) == (
+        ["n2", "n3", "n4"],
+        True,
+        False,
+    )
+    second = await store.after(room, first.messages[-1].id, 3)
+    assert ([m.body for m in second.messages], second.more) == (["n5", "n6", "n7"], False)
+    assert await store.after(room, messages[-1].id, 3) == Page([], more=False, gap=False)
+    # a redelivery keeps the message's place; a removed one is left out of the pages
+    assert await store.store(messages[3]) is StoreOutcome.PENDING
+    await store.remove(room, messages[4].id)
+    rest = await store.after(room, messages[1].id, 10)
+    assert [m.body for m in rest.messages] == ["n2", "n3", "n5", "n6", "n7"]
+
+
+async def test_after_an_unknown_or_trimmed_message_gives_the_newest_and_says_there_is_a_gap(
+    redis: Redis, room: str
+) -> None:
+    store = store_with(redis, max_messages=3)
+    now = now_ms()
+    messages = [chat_message(room, f"n{n}", created_at=now - 10_000 + n) for n in range(5)]
+    for message in messages:
+        await store.store(message)
+    trimmed = await store.after(room, messages[0].id, 2)
+    assert ([m.body for m in trimmed.messages], trimmed.more, trimmed.gap) == (
+        ["n3", "n4"],
+        False,
+        True,
+    )
+    unknown = await store.after(room, "never-stored", 10)
+    assert ([m.body for m in unknown.messages], unknown.gap) == (["n2", "n3", "n4"], True)
+    # the oldest kept is a good cursor
+    assert [m.body for m in (await store.after(room, messages[2].id, 10)).messages] == ["n3", "n4"]
+    await store.remove(room, messages[3].id)
+    removed = await store.after(room, messages[3].id, 10)
+    assert ([m.body for m in removed.messages], removed.gap) == (["n2", "n4"], True)
+    assert await store.after(room + "-empty", "x", 10) == Page([], more=False, gap=True)

@@ -86,7 +86,20 @@ class ChatAccepted(ApiModel):
 
 
 class HistoryResponse(ApiModel):
+    """Approved chat, oldest first; with `after`, what was stored after that message."""
+
     messages: list[ChatMessage]
+    more: bool = Field(
+        False,
+        description="More messages were stored after the last one here: ask again with "
+        "`after` set to its id.",
+    )
+    gap: bool = Field(
+        False,
+        description="The `after` message is no longer in history (trimmed by count or age, "
+        "or removed): these are the newest messages instead, and some between it and them "
+        "are not shown.",
+    )
 
 
 class PublicConfig(ApiModel):

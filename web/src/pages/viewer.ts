@@ -1,7 +1,7 @@
 // Entry point of the viewer page "/": profile form, stage, chat.
 import "../styles.css";
 import { ApiError, getChatHistory, getConfig, postChat, tooManyText } from "../api";
-import { ChatView, SendIds, sendChat } from "../chat";
+import { CATCH_UP_PAGE, ChatView, ResumePoint, SendIds, catchUp, sendChat } from "../chat";
 import { ChromaKeyRenderer, parseChromaParams } from "../chromakey";
 import { byId, delay, showState } from "../dom";
 import { LiveSession, backoffDelay, errorText } from "../livekit";
@@ -61,6 +61,9 @@ const el = {
 const renderer = new ChromaKeyRenderer(el.canvas, parseChromaParams(new URLSearchParams(location.search)));
 const visuals = new StageVisualLayer(el.visual, el.caption, { captions: true });
 const chat = new ChatView(el.chatList);
+const resume = new ResumePoint(chat.store);
+/** History requests per (re)join before giving up until the next one (503 while it starts). */
+const HISTORY_ATTEMPTS = 5;
 const sendIds = new SendIds();
 const captions = new CaptionView(el.hostCaptions);
 let hostPresent = false;
@@ -181,7 +184,10 @@ async function join(event: SubmitEvent): Promise<void> {
     video: el.hostVideo,
     audioSink: el.audioSink,
     hooks: {
-      onState: (state, detail) => showState(el.state, state, detail),
+      onState: (state, detail) => {
+        showState(el.state, state, detail);
+        if (state !== "connected") resume.lost();
+      },
       onJoined: (_token, rejoin) => {
         setPlaceholder(el.stage.dataset.host || hostPresent ? "" : "Waiting for the host…");
         void loadHistory(rejoin);
@@ -239,16 +245,32 @@ async function join(event: SubmitEvent): Promise<void> {
   }
 }
 
+/**
+ * After every join, resume and rejoin: the newest messages on the first join, else every
+ * message stored after the point where the connection dropped, page by page (merged by id).
+ */
 async function loadHistory(rejoin: boolean): Promise<void> {
-  const token = session?.token;
-  if (!token) return;
-  try {
-    const messages = await getChatHistory(token);
-    for (const m of messages) chat.add(m);
-    if (!rejoin) chat.scrollToBottom();
-  } catch (err) {
-    // history service not up yet (503) or similar: live messages still arrive
-    console.info("chat history unavailable:", errorText(err));
+  const current = session;
+  const cursor = resume.from();
+  for (let attempt = 0; attempt < HISTORY_ATTEMPTS; attempt++) {
+    const token = current?.token;
+    if (!token || session !== current || !current?.active) return;
+    try {
+      const { gap } = await catchUp(
+        (after) => getChatHistory(token, after === undefined ? {} : { after, limit: CATCH_UP_PAGE }),
+        cursor,
+        (message) => chat.add(message),
+      );
+      resume.caughtUp();
+      if (gap) setNotice("you were away for a while: some older messages are not shown", "info");
+      if (!rejoin) chat.scrollToBottom();
+      return;
+    } catch (err) {
+      // history service not up yet (503) or similar: live messages still arrive meanwhile
+      console.info("chat history unavailable:", errorText(err));
+      const retryAfter = err instanceof ApiError && err.retryAfter ? err.retryAfter * 1000 : 0;
+      await delay(Math.max(backoffDelay(attempt), retryAfter));
+    }
   }
 }
 

@@ -11,7 +11,14 @@ from pydantic import ValidationError
 
 from livestage import metrics, subjects
 from livestage.bus import BusUnavailable
-from livestage.schemas import ChatMessage, HistoryReply, HistoryRequest, new_id, now_ms
+from livestage.schemas import (
+    MESSAGE_ID_PATTERN,
+    ChatMessage,
+    HistoryReply,
+    HistoryRequest,
+    new_id,
+    now_ms,
+)
 
 from ..deps import (
     Services,
@@ -37,8 +44,9 @@ def message_id(identity: str, client_id: str | None) -> str:
     return hashlib.sha256(f"{identity}:{client_id}".encode()).hexdigest()[:32]
 
 
-async def recent_history(services: Services, limit: int) -> HistoryReply:
-    """Ask chat-history for the room's last `limit` approved messages; a 503 if NATS is down.
+async def recent_history(services: Services, limit: int, after: str | None = None) -> HistoryReply:
+    """Ask chat-history for the room's last `limit` approved messages (or up to `limit` stored
+    after the message `after`); a 503 if NATS is down.
 
     A reply that does not parse raises `ValidationError`: each route decides what that means.
     """
@@ -46,7 +54,7 @@ async def recent_history(services: Services, limit: int) -> HistoryReply:
     try:
         return await services.require_bus().request(
             subjects.history_recent(room),
-            HistoryRequest(room=room, limit=limit),
+            HistoryRequest(room=room, limit=limit, after=after),
             HistoryReply,
             timeout_s=services.edge.history_timeout_s,
         )
@@ -101,10 +109,19 @@ async def chat_history(
     viewer: ViewerDep,
     services: ServicesDep,
     limit: Annotated[int, Query(ge=1, le=200, description="How many messages at most.")] = 50,
+    after: Annotated[
+        str | None,
+        Query(
+            pattern=MESSAGE_ID_PATTERN,
+            description="A message id: the messages stored after it, in the order they were "
+            "sent to the room (a page catching up after a reconnect). Page on with the last "
+            "id while `more` is true; `gap` says the id is no longer in history.",
+        ),
+    ] = None,
 ) -> HistoryResponse:
     """The room's recent approved chat, oldest first (answered by chat-history over NATS)."""
     try:
-        reply = await recent_history(services, limit)
+        reply = await recent_history(services, limit, after)
     except ValidationError as error:
         log.error(
             "chat-history answered %s with a malformed reply: %s",
@@ -116,4 +133,4 @@ async def chat_history(
             detail="the chat history service sent a reply the edge cannot read; "
             "live chat still works",
         ) from error
-    return HistoryResponse(messages=reply.messages)
+    return HistoryResponse(messages=reply.messages, more=reply.more, gap=reply.gap)

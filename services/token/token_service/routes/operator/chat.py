@@ -13,7 +13,7 @@ from typing import Annotated
 from fastapi import Path, Query, status
 
 from livestage import subjects
-from livestage.schemas import ChatRemoval, now_ms
+from livestage.schemas import MESSAGE_ID_PATTERN, ChatRemoval, now_ms
 
 from ...deps import ServicesDep
 from ...errors import RESPONSES
@@ -26,7 +26,7 @@ router = operator_router("/chat", ["operator: chat"])
 MessageIdPath = Annotated[
     str,
     Path(
-        pattern=r"^[A-Za-z0-9_-]{1,64}$",
+        pattern=MESSAGE_ID_PATTERN,
         description="The message's id (as in history and in the chat packets).",
     ),
 ]
