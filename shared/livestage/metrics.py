@@ -78,6 +78,15 @@ NAMES_REFUSED = MetricSpec(
     "check (blocklist, wordlist, classifier, zalgo).",
     ("check",),
 )
+HOST_DISPATCHES = MetricSpec(
+    "livestage.edge.host_dispatches",
+    "counter",
+    "{dispatch}",
+    "Host dispatches the edge created; `cause` is why (no_dispatch, stale, ended, crashed), "
+    "`trigger` what looked: a token request, or the reconciler (sweep, worker, job_ended, "
+    "viewer_joined) re-dispatching a room that has viewers and no host.",
+    ("cause", "trigger"),
+)
 
 # --- host --------------------------------------------------------------------------------------
 HOST_REACTION_LATENCY = MetricSpec(
@@ -200,6 +209,7 @@ ALL: tuple[MetricSpec, ...] = (
     CHAT_REMOVALS,
     RATE_LIMITED,
     NAMES_REFUSED,
+    HOST_DISPATCHES,
     HOST_REACTION_LATENCY,
     HOST_SPEAKING_TIME,
     HOST_TURNS,

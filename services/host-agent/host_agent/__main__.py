@@ -15,7 +15,7 @@ import logging
 import sys
 
 from host_agent.job import JobConfig
-from host_agent.worker import build_server
+from host_agent.worker import announce_registrations, build_server
 from livestage import health, service
 
 log = logging.getLogger("host_agent")
@@ -33,12 +33,13 @@ def main(argv: list[str]) -> int:
 
     async def run(stop: asyncio.Event) -> None:
         # Jobs connect to NATS themselves; checking it here (and declaring the streams) makes a
-        # NATS problem visible at start rather than at the first viewer.
+        # NATS problem visible at start rather than at the first viewer. The worker keeps this
+        # connection to announce its registrations (`host.worker`).
         bus = await service.connect_bus("host-agent", stop, config.nats)
         if bus is None:
             return
-        await bus.close()
         server = build_server(config, devmode=devmode)
+        announce_registrations(server, bus, config.livekit.agent_name)
         # Jobs hold their own NATS connections; the worker is ready once LiveKit registered it.
         health.remove_ready_check("nats")
         health.add_ready_check("livekit-worker", lambda: server.id != "unregistered")
@@ -55,6 +56,7 @@ def main(argv: list[str]) -> int:
             with contextlib.suppress(TimeoutError, asyncio.TimeoutError):
                 await asyncio.wait_for(server.drain(), config.host.drain_timeout_s)
         await server.aclose()
+        await bus.close()
         if worker.done() and worker.exception() is not None:
             raise worker.exception()  # type: ignore[misc]
         with contextlib.suppress(asyncio.CancelledError):

@@ -27,7 +27,9 @@ from .body_limit import BodyLimit
 from .client_ip import parse_networks
 from .deps import Limits, Services
 from .dispatch.decision import HostPolicy
-from .dispatch.dispatcher import DispatchMetadata, HostCache
+from .dispatch.dispatcher import DispatchMetadata, HostCache, WorkerRegistrations
+from .dispatch.reconciler import HostReconciler
+from .dispatch.schedule import ReconcilePolicy
 from .livekit_gateway import LiveKitGateway
 from .names import NameCheck
 from .pages import SecurityHeaders, mount_docs, mount_pages, page_policy
@@ -71,6 +73,20 @@ def create_app(
             max_connections=edge.redis_max_connections,
         )
         secret = livekit.api_secret.get_secret_value()
+        gateway = LiveKitGateway(
+            livekit.http_url, livekit.api_key, secret, timeout_s=edge.livekit_timeout_s
+        )
+        host_cache = HostCache(redis_client, livekit.room, edge.host_cache_ttl_s)
+        host_policy = HostPolicy(
+            agent_name=livekit.agent_name,
+            stale_after_ms=int(edge.dispatch_stale_s * 1000),
+            join_grace_ms=int(edge.host_join_grace_s * 1000),
+            worker_grace_ms=int(edge.dispatch_worker_grace_s * 1000),
+        )
+        dispatch_metadata = DispatchMetadata(
+            app=edge.app_name, avatar_model=AnamSettings().avatar_model, mode=edge.mode
+        )
+        workers = WorkerRegistrations(redis_client, livekit.agent_name)
         services = Services(
             edge=edge,
             livekit=livekit,
@@ -82,17 +98,23 @@ def create_app(
             ),
             limits=Limits.from_settings(edge),
             trusted_proxies=parse_networks(edge.trusted_proxies),
-            dispatch_metadata=DispatchMetadata(
-                app=edge.app_name, avatar_model=AnamSettings().avatar_model, mode=edge.mode
-            ),
-            gateway=LiveKitGateway(
-                livekit.http_url, livekit.api_key, secret, timeout_s=edge.livekit_timeout_s
-            ),
-            host_cache=HostCache(redis_client, livekit.room, edge.host_cache_ttl_s),
-            host_policy=HostPolicy(
-                agent_name=livekit.agent_name,
-                stale_after_ms=int(edge.dispatch_stale_s * 1000),
-                join_grace_ms=int(edge.host_join_grace_s * 1000),
+            dispatch_metadata=dispatch_metadata,
+            gateway=gateway,
+            host_cache=host_cache,
+            host_policy=host_policy,
+            workers=workers,
+            reconciler=HostReconciler(
+                gateway=gateway,
+                caches={livekit.room: host_cache},
+                workers=workers,
+                policy=host_policy,
+                metadata=dispatch_metadata,
+                lock_s=edge.dispatch_lock_s,
+                schedule=ReconcilePolicy(
+                    interval_s=edge.reconcile_interval_s,
+                    worker_grace_s=edge.dispatch_worker_grace_s,
+                    max_backoff_s=edge.reconcile_backoff_max_s,
+                ),
             ),
             visitors=visitors,
             # in a thread: the first build loads word lists and the classifier
@@ -101,6 +123,7 @@ def create_app(
             stage_domains=stage_domains,
         )
         services.start_bus()
+        services.start_reconciler()
         app.state.services = services
         try:
             yield
