@@ -330,9 +330,16 @@ async def test_a_rush_costs_redis_not_livekit_and_events_keep_the_cache_honest(
             rate_token_per_ip="1000/minute",
             rate_token_per_visitor="1000/minute",
         )
+
+        def decisions() -> list[bytes]:
+            # What deciding costs, less ListParticipants: the host reconciler lists the room's
+            # participants on its own (at start, on webhooks and host.job events) and, with no
+            # viewer in this room, does nothing more.
+            return [line for line in lk.requests if b"ListParticipants" not in line]
+
         await edge.token()  # decides: create_room, list participants + dispatches, dispatch
-        decided = len(lk.requests)
-        assert decided == 4, lk.requests
+        decided = len(decisions())
+        assert decided == 3, lk.requests
         # More requests in flight than redis-py's default pool has connections (100, past which
         # it fails with "Too many connections"): the edge's pool is sized and waits instead.
         async with httpx.AsyncClient(
@@ -342,7 +349,7 @@ async def test_a_rush_costs_redis_not_livekit_and_events_keep_the_cache_honest(
                 *[crowd.post("/api/livekit-token", json=PROFILE) for _ in range(150)]
             )
         assert [r.status_code for r in rush] == [200] * 150, {r.text for r in rush}
-        assert len(lk.requests) == decided  # 150 viewers, not one LiveKit call
+        assert len(decisions()) == decided  # 150 viewers, not one LiveKit call
 
         # LiveKit says our agent left: the cache is dropped and the next request asks again
         left = json.dumps(
@@ -368,7 +375,7 @@ async def test_a_rush_costs_redis_not_livekit_and_events_keep_the_cache_honest(
         )
         assert hook.status_code == 204, hook.text
         await edge.token()
-        assert len(lk.requests) == decided + 3  # looked again; the dispatch is still pending
+        assert len(decisions()) == decided + 2  # looked again; the dispatch is still pending
 
         # the host agent says its job started: present, and nobody asks LiveKit
         nc = await nats.connect(nats_server.url)
@@ -387,9 +394,9 @@ async def test_a_rush_costs_redis_not_livekit_and_events_keep_the_cache_honest(
                     # the edge handles the event in the background; Redis shows when it did
                     while (await cache.get() is not None) != expected:  # noqa: ASYNC110
                         await asyncio.sleep(0.02)
-                before = len(lk.requests)
+                before = len(decisions())
                 await edge.token()
-                assert len(lk.requests) == before + (0 if expected else 3), event
+                assert len(decisions()) == before + (0 if expected else 2), event
         finally:
             await nc.close()
         assert "AJ_x" in await edge.services.host_cache.ended_jobs()

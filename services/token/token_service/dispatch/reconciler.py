@@ -7,9 +7,11 @@ jobless, and a page that rejoins after a LiveKit restart asks for no new token. 
 runs in every edge replica and looks at each of its rooms when `schedule.py` says so (a sweep
 every `TOKEN_RECONCILE_INTERVAL_S`; at once when our host leaves or its job ends or a viewer
 joins; `TOKEN_DISPATCH_WORKER_GRACE_S` after a host worker announces its registration on
-`host.worker.<agent name>`). A look lists the room's participants (one bounded LiveKit call);
-with a viewer in it, `ensure_host` decides and acts under the room's Redis lock, so two replicas
-looking at once still make one dispatch. Re-dispatches and failures back off per room.
+`host.worker.<agent name>`). A look believes the cached host state while it holds (except
+after events that may make it wrong, `FRESH_TRIGGERS`), else lists the room's participants (one
+bounded LiveKit call); with a viewer in it, `ensure_host` decides and acts under the room's
+Redis lock, so two replicas looking at once still make one dispatch. Re-dispatches and failures
+back off per room (`schedule.py`).
 """
 
 from __future__ import annotations
