@@ -15,9 +15,7 @@ the stale rule cannot be what brings the host.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
-import urllib.request
 import uuid
 from typing import Any
 
@@ -27,14 +25,15 @@ from livestage import subjects
 from livestage.bus import Bus, Observed
 from livestage.schemas import HostJobEvent
 from livestage.settings import NatsSettings
-from tests.support.host_process import HostAgentProcess
-from tests.support.livekit_helpers import server_api
+from tests.support.host_process import GREETING_HOST, HostAgentProcess
+from tests.support.livekit_helpers import dispatch_jobs, server_api
 from tests.support.room import LOUD_RMS, RecordingViewer
 from tests.support.services import (
     ServiceOutput,
     edge_env,
     end_service,
     free_port,
+    post_json,
     start_service,
     wait_http_ok,
 )
@@ -43,15 +42,6 @@ from tests.support.waiting import Changed, until
 HOST_WITHIN_S = 10.0
 """The issue's bound: the host speaks to the waiting viewer within 10 s of the worker's
 registration."""
-
-
-def post_json(url: str, body: dict[str, Any]) -> dict[str, Any]:
-    request = urllib.request.Request(
-        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        result: dict[str, Any] = json.loads(response.read())
-        return result
 
 
 def livekit_said_no_worker(log_path: Any, room: str) -> bool:
@@ -121,12 +111,7 @@ async def test_a_viewer_waiting_without_a_worker_hears_the_host_once_a_worker_re
                 "LIVEKIT_URL": livekit_server.url,
                 "LIVEKIT_API_KEY": livekit_server.api_key,
                 "LIVEKIT_API_SECRET": livekit_server.api_secret,
-                "HOST_AVATAR": "none",
-                "HOST_VOICE": "local",
-                "HOST_HEALTH_PORT": "0",
-                "HOST_IDLE_PROCESSES": "1",
-                "HOST_GREET": "true",
-                "HOST_VIEWER_WAIT_S": "20",
+                **GREETING_HOST,
             }
         )
         await host.registered()
@@ -155,19 +140,9 @@ async def test_a_viewer_waiting_without_a_worker_hears_the_host_once_a_worker_re
 
         # Exactly one job: one host.job "started", and LiveKit lists one dispatch of ours with
         # one job, whose participant is the voice the viewer hears (it lists jobs a bit late).
-        async with server_api(livekit_server) as lk:
-
-            async def our_jobs() -> list[list[str]]:
-                listed = await lk.agent_dispatch.list_dispatch(room)
-                return [
-                    [job.state.participant_identity for job in d.state.jobs]
-                    for d in listed
-                    if d.agent_name == agent_name
-                ]
-
-            async with asyncio.timeout(15):
-                while await our_jobs() != [[speaker]]:  # noqa: ASYNC110 - no event for it
-                    await asyncio.sleep(0.2)
+        async with server_api(livekit_server) as lk, asyncio.timeout(15):
+            while await dispatch_jobs(lk, room, agent_name) != [[speaker]]:  # noqa: ASYNC110
+                await asyncio.sleep(0.2)  # LiveKit has no event for its dispatch list
         await changed.until(lambda: started, 10, "the job's host.job started event")
         assert [event.room for event in started] == [room], started
     finally:

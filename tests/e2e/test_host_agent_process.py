@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import signal
 import subprocess
 import sys
 import time
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -24,24 +22,16 @@ import numpy as np
 import pytest
 from livekit import rtc
 
-from tests.support.host_process import HostAgentProcess
+from tests.support.host_process import GREETING_HOST, HostAgentProcess
 from tests.support.livekit_helpers import leave
 from tests.support.services import (
     ROOT,
     edge_env,
     free_port,
+    post_json,
     stop_service,
     wait_http_ok,
 )
-
-
-def post_json(url: str, body: dict[str, Any]) -> dict[str, Any]:
-    request = urllib.request.Request(
-        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        result: dict[str, Any] = json.loads(response.read())
-        return result
 
 
 @pytest.fixture
@@ -65,16 +55,7 @@ def stack(nats_server, redis_server, livekit_server) -> Iterator[dict[str, Any]]
         stderr=subprocess.STDOUT,
         text=True,
     )
-    host_env = {
-        **common,
-        "HOST_AVATAR": "none",
-        "HOST_VOICE": "local",
-        "HOST_HEALTH_PORT": "0",
-        "HOST_IDLE_PROCESSES": "1",
-        "HOST_GREET": "true",
-        "HOST_VIEWER_WAIT_S": "20",
-        "HOST_EMPTY_GRACE_S": "5",
-    }
+    host_env = {**common, **GREETING_HOST, "HOST_EMPTY_GRACE_S": "5"}
     hosts: list[HostAgentProcess] = []
     try:
         wait_http_ok(f"http://127.0.0.1:{port}/readyz", edge)

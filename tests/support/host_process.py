@@ -1,8 +1,8 @@
 """`python -m host_agent start` as production runs it, as a test's subprocess.
 
-    host = HostAgentProcess(env)      # LIVEKIT_*, NATS_URL, HOST_* settings
-    await host.registered()           # LiveKit registered the worker
-    host.kill_group()                 # SIGKILL it and its job processes, as in a crash
+host = HostAgentProcess(env)      # LIVEKIT_*, NATS_URL, HOST_* settings
+await host.registered()           # LiveKit registered the worker
+host.kill_group()                 # SIGKILL it and its job processes, as in a crash
 """
 
 from __future__ import annotations
@@ -18,6 +18,15 @@ import time
 import pytest
 
 from tests.support.services import ROOT, ServiceOutput
+
+GREETING_HOST = {
+    "HOST_AVATAR": "none",
+    "HOST_VOICE": "local",
+    "HOST_HEALTH_PORT": "0",
+    "HOST_IDLE_PROCESSES": "1",
+    "HOST_GREET": "true",
+    "HOST_VIEWER_WAIT_S": "20",
+}
 
 
 class HostAgentProcess:

@@ -21,14 +21,13 @@ from tests.support.livekit_helpers import joined, mint_token, server_api
 from tests.support.waiting import until
 
 from .conftest import Edge, EdgeFactory
-from .test_hardening import AGENT, edge_with_bus
+from .test_hardening import AGENT, edge_with_bus, our_dispatches
 
 RECONCILER_LOG = "token_service.dispatch.reconciler"
 
 
 async def dispatch_ids(livekit_server, room: str) -> list[str]:  # type: ignore[no-untyped-def]
-    async with server_api(livekit_server) as lk:
-        return [d.id for d in await lk.agent_dispatch.list_dispatch(room) if d.agent_name == AGENT]
+    return [d.id for d in await our_dispatches(livekit_server, room)]
 
 
 def viewer_token(livekit_server, edge: Edge) -> str:  # type: ignore[no-untyped-def]
