@@ -7,7 +7,9 @@ test_edge_host_reconciler.py`)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import time
 import uuid
 
 import nats
@@ -21,7 +23,7 @@ from tests.support.livekit_helpers import joined, mint_token, server_api
 from tests.support.waiting import until
 
 from .conftest import Edge, EdgeFactory
-from .test_hardening import AGENT, edge_with_bus, our_dispatches
+from .test_hardening import AGENT, edge_with_bus, our_dispatches, signed
 
 RECONCILER_LOG = "token_service.dispatch.reconciler"
 
@@ -116,3 +118,44 @@ async def test_a_room_without_viewers_is_left_alone_by_a_registration(
         interval=0.05,
     )
     assert await dispatch_ids(livekit_server, edge.room) == []
+
+
+async def test_a_viewer_joining_with_an_old_token_wakes_the_reconciler_through_the_webhook(
+    make_edge: EdgeFactory,
+    livekit_server,  # type: ignore[no-untyped-def]
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="token_service")
+    edge = await edge_with_bus(make_edge, reconcile_interval_s=600)
+    reconciler = edge.services.reconciler
+    await until(  # the look at start is done (an empty room): the next sweep is far away
+        lambda: reconciler.schedule.next_wakeup() > reconciler.clock() + 60, 10, "the first look"
+    )
+    identity = viewer_identity()
+    token = mint_token(
+        livekit_server, identity, edge.room, can_publish=False, can_publish_data=False
+    )
+    async with joined(livekit_server, token):
+        joined_event = json.dumps(
+            {
+                "event": "participant_joined",
+                "id": "EV_" + uuid.uuid4().hex[:12],
+                "createdAt": str(int(time.time())),
+                "room": {"name": edge.room},
+                "participant": {"identity": identity, "kind": "STANDARD"},
+            }
+        )
+        hook = await edge.client.post(
+            "/api/livekit/webhook",
+            content=joined_event,
+            headers={
+                "Content-Type": "application/webhook+json",
+                "Authorization": signed(
+                    joined_event, livekit_server.api_key, livekit_server.api_secret
+                ),
+            },
+        )
+        assert hook.status_code == 204, hook.text
+        await wait_for_dispatch(livekit_server, edge.room)
+    lines = [r.getMessage() for r in caplog.records]
+    assert any("no_dispatch, asked by viewer_joined" in line for line in lines), lines
