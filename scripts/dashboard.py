@@ -223,6 +223,14 @@ ROWS: dict[str, tuple[Panel, ...]] = {
             ),
         ),
         Panel(
+            "Host dispatches",
+            "dispatches/min",
+            (Query(rate(m.HOST_DISPATCHES, "trigger, cause", per="60"), "{{trigger}}: {{cause}}"),),
+            description="Dispatches by the edge: a token request, or the reconciler bringing a "
+            "host to viewers who have none (sweep, worker, job_ended, host_left, viewer_joined). "
+            "A steady reconciler rate means hosts keep failing.",
+        ),
+        Panel(
             "NATS consumer lag",
             "short",
             (Query(f"max by (consumer) ({p(m.NATS_CONSUMER_PENDING)})", "{{consumer}}"),),

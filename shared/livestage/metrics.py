@@ -96,6 +96,15 @@ EDGE_DEPENDENCY_STATUS = MetricSpec(
     "stage_media): 1 ok, 0.5 degraded (answering slowly or in part), 0 down.",
     ("dependency",),
 )
+HOST_DISPATCHES = MetricSpec(
+    "livestage.edge.host_dispatches",
+    "counter",
+    "{dispatch}",
+    "Host dispatches the edge created; `cause` is why (no_dispatch, stale, ended, crashed), "
+    "`trigger` what looked: a token request, or the reconciler (sweep, worker, job_ended, "
+    "viewer_joined) re-dispatching a room that has viewers and no host.",
+    ("cause", "trigger"),
+)
 
 # --- host --------------------------------------------------------------------------------------
 HOST_REACTION_LATENCY = MetricSpec(
@@ -231,6 +240,7 @@ ALL: tuple[MetricSpec, ...] = (
     NAMES_REFUSED,
     MEDIA_REFUSED,
     EDGE_DEPENDENCY_STATUS,
+    HOST_DISPATCHES,
     HOST_REACTION_LATENCY,
     HOST_SPEAKING_TIME,
     HOST_TURNS,

@@ -203,6 +203,20 @@ class HostJobEvent(WireModel):
     created_at: EpochMs
 
 
+class HostWorkerEvent(WireModel):
+    """A host agent worker registered with LiveKit (`host.worker.<agent name>`).
+
+    LiveKit does not offer a dispatch made while no worker could take it to a worker that
+    registers later; the edge's reconciler hears this and replaces such dispatches.
+    """
+
+    id: MessageId
+    agent_name: RoomName  # the subject's last token, so the same rule as a room name
+    worker_id: Annotated[str, StringConstraints(max_length=128)]
+    event: Literal["registered"] = "registered"
+    created_at: EpochMs
+
+
 class ChatRemoval(WireModel):
     """An operator removed one message (`chat.removed.<room>`)."""
 
@@ -333,6 +347,7 @@ WIRE_MODELS: tuple[type[WireModel], ...] = (
     PresenceEvent,
     HostCommand,
     HostJobEvent,
+    HostWorkerEvent,
     ChatRemoval,
     BanEvent,
     StageCommand,

@@ -33,6 +33,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .domains import DomainLists, normalize_domains
 from .egress import EgressPolicy
+from .subjects import InvalidRoomName, check_room
 
 Config = TypeVar("Config")
 
@@ -107,8 +108,21 @@ class LiveKitSettings(BaseSettings):
     )
     room: str = Field("livestage", description="The room every viewer joins.")
     agent_name: str = Field(
-        "livestage-host", description="Agent name the host-agent worker registers under."
+        "livestage-host",
+        description="Agent name the host-agent worker registers under (1-64 of A-Z, a-z, 0-9, "
+        "_ and -: workers announce themselves on `host.worker.<name>`).",
     )
+
+    @field_validator("agent_name")
+    @classmethod
+    def _agent_name_is_a_subject_token(cls, value: str) -> str:
+        try:
+            return check_room(value)
+        except InvalidRoomName:
+            raise ValueError(
+                f"agent name {value!r} is not allowed: use 1-64 characters of A-Z, a-z, 0-9, "
+                "'_' or '-' (it is a NATS subject token)"
+            ) from None
 
     @property
     def http_url(self) -> str:

@@ -101,6 +101,12 @@ def host_job(room: str) -> str:
     return _subject("host", "job", room)
 
 
+def host_worker(agent_name: str) -> str:
+    """A host agent worker registered with LiveKit under `agent_name` (the last token; it obeys
+    the room-name rule): edges re-dispatch rooms whose dispatch no worker could take."""
+    return _subject("host", "worker", agent_name)
+
+
 def stage_visual(room: str) -> str:
     return _subject("stage", "visual", room)
 

@@ -26,6 +26,7 @@ from livestage.schemas import (
     HistoryRequest,
     HostCommand,
     HostJobEvent,
+    HostWorkerEvent,
     ModerationVerdict,
     PresenceEvent,
     SpokenTurn,
@@ -136,6 +137,13 @@ MODELS = {
         usage=st.dictionaries(
             st.text(max_size=64), st.floats(allow_nan=False, allow_infinity=False), max_size=8
         ),
+        created_at=epoch,
+    ),
+    "HostWorkerEvent": model(
+        HostWorkerEvent,
+        id=ids,
+        agent_name=rooms,
+        worker_id=st.text(max_size=128),
         created_at=epoch,
     ),
     "ChatRemoval": room_event(

@@ -24,6 +24,7 @@ BUILDERS = [
     subjects.chat_rejected,
     subjects.host_spoken,
     subjects.host_control,
+    subjects.host_worker,
     subjects.stage_visual,
     subjects.room_presence,
     subjects.history_recent,
@@ -36,6 +37,7 @@ def test_subject_names() -> None:
     assert subjects.chat_rejected("R") == "chat.rejected.R"
     assert subjects.host_spoken("R") == "host.spoken.R"
     assert subjects.host_control("R") == "host.control.R"
+    assert subjects.host_worker("livestage-host") == "host.worker.livestage-host"
     assert subjects.stage_visual("R") == "stage.visual.R"
     assert subjects.room_presence("R") == "room.presence.R"
     assert subjects.history_recent("R") == "history.recent.R"

@@ -25,7 +25,7 @@ import httpx
 from livekit import api
 from livekit.protocol.models import ParticipantInfo
 
-from tests.support.livekit_helpers import server_api
+from tests.support.livekit_helpers import dispatch_jobs, server_api
 from tests.support.services import (
     ROOT,
     edge_env,
@@ -160,17 +160,9 @@ async def test_after_the_host_is_sigkilled_token_requests_bring_a_host_back(
                     await asyncio.sleep(0.5)  # one viewer every half second
             assert first_identity not in await agents_in_room()
 
-            async def our_jobs() -> list[list[str]]:
-                listed = await lk.agent_dispatch.list_dispatch(room)
-                return [
-                    [job.state.participant_identity for job in d.state.jobs]
-                    for d in listed
-                    if d.agent_name == agent_name
-                ]
-
             # one dispatch, whose job is the spare's (LiveKit lists jobs a few seconds late)
             async with asyncio.timeout(15):
-                while await our_jobs() != [[spare.jobs[-1][1]]]:  # noqa: ASYNC110
+                while await dispatch_jobs(lk, room, agent_name) != [[spare.jobs[-1][1]]]:  # noqa: ASYNC110
                     await asyncio.sleep(0.2)
     finally:
         output = await asyncio.to_thread(stop_service, edge)

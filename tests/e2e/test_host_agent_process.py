@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import signal
 import subprocess
 import sys
 import time
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -30,62 +28,17 @@ from livestage import subjects
 from livestage.schemas import HostCommand, new_id, now_ms
 from tests.support.bus import connected_bus
 from tests.support.host_events import following
+from tests.support.host_process import GREETING_HOST, HostAgentProcess
 from tests.support.livekit_helpers import leave
 from tests.support.room import RecordingViewer
 from tests.support.services import (
     ROOT,
-    ServiceOutput,
     edge_env,
     free_port,
+    post_json,
     stop_service,
     wait_http_ok,
 )
-
-
-class HostAgentProcess:
-    """`python -m host_agent start` in its own process group (so a crash can take it all)."""
-
-    def __init__(self, env: dict[str, str]) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "host_agent", "start"],
-            cwd=ROOT,
-            env={**os.environ, **env},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            start_new_session=True,
-        )
-        self._output = ServiceOutput(self.process)
-        self.lines = self._output.lines
-
-    def output(self) -> str:
-        return "".join(line for line in self.lines if "ignoring byte stream" not in line)
-
-    async def registered(self, within: float = 60) -> None:
-        """Wait until the worker registered with LiveKit (a dispatch made before that waits)."""
-        deadline = time.monotonic() + within
-        while not any("registered worker" in line for line in self.lines):
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail("the host-agent worker did not register:\n" + self.output()[-4000:])
-            await asyncio.sleep(0.1)
-
-    def kill_group(self) -> str:
-        """SIGKILL the process and its job processes, as in a crash; returns what it printed."""
-        if self.process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait(15)
-        self._output.finish(5)
-        return self.output()
-
-
-def post_json(url: str, body: dict[str, Any]) -> dict[str, Any]:
-    request = urllib.request.Request(
-        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        result: dict[str, Any] = json.loads(response.read())
-        return result
 
 
 @pytest.fixture
@@ -109,16 +62,7 @@ def stack(nats_server, redis_server, livekit_server) -> Iterator[dict[str, Any]]
         stderr=subprocess.STDOUT,
         text=True,
     )
-    host_env = {
-        **common,
-        "HOST_AVATAR": "none",
-        "HOST_VOICE": "local",
-        "HOST_HEALTH_PORT": "0",
-        "HOST_IDLE_PROCESSES": "1",
-        "HOST_GREET": "true",
-        "HOST_VIEWER_WAIT_S": "20",
-        "HOST_EMPTY_GRACE_S": "5",
-    }
+    host_env = {**common, **GREETING_HOST, "HOST_EMPTY_GRACE_S": "5"}
     hosts: list[HostAgentProcess] = []
     try:
         wait_http_ok(f"http://127.0.0.1:{port}/readyz", edge)

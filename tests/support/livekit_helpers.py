@@ -67,6 +67,17 @@ def server_api(server: LiveKitEndpoint) -> api.LiveKitAPI:
     return api.LiveKitAPI(server.http_url, server.api_key, server.api_secret)
 
 
+async def dispatch_jobs(lk: api.LiveKitAPI, room: str, agent_name: str) -> list[list[str]]:
+    """Each of `agent_name`'s dispatches in `room`, as its jobs' participant identities
+    (LiveKit lists a job a few seconds after it handed it out)."""
+    listed = await lk.agent_dispatch.list_dispatch(room)
+    return [
+        [job.state.participant_identity for job in d.state.jobs]
+        for d in listed
+        if d.agent_name == agent_name
+    ]
+
+
 async def join(
     server: LiveKitEndpoint | str,
     token: str,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -69,6 +70,16 @@ def edge_env(port: int, nats: Any, redis: Any, livekit: Any, **extra: str) -> di
         "LIVEKIT_API_SECRET": livekit.api_secret,
         **extra,
     }
+
+
+def post_json(url: str, body: dict[str, Any]) -> dict[str, Any]:
+    """POST `body` as JSON and return the JSON answer (an HTTPError for anything but 2xx)."""
+    request = urllib.request.Request(
+        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        result: dict[str, Any] = json.loads(response.read())
+        return result
 
 
 def wait_http_ok(url: str, process: subprocess.Popen[str], within: float = 90) -> None:

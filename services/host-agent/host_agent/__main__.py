@@ -18,7 +18,7 @@ import sys
 
 from host_agent.handover import drain_worker
 from host_agent.job import JobConfig
-from host_agent.worker import build_server
+from host_agent.worker import announce_registrations, build_server
 from livestage import health, service
 
 log = logging.getLogger("host_agent")
@@ -37,11 +37,13 @@ def main(argv: list[str]) -> int:
     async def run(stop: asyncio.Event) -> None:
         # Jobs connect to NATS themselves; checking it here (and declaring the streams) makes a
         # NATS problem visible at start rather than at the first viewer. The worker keeps its
-        # connection to hand its shows over when it drains.
+        # connection to announce its registrations (`host.worker`) and to hand its shows over
+        # when it drains.
         bus = await service.connect_bus("host-agent", stop, config.nats)
         if bus is None:
             return
         server = build_server(config, devmode=devmode)
+        announce_registrations(server, bus, config.livekit.agent_name)
         # Jobs hold their own NATS connections; the worker is ready once LiveKit registered it.
         health.remove_ready_check("nats")
         health.add_ready_check("livekit-worker", lambda: server.id != "unregistered")

@@ -4,10 +4,14 @@ Explicit dispatch only (a non-empty agent name): the edge dispatches one host pe
 runs `entrypoint` in its own process in production (`HOST_EXECUTOR=process`, warm processes
 prepared by `prewarm`), or in a thread (tests). `prewarm` runs in each job process: it loads the
 settings, sets up telemetry there (metrics are recorded in the job process) and warms the TTS.
+`announce_registrations` publishes `host.worker.<agent name>` each time LiveKit registers the
+worker: LiveKit never offers a dispatch made while no worker was registered to one that comes
+later, so the edge replaces such dispatches when it hears this.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -17,11 +21,16 @@ from livekit.agents import AgentServer, JobContext, JobExecutorType, JobProcess
 from host_agent.job import HostJob, JobConfig
 from host_agent.output_guard import load_checker
 from host_agent.persona import load_persona
+from livestage import subjects
+from livestage.bus import Bus, BusUnavailable
+from livestage.schemas import HostWorkerEvent, new_id, now_ms
 from livestage.telemetry import setup_telemetry
 
 log = logging.getLogger(__name__)
 
 CONFIG_KEY = "livestage.job_config"
+ANNOUNCE_RETRIES_S = (1.0, 2.0, 4.0, 8.0)
+"""Waits between tries to announce a registration while NATS does not confirm it."""
 _telemetry: Any = None
 
 
@@ -76,3 +85,38 @@ def build_server(config: JobConfig, *, devmode: bool = False) -> AgentServer:
     )
     server.rtc_session(entrypoint, agent_name=config.livekit.agent_name)
     return server
+
+
+def announce_registrations(server: AgentServer, bus: Bus, agent_name: str) -> None:
+    """Publish a `HostWorkerEvent` on `host.worker.<agent_name>` each time LiveKit registers
+    `server` (at start and after each reconnect, e.g. a LiveKit restart)."""
+    subject = subjects.host_worker(agent_name)
+    pending: set[asyncio.Task[None]] = set()
+
+    async def announce(worker_id: str) -> None:
+        event = HostWorkerEvent(
+            id=new_id(), agent_name=agent_name, worker_id=worker_id[:128], created_at=now_ms()
+        )
+        for retry_s in (*ANNOUNCE_RETRIES_S, None):
+            try:
+                await bus.publish(subject, event)
+                log.info("announced worker %s on %s", worker_id, subject)
+                return
+            except BusUnavailable as error:
+                if retry_s is None:
+                    log.warning(
+                        "worker %s registered but could not announce it (%s): edges find rooms "
+                        "waiting for a host by their sweep (TOKEN_RECONCILE_INTERVAL_S) and "
+                        "TOKEN_DISPATCH_STALE_S",
+                        worker_id,
+                        error,
+                    )
+                    return
+                await asyncio.sleep(retry_s)
+
+    def on_registered(worker_id: str, _server_info: object) -> None:
+        task = asyncio.create_task(announce(worker_id))
+        pending.add(task)
+        task.add_done_callback(pending.discard)
+
+    server.on("worker_registered", on_registered)

@@ -110,6 +110,37 @@ def test_stale_dispatch_is_deleted_and_replaced(stale: Dispatch) -> None:
     assert decision.cause is Cause.STALE and decision.dispatch and decision.delete == ("AD_1",)
 
 
+def test_a_jobless_dispatch_made_before_a_worker_registered_is_replaced_after_the_grace() -> None:
+    # made 3 s ago while no worker was registered; a worker registered 1 s after it
+    stuck = RoomState(dispatches=(dispatch(age_s=3),), worker_registered_at_ms=NOW - 2000)
+    decision = decide(stuck, POLICY, NOW)
+    assert decision.cause is Cause.STALE and decision.dispatch and decision.delete == ("AD_1",)
+    assert "before a host worker registered" in decision.reason
+
+
+@pytest.mark.parametrize(
+    ("room", "why"),
+    [
+        # LiveKit may still be listing the job it handed to a worker registered earlier
+        (RoomState(dispatches=(dispatch(age_s=1.5),), worker_registered_at_ms=NOW), "in grace"),
+        # made after the registration: LiveKit offered it to that worker
+        (RoomState(dispatches=(dispatch(age_s=3),), worker_registered_at_ms=NOW - 4000), "after"),
+        # a job came: the worker rule is about jobless dispatches only
+        (
+            RoomState(
+                dispatches=(dispatch(job(JobStatus.PENDING), age_s=3),),
+                worker_registered_at_ms=NOW - 1000,
+            ),
+            "job",
+        ),
+        (RoomState(dispatches=(dispatch(age_s=3),)), "no worker heard of"),
+    ],
+)
+def test_the_worker_rule_leaves_other_young_dispatches_pending(room: RoomState, why: str) -> None:
+    decision = decide(room, POLICY, NOW)
+    assert decision.cause is Cause.PENDING and decision.delete == (), why
+
+
 def test_ended_dispatch_is_replaced() -> None:
     room = RoomState(dispatches=(dispatch(job(JobStatus.SUCCEEDED), age_s=600),))
     decision = decide(room, POLICY, NOW)

@@ -32,7 +32,9 @@ from .body_limit import BodyLimit
 from .client_ip import parse_networks
 from .deps import Limits, Services
 from .dispatch.decision import HostPolicy
-from .dispatch.dispatcher import DispatchMetadata, HostCache
+from .dispatch.dispatcher import DispatchMetadata, HostCache, WorkerRegistrations
+from .dispatch.reconciler import HostReconciler
+from .dispatch.schedule import ReconcilePolicy
 from .livekit_gateway import LiveKitGateway
 from .media_guard import ABORT_EXTENSION, MediaGuard
 from .names import NameCheck
@@ -142,6 +144,20 @@ def create_app(
             max_reads=edge.media_max_reads,
             wait_s=edge.media_slot_wait_s,
         )
+        gateway = LiveKitGateway(
+            livekit.http_url, livekit.api_key, secret, timeout_s=edge.livekit_timeout_s
+        )
+        host_cache = HostCache(redis_client, livekit.room, edge.host_cache_ttl_s)
+        host_policy = HostPolicy(
+            agent_name=livekit.agent_name,
+            stale_after_ms=int(edge.dispatch_stale_s * 1000),
+            join_grace_ms=int(edge.host_join_grace_s * 1000),
+            worker_grace_ms=int(edge.dispatch_worker_grace_s * 1000),
+        )
+        dispatch_metadata = DispatchMetadata(
+            app=edge.app_name, avatar_model=AnamSettings().avatar_model, mode=edge.mode
+        )
+        workers = WorkerRegistrations(redis_client, livekit.agent_name)
         services = Services(
             edge=edge,
             livekit=livekit,
@@ -153,17 +169,23 @@ def create_app(
             ),
             limits=Limits.from_settings(edge),
             trusted_proxies=parse_networks(edge.trusted_proxies),
-            dispatch_metadata=DispatchMetadata(
-                app=edge.app_name, avatar_model=AnamSettings().avatar_model, mode=edge.mode
-            ),
-            gateway=LiveKitGateway(
-                livekit.http_url, livekit.api_key, secret, timeout_s=edge.livekit_timeout_s
-            ),
-            host_cache=HostCache(redis_client, livekit.room, edge.host_cache_ttl_s),
-            host_policy=HostPolicy(
-                agent_name=livekit.agent_name,
-                stale_after_ms=int(edge.dispatch_stale_s * 1000),
-                join_grace_ms=int(edge.host_join_grace_s * 1000),
+            dispatch_metadata=dispatch_metadata,
+            gateway=gateway,
+            host_cache=host_cache,
+            host_policy=host_policy,
+            workers=workers,
+            reconciler=HostReconciler(
+                gateway=gateway,
+                caches={livekit.room: host_cache},
+                workers=workers,
+                policy=host_policy,
+                metadata=dispatch_metadata,
+                lock_s=edge.dispatch_lock_s,
+                schedule=ReconcilePolicy(
+                    interval_s=edge.reconcile_interval_s,
+                    worker_grace_s=edge.dispatch_worker_grace_s,
+                    max_backoff_s=edge.reconcile_backoff_max_s,
+                ),
             ),
             visitors=visitors,
             # in a thread: the first build loads word lists and the classifier
@@ -189,6 +211,7 @@ def create_app(
         services.start_bus()
         status_task = asyncio.create_task(services.status.run(), name="dependency status")
         metrics.gauge(metrics.EDGE_DEPENDENCY_STATUS, services.status.observe)
+        services.start_reconciler()
         app.state.services = services
         try:
             yield

@@ -19,7 +19,7 @@ from redis.exceptions import RedisError
 from livestage import subjects
 from livestage.bans import Ban, BanStore, Refusal
 from livestage.bus import Bus, BusUnavailable
-from livestage.schemas import HostJobEvent
+from livestage.schemas import HostJobEvent, HostWorkerEvent, now_ms
 from livestage.settings import (
     LiveKitSettings,
     NatsSettings,
@@ -31,7 +31,9 @@ from livestage.settings import (
 
 from .client_ip import Network, client_ip, client_network
 from .dispatch.decision import HostPolicy
-from .dispatch.dispatcher import DispatchMetadata, HostCache, HostState
+from .dispatch.dispatcher import DispatchMetadata, HostCache, HostState, WorkerRegistrations
+from .dispatch.reconciler import HostReconciler
+from .dispatch.schedule import Trigger
 from .livekit_gateway import LiveKitGateway
 from .media_guard import MediaGuard
 from .names import NameCheck
@@ -85,6 +87,8 @@ class Services:
     gateway: LiveKitGateway
     host_cache: HostCache
     host_policy: HostPolicy
+    workers: WorkerRegistrations
+    reconciler: HostReconciler
     visitors: VisitorIds
     names: NameCheck
     local_limiter: RateLimiter  # this replica's own buckets (media, status)
@@ -97,6 +101,7 @@ class Services:
     bus: Bus | None = None
     started: bool = False  # NATS connected and Redis answered once (see /readyz)
     _bus_task: asyncio.Task[None] | None = field(default=None, repr=False)
+    _reconciler_task: asyncio.Task[None] | None = field(default=None, repr=False)
 
     @property
     def api_secret(self) -> str:
@@ -105,6 +110,10 @@ class Services:
     @property
     def bans(self) -> BanStore:
         return BanStore(self.redis)
+
+    def start_reconciler(self) -> None:
+        """Look after the room's host in the background (`dispatch/reconciler.py`)."""
+        self._reconciler_task = asyncio.create_task(self.reconciler.run())
 
     def start_bus(self) -> None:
         """Connect to NATS in the background, retrying until it answers."""
@@ -119,6 +128,9 @@ class Services:
                 # A plain subscription: JetStream keeps them for others, the edge needs only live
                 # ones.
                 await bus.nc.subscribe(subjects.host_job(self.livekit.room), cb=self._on_host_job)
+                await bus.nc.subscribe(
+                    subjects.host_worker(self.livekit.agent_name), cb=self._on_host_worker
+                )
             except Exception as error:  # noqa: BLE001 - whatever it is, keep retrying
                 log.warning("NATS not ready (%s); retrying in 2 s", mask_url(str(error)))
                 await asyncio.sleep(2)
@@ -140,10 +152,31 @@ class Services:
                 await self.host_cache.set(HostState.PRESENT)
         except RedisError as error:
             log.warning("host job event %s not cached (Redis: %r)", event.id, error)
+        if event.event == "ended":
+            self.reconciler.wake(event.room, Trigger.JOB_ENDED)
+
+    async def _on_host_worker(self, msg: Msg) -> None:
+        try:
+            event = HostWorkerEvent.from_json(msg.data)
+        except ValidationError as error:
+            log.warning(
+                "ignoring a malformed host worker event: %s", error.errors(include_url=False)
+            )
+            return
+        log.info("host worker %s registered; looking for rooms it can host", event.worker_id)
+        try:
+            await self.workers.registered(now_ms())
+        except RedisError as error:
+            log.warning("host worker registration not recorded (Redis: %r)", error)
+        self.reconciler.worker_registered()
 
     async def close(self) -> None:
-        if self._bus_task is not None:
-            self._bus_task.cancel()
+        for task in (self._reconciler_task, self._bus_task):
+            if task is not None:
+                task.cancel()
+        if self._reconciler_task is not None:
+            # it may be mid-call to LiveKit or Redis: let it end before they are closed
+            await asyncio.gather(self._reconciler_task, return_exceptions=True)
         await self.media_client.aclose()
         if self.bus is not None:
             await self.bus.close()

@@ -168,6 +168,22 @@ class EdgeSettings(BaseSettings):
         description="How long a running host job may be without its participant in the room "
         "before it counts as crashed and is replaced (seconds).",
     )
+    dispatch_worker_grace_s: PositiveFloat = Field(
+        2.0,
+        description="A host dispatch made before a host worker registered that still has no "
+        "job this long after it was made is deleted and replaced: LiveKit never offers it to "
+        "the new worker (seconds).",
+    )
+    reconcile_interval_s: PositiveFloat = Field(
+        5.0,
+        description="How often the edge looks at its room: with viewers in it and no host on "
+        "its way, the host is re-dispatched without waiting for a token request (seconds).",
+    )
+    reconcile_backoff_max_s: PositiveFloat = Field(
+        60.0,
+        description="Longest wait between re-dispatches (or failed looks) of one room while no "
+        "host comes; the wait doubles from 1 s (seconds).",
+    )
     host_cache_ttl_s: PositiveFloat = Field(
         5.0,
         description="How long the room's host state (from LiveKit, webhooks and host job "

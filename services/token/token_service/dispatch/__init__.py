@@ -5,4 +5,8 @@
 - `dispatcher.py`: the I/O around it. `ensure_host(...)` reads the cached host state from Redis
   (`HostCache`), else reads the room from LiveKit under a short per-room lock, asks `decide()`,
   and acts.
+- `schedule.py`: pure. When the reconciler looks at each room again (sweep, wakes, a worker's
+  registration, per-room backoff).
+- `reconciler.py`: the I/O around it. A room with viewers and no host on its way gets one
+  through `ensure_host`, without a token request.
 """

@@ -14,7 +14,12 @@ livekit-server (v1.13.5) with a real livekit-agents (1.8.9) worker shapes the ru
   only a few seconds after the dispatch, and not at all while no worker is registered), a job
   that is pending, or a running job whose participant has not joined yet (`join_grace_ms`).
 - **stale**: a dispatch that has had no job (or only a pending one) for `stale_after_ms`: no
-  worker took it, and LiveKit will not hand it out later. Deleted and replaced.
+  worker took it, and LiveKit will not hand it out later. Deleted and replaced. Sooner when a
+  host worker registered after the dispatch was made (`worker_registered_at_ms`, from the
+  workers' `host.worker` events): LiveKit offers a dispatch once, to the workers registered at
+  that moment, so one made while none was (a deploy, a crash, a scale-down) never gets a job.
+  Such a dispatch is replaced once it is `worker_grace_ms` old with still no job (the grace
+  lets LiveKit list a job it did hand out, which takes it a moment).
 - **ended**: every job of the dispatch finished (or a `host.job` event said so). Replaced.
 - **crashed**: a job that failed, or a job LiveKit still calls running while its participant has
   been gone for longer than `join_grace_ms`. A SIGKILLed worker or job process never reports
@@ -69,6 +74,7 @@ class RoomState:
     participants: tuple[Participant, ...] = ()
     dispatches: tuple[Dispatch, ...] = ()
     ended_job_ids: frozenset[str] = frozenset()  # from host.job "ended" events
+    worker_registered_at_ms: int = 0  # the last host.worker "registered" event (0: none heard)
 
 
 @dataclass(frozen=True)
@@ -76,6 +82,7 @@ class HostPolicy:
     agent_name: str
     stale_after_ms: int
     join_grace_ms: int
+    worker_grace_ms: int = 2000
 
 
 class Cause(Enum):
@@ -122,12 +129,27 @@ def is_our_host(
     )
 
 
+def _missed_a_worker(dispatch: Dispatch, policy: HostPolicy, room: RoomState, now_ms: int) -> bool:
+    """A jobless dispatch made before a worker registered: LiveKit will not offer it to it."""
+    return (
+        not dispatch.jobs
+        and dispatch.created_at_ms < room.worker_registered_at_ms
+        and now_ms - dispatch.created_at_ms >= policy.worker_grace_ms
+    )
+
+
 def _classify(
-    dispatch: Dispatch, policy: HostPolicy, ended_job_ids: frozenset[str], now_ms: int
+    dispatch: Dispatch, policy: HostPolicy, room: RoomState, now_ms: int
 ) -> tuple[Cause, str]:
     """PENDING, STALE, ENDED or CRASHED for one of our dispatches (its host is not present)."""
+    ended_job_ids = room.ended_job_ids
     age_s = (now_ms - dispatch.created_at_ms) / 1000
     if not dispatch.jobs:
+        if _missed_a_worker(dispatch, policy, room, now_ms):
+            return Cause.STALE, (
+                f"dispatch {dispatch.id} was made before a host worker registered and has had "
+                f"no job for {age_s:.0f} s"
+            )
         if now_ms - dispatch.created_at_ms < policy.stale_after_ms:
             return Cause.PENDING, f"dispatch {dispatch.id} is waiting for a worker"
         return Cause.STALE, f"dispatch {dispatch.id} has had no job for {age_s:.0f} s"
@@ -168,9 +190,7 @@ def decide(room: RoomState, policy: HostPolicy, now_ms: int) -> Decision:
             return Decision(Cause.PRESENT, reason=f"host {participant.identity} is in the room")
     if not ours:
         return Decision(Cause.NO_DISPATCH, reason="no host dispatch for this room")
-    classified = [
-        (dispatch, *_classify(dispatch, policy, room.ended_job_ids, now_ms)) for dispatch in ours
-    ]
+    classified = [(dispatch, *_classify(dispatch, policy, room, now_ms)) for dispatch in ours]
     for _dispatch, cause, reason in classified:
         if cause is Cause.PENDING:
             return Decision(Cause.PENDING, reason=reason)

@@ -4,7 +4,9 @@
 says "present" or "pending", a token request costs one Redis read and no LiveKit call, so a rush
 of viewers costs Redis, not LiveKit. The cache is written by the decision below, by LiveKit
 webhooks (our agent joined or left, the room finished) and by the host agent's `host.job.<room>`
-events (a job started, went live or ended), and expires after `TOKEN_HOST_CACHE_TTL_S`.
+events (a job started, went live or ended), and expires after `TOKEN_HOST_CACHE_TTL_S`. The
+reconciler (`reconciler.py`) calls `ensure_host` too, for rooms with viewers, and skips the cache
+(`fresh=True`) when an event says it may be wrong (a worker registered, a job ended).
 
 On a miss, one request per room takes a short Redis lock (the others answer at once: someone is
 deciding), reads the room from LiveKit (participants and dispatches) plus the job ids our host
@@ -30,6 +32,7 @@ from livekit.protocol.models import ParticipantInfo
 from redis.asyncio import Redis
 from redis.exceptions import LockError, RedisError
 
+from livestage import metrics
 from livestage.schemas import now_ms
 from livestage.subjects import check_room
 
@@ -104,6 +107,22 @@ class HostCache:
         return frozenset(m.decode() if isinstance(m, bytes) else str(m) for m in members)
 
 
+class WorkerRegistrations:
+    """When a host worker under `agent_name` last registered with LiveKit (epoch ms, as the edge
+    heard its `host.worker` event), shared by the edge replicas through Redis."""
+
+    def __init__(self, redis: Redis, agent_name: str) -> None:
+        self.redis = redis
+        self.key = f"livestage:host:worker-registered:{check_room(agent_name)}"
+
+    async def registered(self, at_ms: int) -> None:
+        await self.redis.set(self.key, at_ms, ex=ENDED_JOBS_TTL_S)
+
+    async def last(self) -> int:
+        raw = await self.redis.get(self.key)
+        return int(raw) if raw is not None else 0
+
+
 def epoch_ms(value: int) -> int:
     """LiveKit timestamps arrive in ns (dispatch and job times) or s/ms elsewhere: as ms."""
     if value > 10**17:
@@ -127,6 +146,7 @@ def room_state(
     participants: list[ParticipantInfo],
     dispatches: list[api.AgentDispatch],
     ended_job_ids: frozenset[str],
+    worker_registered_at_ms: int = 0,
 ) -> RoomState:
     """LiveKit's protobufs as the decision's plain data."""
     return RoomState(
@@ -156,24 +176,28 @@ def room_state(
             for d in dispatches
         ),
         ended_job_ids=ended_job_ids,
+        worker_registered_at_ms=worker_registered_at_ms,
     )
 
 
-async def read_room(gateway: LiveKitGateway, cache: HostCache) -> RoomState:
+async def read_room(
+    gateway: LiveKitGateway, cache: HostCache, workers: WorkerRegistrations
+) -> RoomState:
     room = cache.room
     # Idempotent; the dispatch API only answers for a room that exists on some node.
     await gateway.call(
         "create_room", lambda lk: lk.room.create_room(api.CreateRoomRequest(name=room))
     )
-    participants, dispatches, ended = await asyncio.gather(
+    participants, dispatches, ended, registered = await asyncio.gather(
         gateway.call(
             "list_participants",
             lambda lk: lk.room.list_participants(api.ListParticipantsRequest(room=room)),
         ),
         gateway.call("list_dispatch", lambda lk: lk.agent_dispatch.list_dispatch(room)),
         cache.ended_jobs(),
+        workers.last(),
     )
-    return room_state(list(participants.participants), list(dispatches), ended)
+    return room_state(list(participants.participants), list(dispatches), ended, registered)
 
 
 async def _delete_dispatch(gateway: LiveKitGateway, room: str, dispatch_id: str) -> None:
@@ -189,11 +213,16 @@ async def ensure_host(
     policy: HostPolicy,
     metadata: DispatchMetadata,
     lock_s: float,
+    workers: WorkerRegistrations,
+    trigger: str = "token",
+    fresh: bool = False,
 ) -> HostState:
-    """Make sure our host is in the room or on its way; see the module docstring."""
-    cached = await cache.get()
-    if cached is not None:
-        return cached
+    """Make sure our host is in the room or on its way; see the module docstring. `trigger`
+    names who asks (the metric's label); `fresh` skips the cached state."""
+    if not fresh:
+        cached = await cache.get()
+        if cached is not None:
+            return cached
     room = cache.room
     lock = cache.redis.lock(f"livestage:dispatch-lock:{room}", timeout=lock_s, blocking=False)
     if not await lock.acquire():
@@ -202,7 +231,7 @@ async def ensure_host(
     try:
         # Decide well inside the lock's lifetime: never act on a lock that has expired.
         async with asyncio.timeout(lock_s * 0.8):
-            decision = decide(await read_room(gateway, cache), policy, now_ms())
+            decision = decide(await read_room(gateway, cache, workers), policy, now_ms())
             if decision.cause is Cause.PRESENT:
                 await cache.set(HostState.PRESENT)
                 return HostState.PRESENT
@@ -223,11 +252,15 @@ async def ensure_host(
             )
             changing = False
             log.info(
-                "room %s: dispatched host %s (%s; %s)",
+                "room %s: dispatched host %s (%s; %s, asked by %s)",
                 room,
                 policy.agent_name,
                 created.id,
                 decision.cause.value,
+                trigger,
+            )
+            metrics.counter(metrics.HOST_DISPATCHES).add(
+                1, {"cause": decision.cause.value, "trigger": trigger}
             )
             await cache.set(HostState.PENDING)
             return HostState.DISPATCHED

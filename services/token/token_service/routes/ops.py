@@ -11,6 +11,7 @@ from livekit import api
 from livekit.protocol.models import ParticipantInfo
 
 from livestage import subjects
+from livestage.identity import is_viewer_identity
 from livestage.schemas import PresenceEvent, now_ms
 
 from ..deps import ServicesDep, limit_status
@@ -27,6 +28,8 @@ from ..models import (
 )
 from ..status import DependencyState, State, overall
 from .operator.auth import operator_router
+from ..dispatch.schedule import Trigger
+from ..models import ErrorResponse, HealthResponse
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["operations"])
@@ -57,8 +60,9 @@ async def livekit_webhook(
     services: ServicesDep,
     authorization: Annotated[str | None, Header()] = None,
 ) -> Response:
-    """Verify LiveKit's signature, publish presence events to `room.presence.<room>`, and keep
-    the host-state cache current (our agent joined or left, the room finished).
+    """Verify LiveKit's signature, publish presence events to `room.presence.<room>`, keep
+    the host-state cache current (our agent joined or left, the room finished), and have the
+    host reconciler look at the room when our agent left or a viewer joined.
 
     The body is capped (`TOKEN_MAX_WEBHOOK_BODY_BYTES`) before it is read or verified."""
     body = (await request.body()).decode("utf-8", errors="replace")
@@ -112,11 +116,20 @@ async def _update_host_cache(services: ServicesDep, room: str, event: api.Webhoo
         attributes=dict(participant.attributes),
     )
     if not is_our_host(view, services.livekit.agent_name, frozenset(), frozenset()):
+        if (
+            event.event == "participant_joined"
+            and not view.is_agent
+            and is_viewer_identity(view.identity)
+        ):
+            # maybe a page rejoining with the token it had (after a LiveKit restart): no token
+            # request will ask for its host
+            services.reconciler.wake(room, Trigger.VIEWER_JOINED)
         return
     if event.event == "participant_joined":
         await services.host_cache.set(HostState.PRESENT)
     else:
         await services.host_cache.forget()
+        services.reconciler.wake(room, Trigger.HOST_LEFT)
 
 
 @router.get("/healthz", response_model=HealthResponse)

@@ -102,6 +102,7 @@ async def create_viewer_token(
         policy=services.host_policy,
         metadata=services.dispatch_metadata,
         lock_s=services.edge.dispatch_lock_s,
+        workers=services.workers,
     )
     log.debug("%s %s joins; host %s", body.role, identity, state.value)
     response.set_cookie(
