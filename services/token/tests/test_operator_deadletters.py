@@ -96,6 +96,13 @@ async def test_list_show_delete_and_replay(make_edge, nats_server) -> None:  # t
     ):
         gone = await edge.client.request(method, path, headers=AUTH)
         assert gone.status_code == 404 and "no dead letter" in gone.json()["detail"]
+    for far in (2**32, 2**63 - 1):  # the largest id the route takes is a clean 404 too
+        for method, path in (
+            ("GET", f"/api/operator/deadletters/{far}"),
+            ("DELETE", f"/api/operator/deadletters/{far}"),
+        ):
+            gone = await edge.client.request(method, path, headers=AUTH)
+            assert gone.status_code == 404, (method, far, gone.text)
 
     # A replay stores the payload again on its subject, addressed to its consumer.
     nc = await nats.connect(nats_server.url)
@@ -128,6 +135,7 @@ async def test_list_show_delete_and_replay(make_edge, nats_server) -> None:  # t
         ("/api/operator/deadletters", {"limit": "501"}, "limit"),
         ("/api/operator/deadletters/0", {}, "dead_letter_id"),
         ("/api/operator/deadletters/abc", {}, "dead_letter_id"),
+        ("/api/operator/deadletters/9223372036854775808", {}, "dead_letter_id"),
     ],
 )
 async def test_bad_arguments_are_422_naming_the_field(  # type: ignore[no-untyped-def]

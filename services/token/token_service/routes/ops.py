@@ -17,6 +17,7 @@ from livestage.schemas import PresenceEvent, now_ms
 from ..deps import ServicesDep, limit_status
 from ..dispatch.decision import Participant, is_our_host
 from ..dispatch.dispatcher import HostState
+from ..dispatch.schedule import Trigger
 from ..errors import unavailable
 from ..models import (
     DependencyDetail,
@@ -28,8 +29,6 @@ from ..models import (
 )
 from ..status import DependencyState, State, overall
 from .operator.auth import operator_router
-from ..dispatch.schedule import Trigger
-from ..models import ErrorResponse, HealthResponse
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["operations"])

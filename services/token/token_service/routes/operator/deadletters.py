@@ -26,7 +26,12 @@ from .auth import operator_router
 router = operator_router("/deadletters", ["operator: dead letters"])
 
 DeadLetterId = Annotated[
-    int, Path(ge=1, description="The dead letter's id (its sequence in the DEADLETTER stream).")
+    int,
+    Path(
+        ge=1,
+        le=2**63 - 1,  # a JetStream sequence is a uint64; past int64 servers refuse it
+        description="The dead letter's id (its sequence in the DEADLETTER stream).",
+    ),
 ]
 NOT_FOUND: dict[int | str, dict[str, object]] = {
     404: {"model": ErrorResponse, "description": "No dead letter with this id"},
