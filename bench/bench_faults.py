@@ -87,6 +87,12 @@ POSTERS = smoke_or(500, 40)
 WARMUP_S = smoke_or(10.0, 4.0)  # chat before the first fault
 TAIL_S = smoke_or(12.0, 6.0)  # chat after the last fault's slot began, at least
 DRAIN_S = smoke_or(40.0, 20.0)  # after the last send: how long stragglers may take
+# ... and past that, while they still arrive: a message whose handling failed during an outage
+# waits out its retry back-off (up to NATS_RETRY_MAX_BACKOFF_S, 60 s) before it is delivered, late
+# but not lost. The collection ends when every viewer has everything, when nothing new arrived for
+# QUIET_S (longer than one back-off step), or at SETTLE_MAX_S after the last send.
+QUIET_S = smoke_or(90.0, 10.0)
+SETTLE_MAX_S = smoke_or(300.0, 20.0)
 HISTORY_LIMIT = 50  # what the viewer page asks for on its first join (the edge's default)
 # as web/src/chat.ts catches up: CATCH_UP_OVERLAP, CATCH_UP_PAGE, CATCH_UP_MAX_PAGES
 CATCH_UP_OVERLAP = 100
@@ -654,7 +660,8 @@ async def measure(
             for fault, later in zip(faults, faults[1:], strict=False):
                 fault.until = later.killed_at
             faults[-1].until = ended + DRAIN_S
-            reports = await settle(viewers, sender, ended + DRAIN_S)
+            reports = await settle(viewers, sender, ended)
+            settled_s = round(time.monotonic() - ended, 1)
         finally:
             await viewers.close()
     approved = {
@@ -671,15 +678,25 @@ async def measure(
         "faults": {f.name: fault_figures(f, sender.sends, reports, spoken) for f in faults},
         "totals": totals(sender.sends, reports, approved, rejected, faults),
         "host_utterances": len(spoken),
+        "settled_after_last_send_s": settled_s,
     }
 
 
-async def settle(viewers: Viewers, sender: Sender, deadline: float) -> dict[int, dict[str, Any]]:
-    """Collect until every viewer showed every accepted message, or `deadline` passed."""
+async def settle(viewers: Viewers, sender: Sender, ended: float) -> dict[int, dict[str, Any]]:
+    """Collect until every viewer showed every accepted message; or, after DRAIN_S, until
+    nothing new arrived for QUIET_S; at most SETTLE_MAX_S after the last send (`ended`)."""
+    shown, last_progress = -1, time.monotonic()
     while True:
         reports = await viewers.collect()
         owed = {s.id for s in sender.sends if s.id}
-        if all(owed <= set(r["seen"]) for r in reports.values()) or time.monotonic() > deadline:
+        if all(owed <= set(r["seen"]) for r in reports.values()):
+            return reports
+        now = time.monotonic()
+        count = sum(len(r["seen"]) for r in reports.values())
+        if count != shown:
+            shown, last_progress = count, now
+        quiet = now > ended + DRAIN_S and now - last_progress > QUIET_S
+        if quiet or now > ended + SETTLE_MAX_S:
             return reports
         await asyncio.sleep(1.0)
 
@@ -770,8 +787,10 @@ def totals(
 
     def during(at: float | None) -> tuple[str, float | None]:
         """The last fault before `at`, and how long after its kill `at` was."""
-        before = [f for f in faults if at is not None and f.killed_at <= at]
-        if not before or at is None:
+        if at is None:
+            return "never", None
+        before = [f for f in faults if f.killed_at <= at]
+        if not before:
             return "before the first fault", None
         return before[-1].name, round(at - before[-1].killed_at, 2)
 
