@@ -7,8 +7,8 @@ only what changed is sent, in the background (a room going away is no error here
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Coroutine
+import asyncio
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from livekit import rtc
@@ -34,30 +34,61 @@ def host_state(*, paused: bool, agent_state: str, planning: bool) -> HostState:
 
 
 class HostAttributes:
-    """What the host's participant attributes say, sent when it changes."""
+    """What the host's participant attributes say, sent when it changes.
 
-    def __init__(self, room: rtc.Room, spawn: Callable[[Coroutine[Any, Any, Any]], None]) -> None:
+    One sender at a time, always sending what is wanted *now*: state changes come quickly (a
+    turn ends: speaking → thinking → idle within milliseconds), and two `set_attributes` calls in
+    flight at once may be applied by the server in either order, which could leave a page showing
+    `thinking` for good. A call that fails is tried again (the attribute is only counted as sent
+    once the server took it)."""
+
+    RETRY_S = 0.5
+    ATTEMPTS = 20
+
+    def __init__(
+        self,
+        room: rtc.Room,
+        spawn: Callable[[Coroutine[Any, Any, Any]], None],
+        send: Callable[[dict[str, str]], Awaitable[None]] | None = None,
+    ) -> None:
         self.room = room
         self._spawn = spawn
-        self.published: dict[str, str] = {}
+        self._send = send or self._set_attributes
+        self.wanted: dict[str, str] = {}
+        self.published: dict[str, str] = {}  # what the server has taken
+        self._sending = False
 
     def show(self, *, state: str, persona: str, voice: str, avatar: str) -> None:
-        room = self.room
-        if not room.isconnected():
+        if not self.room.isconnected():
             return
-        wanted = {
+        self.wanted = {
             STATE_ATTRIBUTE: state,
             PERSONA_ATTRIBUTE: persona,
             VOICE_ATTRIBUTE: voice,
             AVATAR_ATTRIBUTE: avatar,
         }
-        changed = {k: v for k, v in wanted.items() if self.published.get(k) != v}
-        if not changed:
-            return
-        self.published |= changed
+        if not self._sending and self._changes():
+            self._sending = True
+            self._spawn(self._send_changes())
 
-        async def publish() -> None:
-            with contextlib.suppress(Exception):
-                await room.local_participant.set_attributes(changed)
+    def _changes(self) -> dict[str, str]:
+        return {k: v for k, v in self.wanted.items() if self.published.get(k) != v}
 
-        self._spawn(publish())
+    async def _send_changes(self) -> None:
+        failures = 0
+        try:
+            while (changed := self._changes()) and failures < self.ATTEMPTS:
+                if not self.room.isconnected():
+                    return
+                try:
+                    await self._send(changed)
+                except Exception:  # noqa: BLE001 - a room going away is no error here
+                    failures += 1
+                    await asyncio.sleep(self.RETRY_S)
+                    continue
+                self.published |= changed
+        finally:
+            self._sending = False
+
+    async def _set_attributes(self, changed: dict[str, str]) -> None:
+        await self.room.local_participant.set_attributes(changed)
