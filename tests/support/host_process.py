@@ -11,13 +11,11 @@ import asyncio
 import contextlib
 import os
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
 
-from tests.support.services import ROOT, ServiceOutput
+from tests.support.services import ServiceOutput, start_service
 
 GREETING_HOST = {
     "HOST_AVATAR": "none",
@@ -33,15 +31,8 @@ class HostAgentProcess:
     """`python -m host_agent start` in its own process group (so a crash can take it all)."""
 
     def __init__(self, env: dict[str, str]) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "host_agent", "start"],
-            cwd=ROOT,
-            env={**os.environ, **env},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            start_new_session=True,
-        )
+        # `start` is host_agent's default command
+        self.process = start_service("host_agent", env, new_session=True)
         self._output = ServiceOutput(self.process)
         self.lines = self._output.lines
 
