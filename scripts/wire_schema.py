@@ -59,13 +59,16 @@ ATTRIBUTES: dict[str, dict[str, object]] = {
 
 class WireJsonSchema(GenerateJsonSchema):
     """The schema of what a page receives: models go out whole (`to_json`, FastAPI responses),
-    defaults included, so every field is required."""
+    defaults included, so every field is required, except one left out when empty
+    (`exclude_if`, like a chat message's `source`)."""
 
     def field_is_required(
         self,
         field: core_schema.ModelField | core_schema.DataclassField | core_schema.TypedDictField,
         total: bool,
     ) -> bool:
+        if field.get("serialization_exclude_if") is not None:
+            return False
         return self.mode == "serialization" or super().field_is_required(field, total)
 
 

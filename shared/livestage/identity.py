@@ -7,6 +7,9 @@ A viewer's LiveKit identity is `viewer_<visitorTag>_<suffix>`:
   itself never appears in one; the tag is enough to rate-limit and ban a visitor across tokens.
 - `suffix` is 8 random hex characters, new for every token (two tabs are two participants).
 
+A platform viewer (YouTube or Twitch chat, brought in by `services/chat-bridge`) never joins
+the room; their messages carry the identity `<platform>:<platform user id>` (`platform_identity`).
+
 The OBS stage page joins with a viewer identity too (it is an audience for the host), but its
 token carries the role `stage` in its metadata, which chat refuses.
 """
@@ -45,3 +48,20 @@ def visitor_tag_of(identity: str) -> str | None:
     """The visitor tag inside a viewer identity, or None when it is not one."""
     match = _VIEWER_IDENTITY.fullmatch(identity)
     return match.group(1) if match else None
+
+
+_PLATFORM_IDENTITY: Final = re.compile(r"(youtube|twitch):([A-Za-z0-9_-]{1,64})")
+
+
+def platform_identity(platform: str, user_id: str) -> str:
+    """`<platform>:<user id>` for a YouTube or Twitch chat author; ValueError when malformed."""
+    identity = f"{platform}:{user_id}"
+    if not _PLATFORM_IDENTITY.fullmatch(identity):
+        raise ValueError(f"not a valid platform identity: {platform!r}, user id {user_id!r}")
+    return identity
+
+
+def platform_of(identity: str) -> tuple[str, str] | None:
+    """(platform, user id) of a platform identity, or None when it is not one."""
+    match = _PLATFORM_IDENTITY.fullmatch(identity)
+    return (match.group(1), match.group(2)) if match else None

@@ -94,8 +94,40 @@ class WireModel(BaseModel):
         return cls.model_validate_json(data)
 
 
+Platform = Literal["youtube", "twitch"]
+"""A streaming platform whose live chat `services/chat-bridge` brings in."""
+PLATFORM_NAMES: dict[str, str] = {"youtube": "YouTube", "twitch": "Twitch"}
+"""How each platform is named to people (the host says "Marta on Twitch")."""
+PlatformRole = Literal["broadcaster", "moderator", "member", "subscriber", "vip"]
+PlatformEvent = Literal["message", "super_chat", "membership", "subscription", "cheer"]
+PLATFORM_USER_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+
+
+class ChatSource(WireModel):
+    """Where a chat line from a platform's own chat came from (page chat has none).
+
+    `user_id` is the platform's stable id of the author (a YouTube channel id, a Twitch user
+    id); the author's identity is `livestage.identity.platform_identity(platform, user_id)`.
+    `message_id` is the platform's id of the message (what its deletions name). `event` is
+    what kind of chat item it is: a plain message, or something the host may thank (a Super
+    Chat, a new member or subscriber, a cheer) with `amount` as the platform displays it
+    ("$5.00", "100 bits", "Tier 1").
+    """
+
+    platform: Platform
+    user_id: Annotated[str, StringConstraints(pattern=PLATFORM_USER_ID_PATTERN)]
+    message_id: Annotated[str, StringConstraints(min_length=1, max_length=256)]
+    roles: list[PlatformRole] = Field(default_factory=list, max_length=5)
+    event: PlatformEvent = "message"
+    amount: Annotated[str, StringConstraints(max_length=32), AfterValidator(_must_be_clean)] = ""
+
+
 class ChatMessage(WireModel):
-    """One chat line, as stored in history and shown to viewers."""
+    """One chat line, as stored in history and shown to viewers.
+
+    `source` is set only for lines from a platform's chat (YouTube, Twitch) and left out of the
+    JSON when absent, so page chat is byte-for-byte what it always was.
+    """
 
     id: MessageId
     room: RoomName
@@ -105,6 +137,7 @@ class ChatMessage(WireModel):
     body: ChatBody
     kind: Literal["viewer", "host", "system"]
     created_at: EpochMs
+    source: ChatSource | None = Field(default=None, exclude_if=lambda source: source is None)
 
 
 class ModerationVerdict(WireModel):

@@ -430,7 +430,14 @@ ALL_SETTINGS: tuple[type[BaseSettings], ...] = (
 )
 """Every shared settings class; `settings_classes()` adds each service's own."""
 
-SERVICE_PACKAGES = ("token_service", "host_agent", "stage_producer", "moderation", "chat_history")
+SERVICE_PACKAGES = (
+    "token_service",
+    "host_agent",
+    "stage_producer",
+    "moderation",
+    "chat_history",
+    "chat_bridge",
+)
 """The service packages whose `settings` module `settings_classes()` reads."""
 
 

@@ -32,6 +32,18 @@ def test_viewer_identity_round_trips_and_refuses_bad_parts() -> None:
     assert not identity.is_viewer_identity("avatar-host")
 
 
+def test_platform_identity_round_trips_and_is_never_a_viewer() -> None:
+    assert identity.platform_identity("twitch", "12345") == "twitch:12345"
+    assert identity.platform_of("youtube:UC_x-9") == ("youtube", "UC_x-9")
+    assert identity.platform_of("viewer_abcdef12_0123abcd") is None
+    assert identity.platform_of("mastodon:1") is None
+    assert not identity.is_viewer_identity(identity.platform_identity("youtube", "UCabc"))
+    bad = (("twitch", ""), ("twitch", "a b"), ("irc", "1"), ("twitch", "x" * 65))
+    for platform, user_id in bad:
+        with pytest.raises(ValueError):
+            identity.platform_identity(platform, user_id)
+
+
 def test_derived_keys_differ_per_label_and_an_explicit_key_wins(monkeypatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setenv("LIVEKIT_API_SECRET", "s" * 40)
     assets, visitors = keys.derived_key("assets"), keys.derived_key("visitors")

@@ -67,6 +67,18 @@ urls = st.one_of(
     st.builds(lambda path: "/assets/" + path, st.text(TOKEN_CHARS, max_size=40)),
 )
 
+chat_sources = model(
+    schemas.ChatSource,
+    platform=st.sampled_from(["youtube", "twitch"]),
+    user_id=st.text(string.ascii_letters + string.digits + "_-", min_size=1, max_size=64),
+    message_id=st.text(min_size=1, max_size=256),
+    roles=st.lists(
+        st.sampled_from(["broadcaster", "moderator", "member", "subscriber", "vip"]), max_size=5
+    ),
+    event=st.sampled_from(["message", "super_chat", "membership", "subscription", "cheer"]),
+    amount=clean(0, 32),
+)
+
 chat_messages = room_event(
     ChatMessage,
     author_identity=identities,
@@ -75,6 +87,7 @@ chat_messages = room_event(
     body=clean(1, schemas.MAX_CHAT_CHARS),
     kind=st.sampled_from(["viewer", "host", "system"]),
     created_at=epoch,
+    source=st.none() | chat_sources,
 )
 
 MODELS = {

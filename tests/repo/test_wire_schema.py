@@ -83,9 +83,14 @@ def test_the_schema_is_camel_case_as_on_the_wire_and_names_the_host_attributes()
             "body": "hi",
             "kind": "viewer",
             "createdAt": schemas.now_ms(),
+            "source": {"platform": "twitch", "userId": "42", "messageId": "m-1"},
         }
     )
     assert list(document["$defs"]["ChatMessage"]["properties"]) == list(message.to_wire())
+    assert list(document["$defs"]["ChatSource"]["properties"]) == list(message.source.to_wire())
+    # page chat has no source, and the wire leaves it out (the schema does not require it)
+    assert "source" not in message.model_copy(update={"source": None}).to_wire()
+    assert "source" not in document["$defs"]["ChatMessage"]["required"]
     state = document["attributes"]["hostState"]
     assert (state["name"], state["enum"]) == (attributes.HOST_STATE, list(attributes.HOST_STATES))
 

@@ -23,6 +23,23 @@ export interface TokenResponse {
 
 export type ChatKind = "viewer" | "host" | "system";
 
+export type Platform = "youtube" | "twitch";
+export const PLATFORMS: readonly Platform[] = ["youtube", "twitch"];
+export const PLATFORM_NAMES: Record<Platform, string> = { youtube: "YouTube", twitch: "Twitch" };
+
+/** Where a line from YouTube's or Twitch's own chat came from (page chat has none). */
+export interface ChatSource {
+  platform: Platform;
+  userId: string;
+  messageId: string;
+  /** broadcaster, moderator, member, subscriber, vip (unknown ones dropped) */
+  roles: string[];
+  /** message, super_chat, membership, subscription, cheer */
+  event: string;
+  /** as the platform shows it ("$5.00", "100 bits"), or "" */
+  amount: string;
+}
+
 export interface ChatMessage {
   id: string;
   room: string;
@@ -32,6 +49,8 @@ export interface ChatMessage {
   body: string;
   kind: ChatKind;
   createdAt: number;
+  /** only on lines from a platform's chat */
+  source?: ChatSource;
 }
 
 export type VisualKind = "screenshot" | "clip" | "backdrop";
@@ -110,6 +129,22 @@ export function parseTokenResponse(v: unknown): TokenResponse {
 }
 
 const CHAT_KINDS: readonly string[] = ["viewer", "host", "system"];
+const PLATFORM_ROLES: readonly string[] = ["broadcaster", "moderator", "member", "subscriber", "vip"];
+const PLATFORM_EVENTS: readonly string[] = ["message", "super_chat", "membership", "subscription", "cheer"];
+
+/** A message's `source`; undefined when absent or not understood (the line shows as page chat). */
+export function parseChatSource(v: unknown): ChatSource | undefined {
+  if (!isObject(v) || !PLATFORMS.includes(v.platform as Platform)) return undefined;
+  const event = str(v.event);
+  return {
+    platform: v.platform as Platform,
+    userId: str(v.userId),
+    messageId: str(v.messageId),
+    roles: strList(v.roles).filter((role) => PLATFORM_ROLES.includes(role)),
+    event: PLATFORM_EVENTS.includes(event) ? event : "message",
+    amount: str(v.amount),
+  };
+}
 const VISUAL_KINDS: readonly string[] = ["screenshot", "clip", "backdrop"];
 
 export function parseChatMessage(v: unknown): ChatMessage | null {
@@ -127,6 +162,7 @@ export function parseChatMessage(v: unknown): ChatMessage | null {
     body,
     kind,
     createdAt: num(v.createdAt, Date.now()),
+    source: parseChatSource(v.source),
   };
 }
 

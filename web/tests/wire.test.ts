@@ -12,6 +12,7 @@ import {
   parseChatHistory,
   parseChatMessage,
   parseChatPacket,
+  parseChatSource,
   parseConfig,
   parseStageVisual,
   parseTokenResponse,
@@ -122,6 +123,8 @@ interface Contract {
   fallback?: Wire;
   /** enum fields whose unknown values the page replaces (instead of refusing the object) */
   unknownEnum?: Wire;
+  /** fields the wire leaves out when empty (not required in the schema); the page does without */
+  optional?: string[];
 }
 
 /** How each model the pages receive is parsed today. */
@@ -148,6 +151,12 @@ const CONTRACTS: Record<string, Contract> = {
     parse: parseChatMessage,
     fallback: { room: "", authorIdentity: "", authorName: "", avatar: "", kind: "viewer", createdAt: expect.any(Number) },
     unknownEnum: { kind: "viewer" },
+    optional: ["source"],
+  },
+  ChatSource: {
+    parse: (v) => parseChatSource(v) ?? null,
+    fallback: { userId: "", messageId: "", roles: [], event: "message", amount: "" },
+    unknownEnum: { event: "message" },
   },
   ChatMessageEvent: { parse: parseChatPacket },
   ChatRejectedEvent: { parse: parseChatPacket, fallback: { reason: "" } },
@@ -168,9 +177,11 @@ describe("wire schema", () => {
     for (const name of channelModels) expect(Object.keys(defs)).toContain(name);
   });
 
-  it("lists every field as required (models go out whole)", () => {
+  it("lists every field as required (models go out whole) but the ones left out when empty", () => {
     for (const [name, model] of Object.entries(defs)) {
-      expect(model.required ?? [], name).toEqual(Object.keys(model.properties ?? {}));
+      const optional = CONTRACTS[name]?.optional ?? [];
+      const fields = Object.keys(model.properties ?? {}).filter((field) => !optional.includes(field));
+      expect(model.required ?? [], name).toEqual(fields);
     }
   });
 });
@@ -197,6 +208,12 @@ describe.each(Object.entries(CONTRACTS))("%s", (name, contract) => {
   if (strict.length) {
     it.each(strict)("without %s: refused", (field) => {
       expect(accepts(contract.parse, without(valid, field))).toBe(false);
+    });
+  }
+
+  if (contract.optional?.length) {
+    it.each(contract.optional)("without %s (left out when empty): parsed without it", (field) => {
+      expect(contract.parse(without(valid, field))).toEqual(without(valid, field));
     });
   }
 
