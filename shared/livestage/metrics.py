@@ -213,6 +213,49 @@ CAPTURE_DURATION = MetricSpec(
     ("kind",),
 )
 
+# --- platform chat (chat-bridge) ---------------------------------------------------------------
+BRIDGE_MESSAGES = MetricSpec(
+    "livestage.bridge.messages",
+    "counter",
+    "{message}",
+    "Platform chat items the bridge handled; `outcome` submitted (published on chat.submitted), "
+    "duplicate (published before: JetStream or the bridge's own record says so), invalid "
+    "(nothing publishable after cleaning) or removed (the platform's moderators deleted it or "
+    "banned its author).",
+    ("platform", "outcome"),
+)
+BRIDGE_CONNECTED = MetricSpec(
+    "livestage.bridge.connected",
+    "gauge",
+    "{state}",
+    "Whether the bridge follows each configured platform's chat right now: 1 yes, 0 no.",
+    ("platform",),
+)
+BRIDGE_LAG = MetricSpec(
+    "livestage.bridge.lag",
+    "histogram",
+    "ms",
+    "From the platform's timestamp of a chat message to its publication on chat.submitted.",
+    ("platform",),
+)
+BRIDGE_PROBLEMS = MetricSpec(
+    "livestage.bridge.problems",
+    "counter",
+    "{event}",
+    "Failures of a platform's chat client; `outcome` unauthorized, quota, unavailable, "
+    "not_live, crashed (its client raised and is restarted), ...",
+    ("platform", "outcome"),
+)
+BRIDGE_REPLIES = MetricSpec(
+    "livestage.bridge.replies",
+    "counter",
+    "{comment}",
+    "Answered platform comments and the reply back in the platform's chat; `outcome` sent, "
+    "refused (by the platform), failed (an error or timeout), rate_limited (over the send "
+    "limit for longer than BRIDGE_REPLY_MAX_WAIT_S: dropped) or duplicate (replied already).",
+    ("platform", "outcome"),
+)
+
 # --- infrastructure ----------------------------------------------------------------------------
 NATS_CONSUMER_PENDING = MetricSpec(
     "livestage.nats.consumer_pending",
@@ -258,6 +301,11 @@ ALL: tuple[MetricSpec, ...] = (
     AGENT_JOB_CRASHES,
     CAPTURES,
     CAPTURE_DURATION,
+    BRIDGE_MESSAGES,
+    BRIDGE_CONNECTED,
+    BRIDGE_LAG,
+    BRIDGE_PROBLEMS,
+    BRIDGE_REPLIES,
     NATS_CONSUMER_PENDING,
     BUS_DEAD_LETTERED,
 )
@@ -301,7 +349,9 @@ def up_down(spec: MetricSpec, meter: Meter | None = None) -> UpDownCounter:
 
 
 def gauge(
-    spec: MetricSpec, callback: Callable[[], Iterable[tuple[float, dict[str, str]]]]
+    spec: MetricSpec,
+    callback: Callable[[], Iterable[tuple[float, dict[str, str]]]],
+    meter: Meter | None = None,
 ) -> ObservableGauge:
     """An observable gauge; `callback` returns (value, attributes) pairs when collected."""
     _check(spec, "gauge")
@@ -309,7 +359,7 @@ def gauge(
     def observe(_options: CallbackOptions) -> Iterable[Observation]:
         return [Observation(value, attributes) for value, attributes in callback()]
 
-    return metrics.get_meter(_METER_NAME).create_observable_gauge(
+    return _meter(meter).create_observable_gauge(
         spec.name, callbacks=[observe], unit=spec.unit, description=spec.description
     )
 

@@ -8,6 +8,7 @@ sane range, and user-visible text must already be clean (see `livestage.text`). 
 
 from __future__ import annotations
 
+import hashlib
 import time
 import uuid
 from typing import Annotated, Literal, Self
@@ -251,13 +252,20 @@ class HostWorkerEvent(WireModel):
 
 
 class ChatRemoval(WireModel):
-    """An operator removed one message (`chat.removed.<room>`)."""
+    """An operator removed one message (`chat.removed.<room>`), or a platform's moderators
+    did (`services/chat-bridge`). Its id is `removal_id(message_id)`."""
 
     id: MessageId
     room: RoomName
     message_id: MessageId
     reason: ShortText = ""
     created_at: EpochMs
+
+
+def removal_id(message_id: str) -> str:
+    """The id of the removal of `message_id`: the same from every remover, so removing one
+    message twice (an operator and the platform's moderators) stores one removal."""
+    return hashlib.sha256(f"remove:{message_id}".encode()).hexdigest()[:32]
 
 
 class BanEvent(WireModel):

@@ -11,6 +11,8 @@
   with hundreds of stacked marks ("Zalgo" text) cannot smear over the page around it;
 - collapses every run of spaces into one and trims the ends.
 
+`shorten(text, max_chars)` cuts a cleaned text at a word boundary, marked with an ellipsis.
+
 What comes out contains only visible characters and single spaces, so it cannot reorder the
 text around it or hide in a page. `clean_text` is idempotent. Length limits are checked on the
 result, counted in code points, by the callers (the schemas and the edge).
@@ -87,3 +89,19 @@ def clean_text(value: str) -> str:
 def is_clean(value: str) -> bool:
     """True when `clean_text(value) == value`: no hidden characters, no stray whitespace."""
     return clean_text(value) == value
+
+
+ELLIPSIS: Final = "..."
+"""Three dots, not U+2026: chat text is NFKC-normalized, which turns one into the other."""
+
+
+def shorten(text: str, max_chars: int) -> str:
+    """`text` cut to at most `max_chars` at a word boundary, marked with an ellipsis."""
+    if len(text) <= max_chars:
+        return text
+    room = max_chars - len(ELLIPSIS)
+    cut = text[:room]
+    space = cut.rfind(" ")
+    if space >= room // 2:  # cut at a word boundary unless that loses half the text
+        cut = cut[:space]
+    return cut.rstrip(" ,;:-") + ELLIPSIS

@@ -12,12 +12,10 @@ from enum import StrEnum
 
 from livestage.identity import visitor_tag_of
 from livestage.schemas import ChatMessage, SpokenTurn
-from livestage.text import clean_text
+from livestage.text import ELLIPSIS, clean_text, shorten
 
 HOST_AVATAR = "host"
 """The avatar id of host lines (the page shows its own glyph for `kind: "host"`)."""
-ELLIPSIS = "..."
-"""Three dots, not U+2026: chat text is NFKC-normalized, which turns one into the other."""
 
 
 class StoreOutcome(StrEnum):
@@ -44,18 +42,6 @@ def should_send(outcome: StoreOutcome) -> bool:
 def cutoff_ms(now_ms: int, max_age_s: int) -> int:
     """The oldest createdAt still kept: anything strictly older is gone."""
     return now_ms - max_age_s * 1000
-
-
-def shorten(text: str, max_chars: int) -> str:
-    """`text` cut to at most `max_chars` at a word boundary, marked with an ellipsis."""
-    if len(text) <= max_chars:
-        return text
-    room = max_chars - len(ELLIPSIS)
-    cut = text[:room]
-    space = cut.rfind(" ")
-    if space >= room // 2:  # cut at a word boundary unless that loses half the text
-        cut = cut[:space]
-    return cut.rstrip(" ,;:-") + ELLIPSIS
 
 
 def message_from_turn(turn: SpokenTurn, max_chars: int) -> ChatMessage | None:

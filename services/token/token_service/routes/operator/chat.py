@@ -7,13 +7,12 @@ same message twice within JetStream's duplicate window stores one removal.
 
 from __future__ import annotations
 
-import hashlib
 from typing import Annotated
 
 from fastapi import Path, Query, status
 
 from livestage import subjects
-from livestage.schemas import MESSAGE_ID_PATTERN, ChatRemoval, now_ms
+from livestage.schemas import MESSAGE_ID_PATTERN, ChatRemoval, now_ms, removal_id
 
 from ...deps import ServicesDep
 from ...errors import RESPONSES
@@ -35,10 +34,6 @@ MessageIdPath = Annotated[
 class RemovalAccepted(ApiModel):
     message_id: str
     removal_id: str
-
-
-def removal_id(message_id: str) -> str:
-    return hashlib.sha256(f"remove:{message_id}".encode()).hexdigest()[:32]
 
 
 @router.delete(
