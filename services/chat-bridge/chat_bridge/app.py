@@ -35,7 +35,7 @@ from livestage.subjects import check_room
 
 from .publish import BridgeSink
 from .records import Records
-from .replies import ReplyLimiter, Replies, redis_limits_storage
+from .replies import Replies, ReplyLimiter, redis_limits_storage
 from .settings import BridgeSettings
 from .source import PlatformChat
 

@@ -135,4 +135,3 @@ class BridgeSink:
             log.warning("%s chat: %s: %s", PLATFORM_NAMES[platform], outcome, detail)
         else:
             log.debug("%s chat: %s again: %s", PLATFORM_NAMES[platform], outcome, detail)
-

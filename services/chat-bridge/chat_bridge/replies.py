@@ -5,9 +5,10 @@ A durable JetStream consumer of `host.spoken.<room>` (shared by every bridge rep
 `SpokenTurn`: what the host actually said, after its output check. For each answered chat id
 that is a platform message the bridge published (`records.target`), the reply is claimed once in
 Redis (SET NX): never two replies to one comment, whichever replica or redelivery comes second.
-The comments of one turn from one platform get one post, addressed to each author ("@Marta
-@Tom ..."), cut at a word boundary to the platform's limit (Twitch 500 characters, YouTube 200),
-as a reply to the first of them.
+The comments of one turn from one platform get one post (claimed just before it), addressed to
+each author ("@Marta @Tom ..."), cut at a word boundary to the platform's limit (Twitch 500
+characters, YouTube 200), as a reply to the first of them; the platforms are answered side by
+side.
 
 Send limits (`ReplyLimiter`): per platform, in Redis with `limits` (a moving window shared by
 every replica: BRIDGE_REPLY_RATE_TWITCH, 20 per 30 s, Twitch's limit for a bot that is not a
@@ -140,20 +141,31 @@ class Replies:
         await self.answer(delivery.model)
 
     async def answer(self, turn: SpokenTurn) -> None:
-        """Reply to every platform comment `turn` answered and nobody replied to yet."""
+        """Reply to every platform comment `turn` answered and nobody replied to yet (the
+        platforms side by side: a slow one holds up nobody, and claims nothing of another's)."""
         if turn.room != self.room or not turn.reply_to:
             return
-        claimed: dict[Platform, list[ReplyTarget]] = {}
-        for answered in turn.reply_to:
-            target = await self.records.target(answered)
+        answered: dict[Platform, list[tuple[str, ReplyTarget]]] = {}
+        for message_id in turn.reply_to:
+            target = await self.records.target(message_id)
             if target is None or target.platform not in self.platforms:
                 continue  # page chat, or a platform this bridge does not follow
-            if not await self.records.claim_reply(answered):
-                self._count(target.platform, "duplicate")
-                continue
-            claimed.setdefault(target.platform, []).append(target)
-        for platform, targets in claimed.items():
-            await self._post(platform, targets, turn.text)
+            answered.setdefault(target.platform, []).append((message_id, target))
+        await asyncio.gather(
+            *(self._answer_on(platform, pairs, turn.text) for platform, pairs in answered.items())
+        )
+
+    async def _answer_on(
+        self, platform: Platform, answered: list[tuple[str, ReplyTarget]], spoken: str
+    ) -> None:
+        claimed = []
+        for message_id, target in answered:
+            if await self.records.claim_reply(message_id):
+                claimed.append(target)
+            else:
+                self._count(platform, "duplicate")
+        if claimed:
+            await self._post(platform, claimed, spoken)
 
     async def _post(self, platform: Platform, targets: list[ReplyTarget], spoken: str) -> None:
         n = len(targets)
@@ -163,7 +175,9 @@ class Replies:
             return
         if not await self.limiter.acquire(platform):
             log.warning(
-                "reply on %s dropped: over its send limit for %.1f s", platform, self.limiter.max_wait_s
+                "reply on %s dropped: over its send limit for %.1f s",
+                platform,
+                self.limiter.max_wait_s,
             )
             self._count(platform, "rate_limited", n)
             return
@@ -172,7 +186,9 @@ class Replies:
                 self.platforms[platform].reply(targets[0], text), self.timeout_s
             )
         except TimeoutError:
-            log.warning("reply on %s: no answer within %.1f s; not retried", platform, self.timeout_s)
+            log.warning(
+                "reply on %s: no answer within %.1f s; not retried", platform, self.timeout_s
+            )
             self._count(platform, "failed", n)
             return
         except Exception:  # the platform client's failure is this reply's only

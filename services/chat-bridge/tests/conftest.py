@@ -13,11 +13,10 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 import pytest
-from redis.asyncio import Redis
-
 from opentelemetry.metrics import Meter
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from redis.asyncio import Redis
 
 from chat_bridge.source import PlatformMessage, ReplyTarget, Sink
 from livestage.bus import Bus, Observed
@@ -32,7 +31,9 @@ def unique_room() -> str:
     return "bridge-" + uuid.uuid4().hex[:12]
 
 
-def item(platform: Platform = "twitch", text: str = "hello from chat", **given: Any) -> PlatformMessage:
+def item(
+    platform: Platform = "twitch", text: str = "hello from chat", **given: Any
+) -> PlatformMessage:
     """A platform chat item with fresh ids (override any field)."""
     fields: dict[str, Any] = {
         "platform": platform,
@@ -50,7 +51,9 @@ class Metrics:
 
     def __init__(self) -> None:
         self.reader = InMemoryMetricReader()
-        self.meter: Meter = MeterProvider(metric_readers=[self.reader]).get_meter("chat-bridge-test")
+        self.meter: Meter = MeterProvider(metric_readers=[self.reader]).get_meter(
+            "chat-bridge-test"
+        )
 
     def points(self, name: str) -> list[Any]:
         data = self.reader.get_metrics_data()
@@ -60,15 +63,15 @@ class Metrics:
             for scope in resource.scope_metrics
             for metric in scope.metrics
             if metric.name == name
-            for point in metric.data.data_points  # type: ignore[union-attr]
+            for point in metric.data.data_points
         ]
 
     def count(self, name: str, **attributes: str) -> float:
-        return sum(
+        return float(sum(
             point.value
             for point in self.points(name)
             if all(point.attributes.get(k) == v for k, v in attributes.items())
-        )
+        ))
 
 
 @dataclass

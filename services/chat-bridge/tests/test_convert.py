@@ -24,7 +24,11 @@ def test_a_message_becomes_a_viewer_line_with_its_source() -> None:
     chat = to_chat_message(message, "room-1", now_ms())
     digest = hashlib.sha256(f"twitch:{message.message_id}".encode()).hexdigest()[:32]
     assert chat.id == digest == chat_id("twitch", message.message_id)
-    assert (chat.author_identity, chat.author_name, chat.avatar) == ("twitch:1234", "Marta", "twitch")
+    assert (chat.author_identity, chat.author_name, chat.avatar) == (
+        "twitch:1234",
+        "Marta",
+        "twitch",
+    )
     assert (chat.body, chat.kind, chat.room) == ("hi there", "viewer", "room-1")
     assert chat.source is not None
     assert (chat.source.platform, chat.source.user_id, chat.source.message_id) == (

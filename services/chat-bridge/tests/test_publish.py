@@ -97,7 +97,9 @@ async def test_deletions_and_bans_become_removals(bridge_bus: Bus, redis: Redis)
     assert await stored_on(bridge_bus, "CHAT", subjects.chat_removed(room)) == 3
 
 
-async def test_a_deletion_before_the_message_still_removes_it(bridge_bus: Bus, redis: Redis) -> None:
+async def test_a_deletion_before_the_message_still_removes_it(
+    bridge_bus: Bus, redis: Redis
+) -> None:
     """The platform may report a deletion of a message the bridge never published (deleted
     while the bridge was away): the removal names it all the same, and chat-history keeps it
     out if it ever arrives."""
