@@ -67,11 +67,13 @@ class Metrics:
         ]
 
     def count(self, name: str, **attributes: str) -> float:
-        return float(sum(
-            point.value
-            for point in self.points(name)
-            if all(point.attributes.get(k) == v for k, v in attributes.items())
-        ))
+        return float(
+            sum(
+                point.value
+                for point in self.points(name)
+                if all(point.attributes.get(k) == v for k, v in attributes.items())
+            )
+        )
 
 
 @dataclass

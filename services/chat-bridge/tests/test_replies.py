@@ -83,6 +83,7 @@ async def test_one_reply_per_answered_comment_with_two_replicas_and_a_redelivery
         try:
             await bridge_bus.publish(subjects.host_spoken(room), spoken)
             await twitch.changed.until(lambda: twitch.replies, 15, "the first replica's post")
+            await youtube.changed.until(lambda: youtube.replies, 15, "its YouTube post")
             # the second replica starts; the first dies before it could ack (JetStream redelivers)
             tasks.append(
                 asyncio.create_task(replica(second_bus, second).run(stops[1], first_wait_s=1.0))
