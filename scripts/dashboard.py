@@ -6,7 +6,7 @@
 Every query names a series through `metrics.prometheus_name(SPEC)`, so a renamed metric changes
 the dashboard with it; `tests/ops/test_dashboard_and_metrics_doc.py` parses every query and
 checks each `livestage_*` series against `metrics.ALL`. One row per area: chat, host, cost,
-stage, infrastructure.
+stage, platform chat, infrastructure.
 """
 
 from __future__ import annotations
@@ -202,6 +202,46 @@ ROWS: dict[str, tuple[Panel, ...]] = {
                     "{{kind}} {{outcome}}",
                 ),
             ),
+        ),
+    ),
+    "platform chat": (
+        Panel(
+            "Platform chat",
+            "msg/s",
+            (Query(rate(m.BRIDGE_MESSAGES, "platform, outcome"), "{{platform}} {{outcome}}"),),
+            description="YouTube and Twitch chat the bridge handled: submitted, duplicate, "
+            "invalid, removed (by the platform's moderators).",
+        ),
+        Panel(
+            "Platform chat connected",
+            "short",
+            (Query(f"min by (platform) ({p(m.BRIDGE_CONNECTED)})", "{{platform}}"),),
+            description="1 while the bridge follows the platform's chat, 0 while it does not.",
+        ),
+        Panel(
+            "Platform lag",
+            "ms",
+            (
+                Query(quantile(0.5, m.BRIDGE_LAG, "platform"), "p50 {{platform}}"),
+                Query(quantile(0.99, m.BRIDGE_LAG, "platform"), "p99 {{platform}}"),
+            ),
+            description="From the platform's timestamp to chat.submitted.",
+        ),
+        Panel(
+            "Platform problems and replies",
+            "events/min",
+            (
+                Query(
+                    rate(m.BRIDGE_PROBLEMS, "platform, outcome", per="60"),
+                    "{{platform}} {{outcome}}",
+                ),
+                Query(
+                    rate(m.BRIDGE_REPLIES, "platform, outcome", per="60"),
+                    "reply {{platform}} {{outcome}}",
+                ),
+            ),
+            description="Client failures (unauthorized, quota, unavailable, crashed...) and "
+            "replies back to the platforms (sent, refused, failed, rate_limited, duplicate).",
         ),
     ),
     "infrastructure": (

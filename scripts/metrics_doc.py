@@ -27,6 +27,7 @@ AREAS: dict[str, tuple[str, ...]] = {
     "host": ("host", "avatar"),
     "cost": ("model",),
     "stage": ("stage",),
+    "platform chat": ("bridge",),
     "infrastructure": ("rooms", "viewers", "agent", "nats", "bus"),
 }
 

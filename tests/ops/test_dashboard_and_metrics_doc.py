@@ -18,7 +18,7 @@ from livestage import metrics
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD = ROOT / "deploy" / "grafana" / "dashboards" / "livestage.json"
-AREAS = ["chat", "host", "cost", "stage", "infrastructure"]
+AREAS = ["chat", "host", "cost", "stage", "platform chat", "infrastructure"]
 HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
 # Labels every series has besides the spec's attributes (the Collector's and Prometheus's own).
 SERIES_LABELS = {"job", "instance", "le", "otel_scope_name"}

@@ -74,7 +74,17 @@ REPLY = (
     "Thanks for asking. We are looking at the night sky, with the moon rising over the hills, "
     "and in a moment I will tell you all about the stars that you can see tonight."
 )
-NOT_PROVOKED: dict[str, str] = {}
+_NO_PLATFORM = (
+    "needs a platform chat client in the run: the YouTube and Twitch parts of #18 add their "
+    "double and chat-bridge to this run; until then services/chat-bridge/tests emit it"
+)
+NOT_PROVOKED: dict[str, str] = {
+    "livestage.bridge.messages": _NO_PLATFORM,
+    "livestage.bridge.connected": _NO_PLATFORM,
+    "livestage.bridge.lag": _NO_PLATFORM,
+    "livestage.bridge.problems": _NO_PLATFORM,
+    "livestage.bridge.replies": _NO_PLATFORM,
+}
 """Documented metrics this run cannot provoke, each with why (keep it empty if at all possible)."""
 
 
