@@ -137,6 +137,8 @@ def components() -> dict[str, Component]:
         worker("chat-history", "chat_history", 8192, ("nats", "redis", "livekit")),
         worker("stage-producer", "stage_producer", 8193, ("nats",)),
         worker("host-agent", "host_agent", 8194, ("nats", "livekit")),
+        # idle until a platform is configured (BRIDGE_YOUTUBE_VIDEO_ID, BRIDGE_TWITCH_CHANNEL)
+        worker("chat-bridge", "chat_bridge", 8195, ("nats", "redis")),
         Component(
             "token",
             lambda: http_ok(edge_host, edge.port, "/readyz"),

@@ -157,3 +157,21 @@ def test_the_edge_gets_the_trusted_proxies_and_only_the_edge(case: str) -> None:
             assert json.loads(env["TOKEN_TRUSTED_PROXIES"]) == ["10.0.0.0/8"]
         else:
             assert "TOKEN_TRUSTED_PROXIES" not in env
+
+
+def test_platform_credentials_reach_the_chat_bridge_only() -> None:
+    docs = render("secrets.bridge.BRIDGE_YOUTUBE_API_KEY=AIza-unique-youtube-key")
+    (secret,) = of_kind("Secret", docs)
+    assert secret["stringData"]["BRIDGE_YOUTUBE_API_KEY"] == "AIza-unique-youtube-key"
+    holders = {
+        component(d)
+        for d in of_kind("Deployment", docs)
+        if "BRIDGE_YOUTUBE_API_KEY" in secret_refs(d)
+    }
+    assert holders == {"chat-bridge"}
+    result = helm(
+        "template", "show", str(CHART), *VALUES_CASES["defaults"],
+        "--set", "secrets.bridge.BRIDGE_TYPO_KEY=x",
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert "secrets.bridge.BRIDGE_TYPO_KEY: not a chat-bridge secret" in result.stderr

@@ -28,6 +28,7 @@ from __future__ import annotations
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings
 
+from chat_bridge.settings import BridgeSettings, TwitchSettings, YouTubeSettings
 from chat_history.settings import HistorySettings
 from host_agent.settings import (
     CostSettings,
@@ -91,6 +92,9 @@ SERVICE_SETTINGS: dict[str, tuple[type[BaseSettings], ...]] = {
     "chat-history": (*_WORKER, HistorySettings, LiveKitSettings, TopicSettings, RedisSettings),
     # stage_producer/app.py main, StageRuntime.create (GeminiSettings)
     "stage-producer": (*_WORKER, StageSettings, GeminiSettings, SafetySettings),
+    # chat_bridge/app.py main (and each platform module's from_settings); LIVEKIT_ROOM alone
+    # through its own small class: the bridge holds no LiveKit credentials
+    "chat-bridge": (*_WORKER, BridgeSettings, YouTubeSettings, TwitchSettings, RedisSettings),
     # host_agent/config.py JobConfig
     "host-agent": (
         *_WORKER,

@@ -49,6 +49,21 @@ moderation: [NATS_URL, REDIS_URL, OPENAI_API_KEY]
 chat-history: [NATS_URL, REDIS_URL, LIVEKIT_API_KEY, LIVEKIT_API_SECRET]
 stage-producer: [NATS_URL, GEMINI_API_KEY, STAGE_ASSET_KEY]
 host-agent: [NATS_URL, REDIS_URL, LIVEKIT_API_KEY, LIVEKIT_API_SECRET, OPENAI_API_KEY, ANAM_API_KEY, HOST_PIPELINE_API_KEY, HOST_PIPELINE_SPEECH_API_KEY]
+chat-bridge: [NATS_URL, REDIS_URL, BRIDGE_YOUTUBE_API_KEY]
+{{- end -}}
+
+{{/*
+The platform chat secrets: chat-bridge's BRIDGE_* keys above. Their values come from
+`secrets.bridge.<KEY>`, so a new platform credential is one name in chat-bridge's list.
+*/}}
+{{- define "livestage.bridgeSecretKeys" -}}
+{{- $keys := list -}}
+{{- range $key := index (include "livestage.secretEnv" . | fromYaml) "chat-bridge" -}}
+{{- if hasPrefix "BRIDGE_" $key -}}
+{{- $keys = append $keys $key -}}
+{{- end -}}
+{{- end -}}
+{{- $keys | toJson -}}
 {{- end -}}
 
 {{/*
