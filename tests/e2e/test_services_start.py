@@ -9,7 +9,7 @@ import pytest
 
 from tests.support.services import edge_env, free_port, start_service, stop_service, wait_http_ok
 
-IDLE_SERVICES = ["moderation", "chat_history", "stage_producer", "host_agent"]
+IDLE_SERVICES = ["moderation", "chat_history", "stage_producer", "host_agent", "chat_bridge"]
 
 
 @pytest.mark.parametrize("package", IDLE_SERVICES)

@@ -110,8 +110,8 @@ async def watch_redis(redis: Redis, stop: asyncio.Event, every_s: float = REDIS_
     state = {"up": False}
     health.add_ready_check("redis", lambda: state["up"])
     while not stop.is_set():
-        try:
-            state["up"] = bool(await redis.ping())
+        try:  # a PING may retry for seconds against a Redis that is gone: a stop cuts it short
+            state["up"] = bool(await service.until_stopped(redis.ping(), stop))
         except (RedisError, OSError) as error:
             if state["up"]:
                 log.warning("%s: Redis does not answer: %r", NAME, error)
