@@ -30,7 +30,7 @@ Tests script the chat: `go_live(video_id, channel_id)` returns the chat id; `pos
 the next requests; `refuse("quotaExceeded" | "rateLimitExceeded" | "liveChatEnded" |
 "liveChatNotFound" | "forbidden", times=)` for the next API calls (not the token endpoint);
 `expire_access_tokens()`. Every request is in `requests` (with `received_at`, for polling
-intervals); `chat_requests` are the `liveChatMessages.list` calls.
+intervals); `chat_requests` are the `liveChatMessages.list` calls and `pages` its answers.
 """
 
 from __future__ import annotations
@@ -187,6 +187,8 @@ class YouTubeDouble(DoubleServer):
         self.videos: dict[str, str | None] = {}  # video id -> its live chat (None: not live)
         self.grants: dict[str, OAuthGrant] = {}  # refresh token -> grant
         self.inserted: list[dict[str, Any]] = []
+        self.pages: list[dict[str, Any]] = []
+        """Every `liveChatMessages.list` answer (200) in order, next to `chat_requests`."""
         self._refusals: list[str] = []
         self._refuse_forever: str | None = None
         self._ids = itertools.count(1)
@@ -583,6 +585,7 @@ class YouTubeDouble(DoubleServer):
         }
         if chat.ended_at is not None:
             body["offlineAt"] = rfc3339(chat.ended_at)
+        self.pages.append(body)
         return web.json_response(body)
 
     async def _insert(self, request: web.Request) -> web.StreamResponse:

@@ -21,12 +21,13 @@ How it follows the chat (quota units in brackets; the default budget is 10,000 a
    over only the backlog messages younger than `backlog_s` (60 s): what was said just before the
    bridge came up is still worth answering, older lines are history.
 4. **Quota.** Every call is counted in Redis per Pacific-time day (YouTube's quota day), one
-   counter for the deployment (one Google Cloud project). At 80% one WARNING; at 100% the client
-   stops calling (problem `quota`) until the day turns; a 403 `quotaExceeded` from YouTube
-   counts as 100%. The poll interval is stretched so the remaining budget lasts `budget_hours`
-   (or to the end of the quota day if sooner): `interval >= 5 units × horizon / units left`,
-   so a fresh 10,000-unit day at 4 hours polls at most every 7.2 s, and the interval grows as
-   the budget shrinks instead of running dry mid-show.
+   counter per Google Cloud project (its OAuth client, or its API key). At 80% one WARNING;
+   at 100% the client stops calling (problem `quota`) until the day turns; a 403
+   `quotaExceeded` from YouTube counts as 100%. The poll interval is stretched so the
+   remaining budget lasts `budget_hours` (or to the end of the quota day if sooner):
+   `interval >= 5 units × horizon / units left`, so a fresh 10,000-unit day at 4 hours polls
+   at most every 7.2 s, and the interval grows as the budget shrinks instead of running dry
+   mid-show.
 5. **Trouble** is reported through `sink.problem(platform, outcome, detail)` and
    `sink.connected`: `unauthorized` (a bad key, or an access token that refreshing did not fix),
    `quota`, `rate_limited`, `forbidden`, `unavailable` (5xx, connection errors, timeouts),
@@ -51,6 +52,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import hashlib
 import logging
 import textwrap
 import time
@@ -309,19 +311,24 @@ def refusal(response: httpx.Response, what: str) -> Trouble | ChatOver:
 
 
 class QuotaBudget:
-    """Quota units used per Pacific-time day, in Redis (`livestage:bridge:youtube:quota:<day>`).
+    """Quota units used per Pacific-time day, in Redis (`livestage:bridge:youtube:quota:
+    <project>:<day>`, `project` a digest of the OAuth client id or else the API key: quota
+    belongs to the Google Cloud project, so every bridge using those credentials shares it).
 
     A Redis failure does not stop the chat: the call goes ahead uncounted (logged).
     """
 
-    def __init__(self, redis: Redis, budget: int, clock: Callable[[], float]) -> None:
+    def __init__(
+        self, redis: Redis, budget: int, clock: Callable[[], float], *, project: str
+    ) -> None:
         self.redis = redis
         self.budget = budget
         self.clock = clock
+        self.project = hashlib.sha256(project.encode()).hexdigest()[:16]
         self._warned_day = ""
 
     def key(self) -> str:
-        return f"livestage:bridge:youtube:quota:{quota_day(self.clock())}"
+        return f"livestage:bridge:youtube:quota:{self.project}:{quota_day(self.clock())}"
 
     async def used(self) -> int:
         try:
@@ -495,7 +502,9 @@ class YouTubeChat:
             if oauth_configured(settings)
             else None
         )
-        self.quota = QuotaBudget(redis, settings.daily_quota, clock)
+        self.quota = QuotaBudget(
+            redis, settings.daily_quota, clock, project=settings.client_id or self._api_key
+        )
         self.pages = PageTokens(redis, room)
         self.chat_id: str | None = None
         """The live chat being followed (None while looking for it)."""
