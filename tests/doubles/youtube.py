@@ -252,9 +252,9 @@ class YouTubeDouble(DoubleServer):
     ) -> dict[str, Any]:
         """A viewer's text message; returns the item."""
         return self._add(
-            self._chat_of(video_id),
+            video_id,
             "textMessageEvent",
-            {"textMessageDetails": {"messageText": text}},
+            {"messageText": text},
             author,
             display=text,
             published_at=published_at,
@@ -272,13 +272,7 @@ class YouTubeDouble(DoubleServer):
         if comment:
             details["userComment"] = comment
         display = f'{amount} from {author.name}: "{comment}"' if comment else amount
-        return self._add(
-            self._chat_of(video_id),
-            "superChatEvent",
-            {"superChatDetails": details},
-            author,
-            display=display,
-        )
+        return self._add(video_id, "superChatEvent", details, author, display=display)
 
     def super_sticker(
         self, video_id: str, amount: str, *, author: Author = VIEWER
@@ -295,9 +289,9 @@ class YouTubeDouble(DoubleServer):
             "tier": 1,
         }
         return self._add(
-            self._chat_of(video_id),
+            video_id,
             "superStickerEvent",
-            {"superStickerDetails": details},
+            details,
             author,
             display=f"Super Sticker of {amount} from {author.name}",
         )
@@ -305,11 +299,7 @@ class YouTubeDouble(DoubleServer):
     def new_member(self, video_id: str, level: str, *, author: Author = VIEWER) -> dict[str, Any]:
         details = {"memberLevelName": level, "isUpgrade": False}
         return self._add(
-            self._chat_of(video_id),
-            "newSponsorEvent",
-            {"newSponsorDetails": details},
-            author,
-            display=f"Welcome to {level}!",
+            video_id, "newSponsorEvent", details, author, display=f"Welcome to {level}!"
         )
 
     def milestone(
@@ -318,22 +308,16 @@ class YouTubeDouble(DoubleServer):
         details: dict[str, Any] = {"memberLevelName": "Member", "memberMonth": months}
         if comment:
             details["userComment"] = comment
-        return self._add(
-            self._chat_of(video_id),
-            "memberMilestoneChatEvent",
-            {"memberMilestoneChatDetails": details},
-            author,
-            display=comment,
-        )
+        return self._add(video_id, "memberMilestoneChatEvent", details, author, display=comment)
 
     def gift_memberships(
         self, video_id: str, count: int, *, author: Author = VIEWER
     ) -> dict[str, Any]:
         details = {"giftMembershipsCount": count, "giftMembershipsLevelName": "Member"}
         return self._add(
-            self._chat_of(video_id),
+            video_id,
             "membershipGiftingEvent",
-            {"membershipGiftingDetails": details},
+            details,
             author,
             display=f"Gifted {count} memberships",
         )
@@ -345,11 +329,7 @@ class YouTubeDouble(DoubleServer):
         chat = self._chat_of(video_id)
         chat.deleted.add(message_id)
         return self._add(
-            chat,
-            "messageDeletedEvent",
-            {"messageDeletedDetails": {"deletedMessageId": message_id}},
-            by,
-            display_content=False,
+            chat, "messageDeletedEvent", {"deletedMessageId": message_id}, by, display_content=False
         )
 
     def ban(
@@ -366,13 +346,7 @@ class YouTubeDouble(DoubleServer):
         }
         if seconds:
             details["banDurationSeconds"] = seconds
-        return self._add(
-            self._chat_of(video_id),
-            "userBannedEvent",
-            {"userBannedDetails": details},
-            by,
-            display_content=False,
-        )
+        return self._add(video_id, "userBannedEvent", details, by, display_content=False)
 
     def refuse(self, reason: str, *, times: int | None = 1) -> None:
         """Answer the next `times` API calls (every one until `heal()` with None) with Google's
@@ -414,7 +388,7 @@ class YouTubeDouble(DoubleServer):
 
     def _add(
         self,
-        chat: Chat,
+        where: Chat | str,
         kind: str,
         details: dict[str, Any],
         author: Author | None,
@@ -423,6 +397,9 @@ class YouTubeDouble(DoubleServer):
         display_content: bool = True,
         published_at: float | None = None,
     ) -> dict[str, Any]:
+        """Add an item of `kind` to the chat (or the live chat of the video id `where`), its
+        details under the API's field for that kind (`superChatEvent` → `superChatDetails`)."""
+        chat = where if isinstance(where, Chat) else self._chat_of(where)
         item_id = f"LCC.{next(self._ids):06d}{secrets.token_hex(4)}"
         author = author or Author(chat.channel_id, "Channel", owner=True)
         snippet: dict[str, Any] = {
@@ -431,8 +408,9 @@ class YouTubeDouble(DoubleServer):
             "authorChannelId": author.channel_id,
             "publishedAt": rfc3339(published_at if published_at is not None else time.time()),
             "hasDisplayContent": display_content,
-            **details,
         }
+        if details:
+            snippet[f"{kind.removesuffix('Event')}Details"] = details
         if display_content:
             snippet["displayMessage"] = display
         item = {
@@ -606,13 +584,7 @@ class YouTubeDouble(DoubleServer):
             )
         channel = self._channel_of_bearer(entry) or chat.channel_id
         author = Author(channel, "Livestage Host", owner=channel == chat.channel_id)
-        item = self._add(
-            chat,
-            "textMessageEvent",
-            {"textMessageDetails": {"messageText": text}},
-            author,
-            display=text,
-        )
+        item = self._add(chat, "textMessageEvent", {"messageText": text}, author, display=text)
         self.inserted.append(item)
         return web.json_response(item)
 
