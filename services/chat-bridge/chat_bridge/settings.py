@@ -7,7 +7,14 @@ then idles and says so once. Credentials are `SecretStr` and never logged.
 from __future__ import annotations
 
 from limits import parse
-from pydantic import Field, PositiveFloat, SecretStr, field_validator
+from pydantic import (
+    Field,
+    NonNegativeFloat,
+    PositiveFloat,
+    PositiveInt,
+    SecretStr,
+    field_validator,
+)
 from pydantic_settings import BaseSettings
 
 from livestage.settings import settings_config
@@ -85,6 +92,53 @@ class YouTubeSettings(BaseSettings):
         "https://www.googleapis.com/youtube/v3",
         description="The YouTube Data API base URL (tests point it at a local double).",
     )
+    channel_id: str = Field(
+        "",
+        description="Follow this channel's active live broadcast instead of one video (the "
+        "`UC...` id; needs the channel's OAuth client and refresh token below).",
+    )
+    client_id: str = Field(
+        "",
+        description="OAuth client id (Google Cloud, type Desktop app) for replies and the "
+        "channel's broadcast lookup.",
+    )
+    client_secret: SecretStr | None = Field(None, description="That OAuth client's secret.")
+    refresh_token: SecretStr | None = Field(
+        None,
+        description="A refresh token of the channel's account for that client (scope "
+        "youtube.force-ssl); access tokens are refreshed from it.",
+    )
+    token_url: str = Field(
+        "https://oauth2.googleapis.com/token",
+        description="The OAuth token endpoint (tests point it at a local double).",
+    )
+    daily_quota: PositiveInt = Field(
+        10000,
+        description="Quota units the bridge may use per Pacific-time day (chat page 5, reply "
+        "50, lookup 1): a warning at 80%, a stop at 100% until the day turns.",
+    )
+    budget_hours: NonNegativeFloat = Field(
+        4.0,
+        description="Poll no faster than lets the remaining daily quota last this many hours "
+        "(or until the quota day turns, if sooner); 0: YouTube's own pace only.",
+    )
+    backlog_s: NonNegativeFloat = Field(
+        60.0,
+        description="On the first start for a chat, hand over only the backlog messages "
+        "younger than this (seconds); 0: none of them.",
+    )
+    find_interval_s: PositiveFloat = Field(
+        60.0,
+        description="While the broadcast is not live, look for its chat again this often "
+        "(seconds; 1 quota unit each).",
+    )
+    retry_min_s: PositiveFloat = Field(
+        1.0, description="First wait after a failed call (seconds; random exponential backoff)."
+    )
+    retry_max_s: PositiveFloat = Field(
+        60.0, description="Longest wait between retries of a failed call (seconds)."
+    )
+    timeout_s: PositiveFloat = Field(10.0, description="Seconds one API call may take.")
 
 
 class TwitchSettings(BaseSettings):
