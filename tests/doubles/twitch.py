@@ -13,9 +13,9 @@ variables, with the channel and credentials it accepts):
 message_type, message_timestamp[, subscription_type, subscription_version]}, payload}`. A new
 socket gets `session_welcome` (`payload.session.{id, status, keepalive_timeout_seconds,
 reconnect_url, connected_at}`); after `keepalive_timeout_seconds / 2` of silence a
-`session_keepalive` (`go_silent()` stops them on the sessions open now); a socket with nothing subscribed
-`unused_close_s` after its welcome is closed with 4003; a client that sends anything is closed
-with 4001. When a socket closes its session ends and its subscriptions are deleted.
+`session_keepalive` (`go_silent()` stops them on the sessions open now); a socket with nothing
+subscribed `unused_close_s` after its welcome is closed with 4003; a client that sends anything
+is closed with 4001. When a socket closes its session ends and its subscriptions are deleted.
 `reconnect()` sends `session_reconnect` with `reconnect_url` = `/ws/reconnect/<session id>`
 (a second URL); notifications keep going to the old socket until the new one has its welcome
 (after `reconnect_welcome_delay_s`), then the old socket is closed and the subscriptions carry

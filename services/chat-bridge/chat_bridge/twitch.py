@@ -127,6 +127,7 @@ class TwitchChat:
         self._seen = RecentIds()
         self._sent = RecentIds()
         self._up = False
+        self._closing: set[asyncio.Task[None]] = set()
         self._backoff = wait_exponential_jitter(
             initial=settings.reconnect_initial_s,
             max=settings.reconnect_max_s,
@@ -297,9 +298,10 @@ class TwitchChat:
         keepalive = float(session.get("keepalive_timeout_seconds") or WELCOME_TIMEOUT_S)
         return keepalive + max(1.0, keepalive * KEEPALIVE_MARGIN)
 
-    @staticmethod
-    def _retire(socket: _Socket) -> None:
-        asyncio.create_task(socket.close())
+    def _retire(self, socket: _Socket) -> None:
+        task = asyncio.create_task(socket.close())
+        self._closing.add(task)  # held until done (the loop keeps only a weak reference)
+        task.add_done_callback(self._closing.discard)
 
     async def _keep_validated(self, sink: Sink) -> None:
         """Validate the token every `validate_every_s` (refreshing it when it expired)."""

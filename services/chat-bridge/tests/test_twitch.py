@@ -15,8 +15,6 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import pytest
-from redis.asyncio import Redis
-
 from chat_bridge.settings import TwitchSettings
 from chat_bridge.source import PlatformMessage, ReplyTarget
 from chat_bridge.twitch import TwitchChat, from_settings
@@ -29,6 +27,8 @@ from chat_bridge.twitch_events import (
     parse_envelope,
     roles_of,
 )
+from redis.asyncio import Redis
+
 from livestage.bus import BusUnavailable
 from livestage.kv import connect_redis
 from livestage.schemas import Platform
@@ -272,6 +272,7 @@ async def test_a_missing_keepalive_reconnects(redis: Redis) -> None:
             after = await twitch.chat(MARTA, "on the new session")
             await sink.wait_for(after)
         assert twitch.sockets[0].session_id == first
+        assert sorted(twitch.created_for(second)) == sorted(SUBSCRIPTION_TYPES)
         assert sink.up[:3] == [True, False, True]
 
 
@@ -357,8 +358,10 @@ async def test_the_token_is_validated_while_in_use_and_refreshed_when_expired(
         await twitch.wait_until(lambda: len(twitch.tokens_issued) == 2)
         access = twitch.tokens_issued[1][0]
         await twitch.wait_until(
-            lambda: twitch.requests_to("/oauth2/validate")[-1].headers["Authorization"]
-            == f"OAuth {access}"
+            lambda: (
+                twitch.requests_to("/oauth2/validate")[-1].headers["Authorization"]
+                == f"OAuth {access}"
+            )
         )
     stored = await redis.hget(TokenStore(redis, settings).key, "access_token")
     assert stored == access.encode()
