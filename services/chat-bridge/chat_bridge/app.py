@@ -33,7 +33,7 @@ from livestage.schemas import PLATFORM_NAMES
 from livestage.settings import LiveKitSettings, RedisSettings, default_of, settings_config
 from livestage.subjects import check_room
 
-from . import youtube
+from . import twitch, youtube
 from .publish import BridgeSink
 from .records import Records
 from .replies import Replies, ReplyLimiter, redis_limits_storage
@@ -48,7 +48,7 @@ REDIS_CHECK_S = 5.0
 PlatformFactory = Callable[[Redis], PlatformChat | None]
 """A platform module's `from_settings(redis)`: its client, or None when it is not configured."""
 
-FACTORIES: tuple[PlatformFactory, ...] = (youtube.from_settings,)
+FACTORIES: tuple[PlatformFactory, ...] = (youtube.from_settings, twitch.from_settings)
 """Every platform the bridge knows (each module's `from_settings`)."""
 
 

@@ -142,7 +142,7 @@ class YouTubeSettings(BaseSettings):
 
 
 class TwitchSettings(BaseSettings):
-    """Twitch chat."""
+    """Twitch chat through EventSub over WebSocket (`channel.chat.*`) and the Helix API."""
 
     model_config = settings_config("BRIDGE_TWITCH_")
 
@@ -150,4 +150,59 @@ class TwitchSettings(BaseSettings):
         "",
         description="The Twitch channel (login name) whose chat the host hears; empty: Twitch "
         "chat is off.",
+    )
+    client_id: str = Field(
+        "",
+        description="The client id of your Twitch application (dev.twitch.tv/console/apps).",
+    )
+    client_secret: SecretStr | None = Field(
+        None, description="The client secret of that application (needed to refresh tokens)."
+    )
+    access_token: SecretStr | None = Field(
+        None,
+        description="The bot account's user access token (scopes user:read:chat "
+        "user:write:chat); once refreshed, the newer token kept in Redis is used instead.",
+    )
+    refresh_token: SecretStr | None = Field(
+        None, description="The refresh token issued with that access token."
+    )
+    eventsub_url: str = Field(
+        "wss://eventsub.wss.twitch.tv/ws",
+        description="The EventSub WebSocket URL (tests point it at a local double).",
+    )
+    api_url: str = Field(
+        "https://api.twitch.tv/helix",
+        description="The Helix API base URL (tests point it at a local double).",
+    )
+    auth_url: str = Field(
+        "https://id.twitch.tv/oauth2",
+        description="The Twitch OAuth base URL: token validation and refresh (tests point it "
+        "at a local double).",
+    )
+    reconnect_initial_s: float = Field(
+        1.0,
+        gt=0,
+        description="Wait before reconnecting after a failure; it doubles (with jitter) on "
+        "each further failure, up to BRIDGE_TWITCH_RECONNECT_MAX_S.",
+    )
+    reconnect_max_s: float = Field(
+        60.0, gt=0, description="The longest wait between two reconnect attempts."
+    )
+    auth_retry_s: float = Field(
+        300.0,
+        gt=0,
+        description="Wait before trying again after Twitch refused what is configured (a "
+        "refresh that failed, a revoked authorization, a missing scope, an unknown channel).",
+    )
+    validate_every_s: float = Field(
+        3600.0,
+        gt=0,
+        description="How often the token is validated while in use (Twitch asks for hourly); "
+        "an expired one is refreshed then.",
+    )
+    submit_retry_s: float = Field(
+        120.0,
+        gt=0,
+        description="How long a chat item the bus cannot take is retried before it is given "
+        "up (logged as an error).",
     )
