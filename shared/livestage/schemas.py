@@ -22,6 +22,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from livestage.identity import BAN_KEY_PATTERN
 from livestage.subjects import ROOM_NAME_PATTERN
 from livestage.text import is_clean
 
@@ -69,6 +70,8 @@ LongText = Annotated[str, StringConstraints(max_length=MAX_SPOKEN_CHARS)]
 HttpUrl = Annotated[str, StringConstraints(max_length=2048, pattern=r"^(https?://|/)\S*$")]
 VisitorTag = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]{8,32}$")]
 """The opaque, server-derived tag of a visitor (see `livestage.identity`); never the visitor id."""
+BanKey = Annotated[str, StringConstraints(pattern=BAN_KEY_PATTERN)]
+"""Who a ban bans: a visitor tag, or a platform chat author's identity (`twitch:<user id>`)."""
 
 
 class WireModel(BaseModel):
@@ -264,12 +267,14 @@ class BanEvent(WireModel):
     """An operator banned or unbanned a visitor (`chat.banned.<room>` / `chat.unbanned.<room>`).
 
     The ban itself lives in Redis (`livestage.bans`); this event lets services act on it (remove
-    the visitor's participants from the room). `expires_at` 0 means permanent.
+    the visitor's participants from the room). `expires_at` 0 means permanent. `visitor_tag` is
+    the ban's key: a visitor tag, or for a platform chat author (who has no participant in the
+    room) their platform identity (`livestage.identity.ban_key_of`).
     """
 
     id: MessageId
     room: RoomName
-    visitor_tag: VisitorTag
+    visitor_tag: BanKey
     identity: Annotated[str, StringConstraints(max_length=128)] = ""
     reason: ShortText = ""
     expires_at: int = Field(0, ge=0, le=MAX_EPOCH_MS)
