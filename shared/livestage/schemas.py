@@ -103,6 +103,14 @@ PLATFORM_NAMES: dict[str, str] = {"youtube": "YouTube", "twitch": "Twitch"}
 """How each platform is named to people (the host says "Marta on Twitch")."""
 PlatformRole = Literal["broadcaster", "moderator", "member", "subscriber", "vip"]
 PlatformEvent = Literal["message", "super_chat", "membership", "subscription", "cheer"]
+PLATFORM_EVENT_NAMES: dict[str, str] = {
+    "super_chat": "Super Chat",
+    "membership": "membership",
+    "subscription": "subscription",
+    "cheer": "cheer",
+}
+"""How each platform event that is not a plain message is named to people (the host thanks
+"for the Super Chat"; the page labels it)."""
 PLATFORM_USER_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 
 
