@@ -5,6 +5,11 @@ bans the visitor behind that identity, so a new token for the same visitor is ba
 edge writes bans (operator routes) and refuses tokens and chat from banned visitors; moderation
 also rejects their messages, which covers anything already queued.
 
+A YouTube or Twitch chat author (brought in by chat-bridge) is banned by their platform identity
+(`twitch:<user id>`): it takes the visitor tag's place as the ban's key (`ban_key_of`), and only
+moderation enforces it (their messages never pass the edge). A platform user has no network the
+edge could know, so their bans are always `scope` "visitor".
+
 A ban with `scope` "network" also covers the network the visitor last came from (an IPv4 address
 or an IPv6 /64, as the edge's rate limits count them), so dropping the cookie does not get the
 visitor back in: the edge refuses new tokens and chat from that network, whoever asks. Addresses
@@ -14,7 +19,7 @@ or takes chat (`note_network`, kept for a while), which is what a network ban ba
 
 Layout, per room (`<room>` is a checked room name):
 
-    livestage:bans:<room>                  hash: visitor tag -> the ban as JSON
+    livestage:bans:<room>                  hash: visitor tag (or platform identity) -> the ban
     livestage:bans:<room>:networks         hash: network -> visitor tag whose ban covers it
     livestage:bans:<room>:seen:<tag>       the network the visitor last came from (expiring)
 
@@ -41,6 +46,7 @@ BanScope = Literal["visitor", "network"]
 @dataclass(frozen=True)
 class Ban:
     visitor_tag: str
+    """The ban's key: the visitor tag, or a platform chat author's identity (`ban_key_of`)."""
     identity: str = ""  # the identity the operator pointed at, if any (for the record)
     reason: str = ""
     created_at: int = 0

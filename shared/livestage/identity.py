@@ -9,6 +9,9 @@ A viewer's LiveKit identity is `viewer_<visitorTag>_<suffix>`:
 
 A platform viewer (YouTube or Twitch chat, brought in by `services/chat-bridge`) never joins
 the room; their messages carry the identity `<platform>:<platform user id>` (`platform_identity`).
+Moderation's limits and operator bans hold per platform user as they hold per visitor: a ban
+is keyed on the visitor tag of a viewer identity and on the platform identity itself
+(`ban_key_of`).
 
 The OBS stage page joins with a viewer identity too (it is an audience for the host), but its
 token carries the role `stage` in its metadata, which chat refuses.
@@ -65,3 +68,15 @@ def platform_of(identity: str) -> tuple[str, str] | None:
     """(platform, user id) of a platform identity, or None when it is not one."""
     match = _PLATFORM_IDENTITY.fullmatch(identity)
     return (match.group(1), match.group(2)) if match else None
+
+
+BAN_KEY_PATTERN: Final = r"^([a-z0-9]{8,32}|(youtube|twitch):[A-Za-z0-9_-]{1,64})$"
+"""What a ban is keyed on: a visitor tag, or a platform identity (`twitch:<user id>`)."""
+
+
+def ban_key_of(identity: str) -> str | None:
+    """Who a ban of `identity`'s author bans: the visitor behind a viewer identity (every token
+    of theirs), a platform user as themselves; None for anyone else (the host, the avatar)."""
+    if platform_of(identity) is not None:
+        return identity
+    return visitor_tag_of(identity)

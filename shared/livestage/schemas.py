@@ -23,6 +23,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from livestage.identity import BAN_KEY_PATTERN
 from livestage.subjects import ROOM_NAME_PATTERN
 from livestage.text import is_clean
 
@@ -70,6 +71,8 @@ LongText = Annotated[str, StringConstraints(max_length=MAX_SPOKEN_CHARS)]
 HttpUrl = Annotated[str, StringConstraints(max_length=2048, pattern=r"^(https?://|/)\S*$")]
 VisitorTag = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]{8,32}$")]
 """The opaque, server-derived tag of a visitor (see `livestage.identity`); never the visitor id."""
+BanKey = Annotated[str, StringConstraints(pattern=BAN_KEY_PATTERN)]
+"""Who a ban bans: a visitor tag, or a platform chat author's identity (`twitch:<user id>`)."""
 
 
 class WireModel(BaseModel):
@@ -101,6 +104,14 @@ PLATFORM_NAMES: dict[str, str] = {"youtube": "YouTube", "twitch": "Twitch"}
 """How each platform is named to people (the host says "Marta on Twitch")."""
 PlatformRole = Literal["broadcaster", "moderator", "member", "subscriber", "vip"]
 PlatformEvent = Literal["message", "super_chat", "membership", "subscription", "cheer"]
+PLATFORM_EVENT_NAMES: dict[str, str] = {
+    "super_chat": "Super Chat",
+    "membership": "membership",
+    "subscription": "subscription",
+    "cheer": "cheer",
+}
+"""How each platform event that is not a plain message is named to people (the host thanks
+"for the Super Chat"; the page labels it)."""
 PLATFORM_USER_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 
 
@@ -272,12 +283,14 @@ class BanEvent(WireModel):
     """An operator banned or unbanned a visitor (`chat.banned.<room>` / `chat.unbanned.<room>`).
 
     The ban itself lives in Redis (`livestage.bans`); this event lets services act on it (remove
-    the visitor's participants from the room). `expires_at` 0 means permanent.
+    the visitor's participants from the room). `expires_at` 0 means permanent. `visitor_tag` is
+    the ban's key: a visitor tag, or for a platform chat author (who has no participant in the
+    room) their platform identity (`livestage.identity.ban_key_of`).
     """
 
     id: MessageId
     room: RoomName
-    visitor_tag: VisitorTag
+    visitor_tag: BanKey
     identity: Annotated[str, StringConstraints(max_length=128)] = ""
     reason: ShortText = ""
     expires_at: int = Field(0, ge=0, le=MAX_EPOCH_MS)

@@ -12,6 +12,7 @@ exactly like a browser's. Every wait is bounded.
 from __future__ import annotations
 
 import contextlib
+import secrets
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
@@ -20,12 +21,14 @@ from typing import Any
 from livekit import rtc
 from pydantic import ValidationError
 
+from livestage.identity import platform_identity
 from livestage.schemas import (
     CHAT_EVENT_ADAPTER,
     ChatMessage,
     ChatMessageEvent,
     ChatRejectedEvent,
     ChatRemovedEvent,
+    ChatSource,
     new_id,
     now_ms,
 )
@@ -54,6 +57,39 @@ def chat_message(room: str, body: str = "hello", **fields: Any) -> ChatMessage:
     }
     values.update(fields)
     return ChatMessage(**values)
+
+
+def platform_message(
+    room: str,
+    body: str = "hello from the stream",
+    *,
+    platform: str = "twitch",
+    user_id: str | None = None,
+    event: str = "message",
+    amount: str = "",
+    roles: tuple[str, ...] = (),
+    **fields: Any,
+) -> ChatMessage:
+    """A message from a platform's chat as chat-bridge publishes it on `chat.submitted`: author
+    `<platform>:<user id>` (a fresh user unless `user_id`), avatar the platform, `source` set;
+    `fields` override the message's fields (`author_name="Marta"`)."""
+    user_id = user_id or secrets.token_hex(6)
+    source = ChatSource(
+        platform=platform,  # type: ignore[arg-type]
+        user_id=user_id,
+        message_id=new_id(),
+        roles=list(roles),  # type: ignore[arg-type]
+        event=event,  # type: ignore[arg-type]
+        amount=amount,
+    )
+    values: dict[str, Any] = {
+        "author_identity": platform_identity(platform, user_id),
+        "author_name": "Marta",
+        "avatar": platform,
+        "source": source,
+    }
+    values.update(fields)
+    return chat_message(room, body, **values)
 
 
 @dataclass

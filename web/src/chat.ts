@@ -2,7 +2,7 @@
 // User text is only ever inserted with textContent.
 import { ApiError, newClientId } from "./api";
 import { avatarGlyph } from "./profile";
-import type { ChatMessage, HistoryPage } from "./types";
+import { PLATFORM_NAMES, type ChatMessage, type ChatSource, type HistoryPage, type Platform } from "./types";
 
 export type EntryStatus = "pending" | "shown" | "rejected";
 
@@ -127,9 +127,72 @@ export function formatTime(ms: number): string {
   return `${String(d.getHours()).padStart(2, "0")}:${String(d.getMinutes()).padStart(2, "0")}`;
 }
 
-/** One `li.chat-message` for a chat entry; all user text goes through textContent. */
+const SVG_NS = "http://www.w3.org/2000/svg";
+
+/** Each platform's mark, drawn inline (never a remote image): a background and a glyph. */
+const PLATFORM_MARKS: Record<Platform, { fill: string; glyph: string }> = {
+  // a play button
+  youtube: { fill: "#ff0033", glyph: "M9.5 7.5v9l7-4.5z" },
+  // a speech bubble with two bars
+  twitch: { fill: "#9146ff", glyph: "M7 6h11v7.5l-3 3h-3l-2 2v-2H7zM11 9v3.5h1.5V9zm3.5 0v3.5H16V9z" },
+};
+
+/** A platform's mark as an inline SVG (decorative: the badge beside the name says it in text). */
+export function platformMark(platform: Platform, doc: Document = document): SVGSVGElement {
+  const mark = PLATFORM_MARKS[platform];
+  const svg = doc.createElementNS(SVG_NS, "svg");
+  svg.setAttribute("viewBox", "0 0 24 24");
+  svg.setAttribute("class", `platform-mark platform-${platform}`);
+  svg.setAttribute("aria-hidden", "true");
+  svg.setAttribute("focusable", "false");
+  const disc = doc.createElementNS(SVG_NS, "circle");
+  disc.setAttribute("cx", "12");
+  disc.setAttribute("cy", "12");
+  disc.setAttribute("r", "12");
+  disc.setAttribute("fill", mark.fill);
+  const glyph = doc.createElementNS(SVG_NS, "path");
+  glyph.setAttribute("d", mark.glyph);
+  glyph.setAttribute("fill", "#fff");
+  glyph.setAttribute("fill-rule", "evenodd");
+  svg.append(disc, glyph);
+  return svg;
+}
+
+/** How the page labels a platform event (a line that is not a plain message). */
+export const EVENT_LABELS: Record<string, string> = {
+  super_chat: "Super Chat",
+  membership: "New member",
+  subscription: "Subscribed",
+  cheer: "Cheer",
+};
+
+/** The marks shown for an author's platform roles, most telling first (cheap: text only). */
+const ROLE_MARKS: readonly { role: string; text: string; title: string }[] = [
+  { role: "broadcaster", text: "streamer", title: "the channel's broadcaster" },
+  { role: "moderator", text: "mod", title: "a moderator of the channel" },
+];
+
+/** The event label of a platform line ("Super Chat · $5.00"), or "" for a plain message. */
+export function eventLabel(source: ChatSource): string {
+  const label = EVENT_LABELS[source.event];
+  if (!label) return "";
+  return source.amount ? `${label} · ${source.amount}` : label;
+}
+
+function small(doc: Document, className: string, text: string, title = ""): HTMLSpanElement {
+  const span = doc.createElement("span");
+  span.className = className;
+  span.textContent = text;
+  if (title) span.title = title;
+  return span;
+}
+
+/** One `li.chat-message` for a chat entry; all user text goes through textContent. A line from
+ *  YouTube's or Twitch's chat gets the platform's mark as its avatar, a badge naming the platform
+ *  by the name, role marks, and an event (Super Chat, membership, ...) a label with its amount. */
 export function renderMessage(entry: ChatEntry, doc: Document = document): HTMLLIElement {
   const { message } = entry;
+  const source = message.source;
   const li = doc.createElement("li");
   li.className = `chat-message chat-${message.kind}`;
   li.dataset.id = message.id;
@@ -139,7 +202,8 @@ export function renderMessage(entry: ChatEntry, doc: Document = document): HTMLL
   const avatar = doc.createElement("span");
   avatar.className = "chat-avatar";
   avatar.setAttribute("aria-hidden", "true");
-  avatar.textContent = message.kind === "host" ? "🎙️" : avatarGlyph(message.avatar);
+  if (source) avatar.append(platformMark(source.platform, doc));
+  else avatar.textContent = message.kind === "host" ? "🎙️" : avatarGlyph(message.avatar);
 
   const meta = doc.createElement("div");
   meta.className = "chat-meta";
@@ -161,6 +225,14 @@ export function renderMessage(entry: ChatEntry, doc: Document = document): HTMLL
     badge.textContent = "host";
     meta.append(badge);
   }
+  if (source) {
+    const name = PLATFORM_NAMES[source.platform];
+    li.dataset.platform = source.platform;
+    meta.append(small(doc, `chat-platform chat-platform-${source.platform}`, name, `from ${name} chat`));
+    for (const mark of ROLE_MARKS) {
+      if (source.roles.includes(mark.role)) meta.append(small(doc, "chat-role", mark.text, mark.title));
+    }
+  }
   meta.append(time);
 
   const body = doc.createElement("div");
@@ -169,7 +241,14 @@ export function renderMessage(entry: ChatEntry, doc: Document = document): HTMLL
 
   const content = doc.createElement("div");
   content.className = "chat-content";
-  content.append(meta, body);
+  content.append(meta);
+  const label = source ? eventLabel(source) : "";
+  if (source && label) {
+    li.classList.add("chat-event");
+    li.dataset.event = source.event;
+    content.append(small(doc, "chat-event-label", label));
+  }
+  content.append(body);
   li.append(avatar, content);
   return li;
 }

@@ -7,6 +7,7 @@ import {
   ResumePoint,
   SendIds,
   catchUp,
+  eventLabel,
   renderMessage,
   resumeCursor,
   sendChat,
@@ -145,6 +146,74 @@ describe("renderMessage", () => {
     expect(li.dataset.status).toBe("pending");
     expect(li.classList.contains("pending")).toBe(true);
     expect(li.classList.contains("chat-host")).toBe(true);
+  });
+});
+
+describe("renderMessage of platform chat", () => {
+  function platform(over: Partial<ChatMessage["source"] & object> = {}, message: Partial<ChatMessage> = {}): ChatMessage {
+    return msg({
+      authorIdentity: "twitch:42",
+      authorName: "Marta",
+      avatar: "twitch",
+      source: { platform: "twitch", userId: "42", messageId: "t-1", roles: [], event: "message", amount: "", ...over },
+      ...message,
+    });
+  }
+
+  it("badges the platform by the name, as text, and draws its mark inline (no image)", () => {
+    for (const [name, label] of [
+      ["twitch", "Twitch"],
+      ["youtube", "YouTube"],
+    ] as const) {
+      const li = renderMessage({ message: platform({ platform: name }, { avatar: name }), status: "shown" });
+      expect(li.dataset.platform).toBe(name);
+      const badge = li.querySelector(".chat-platform");
+      expect(badge?.textContent).toBe(label);
+      expect(badge?.getAttribute("title")).toBe(`from ${label} chat`);
+      expect(li.querySelector(".chat-meta")?.firstElementChild?.className).toBe("chat-author");
+      const mark = li.querySelector(".chat-avatar svg");
+      expect(mark?.getAttribute("class")).toContain(`platform-${name}`);
+      expect(mark?.getAttribute("aria-hidden")).toBe("true");
+      expect(li.querySelector(".chat-avatar")?.textContent).toBe(""); // not the letter of "twitch"
+      expect(li.querySelector("img")).toBeNull();
+      expect(li.classList.contains("chat-event")).toBe(false);
+    }
+  });
+
+  it("marks broadcasters and moderators, not members", () => {
+    const li = renderMessage({ message: platform({ roles: ["broadcaster", "moderator", "subscriber"] }), status: "shown" });
+    expect(Array.from(li.querySelectorAll(".chat-role"), (e) => e.textContent)).toEqual(["streamer", "mod"]);
+    const plain = renderMessage({ message: platform({ roles: ["subscriber", "vip"] }), status: "shown" });
+    expect(plain.querySelector(".chat-role")).toBeNull();
+  });
+
+  it("shows Super Chats, memberships, subs and cheers apart, with the amount, as text", () => {
+    const superChat = renderMessage({
+      message: platform(
+        { platform: "youtube", event: "super_chat", amount: "$5.00" },
+        { body: "<b>love the show</b>", authorIdentity: "youtube:UCx" },
+      ),
+      status: "shown",
+    });
+    expect(superChat.classList.contains("chat-event")).toBe(true);
+    expect(superChat.dataset.event).toBe("super_chat");
+    expect(superChat.querySelector(".chat-event-label")?.textContent).toBe("Super Chat · $5.00");
+    expect(superChat.querySelector(".chat-body")?.textContent).toBe("<b>love the show</b>");
+    expect(superChat.querySelector("b")).toBeNull();
+    const evil = renderMessage({ message: platform({ event: "cheer", amount: "<img src=x>" }), status: "shown" });
+    expect(evil.querySelector(".chat-event-label")?.textContent).toBe("Cheer · <img src=x>");
+    expect(evil.querySelector("img")).toBeNull();
+    const member = platform({ platform: "youtube", event: "membership" }).source!;
+    expect(eventLabel(member)).toBe("New member");
+    expect(eventLabel(platform({ event: "subscription", amount: "Tier 1" }).source!)).toBe("Subscribed · Tier 1");
+    expect(eventLabel(platform().source!)).toBe("");
+  });
+
+  it("leaves page chat as it was", () => {
+    const li = renderMessage({ message: msg(), status: "shown" });
+    expect(li.dataset.platform).toBeUndefined();
+    expect(li.querySelector(".chat-platform, .chat-role, .chat-event-label, svg")).toBeNull();
+    expect(li.querySelector(".chat-avatar")?.textContent).toBe("🦊");
   });
 });
 

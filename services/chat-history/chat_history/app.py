@@ -33,6 +33,7 @@ from redis.exceptions import RedisError
 
 from livestage import metrics, service, subjects
 from livestage.bus import Bus, Consumer, Delivery
+from livestage.identity import platform_of
 from livestage.kv import connect_redis
 from livestage.schemas import (
     BanEvent,
@@ -134,6 +135,10 @@ class ChatHistory:
 
     async def on_banned(self, delivery: Delivery[BanEvent]) -> None:
         if (ban := _in_room_of(delivery, delivery.model)) is None:
+            return
+        if platform_of(ban.visitor_tag) is not None:
+            # a platform chat author never joins the room; moderation refuses their messages
+            log.info("ban in %s of platform user %s: nobody to remove", ban.room, ban.visitor_tag)
             return
         removed = await self.rooms.remove_visitor(ban.room, ban.visitor_tag)
         log.info("ban in %s: removed %d participant(s) %s", ban.room, len(removed), removed)

@@ -25,7 +25,12 @@ from livestage.schemas import (
     new_id,
     now_ms,
 )
-from tests.support.chat import ChatViewer, chat_message, wait_for_participants
+from tests.support.chat import (
+    ChatViewer,
+    chat_message,
+    platform_message,
+    wait_for_participants,
+)
 from tests.support.identities import viewer_identity
 from tests.support.livekit_helpers import LiveKitEndpoint
 
@@ -96,6 +101,54 @@ async def test_approved_message_is_stored_once_and_reaches_every_viewer(
         assert await history.store.ids(room) == [first.id, second.id, marker.id]
         assert await history_of(history.bus, room) == [first.id, second.id, marker.id]
         assert await history_of(history.bus, room, limit=2) == [second.id, marker.id]
+
+
+async def test_a_platform_message_keeps_its_source_live_in_history_and_after_a_cursor(
+    history: RunningHistory, room: str, livekit_server
+) -> None:  # type: ignore[no-untyped-def]
+    """A YouTube Super Chat and a Twitch line (chat-bridge's) reach viewers, the history reply
+    and a catch-up (`after`) with `source` whole; a page line still has none."""
+    async with ChatViewer.joined(livekit_server, room) as viewer:
+        at = now_ms()
+        page_line = chat_message(room, "from the page", created_at=at - 30)
+        super_chat = platform_message(
+            room,
+            "Marta sent a Super Chat",
+            platform="youtube",
+            user_id="UCmarta_1",
+            event="super_chat",
+            amount="$5.00",
+            roles=("member",),
+            created_at=at - 20,
+        )
+        twitch = platform_message(
+            room, "hello from twitch", roles=("moderator", "subscriber"), created_at=at - 10
+        )
+        for message in (page_line, super_chat, twitch):
+            await history.bus.publish(subjects.chat_approved(room), message)
+        for message in (page_line, super_chat, twitch):
+            assert await viewer.wait_for_message(message.id) == message
+
+        reply = await history.bus.request(
+            subjects.history_recent(room), HistoryRequest(room=room, limit=10), HistoryReply
+        )
+        assert reply.messages == [page_line, super_chat, twitch]
+        assert "source" not in reply.messages[0].to_wire()
+        assert reply.messages[1].to_wire()["source"] == {
+            "platform": "youtube",
+            "userId": "UCmarta_1",
+            "messageId": super_chat.source.message_id,  # type: ignore[union-attr]
+            "roles": ["member"],
+            "event": "super_chat",
+            "amount": "$5.00",
+        }
+        after = await history.bus.request(
+            subjects.history_recent(room),
+            HistoryRequest(room=room, limit=10, after=page_line.id),
+            HistoryReply,
+        )
+        # in the order they were stored (instances store concurrently), sources whole
+        assert {m.id: m for m in after.messages} == {super_chat.id: super_chat, twitch.id: twitch}
 
 
 async def test_a_message_stored_by_a_delivery_that_died_before_its_send_is_still_sent(

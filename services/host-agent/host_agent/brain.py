@@ -12,8 +12,9 @@ The rules, each with its own unit test in `tests/test_brain.py`:
   and the screen context (the current visual).
 - Handled-id memory: a message id answered or dropped is never answered again, including when
   it is delivered twice or was answered by an earlier job (`observe_spoken`).
-- Picking: one or two comments per turn; questions and mentions of the host's name first, then
-  the newest; two picks are from different authors, and the author(s) answered last time are
+- Picking: one or two comments per turn; platform events the host may thank (a Super Chat, a
+  new member or subscriber, a cheer) first, then questions and mentions of the host's name,
+  then the newest; two picks are from different authors, and the author(s) answered last time are
   passed over while anyone else is waiting; comments older than `stale_after_s` are dropped.
 - Batching: after the first fresh comment arrives while the host is free, wait
   `batch_window_s` for others, then answer (no fixed tick).
@@ -21,6 +22,8 @@ The rules, each with its own unit test in `tests/test_brain.py`:
   at most once per visual.
 - Fresh chat interrupts an idle monologue (or the greeting) at once, never a reply.
 - Memory: recent chat and talk older than `memory_s` are forgotten.
+- Removal: a message removed (an operator, or the platform's own moderators) is never answered,
+  whether the removal comes before or after it, and is dropped from the context.
 - Control: pause (nothing is said on the host's own initiative), resume, `say` (verbatim,
   cutting in on whatever is being said), a greeting when the first viewer arrives.
 - Handing over (the worker is draining: `hand_over`): nothing new is said (no turn, no queued
@@ -68,6 +71,22 @@ class Comment:
     """When the edge took it (seconds since the epoch)."""
     approved_at: float
     """When moderation approved it (seconds since the epoch); reaction latency starts here."""
+    platform: str = ""
+    """The platform's name ("Twitch", "YouTube") for a line from its chat; "" for page chat."""
+    event: str = "message"
+    """A platform event the host may thank ("super_chat", "membership", "subscription",
+    "cheer"; `livestage.schemas.PLATFORM_EVENT_NAMES`), else "message"."""
+    amount: str = ""
+    """The event's amount as the platform shows it ("$5.00", "100 bits"), or ""."""
+
+    @property
+    def addressed_as(self) -> str:
+        """How the host names the author: "Marta on Twitch" for a platform viewer."""
+        return f"{self.author_name} on {self.platform}" if self.platform else self.author_name
+
+    @property
+    def is_event(self) -> bool:
+        return self.event != "message"
 
     @property
     def is_question(self) -> bool:
@@ -208,6 +227,16 @@ class HostBrain:
         self._fresh[comment.id] = comment
         self._quiet_since = max(self._quiet_since, now)
         return True
+
+    def removed(self, message_id: str) -> None:
+        """A message was removed: never answer it (also when it arrives later), forget it."""
+        self._handled[message_id] = self.clock()
+        self._fresh.pop(message_id, None)
+        if not self._fresh:
+            self._first_fresh_at = None
+        kept = [comment for comment in self._recent_chat if comment.id != message_id]
+        if len(kept) != len(self._recent_chat):
+            self._recent_chat = deque(kept, maxlen=self._recent_chat.maxlen)
 
     def observe_visual(self, screen: Screen) -> None:
         if self._screen is None or self._screen.id != screen.id:
@@ -433,8 +462,13 @@ class HostBrain:
             planned_at=now,
         )
 
-    def _rank(self, comment: Comment) -> tuple[bool, bool, float]:
-        return (comment.mentions(self.host_name), comment.is_question, comment.created_at)
+    def _rank(self, comment: Comment) -> tuple[bool, bool, bool, float]:
+        return (
+            comment.is_event,
+            comment.mentions(self.host_name),
+            comment.is_question,
+            comment.created_at,
+        )
 
     def _pick(self) -> list[Comment]:
         candidates = sorted(self._fresh.values(), key=self._rank, reverse=True)

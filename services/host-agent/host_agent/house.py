@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from host_agent.brain import Comment, Screen, TurnPlan
 from host_agent.persona import Persona
+from livestage.schemas import PLATFORM_EVENT_NAMES
 
 _URL = re.compile(r"(https?://|www\.)\S+", re.IGNORECASE)
 _WORD = re.compile(r"[A-Za-z][A-Za-z'-]{3,}")
@@ -83,6 +84,20 @@ TIES_SCREEN = (
     "That fits nicely with {topic}, by the way.",
 )
 TIES_NONE = ("", "Chat's lively today.", "I'm glad you're here.")
+THANKS_TEMPLATES = (
+    "Thank you for the {what}, {a}!",
+    "{a}, thank you so much for the {what}!",
+    "Thank you for the {what}, {a}, that means a lot!",
+)
+
+
+def _event_what(comment: Comment) -> str:
+    """What a platform event is called in a thank-you: "$5.00 Super Chat", "100 bits"."""
+    name = PLATFORM_EVENT_NAMES.get(comment.event, comment.event)
+    amount = _clean(comment.amount, 4) if comment.amount else ""
+    if comment.event == "cheer" and amount:
+        return amount  # "100 bits"
+    return f"{amount} {name}" if amount else name
 
 
 def _names_screen(comment: Comment, screen: Screen | None) -> bool:
@@ -187,6 +202,18 @@ class HouseWriter:
     # ---- lines -----------------------------------------------------------------------------
 
     def _reply(self, comments: Sequence[Comment], screen: Screen | None) -> str:
+        """One line per platform event (a thank-you), and the answer to the other comments."""
+        lines = [self._thanks(comment) for comment in comments if comment.is_event]
+        others = [comment for comment in comments if not comment.is_event]
+        if others:
+            lines.append(self._answer(others, screen))
+        return " ".join(lines)
+
+    def _thanks(self, comment: Comment) -> str:
+        template = self._pick("thanks", THANKS_TEMPLATES, comment.id)
+        return template.format(what=_event_what(comment), a=comment.addressed_as)
+
+    def _answer(self, comments: Sequence[Comment], screen: Screen | None) -> str:
         first = comments[0]
         opener = self._pick("opener", self.persona.openers or DEFAULT_OPENERS, first.id)
         sign_off = self._pick("sign_off", self.persona.sign_offs or DEFAULT_SIGN_OFFS, first.id)
@@ -194,7 +221,7 @@ class HouseWriter:
         values = {
             "opener": opener,
             "sign_off": sign_off,
-            "a": first.author_name,
+            "a": first.addressed_as,
             "q": _clean(first.body, 14),
             "take": take,
             "Take": _cap(take),
@@ -206,7 +233,7 @@ class HouseWriter:
             second = comments[1]
             take_b = self._take(second, screen)
             values |= {
-                "b": second.author_name,
+                "b": second.addressed_as,
                 "r": _clean(second.body, 12),
                 "take_b": take_b,
                 "Take_b": _cap(take_b),

@@ -9,13 +9,21 @@ each is tested with plain data (`tests/test_inputs.py`).
 from __future__ import annotations
 
 from host_agent.brain import Comment, Said, Screen
-from livestage.schemas import MAX_SPOKEN_CHARS, ChatMessage, SpokenTurn, StageVisual
+from livestage.schemas import (
+    MAX_SPOKEN_CHARS,
+    PLATFORM_NAMES,
+    ChatMessage,
+    SpokenTurn,
+    StageVisual,
+)
 
 
 def comment_from_chat(message: ChatMessage, room: str, approved_at: float) -> Comment | None:
-    """A viewer's approved message in `room` as a comment (seconds), None for anything else."""
+    """A viewer's approved message in `room` as a comment (seconds), None for anything else.
+    A line from YouTube's or Twitch's chat carries its platform's name, and its event."""
     if message.kind != "viewer" or message.room != room:
         return None
+    source = message.source
     return Comment(
         id=message.id,
         author_name=message.author_name,
@@ -23,6 +31,9 @@ def comment_from_chat(message: ChatMessage, room: str, approved_at: float) -> Co
         body=message.body,
         created_at=message.created_at / 1000,
         approved_at=approved_at,
+        platform=PLATFORM_NAMES[source.platform] if source else "",
+        event=source.event if source else "message",
+        amount=source.amount if source else "",
     )
 
 

@@ -9,6 +9,8 @@
    no turn detection, no VAD: the host only speaks), publish `live`, and follow NATS:
    - `host.spoken.<room>` history of the last `HOST_MEMORY_S` (read once): what earlier jobs
      said, so nothing they answered is answered again;
+   - `chat.removed.<room>` since `HOST_MEMORY_S` ago: a removed message is never answered
+     (before or after it arrives) and leaves the context;
    - `chat.approved.<room>` since `HOST_MEMORY_S` ago (context; the brain answers only what is
      not stale and not answered);
    - `stage.visual.<room>` from the last one (relayed to the room's stage topic, and sent to
@@ -85,6 +87,7 @@ from livestage import metrics, subjects
 from livestage.bus import Bus, BusUnavailable, Observed, Watch
 from livestage.schemas import (
     ChatMessage,
+    ChatRemoval,
     HostCommand,
     HostJobEvent,
     SpokenTurn,
@@ -257,6 +260,10 @@ class HostJob:
             await bus.watch(
                 subjects.stage_visual(room), StageVisual, self._on_visual, start="last"
             ),
+            # removals first, so one stored before its message is heard before it
+            await bus.watch(
+                subjects.chat_removed(room), ChatRemoval, self._on_removed, start=since
+            ),
             await bus.watch(subjects.chat_approved(room), ChatMessage, self._on_chat, start=since),
             await bus.watch(subjects.host_spoken(room), SpokenTurn, self._on_spoken),
         ]
@@ -359,6 +366,12 @@ class HostJob:
     async def _on_chat(self, observed: Observed[ChatMessage]) -> None:
         comment = comment_from_chat(observed.model, self.room_name, observed.stored_at)
         if comment is not None and self.brain.observe_chat(comment):
+            self._wake.set()
+
+    async def _on_removed(self, observed: Observed[ChatRemoval]) -> None:
+        # an operator (or the platform's own moderators, through chat-bridge) removed it
+        if observed.model.room == self.room_name:
+            self.brain.removed(observed.model.message_id)
             self._wake.set()
 
     async def _on_spoken(self, observed: Observed[SpokenTurn]) -> None:

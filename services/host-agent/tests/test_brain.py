@@ -415,3 +415,67 @@ def test_the_brain_config_is_the_host_settings_of_the_same_names() -> None:
     host = HostSettings.model_construct(max_comments=3, memory_s=60.0, greet=False)
     config = JobConfig(host=host).brain_config()
     assert (config.max_comments, config.memory_s, config.greet) == (3, 60.0, False)
+
+
+# ---- platform chat and removals ------------------------------------------------------------------
+
+
+def platform_event(clock: FakeClock, author: str, event: str, amount: str = "") -> Comment:
+    return Comment(
+        id=f"m{next(_ids)}",
+        author_name=author.capitalize(),
+        author_identity=f"youtube:{author}",
+        body=f"{author} sent a {event}",
+        created_at=clock.now,
+        approved_at=clock.now,
+        platform="YouTube",
+        event=event,
+        amount=amount,
+    )
+
+
+def test_platform_events_are_thanked_first_and_by_the_same_rules() -> None:
+    clock = FakeClock()
+    brain = make_brain(clock, batch_window_s=1.0, max_comments=1)
+    question = comment(clock, "Nova, what is that?", "ada")
+    brain.observe_chat(question)
+    clock.advance(0.5)
+    super_chat = platform_event(clock, "marta", "super_chat", "$5.00")
+    brain.observe_chat(super_chat)
+    assert brain.decide() is None  # the batching window holds for events too
+    clock.advance(0.5)
+    plan = speak(brain.decide())
+    assert plan.comments == (super_chat,)  # before a question that names the host
+    finish(brain, plan)
+    clock.advance(1.0)
+    assert speak(brain.decide()).comments == (question,)
+    # an event is never thanked twice, and a stale one is dropped like any comment
+    assert not brain.observe_chat(super_chat)
+    old = platform_event(clock, "lu", "membership")
+    clock.advance(brain.config.stale_after_s + 1)
+    brain.observe_chat(old)
+    assert old not in brain.fresh()
+
+
+def test_a_removed_message_is_never_answered_whether_removed_before_or_after_it_arrives() -> None:
+    clock = FakeClock()
+    brain = make_brain(clock, batch_window_s=1.0)
+    spam = comment(clock, "buy followers at my site?", "spammer")
+    brain.observe_chat(spam)
+    clock.advance(0.5)
+    brain.removed(spam.id)  # within the batching window: gone before it is picked
+    assert brain.fresh() == [] and spam not in brain.recent_chat()
+    assert brain.next_wakeup() is None
+    clock.advance(5)
+    assert brain.decide() is None
+
+    early = comment(clock, "removed before it got here?", "troll")
+    brain.removed(early.id)  # the removal overtook its message
+    assert not brain.observe_chat(early)
+    kept = comment(clock, "hello there?", "ada")
+    brain.observe_chat(kept)
+    clock.advance(1.0)
+    plan = speak(brain.decide())
+    assert plan.comments == (kept,)
+    assert spam.id not in {c.id for c in plan.recent_chat}
+    assert brain.answered(spam.id) and brain.answered(early.id)

@@ -11,7 +11,7 @@ from host_agent.inputs import (
     visual_expired,
 )
 from livestage.schemas import MAX_SPOKEN_CHARS, ChatMessage, SpokenTurn, StageVisual
-from tests.support.chat import chat_message
+from tests.support.chat import chat_message, platform_message
 
 ROOM = "main"
 T0_MS = 1_800_000_000_000
@@ -131,3 +131,24 @@ def test_a_spoken_turn_never_ends_before_it_started_and_keeps_the_longest_text()
     )
     assert turn.ended_at == turn.started_at == 1_800_000_005_000
     assert len(turn.text) == MAX_SPOKEN_CHARS
+
+
+def test_a_platform_message_becomes_a_comment_addressed_on_its_platform() -> None:
+    message = platform_message(
+        ROOM,
+        "Marta sent a Super Chat",
+        platform="youtube",
+        user_id="UCmarta",
+        event="super_chat",
+        amount="$5.00",
+        created_at=T0_MS,
+    )
+    comment = comment_from_chat(message, ROOM, approved_at=1_800_000_000.5)
+    assert comment is not None
+    assert (comment.author_identity, comment.platform) == ("youtube:UCmarta", "YouTube")
+    assert (comment.event, comment.amount, comment.is_event) == ("super_chat", "$5.00", True)
+    assert comment.addressed_as == "Marta on YouTube"
+    twitch = comment_from_chat(platform_message(ROOM, "hi", author_name="Kai"), ROOM, 0.0)
+    assert twitch is not None and twitch.addressed_as == "Kai on Twitch" and not twitch.is_event
+    page = comment_from_chat(chat(), ROOM, approved_at=0.0)
+    assert page is not None and (page.platform, page.addressed_as) == ("", "Ada")

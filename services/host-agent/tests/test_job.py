@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from livestage import attributes, metrics, subjects
-from livestage.schemas import new_id
+from livestage.schemas import ChatRemoval, new_id, now_ms
+from tests.support.chat import platform_message
 
 from .conftest import (
     Recorder,
@@ -96,6 +97,45 @@ async def test_chat_gets_a_spoken_reply_naming_its_author_once(
     # and it was counted: reaction latency and a reply turn (livestage.metrics specs)
     assert metric_total(metrics.HOST_REACTION_LATENCY.name) == latencies_before + 1
     assert metric_total(metrics.HOST_TURNS.name, kind="reply") == replies_before + 1
+
+
+async def test_platform_viewers_are_answered_on_their_platform_and_a_removed_line_never(
+    host_worker, bus, viewers
+) -> None:
+    """A Twitch line and a YouTube Super Chat (chat-bridge's `source`) are answered and thanked
+    by name and platform (the local voice); a line removed before the host got to it is not."""
+    room = unique_room()
+    recorder, viewer = await go_live(host_worker, bus, viewers, room)
+    await until(lambda: viewer.host_state() == "idle", 10, "the host's idle state")
+
+    removed = platform_message(room, "follow my channel for free bits?", author_name="Spammy")
+    # the removal is stored before the message (a moderator was quick): heard first
+    removal = ChatRemoval(id=new_id(), room=room, message_id=removed.id, created_at=now_ms())
+    await bus.publish(subjects.chat_removed(room), removal)
+    await bus.publish(subjects.chat_approved(room), removed)
+    question = platform_message(room, "Is the stream live on Twitch too?", author_name="Marta")
+    await bus.publish(subjects.chat_approved(room), question)
+    await until(lambda: recorder.spoken, 20, "the spoken reply on host.spoken")
+    # with up to two comments a turn from different authors, the removed line would be in it
+    first = recorder.spoken[0]
+    assert first.reply_to == [question.id], first
+    assert "Marta on Twitch" in first.text
+
+    super_chat = platform_message(
+        room,
+        "Marta sent a Super Chat",
+        platform="youtube",
+        user_id="UCmarta",
+        event="super_chat",
+        amount="$5.00",
+        author_name="Marta",
+    )
+    await bus.publish(subjects.chat_approved(room), super_chat)
+    await until(lambda: len(recorder.spoken) >= 2, 20, "the thank-you on host.spoken")
+    thanks = recorder.spoken[1]
+    assert thanks.reply_to == [super_chat.id]
+    assert "Super Chat" in thanks.text and "Marta on YouTube" in thanks.text
+    assert all(removed.id not in turn.reply_to for turn in recorder.spoken)
 
 
 async def test_say_is_spoken_verbatim_and_skip_stops_it_at_once(host_worker, bus, viewers) -> None:

@@ -302,3 +302,49 @@ def test_estimated_words_spread_over_the_duration() -> None:
     assert [w.word for w in words] == ["a", "bb", "ccc"]
     assert words[0].start_s == 0 and words[-1].end_s == pytest.approx(3.0)
     assert estimated_words("", 1.0) == ()
+
+
+def platform_comment(
+    id: str, author: str, body: str, platform: str, event: str = "message", amount: str = ""
+) -> Comment:
+    identity = f"{platform.lower()}:{author.lower()}"
+    return Comment(id, author, identity, body, 1.0, 1.0, platform, event, amount)
+
+
+def test_platform_viewers_are_named_on_their_platform_and_events_are_thanked() -> None:
+    """In the prompt ("Marta on Twitch" in `author`, the event and its amount) and in the house
+    brain's line (one thank-you line per event, then the answer to the others)."""
+    kai = platform_comment("t1", "Kai", "is this live?", "Twitch")
+    marta = platform_comment(
+        "y1", "Marta", "Marta sent a Super Chat", "YouTube", "super_chat", "$5.00"
+    )
+    plan = TurnPlan(1, "reply", comments=(marta, kai))
+    prompt = compose(NOVA, plan)
+    [data] = read_data_blocks(prompt.user_text)
+    assert data["answer_now"] == [
+        {
+            "author": "Marta on YouTube",
+            "text": "Marta sent a Super Chat",
+            "question": False,
+            "event": "Super Chat",
+            "amount": "$5.00",
+        },
+        {"author": "Kai on Twitch", "text": "is this live?", "question": True},
+    ]
+    assert "`event`" in prompt.turn_instructions and "thank" in prompt.turn_instructions
+    assert "Marta" not in prompt.turn_instructions and "Marta" not in prompt.system
+
+    writer = HouseWriter(NOVA)
+    line = writer.write(plan)
+    thanks, _, answer = line.partition("!")
+    assert "$5.00 Super Chat" in thanks and "Marta on YouTube" in thanks
+    assert "Kai on Twitch" in answer and "Marta" not in answer
+    member = platform_comment("y2", "Lu", "Lu became a member", "YouTube", "membership")
+    assert writer.write(TurnPlan(2, "reply", comments=(member,))) in {
+        "Thank you for the membership, Lu on YouTube!",
+        "Lu on YouTube, thank you so much for the membership!",
+        "Thank you for the membership, Lu on YouTube, that means a lot!",
+    }
+    cheer = platform_comment("t2", "Bo", "Bo cheered 100 bits", "Twitch", "cheer", "100 bits")
+    cheered = writer.write(TurnPlan(3, "reply", comments=(cheer,)))
+    assert "for the 100 bits" in cheered and "Bo on Twitch" in cheered

@@ -2,7 +2,9 @@
 strikes and mutes. Bans are read through `livestage.bans.BanStore` (the edge writes them).
 
 Keys (all per room; `<author>` is the visitor tag of a viewer identity, so every tab and token
-of one visitor shares them, or the identity itself for anything else):
+of one visitor shares them, or the identity itself for anything else: a YouTube or Twitch chat
+author, `twitch:<user id>`, whose messages skip the edge's per-visitor limits, is held to these
+per platform user):
 
     livestage:moderation:decided:<room>:<message id>  the verdict, JSON (`Recorded`); expires
                                                       after MODERATION_DECIDED_TTL_S
@@ -42,7 +44,7 @@ from redis.asyncio.client import Pipeline as RedisPipeline
 from redis.exceptions import WatchError
 
 from livestage.bans import Ban, BanStore
-from livestage.identity import visitor_tag_of
+from livestage.identity import ban_key_of, visitor_tag_of
 from livestage.schemas import ChatMessage, now_ms
 from moderation.checks import RecentMessage
 from moderation.checks.room_rate import room_window
@@ -226,9 +228,9 @@ class StateStore:
     async def load(self, message: ChatMessage, *, with_ban: bool) -> LoadedState:
         room, at = message.room, message.created_at
         author = author_key(message.author_identity)
-        tag = visitor_tag_of(message.author_identity)
+        banned_as = ban_key_of(message.author_identity)  # a visitor tag or a platform identity
         # The ban lookup (BanStore, which also clears an expired ban) runs alongside the rest.
-        ban_lookup = self.bans.get(room, tag) if with_ban and tag else _none()
+        ban_lookup = self.bans.get(room, banned_as) if with_ban and banned_as else _none()
         (decided_raw, recent_raw, strikes, muted_raw), ban = await asyncio.gather(
             self._read(room, author, message.id, at), ban_lookup
         )

@@ -141,3 +141,69 @@ async def test_ban_requests_are_checked(make_edge: EdgeFactory) -> None:
             method, "/api/operator/bans" + path, json={"visitorTag": "0123456789abcdef"}
         )
         assert response.status_code == 401, (method, path)
+
+
+async def test_a_platform_chat_author_is_banned_by_platform_identity_and_unbanned(
+    make_edge: EdgeFactory,
+    nats_server,  # type: ignore[no-untyped-def]
+) -> None:
+    """A Twitch or YouTube chat author has no visitor tag: the ban is keyed on their identity
+    (what moderation looks up for their messages), never on a network."""
+    edge = await make_edge(operator_secret=SECRET)
+    await edge.wait_for_bus()
+    nc = await nats.connect(nats_server.url)
+    js = nc.jetstream()
+    banned_events = await js.subscribe(subjects.chat_banned(edge.room), ordered_consumer=True)
+    unbanned_events = await js.subscribe(subjects.chat_unbanned(edge.room), ordered_consumer=True)
+    try:
+        network = await edge.client.post(
+            "/api/operator/bans",
+            json={"identity": "twitch:42", "scope": "network"},
+            headers=OPERATOR,
+        )
+        assert network.status_code == 422, network.text
+        assert network.json()["detail"][0]["loc"] == ["body", "scope"]
+        assert "Twitch" in network.json()["detail"][0]["msg"]
+        assert await edge.services.bans.get(edge.room, "twitch:42") is None  # nothing stored
+
+        response = await edge.client.post(
+            "/api/operator/bans",
+            json={"identity": "twitch:42", "reason": "spam", "durationS": 600},
+            headers=OPERATOR,
+        )
+        assert response.status_code == 201, response.text
+        ban = response.json()
+        assert (ban["visitorTag"], ban["identity"], ban["scope"]) == ("", "twitch:42", "visitor")
+        stored = await edge.services.bans.get(edge.room, "twitch:42")  # what moderation reads
+        assert stored is not None and stored.expires_at == ban["expiresAt"]
+        event = await next_event(banned_events)
+        assert (event.visitor_tag, event.identity, event.reason) == (
+            "twitch:42",
+            "twitch:42",
+            "spam",
+        )
+        youtube = await edge.client.post(
+            "/api/operator/bans", json={"identity": "youtube:UC_x-9"}, headers=OPERATOR
+        )
+        assert youtube.status_code == 201, youtube.text
+        listed = (await edge.client.get("/api/operator/bans", headers=OPERATOR)).json()["bans"]
+        assert [b["identity"] for b in listed] == ["youtube:UC_x-9", "twitch:42"]
+
+        lifted = await edge.client.delete("/api/operator/bans/twitch:42", headers=OPERATOR)
+        assert lifted.status_code == 204, lifted.text
+        assert (await next_event(unbanned_events)).visitor_tag == "twitch:42"
+        assert await edge.services.bans.get(edge.room, "twitch:42") is None
+        assert await edge.services.bans.get(edge.room, "youtube:UC_x-9") is not None
+        again = await edge.client.delete("/api/operator/bans/twitch:42", headers=OPERATOR)
+        assert again.status_code == 404 and "twitch:42" in again.json()["detail"]
+        for bad in ("twitch:", "twitch:a b", "mastodon:1", "twitch:" + "x" * 65):
+            refused = await edge.client.post(
+                "/api/operator/bans", json={"identity": bad}, headers=OPERATOR
+            )
+            assert refused.status_code == 422, (bad, refused.text)
+            assert refused.json()["detail"][0]["loc"] == ["body", "identity"], bad
+        for bad_path in ("mastodon:1", "twitch:a%20b"):
+            response = await edge.client.delete(f"/api/operator/bans/{bad_path}", headers=OPERATOR)
+            assert response.status_code == 422, bad_path
+    finally:
+        await nc.close()

@@ -160,12 +160,15 @@ MAX_BAN_S = 365 * 24 * 3600
 
 
 class BanRequest(ApiModel):
-    """Ban a visitor: name them by a participant `identity` or by their `visitorTag`."""
+    """Ban a visitor: name them by a participant `identity` or by their `visitorTag`; a
+    YouTube or Twitch chat author by their platform `identity`."""
 
     identity: str | None = Field(
         default=None,
         max_length=128,
-        description="A viewer identity (`viewer_<visitorTag>_<suffix>`) whose visitor to ban.",
+        description="A viewer identity (`viewer_<visitorTag>_<suffix>`) whose visitor to ban, "
+        "or a platform chat author's identity (`twitch:<user id>`, `youtube:<channel id>`: "
+        "a platform message's `authorIdentity`).",
     )
     visitor_tag: str | None = Field(
         default=None, pattern=r"^[a-z0-9]{8,32}$", description="The visitor tag to ban."
@@ -182,12 +185,15 @@ class BanRequest(ApiModel):
         description="`visitor` bans the visitor (every token of theirs); `network` also bans "
         "the network the edge last saw them come from (IPv4 address or IPv6 /64), so a client "
         "without their cookie is refused too. The network part lasts `durationS`, at most "
-        "TOKEN_NETWORK_BAN_MAX_S.",
+        "TOKEN_NETWORK_BAN_MAX_S. Not for a platform chat author (a 422).",
     )
 
 
 class BanInfo(ApiModel):
-    visitor_tag: str
+    visitor_tag: str = Field(
+        description="The banned visitor's tag; empty for a platform chat author (named by "
+        "`identity`, which is what DELETE takes then)"
+    )
     identity: str
     reason: ShortText
     created_at: int = Field(description="epoch ms")

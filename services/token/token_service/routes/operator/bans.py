@@ -7,7 +7,11 @@ moderation rejects what is already queued), then announced as a `BanEvent` on
 room. Unbanning deletes it and announces `chat.unbanned.<room>`.
 
 A visitor is named by a participant identity (`viewer_<visitorTag>_<suffix>`, what the operator
-sees in the room or on a message) or directly by the visitor tag.
+sees in the room or on a message) or directly by the visitor tag. A YouTube or Twitch chat
+author is named by their platform identity (`twitch:<user id>`, `youtube:<channel id>`, the
+`authorIdentity` of their messages): moderation then rejects their messages, and
+`DELETE /bans/twitch:<user id>` lifts it. Livestage never sees a platform user's network, so
+`scope: network` for one is a 422.
 
 `scope: network` also bans the network the edge last saw the visitor come from (noted on every
 token and chat request for TOKEN_VISITOR_NETWORK_TTL_S): new tokens and chat from that network
@@ -26,8 +30,8 @@ from fastapi import HTTPException, Path, Response, status
 from livestage import subjects
 from livestage.bans import Ban, network_ban_expiry
 from livestage.bus import BusUnavailable
-from livestage.identity import visitor_tag_of
-from livestage.schemas import BanEvent, new_id, now_ms
+from livestage.identity import BAN_KEY_PATTERN, ban_key_of, platform_of
+from livestage.schemas import PLATFORM_NAMES, BanEvent, new_id, now_ms
 
 from ...deps import ServicesDep
 from ...errors import field_error
@@ -37,14 +41,20 @@ from .auth import operator_router
 log = logging.getLogger(__name__)
 router = operator_router("/bans", ["operator: bans"])
 
-VisitorTagPath = Annotated[
-    str, Path(pattern=r"^[a-z0-9]{8,32}$", description="The banned visitor's tag.")
+BanKeyPath = Annotated[
+    str,
+    Path(
+        pattern=BAN_KEY_PATTERN,
+        description="The banned visitor's tag, or a platform chat author's identity "
+        "(`twitch:<user id>`, `youtube:<channel id>`).",
+    ),
 ]
 
 
 def _info(ban: Ban) -> BanInfo:
     return BanInfo(
-        visitor_tag=ban.visitor_tag,
+        # a platform user's ban is keyed on their identity, shown in `identity`
+        visitor_tag="" if platform_of(ban.visitor_tag) else ban.visitor_tag,
         identity=ban.identity,
         reason=ban.reason,
         created_at=ban.created_at,
@@ -71,19 +81,30 @@ async def _announce(services: ServicesDep, subject: str, event: BanEvent) -> Non
     },
 )
 async def ban_visitor(body: BanRequest, services: ServicesDep) -> BanInfo:
-    """Ban a visitor (by `identity` or `visitorTag`) for `durationS` seconds, or permanently;
-    with `scope: network` their network too (for `durationS`, at most TOKEN_NETWORK_BAN_MAX_S)."""
+    """Ban a visitor (by `identity` or `visitorTag`) or a platform chat author (by their
+    `identity`, `twitch:<user id>`) for `durationS` seconds, or permanently; with `scope: network`
+    a visitor's network too (for `durationS`, at most TOKEN_NETWORK_BAN_MAX_S)."""
     if (body.identity is None) == (body.visitor_tag is None):
         raise field_error("identity", "give exactly one of identity or visitorTag")
     if body.identity is not None:
-        tag = visitor_tag_of(body.identity)
+        tag = ban_key_of(body.identity)
         if tag is None:
-            raise field_error("identity", "not a viewer identity (viewer_<visitorTag>_<suffix>)")
+            raise field_error(
+                "identity",
+                "not a viewer identity (viewer_<visitorTag>_<suffix>) nor a platform identity "
+                "(twitch:<user id>, youtube:<channel id>)",
+            )
     else:
         assert body.visitor_tag is not None
         tag = body.visitor_tag
     room = services.livekit.room
     network = ""
+    if body.scope == "network" and (platform := platform_of(tag)) is not None:
+        raise field_error(
+            "scope",
+            f"{tag} is a {PLATFORM_NAMES[platform[0]]} chat user: Livestage never sees their "
+            "network, so only scope visitor bans them",
+        )
     if body.scope == "network":
         network = await services.bans.network_of(room, tag) or ""
         if not network:
@@ -134,12 +155,13 @@ async def ban_visitor(body: BanRequest, services: ServicesDep) -> BanInfo:
     status_code=status.HTTP_204_NO_CONTENT,
     responses={404: {"model": ErrorResponse, "description": "That visitor is not banned"}},
 )
-async def unban_visitor(visitor_tag: VisitorTagPath, services: ServicesDep) -> Response:
-    """Lift a visitor's ban (and the network ban that came with it)."""
+async def unban_visitor(visitor_tag: BanKeyPath, services: ServicesDep) -> Response:
+    """Lift a visitor's (or a platform chat author's) ban, and the network ban that came with
+    it."""
     room = services.livekit.room
     if not await services.bans.unban(room, visitor_tag):
         raise HTTPException(
-            status.HTTP_404_NOT_FOUND, detail=f"visitor {visitor_tag} is not banned in this room"
+            status.HTTP_404_NOT_FOUND, detail=f"{visitor_tag} is not banned in this room"
         )
     event = BanEvent(id=new_id(), room=room, visitor_tag=visitor_tag, created_at=now_ms())
     try:
