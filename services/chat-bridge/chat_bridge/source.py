@@ -80,7 +80,9 @@ class PlatformChat(Protocol):
 
     async def reply(self, target: ReplyTarget, text: str) -> bool:
         """Post `text` in the platform's chat as an answer to `target`; False when the platform
-        refused it (logged). Only called when replies are on."""
+        refused it (logged). `text` is the whole reply, already addressed to the author(s)
+        ("@Marta ..."; `convert.reply_text`): a client adds no mention of its own. Only called
+        when replies are on."""
 
     async def aclose(self) -> None:
         """Release connections."""

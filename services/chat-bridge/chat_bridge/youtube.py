@@ -42,8 +42,8 @@ and `membershipGiftingEvent` (membership); `messageDeletedEvent` → `sink.remov
 `userBannedEvent` (permanent or a timeout) → `sink.remove_user`; others are ignored. Roles:
 `isChatOwner` broadcaster, `isChatModerator` moderator, `isChatSponsor` member.
 
-Replies (`reply`) post `liveChatMessages.insert?part=snippet` [50] as the OAuth account,
-`@<name> <text>` cut to YouTube's 200 characters; the bridge never hands its own replies back
+Replies (`reply`) post `liveChatMessages.insert?part=snippet` [50] as the OAuth account: the
+text the bridge gives (already addressed, "@Marta ...") cut to YouTube's 200 characters; the bridge never hands its own replies back
 as chat. The API key goes in the `X-Goog-Api-Key` header (never in a URL that could be logged).
 """
 
@@ -54,7 +54,6 @@ import contextlib
 import functools
 import hashlib
 import logging
-import textwrap
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
@@ -73,6 +72,7 @@ from livestage.bus import BusUnavailable
 from livestage.schemas import Platform, PlatformEvent, PlatformRole
 from livestage.settings import LiveKitSettings
 from livestage.subjects import check_room
+from livestage.text import clean_text, shorten
 
 from .settings import BridgeSettings, YouTubeSettings
 from .source import PlatformMessage, ReplyTarget, Sink
@@ -221,10 +221,10 @@ def read_item(item: Mapping[str, Any], now_ms: int) -> ChatAction | None:
     )
 
 
-def reply_text(user_name: str, text: str) -> str:
-    """`@name text`, cut at a word boundary to what YouTube accepts."""
-    mention = user_name if user_name.startswith("@") else f"@{user_name}" if user_name else ""
-    return textwrap.shorten(f"{mention} {text}".strip(), REPLY_MAX_CHARS, placeholder="…")
+def reply_text(text: str) -> str:
+    """The reply as posted: `text` (addressed by the bridge's replies, "@Marta ...": adding a
+    mention here would name the viewer twice) cut at a word boundary to what YouTube accepts."""
+    return shorten(clean_text(text), REPLY_MAX_CHARS)
 
 
 # -- quota (pure parts) ----------------------------------------------------------------------
@@ -531,7 +531,7 @@ class YouTubeChat:
             sink.connected(PLATFORM, False)
 
     async def reply(self, target: ReplyTarget, text: str) -> bool:
-        """Post `@name text` in the chat being followed (50 quota units); False (logged) when
+        """Post `text` in the chat being followed (50 quota units); False (logged) when
         there is no OAuth, no live chat, no quota, or YouTube refused it."""
         chat_id = self.chat_id
         if self._oauth is None:
@@ -540,7 +540,7 @@ class YouTubeChat:
         if chat_id is None:
             log.warning("YouTube reply not sent: no live chat is being followed")
             return False
-        message = reply_text(target.user_name, text)
+        message = reply_text(text)
         body = {
             "snippet": {
                 "liveChatId": chat_id,

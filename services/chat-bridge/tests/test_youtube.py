@@ -32,6 +32,7 @@ from chat_bridge.youtube import (
 from livestage.bus import BusUnavailable
 from livestage.kv import connect_redis
 from livestage.settings import RedisSettings
+from livestage.text import ELLIPSIS
 from tests.doubles.base import Fault
 from tests.doubles.youtube import MODERATOR, VIEWER, Author, YouTubeDouble
 from tests.support.waiting import Changed
@@ -228,11 +229,12 @@ def test_items_the_host_does_not_hear_are_ignored() -> None:
     assert epoch_ms("not a date") is None
 
 
-def test_reply_text_mentions_the_viewer_and_fits_youtube() -> None:
-    assert reply_text("Marta", "Thanks!") == "@Marta Thanks!"
-    assert reply_text("@marta", "Thanks!") == "@marta Thanks!"
-    long = reply_text("Marta", "word " * 100)
-    assert len(long) <= 200 and long.startswith("@Marta word") and long.endswith("…")
+def test_reply_text_is_the_addressed_text_cut_to_fit_youtube() -> None:
+    # the bridge's replies address the author(s): no second mention here
+    assert reply_text("@Marta Thanks!") == "@Marta Thanks!"
+    assert reply_text("@Marta @Tom  Thanks!") == "@Marta @Tom Thanks!"
+    long = reply_text("@Marta " + "word " * 100)
+    assert len(long) <= 200 and long.startswith("@Marta word") and long.endswith(ELLIPSIS)
 
 
 # -- paging, polling, resuming --------------------------------------------------------------
@@ -546,7 +548,7 @@ async def test_a_reply_posts_one_insert_with_the_right_body_and_auth(
         await sink.until(lambda: question in sink.ids(), "the question")
         used_before = await chat.quota.used()
         target = ReplyTarget("youtube", question, VIEWER.channel_id, "Marta")
-        assert await chat.reply(target, "A map of the moon!") is True
+        assert await chat.reply(target, "@Marta A map of the moon!") is True
         later = youtube.post(VIDEO, "cool")["id"]
         await sink.until(lambda: later in sink.ids(), "the message after the reply")
         used_after = await chat.quota.used()
