@@ -178,6 +178,9 @@ async def serve(
 
 async def main(stop: asyncio.Event) -> None:
     """`python -m chat_bridge`: follow the configured platforms' chat until SIGINT/SIGTERM."""
+    # httpx logs every request at INFO: a YouTube poll every few seconds would bury the
+    # bridge's own lines (its trouble reports) under thousands a day
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     settings = BridgeSettings()
     room = show_room(settings)
     redis_settings = RedisSettings()
