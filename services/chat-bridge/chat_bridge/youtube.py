@@ -43,8 +43,9 @@ and `membershipGiftingEvent` (membership); `messageDeletedEvent` → `sink.remov
 `isChatOwner` broadcaster, `isChatModerator` moderator, `isChatSponsor` member.
 
 Replies (`reply`) post `liveChatMessages.insert?part=snippet` [50] as the OAuth account: the
-text the bridge gives (already addressed, "@Marta ...") cut to YouTube's 200 characters; the bridge never hands its own replies back
-as chat. The API key goes in the `X-Goog-Api-Key` header (never in a URL that could be logged).
+text the bridge gives (already addressed, "@Marta ...") cut to YouTube's 200 characters; the
+bridge never hands its own replies back as chat. The API key goes in the `X-Goog-Api-Key`
+header (never in a URL that could be logged).
 """
 
 from __future__ import annotations
