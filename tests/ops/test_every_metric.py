@@ -1,8 +1,8 @@
-"""Every metric docs/metrics.md names is emitted by a real run of the pipeline: the five services
+"""Every metric docs/metrics.md names is emitted by a real run of the pipeline: the six services
 as processes on the session's NATS, Redis and LiveKit, exporting over OTLP to a local collector
 double, driven as a show is. The host agent runs its production backends (OpenAI Realtime voice,
-Anam avatar) against the paid-API doubles in `tests/doubles`, reached through their base-URL
-settings. The show:
+Anam avatar) and chat-bridge its platforms (Twitch, YouTube) against the doubles in
+`tests/doubles`, reached through their base-URL settings. The show:
 
 - a viewer joins the edge's room: the edge dispatches a host job, which goes live on the
   realtime voice and the Anam avatar and greets (tokens, audio seconds, avatar minutes, spend);
@@ -11,7 +11,9 @@ settings. The show:
 - an operator removes the answered message, has the host say something long and skips it, and
   asks the stage producer for a backdrop; a payload that never validates reaches moderation
   (a dead letter);
-- the viewer leaves: the job ends.
+- chat-bridge follows the Twitch and YouTube doubles with replies on: YouTube answers one poll
+  with a 500 (a problem, counted), a Twitch viewer's line is published, answered by the host
+  and replied to in Twitch chat; then the viewer leaves: the job ends.
 
 Beside it, a second room whose spend today is already over the daily cap (an earlier day's
 worth, written where the host keeps it): its job falls back from both paid backends to the local
@@ -49,9 +51,12 @@ from livestage.identity import viewer_identity
 from livestage.schemas import HostJobEvent, SpokenTurn
 from livestage.settings import NatsSettings
 from tests.doubles.anam import AnamDouble, AvatarConfig
+from tests.doubles.base import Fault
 from tests.doubles.openai_realtime import OpenAIRealtimeDouble, ReplyContext
+from tests.doubles.twitch import Chatter
 from tests.support import otlp
 from tests.support.livekit_helpers import join, leave, mint_token, server_api
+from tests.support.platforms import bridge_env, platform_doubles
 from tests.support.services import (
     ServiceOutput,
     edge_env,
@@ -74,17 +79,7 @@ REPLY = (
     "Thanks for asking. We are looking at the night sky, with the moon rising over the hills, "
     "and in a moment I will tell you all about the stars that you can see tonight."
 )
-_NO_PLATFORM = (
-    "needs a platform chat client in the run: the YouTube and Twitch parts of #18 add their "
-    "double and chat-bridge to this run; until then services/chat-bridge/tests emit it"
-)
-NOT_PROVOKED: dict[str, str] = {
-    "livestage.bridge.messages": _NO_PLATFORM,
-    "livestage.bridge.connected": _NO_PLATFORM,
-    "livestage.bridge.lag": _NO_PLATFORM,
-    "livestage.bridge.problems": _NO_PLATFORM,
-    "livestage.bridge.replies": _NO_PLATFORM,
-}
+NOT_PROVOKED: dict[str, str] = {}
 """Documented metrics this run cannot provoke, each with why (keep it empty if at all possible)."""
 
 
@@ -237,6 +232,7 @@ async def test_every_documented_metric_is_emitted_by_a_run_of_the_pipeline(  # t
             AnamDouble(
                 api_key=ANAM_KEY, avatar_config=AvatarConfig(width=160, height=120, fps=10)
             ) as anam,
+            platform_doubles() as platforms,
         ):
             realtime.config.reply = realtime_reply
             try:
@@ -271,7 +267,24 @@ async def test_every_documented_metric_is_emitted_by_a_run_of_the_pipeline(  # t
                 services["token"] = Service(
                     "token", "token_service", env, f"http://127.0.0.1:{port}/readyz"
                 )
+                bridge = bridge_env(
+                    room,
+                    nats_server,
+                    redis_server,
+                    platforms,
+                    BRIDGE_REPLIES="true",
+                    **otlp.fast_export_env(collector.url),
+                )
+                services["chat-bridge"] = Service(
+                    "chat-bridge",
+                    "chat_bridge",
+                    bridge,
+                    f"http://127.0.0.1:{bridge['LIVESTAGE_HEALTH_PORT']}/readyz",
+                )
                 await asyncio.gather(*(service.ready(60) for service in services.values()))
+                twitch = platforms.twitch
+                await twitch.wait_until(twitch.subscribed_session, 30)
+                platforms.youtube.fail(Fault.HTTP_500, times=1)  # livestage.bridge.problems
 
                 for subject, model, handler in (
                     (subjects.host_job(room), HostJobEvent, events.on_job),
@@ -367,6 +380,14 @@ async def test_every_documented_metric_is_emitted_by_a_run_of_the_pipeline(  # t
                     lambda: any(t.room == room and t.kind == "say" for t in events.spoken),
                     20,
                     "the host to say its line",
+                )
+                # a Twitch viewer asks: the host answers, the bridge replies in Twitch chat
+                asked = await twitch.chat(Chatter("1001", "Marta"), "hello from Twitch, host!")
+                await twitch.wait_until(
+                    lambda: [
+                        m for m in twitch.chat_sent if m.get("reply_parent_message_id") == asked
+                    ],
+                    45,
                 )
 
                 viewers.remove(browser)
