@@ -20,10 +20,10 @@ session's.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import pytest
@@ -31,15 +31,17 @@ import pytest
 from chat_bridge.convert import chat_id
 from livestage import subjects
 from livestage.bus import Bus, Observed
-from livestage.schemas import ChatMessage, HostJobEvent, ModerationVerdict, SpokenTurn
+from livestage.schemas import ChatMessage, ModerationVerdict, SpokenTurn
 from tests.doubles.base import Fault
 from tests.doubles.twitch import Chatter
 from tests.doubles.youtube import Author
 from tests.support import otlp
 from tests.support.bus import connected_bus
 from tests.support.chat import ChatViewer, backend_env, chat_message, chat_services
+from tests.support.host_events import HostEvents, following
 from tests.support.host_worker import HostWorker, running_worker
 from tests.support.platforms import (
+    BridgeProcess,
     PlatformDoubles,
     bridge_env,
     platform_doubles,
@@ -82,8 +84,42 @@ async def doubles() -> AsyncIterator[PlatformDoubles]:
 
 
 @pytest.fixture
+def collector() -> Iterator[otlp.OtlpCollector]:
+    yield from otlp.collector()
+
+
+@pytest.fixture
 def room() -> str:
     return "platform-" + uuid.uuid4().hex[:10]
+
+
+Show = Callable[..., contextlib.AbstractAsyncContextManager[tuple[BridgeProcess, ChatViewer]]]
+
+
+@pytest.fixture
+def show(
+    chat_path: dict[str, Any],
+    doubles: PlatformDoubles,
+    room: str,
+    nats_server,  # type: ignore[no-untyped-def]
+    redis_server,  # type: ignore[no-untyped-def]
+    livekit_server,  # type: ignore[no-untyped-def]
+) -> Show:
+    """`async with show(**settings) as (bridge, viewer)`: the test's room on the chat path, a
+    chat-bridge process following both doubles into it (`settings` add `BRIDGE_*` or OTEL
+    variables) and an rtc viewer in it; ready when the bridge follows both chats."""
+
+    @contextlib.asynccontextmanager
+    async def started(**settings: str) -> AsyncIterator[tuple[BridgeProcess, ChatViewer]]:
+        env = bridge_env(room, nats_server, redis_server, doubles, **settings)
+        async with (
+            running_bridge(env) as bridge,
+            ChatViewer.joined(livekit_server, room) as viewer,
+        ):
+            await bridge.following(doubles)
+            yield bridge, viewer
+
+    return started
 
 
 @pytest.fixture
@@ -92,62 +128,57 @@ async def show_bus(nats_server) -> AsyncIterator[Bus]:  # type: ignore[no-untype
         yield bus
 
 
-@dataclass
-class RoomEvents:
-    """What the room's services publish on the bus: the host's turns and jobs, moderation's
-    rejections (watched from a moment before the test's first line)."""
+async def rejections(bus: Bus, room: str) -> tuple[dict[str, ModerationVerdict], Changed]:
+    """Moderation's rejections in `room` from now on, by message id, as they come."""
+    rejected: dict[str, ModerationVerdict] = {}
+    changed = Changed()
 
-    spoken: list[SpokenTurn] = field(default_factory=list)
-    jobs: list[HostJobEvent] = field(default_factory=list)
-    rejected: dict[str, ModerationVerdict] = field(default_factory=dict)
-    changed: Changed = field(default_factory=Changed)
+    async def on_rejected(observed: Observed[ModerationVerdict]) -> None:
+        rejected[observed.model.message_id] = observed.model
+        changed.notify()
 
-    @classmethod
-    async def watch(cls, bus: Bus, room: str) -> RoomEvents:
-        events = cls()
-        since = time.time() - 1
-        await bus.watch(subjects.host_spoken(room), SpokenTurn, events._on_spoken, start=since)
-        await bus.watch(subjects.host_job(room), HostJobEvent, events._on_job, start=since)
-        await bus.watch(
-            subjects.chat_rejected(room), ModerationVerdict, events._on_rejected, start=since
-        )
-        return events
-
-    async def _on_spoken(self, observed: Observed[SpokenTurn]) -> None:
-        self.spoken.append(observed.model)
-        self.changed.notify()
-
-    async def _on_job(self, observed: Observed[HostJobEvent]) -> None:
-        self.jobs.append(observed.model)
-        self.changed.notify()
-
-    async def _on_rejected(self, observed: Observed[ModerationVerdict]) -> None:
-        self.rejected[observed.model.message_id] = observed.model
-        self.changed.notify()
-
-    async def until(self, condition: Callable[[], T | None], within: float, what: str) -> T:
-        return await self.changed.until(condition, within, what)
-
-    async def answer_to(self, message_id: str, within: float = 30.0) -> SpokenTurn:
-        """The host's turn that answered `message_id`."""
-        return await self.until(
-            lambda: next((t for t in self.spoken if message_id in t.reply_to), None),
-            within,
-            f"the host's answer to {message_id}",
-        )
+    await bus.watch(subjects.chat_rejected(room), ModerationVerdict, on_rejected, start=time.time())
+    return rejected, changed
 
 
-async def host_live(host: HostWorker, events: RoomEvents, room: str) -> None:
-    """Dispatch the host to `room` (a viewer is in it) and wait until its job is live."""
-    await host.dispatch(room)
-    await events.until(
-        lambda: any(job.event == "live" for job in events.jobs), 30, "the host's job to go live"
+async def answered(events: HostEvents, message_id: str) -> SpokenTurn:
+    """The host's turn that answered `message_id` (bounded wait)."""
+    return await events.changed.until(
+        lambda: events.answer_to(message_id), 30, f"the host's answer to {message_id}"
     )
+
+
+Hosted = Callable[
+    ..., contextlib.AbstractAsyncContextManager[tuple[BridgeProcess, ChatViewer, HostEvents]]
+]
+
+
+@pytest.fixture
+def hosted(show: Show, host: HostWorker, show_bus: Bus, room: str) -> Hosted:
+    """`show`, with the host dispatched to the room and live: `async with hosted(**settings) as
+    (bridge, viewer, events)`, `events` the room's `host.spoken` and `host.job`."""
+
+    @contextlib.asynccontextmanager
+    async def started(
+        **settings: str,
+    ) -> AsyncIterator[tuple[BridgeProcess, ChatViewer, HostEvents]]:
+        async with following(show_bus, room) as events, show(**settings) as (bridge, viewer):
+            await host.dispatch(room)
+            await events.changed.until(lambda: events.job("live"), 30, "the host's job to go live")
+            yield bridge, viewer, events
+
+    return started
 
 
 async def arrived(viewer: ChatViewer, platform: str, message_id: str) -> ChatMessage:
     """The viewer's copy of the platform message `message_id` (bounded wait)."""
     return await viewer.wait_for_message(chat_id(platform, message_id), within=20)  # type: ignore[arg-type]
+
+
+async def all_arrived(viewer: ChatViewer, platform: str, message_ids: list[str]) -> None:
+    """Until every one of the platform messages `message_ids` reached the viewer (bounded)."""
+    wanted = {chat_id(platform, m) for m in message_ids}  # type: ignore[arg-type]
+    await viewer.wait_until(lambda: wanted <= set(viewer.message_ids()), 30)
 
 
 def once_each(viewer: ChatViewer, ids: list[str]) -> None:
@@ -161,24 +192,10 @@ def once_each(viewer: ChatViewer, ids: list[str]) -> None:
 
 
 async def test_twitch_and_youtube_lines_reach_the_viewer_and_the_host_answers_each_by_name_once(
-    chat_path: dict[str, Any],
-    host: HostWorker,
-    doubles: PlatformDoubles,
-    room: str,
-    show_bus: Bus,
-    nats_server,  # type: ignore[no-untyped-def]
-    redis_server,  # type: ignore[no-untyped-def]
-    livekit_server,  # type: ignore[no-untyped-def]
+    hosted: Hosted, doubles: PlatformDoubles
 ) -> None:
     twitch, youtube = doubles.twitch, doubles.youtube
-    events = await RoomEvents.watch(show_bus, room)
-    env = bridge_env(room, nats_server, redis_server, doubles, BRIDGE_REPLIES="true")
-    async with (
-        running_bridge(env) as bridge,
-        ChatViewer.joined(livekit_server, room) as viewer,
-    ):
-        await asyncio.gather(bridge.following(doubles), host_live(host, events, room))
-
+    async with hosted(BRIDGE_REPLIES="true") as (bridge, viewer, events):
         # Twitch: a moderator and subscriber asks; the viewer sees it with its source
         twitch_id = await twitch.chat(
             MARTA, "Is the stream live on Twitch too?", badges=("moderator", "subscriber")
@@ -197,7 +214,7 @@ async def test_twitch_and_youtube_lines_reach_the_viewer_and_the_host_answers_ea
             twitch_id,
         )
         assert line.source.roles == ["moderator", "subscriber"]
-        answer = await events.answer_to(line.id)
+        answer = await answered(events, line.id)
         assert "Marta on Twitch" in answer.text, answer
 
         # YouTube: a member asks; the same
@@ -215,7 +232,7 @@ async def test_twitch_and_youtube_lines_reach_the_viewer_and_the_host_answers_ea
             item["id"],
         )
         assert yt_line.source.roles == ["member"]
-        yt_answer = await events.answer_to(yt_line.id)
+        yt_answer = await answered(events, yt_line.id)
         assert "Lu on YouTube" in yt_answer.text, yt_answer
 
         # replies back: one per answered comment, in each platform's own API
@@ -252,49 +269,33 @@ async def test_twitch_and_youtube_lines_reach_the_viewer_and_the_host_answers_ea
 
 
 async def test_a_profane_platform_line_is_rejected_and_reaches_nobody(
-    chat_path: dict[str, Any],
-    host: HostWorker,
-    doubles: PlatformDoubles,
-    room: str,
-    show_bus: Bus,
-    nats_server,  # type: ignore[no-untyped-def]
-    redis_server,  # type: ignore[no-untyped-def]
-    livekit_server,  # type: ignore[no-untyped-def]
+    hosted: Hosted, doubles: PlatformDoubles, room: str, show_bus: Bus
 ) -> None:
     twitch, youtube = doubles.twitch, doubles.youtube
-    events = await RoomEvents.watch(show_bus, room)
-    env = bridge_env(room, nats_server, redis_server, doubles)
-    async with (
-        running_bridge(env) as bridge,
-        ChatViewer.joined(livekit_server, room) as viewer,
-    ):
-        await asyncio.gather(bridge.following(doubles), host_live(host, events, room))
+    rejected, judged = await rejections(show_bus, room)
+    async with hosted() as (bridge, viewer, events):
         profane_twitch = await twitch.chat(VERA, "you are a fucking idiot")
         profane_youtube = youtube.post(doubles.video_id, "what a load of shit, idiot", author=RUDE)
         clean_twitch = await twitch.chat(OLEG, "what is on screen now?")
         clean_youtube = youtube.post(doubles.video_id, "hi from YouTube, host!", author=MAX)
 
         profane = [chat_id("twitch", profane_twitch), chat_id("youtube", profane_youtube["id"])]
-        await events.until(lambda: set(profane) <= set(events.rejected), 20, "the rejections")
-        assert all(events.rejected[i].verdict == "rejected" for i in profane)
+        await judged.until(lambda: set(profane) <= set(rejected), 20, "the rejections")
+        assert all(rejected[i].verdict == "rejected" for i in profane)
         await arrived(viewer, "twitch", clean_twitch)
         await arrived(viewer, "youtube", clean_youtube["id"])
         # the host hears the clean lines; both were judged after the profane ones were
         clean = [chat_id("twitch", clean_twitch), chat_id("youtube", clean_youtube["id"])]
         for message_id in clean:
-            await events.answer_to(message_id)
+            await answered(events, message_id)
         assert not set(profane) & set(viewer.message_ids())
         assert not any(set(profane) & set(turn.reply_to) for turn in events.spoken)
         assert viewer.rejections() == []  # a rejection goes to its author alone (not here)
 
 
 async def test_twitch_session_reconnect_and_a_dropped_socket_mid_stream_lose_and_repeat_nothing(
-    chat_path: dict[str, Any],
+    show: Show,
     doubles: PlatformDoubles,
-    room: str,
-    nats_server,  # type: ignore[no-untyped-def]
-    redis_server,  # type: ignore[no-untyped-def]
-    livekit_server,  # type: ignore[no-untyped-def]
 ) -> None:
     twitch = doubles.twitch
     # Twitch may deliver again what it sent before the move; and the move takes a moment, in
@@ -302,12 +303,7 @@ async def test_twitch_session_reconnect_and_a_dropped_socket_mid_stream_lose_and
     twitch.redeliver_after_reconnect = 4
     twitch.reconnect_welcome_delay_s = 0.3
     chatters = [Chatter(str(2000 + n), f"Viewer{n}") for n in range(8)]
-    env = bridge_env(room, nats_server, redis_server, doubles)
-    async with (
-        running_bridge(env) as bridge,
-        ChatViewer.joined(livekit_server, room) as viewer,
-    ):
-        await bridge.following(doubles)
+    async with show() as (bridge, viewer):
         first_session = twitch.subscribed_session()
         sent: list[str] = []
         for n in range(24):  # at a lively chat's pace (moderation's room rate allows 15/s)
@@ -316,9 +312,7 @@ async def test_twitch_session_reconnect_and_a_dropped_socket_mid_stream_lose_and
             sent.append(await twitch.chat(chatters[n % 8], f"message number {n} of the stream"))
             await asyncio.sleep(0.1)  # pacing the audience, not waiting for an event
         assert any(s.path == f"/ws/reconnect/{first_session}" for s in twitch.sockets)
-        await viewer.wait_until(
-            lambda: {chat_id("twitch", m) for m in sent} <= set(viewer.message_ids()), 30
-        )
+        await all_arrived(viewer, "twitch", sent)
         # the session moved with its subscriptions: none was created again
         assert first_session is not None
         created = twitch.created_for(first_session)
@@ -335,32 +329,20 @@ async def test_twitch_session_reconnect_and_a_dropped_socket_mid_stream_lose_and
         for n in range(8):
             after.append(await twitch.chat(chatters[n], f"after the drop, line {n}"))
             await asyncio.sleep(0.1)
-        await viewer.wait_until(
-            lambda: {chat_id("twitch", m) for m in after} <= set(viewer.message_ids()), 30
-        )
+        await all_arrived(viewer, "twitch", after)
         once_each(viewer, [chat_id("twitch", m) for m in sent + after])
         assert bridge.process.poll() is None
 
 
 async def test_after_a_sigkill_youtube_resumes_from_its_page_token_and_twitch_reconnects(
-    chat_path: dict[str, Any],
+    show: Show,
     doubles: PlatformDoubles,
-    room: str,
-    nats_server,  # type: ignore[no-untyped-def]
-    redis_server,  # type: ignore[no-untyped-def]
-    livekit_server,  # type: ignore[no-untyped-def]
 ) -> None:
     twitch, youtube, video = doubles.twitch, doubles.youtube, doubles.video_id
-    env = bridge_env(room, nats_server, redis_server, doubles)
-    async with (
-        running_bridge(env) as bridge,
-        ChatViewer.joined(livekit_server, room) as viewer,
-    ):
-        await bridge.following(doubles)
+    async with show() as (bridge, viewer):
         before = [youtube.post(video, f"before the crash {n}", author=MAX)["id"] for n in range(3)]
         twitch_before = await twitch.chat(MARTA, "hello before the crash")
-        for message_id in before:
-            await arrived(viewer, "youtube", message_id)
+        await all_arrived(viewer, "youtube", before)
         await arrived(viewer, "twitch", twitch_before)
 
         old_session = twitch.subscribed_session()
@@ -379,8 +361,7 @@ async def test_after_a_sigkill_youtube_resumes_from_its_page_token_and_twitch_re
             lambda: (s := twitch.subscribed_session()) is not None and s != old_session, 30
         )
         after = youtube.post(video, "after the restart", author=MAX)["id"]
-        for message_id in [*during, after]:
-            await arrived(viewer, "youtube", message_id)
+        await all_arrived(viewer, "youtube", [*during, after])
         twitch_after = await twitch.chat(MARTA, "hello after the restart")
         await arrived(viewer, "twitch", twitch_after)
 
@@ -392,20 +373,11 @@ async def test_after_a_sigkill_youtube_resumes_from_its_page_token_and_twitch_re
 
 
 async def test_platform_deletions_and_bans_remove_lines_from_the_viewer(
-    chat_path: dict[str, Any],
+    show: Show,
     doubles: PlatformDoubles,
-    room: str,
-    nats_server,  # type: ignore[no-untyped-def]
-    redis_server,  # type: ignore[no-untyped-def]
-    livekit_server,  # type: ignore[no-untyped-def]
 ) -> None:
     twitch, youtube, video = doubles.twitch, doubles.youtube, doubles.video_id
-    env = bridge_env(room, nats_server, redis_server, doubles)
-    async with (
-        running_bridge(env) as bridge,
-        ChatViewer.joined(livekit_server, room) as viewer,
-    ):
-        await bridge.following(doubles)
+    async with show() as (bridge, viewer):
         yt = [
             youtube.post(video, "first line from Lu", author=LU)["id"],
             youtube.post(video, "second line from Lu", author=LU)["id"],
@@ -416,10 +388,8 @@ async def test_platform_deletions_and_bans_remove_lines_from_the_viewer(
             await twitch.chat(VERA, "second line from Vera"),
             await twitch.chat(OLEG, "Oleg says hi"),
         ]
-        for message_id in yt:
-            await arrived(viewer, "youtube", message_id)
-        for message_id in tw:
-            await arrived(viewer, "twitch", message_id)
+        await all_arrived(viewer, "youtube", yt)
+        await all_arrived(viewer, "twitch", tw)
 
         # a moderator deletes one line on each platform
         youtube.delete_message(video, yt[0])
@@ -440,24 +410,17 @@ async def test_platform_deletions_and_bans_remove_lines_from_the_viewer(
 
 
 async def test_an_expired_token_a_quota_error_and_a_5xx_are_each_one_log_line_and_a_metric(
-    chat_path: dict[str, Any],
+    show: Show,
     doubles: PlatformDoubles,
     room: str,
     show_bus: Bus,
-    nats_server,  # type: ignore[no-untyped-def]
-    redis_server,  # type: ignore[no-untyped-def]
-    livekit_server,  # type: ignore[no-untyped-def]
+    collector: otlp.OtlpCollector,
 ) -> None:
     twitch, youtube, video = doubles.twitch, doubles.youtube, doubles.video_id
-    collector = otlp.OtlpCollector().start()
-    env = bridge_env(
-        room,
-        nats_server,
-        redis_server,
-        doubles,
-        BRIDGE_TWITCH_VALIDATE_EVERY_S="0.3",  # Twitch asks for hourly; a test has seconds
+    settings = {
+        "BRIDGE_TWITCH_VALIDATE_EVERY_S": "0.3",  # Twitch asks for hourly; a test has seconds
         **otlp.fast_export_env(collector.url),
-    )
+    }
 
     async def page_chat_still_works(body: str) -> None:
         """A page viewer's line (as the edge submits it) reaches the viewer meanwhile."""
@@ -486,46 +449,38 @@ async def test_an_expired_token_a_quota_error_and_a_5xx_are_each_one_log_line_an
             f"livestage.bridge.problems{{platform={platform},outcome={outcome}}}",
         )
 
-    try:
-        async with (
-            running_bridge(env) as bridge,
-            ChatViewer.joined(livekit_server, room) as viewer,
-        ):
-            await bridge.following(doubles)
+    async with show(**settings) as (bridge, viewer):
+        # YouTube answers 500 three times: one line, a metric; then it recovers
+        youtube.fail(Fault.HTTP_500, times=3)
+        line = await bridge.wait_for_line("YouTube chat: unavailable")
+        assert "500" in line and "backendError" in line, line
+        await reported("youtube", "unavailable")
+        await page_chat_still_works("page chat while YouTube fails")
+        recovered = youtube.post(video, "YouTube is back", author=MAX)["id"]
+        await arrived(viewer, "youtube", recovered)
+        assert len(bridge.lines_with("YouTube chat: unavailable")) == 1, bridge.text()
 
-            # YouTube answers 500 three times: one line, a metric; then it recovers
-            youtube.fail(Fault.HTTP_500, times=3)
-            line = await bridge.wait_for_line("YouTube chat: unavailable")
-            assert "500" in line and "backendError" in line, line
-            await reported("youtube", "unavailable")
-            await page_chat_still_works("page chat while YouTube fails")
-            recovered = youtube.post(video, "YouTube is back", author=MAX)["id"]
-            await arrived(viewer, "youtube", recovered)
-            assert len(bridge.lines_with("YouTube chat: unavailable")) == 1, bridge.text()
+        # the bot's Twitch token expires and Twitch refuses to refresh it
+        twitch.refuse_refresh = True
+        twitch.expire_access_tokens()
+        line = await bridge.wait_for_line("Twitch chat: unauthorized")
+        assert "refresh" in line.lower(), line
+        await reported("twitch", "unauthorized")
+        await page_chat_still_works("page chat while Twitch refuses the bot")
+        # validated again and again (every 0.3 s), still one line
+        await asyncio.to_thread(
+            collector.wait_for,
+            lambda _: problems("twitch", "unauthorized") >= 3,
+            20,
+            "three failed validations",
+        )
+        assert len(bridge.lines_with("Twitch chat: unauthorized")) == 1, bridge.text()
 
-            # the bot's Twitch token expires and Twitch refuses to refresh it
-            twitch.refuse_refresh = True
-            twitch.expire_access_tokens()
-            line = await bridge.wait_for_line("Twitch chat: unauthorized")
-            assert "refresh" in line.lower(), line
-            await reported("twitch", "unauthorized")
-            await page_chat_still_works("page chat while Twitch refuses the bot")
-            # validated again and again (every 0.3 s), still one line
-            await asyncio.to_thread(
-                collector.wait_for,
-                lambda _: problems("twitch", "unauthorized") >= 3,
-                20,
-                "three failed validations",
-            )
-            assert len(bridge.lines_with("Twitch chat: unauthorized")) == 1, bridge.text()
-
-            # YouTube says the day's quota is spent: the bridge stops calling until it turns
-            youtube.refuse("quotaExceeded")
-            line = await bridge.wait_for_line("YouTube chat: quota")
-            assert "quotaExceeded" in line, line
-            await reported("youtube", "quota")
-            await page_chat_still_works("page chat while YouTube's quota is spent")
-            assert len(bridge.lines_with("YouTube chat: quota")) == 1, bridge.text()
-            assert bridge.process.poll() is None
-    finally:
-        collector.stop()
+        # YouTube says the day's quota is spent: the bridge stops calling until it turns
+        youtube.refuse("quotaExceeded")
+        line = await bridge.wait_for_line("YouTube chat: quota")
+        assert "quotaExceeded" in line, line
+        await reported("youtube", "quota")
+        await page_chat_still_works("page chat while YouTube's quota is spent")
+        assert len(bridge.lines_with("YouTube chat: quota")) == 1, bridge.text()
+        assert bridge.process.poll() is None

@@ -3,6 +3,7 @@
 async with following(bus, room) as events:
     ...
     turn = await events.changed.until(lambda: events.turn("say"), 20, "the said turn")
+    answer = await events.changed.until(lambda: events.answer_to(message.id), 20, "the answer")
     ended = await events.changed.until(lambda: events.job("ended"), 20, "the job's end")
 """
 
@@ -38,6 +39,10 @@ class HostEvents:
     def job(self, event: str, *, not_id: str = "") -> HostJobEvent | None:
         """The first `event` (started, live, ended) of a job other than `not_id`."""
         return next((j for j in self.jobs if j.event == event and j.job_id != not_id), None)
+
+    def answer_to(self, message_id: str) -> SpokenTurn | None:
+        """The first turn that answered the chat message `message_id`."""
+        return next((t for t in self.spoken if message_id in t.reply_to), None)
 
     def turn(self, kind: str, *, not_speaker: str = "") -> SpokenTurn | None:
         """The first turn of `kind` (reply, monologue, say) not spoken by `not_speaker`."""
