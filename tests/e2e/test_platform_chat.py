@@ -24,14 +24,14 @@ import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
 from chat_bridge.convert import chat_id
 from livestage import subjects
 from livestage.bus import Bus, Observed
-from livestage.schemas import ChatMessage, ModerationVerdict, SpokenTurn
+from livestage.schemas import ChatMessage, ModerationVerdict, Platform, SpokenTurn
 from tests.doubles.base import Fault
 from tests.doubles.twitch import Chatter
 from tests.doubles.youtube import Author
@@ -48,8 +48,6 @@ from tests.support.platforms import (
     running_bridge,
 )
 from tests.support.waiting import Changed
-
-T = TypeVar("T")
 
 MARTA = Chatter("1001", "Marta")
 OLEG = Chatter("1002", "Oleg")
@@ -97,13 +95,13 @@ Show = Callable[..., contextlib.AbstractAsyncContextManager[tuple[BridgeProcess,
 
 
 @pytest.fixture
-def show(
+def show(  # type: ignore[no-untyped-def]
     chat_path: dict[str, Any],
     doubles: PlatformDoubles,
     room: str,
-    nats_server,  # type: ignore[no-untyped-def]
-    redis_server,  # type: ignore[no-untyped-def]
-    livekit_server,  # type: ignore[no-untyped-def]
+    nats_server,
+    redis_server,
+    livekit_server,
 ) -> Show:
     """`async with show(**settings) as (bridge, viewer)`: the test's room on the chat path, a
     chat-bridge process following both doubles into it (`settings` add `BRIDGE_*` or OTEL
@@ -170,14 +168,14 @@ def hosted(show: Show, host: HostWorker, show_bus: Bus, room: str) -> Hosted:
     return started
 
 
-async def arrived(viewer: ChatViewer, platform: str, message_id: str) -> ChatMessage:
+async def arrived(viewer: ChatViewer, platform: Platform, message_id: str) -> ChatMessage:
     """The viewer's copy of the platform message `message_id` (bounded wait)."""
-    return await viewer.wait_for_message(chat_id(platform, message_id), within=20)  # type: ignore[arg-type]
+    return await viewer.wait_for_message(chat_id(platform, message_id), within=20)
 
 
-async def all_arrived(viewer: ChatViewer, platform: str, message_ids: list[str]) -> None:
+async def all_arrived(viewer: ChatViewer, platform: Platform, message_ids: list[str]) -> None:
     """Until every one of the platform messages `message_ids` reached the viewer (bounded)."""
-    wanted = {chat_id(platform, m) for m in message_ids}  # type: ignore[arg-type]
+    wanted = {chat_id(platform, m) for m in message_ids}
     await viewer.wait_until(lambda: wanted <= set(viewer.message_ids()), 30)
 
 
