@@ -143,11 +143,17 @@ async def serve(
     ]
     if settings.replies:
         storage = redis_limits_storage(redis_url or RedisSettings().url, redis)
+        can_reply = {}
+        for platform in platforms:
+            if why := platform.replies_off():
+                log.warning("replies on %s are off: %s", PLATFORM_NAMES[platform.platform], why)
+            else:
+                can_reply[platform.platform] = platform
         replies = Replies(
             bus,
             records,
             room,
-            {p.platform: p for p in platforms},
+            can_reply,
             ReplyLimiter.from_settings(storage, room, settings),
             settings.reply_timeout_s,
             meter,

@@ -78,6 +78,10 @@ class PlatformChat(Protocol):
     async def run(self, sink: Sink, stop: asyncio.Event) -> None:
         """Follow the chat until `stop` is set (reconnecting as needed); returns then."""
 
+    def replies_off(self) -> str:
+        """Why this client cannot post replies as configured ("" when it can): said once at
+        start, and replies on this platform are then off."""
+
     async def reply(self, target: ReplyTarget, text: str) -> bool:
         """Post `text` in the platform's chat as an answer to `target`; False when the platform
         refused it (logged). `text` is the whole reply, already addressed to the author(s)

@@ -171,6 +171,9 @@ class TwitchChat:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
 
+    def replies_off(self) -> str:
+        return ""  # the bot's token is required to follow the chat at all
+
     async def reply(self, target: ReplyTarget, text: str) -> bool:
         try:
             sent = await self.api.send_chat(text, target.message_id)

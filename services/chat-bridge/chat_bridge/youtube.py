@@ -531,6 +531,14 @@ class YouTubeChat:
                 await follow
             sink.connected(PLATFORM, False)
 
+    def replies_off(self) -> str:
+        if self._oauth is None:
+            return (
+                "replies need BRIDGE_YOUTUBE_CLIENT_ID, BRIDGE_YOUTUBE_CLIENT_SECRET and "
+                "BRIDGE_YOUTUBE_REFRESH_TOKEN"
+            )
+        return ""
+
     async def reply(self, target: ReplyTarget, text: str) -> bool:
         """Post `text` in the chat being followed (50 quota units); False (logged) when
         there is no OAuth, no live chat, no quota, or YouTube refused it."""

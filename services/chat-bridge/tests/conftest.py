@@ -119,6 +119,10 @@ class ScriptedPlatform:
         self.reply_gate: asyncio.Event | None = None  # set: replies wait until it is set
         self.closed = False
         self.changed = Changed()
+        self.off_reason = ""  # what `replies_off` says
+
+    def replies_off(self) -> str:
+        return self.off_reason
 
     async def run(self, sink: Sink, stop: asyncio.Event) -> None:
         self.runs += 1

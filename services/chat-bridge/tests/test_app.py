@@ -1,5 +1,6 @@
 """The service: idle and healthy with nothing configured (as a process), and its platform
-clients supervised in-process: one that fails is started again, the other keeps going."""
+clients supervised in-process: one that fails is started again, the other keeps going; a
+platform that cannot reply as configured is said once at start and gets no replies."""
 
 from __future__ import annotations
 
@@ -11,12 +12,14 @@ import urllib.request
 import pytest
 from redis.asyncio import Redis
 
+from chat_bridge import replies
 from chat_bridge.app import configured_platforms, restart_delay_s, serve, show_room
+from chat_bridge.convert import chat_id
 from chat_bridge.settings import BridgeSettings
 from chat_bridge.source import PlatformChat, Sink
 from livestage import metrics, subjects
 from livestage.bus import Bus
-from livestage.schemas import ChatMessage
+from livestage.schemas import ChatMessage, SpokenTurn, new_id, now_ms
 from tests.support.services import end_service, free_port, start_service_until
 
 from .conftest import Metrics, ScriptedPlatform, arrivals, item, unique_room
@@ -112,3 +115,72 @@ async def test_a_failing_platform_is_restarted_and_the_other_keeps_going(
         stop.set()
         await asyncio.wait_for(task, 10)
     assert youtube.closed and twitch.closed
+
+
+async def _acked(bus: Bus, durable: str) -> bool:
+    info = await bus.js.consumer_info(subjects.HOST.name, durable)
+    return info.delivered.stream_seq > 0 and info.num_ack_pending == 0
+
+
+async def test_a_platform_that_cannot_reply_is_said_once_and_only_the_other_replies(  # type: ignore[no-untyped-def]
+    bridge_bus: Bus, redis: Redis, redis_server, caplog
+) -> None:
+    room = unique_room()
+    marta, yuki = (
+        item("twitch", "hi host!", user_name="Marta"),
+        item("youtube", "hello", user_name="Yuki"),
+    )
+
+    async def says(message):  # type: ignore[no-untyped-def]
+        async def script(sink: Sink, stop: asyncio.Event, run: int) -> None:
+            await sink.submit(message)
+
+        return script
+
+    twitch, youtube = (
+        ScriptedPlatform("twitch", await says(marta)),
+        ScriptedPlatform("youtube", await says(yuki)),
+    )
+    youtube.off_reason = "replies need BRIDGE_YOUTUBE_REFRESH_TOKEN"
+    seen = await arrivals(bridge_bus, subjects.chat_submitted(room), ChatMessage)
+    stop = asyncio.Event()
+    settings = BridgeSettings(replies=True, reply_max_wait_s=0.0)
+    caplog.set_level("WARNING", logger="chat_bridge.app")
+    task = asyncio.create_task(
+        serve(
+            bridge_bus,
+            redis,
+            room,
+            [twitch, youtube],
+            stop,
+            settings,
+            redis_url=redis_server.url,
+            meter=Metrics().meter,
+        )
+    )
+    try:
+        await seen.changed.until(lambda: len(seen.models) == 2, within=15, what="both lines")
+        answered = [chat_id(m.platform, m.message_id) for m in (yuki, marta)]
+        spoken = SpokenTurn(
+            id=new_id(),
+            room=room,
+            text="Hello Marta and Yuki!",
+            reply_to=answered,
+            started_at=now_ms(),
+            ended_at=now_ms(),
+        )
+        await bridge_bus.publish(subjects.host_spoken(room), spoken)
+        await twitch.changed.until(lambda: bool(twitch.replies), within=15, what="the Twitch reply")
+        # the turn is acked only once every platform's reply to it is done: then look
+        durable = replies.DURABLE_PREFIX + room
+        async with asyncio.timeout(15):  # JetStream tells no one when an ack lands: ask
+            while not await _acked(bridge_bus, durable):  # noqa: ASYNC110 - no ack event
+                await asyncio.sleep(0.05)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
+    assert youtube.replies == []
+    said = [
+        r.getMessage() for r in caplog.records if "replies on YouTube are off" in r.getMessage()
+    ]
+    assert said == ["replies on YouTube are off: replies need BRIDGE_YOUTUBE_REFRESH_TOKEN"]
