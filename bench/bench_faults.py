@@ -72,7 +72,7 @@ import aiohttp
 import nats
 
 from bench import smoke_or, where_and_when
-from bench.bench_chat_latency import WORDS, paced
+from bench.chat_path import WORDS, paced
 from livestage import subjects
 from livestage.schemas import ChatMessage, ModerationVerdict
 from tests.support.chat import backend_env
