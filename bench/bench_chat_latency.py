@@ -36,15 +36,8 @@ moderation's flood check stay as they are, which is why a high rate needs `POSTE
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import itertools
-import json
-import multiprocessing
 import os
-import statistics
 import time
-import uuid
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -52,13 +45,24 @@ import nats
 from livekit import api
 
 from bench import smoke_or, where_and_when
-from livestage import subjects
-from livestage.schemas import ChatMessage, ChatMessageEvent, ModerationVerdict
-from tests.support.chat import backend_env, chat_message, chat_services
-from tests.support.identities import named_viewer
-from tests.support.infra import LiveKitServer, NatsServer, RedisServer
+from bench.chat_path import (
+    CHAT_TOPIC,
+    ChatStack,
+    CpuMeter,
+    PageChat,
+    Phase,
+    StoredTimes,
+    ViewerPool,
+    chat_stack,
+    edge_client,
+    paced,
+    page_chat,
+    poster_tokens,
+    summary,
+)
+from livestage.schemas import ChatMessageEvent
+from tests.support.chat import chat_message
 from tests.support.livekit_helpers import join, leave, mint_token, server_api
-from tests.support.services import end_service, free_port, start_service_until, wait_http_ok
 
 RATES = smoke_or((50, 200), (20,))
 SECONDS_PER_RATE = float(os.environ.get("BENCH_CHAT_SECONDS", smoke_or("4", "1")))
@@ -81,230 +85,6 @@ FIGURES = (
 )
 
 
-POST_COUNTER = itertools.count()
-WORDS = ("hello from", "what a show,", "question", "lol nice", "greetings", "agree with")
-
-
-def cpu_seconds(pid: int | None) -> float:
-    """User + system CPU time of a process so far, from /proc (Linux)."""
-    if pid is None:
-        return 0.0
-    try:
-        fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-class CpuMeter:
-    """CPU time each process of the path spent during a phase, per message sent."""
-
-    def __init__(self, pids: dict[str, int | None]) -> None:
-        self.pids = pids
-        self.before: dict[str, float] = {}
-
-    def start(self) -> None:
-        self.before = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
-
-    def per_message_ms(self, messages: int) -> dict[str, float]:
-        return {
-            name: round((cpu_seconds(pid) - self.before[name]) * 1000 / max(messages, 1), 3)
-            for name, pid in self.pids.items()
-        }
-
-
-def percentile(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
-    return round(ordered[index], 2)
-
-
-def summary(values: list[float]) -> dict[str, Any]:
-    return {
-        "p50_ms": percentile(values, 50),
-        "p99_ms": percentile(values, 99),
-        "max_ms": round(max(values), 2) if values else None,
-        "mean_ms": round(statistics.fmean(values), 2) if values else None,
-        "samples": len(values),
-    }
-
-
-def viewer_worker(url: str, tokens: list[str], conn: Any) -> None:
-    """A child process holding some of the viewers (run with the `spawn` start method).
-
-    Viewers live in their own processes so that receiving thousands of packets a second never
-    competes with the senders' event loop. Arrival times are `time.monotonic()`, which is the
-    same clock in every process of a machine. Protocol on `conn`: it sends "ready" once every
-    viewer joined; "reset" forgets what arrived so far (a new phase); "collect" answers
-    {viewer: {message_id: first arrival}} plus the duplicate count; "stop" leaves. Packets are
-    read with `json.loads`, the least a viewer can do (the page does about as much).
-    """
-
-    async def main() -> None:
-        from livekit import rtc
-
-        first: dict[str, dict[str, float]] = {}
-        duplicates = 0
-        rooms: list[rtc.Room] = []
-
-        def recorder(seen: dict[str, float]) -> Callable[[rtc.DataPacket], None]:
-            def on_data(packet: rtc.DataPacket) -> None:
-                nonlocal duplicates
-                at = time.monotonic()
-                if packet.topic != "anam-live-chat":
-                    return
-                message_id = json.loads(packet.data)["message"]["id"]
-                if message_id in seen:
-                    duplicates += 1
-                else:
-                    seen[message_id] = at
-
-            return on_data
-
-        for token in tokens:
-            room = rtc.Room()
-            seen: dict[str, float] = {}
-            room.on("data_received", recorder(seen))
-            await room.connect(url, token)
-            first[room.local_participant.identity] = seen
-            rooms.append(room)
-        loop = asyncio.get_running_loop()
-        conn.send("ready")
-        while True:
-            command = await loop.run_in_executor(None, conn.recv)
-            if command == "collect":
-                conn.send(({name: dict(seen) for name, seen in first.items()}, duplicates))
-            elif command == "reset":
-                for seen in first.values():
-                    seen.clear()
-                duplicates = 0
-                conn.send("reset")
-            else:
-                break
-        for room in rooms:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(room.disconnect(), 5)
-
-    asyncio.run(main())
-
-
-class ViewerPool:
-    """`VIEWERS` subscribe-only rtc viewers spread over `WORKERS` processes."""
-
-    def __init__(self, lk_srv: LiveKitServer, room: str) -> None:
-        self.lk_srv = lk_srv
-        self.room = room
-        self.conns: list[Any] = []
-        self.processes: list[Any] = []
-
-    async def start(self) -> None:
-        context = multiprocessing.get_context("spawn")
-        identities = [named_viewer(f"bench viewer {n}") for n in range(VIEWERS)]
-        for worker in range(WORKERS):
-            mine = identities[worker::WORKERS]
-            tokens = [
-                mint_token(self.lk_srv, i, self.room, can_publish=False, can_publish_data=False)
-                for i in mine
-            ]
-            parent, child = context.Pipe()
-            process = context.Process(
-                target=viewer_worker, args=(self.lk_srv.url, tokens, child), daemon=True
-            )
-            process.start()
-            self.conns.append(parent)
-            self.processes.append(process)
-        for conn in self.conns:
-            ready = await asyncio.wait_for(asyncio.to_thread(conn.recv), 60)
-            assert ready == "ready", ready
-
-    def pids(self) -> dict[str, int | None]:
-        return {f"viewers_{n}": process.pid for n, process in enumerate(self.processes)}
-
-    async def collect(self) -> tuple[dict[str, dict[str, float]], int]:
-        arrivals: dict[str, dict[str, float]] = {}
-        duplicates = 0
-        for conn in self.conns:
-            conn.send("collect")
-            part, dups = await asyncio.to_thread(conn.recv)
-            arrivals.update(part)
-            duplicates += dups
-        return arrivals, duplicates
-
-    async def reset(self) -> None:
-        for conn in self.conns:
-            conn.send("reset")
-        for conn in self.conns:
-            await asyncio.to_thread(conn.recv)
-
-    async def close(self) -> None:
-        for conn in self.conns:
-            with contextlib.suppress(OSError):
-                conn.send("stop")
-        for process in self.processes:
-            await asyncio.to_thread(process.join, 10)
-            if process.is_alive():
-                process.kill()
-
-
-class Phase:
-    """One run at one rate: what was sent when, and when each viewer first got it."""
-
-    def __init__(self, pool: ViewerPool) -> None:
-        self.pool = pool
-        self.sent_at: dict[str, float] = {}
-        self.arrived: dict[str, dict[str, float]] = {}
-        self.duplicates = 0
-
-    async def begin(self) -> None:
-        await self.pool.reset()
-
-    async def drain(self) -> None:
-        """Collect until every viewer has every message, or `DRAIN_S` passed."""
-        deadline = time.monotonic() + DRAIN_S
-        wanted = set(self.sent_at)
-        while True:
-            self.arrived, self.duplicates = await self.pool.collect()
-            done = all(wanted <= set(seen) for seen in self.arrived.values())
-            if done or time.monotonic() > deadline:
-                return
-            await asyncio.sleep(0.2)
-
-    def arrivals(self, message_id: str) -> list[float]:
-        return [seen[message_id] for seen in self.arrived.values() if message_id in seen]
-
-    def latencies(
-        self, excluded: set[str] | frozenset[str] = frozenset()
-    ) -> tuple[list[float], int]:
-        """Latencies of every (message, viewer) pair, and the pairs that never arrived;
-        `excluded` messages (moderation rejected them) are not expected anywhere."""
-        values: list[float] = []
-        lost = 0
-        for message_id, sent in self.sent_at.items():
-            if message_id in excluded:
-                continue
-            arrived = self.arrivals(message_id)
-            lost += VIEWERS - len(arrived)
-            values.extend((at - sent) * 1000 for at in arrived)
-        return values, lost
-
-
-async def paced(rate: int, seconds: float, send: Callable[[int, float], Awaitable[None]]) -> None:
-    """Call `send(n, scheduled)` `rate` times a second for `seconds`, on schedule (open loop).
-
-    Latencies count from `scheduled`, so a sender (or a bench loop) that falls behind shows up
-    in the figures instead of silently sending less.
-    """
-    started = time.monotonic()
-    tasks: list[asyncio.Task[None]] = []
-    for n in range(int(rate * seconds)):
-        scheduled = started + n / rate
-        await asyncio.sleep(max(0.0, scheduled - time.monotonic()))
-        tasks.append(asyncio.create_task(send(n, scheduled)))
-    await asyncio.gather(*tasks)
-
-
 def packet(room: str, n: int) -> ChatMessageEvent:
     body = f"benchmark message {n}, about as long as a chat line usually is"
     return ChatMessageEvent(message=chat_message(room, body, author_name="Bench"))
@@ -318,7 +98,7 @@ async def run_direct(publisher: Any, pool: ViewerPool, room: str, rate: int) -> 
     measure the SDK's bookkeeping, not LiveKit. Latency counts from the scheduled send time,
     so a sender that falls behind shows up in the figures.
     """
-    phase = Phase(pool)
+    phase = Phase(pool, DRAIN_S)
     await phase.begin()
     started = time.monotonic()
     for n in range(int(rate * SECONDS_PER_RATE)):
@@ -327,14 +107,14 @@ async def run_direct(publisher: Any, pool: ViewerPool, room: str, rate: int) -> 
         event = packet(room, n)
         phase.sent_at[event.message.id] = scheduled
         await publisher.local_participant.publish_data(
-            event.to_json(), reliable=True, topic="anam-live-chat"
+            event.to_json(), reliable=True, topic=CHAT_TOPIC
         )
     await phase.drain()
     return phase
 
 
 async def run_server_send(lk: api.LiveKitAPI, pool: ViewerPool, room: str, rate: int) -> Phase:
-    phase = Phase(pool)
+    phase = Phase(pool, DRAIN_S)
     await phase.begin()
 
     async def send(n: int, scheduled: float) -> None:
@@ -345,7 +125,7 @@ async def run_server_send(lk: api.LiveKitAPI, pool: ViewerPool, room: str, rate:
                 room=room,
                 data=event.to_json(),
                 kind=api.DataPacket.Kind.RELIABLE,
-                topic="anam-live-chat",
+                topic=CHAT_TOPIC,
             )
         )
 
@@ -357,38 +137,15 @@ async def run_server_send(lk: api.LiveKitAPI, pool: ViewerPool, room: str, rate:
 async def run_path(
     http: aiohttp.ClientSession,
     tokens: list[str],
-    approved_at: dict[str, float],
+    stored: StoredTimes,
     pool: ViewerPool,
     rate: int,
-) -> tuple[Phase, dict[str, float], list[str]]:
-    phase = Phase(pool)
+) -> tuple[Phase, PageChat]:
+    phase = Phase(pool, DRAIN_S)
     await phase.begin()
-    acked_at: dict[str, float] = {}
-    errors: list[str] = []
-
-    async def send(n: int, scheduled: float) -> None:
-        # Posters take turns over the whole run, each line different: moderation's flood and
-        # duplicate checks see what a busy room of real people would look like.
-        sent = next(POST_COUNTER)
-        try:
-            async with http.post(
-                "/api/chat",
-                json={"body": f"{WORDS[sent % len(WORDS)]} {sent}, about as long as chat is"},
-                headers={"Authorization": f"Bearer {tokens[sent % len(tokens)]}"},
-            ) as response:
-                if response.status != 202:
-                    errors.append(f"{response.status} {(await response.text())[:200]}")
-                    return
-                message_id = (await response.json())["id"]
-        except (aiohttp.ClientError, TimeoutError) as error:
-            errors.append(repr(error))
-            return
-        phase.sent_at[message_id] = scheduled
-        acked_at[message_id] = time.monotonic()
-
-    await paced(rate, SECONDS_PER_RATE, send)
-    await phase.drain()
-    return phase, acked_at, errors
+    sent = await page_chat(http, tokens, phase, rate, SECONDS_PER_RATE)
+    await phase.drain(lambda: stored.rejected)
+    return phase, sent
 
 
 def path_stages(
@@ -420,101 +177,25 @@ async def run() -> dict[str, Any]:
         "seconds_per_rate": SECONDS_PER_RATE,
         "rates": {},
     }
-    with NatsServer() as nats_srv, RedisServer() as redis_srv, LiveKitServer() as lk_srv:
-        env = backend_env(nats_srv, redis_srv, lk_srv, MODERATION_ROOM_RATE="1000000")
-        port = free_port()
-        room = "bench-" + uuid.uuid4().hex[:8]
-        edge_env = {
-            **env,
-            "LIVEKIT_ROOM": room,
-            "TOKEN_PORT": str(port),
-            # Every poster is on 127.0.0.1, one network: only the per-network limits are raised.
-            "TOKEN_RATE_TOKEN_PER_IP": "100000/minute",
-            "TOKEN_RATE_CHAT_PER_NETWORK": "100000/10seconds",
-            "LIVESTAGE_LOG_LEVEL": "WARNING",
-        }
-        # Its output is read all along: an unread pipe fills up and stalls the edge.
-        edge = await asyncio.to_thread(
-            start_service_until, "token_service", edge_env, "Application startup complete"
-        )
-        try:
-            await asyncio.to_thread(wait_http_ok, f"http://127.0.0.1:{port}/readyz", edge)
-            with chat_services(env) as services:
-                pids = {
-                    "edge": edge.pid,
-                    "moderation": services["moderation"].pid,
-                    "chat_history": services["chat_history"].pid,
-                    "livekit_server": lk_srv.pid,
-                    "nats_server": nats_srv.pid,
-                    "redis_server": redis_srv.pid,
-                }
-                results["rates"] = await measure(lk_srv, nats_srv.url, port, room, pids)
-        finally:
-            output = end_service(edge)
-            if edge.returncode not in (0, -15):
-                print(output[-3000:], flush=True)
+    async with chat_stack() as stack:
+        results["rates"] = await measure(stack)
     results["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     return results
 
 
-async def measure(
-    lk_srv: LiveKitServer, nats_url: str, port: int, room: str, pids: dict[str, int | None]
-) -> dict[str, Any]:
+async def measure(stack: ChatStack) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    # aiohttp, not httpx: at 200 requests a second the sender's own CPU matters. No cookie jar:
-    # each token request comes without the edge's visitor cookie, so each poster is a new visitor.
-    async with aiohttp.ClientSession(
-        base_url=f"http://127.0.0.1:{port}",
-        timeout=aiohttp.ClientTimeout(total=30),
-        connector=aiohttp.TCPConnector(limit=64),
-        cookie_jar=aiohttp.DummyCookieJar(),
-    ) as http:
-        limit = asyncio.Semaphore(16)
-
-        async def poster_token(n: int) -> str:
-            async with (
-                limit,
-                http.post(
-                    "/api/livekit-token",
-                    json={"displayName": f"Poster {n}", "avatar": "fox"},
-                ) as response,
-            ):
-                if response.status != 200:
-                    raise RuntimeError(
-                        f"POST /api/livekit-token: {response.status} {await response.text()}"
-                    )
-                token: str = (await response.json())["token"]
-                return token
-
-        tokens = list(await asyncio.gather(*(poster_token(n) for n in range(POSTERS))))
-
-        nc = await nats.connect(nats_url)
-        approved_at: dict[str, float] = {}
-        rejected: dict[str, str] = {}
-
-        # When JetStream stored each approved message (its own clock, this machine's wall
-        # clock), turned into time.monotonic(): a busy bench loop cannot skew it.
-        wall_to_monotonic = time.monotonic() - time.time()
-
-        async def on_approved(msg: Any) -> None:
-            stored = msg.metadata.timestamp.timestamp() + wall_to_monotonic
-            approved_at[ChatMessage.from_json(msg.data).id] = stored
-
-        async def on_rejected(msg: Any) -> None:
-            verdict = ModerationVerdict.from_json(msg.data)
-            rejected[verdict.message_id] = verdict.reason
-
-        await nc.jetstream().subscribe(
-            subjects.chat_approved(room), cb=on_approved, ordered_consumer=True
-        )
-        await nc.jetstream().subscribe(
-            subjects.chat_rejected(room), cb=on_rejected, ordered_consumer=True
-        )
+    room, lk_srv = stack.room, stack.livekit
+    async with edge_client(stack.edge_url) as http:
+        tokens = await poster_tokens(http, POSTERS)
+        nc = await nats.connect(stack.nats_url)
+        stored = StoredTimes()
+        await stored.follow(nc, room)
         publisher = await join(
             lk_srv,
             mint_token(lk_srv, "bench-direct-publisher", room, can_publish_data=True),
         )
-        pool = ViewerPool(lk_srv, room)
+        pool = ViewerPool(lk_srv, room, VIEWERS, WORKERS)
         try:
             await pool.start()
             async with asyncio.timeout(20):
@@ -522,23 +203,26 @@ async def measure(
                     await asyncio.sleep(0.05)
             async with server_api(lk_srv) as lk:
                 # warm every path once (connections, pools, caches)
-                await run_path(http, tokens, approved_at, pool, 10)
-                cpu = CpuMeter(
-                    {**pids, "bench_senders": os.getpid(), **pool.pids()}  # type: ignore[dict-item]
-                )
+                await run_path(http, tokens, stored, pool, 10)
+                cpu = CpuMeter({**stack.pids, "bench_senders": os.getpid(), **pool.pids()})
                 for rate in RATES:
                     cpu.start()
                     direct = await run_direct(publisher, pool, room, rate)
                     direct_cpu = cpu.per_message_ms(len(direct.sent_at))
                     server_send = await run_server_send(lk, pool, room, rate)
                     cpu.start()
-                    path, acked_at, errors = await run_path(http, tokens, approved_at, pool, rate)
-                    path_cpu = cpu.per_message_ms(len(path.sent_at) + len(errors))
+                    path, sent = await run_path(http, tokens, stored, pool, rate)
+                    path_cpu = cpu.per_message_ms(len(path.sent_at) + len(sent.errors))
                     out[str(rate)] = report(
-                        direct, server_send, path, acked_at, approved_at, rejected
+                        direct,
+                        server_send,
+                        path,
+                        sent.acked_at,
+                        stored.approved_at,
+                        stored.rejected,
                     )
-                    out[str(rate)]["path"]["http_errors"] = len(errors)
-                    out[str(rate)]["path"]["http_error_examples"] = errors[:3]
+                    out[str(rate)]["path"]["http_errors"] = len(sent.errors)
+                    out[str(rate)]["path"]["http_error_examples"] = sent.errors[:3]
                     out[str(rate)]["path"]["cpu_ms_per_message"] = path_cpu
                     out[str(rate)]["direct"]["cpu_ms_per_message"] = direct_cpu
                     print(f"rate {rate}: {out[str(rate)]['p99_ratio']}x p99", flush=True)

@@ -72,7 +72,7 @@ import aiohttp
 import nats
 
 from bench import smoke_or, where_and_when
-from bench.bench_chat_latency import WORDS, paced
+from bench.chat_path import WORDS, paced, poster_tokens
 from livestage import subjects
 from livestage.schemas import ChatMessage, ModerationVerdict
 from tests.support.chat import backend_env
@@ -503,25 +503,6 @@ class Sender:
                 record.errors.append(repr(error)[:160])
             await asyncio.sleep(delay)
             delay = min(delay * 2, 4.0)
-
-
-async def poster_tokens(http: aiohttp.ClientSession, count: int) -> list[str]:
-    """A viewer token for each of `count` new visitors (no cookie: each request is a new one)."""
-    limit = asyncio.Semaphore(8)
-
-    async def one(n: int) -> str:
-        async with (
-            limit,
-            http.post(
-                "/api/livekit-token", json={"displayName": f"Poster {n}", "avatar": "owl"}
-            ) as response,
-        ):
-            if response.status != 200:
-                raise RuntimeError(f"POST /api/livekit-token: {response.status}")
-            token: str = (await response.json())["token"]
-            return token
-
-    return list(await asyncio.gather(*(one(n) for n in range(count))))
 
 
 # --- reading back what JetStream stored ---------------------------------------------------------
