@@ -652,8 +652,9 @@ class YouTubeChat:
         )
         while True:
             page = await self._retrying(sink, functools.partial(self._page, chat_id, token))
+            fetched_at = self._clock()
             sink.connected(PLATFORM, True)
-            now_ms = round(self._clock() * 1000)
+            now_ms = round(fetched_at * 1000)
             actions = [a for a in (read_item(i, now_ms) for i in page.get("items") or []) if a]
             if first:
                 actions = self._without_old_backlog(actions, now_ms)
@@ -665,7 +666,9 @@ class YouTubeChat:
             first = False
             if page.get("offlineAt") or any(isinstance(a, ChatEnded) for a in actions):
                 raise ChatOver("the broadcast ended")
-            await self._pause(await self._next_wait(page))
+            # the interval runs from the fetch: handing the page over is part of the wait
+            wait_s = await self._next_wait(page) - (self._clock() - fetched_at)
+            await self._pause(max(wait_s, 0.0))
 
     async def _page(self, chat_id: str, token: str | None) -> dict[str, Any]:
         params = {"liveChatId": chat_id, "part": "snippet,authorDetails"}
