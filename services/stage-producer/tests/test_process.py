@@ -6,18 +6,33 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.support.identities import viewer_identity
-from tests.support.services import start_service, start_stage_producer, stop_service, wait_http_ok
+from tests.support.services import (
+    end_service,
+    free_port,
+    start_service,
+    start_service_until,
+    start_stage_producer,
+    stop_service,
+    wait_http_ok,
+)
 
 
 def test_the_service_starts_serves_and_stops(nats_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    process, port = start_stage_producer(nats_server, tmp_path)
+    # Its asset server answers before NATS is connected (the browser starts first): wait for
+    # the connection line, not only for /healthz, before stopping it.
+    port = free_port()
+    env = {
+        "NATS_URL": nats_server.url,
+        "STAGE_HTTP_PORT": str(port),
+        "STAGE_ASSET_DIR": str(tmp_path),
+    }
+    process = start_service_until("stage_producer", env, "stage-producer connected to NATS")
     try:
         wait_http_ok(f"http://127.0.0.1:{port}/healthz", process)
     finally:
-        output = stop_service(process)
+        output = end_service(process)
     assert process.returncode == 0, output
     assert "topics=keywords search=sources backdrops=procedural" in output
-    assert "stage-producer connected to NATS" in output
 
 
 def test_a_bad_sources_file_stops_the_service_with_the_reason(nats_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -385,7 +385,8 @@ async function main(): Promise<void> {
   clearFormErrors();
   el.name.maxLength = config.maxNameLength * 2; // UTF-16 units; the real limit is checked in code points
   const saved = loadProfile(store, config.avatars, config.maxNameLength);
-  el.name.value = saved?.displayName ?? "";
+  // a name typed while the configuration was loading is kept (a slow connection, a fast typist)
+  if (!el.name.value) el.name.value = saved?.displayName ?? "";
   renderAvatarChoices(config, saved?.avatar ?? config.avatars[0]);
   el.join.disabled = false;
   updateCounter();
