@@ -24,8 +24,9 @@ set -euo pipefail
 
 LIVEKIT_VERSION="${LIVEKIT_VERSION:-v1.13.5}"
 HELM_VERSION="${HELM_VERSION:-v3.22.0}"
-# Prometheus's Go module of the compose image's release (prom/prometheus v3.5.0 is v0.305.0).
-PROMTOOL_VERSION="${PROMTOOL_VERSION:-v0.305.0}"
+# Prometheus's Go module. The compose image's release (prom/prometheus v3.5.0, module v0.305.0)
+# cannot be `go install`ed (its go.mod has replace directives); v0.316.0 (Prometheus 3.x) can.
+PROMTOOL_VERSION="${PROMTOOL_VERSION:-v0.316.0}"
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 cache="$root/.cache"
@@ -121,7 +122,7 @@ go_tool livekit-server "$LIVEKIT_VERSION" github.com/livekit/livekit-server/cmd/
   "a few minutes"
 go_tool helm "$HELM_VERSION" helm.sh/helm/v3/cmd/helm helm "https://go.dev/dl" "about 2 minutes"
 go_tool promtool "$PROMTOOL_VERSION" github.com/prometheus/prometheus/cmd/promtool promtool \
-  "https://go.dev/dl" "a few minutes"
+  "https://go.dev/dl" "about 5 minutes"
 
 # go_local <name> <how long>: a small Go program of ours, tools/<name> (its own go.mod and go.sum),
 # built into .cache/bin/<name> again only when its sources change (the stamp is their checksum).

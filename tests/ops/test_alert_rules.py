@@ -22,7 +22,7 @@ import yaml
 
 from host_agent.settings import CostSettings
 from livestage.settings import default_of
-from tests.ops.test_dashboard_and_metrics_doc import SERIES_LABELS, SPEC_OF_SERIES, walk
+from tests.ops.test_dashboard_and_metrics_doc import SPEC_OF_SERIES, check_series, walk
 from tests.ops.test_helm import CI_VALUES, template
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -87,30 +87,9 @@ def test_a_wrong_expectation_fails_the_unit_tests(tmp_path: Path) -> None:
     assert "LivestageCollectorDown" in result.stdout + result.stderr
 
 
-def labels_of(series: str) -> set[str]:
-    if series in BUILTIN_SERIES:
-        return BUILTIN_SERIES[series]
-    return set(SPEC_OF_SERIES[series].attributes) | SERIES_LABELS
-
-
 def test_every_rule_names_only_series_that_exist_with_their_labels() -> None:
     for rule in rules():
-        name, tree = rule["alert"], promql_parser.parse(rule["expr"])
-        selectors = [n for n in walk(tree) if type(n).__name__ == "VectorSelector"]
-        assert selectors, name
-        for selector in selectors:
-            assert selector.name in SPEC_OF_SERIES or selector.name in BUILTIN_SERIES, (
-                f"{name}: {selector.name} is no metric"
-            )
-            allowed = labels_of(selector.name)
-            used = {m.name for m in selector.matchers.matchers}
-            assert used <= allowed, f"{name}: {selector.name} has no label {used - allowed}"
-        for node in walk(tree):
-            modifier = getattr(node, "modifier", None)
-            if type(node).__name__ == "AggregateExpr" and modifier is not None:
-                inner = {n.name for n in walk(node) if type(n).__name__ == "VectorSelector"}
-                allowed = SERIES_LABELS.union(*(labels_of(s) for s in inner))
-                assert set(modifier.labels) <= allowed, (name, modifier.labels)
+        check_series(rule["alert"], promql_parser.parse(rule["expr"]), BUILTIN_SERIES)
 
 
 def test_a_rule_naming_an_unknown_series_would_be_caught() -> None:
