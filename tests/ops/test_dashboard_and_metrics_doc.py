@@ -68,6 +68,34 @@ def walk(node: Any) -> Iterator[Any]:
                 yield from walk(item)
 
 
+def labels_of(series: str, builtin: dict[str, set[str]]) -> set[str]:
+    if series in builtin:
+        return builtin[series]
+    return set(SPEC_OF_SERIES[series].attributes) | SERIES_LABELS
+
+
+def check_series(title: str, tree: Any, builtin: dict[str, set[str]] | None = None) -> set[str]:
+    """Assert that a parsed query names only series made from a spec (or `builtin`'s, with their
+    labels), filters and groups by labels they have; return the spec series it names."""
+    builtin = builtin or {}
+    selectors = [n for n in walk(tree) if type(n).__name__ == "VectorSelector"]
+    assert selectors, title
+    for selector in selectors:
+        assert selector.name in SPEC_OF_SERIES or selector.name in builtin, (
+            f"{title}: {selector.name} is not a metric"
+        )
+        allowed = labels_of(selector.name, builtin)
+        used = {m.name for m in selector.matchers.matchers}
+        assert used <= allowed, f"{title}: {selector.name} has no label {used - allowed}"
+    for node in walk(tree):
+        modifier = getattr(node, "modifier", None)
+        if type(node).__name__ == "AggregateExpr" and modifier is not None:
+            inner = {n.name for n in walk(node) if type(n).__name__ == "VectorSelector"}
+            allowed = SERIES_LABELS.union(*(labels_of(name, builtin) for name in inner))
+            assert set(modifier.labels) <= allowed, (title, modifier.labels)
+    return {s.name for s in selectors if s.name in SPEC_OF_SERIES}
+
+
 def queries() -> list[tuple[str, str]]:
     board = json.loads(DASHBOARD.read_text())
     return [
@@ -84,21 +112,7 @@ def test_every_query_parses_and_names_only_metrics_that_exist() -> None:
     for title, expr in found:
         concrete = expr.replace("$__rate_interval", "1m").replace("$__range", "1h")
         tree = promql_parser.parse(concrete)  # raises on a syntax error
-        selectors = [n for n in walk(tree) if type(n).__name__ == "VectorSelector"]
-        assert selectors, (title, expr)
-        for selector in selectors:
-            assert selector.name in SPEC_OF_SERIES, f"{title}: {selector.name} is not a metric"
-            spec = SPEC_OF_SERIES[selector.name]
-            named.add(spec.name)
-            allowed = set(spec.attributes) | SERIES_LABELS
-            used = {m.name for m in selector.matchers.matchers}
-            assert used <= allowed, f"{title}: {selector.name} has no label {used - allowed}"
-        for node in walk(tree):
-            modifier = getattr(node, "modifier", None)
-            if type(node).__name__ == "AggregateExpr" and modifier is not None:
-                inner = {n.name for n in walk(node) if type(n).__name__ == "VectorSelector"}
-                allowed = SERIES_LABELS.union(*(SPEC_OF_SERIES[name].attributes for name in inner))
-                assert set(modifier.labels) <= allowed, (title, expr)
+        named |= {SPEC_OF_SERIES[name].name for name in check_series(title, tree)}
     # Not a rule that every metric is on the board, but the board covers most of them.
     assert len(named) >= len(metrics.ALL) - 2, sorted({s.name for s in metrics.ALL} - named)
 
