@@ -231,14 +231,18 @@ class HostCommand(WireModel):
 class HostJobEvent(WireModel):
     """A host agent job's life (`host.job.<room>`): started, live (a viewer came), ended.
 
-    `reason` says why it ended (`no_viewer`, `viewers_left`, `crashed`, `shutdown`, ...);
+    `reason` says why it ended (`no_viewer`, `viewers_left`, `crashed`, `shutdown`, `operator`
+    (the show was ended), ...). While live: `fallback` (a backend failed and the local one took
+    over: `voice`/`avatar` are the backends now, `reason` names what failed), `released` (paused
+    for `HOST_PAUSE_RELEASE_S`: the paid sessions were closed) and `rebuilt` (resumed after a
+    release: the sessions are back).
     `usage` carries counted usage and estimated spend at the end (names in `livestage.metrics`).
     """
 
     id: MessageId
     room: RoomName
     job_id: Annotated[str, StringConstraints(max_length=128)]
-    event: Literal["started", "live", "ended"]
+    event: Literal["started", "live", "fallback", "released", "rebuilt", "ended"]
     reason: ShortText = ""
     voice: Annotated[str, StringConstraints(max_length=64)] = ""
     avatar: Annotated[str, StringConstraints(max_length=64)] = ""
@@ -311,6 +315,59 @@ class StageCommand(WireModel):
     kind: Literal["screenshot", "clip"] = "screenshot"
     prompt: ShortText = ""
     visual_id: Annotated[str, StringConstraints(max_length=64)] = ""
+    created_at: EpochMs
+
+
+Layout = Literal["corner", "side", "center", "visual-only", "host-only"]
+LAYOUTS: tuple[Layout, ...] = ("corner", "side", "center", "visual-only", "host-only")
+DEFAULT_LAYOUT: Layout = "corner"
+"""Where the host stands on the stage: `corner` (lower right, about 45% of the stage height, the
+visual fully readable), `side` (the host in a column beside the visual), `center` (the host in
+front of the visual), `visual-only`, `host-only`."""
+
+ShowState = Literal["live", "ended"]
+
+
+class StageLayoutEvent(WireModel):
+    """The stage layout an operator chose (`stage.layout.<room>`; also the packet on the stage
+    data topic, told apart from a `StageVisual` by `type`)."""
+
+    type: Literal["layout"] = "layout"
+    id: MessageId
+    room: RoomName
+    layout: Layout
+    created_at: EpochMs
+
+
+class ShowEvent(WireModel):
+    """An operator ended or started the show (`room.show.<room>`; also the packet on the stage
+    data topic). Ended: the host job ends (reason `operator`), the stage producer stops for the
+    room, the pages say "The show has ended", and no host is dispatched until `live` again."""
+
+    type: Literal["show"] = "show"
+    id: MessageId
+    room: RoomName
+    state: ShowState
+    reason: ShortText = ""
+    created_at: EpochMs
+
+
+EgressStatus = Literal["starting", "active", "ending", "complete", "failed", "aborted"]
+
+
+class EgressEvent(WireModel):
+    """A LiveKit web egress of the room's `/stage` page to an RTMP ingest (`room.egress.<room>`).
+
+    `target` is the RTMP URL without the stream key (the key is a secret and never travels);
+    `error` is LiveKit's error text when `status` is `failed` or `aborted`."""
+
+    id: MessageId
+    room: RoomName
+    egress_id: Annotated[str, StringConstraints(max_length=128)]
+    status: EgressStatus
+    target: Annotated[str, StringConstraints(max_length=2048)] = ""
+    error: ShortText = ""
+    started_at: int = Field(0, ge=0, le=MAX_EPOCH_MS)
     created_at: EpochMs
 
 

@@ -116,8 +116,24 @@ def stage_command(room: str) -> str:
     return _subject("stage", "command", room)
 
 
+def stage_layout(room: str) -> str:
+    """An operator switched the stage layout (`StageLayoutEvent`); the pages follow it."""
+    return _subject("stage", "layout", room)
+
+
 def room_presence(room: str) -> str:
     return _subject("room", "presence", room)
+
+
+def room_show(room: str) -> str:
+    """An operator ended or started the show (`ShowEvent`): the host job, the stage producer
+    and the pages follow it; the edge dispatches no host while it is ended."""
+    return _subject("room", "show", room)
+
+
+def room_egress(room: str) -> str:
+    """A LiveKit egress of the room's `/stage` page changed state (`EgressEvent`)."""
+    return _subject("room", "egress", room)
 
 
 def history_recent(room: str) -> str:

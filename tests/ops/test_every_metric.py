@@ -44,12 +44,12 @@ from redis.asyncio import Redis
 
 from host_agent.settings import CostSettings
 from host_agent.spend import spend_key
-from host_agent.usage import spend_day
 from livestage import subjects
 from livestage.bus import Bus, Observed
 from livestage.identity import viewer_identity
 from livestage.schemas import HostJobEvent, SpokenTurn
 from livestage.settings import NatsSettings
+from livestage.shows import spend_day
 from tests.doubles.anam import AnamDouble, AvatarConfig
 from tests.doubles.base import Fault
 from tests.doubles.openai_realtime import OpenAIRealtimeDouble, ReplyContext

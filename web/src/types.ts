@@ -11,6 +11,18 @@ export interface AppConfig {
   maxNameLength: number;
   maxChatLength: number;
   avatarIdentities: string[];
+  layout: Layout;
+  showState: ShowState;
+}
+
+/** Where the host stands on the stage (the operator chooses; see styles.css `[data-layout]`). */
+export type Layout = "corner" | "side" | "center" | "visual-only" | "host-only";
+export const LAYOUTS: readonly Layout[] = ["corner", "side", "center", "visual-only", "host-only"];
+export const DEFAULT_LAYOUT: Layout = "corner";
+export type ShowState = "live" | "ended";
+
+export function parseLayout(v: unknown): Layout | null {
+  return typeof v === "string" && (LAYOUTS as readonly string[]).includes(v) ? (v as Layout) : null;
 }
 
 export interface TokenResponse {
@@ -92,6 +104,8 @@ export const DEFAULT_CONFIG: AppConfig = {
   maxNameLength: 32,
   maxChatLength: 500,
   avatarIdentities: ["anam-avatar-host", "avatar-host"],
+  layout: DEFAULT_LAYOUT,
+  showState: "live",
 };
 
 /** Lenient: missing fields fall back to the documented defaults. */
@@ -112,6 +126,8 @@ export function parseConfig(v: unknown): AppConfig {
     maxNameLength: posInt(v.maxNameLength, d.maxNameLength),
     maxChatLength: posInt(v.maxChatLength, d.maxChatLength),
     avatarIdentities: ids.length ? ids : d.avatarIdentities,
+    layout: parseLayout(v.layout) ?? d.layout,
+    showState: v.showState === "ended" ? "ended" : "live",
   };
 }
 

@@ -132,6 +132,7 @@ const CONTRACTS: Record<string, Contract> = {
   PublicConfig: {
     parse: parseConfig,
     fallback: { ...DEFAULT_CONFIG },
+    unknownEnum: { layout: "corner", showState: "live" },
   },
   TokenResponse: {
     parse: parseTokenResponse,

@@ -16,17 +16,15 @@ from collections.abc import Callable
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from host_agent.usage import spend_day
+from livestage.shows import spend_day, spend_key
+
+__all__ = ["KEY_TTL_S", "SpendStore", "SpendUnavailable", "spend_key"]
 
 KEY_TTL_S = 2 * 24 * 3600
 
 
 class SpendUnavailable(RuntimeError):
     """Redis did not answer; the spend of other jobs is unknown for now."""
-
-
-def spend_key(room: str, day: str) -> str:
-    return f"livestage:host:spend:{{{room}}}:{day}"
 
 
 class SpendStore:

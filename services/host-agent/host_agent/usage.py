@@ -16,7 +16,6 @@ Backend names are the metric attribute `backend`, a small closed set:
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass, field
 
 from host_agent.settings import CostSettings
@@ -203,8 +202,3 @@ class UsageLedger:
 def over_cap(spent_today_usd: float, cap_usd: float) -> bool:
     """Whether a room's spend today reached its daily cap (a cap of 0 means none)."""
     return cap_usd > 0 and spent_today_usd >= cap_usd
-
-
-def spend_day(epoch_s: float) -> str:
-    """The UTC day a spend counts against: `YYYY-MM-DD`."""
-    return dt.datetime.fromtimestamp(epoch_s, tz=dt.UTC).strftime("%Y-%m-%d")

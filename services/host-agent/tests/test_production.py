@@ -23,10 +23,10 @@ from redis.asyncio import Redis
 
 from host_agent.settings import CostSettings, LocalAvatarSettings, PipelineSettings
 from host_agent.spend import spend_key
-from host_agent.usage import spend_day
 from livestage import attributes, metrics, subjects
 from livestage.identity import ANAM_AVATAR_IDENTITY, LOCAL_AVATAR_IDENTITY
 from livestage.settings import AnamSettings, OpenAISettings, RedisSettings
+from livestage.shows import spend_day
 from tests.doubles.anam import AnamDouble, AvatarConfig
 from tests.doubles.base import Fault
 from tests.doubles.openai_chat import OpenAIChatDouble

@@ -31,12 +31,12 @@ from host_agent.usage import (
     Tokens,
     UsageLedger,
     over_cap,
-    spend_day,
 )
 from host_agent.voices.openai_realtime import OpenAIRealtimeVoice
 from host_agent.voices.pipeline import BoundedSpeechTTS, PipelineVoice
 from livestage.kv import connect_redis
 from livestage.settings import OpenAISettings, RedisSettings
+from livestage.shows import spend_day
 from tests.support.identities import named_viewer
 
 PRICES = Prices(

@@ -470,6 +470,8 @@ async def test_health_ready_config_and_openapi(make_edge: EdgeFactory) -> None:
         "maxNameLength": 32,
         "maxChatLength": 500,
         "avatarIdentities": ["anam-avatar-host", "avatar-host"],
+        "layout": "corner",
+        "showState": "live",
     }
 
     spec = (await edge.client.get("/openapi.json")).json()

@@ -28,6 +28,7 @@ from livestage.settings import (
     TopicSettings,
     mask_url,
 )
+from livestage.shows import ShowStore
 
 from .client_ip import Network, client_ip, client_network
 from .dispatch.decision import HostPolicy
@@ -110,6 +111,10 @@ class Services:
     @property
     def bans(self) -> BanStore:
         return BanStore(self.redis)
+
+    @property
+    def shows(self) -> ShowStore:
+        return ShowStore(self.redis)
 
     def start_reconciler(self) -> None:
         """Look after the room's host in the background (`dispatch/reconciler.py`)."""

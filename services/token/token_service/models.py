@@ -12,7 +12,15 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
-from livestage.schemas import MAX_CHAT_CHARS, MAX_NAME_CHARS, ChatMessage, ShortText
+from livestage.schemas import (
+    DEFAULT_LAYOUT,
+    MAX_CHAT_CHARS,
+    MAX_NAME_CHARS,
+    ChatMessage,
+    Layout,
+    ShortText,
+    ShowState,
+)
 from livestage.text import clean_text
 
 CLIENT_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
@@ -112,6 +120,10 @@ class PublicConfig(ApiModel):
     max_name_length: int = MAX_NAME_CHARS
     max_chat_length: int = MAX_CHAT_CHARS
     avatar_identities: list[str]
+    layout: Layout = Field(DEFAULT_LAYOUT, description="The stage layout the operator chose.")
+    show_state: ShowState = Field(
+        "live", description="`ended` after an operator ended the show, until they start it."
+    )
 
 
 class ErrorItem(BaseModel):

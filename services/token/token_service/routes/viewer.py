@@ -7,9 +7,11 @@ import logging
 from typing import Annotated
 
 from fastapi import APIRouter, Cookie, Depends, Request, Response
+from redis.exceptions import RedisError
 
 from livestage import metrics
 from livestage.identity import AVATAR_IDENTITIES
+from livestage.shows import Show
 
 from ..client_ip import forwarded_proto
 from ..deps import ClientNetwork, ServicesDep, limit_token_network, refuse_banned
@@ -25,8 +27,16 @@ router = APIRouter(prefix="/api", tags=["viewer"])
 
 @router.get("/config", response_model=PublicConfig, response_model_by_alias=True)
 async def public_config(services: ServicesDep) -> PublicConfig:
-    """What the viewer and stage pages need to know (nothing secret)."""
+    """What the viewer and stage pages need to know (nothing secret). The layout and show
+    state fall back to their defaults while Redis is away: the page must still load."""
+    try:
+        show = await services.shows.get(services.livekit.room)
+    except RedisError as error:
+        log.warning("config: show state unavailable (%r); serving defaults", error)
+        show = Show(room=services.livekit.room)
     return PublicConfig(
+        layout=show.layout,
+        show_state=show.state,
         room_name=services.livekit.room,
         avatars=services.edge.avatars,
         chat_topic=services.topics.chat_topic,
