@@ -91,6 +91,22 @@ class LiveKitGateway:
             )
             raise LiveKitUnavailable(f"LiveKit unreachable for {what}") from error
 
+    async def send_to_room(self, room: str, topic: str, data: str) -> None:
+        """Send one reliable data packet to everyone in `room` on `topic` (the pages hear it).
+        A room that does not exist is not an error: nobody is there to tell."""
+
+        async def send(lk: api.LiveKitAPI) -> None:
+            request = api.SendDataRequest(
+                room=room, data=data.encode(), kind=api.DataPacket.Kind.RELIABLE, topic=topic
+            )
+            try:
+                await lk.room.send_data(request)
+            except api.TwirpError as error:
+                if error.code != "not_found":
+                    raise
+
+        await self.call(f"send to room {room}", send)
+
     async def aclose(self) -> None:
         if self._api is not None:
             await self._api.aclose()
