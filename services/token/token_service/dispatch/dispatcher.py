@@ -8,10 +8,12 @@ events (a job started, went live or ended), and expires after `TOKEN_HOST_CACHE_
 reconciler (`reconciler.py`) calls `ensure_host` too, for rooms with viewers, and skips the cache
 (`fresh=True`) when an event says it may be wrong (a worker registered, a job ended).
 
-On a miss, one request per room takes a short Redis lock (the others answer at once: someone is
-deciding), reads the room from LiveKit (participants and dispatches) plus the job ids our host
-agents reported as ended, lets `decide()` choose, and acts: nothing, or delete the dead dispatches
-and create one. Every LiveKit call is bounded (`LiveKitGateway`), and the whole decision is
+On a miss, a room whose show an operator ended (`livestage.shows`) gets no host: one more Redis
+read (a cached state never leads to a dispatch, so it is not needed before). Otherwise one
+request per room takes a short Redis lock (the others answer at once: someone is deciding),
+reads the room from LiveKit (participants and dispatches) plus the job ids our host agents
+reported as ended, lets `decide()` choose, and acts: nothing, or delete the dead dispatches and
+create one. Every LiveKit call is bounded (`LiveKitGateway`), and the whole decision is
 bounded well inside the lock's lifetime, so a hung LiveKit cannot make a request outlive its lock
 and let a second request dispatch at the same time. If a call that changes dispatches fails or
 times out, the lock is left to expire instead of being released: that call may still land at
@@ -34,6 +36,7 @@ from redis.exceptions import LockError, RedisError
 
 from livestage import metrics
 from livestage.schemas import now_ms
+from livestage.shows import ShowStore
 from livestage.subjects import check_room
 
 from ..livekit_gateway import LiveKitGateway, LiveKitUnavailable
@@ -58,6 +61,7 @@ class HostState(Enum):
     PENDING = "pending"  # a live dispatch exists (no job yet, pending, or starting)
     DISPATCHED = "dispatched"  # this call created the dispatch
     BUSY = "busy"  # another request holds the room's lock and is deciding
+    SHOW_ENDED = "show_ended"  # an operator ended the show: no host until it starts again
 
 
 @dataclass(frozen=True)
@@ -224,6 +228,8 @@ async def ensure_host(
         if cached is not None:
             return cached
     room = cache.room
+    if (await ShowStore(cache.redis).get(room)).ended:
+        return HostState.SHOW_ENDED
     lock = cache.redis.lock(f"livestage:dispatch-lock:{room}", timeout=lock_s, blocking=False)
     if not await lock.acquire():
         return HostState.BUSY

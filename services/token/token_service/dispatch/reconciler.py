@@ -39,8 +39,11 @@ _OUTCOMES = {
     HostState.PENDING: Outcome.PENDING,
     HostState.DISPATCHED: Outcome.DISPATCHED,
     HostState.BUSY: Outcome.BUSY,
+    HostState.SHOW_ENDED: Outcome.SHOW_ENDED,
 }
-FRESH_TRIGGERS = frozenset({Trigger.WORKER, Trigger.JOB_ENDED, Trigger.HOST_LEFT})
+FRESH_TRIGGERS = frozenset(
+    {Trigger.WORKER, Trigger.JOB_ENDED, Trigger.HOST_LEFT, Trigger.SHOW_STARTED}
+)
 """Events after which the cached host state may be wrong: those looks ask LiveKit. Other looks
 (a sweep, a viewer joining: many at once in a rush) believe the cache while it holds."""
 WARN_AFTER_ATTEMPTS = 4

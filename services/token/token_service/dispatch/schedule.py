@@ -15,7 +15,7 @@ What a look found (`record(room, outcome, now)`) sets the room's next look and i
 
 | outcome | next look | backoff |
 |---|---|---|
-| `PRESENT`, `NO_VIEWERS` | the sweep | forgotten |
+| `PRESENT`, `NO_VIEWERS`, `SHOW_ENDED` | the sweep | forgotten |
 | `PENDING` (a dispatch on its way) | the sweep | kept |
 | `DISPATCHED` | the sweep, or the backoff if later | one step longer |
 | `FAILED` (LiveKit or Redis did not answer) | the backoff | one step longer |
@@ -39,6 +39,7 @@ class Trigger(Enum):
     JOB_ENDED = "job_ended"  # a host.job "ended" event
     HOST_LEFT = "host_left"  # LiveKit's webhook: our host's participant left
     VIEWER_JOINED = "viewer_joined"  # LiveKit's webhook: a viewer joined (maybe with an old token)
+    SHOW_STARTED = "show_started"  # an operator started the show again
 
 
 class Outcome(Enum):
@@ -46,6 +47,7 @@ class Outcome(Enum):
     PENDING = "pending"
     DISPATCHED = "dispatched"
     NO_VIEWERS = "no_viewers"
+    SHOW_ENDED = "show_ended"
     BUSY = "busy"
     FAILED = "failed"
 
@@ -125,7 +127,7 @@ class ReconcileSchedule:
         if state.worker_at is not None and state.worker_at <= now:
             state.worker_at = None
         sweep = now + self.policy.interval_s
-        if outcome in (Outcome.PRESENT, Outcome.NO_VIEWERS):
+        if outcome in (Outcome.PRESENT, Outcome.NO_VIEWERS, Outcome.SHOW_ENDED):
             state.attempts = 0
             state.not_before = now
         elif outcome in (Outcome.DISPATCHED, Outcome.FAILED):
