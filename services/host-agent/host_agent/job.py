@@ -19,8 +19,19 @@
 4. Loop: ask the brain, carry out `Speak` / `Interrupt`, publish each finished turn on
    `host.spoken.<room>`, keep the host's state in its participant attributes.
 5. End when no viewer has been in the room for `HOST_EMPTY_GRACE_S` (`viewers_left`), on worker
-   shutdown (`shutdown`), or when something breaks (`crashed`): close the session, take the
-   avatar out, publish `ended` with the reason, shut the job down.
+   shutdown (`shutdown`), when an operator ends the show (`operator`), or when something breaks
+   (`crashed`): close the session, take the avatar out, publish `ended` with the reason, shut
+   the job down.
+
+Ending the show (`livestage.shows`): the job follows `room.show.<room>` (new events) from its
+start and reads the room's show record in Redis once it follows it; an ended show (then or
+later, waiting for a viewer or live) ends the job with reason `operator`, closing every paid
+session (the `AgentSession` with OpenAI Realtime or the pipeline, the Anam avatar session). Going
+live, the job writes the room's daily cap (`HOST_COST_DAILY_CAP_USD`) where the operator's console
+reads it (`spend_cap_key`).
+
+Pause release (`release.py`): a pause held `HOST_PAUSE_RELEASE_S` closes the session and the
+avatar session but keeps the job (`released`); `resume`, or a `say`, rebuilds them (`rebuilt`).
 
 Handing over (`handover.py`): a draining worker sends `handover` naming this job on
 `host.control.<room>` (followed from the job's start, so a job still waiting for its viewer
@@ -81,21 +92,25 @@ from host_agent.inputs import (
 from host_agent.metering import Metering
 from host_agent.persona import Persona, PersonaError, find_persona, load_persona
 from host_agent.presence import RoomPresence
+from host_agent.release import PauseRelease
 from host_agent.switcher import BackendSwitcher
 from host_agent.turns import Turns
 from livestage import metrics, subjects
 from livestage.bus import Bus, BusUnavailable, Observed, Watch
+from livestage.kv import connect_redis
 from livestage.schemas import (
     ChatMessage,
     ChatRemoval,
     HostCommand,
     HostJobEvent,
+    ShowEvent,
     SpokenTurn,
     StageVisual,
     WireModel,
     new_id,
     now_ms,
 )
+from livestage.shows import ShowStore, spend_cap_key
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +137,9 @@ class HostJob:
         self._task: asyncio.Task[str] | None = None
         self._ready = False
         self._handover_deadline: float | None = None
+        self.release = PauseRelease(config.host.pause_release_s)
+        self.redis = connect_redis(config.redis, timeout_s=2.0, retries=1)
+        """The room's show record and spend cap (never the job's life: errors are logged)."""
         """Handing over: when the turn under way is cut if it has not ended (clock time)."""
         self.attributes = HostAttributes(ctx.room, self._spawn)
         self.metering = Metering(
@@ -160,6 +178,7 @@ class HostJob:
             spawn=self._spawn,
             on_change=self._refresh_attributes,
             on_closed=self._on_session_close,
+            on_fallback=lambda reason: self._spawn(self._publish_job("fallback", reason)),
         )
 
     # ---- the whole job ----------------------------------------------------------------------
@@ -188,6 +207,10 @@ class HostJob:
                     subjects.host_control(self.room_name), HostCommand, self._on_command
                 )
             )
+            self._watches.append(
+                await self.bus.watch(subjects.room_show(self.room_name), ShowEvent, self._on_show)
+            )
+            await self._check_show()
             self.presence.follow()
             if not await self.presence.wait_for_viewer(
                 self.config.host.viewer_wait_s, self._stopped
@@ -239,10 +262,36 @@ class HostJob:
         # framework shutting the job down (worker stop), whatever reason it names
         self._stop("crashed" if event.error is not None else "shutdown")
 
+    async def _check_show(self) -> None:
+        """An operator ended the show before this job started (a dispatch already on its way):
+        end at once. Redis away: the show counts as live (the event still ends it)."""
+        try:
+            async with asyncio.timeout(3):
+                show = await ShowStore(self.redis).get(self.room_name)
+        except Exception as error:  # noqa: BLE001 - Redis or its timeout: carry on, logged
+            log.warning("room %s: show state unknown (%r); going on", self.room_name, error)
+            return
+        if show.ended:
+            log.info("room %s: the show has ended; this job ends at once", self.room_name)
+            self._stop("operator")
+
+    async def _on_show(self, observed: Observed[ShowEvent]) -> None:
+        if observed.model.room == self.room_name and observed.model.state == "ended":
+            log.info("room %s: the operator ended the show; ending the job", self.room_name)
+            self._stop("operator")
+
     # ---- going live -------------------------------------------------------------------------
+
+    async def _write_spend_cap(self) -> None:
+        try:
+            async with asyncio.timeout(3):
+                await self.redis.set(spend_cap_key(self.room_name), self.metering.cap_usd)
+        except Exception as error:  # noqa: BLE001 - only the console reads it: logged
+            log.warning("room %s: daily cap not written (%r)", self.room_name, error)
 
     async def _go_live(self) -> None:
         await self.switcher.go_live()
+        await self._write_spend_cap()
         log.info(
             "room %s live: voice %s, avatar %s, persona %s",
             self.room_name,
@@ -289,6 +338,9 @@ class HostJob:
                     self.presence.grace_s,
                 )
                 return "viewers_left"
+            if self.release.due(now, speaking=self.turns.current is not None):
+                await self._release()
+                continue
             if self.switcher.switching:  # a backend is being replaced: decide on the new session
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
@@ -296,6 +348,10 @@ class HostJob:
                 continue
             decision = self.brain.decide()
             if isinstance(decision, Speak):
+                if self.switcher.released:  # a `say` while released: the session comes back
+                    await self._rebuild()
+                    if self.brain.paused:  # and goes again once the pause is held anew
+                        self.release.paused(self.clock())
                 session, voice = self.switcher.session, self.switcher.voice
                 assert session is not None and voice is not None
                 self.turns.speak(decision.plan, session, voice)
@@ -309,6 +365,7 @@ class HostJob:
                     self.brain.next_wakeup(),
                     self.presence.grace_deadline(),
                     self._handover_deadline,
+                    None if self.switcher.released else self.release.deadline(),
                 )
                 if t is not None
             ]
@@ -316,6 +373,15 @@ class HostJob:
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout)
+
+    async def _release(self) -> None:
+        self.release.resumed()  # one release per held pause: a `say` starts the count again
+        if await self.switcher.release():
+            await self._publish_job("released", "paused")
+
+    async def _rebuild(self) -> None:
+        if await self.switcher.rebuild():
+            await self._publish_job("rebuilt")
 
     def _hand_over(self) -> None:
         """The worker is draining: finish what is being heard, say nothing new, then end."""
@@ -423,14 +489,19 @@ class HostJob:
         log.info("room %s: operator command %s", self.room_name, command.action)
         if command.action == "pause":
             self.brain.pause()
+            self.release.paused(self.clock())
             self.turns.interrupt(self.switcher.session, "skip")
         elif command.action == "resume":
             self.brain.resume()
+            self.release.resumed()
+            if self.switcher.released:
+                self._spawn(self._rebuild())
         elif command.action == "skip":
             self.turns.interrupt(self.switcher.session, "skip")
         elif command.action == "say":
             guard = self.switcher.guard
             self.brain.say(await guard.filter_say(command.text) if guard else command.text)
+            self.release.spoke(self.clock())
         elif command.action == "persona":
             await self._switch_persona(command.text)
         self._refresh_attributes()
@@ -500,6 +571,8 @@ class HostJob:
         await self._publish_job("ended", reason)
         if self.bus is not None:
             await self.bus.close()
+        with contextlib.suppress(Exception):
+            await self.redis.aclose()
         provider = otel_metrics.get_meter_provider()
         flush = getattr(provider, "force_flush", None)
         if callable(flush):

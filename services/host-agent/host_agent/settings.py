@@ -103,6 +103,11 @@ class HostSettings(BaseSettings):
         60.0, description="How long a live job stays with no viewer before it ends (s)."
     )
     greet: bool = Field(True, description="Say a short greeting when the first viewer arrives.")
+    pause_release_s: NonNegativeFloat = Field(
+        60.0,
+        description="A pause held this long closes the paid sessions (the voice's session, the "
+        "avatar's) and keeps the job; resume (or a say) builds them again (s; 0: never).",
+    )
 
     # --- the brain --------------------------------------------------------------------------
     batch_window_s: NonNegativeFloat = Field(

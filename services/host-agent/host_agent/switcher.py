@@ -13,7 +13,14 @@ from what it switches between (like Pipecat's `ServiceSwitcher`):
   carries over (the Anam avatar when only the voice failed: the new session's audio is routed
   to it). The turn under way is abandoned (`Turns.abandon`): tried again if it lost every word.
 
-Each fallback is logged and counted (`livestage.host.backend_fallbacks{kind, backend, reason}`).
+Each fallback is logged, counted (`livestage.host.backend_fallbacks{kind, backend, reason}`)
+and reported to the job once the new backends are in place (`on_fallback`: it publishes
+`host.job` `fallback`).
+
+Pause release (`release.py` decides when): `release()` closes the session and the avatar session
+(what costs money while the host is quiet) and keeps the voice's parts, the room and the
+backend names; `rebuild()` starts them again on the same backends (an avatar that cannot start
+now falls back as at going live).
 Sessions are numbered (`_epoch`): events of a session given up are ignored, and one switch at a
 time runs (`_switch_lock`).
 """
@@ -92,6 +99,7 @@ class BackendSwitcher:
         spawn: Callable[[Coroutine[Any, Any, Any]], None],
         on_change: Callable[[], None],
         on_closed: Callable[[CloseEvent], None],
+        on_fallback: Callable[[str], None] = lambda reason: None,
     ) -> None:
         self.room = room
         self.room_name = room.name
@@ -104,6 +112,11 @@ class BackendSwitcher:
         self._spawn = spawn
         self._on_change = on_change
         self._on_closed = on_closed
+        self._on_fallback = on_fallback
+        self._unreported: list[str] = []
+        """Fallbacks not yet reported (`on_fallback`): reported once the new backends run."""
+        self.released = False
+        """A held pause closed the session and the avatar session (`release`)."""
         self._counter = functools.partial(metrics.counter, meter=config.meter)
         self.session: AgentSession | None = None
         self.agent: Agent | None = None
@@ -153,9 +166,16 @@ class BackendSwitcher:
         self.voice, self.parts = self._start_voice(voice_name)
         self.avatar, session = await self._start_avatar(avatar_name)
         await self._start_session(session)
+        self._report_fallbacks()
+
+    def _report_fallbacks(self) -> None:
+        unreported, self._unreported = self._unreported, []
+        for reason in unreported:
+            self._on_fallback(reason)
 
     def _fallback(self, kind: str, backend: str, to: str, reason: str, detail: object) -> None:
         self.fallbacks += 1
+        self._unreported.append(f"{kind} {backend}: {reason}")
         log.warning(
             "room %s: %s backend %s failed (%s: %s); carrying on with %s",
             self.room_name,
@@ -402,6 +422,62 @@ class BackendSwitcher:
             time.monotonic() - started,
         )
         self._on_change()
+        self._report_fallbacks()
+
+    # ---- pause release ----------------------------------------------------------------------
+
+    async def release(self) -> bool:
+        """Close the session and the avatar session (a held pause); False if nothing to do."""
+        async with self._switch_lock:
+            session, avatar = self.session, self.avatar
+            if self.released or self._stopped.is_set() or session is None:
+                return False
+            self._switching = True
+            try:
+                self._epoch += 1  # the session's own close is ours
+                self.session = self.agent = None
+                self.avatar = None  # its leaving is no failure: nothing falls back
+                self.released = True
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(session.aclose(), GIVE_UP_S * 2)
+                if avatar is not None:
+                    if avatar.production:
+                        self.metering.avatar_stopped()
+                    with contextlib.suppress(Exception):
+                        await asyncio.wait_for(avatar.aclose(), 5)
+            finally:
+                self._switching = False
+                self._wake.set()
+        log.info(
+            "room %s: paused long enough; closed the session and the %s avatar session",
+            self.room_name,
+            self.avatar_name,
+        )
+        self._on_change()
+        return True
+
+    async def rebuild(self) -> bool:
+        """Start the session and the avatar again after `release`; False if not released."""
+        async with self._switch_lock:
+            if not self.released or self._stopped.is_set():
+                return False
+            self._switching = True
+            try:
+                self.avatar, session = await self._start_avatar(self.avatar_name)
+                await self._start_session(session)
+                self.released = False
+            finally:
+                self._switching = False
+                self._wake.set()
+        log.info(
+            "room %s: the host is back after its pause on voice %s, avatar %s",
+            self.room_name,
+            self.voice_name,
+            self.avatar_name,
+        )
+        self._on_change()
+        self._report_fallbacks()
+        return True
 
     async def count_avatar_minutes(self) -> None:
         """A paid avatar's minutes as they pass, so the daily cap sees them in time."""

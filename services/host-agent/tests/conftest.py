@@ -23,6 +23,7 @@ import pytest
 from livekit import rtc
 
 from host_agent.job import STATE_ATTRIBUTE
+from host_agent.settings import LocalAvatarSettings
 from livestage import subjects
 from livestage.bus import Bus, Observed
 from livestage.schemas import (
@@ -33,6 +34,7 @@ from livestage.schemas import (
     new_id,
     now_ms,
 )
+from tests.doubles.openai_realtime import ReplyContext
 from tests.support.browser import WEB_DIST
 from tests.support.chat import chat_message as chat_message
 from tests.support.host_worker import HostWorker as HostWorker
@@ -44,6 +46,30 @@ from tests.support.waiting import until as until
 
 if TYPE_CHECKING:
     from playwright.async_api import Browser, Page
+
+
+# ---- the production backends against their doubles (test_production, test_show_and_release) ---
+
+REPLY = "Great question Ada, we are watching the night sky tonight."
+OPENAI_KEY, ANAM_KEY = "test-openai-key", "test-anam-key"
+FAST = {
+    "connect_timeout_s": 1.0,
+    "connect_retries": 1,
+    "retry_interval_s": 0.1,
+    "remote_avatar_start_timeout_s": 2.0,
+    "remote_avatar_join_timeout_s": 4.0,
+    "viewer_wait_s": 8.0,
+}
+"""Short connection timeouts: each fallback takes a second or two."""
+SMALL_AVATAR = LocalAvatarSettings(width=192, height=192, fps=15)
+
+
+def realtime_reply(ctx: ReplyContext) -> str:
+    """The double says what a `say` asks for verbatim, and `REPLY` to everything else."""
+    marker = "and nothing else: "
+    if ctx.instructions and marker in ctx.instructions:
+        return ctx.instructions.split(marker, 1)[1]
+    return REPLY
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ from livekit import api
 from pydantic import SecretStr
 from redis.asyncio import Redis
 
-from host_agent.settings import CostSettings, LocalAvatarSettings, PipelineSettings
+from host_agent.settings import CostSettings, PipelineSettings
 from host_agent.spend import spend_key
 from livestage import attributes, metrics, subjects
 from livestage.identity import ANAM_AVATAR_IDENTITY, LOCAL_AVATAR_IDENTITY
@@ -30,42 +30,30 @@ from livestage.shows import spend_day
 from tests.doubles.anam import AnamDouble, AvatarConfig
 from tests.doubles.base import Fault
 from tests.doubles.openai_chat import OpenAIChatDouble
-from tests.doubles.openai_realtime import OpenAIRealtimeDouble, ReplyContext
+from tests.doubles.openai_realtime import OpenAIRealtimeDouble
 from tests.support.livekit_helpers import server_api
 
 from .conftest import (
+    ANAM_KEY,
+    FAST,
+    OPENAI_KEY,
+    REPLY,
+    SMALL_AVATAR,
     HostWorker,
     Viewer,
     chat_message,
     command,
     go_live,
     metric_total,
+    realtime_reply,
     running_worker,
     say_then_skip,
     unique_room,
     until,
 )
 
-REPLY = "Great question Ada, we are watching the night sky tonight."
 PIPELINE_REPLY = "Hello Ada, this answer comes from the chat model. It speaks in my voice."
-OPENAI_KEY, ANAM_KEY, CHAT_KEY = "test-openai-key", "test-anam-key", "test-chat-key"
-FAST = {
-    "connect_timeout_s": 1.0,
-    "connect_retries": 1,
-    "retry_interval_s": 0.1,
-    "remote_avatar_start_timeout_s": 2.0,
-    "remote_avatar_join_timeout_s": 4.0,
-    "viewer_wait_s": 8.0,
-}
-SMALL_AVATAR = LocalAvatarSettings(width=192, height=192, fps=15)
-
-
-def realtime_reply(ctx: ReplyContext) -> str:
-    """The double says what a `say` asks for verbatim, and `REPLY` to everything else."""
-    marker = "and nothing else: "
-    if ctx.instructions and marker in ctx.instructions:
-        return ctx.instructions.split(marker, 1)[1]
-    return REPLY
+CHAT_KEY = "test-chat-key"
 
 
 @dataclass
