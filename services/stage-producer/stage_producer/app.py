@@ -4,6 +4,11 @@ commands, the asset server, the egress proxy and the warm browser.
 - Rooms: `room.presence.*` and `host.job.*`, replayed from the last `STAGE_REPLAY_WINDOW_S` at
   start (so a restart knows who is watching) and then followed live. A room's loop runs while it
   has viewers and is cancelled when the last one leaves.
+- Shows: `room.show.*` from the last event of each room (this service has no Redis; JetStream's
+  last-per-subject is the show's state as long as the ROOM stream keeps it), then live. An ended
+  show stops the room's loop whatever its viewers, and operator captures and backdrops for it
+  are dropped, until the show is live again. With no room active the capture browser
+  (Chromium) is closed; it is launched again when a room becomes active or a capture needs it.
 - Each loop, every `STAGE_CHECK_INTERVAL_S`: recent chat (`history.recent.<room>`, or what this
   process saw on `chat.approved.<room>` when chat-history does not answer) and recent talk
   (`host.spoken.<room>`) go to the topic picker (only when something new was said); the room's
@@ -38,6 +43,7 @@ from livestage.schemas import (
     HistoryRequest,
     HostJobEvent,
     PresenceEvent,
+    ShowEvent,
     SpokenTurn,
     StageCommand,
     StageVisual,
@@ -149,6 +155,7 @@ class StageService:
             await watch(
                 subjects.all_rooms("host", "job"), HostJobEvent, self._on_job, start=replay_from
             ),
+            await watch(subjects.all_rooms("room", "show"), ShowEvent, self._on_show, start="last"),
             await watch(
                 subjects.all_rooms("host", "spoken"), SpokenTurn, self._on_spoken, start=talk_from
             ),
@@ -210,6 +217,13 @@ class StageService:
         self.tracker.apply_job(observed.model)
         self._sync_loops()
 
+    async def _on_show(self, observed: Observed[ShowEvent]) -> None:
+        event = observed.model
+        if event.state == "ended" and self.tracker.is_active(event.room):
+            log.info("room %s: the operator ended the show; no visuals until it starts", event.room)
+        self.tracker.apply_show(event)
+        self._sync_loops()
+
     async def _on_spoken(self, observed: Observed[SpokenTurn]) -> None:
         self._memory(observed.model.room).talk.append(observed.model)
 
@@ -223,7 +237,7 @@ class StageService:
             log.info("room %s has viewers: starting its stage loop", room)
             self.loops[room] = asyncio.create_task(self._room_loop(room), name=f"stage:{room}")
         for room in set(self.loops) - active:
-            log.info("room %s has no viewers: stopping its stage loop", room)
+            log.info("room %s has no viewers (or its show ended): stopping its stage loop", room)
             self.loops.pop(room).cancel()
         browser = self.factory.browser
         if was_idle and self.loops:
@@ -375,6 +389,9 @@ class StageService:
                 return None
             plan.pin(visual)
             log.info("room %s: pinned %s", room, visual.id)
+            return None
+        if self.tracker.show_ended(room):
+            log.warning("room %s: dropping operator %s: the show has ended", room, command.action)
             return None
         try:
             if command.action == "capture":

@@ -3,7 +3,8 @@
 A room is active while at least one viewer (a STANDARD participant named `viewer_...`) is in
 it, or while its host job says it is live (a viewer came) and has not ended. Webhooks can be
 missing (no webhook URL configured), so either source alone is enough; `room_finished` and a
-job's `ended` clear the room.
+job's `ended` clear the room. A room whose show an operator ended (`ShowEvent` ended) is inactive
+whatever its viewers, until the show is `live` again.
 """
 
 from __future__ import annotations
@@ -11,13 +12,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from livestage.identity import is_viewer_identity
-from livestage.schemas import HostJobEvent, PresenceEvent
+from livestage.schemas import HostJobEvent, PresenceEvent, ShowEvent
 
 
 @dataclass
 class _Room:
     viewers: set[str] = field(default_factory=set)
     live_jobs: set[str] = field(default_factory=set)
+    ended: bool = False
 
 
 class RoomTracker:
@@ -47,9 +49,16 @@ class RoomTracker:
             if event.reason in ("viewers_left", "no_viewer"):
                 room.viewers.clear()
 
+    def apply_show(self, event: ShowEvent) -> None:
+        self._room(event.room).ended = event.state == "ended"
+
+    def show_ended(self, room: str) -> bool:
+        state = self._rooms.get(room)
+        return state is not None and state.ended
+
     def is_active(self, room: str) -> bool:
         state = self._rooms.get(room)
-        return state is not None and bool(state.viewers or state.live_jobs)
+        return state is not None and not state.ended and bool(state.viewers or state.live_jobs)
 
     def active_rooms(self) -> set[str]:
         return {name for name in self._rooms if self.is_active(name)}

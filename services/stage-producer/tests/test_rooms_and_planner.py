@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from livestage.schemas import HostJobEvent, PresenceEvent, StageVisual, new_id
+from livestage.schemas import HostJobEvent, PresenceEvent, ShowEvent, StageVisual, new_id
 from stage_producer.planner import PlanSettings, RoomPlan, choose_kind
 from stage_producer.rooms import RoomTracker
 from stage_producer.search.base import Source
@@ -79,6 +79,19 @@ def test_room_finished_clears_everything() -> None:
     rooms.apply_job(job("live"))
     rooms.apply_presence(presence("room_finished", identity=""))
     assert not rooms.is_active("r1")
+
+
+def test_an_ended_show_is_inactive_whatever_its_viewers_until_live() -> None:
+    rooms = RoomTracker()
+    rooms.apply_presence(presence("participant_joined"))
+    rooms.apply_job(job("live"))
+    rooms.apply_show(ShowEvent(id=new_id(), room="r1", state="ended", created_at=T0))
+    assert not rooms.is_active("r1") and rooms.active_rooms() == set()
+    assert rooms.show_ended("r1") and not rooms.show_ended("r2")
+    rooms.apply_presence(presence("participant_joined", identity="viewer_bbbbbbbb_0123abcd"))
+    assert not rooms.is_active("r1") and rooms.viewers("r1") == 2  # still counted
+    rooms.apply_show(ShowEvent(id=new_id(), room="r1", state="live", created_at=T0))
+    assert rooms.is_active("r1")
 
 
 def choice(topic: str, confidence: float) -> TopicChoice:

@@ -28,6 +28,7 @@ from livestage.schemas import (
     HistoryReply,
     HistoryRequest,
     PresenceEvent,
+    ShowEvent,
     StageCommand,
     StageVisual,
     new_id,
@@ -211,6 +212,58 @@ async def test_a_room_with_a_viewer_gets_visuals_and_a_room_without_gets_none(ma
     async with asyncio.timeout(10):
         while stage.room in stage.service.loops or stage.service.factory.browser.running:  # noqa: ASYNC110 - the follow callback stops both
             await asyncio.sleep(0.05)
+
+
+def show(room: str, state: str) -> ShowEvent:
+    return ShowEvent(id=new_id(), room=room, state=state, created_at=now_ms())  # type: ignore[arg-type]
+
+
+async def test_an_ended_show_gets_no_visual_until_it_starts_again(make_stage) -> None:  # type: ignore[no-untyped-def]
+    stage = await make_stage(backdrop_every=1)
+    service, browser = stage.service, stage.service.factory.browser
+    async with stage.watch() as visuals:
+        await stage.bus.publish(
+            subjects.room_presence(stage.room), presence(stage.room, "participant_joined")
+        )
+        first = await visuals.next()
+    assert first.room == stage.room
+
+    await stage.bus.publish(subjects.room_show(stage.room), show(stage.room, "ended"))
+    async with asyncio.timeout(10):
+        # the room's loop stops with its viewer still there, and Chromium is closed
+        while stage.room in service.loops or browser.running:  # noqa: ASYNC110 - the follow callback stops both
+            await asyncio.sleep(0.05)
+    assert not service.tracker.is_active(stage.room)
+    other = presence(stage.room, "participant_joined", "viewer_bbbbbbbb_0123abcd")
+    await stage.bus.publish(subjects.room_presence(stage.room), other)
+    # an operator's backdrop for the ended room is dropped (pin and unpin still work)
+    assert await service.handle_command(command(stage.room, "backdrop", prompt="Mars")) is None
+
+    stage.clock.now += 3600  # whatever the plan's interval: a visual is due at once
+    async with stage.watch() as visuals:
+        await stage.bus.publish(subjects.room_show(stage.room), show(stage.room, "live"))
+        again = await visuals.next()
+    assert again.room == stage.room and again.id != first.id
+    assert stage.room in service.loops and service.tracker.viewers(stage.room) == 2
+    async with asyncio.timeout(10):
+        while not browser.running:  # noqa: ASYNC110 - warmed in the background
+            await asyncio.sleep(0.05)
+
+
+async def test_a_restart_learns_an_ended_show_from_the_stream(make_stage, fresh_nats) -> None:  # type: ignore[no-untyped-def]
+    nats = fresh_nats()
+    room = "room-" + uuid.uuid4().hex[:10]
+    bus = await Bus.connect(NatsSettings(url=nats.url), "before-restart")
+    await bus.ensure_streams()
+    await bus.publish(subjects.room_presence(room), presence(room, "participant_joined"))
+    await bus.publish(subjects.room_show(room), show(room, "live"))
+    await bus.publish(subjects.room_show(room), show(room, "ended"))
+    await bus.close()
+    stage = await make_stage(nats_url=nats.url, replay_window_s=600, backdrop_every=1)
+    async with asyncio.timeout(10):
+        while not stage.service.tracker.show_ended(room):  # noqa: ASYNC110 - replayed in the background
+            await asyncio.sleep(0.05)
+    assert not stage.service.tracker.is_active(room) and room not in stage.service.loops
 
 
 async def test_rooms_are_relearned_from_the_stream_after_a_restart(make_stage, fresh_nats) -> None:  # type: ignore[no-untyped-def]

@@ -229,17 +229,21 @@ class CaptureBrowser:
                 self._slots.release()
 
     async def close(self) -> None:
-        if self._browser is not None:
-            with contextlib.suppress(PlaywrightError):
-                await self._browser.close()
-            self._browser = None
-            self._encoder = None
-        if self._playwright is not None:
-            await self._playwright.stop()
-            self._playwright = None
-        if self._home is not None:
-            shutil.rmtree(self._home, ignore_errors=True)
-            self._home = None
+        # Under the start lock: a start asked for while closing (a room became active again
+        # just as the last one went) waits for the close, or it would launch on a stopping
+        # Playwright and fail.
+        async with self._start_lock:
+            if self._browser is not None:
+                with contextlib.suppress(PlaywrightError):
+                    await self._browser.close()
+                self._browser = None
+                self._encoder = None
+            if self._playwright is not None:
+                await self._playwright.stop()
+                self._playwright = None
+            if self._home is not None:
+                shutil.rmtree(self._home, ignore_errors=True)
+                self._home = None
 
     async def _ensure_browser(self) -> Browser:
         async with self._start_lock:
