@@ -34,7 +34,8 @@ from livestage.schemas import (
     new_id,
     now_ms,
 )
-from tests.doubles.openai_realtime import ReplyContext
+from tests.doubles.anam import AnamDouble, AvatarConfig
+from tests.doubles.openai_realtime import OpenAIRealtimeDouble, ReplyContext
 from tests.support.browser import WEB_DIST
 from tests.support.chat import chat_message as chat_message
 from tests.support.host_worker import HostWorker as HostWorker
@@ -70,6 +71,20 @@ def realtime_reply(ctx: ReplyContext) -> str:
     if ctx.instructions and marker in ctx.instructions:
         return ctx.instructions.split(marker, 1)[1]
     return REPLY
+
+
+@contextlib.asynccontextmanager
+async def realtime_and_anam() -> AsyncIterator[tuple[OpenAIRealtimeDouble, AnamDouble]]:
+    """The OpenAI Realtime double (answering with `realtime_reply`) and the Anam double (a
+    small avatar, to spare the CPU), running."""
+    async with (
+        OpenAIRealtimeDouble(api_key=OPENAI_KEY) as realtime,
+        AnamDouble(
+            api_key=ANAM_KEY, avatar_config=AvatarConfig(width=320, height=240, fps=15)
+        ) as anam,
+    ):
+        realtime.config.reply = realtime_reply
+        yield realtime, anam
 
 
 @pytest.fixture(scope="module")

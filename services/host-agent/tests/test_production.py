@@ -27,7 +27,7 @@ from livestage import attributes, metrics, subjects
 from livestage.identity import ANAM_AVATAR_IDENTITY, LOCAL_AVATAR_IDENTITY
 from livestage.settings import AnamSettings, OpenAISettings, RedisSettings
 from livestage.shows import spend_day
-from tests.doubles.anam import AnamDouble, AvatarConfig
+from tests.doubles.anam import AnamDouble
 from tests.doubles.base import Fault
 from tests.doubles.openai_chat import OpenAIChatDouble
 from tests.doubles.openai_realtime import OpenAIRealtimeDouble
@@ -45,6 +45,7 @@ from .conftest import (
     command,
     go_live,
     metric_total,
+    realtime_and_anam,
     realtime_reply,
     running_worker,
     say_then_skip,
@@ -77,13 +78,7 @@ class Production:
 
 @pytest.fixture(scope="module")
 async def production(livekit_server, nats_server, redis_server) -> AsyncIterator[Production]:  # type: ignore[no-untyped-def]
-    async with (
-        OpenAIRealtimeDouble(api_key=OPENAI_KEY) as realtime,
-        AnamDouble(
-            api_key=ANAM_KEY, avatar_config=AvatarConfig(width=320, height=240, fps=15)
-        ) as anam,
-        OpenAIChatDouble(api_key=CHAT_KEY) as chat,
-    ):
+    async with realtime_and_anam() as (realtime, anam), OpenAIChatDouble(api_key=CHAT_KEY) as chat:
         common = {
             "redis": RedisSettings(url=redis_server.url),
             "local_avatar": SMALL_AVATAR,

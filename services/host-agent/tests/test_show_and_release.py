@@ -23,7 +23,7 @@ from livestage.identity import ANAM_AVATAR_IDENTITY
 from livestage.schemas import ShowEvent, new_id, now_ms
 from livestage.settings import AnamSettings, OpenAISettings, RedisSettings
 from livestage.shows import ShowStore, spend_cap_key
-from tests.doubles.anam import AnamDouble, AvatarConfig
+from tests.doubles.anam import AnamDouble
 from tests.doubles.base import Fault
 from tests.doubles.openai_realtime import OpenAIRealtimeDouble
 
@@ -35,7 +35,7 @@ from .conftest import (
     HostWorker,
     command,
     go_live,
-    realtime_reply,
+    realtime_and_anam,
     running_worker,
     unique_room,
     until,
@@ -54,13 +54,7 @@ class Setup:
 
 @pytest.fixture(scope="module")
 async def setup(livekit_server, nats_server, redis_server) -> AsyncIterator[Setup]:  # type: ignore[no-untyped-def]
-    async with (
-        OpenAIRealtimeDouble(api_key=OPENAI_KEY) as realtime,
-        AnamDouble(
-            api_key=ANAM_KEY, avatar_config=AvatarConfig(width=320, height=240, fps=15)
-        ) as anam,
-    ):
-        realtime.config.reply = realtime_reply
+    async with realtime_and_anam() as (realtime, anam):
         services = {
             "redis": RedisSettings(url=redis_server.url),
             "local_avatar": SMALL_AVATAR,
