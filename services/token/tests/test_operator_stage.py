@@ -224,7 +224,9 @@ async def test_layout_route_stores_publishes_and_tells_the_room(  # type: ignore
     try:
         async with joined(livekit_server, token) as room:
             heard = asyncio.ensure_future(
-                wait_for_event(room, "data_received", lambda packet: packet.topic == "anam-stage-visual")
+                wait_for_event(
+                    room, "data_received", lambda packet: packet.topic == "anam-stage-visual"
+                )
             )
             response = await edge.client.post(
                 "/api/operator/stage/layout", json={"layout": "side"}, headers=AUTH

@@ -6,6 +6,6 @@
 | `chat` | `/api/operator/chat/messages...` | remove a message, read recent history |
 | `bans` | `/api/operator/bans...` | ban, unban and list visitors |
 | `host` | `/api/operator/host/{pause,resume,skip,say,persona}` | control the speaking host |
-| `stage` | `/api/operator/stage/{capture,backdrop,pin,unpin,layout}` | control what is on screen and where the host stands |
+| `stage` | `/api/operator/stage/{capture,backdrop,pin,unpin,layout}` | the screen, the layout |
 | `deadletters` | `/api/operator/deadletters...` | list, show, replay and delete dead letters |
 """
