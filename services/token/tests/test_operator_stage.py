@@ -6,14 +6,15 @@ port, credentials) is a 422 on `url` with the reason, and nothing is published."
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, TypeVar
 
 import nats
 import pytest
 
 from livestage import subjects
-from livestage.schemas import StageCommand
+from livestage.schemas import StageCommand, StageLayoutEvent
 from livestage.settings import StageDomainSettings
+from tests.support.livekit_helpers import joined, mint_token, wait_for_event
 
 SECRET = "operator-secret-for-tests-0123456789"
 AUTH = {"Authorization": f"Bearer {SECRET}"}
@@ -24,6 +25,21 @@ ROUTES = [
     ("/api/operator/stage/pin", {"visualId": "abc123"}),
     ("/api/operator/stage/unpin", {}),
 ]
+
+
+M = TypeVar("M", StageCommand, StageLayoutEvent)
+
+
+async def collected(nc: Any, subject: str, model: type[M]) -> asyncio.Queue[M]:
+    """Every `model` published on `subject` from now on, in order."""
+    queue: asyncio.Queue[M] = asyncio.Queue()
+
+    async def on(msg: Any) -> None:
+        queue.put_nowait(model.from_json(msg.data))
+
+    await nc.subscribe(subject, cb=on)
+    await nc.flush()
+    return queue
 
 
 @pytest.mark.parametrize(("path", "body"), ROUTES)
@@ -205,21 +221,12 @@ async def test_layout_route_stores_publishes_and_tells_the_room(  # type: ignore
 ) -> None:
     """The layout is kept for late joiners (config), published on `stage.layout.<room>` and
     sent to the room's pages on the stage topic; an unknown layout is a 422 and changes nothing."""
-    from livestage.schemas import StageLayoutEvent
-    from tests.support.livekit_helpers import joined, mint_token, wait_for_event
-
     edge = await make_edge(operator_secret=SECRET)
     await edge.wait_for_bus()
     unauthorised = await edge.client.post("/api/operator/stage/layout", json={"layout": "side"})
     assert unauthorised.status_code == 401
     nc = await nats.connect(nats_server.url)
-    published: asyncio.Queue[StageLayoutEvent] = asyncio.Queue()
-
-    async def on(msg: Any) -> None:
-        published.put_nowait(StageLayoutEvent.from_json(msg.data))
-
-    await nc.subscribe(subjects.stage_layout(edge.room), cb=on)
-    await nc.flush()
+    published = await collected(nc, subjects.stage_layout(edge.room), StageLayoutEvent)
     token = mint_token(livekit_server, "viewer_layout_0011aabb", edge.room, can_publish=False)
     try:
         async with joined(livekit_server, token) as room:
