@@ -256,5 +256,15 @@ async def test_layout_route_stores_publishes_and_tells_the_room(  # type: ignore
         assert refused.status_code == 422, refused.text
         assert "layout" in refused.text
         assert (await edge.client.get("/api/config")).json()["layout"] == "side"
+        # a room nobody is in (LiveKit has no such room): stored, published, nobody to tell
+        # (before the gateway asked first, livekit-server let this run into its timeout: 503)
+        response = await edge.client.post(
+            "/api/operator/stage/layout",
+            json={"layout": "host-only", "room": "empty-room"},
+            headers=AUTH,
+        )
+        assert response.status_code == 200, response.text
+        assert response.json() == {"room": "empty-room", "layout": "host-only"}
+        assert (await edge.services.shows.get("empty-room")).layout == "host-only"
     finally:
         await nc.close()
