@@ -40,7 +40,7 @@ CHANNELS: dict[str, tuple[type[BaseModel], ...]] = {
         schemas.ChatRejectedEvent,
         schemas.ChatRemovedEvent,
     ),
-    "data topic stageTopic": (schemas.StageVisual,),
+    "data topic stageTopic": (schemas.StageVisual, schemas.StageLayoutEvent, schemas.ShowEvent),
 }
 
 # Participant attributes, by the key the page uses; `enum` when the values are a closed set.

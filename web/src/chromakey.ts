@@ -58,22 +58,25 @@ export function parseChromaParams(params: URLSearchParams): ChromaParams {
 const chromaU = (r: number, g: number, b: number) => r * -0.1687 + g * -0.3313 + b * 0.5 + 0.5;
 const chromaV = (r: number, g: number, b: number) => r * 0.5 + g * -0.4187 + b * -0.0813 + 0.5;
 
+/** How far (r, g, b) in 0..1 is from the key colour, past `similarity` (<= 0: fully keyed). */
+function keyDistance(r: number, g: number, b: number, params: ChromaParams): number {
+  const [kr, kg, kb] = params.keyColor;
+  return Math.hypot(chromaU(r, g, b) - chromaU(kr, kg, kb), chromaV(r, g, b) - chromaV(kr, kg, kb)) - params.similarity;
+}
+
 /**
  * The fragment shader's maths on the CPU, in place on straight (not premultiplied) RGBA bytes,
  * as ImageData holds them. Used when WebGL is unavailable, and by the unit tests.
  */
 export function keyPixels(data: Uint8ClampedArray, params: ChromaParams): void {
   if (!params.enabled) return;
-  const [kr, kg, kb] = params.keyColor;
-  const ku = chromaU(kr, kg, kb);
-  const kv = chromaV(kr, kg, kb);
   const smooth = Math.max(params.smoothness, 0.0001);
   const spillRange = Math.max(params.spill, 0.0001);
   for (let i = 0; i < data.length; i += 4) {
     const r = data[i] / 255;
     const g = data[i + 1] / 255;
     const b = data[i + 2] / 255;
-    const base = Math.hypot(chromaU(r, g, b) - ku, chromaV(r, g, b) - kv) - params.similarity;
+    const base = keyDistance(r, g, b, params);
     const alpha = clamp(base / smooth, 0, 1) ** 1.5;
     const spill = clamp(base / spillRange, 0, 1) ** 1.5;
     const luma = 0.2126 * r + 0.7152 * g + 0.0722 * b;
@@ -82,6 +85,51 @@ export function keyPixels(data: Uint8ClampedArray, params: ChromaParams): void {
     data[i + 2] = (luma + (b - luma) * spill) * 255;
     data[i + 3] = alpha * 255;
   }
+}
+
+/** A keyed host stands on the stage; a framed one is shown as is, in a bordered box. */
+export type HostLook = "keyed" | "framed";
+
+/**
+ * The share (0..1) of a frame's border pixels (the outer `band` rows and columns) that the key
+ * takes out (more than half transparent). A green-screen host's frame is keyed all round but for
+ * where the body meets the bottom edge; an avatar in a room keys almost nothing.
+ * `data`: RGBA bytes, `width` x `height`.
+ */
+export function keyedBorderShare(data: Uint8ClampedArray, width: number, height: number, params: ChromaParams, band = 2): number {
+  if (width <= 0 || height <= 0) return 0;
+  const edge = Math.max(1, Math.min(band, Math.floor(width / 2), Math.floor(height / 2)));
+  const smooth = Math.max(params.smoothness, 0.0001);
+  let border = 0;
+  let keyed = 0;
+  for (let y = 0; y < height; y++) {
+    const rowOnEdge = y < edge || y >= height - edge;
+    for (let x = 0; x < width; x++) {
+      if (!rowOnEdge && x >= edge && x < width - edge) continue;
+      const i = (y * width + x) * 4;
+      const alpha = clamp(keyDistance(data[i] / 255, data[i + 1] / 255, data[i + 2] / 255, params) / smooth, 0, 1) ** 1.5;
+      border++;
+      if (alpha < 0.5) keyed++;
+    }
+  }
+  return keyed / border;
+}
+
+/** Frames the look is decided on: the newest ones sampled. */
+export const LOOK_FRAMES = 5;
+
+/**
+ * Keyed or framed, from the border shares of the last few sampled frames (`keyedBorderShare`):
+ * keyed when the median frame has at least `threshold` of its border keyed. Null until
+ * `minFrames` frames were sampled; framed whenever keying is off.
+ */
+export function decideHostLook(shares: readonly number[], params: ChromaParams, minFrames = 3, threshold = 0.5): HostLook | null {
+  if (!params.enabled) return "framed";
+  const recent = shares.slice(-LOOK_FRAMES);
+  if (recent.length < minFrames) return null;
+  const sorted = [...recent].sort((a, b) => a - b);
+  const median = sorted[Math.floor(sorted.length / 2)];
+  return median >= threshold ? "keyed" : "framed";
 }
 
 const VERTEX_SRC = `
@@ -195,9 +243,16 @@ type VideoWithRvfc = HTMLVideoElement & {
   cancelVideoFrameCallback?: (handle: number) => void;
 };
 
+/** How often the renderer samples the video's border to decide keyed or framed. */
+const LOOK_SAMPLE_MS = 250;
+const LOOK_SAMPLE_W = 64;
+const LOOK_SAMPLE_H = 36;
+
 /**
  * Draws a <video> into a canvas each frame, keyed: with WebGL, or on the CPU through a 2D
  * canvas where WebGL is unavailable. `canvas.dataset.renderer` says which ("webgl" / "2d").
+ * A few times a second it samples the video's border (`decideHostLook`): a video without the key
+ * colour around it is drawn as is (framed) instead of keyed; `onLook` hears every change.
  */
 export class ChromaKeyRenderer {
   private glState: GlState | null = null;
@@ -206,10 +261,15 @@ export class ChromaKeyRenderer {
   private rafHandle = 0;
   private rvfcHandle = 0;
   private running = false;
+  private shares: number[] = [];
+  private lastSample = 0;
+  private sampler: CanvasRenderingContext2D | null = null;
+  private currentLook: HostLook | null = null;
 
   constructor(
     private readonly canvas: HTMLCanvasElement,
     private params: ChromaParams = DEFAULT_CHROMA,
+    private readonly onLook?: (look: HostLook | null) => void,
   ) {
     this.init();
     canvas.addEventListener("webglcontextlost", (e) => {
@@ -232,6 +292,9 @@ export class ChromaKeyRenderer {
   setVideo(video: HTMLVideoElement | null): void {
     this.stop();
     this.video = video;
+    this.shares = [];
+    this.lastSample = 0;
+    this.setLook(null);
     if (video) {
       this.running = true;
       this.schedule();
@@ -246,6 +309,35 @@ export class ChromaKeyRenderer {
     if (this.rvfcHandle && this.video?.cancelVideoFrameCallback) this.video.cancelVideoFrameCallback(this.rvfcHandle);
     this.rafHandle = 0;
     this.rvfcHandle = 0;
+  }
+
+  /** The look decided for the current video (null: none yet, or no video). */
+  get look(): HostLook | null {
+    return this.currentLook;
+  }
+
+  private setLook(look: HostLook | null): void {
+    if (look === this.currentLook) return;
+    this.currentLook = look;
+    this.onLook?.(look);
+  }
+
+  private sampleLook(video: HTMLVideoElement): void {
+    const now = performance.now();
+    if (this.lastSample && now - this.lastSample < LOOK_SAMPLE_MS) return;
+    this.lastSample = now;
+    if (!this.sampler) {
+      const small = this.canvas.ownerDocument.createElement("canvas");
+      small.width = LOOK_SAMPLE_W;
+      small.height = LOOK_SAMPLE_H;
+      this.sampler = small.getContext("2d", { willReadFrequently: true });
+      if (!this.sampler) return;
+    }
+    this.sampler.drawImage(video, 0, 0, LOOK_SAMPLE_W, LOOK_SAMPLE_H);
+    const frame = this.sampler.getImageData(0, 0, LOOK_SAMPLE_W, LOOK_SAMPLE_H);
+    this.shares = [...this.shares, keyedBorderShare(frame.data, LOOK_SAMPLE_W, LOOK_SAMPLE_H, this.params)].slice(-LOOK_FRAMES);
+    const look = decideHostLook(this.shares, this.params);
+    if (look) this.setLook(look);
   }
 
   private init(): void {
@@ -287,13 +379,17 @@ export class ChromaKeyRenderer {
     const w = video.videoWidth;
     const h = video.videoHeight;
     if (video.readyState < 2 || !w || !h) return;
+    this.sampleLook(video);
+    // framed: the video as it is (keying a video without the key colour only eats into it)
+    const keyed = this.params.enabled && this.currentLook !== "framed";
     if (this.canvas.width !== w || this.canvas.height !== h) {
       this.canvas.width = w;
       this.canvas.height = h;
     }
     const s = this.glState;
     if (s) {
-      const { gl, uniforms: u, params } = { ...s, params: this.params };
+      const { gl, uniforms: u } = s;
+      const params = this.params;
       gl.viewport(0, 0, w, h);
       gl.bindTexture(gl.TEXTURE_2D, s.texture);
       gl.texImage2D(gl.TEXTURE_2D, 0, gl.RGBA, gl.RGBA, gl.UNSIGNED_BYTE, video);
@@ -301,14 +397,14 @@ export class ChromaKeyRenderer {
       gl.uniform1f(u.similarity, params.similarity);
       gl.uniform1f(u.smoothness, params.smoothness);
       gl.uniform1f(u.spill, params.spill);
-      gl.uniform1f(u.enabled, params.enabled ? 1 : 0);
+      gl.uniform1f(u.enabled, keyed ? 1 : 0);
       gl.clear(gl.COLOR_BUFFER_BIT);
       gl.drawArrays(gl.TRIANGLE_STRIP, 0, 4);
     } else if (this.ctx2d) {
       // CPU fallback: same keying, slower; fine for one host video.
       const ctx = this.ctx2d;
       ctx.drawImage(video, 0, 0, w, h);
-      if (this.params.enabled) {
+      if (keyed) {
         const frame = ctx.getImageData(0, 0, w, h);
         keyPixels(frame.data, this.params);
         ctx.putImageData(frame, 0, 0);

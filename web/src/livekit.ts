@@ -18,9 +18,11 @@ import { TRANSCRIPTION_TOPIC, findHost, type HostState } from "./host";
 import {
   decodeJson,
   parseChatPacket,
-  parseStageVisual,
+  parseStagePacket,
   type AppConfig,
   type ChatPacket,
+  type Layout,
+  type ShowState,
   type StageVisual,
   type TokenResponse,
 } from "./types";
@@ -89,6 +91,10 @@ export interface SessionHooks {
   onJoined?(token: TokenResponse, rejoin: boolean): void;
   onChatPacket?(packet: ChatPacket): void;
   onStageVisual?(visual: StageVisual): void;
+  /** the operator switched the stage layout */
+  onLayout?(layout: Layout): void;
+  /** the operator ended or started the show */
+  onShow?(state: ShowState): void;
   /** the host's video now plays in `video` (identity) or there is none (null) */
   onHostVideo?(identity: string | null): void;
   onViewerCount?(count: number): void;
@@ -305,8 +311,10 @@ export class LiveSession {
           const packet = parseChatPacket(decodeJson(payload));
           if (packet) hooks.onChatPacket?.(packet);
         } else if (topic === config.stageTopic) {
-          const visual = parseStageVisual(decodeJson(payload));
-          if (visual) hooks.onStageVisual?.(visual);
+          const packet = parseStagePacket(decodeJson(payload));
+          if (packet?.type === "visual") hooks.onStageVisual?.(packet.visual);
+          else if (packet?.type === "layout") hooks.onLayout?.(packet.layout);
+          else if (packet?.type === "show") hooks.onShow?.(packet.state);
         }
       });
   }

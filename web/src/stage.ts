@@ -1,6 +1,6 @@
 // The stage background: the current StageVisual (img or muted looping video) plus its caption.
 import { validateDisplayName } from "./profile";
-import type { StageVisual } from "./types";
+import type { AppConfig, Layout, ShowState, StageVisual } from "./types";
 
 /** Where the stage producer's assets live on the page's own origin (the edge streams them). */
 export const MEDIA_PATH = "/media/";
@@ -185,5 +185,37 @@ export class StageVisualLayer {
     const text = visual && this.opts.captions ? visual.title.trim() : "";
     cap.textContent = text;
     cap.hidden = !text;
+  }
+}
+
+/**
+ * The operator's choices on a stage element: `data-layout` (styles.css places the visual and the
+ * host by it) and `data-show` with the "The show has ended" element shown while it is ended.
+ */
+export class StageShow {
+  constructor(
+    private readonly stage: HTMLElement,
+    private readonly ended: HTMLElement,
+  ) {}
+
+  /** Both, from `GET /api/config` (at load, and after every join: packets sent meanwhile are lost). */
+  follow(config: Pick<AppConfig, "layout" | "showState">): void {
+    this.setLayout(config.layout);
+    this.setShowState(config.showState);
+  }
+
+  setLayout(layout: Layout): void {
+    this.stage.dataset.layout = layout;
+  }
+
+  setShowState(state: ShowState): void {
+    this.stage.dataset.show = state;
+    this.ended.hidden = state !== "ended";
+  }
+
+  /** The host is keyed or framed (`ChromaKeyRenderer`'s decision), or nothing is decided yet. */
+  setHostLook(look: "keyed" | "framed" | null): void {
+    if (look) this.stage.dataset.hostLook = look;
+    else delete this.stage.dataset.hostLook;
   }
 }

@@ -244,6 +244,55 @@ export function parseStageVisual(v: unknown): StageVisual | null {
   };
 }
 
+/** An operator switched the stage layout (`StageLayoutEvent` on the stage topic). */
+export interface StageLayoutEvent {
+  type: "layout";
+  id: string;
+  room: string;
+  layout: Layout;
+  createdAt: number;
+}
+
+/** An operator ended or started the show (`ShowEvent` on the stage topic). */
+export interface ShowEvent {
+  type: "show";
+  id: string;
+  room: string;
+  state: ShowState;
+  reason: string;
+  createdAt: number;
+}
+
+/** What the stage topic carries: a visual (no `type`), a layout switch or a show state. */
+export type StagePacket = { type: "visual"; visual: StageVisual } | StageLayoutEvent | ShowEvent;
+
+export function parseStageLayoutEvent(v: unknown): StageLayoutEvent | null {
+  if (!isObject(v) || v.type !== "layout") return null;
+  const id = str(v.id);
+  const layout = parseLayout(v.layout);
+  if (!id || !layout) return null;
+  return { type: "layout", id, room: str(v.room), layout, createdAt: num(v.createdAt) };
+}
+
+export function parseShowEvent(v: unknown): ShowEvent | null {
+  if (!isObject(v) || v.type !== "show") return null;
+  const id = str(v.id);
+  if (!id || (v.state !== "live" && v.state !== "ended")) return null;
+  return { type: "show", id, room: str(v.room), state: v.state, reason: str(v.reason), createdAt: num(v.createdAt) };
+}
+
+/** One stage-topic packet; null when it is none of the three (an unknown `type` included). */
+export function parseStagePacket(v: unknown): StagePacket | null {
+  if (!isObject(v)) return null;
+  if (v.type === undefined) {
+    const visual = parseStageVisual(v);
+    return visual ? { type: "visual", visual } : null;
+  }
+  if (v.type === "layout") return parseStageLayoutEvent(v);
+  if (v.type === "show") return parseShowEvent(v);
+  return null;
+}
+
 /** Decode a LiveKit data payload as UTF-8 JSON; null when it is not JSON. */
 export function decodeJson(payload: Uint8Array): unknown {
   try {

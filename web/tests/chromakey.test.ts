@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { DEFAULT_CHROMA, keyPixels, parseChromaParams, parseHexColor } from "../src/chromakey";
+import { DEFAULT_CHROMA, LOOK_FRAMES, decideHostLook, keyPixels, keyedBorderShare, parseChromaParams, parseHexColor } from "../src/chromakey";
 
 const q = (s: string) => parseChromaParams(new URLSearchParams(s));
 
@@ -78,5 +78,54 @@ describe("keyPixels", () => {
     keyPixels(data, { ...DEFAULT_CHROMA, similarity: 0.1, smoothness: 0.5 });
     expect(data[3]).toBeGreaterThan(0);
     expect(data[3]).toBeLessThan(255);
+  });
+});
+
+describe("keyed or framed host (from the video's border pixels)", () => {
+  const W = 64;
+  const H = 36;
+  /** A frame of `background`, with a `body` block standing on the bottom edge in the middle. */
+  function frame(background: [number, number, number], body: [number, number, number] = [200, 150, 120], bodyShare = 0.4): Uint8ClampedArray {
+    const data = new Uint8ClampedArray(W * H * 4);
+    const left = Math.round((W * (1 - bodyShare)) / 2);
+    const right = W - left;
+    for (let y = 0; y < H; y++) {
+      for (let x = 0; x < W; x++) {
+        const inBody = y > H / 3 && x >= left && x < right;
+        data.set([...(inBody ? body : background), 255], (y * W + x) * 4);
+      }
+    }
+    return data;
+  }
+
+  it("measures the keyed share of the border", () => {
+    expect(keyedBorderShare(frame([0, 255, 0]), W, H, DEFAULT_CHROMA)).toBeGreaterThan(0.8);
+    expect(keyedBorderShare(frame([0, 255, 0]), W, H, DEFAULT_CHROMA)).toBeLessThan(1);
+    expect(keyedBorderShare(frame([40, 44, 60]), W, H, DEFAULT_CHROMA)).toBe(0);
+    // a green-screen host whose body fills the whole bottom edge and the sides is still keyed above
+    expect(keyedBorderShare(frame([0, 255, 0], [90, 60, 50], 1), W, H, DEFAULT_CHROMA)).toBeGreaterThan(0.25);
+    // another key colour: green is no longer keyed, blue is
+    const blue = { ...DEFAULT_CHROMA, keyColor: [0, 0, 1] as [number, number, number] };
+    expect(keyedBorderShare(frame([0, 255, 0]), W, H, blue)).toBe(0);
+    expect(keyedBorderShare(frame([0, 0, 255]), W, H, blue)).toBeGreaterThan(0.8);
+    expect(keyedBorderShare(new Uint8ClampedArray(0), 0, 0, DEFAULT_CHROMA)).toBe(0);
+  });
+
+  it("decides on the median of the last frames, not before three", () => {
+    expect(decideHostLook([], DEFAULT_CHROMA)).toBeNull();
+    expect(decideHostLook([0.9, 0.9], DEFAULT_CHROMA)).toBeNull();
+    expect(decideHostLook([0.9, 0.9, 0.95], DEFAULT_CHROMA)).toBe("keyed");
+    expect(decideHostLook([0, 0.02, 0], DEFAULT_CHROMA)).toBe("framed");
+    // one odd frame (a flash, a half-decoded key frame) does not flip it
+    expect(decideHostLook([0.9, 0.1, 0.92], DEFAULT_CHROMA)).toBe("keyed");
+    expect(decideHostLook([0, 0.95, 0], DEFAULT_CHROMA)).toBe("framed");
+    // only the newest LOOK_FRAMES count: an avatar that switched to a green screen becomes keyed
+    expect(decideHostLook([0, 0, 0, 0, 0, 0.9, 0.9, 0.9], DEFAULT_CHROMA)).toBe("keyed");
+    expect(LOOK_FRAMES).toBe(5);
+  });
+
+  it("is framed whenever keying is off", () => {
+    expect(decideHostLook([], { ...DEFAULT_CHROMA, enabled: false })).toBe("framed");
+    expect(decideHostLook([1, 1, 1], { ...DEFAULT_CHROMA, enabled: false })).toBe("framed");
   });
 });

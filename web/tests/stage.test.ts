@@ -1,6 +1,6 @@
 // @vitest-environment happy-dom
 import { describe, expect, it, vi } from "vitest";
-import { StageVisualLayer, isExpired, parseStagePageParams, safeVisualUrl } from "../src/stage";
+import { StageShow, StageVisualLayer, isExpired, parseStagePageParams, safeVisualUrl } from "../src/stage";
 import type { StageVisual } from "../src/types";
 
 const BASE = "https://live.example/stage";
@@ -175,5 +175,27 @@ describe("StageVisualLayer", () => {
     } finally {
       vi.useRealTimers();
     }
+  });
+});
+
+describe("StageShow", () => {
+  it("puts the layout, the show state and the host's look on the stage", () => {
+    const stage = document.createElement("div");
+    const ended = document.createElement("div");
+    ended.hidden = true;
+    const show = new StageShow(stage, ended);
+    show.follow({ layout: "side", showState: "ended" });
+    expect(stage.dataset.layout).toBe("side");
+    expect(stage.dataset.show).toBe("ended");
+    expect(ended.hidden).toBe(false);
+    show.setShowState("live");
+    expect(stage.dataset.show).toBe("live");
+    expect(ended.hidden).toBe(true);
+    show.setLayout("host-only");
+    expect(stage.dataset.layout).toBe("host-only");
+    show.setHostLook("framed");
+    expect(stage.dataset.hostLook).toBe("framed");
+    show.setHostLook(null);
+    expect(stage.dataset.hostLook).toBeUndefined();
   });
 });

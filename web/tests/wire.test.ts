@@ -14,6 +14,9 @@ import {
   parseChatPacket,
   parseChatSource,
   parseConfig,
+  parseShowEvent,
+  parseStageLayoutEvent,
+  parseStagePacket,
   parseStageVisual,
   parseTokenResponse,
 } from "../src/types";
@@ -166,6 +169,8 @@ const CONTRACTS: Record<string, Contract> = {
     parse: parseStageVisual,
     fallback: { room: "", sourceUrl: "", title: "", summary: "", topic: "", createdAt: 0, expiresAt: 0 },
   },
+  StageLayoutEvent: { parse: parseStageLayoutEvent, fallback: { room: "", createdAt: 0 } },
+  ShowEvent: { parse: parseShowEvent, fallback: { room: "", reason: "", createdAt: 0 } },
 };
 
 /** Checked on their own below (the page turns an error body into a message, it never refuses one). */
@@ -236,6 +241,21 @@ describe.each(Object.entries(CONTRACTS))("%s", (name, contract) => {
       else expect(accepts(contract.parse, odd)).toBe(false);
     });
   }
+});
+
+describe("the stage topic", () => {
+  it("tells a visual, a layout and a show state apart, and refuses an unknown type", () => {
+    const visual = modelExample("StageVisual");
+    const layout = modelExample("StageLayoutEvent");
+    const show = modelExample("ShowEvent");
+    expect(schema.channels["data topic stageTopic"]).toEqual(["StageVisual", "StageLayoutEvent", "ShowEvent"]);
+    expect(parseStagePacket(visual)).toEqual({ type: "visual", visual });
+    expect(parseStagePacket(layout)).toEqual(layout);
+    expect(parseStagePacket(show)).toEqual(show);
+    expect(parseStagePacket({ ...visual, type: "poll" })).toBeNull();
+    expect(parseStagePacket({ ...layout, type: "show" })).toBeNull();
+    expect(parseStagePacket("layout")).toBeNull();
+  });
 });
 
 describe("HistoryResponse", () => {

@@ -96,6 +96,11 @@ class LiveKitGateway:
         A room that does not exist is not an error: nobody is there to tell."""
 
         async def send(lk: api.LiveKitAPI) -> None:
+            # livekit-server does not answer SendData for a room it does not have (no not_found:
+            # the call waits until our timeout), so ask first.
+            listed = await lk.room.list_rooms(api.ListRoomsRequest(names=[room]))
+            if not listed.rooms:
+                return
             request = api.SendDataRequest(
                 room=room, data=data.encode(), kind=api.DataPacket.Kind.RELIABLE, topic=topic
             )

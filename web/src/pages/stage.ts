@@ -6,13 +6,16 @@ import { ChromaKeyRenderer, parseChromaParams } from "../chromakey";
 import { byId, delay } from "../dom";
 import { LiveSession, backoffDelay } from "../livekit";
 import { CaptionView, posterInitial, showHostState } from "../host";
-import { StageVisualLayer, parseStagePageParams } from "../stage";
+import { StageShow, StageVisualLayer, parseStagePageParams } from "../stage";
 import type { AppConfig } from "../types";
 
 const query = new URLSearchParams(location.search);
 const stage = byId("stage");
 const video = byId<HTMLVideoElement>("host-video");
-const renderer = new ChromaKeyRenderer(byId<HTMLCanvasElement>("stage-canvas"), parseChromaParams(query));
+const show = new StageShow(stage, byId("show-ended"));
+const renderer = new ChromaKeyRenderer(byId<HTMLCanvasElement>("stage-canvas"), parseChromaParams(query), (look) =>
+  show.setHostLook(look),
+);
 
 async function loadConfig(): Promise<AppConfig> {
   for (let attempt = 0; ; attempt++) {
@@ -27,6 +30,7 @@ async function loadConfig(): Promise<AppConfig> {
 
 async function main(): Promise<void> {
   const config = await loadConfig();
+  show.follow(config);
   const params = parseStagePageParams(query, config.maxNameLength);
   stage.style.width = `${params.width}px`;
   stage.style.height = `${params.height}px`;
@@ -51,7 +55,10 @@ async function main(): Promise<void> {
         if (detail) stage.dataset.detail = detail;
         else delete stage.dataset.detail;
       },
+      onJoined: () => void getConfig().then((latest) => show.follow(latest), () => undefined),
       onStageVisual: (visual) => visuals.show(visual),
+      onLayout: (layout) => show.setLayout(layout),
+      onShow: (state) => show.setShowState(state),
       onHostVideo: (identity) => {
         if (identity) stage.dataset.host = identity;
         else delete stage.dataset.host;

@@ -19,7 +19,7 @@ import {
   type ProfileErrorView,
 } from "../profile";
 import { CaptionView, posterInitial, showHostState } from "../host";
-import { StageVisualLayer } from "../stage";
+import { StageShow, StageVisualLayer } from "../stage";
 import type { AppConfig, ChatMessage } from "../types";
 
 const store = browserStore();
@@ -58,7 +58,10 @@ const el = {
   hostCaptions: byId("host-captions"),
 };
 
-const renderer = new ChromaKeyRenderer(el.canvas, parseChromaParams(new URLSearchParams(location.search)));
+const show = new StageShow(el.stage, byId("show-ended"));
+const renderer = new ChromaKeyRenderer(el.canvas, parseChromaParams(new URLSearchParams(location.search)), (look) =>
+  show.setHostLook(look),
+);
 const visuals = new StageVisualLayer(el.visual, el.caption, { captions: true });
 const chat = new ChatView(el.chatList);
 const resume = new ResumePoint(chat.store);
@@ -191,6 +194,7 @@ async function join(event: SubmitEvent): Promise<void> {
       onJoined: (_token, rejoin) => {
         setPlaceholder(el.stage.dataset.host || hostPresent ? "" : "Waiting for the host…");
         void loadHistory(rejoin);
+        void getConfig().then((latest) => show.follow(latest), () => undefined);
       },
       onChatPacket: (packet) => {
         if (packet.type === "message") chat.add(packet.message);
@@ -201,6 +205,8 @@ async function join(event: SubmitEvent): Promise<void> {
         }
       },
       onStageVisual: (visual) => visuals.show(visual),
+      onLayout: (layout) => show.setLayout(layout),
+      onShow: (state) => show.setShowState(state),
       onHostVideo: (identity) => {
         if (identity) el.stage.dataset.host = identity;
         else delete el.stage.dataset.host;
@@ -382,6 +388,7 @@ async function main(): Promise<void> {
   window.addEventListener("pagehide", () => void session?.leave());
 
   config = await loadConfig();
+  show.follow(config);
   clearFormErrors();
   el.name.maxLength = config.maxNameLength * 2; // UTF-16 units; the real limit is checked in code points
   const saved = loadProfile(store, config.avatars, config.maxNameLength);

@@ -6,7 +6,7 @@
 | `chat` | `/api/operator/chat/messages...` | remove a message, read recent history |
 | `bans` | `/api/operator/bans...` | ban, unban and list visitors |
 | `host` | `/api/operator/host/{pause,resume,skip,say,persona}` | control the speaking host |
-| `stage` | `/api/operator/stage/{capture,backdrop,pin,unpin}` | control what is on screen |
 | `show` | `/api/operator/show`, `/api/operator/show/{end,start}` | end and start the show |
+| `stage` | `/api/operator/stage/{capture,backdrop,pin,unpin,layout}` | the screen, the layout |
 | `deadletters` | `/api/operator/deadletters...` | list, show, replay and delete dead letters |
 """

@@ -4,6 +4,12 @@ Each route publishes one `StageCommand` on `stage.command.<room>` and answers 20
 once JetStream stored it (503 when the bus is down); the stage producer carries it out and
 publishes the visual as usual.
 
+`POST /layout` is different: the layout is the edge's to keep. It writes the room's layout to
+the show record in Redis (what `GET /api/config` gives a page that joins later), publishes a
+`StageLayoutEvent` on `stage.layout.<room>` and sends the same event to the room's pages on the
+stage data topic, answering 200 `{room, layout}` once all three are done (503 when Redis, NATS
+or LiveKit is down: the operator tries again).
+
 A capture URL the stage producer would refuse for what the URL itself says is refused here at
 once, 422 on `url` with the reason, and nothing is published: not http(s), credentials in it, a
 malformed or loopback host name, an address literal in a refused range (private, loopback,
@@ -27,7 +33,7 @@ from pydantic.alias_generators import to_camel
 
 from livestage import subjects
 from livestage.domains import capture_refusal
-from livestage.schemas import StageCommand, new_id, now_ms
+from livestage.schemas import Layout, StageCommand, StageLayoutEvent, new_id, now_ms
 from livestage.text import clean_text
 
 from ...deps import ServicesDep
@@ -76,6 +82,17 @@ class BackdropBody(_Body):
 
 class PinBody(_Body):
     visual_id: str = Field(pattern=VISUAL_ID.pattern, description="The StageVisual's id.")
+
+
+class LayoutBody(_Body):
+    layout: Layout = Field(description="Where the host stands on the stage.")
+
+
+class LayoutChosen(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, validate_by_name=True)
+
+    room: str
+    layout: Layout
 
 
 class CommandAccepted(BaseModel):
@@ -128,3 +145,17 @@ async def pin_visual(body: PinBody, services: ServicesDep) -> CommandAccepted:
 async def unpin_visual(body: _Body, services: ServicesDep) -> CommandAccepted:
     """Let the stage change by itself again."""
     return await _send(services, body, action="unpin")
+
+
+@router.post("/layout", response_model=LayoutChosen)
+async def set_layout(body: LayoutBody, services: ServicesDep) -> LayoutChosen:
+    """Switch the stage layout: `corner` (the host in the lower right, the visual beside it),
+    `side` (the host in a column beside the visual), `center` (the host over the visual),
+    `visual-only` or `host-only`. The viewer pages and `/stage` follow at once; a page that
+    joins later reads it from `GET /api/config`."""
+    room = body.room or services.livekit.room
+    await services.shows.set_layout(room, body.layout)
+    event = StageLayoutEvent(id=new_id(), room=room, layout=body.layout, created_at=now_ms())
+    await services.require_bus().publish(subjects.stage_layout(room), event)
+    await services.gateway.send_to_room(room, services.topics.stage_topic, event.to_json().decode())
+    return LayoutChosen(room=room, layout=body.layout)
