@@ -15,7 +15,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from . import chat, media, ops, viewer
-from .operator import auth, bans, deadletters, host, stage
+from .operator import auth, bans, deadletters, egress, host, stage
 from .operator import chat as operator_chat
 
 ROUTERS: tuple[APIRouter, ...] = (
@@ -28,6 +28,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     bans.router,
     host.router,
     stage.router,
+    egress.router,
     deadletters.router,
     media.router,
 )

@@ -7,5 +7,6 @@
 | `bans` | `/api/operator/bans...` | ban, unban and list visitors |
 | `host` | `/api/operator/host/{pause,resume,skip,say,persona}` | control the speaking host |
 | `stage` | `/api/operator/stage/{capture,backdrop,pin,unpin}` | control what is on screen |
+| `egress` | `/api/operator/egress[/{egressId}]` | stream the stage to RTMP: start, list, stop |
 | `deadletters` | `/api/operator/deadletters...` | list, show, replay and delete dead letters |
 """
