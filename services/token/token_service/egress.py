@@ -121,9 +121,17 @@ def web_egress_request(
     )
 
 
+RTMP_IN_TEXT = re.compile(r"rtmps?://[^\s'\"<>]+", re.IGNORECASE)
+
+
+def mask_stream_urls_in(text: str) -> str:
+    """`text` (LiveKit's error message) with every RTMP URL in it shown without its key."""
+    return RTMP_IN_TEXT.sub(lambda match: mask_stream_url(match.group(0)) + "/" + MASK, text)
+
+
 def _error_text(info: proto.EgressInfo) -> str:
     errors = [info.error] + [s.error for s in info.stream_results if s.error]
-    text = "; ".join(dict.fromkeys(e for e in errors if e))
+    text = mask_stream_urls_in("; ".join(dict.fromkeys(e for e in errors if e)))
     if not text and info.status == proto.EgressStatus.EGRESS_LIMIT_REACHED:
         text = "LiveKit's egress time limit was reached"
     return text[:500]
