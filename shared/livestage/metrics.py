@@ -106,6 +106,23 @@ HOST_DISPATCHES = MetricSpec(
     ("cause", "trigger"),
 )
 
+EGRESSES_ACTIVE = MetricSpec(
+    "livestage.edge.egresses_active",
+    "gauge",
+    "{egress}",
+    "LiveKit web egresses of the stage page that are starting, active or ending, per `room` "
+    "(the edge's room: one series per show), as the room.egress events tell every edge replica.",
+    ("room",),
+)
+EGRESSES_FAILED = MetricSpec(
+    "livestage.edge.egresses_failed",
+    "counter",
+    "{egress}",
+    "Egresses that ended failed or aborted (LiveKit's error is in the EgressEvent and the "
+    "edge's log), counted once each, per `room`.",
+    ("room",),
+)
+
 # --- host --------------------------------------------------------------------------------------
 HOST_REACTION_LATENCY = MetricSpec(
     "livestage.host.reaction_latency",
@@ -284,6 +301,8 @@ ALL: tuple[MetricSpec, ...] = (
     MEDIA_REFUSED,
     EDGE_DEPENDENCY_STATUS,
     HOST_DISPATCHES,
+    EGRESSES_ACTIVE,
+    EGRESSES_FAILED,
     HOST_REACTION_LATENCY,
     HOST_SPEAKING_TIME,
     HOST_TURNS,

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from livestage.settings import ServiceSettings, default_of, settings_classes
 from tests.support.service_secrets import SERVICE_SETTINGS, secret_env_names
@@ -294,3 +295,25 @@ def test_the_host_agent_may_drain_before_compose_kills_it(project: Path) -> None
         env.get("LIVESTAGE_STOP_TIMEOUT_S") or default_of(ServiceSettings, "stop_timeout_s")
     )
     assert drain_s > 0 and grace_s > drain_s + stop_s, (grace_s, drain_s, stop_s)
+
+
+def test_the_egress_profile_adds_livekit_egress_on_livekits_redis(project: Path) -> None:
+    """livekit-egress is in profile `egress` only (compose's loader leaves it out by default;
+    composecheck enables no profile), with a pinned image, LiveKit's key and secret, LiveKit's
+    Redis and Chrome's SYS_ADMIN; LiveKit itself is configured with that Redis (egress jobs
+    travel through it) and the edge tells the egress the in-network stage URL."""
+    generate_secrets(project)
+    config = rendered(project)
+    assert "livekit-egress" not in config["services"]
+    egress = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]["livekit-egress"]
+    assert egress["profiles"] == ["egress"]
+    image = egress["image"]
+    assert image.startswith("livekit/egress:v") and image != "livekit/egress:latest"
+    body = " ".join(egress["entrypoint"])
+    for part in ("$${LIVEKIT_API_SECRET}", "redis:6379", "ws://livekit:7880", "/entrypoint.sh"):
+        assert part in body
+    assert egress["environment"]["LIVESTAGE_OPERATOR_SECRET"] == ""
+    assert "SYS_ADMIN" in egress["cap_add"]
+    livekit_config = yaml.safe_load((ROOT / "deploy/livekit/livekit.compose.yaml").read_text())
+    assert livekit_config["redis"]["address"] == "redis:6379"
+    assert environment(config, "token")["TOKEN_EGRESS_STAGE_URL"].startswith("http://token:8080/")

@@ -390,3 +390,30 @@ def test_the_charts_guard_knows_the_settings_defaults() -> None:
     assert refused.returncode != 0 and "must exceed" in refused.stderr
     docs = render(unset, f"services.host-agent.terminationGracePeriodSeconds={budget + 1:g}")
     assert host_agent_stop(docs)[0] == budget + 1
+
+
+def test_the_egress_deployment_is_optional_and_takes_its_secret_from_the_secret() -> None:
+    """`egress.enabled` (default false) adds a livekit/egress Deployment whose API secret comes
+    from the chart's Secret (never a ConfigMap) and whose Redis must be named."""
+    off = [
+        d
+        for d in rendered()
+        if d["kind"] == "Deployment" and "livekit-egress" in d["metadata"]["name"]
+    ]
+    assert off == []
+    docs = render("egress.enabled=true", "egress.redisAddress=lk-redis:6379")
+    (egress,) = [
+        d
+        for d in docs
+        if d["kind"] == "Deployment" and d["metadata"]["name"].endswith("-livekit-egress")
+    ]
+    container = egress["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"].startswith("livekit/egress:v")
+    env = {e["name"]: e for e in container["env"]}
+    assert env["EGRESS_REDIS"]["value"] == "lk-redis:6379"
+    assert "secretKeyRef" in env["LIVEKIT_API_SECRET"]["valueFrom"]
+    assert "SYS_ADMIN" in container["securityContext"]["capabilities"]["add"]
+    result = helm(
+        "template", "show", str(CHART), "-f", str(CI_VALUES), "--set", "egress.enabled=true"
+    )
+    assert result.returncode != 0 and "egress.redisAddress is required" in result.stderr

@@ -35,6 +35,7 @@ from .dispatch.decision import HostPolicy
 from .dispatch.dispatcher import DispatchMetadata, HostCache, WorkerRegistrations
 from .dispatch.reconciler import HostReconciler
 from .dispatch.schedule import ReconcilePolicy
+from .egress import Egresses, EgressRecords
 from .livekit_gateway import LiveKitGateway
 from .media_guard import ABORT_EXTENSION, MediaGuard
 from .names import NameCheck
@@ -207,6 +208,17 @@ def create_app(
             operator=operator_settings,
             stage_domains=stage_domains,
         )
+        services.egress = Egresses(
+            gateway=LiveKitGateway(
+                edge.egress_api_url or livekit.http_url,
+                livekit.api_key,
+                secret,
+                timeout_s=edge.egress_timeout_s,
+            ),
+            records=EgressRecords(redis_client),
+            stage_url=edge.egress_stage_url,
+        )
+        metrics.gauge(metrics.EGRESSES_ACTIVE, services.egress.tracker.observe)
         services.status = StatusBoard(dependencies(services), edge.status_interval_s)
         services.start_bus()
         status_task = asyncio.create_task(services.status.run(), name="dependency status")

@@ -19,7 +19,7 @@ from redis.exceptions import RedisError
 from livestage import subjects
 from livestage.bans import Ban, BanStore, Refusal
 from livestage.bus import Bus, BusUnavailable
-from livestage.schemas import HostJobEvent, HostWorkerEvent, now_ms
+from livestage.schemas import EgressEvent, HostJobEvent, HostWorkerEvent, now_ms
 from livestage.settings import (
     LiveKitSettings,
     NatsSettings,
@@ -35,6 +35,7 @@ from .dispatch.decision import HostPolicy
 from .dispatch.dispatcher import DispatchMetadata, HostCache, HostState, WorkerRegistrations
 from .dispatch.reconciler import HostReconciler
 from .dispatch.schedule import Trigger
+from .egress import Egresses
 from .livekit_gateway import LiveKitGateway
 from .media_guard import MediaGuard
 from .names import NameCheck
@@ -99,6 +100,7 @@ class Services:
     status: StatusBoard = field(init=False)  # set by the app: its probes use these services
     operator: OperatorSettings = field(default_factory=OperatorSettings)
     stage_domains: StageDomainSettings = field(default_factory=StageDomainSettings)
+    egress: Egresses | None = None  # set by the app (LiveKit web egress of the stage page)
     bus: Bus | None = None
     started: bool = False  # NATS connected and Redis answered once (see /readyz)
     _bus_task: asyncio.Task[None] | None = field(default=None, repr=False)
@@ -136,6 +138,8 @@ class Services:
                 await bus.nc.subscribe(
                     subjects.host_worker(self.livekit.agent_name), cb=self._on_host_worker
                 )
+                # every replica's egress gauge follows the webhooks any replica received
+                await bus.nc.subscribe(subjects.room_egress(self.livekit.room), cb=self._on_egress)
             except Exception as error:  # noqa: BLE001 - whatever it is, keep retrying
                 log.warning("NATS not ready (%s); retrying in 2 s", mask_url(str(error)))
                 await asyncio.sleep(2)
@@ -175,6 +179,15 @@ class Services:
             log.warning("host worker registration not recorded (Redis: %r)", error)
         self.reconciler.worker_registered()
 
+    async def _on_egress(self, msg: Msg) -> None:
+        try:
+            event = EgressEvent.from_json(msg.data)
+        except ValidationError as error:
+            log.warning("ignoring a malformed egress event: %s", error.errors(include_url=False))
+            return
+        if self.egress is not None:
+            self.egress.tracker.saw(event)
+
     async def close(self) -> None:
         for task in (self._reconciler_task, self._bus_task):
             if task is not None:
@@ -186,6 +199,8 @@ class Services:
         if self.bus is not None:
             await self.bus.close()
         await self.gateway.aclose()
+        if self.egress is not None:
+            await self.egress.aclose()
         await self.redis.aclose()
 
     def require_bus(self) -> Bus:

@@ -207,6 +207,23 @@ class EdgeSettings(BaseSettings):
         "(STAGE_HTTP_HOST/STAGE_HTTP_PORT there).",
     )
 
+    # --- egress (going live without OBS) ---------------------------------------------------------
+    egress_api_url: str = Field(
+        "",
+        description="URL of LiveKit's Egress API (Twirp livekit.Egress on the LiveKit server); "
+        "empty: the LiveKit server API (LIVEKIT_API_URL, else LIVEKIT_URL).",
+    )
+    egress_stage_url: str = Field(
+        "http://127.0.0.1:8080/stage?captions=1",
+        description="The stage page the egress service's browser opens and streams: a URL of "
+        "this edge that the egress container reaches (compose: http://token:8080/stage?captions=1).",
+    )
+    egress_timeout_s: PositiveFloat = Field(
+        15.0,
+        description="Longest wait for one Egress API call (seconds): LiveKit answers a start "
+        "once an egress worker took it, and after about 10 s says none did.",
+    )
+
     @field_validator("reserved_names")
     @classmethod
     def _reserved_names_are_short(cls, value: list[str]) -> list[str]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from . import chat, media, ops, viewer
-from .operator import auth, bans, deadletters, host, show, stage
+from .operator import auth, bans, deadletters, egress, host, show, stage
 from .operator import chat as operator_chat
 
 ROUTERS: tuple[APIRouter, ...] = (
@@ -29,6 +29,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     host.router,
     stage.router,
     show.router,
+    egress.router,
     deadletters.router,
     media.router,
 )

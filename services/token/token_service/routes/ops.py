@@ -1,4 +1,5 @@
-"""LiveKit webhooks (presence events onto NATS); liveness, readiness and dependency status."""
+"""LiveKit webhooks (presence and egress events onto NATS); liveness, readiness and dependency
+status."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from fastapi import APIRouter, Depends, Header, HTTPException, Request, Response
 from livekit import api
 from livekit.protocol.models import ParticipantInfo
 
-from livestage import subjects
+from livestage import metrics, subjects
 from livestage.identity import is_viewer_identity
 from livestage.schemas import PresenceEvent, now_ms
 
@@ -18,6 +19,7 @@ from ..deps import ServicesDep, limit_status
 from ..dispatch.decision import Participant, is_our_host
 from ..dispatch.dispatcher import HostState
 from ..dispatch.schedule import Trigger
+from ..egress import FAILED, egress_event
 from ..errors import unavailable
 from ..models import (
     DependencyDetail,
@@ -35,6 +37,7 @@ router = APIRouter(tags=["operations"])
 operator_status_router = operator_router(tags=["operator"])
 
 PRESENCE_EVENTS = {"participant_joined", "participant_left", "room_started", "room_finished"}
+EGRESS_EVENTS = {"egress_started", "egress_updated", "egress_ended"}
 ParticipantKindName = Literal["", "standard", "agent", "ingress", "egress", "sip"]
 KIND_NAMES: dict[int, ParticipantKindName] = {
     ParticipantInfo.Kind.STANDARD: "standard",
@@ -61,7 +64,8 @@ async def livekit_webhook(
 ) -> Response:
     """Verify LiveKit's signature, publish presence events to `room.presence.<room>`, keep
     the host-state cache current (our agent joined or left, the room finished), and have the
-    host reconciler look at the room when our agent left or a viewer joined.
+    host reconciler look at the room when our agent left or a viewer joined. Egress events of
+    an egress the edge started become `EgressEvent`s on `room.egress.<room>`.
 
     The body is capped (`TOKEN_MAX_WEBHOOK_BODY_BYTES`) before it is read or verified."""
     body = (await request.body()).decode("utf-8", errors="replace")
@@ -73,6 +77,9 @@ async def livekit_webhook(
             status.HTTP_401_UNAUTHORIZED, detail=f"webhook signature rejected: {error}"
         ) from error
 
+    if event.event in EGRESS_EVENTS:
+        await _egress_event(services, event)
+        return Response(status_code=status.HTTP_204_NO_CONTENT)
     if event.event not in PRESENCE_EVENTS:
         return Response(status_code=status.HTTP_204_NO_CONTENT)
     try:
@@ -98,6 +105,35 @@ async def livekit_webhook(
         subjects.room_presence(room), presence, timeout_s=services.edge.nats_timeout_s
     )
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+async def _egress_event(services: ServicesDep, event: api.WebhookEvent) -> None:
+    """A web egress has no room in LiveKit's eyes: the edge's record of the egresses it started
+    says whose it is (and the ingest, without the key). Others' egresses are not ours to tell."""
+    if services.egress is None:
+        return
+    info = event.egress_info
+    record = await services.egress.records.get(info.egress_id)
+    if record is None:
+        log.info("egress %s is not one this edge started; ignoring its webhook", info.egress_id)
+        return
+    egress = egress_event(
+        info,
+        record.room,
+        record.target,
+        event_id=(event.id or f"{event.event}-{info.egress_id}-{info.updated_at}")[:64].replace(
+            ".", "_"
+        ),
+    )
+    if egress.status in FAILED:
+        log.warning(
+            "egress %s to %s %s: %s", egress.egress_id, egress.target, egress.status, egress.error
+        )
+        if await services.egress.records.first_failure(egress.egress_id):
+            metrics.counter(metrics.EGRESSES_FAILED).add(1, {"room": record.room})
+    await services.require_bus().publish(
+        subjects.room_egress(record.room), egress, timeout_s=services.edge.nats_timeout_s
+    )
 
 
 async def _update_host_cache(services: ServicesDep, room: str, event: api.WebhookEvent) -> None:

@@ -8,5 +8,6 @@
 | `host` | `/api/operator/host/{pause,resume,skip,say,persona}` | control the speaking host |
 | `show` | `/api/operator/show`, `/api/operator/show/{end,start}` | end and start the show |
 | `stage` | `/api/operator/stage/{capture,backdrop,pin,unpin,layout}` | the screen, the layout |
+| `egress` | `/api/operator/egress[/{egressId}]` | stream the stage to RTMP: start, list, stop |
 | `deadletters` | `/api/operator/deadletters...` | list, show, replay and delete dead letters |
 """
