@@ -105,8 +105,8 @@ async def test_an_expired_session_is_refused(make_edge) -> None:  # type: ignore
     async with httpx.AsyncClient(base_url=edge.base_url, cookies={COOKIE: session_id}) as c:
         assert (await c.get("/api/operator/check")).status_code == 204
         async with asyncio.timeout(10):
-            while (await c.get("/api/operator/check")).status_code != 401:
-                await asyncio.sleep(0.2)  # expiry is a time, not an event
+            while (await c.get("/api/operator/check")).status_code != 401:  # noqa: ASYNC110
+                await asyncio.sleep(0.2)  # expiry is a time: no event to wait on
         assert (await c.get("/api/operator/session")).status_code == 401
 
 
