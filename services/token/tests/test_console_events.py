@@ -28,6 +28,7 @@ from livestage.schemas import (
 )
 from livestage.settings import NatsSettings
 from livestage.shows import spend_cap_key, spend_day, spend_key
+from tests.support.chat import chat_message
 from tests.support.waiting import Changed, until
 
 SECRET = "operator-secret-for-console-tests-01"
@@ -77,16 +78,7 @@ async def open_stream(client: httpx.AsyncClient) -> AsyncIterator[EventStream]:
 
 
 def chat(room: str, n: int, created_at: int) -> ChatMessage:
-    return ChatMessage(
-        id=f"msg{n}-{new_id()[:8]}",
-        room=room,
-        author_identity=f"viewer_abcdefgh_{n:08x}",
-        author_name="Ada",
-        avatar="fox",
-        body=f"Question number {n}?",
-        kind="viewer",
-        created_at=created_at,
-    )
+    return chat_message(room, f"Question number {n}?", created_at=created_at)
 
 
 async def test_the_stream_follows_chat_stage_and_host(make_edge, nats_server, redis_server) -> None:  # type: ignore[no-untyped-def]

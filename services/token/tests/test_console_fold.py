@@ -11,6 +11,7 @@ from livestage.schemas import (
     StageVisual,
     removal_id,
 )
+from tests.support.chat import chat_message
 from token_service.console.fold import ChatLog, add_visual, fold_host
 from token_service.console.models import HostStatus
 from token_service.console.numbers import Reactions, VerdictLog, chat_rate, p50, reaction_ms
@@ -20,15 +21,8 @@ ROOM = "console-room"
 
 
 def message(n: int, at: int | None = None) -> ChatMessage:
-    return ChatMessage(
-        id=f"m{n}",
-        room=ROOM,
-        author_identity=f"viewer_abcdefgh_{n:08x}",
-        author_name="Ada",
-        avatar="fox",
-        body=f"message {n}",
-        kind="viewer",
-        created_at=at if at is not None else T0 + n * 1000,
+    return chat_message(
+        ROOM, f"message {n}", id=f"m{n}", created_at=at if at is not None else T0 + n * 1000
     )
 
 
@@ -36,7 +30,7 @@ def verdict(n: int, checks: list[str]) -> ModerationVerdict:
     return ModerationVerdict(
         message_id=f"m{n}",
         room=ROOM,
-        author_identity=f"viewer_abcdefgh_{n:08x}",
+        author_identity="viewer_abcdefgh_00000002",
         verdict="rejected",
         reason="blocked words",
         checks=checks,
