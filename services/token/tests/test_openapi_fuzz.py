@@ -38,6 +38,7 @@ GENEROUS_RATE_LIMITS = {
     for name in EdgeSettings.model_fields
     if name.startswith("rate_")
 }
+STREAMS = {"GET /api/operator/events"}
 CHECKS = [
     checks.not_a_server_error,
     checks.status_code_conformance,
@@ -134,7 +135,13 @@ def edge_process(
 def test_the_edge_honours_its_openapi_spec(edge_process: tuple[str, str]) -> None:
     base, token = edge_process
     schema = schemathesis.openapi.from_url(base + "/openapi.json")
-    operations = [result.ok() for result in schema.get_all_operations()]
+    # A Server-Sent Events stream never ends, so no answer to validate: test_console_events.py
+    # covers it.
+    operations = [
+        operation
+        for operation in (result.ok() for result in schema.get_all_operations())
+        if operation.label not in STREAMS
+    ]
     assert len(operations) >= 7
 
     calls: dict[str, int] = {}
