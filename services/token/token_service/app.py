@@ -30,6 +30,7 @@ from livestage.settings import (
 from . import errors
 from .body_limit import BodyLimit
 from .client_ip import parse_networks
+from .console.feed import ConsoleFeed
 from .deps import Limits, Services
 from .dispatch.decision import HostPolicy
 from .dispatch.dispatcher import DispatchMetadata, HostCache, WorkerRegistrations
@@ -204,6 +205,15 @@ def create_app(
                 follow_redirects=False,
             ),
             media_refused=media_refused_counter or metrics.counter(metrics.MEDIA_REFUSED),
+            console=ConsoleFeed(
+                room=livekit.room,
+                redis=redis_client,
+                gateway=gateway,
+                max_streams=edge.console_streams,
+                queue_size=edge.console_queue,
+                numbers_s=edge.console_numbers_s,
+                backlog_s=edge.console_backlog_s,
+            ),
             operator=operator_settings,
             stage_domains=stage_domains,
         )

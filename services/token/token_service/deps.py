@@ -30,7 +30,8 @@ from livestage.settings import (
 )
 from livestage.shows import ShowStore
 
-from .client_ip import Network, client_ip, client_network
+from .client_ip import Network, client_ip, client_network, forwarded_proto
+from .console.feed import ConsoleFeed
 from .dispatch.decision import HostPolicy
 from .dispatch.dispatcher import DispatchMetadata, HostCache, HostState, WorkerRegistrations
 from .dispatch.reconciler import HostReconciler
@@ -57,6 +58,7 @@ class Limits:
     history_per_network: Limit
     media_per_network: Limit
     status_per_network: Limit
+    operator_sign_in: Limit
 
     @classmethod
     def from_settings(cls, settings: EdgeSettings) -> Limits:
@@ -69,6 +71,7 @@ class Limits:
             history_per_network=Limit.parse("history-network", settings.rate_history_per_network),
             media_per_network=Limit.parse("media-network", settings.rate_media_per_network),
             status_per_network=Limit.parse("status-network", settings.rate_status_per_network),
+            operator_sign_in=Limit.parse("operator-sign-in", settings.rate_operator_sign_in),
         )
 
 
@@ -96,6 +99,7 @@ class Services:
     media: MediaGuard
     media_client: httpx.AsyncClient
     media_refused: Counter
+    console: ConsoleFeed
     status: StatusBoard = field(init=False)  # set by the app: its probes use these services
     operator: OperatorSettings = field(default_factory=OperatorSettings)
     stage_domains: StageDomainSettings = field(default_factory=StageDomainSettings)
@@ -136,6 +140,8 @@ class Services:
                 await bus.nc.subscribe(
                     subjects.host_worker(self.livekit.agent_name), cb=self._on_host_worker
                 )
+                # The operator console's one feed (console/feed.py), with the recent past.
+                await self.console.start(bus)
             except Exception as error:  # noqa: BLE001 - whatever it is, keep retrying
                 log.warning("NATS not ready (%s); retrying in 2 s", mask_url(str(error)))
                 await asyncio.sleep(2)
@@ -183,6 +189,7 @@ class Services:
             # it may be mid-call to LiveKit or Redis: let it end before they are closed
             await asyncio.gather(self._reconciler_task, return_exceptions=True)
         await self.media_client.aclose()
+        await self.console.stop()
         if self.bus is not None:
             await self.bus.close()
         await self.gateway.aclose()
@@ -215,6 +222,19 @@ def get_client_network(ip: ClientIp) -> str:
 
 
 ClientNetwork = Annotated[str, Depends(get_client_network)]
+
+
+def secure_cookie(request: Request, services: Services) -> bool:
+    """Whether a cookie the edge sets gets `Secure`: TOKEN_COOKIE_SECURE, and with `auto` when
+    the request came over https (X-Forwarded-Proto from a trusted proxy counts)."""
+    setting = services.edge.cookie_secure
+    if setting != "auto":
+        return setting == "always"
+    peer = request.client.host if request.client else ""
+    proto = forwarded_proto(
+        peer, request.headers.get("x-forwarded-proto"), services.trusted_proxies
+    )
+    return (proto or request.url.scheme) == "https"
 
 
 def get_viewer(

@@ -45,7 +45,8 @@ class EdgeSettings(BaseSettings):
     )
     cookie_secure: Literal["auto", "always", "never"] = Field(
         "auto",
-        description="Secure flag of the visitor cookie: auto sets it for https requests "
+        description="Secure flag of the visitor and operator session cookies: auto sets it for "
+        "https requests "
         "(X-Forwarded-Proto from a trusted proxy counts).",
     )
 
@@ -127,6 +128,38 @@ class EdgeSettings(BaseSettings):
         86400,
         description="The longest the network part of a ban lasts (seconds; addresses change "
         "hands): a longer or permanent ban keeps its visitor part.",
+    )
+
+    # --- the operator console ------------------------------------------------------------------
+    operator_session_s: PositiveInt = Field(
+        7200,
+        description="Lifetime of an operator's console session (the HttpOnly cookie set by "
+        "POST /api/operator/session; seconds). Sign-in again after it.",
+    )
+    rate_operator_sign_in: str = Field(
+        "5/minute",
+        description="Operator sign-in attempts per client network (IPv4 address, IPv6 /64), "
+        "right or wrong; one more is a 429 with Retry-After.",
+    )
+    console_streams: PositiveInt = Field(
+        20,
+        description="Open GET /api/operator/events streams per edge replica at most; one more "
+        "is a 503.",
+    )
+    console_numbers_s: PositiveFloat = Field(
+        5.0,
+        description="How often the console's numbers (viewers, chat rate, rejected share, "
+        "spend, host reaction) are sent while a console is open (seconds).",
+    )
+    console_backlog_s: PositiveInt = Field(
+        1800,
+        description="How far back the edge reads chat, visuals and host events when it starts, "
+        "so a console opened later gets a snapshot (seconds).",
+    )
+    console_queue: PositiveInt = Field(
+        256,
+        description="Events one console stream may have waiting; a console that falls further "
+        "behind is dropped (its page reconnects and gets a fresh snapshot).",
     )
 
     # --- timeouts and body caps ----------------------------------------------------------------
@@ -232,6 +265,7 @@ class EdgeSettings(BaseSettings):
         "rate_history_per_network",
         "rate_media_per_network",
         "rate_status_per_network",
+        "rate_operator_sign_in",
     )
     @classmethod
     def _rate_parses(cls, value: str) -> str:

@@ -5,7 +5,7 @@
 | `viewer` | `GET /api/config`, `POST /api/livekit-token` | page config, tokens, host dispatch |
 | `chat` | `POST /api/chat`, `GET /api/chat/history` | chat ingress and history reads |
 | `ops` | `POST /api/livekit/webhook`, `/healthz`, `/readyz`, `/statusz` | webhooks, probes |
-| `operator/` | `/api/operator/...` | the operator's routes, behind the bearer secret |
+| `operator/` | `/api/operator/...` | operator routes: bearer secret or console session |
 | (`ops`) | `GET /api/operator/status` | `/statusz` with each check's detail (operator) |
 | `media` | `GET /media/{name}` | the stage's assets, streamed from the stage producer |
 """
@@ -15,7 +15,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from . import chat, media, ops, viewer
-from .operator import auth, bans, deadletters, host, stage
+from .operator import auth, bans, deadletters, events, host, session, stage
 from .operator import chat as operator_chat
 
 ROUTERS: tuple[APIRouter, ...] = (
@@ -24,6 +24,8 @@ ROUTERS: tuple[APIRouter, ...] = (
     ops.router,
     ops.operator_status_router,
     auth.router,
+    session.router,
+    events.router,
     operator_chat.router,
     bans.router,
     host.router,

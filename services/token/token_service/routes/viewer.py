@@ -13,8 +13,13 @@ from livestage import metrics
 from livestage.identity import AVATAR_IDENTITIES
 from livestage.shows import Show
 
-from ..client_ip import forwarded_proto
-from ..deps import ClientNetwork, ServicesDep, limit_token_network, refuse_banned
+from ..deps import (
+    ClientNetwork,
+    ServicesDep,
+    limit_token_network,
+    refuse_banned,
+    secure_cookie,
+)
 from ..dispatch.dispatcher import ensure_host
 from ..errors import LIVEKIT_RESPONSES, RESPONSES, field_error
 from ..models import PublicConfig, TokenRequest, TokenResponse
@@ -43,17 +48,6 @@ async def public_config(services: ServicesDep) -> PublicConfig:
         stage_topic=services.topics.stage_topic,
         avatar_identities=list(AVATAR_IDENTITIES),
     )
-
-
-def _secure_cookie(request: Request, services: ServicesDep) -> bool:
-    setting = services.edge.cookie_secure
-    if setting != "auto":
-        return setting == "always"
-    peer = request.client.host if request.client else ""
-    proto = forwarded_proto(
-        peer, request.headers.get("x-forwarded-proto"), services.trusted_proxies
-    )
-    return (proto or request.url.scheme) == "https"
 
 
 @router.post(
@@ -122,7 +116,7 @@ async def create_viewer_token(
         path=COOKIE_PATH,
         httponly=True,
         samesite="strict",
-        secure=_secure_cookie(request, services),
+        secure=secure_cookie(request, services),
     )
     return TokenResponse(
         token=token,

@@ -1,0 +1,9 @@
+"""The operator console's live picture of the room, fed from NATS (`GET /api/operator/events`).
+
+| module | what it holds |
+|---|---|
+| `models` | what the console page reads: `ChatEntry`, `HostStatus`, `Numbers`, `Snapshot` |
+| `fold` | pure folds: chat outcomes (order-independent), the host's status, recent visuals |
+| `numbers` | pure computations: chat per minute, rejected share, host reaction p50 |
+| `feed` | the I/O: ONE set of NATS watches per edge, ring buffers, fan-out to streams |
+"""
