@@ -11,26 +11,10 @@ import {
   outcomeText,
   platformBadge,
 } from "../src/operator/format";
-import { NO_HOST, NO_NUMBERS, type ChatEntry } from "../src/operator/model";
-import type { ChatMessage } from "../src/types";
+import { NO_HOST, NO_NUMBERS } from "../src/operator/model";
+import { chatEntry } from "./operator-fixtures";
 
-const message: ChatMessage = {
-  id: "m1",
-  room: "main",
-  authorIdentity: "viewer_abcdefgh_0001",
-  authorName: "Ada",
-  avatar: "fox",
-  body: "hi",
-  kind: "viewer",
-  createdAt: 0,
-};
-const entry = (over: Partial<ChatEntry> = {}, m: Partial<ChatMessage> = {}): ChatEntry => ({
-  message: { ...message, ...m },
-  outcome: "approved",
-  reason: "",
-  checks: [],
-  ...over,
-});
+const entry = chatEntry;
 
 describe("durationText", () => {
   it("reads like a person would say it", () => {

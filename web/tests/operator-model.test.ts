@@ -10,17 +10,9 @@ import {
   upsertById,
   type ConsoleState,
 } from "../src/operator/model";
+import { chatMessage } from "./operator-fixtures";
 
-const message = (id: string, body = "hi") => ({
-  id,
-  room: "main",
-  authorIdentity: "viewer_abcdefgh_0001",
-  authorName: "Ada",
-  avatar: "fox",
-  body,
-  kind: "viewer",
-  createdAt: 1_700_000_000_000,
-});
+const message = (id: string, body = "hi") => chatMessage({ id, body });
 const visual = (id: string) => ({ id, room: "main", kind: "screenshot", url: `/media/${id}.png`, title: id, createdAt: 1, expiresAt: 2 });
 
 const snapshot = {

@@ -1,26 +1,12 @@
 // @vitest-environment happy-dom
 import { describe, expect, it, vi } from "vitest";
 import type { ChatEntry } from "../src/operator/model";
+import { chatEntry } from "./operator-fixtures";
 import { renderChatEntry, renderLayoutChoices, renderVisual } from "../src/operator/view";
 
 const XSS = "<img src=x onerror=alert(1)>";
 
-const entry = (over: Partial<ChatEntry> = {}): ChatEntry => ({
-  message: {
-    id: "m1",
-    room: "main",
-    authorIdentity: "viewer_abcdefgh_0001",
-    authorName: XSS,
-    avatar: "fox",
-    body: XSS,
-    kind: "viewer",
-    createdAt: 0,
-  },
-  outcome: "approved",
-  reason: "",
-  checks: [],
-  ...over,
-});
+const entry = (over: Partial<ChatEntry> = {}) => chatEntry(over, { authorName: XSS, body: XSS, createdAt: 0 });
 
 describe("renderChatEntry", () => {
   it("puts names and bodies in as text, never as markup", () => {
