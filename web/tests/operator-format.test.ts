@@ -89,7 +89,7 @@ describe("chat entries", () => {
 describe("egress text", () => {
   it("shows the state, target, time on air and error", () => {
     expect(egressText(null, 0)).toBe("Not streaming");
-    const active = { egressId: "EG", status: "active" as const, target: "rtmp://a.rtmp.youtube.com/live2", error: "", startedAt: 1_000 };
+    const active = { id: "e1", room: "main", createdAt: 0, egressId: "EG", status: "active" as const, target: "rtmp://a.rtmp.youtube.com/live2", error: "", startedAt: 1_000 };
     expect(egressText(active, 61_000)).toBe("Live to rtmp://a.rtmp.youtube.com/live2 for 1 min");
     expect(egressRunning(active)).toBe(true);
     const failed = { ...active, status: "failed" as const, error: "ingest refused the stream" };

@@ -50,13 +50,16 @@ export interface HostStatus {
 export type EgressStatus = "starting" | "active" | "ending" | "complete" | "failed" | "aborted";
 const EGRESS_STATUSES: readonly string[] = ["starting", "active", "ending", "complete", "failed", "aborted"];
 
-/** The web egress of /stage to an RTMP ingest; `target` never carries the stream key. */
+/** The web egress of /stage to an RTMP ingest (an EgressEvent); `target` never carries the stream key. */
 export interface Egress {
+  id: string;
+  room: string;
   egressId: string;
   status: EgressStatus;
   target: string;
   error: string;
   startedAt: number;
+  createdAt: number;
 }
 
 export interface Numbers {
@@ -120,7 +123,7 @@ export function parseChatEntry(v: unknown): ChatEntry | null {
   return { message, outcome, reason: str(v.reason), checks: strList(v.checks) };
 }
 
-function parseFallback(v: unknown): Fallback | null {
+export function parseFallback(v: unknown): Fallback | null {
   if (!isObject(v)) return null;
   return { at: num(v.at), voice: str(v.voice), avatar: str(v.avatar), reason: str(v.reason) };
 }
@@ -143,11 +146,14 @@ export function parseHostStatus(v: unknown): HostStatus {
 export function parseEgress(v: unknown): Egress | null {
   if (!isObject(v) || !EGRESS_STATUSES.includes(str(v.status))) return null;
   return {
+    id: str(v.id),
+    room: str(v.room),
     egressId: str(v.egressId),
     status: v.status as EgressStatus,
     target: str(v.target),
     error: str(v.error),
     startedAt: num(v.startedAt),
+    createdAt: num(v.createdAt),
   };
 }
 
@@ -158,7 +164,7 @@ export function parseNumbers(v: unknown): Numbers {
   return {
     viewers: Math.floor(nonNegative(v.viewers)),
     chatPerMinute: nonNegative(v.chatPerMinute),
-    rejectedShare: Math.min(1, nonNegative(v.rejectedShare)),
+    rejectedShare: nonNegative(v.rejectedShare),
     spendTodayUsd: nonNegative(v.spendTodayUsd),
     spendCapUsd: nonNegative(v.spendCapUsd),
     reactionP50Ms: typeof p50 === "number" && Number.isFinite(p50) && p50 >= 0 ? p50 : null,
@@ -182,9 +188,15 @@ export function upsertById<T>(list: readonly T[], item: T, idOf: (t: T) => strin
 const entryId = (e: ChatEntry) => e.message.id;
 const visualId = (v: StageVisual) => v.id;
 
-function parseSnapshot(v: unknown): ConsoleState {
+/** The show's state and layout in a snapshot; the defaults (live, corner) for what is missing. */
+export function parseShowStatus(v: unknown): { state: ShowState; layout: Layout } {
+  const show = isObject(v) ? v : {};
+  return { state: show.state === "ended" ? "ended" : "live", layout: parseLayout(show.layout) ?? DEFAULT_LAYOUT };
+}
+
+export function parseSnapshot(v: unknown): ConsoleState {
   if (!isObject(v)) return EMPTY_STATE;
-  const show = isObject(v.show) ? v.show : {};
+  const show = parseShowStatus(v.show);
   let chat: ChatEntry[] = [];
   for (const entry of Array.isArray(v.chat) ? v.chat.map(parseChatEntry) : []) {
     if (entry) chat = upsertById(chat, entry, entryId, MAX_CHAT_ENTRIES);
@@ -196,9 +208,9 @@ function parseSnapshot(v: unknown): ConsoleState {
   }
   return {
     room: str(v.room),
-    show: show.state === "ended" ? "ended" : "live",
-    showReason: str(show.reason),
-    layout: parseLayout(show.layout) ?? DEFAULT_LAYOUT,
+    show: show.state,
+    showReason: "",
+    layout: show.layout,
     chat,
     visuals,
     host: parseHostStatus(v.host),
