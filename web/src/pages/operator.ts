@@ -231,7 +231,8 @@ const chatActions = {
 // Stage.
 const layoutResult = byId("layout-result");
 const layoutInputs = renderLayoutChoices(byId("layout-choices"), (layout: Layout) => {
-  void act(null, layoutResult, () => post("/stage/layout", { layout }), `Layout: ${layout}`);
+  // refused: the radio goes back to the layout the stage really has
+  void act(null, layoutResult, () => post("/stage/layout", { layout }), `Layout: ${layout}`).then((ok) => ok ?? render());
 });
 
 onForm("capture-form", (submit) => {
