@@ -22,6 +22,7 @@ from pydantic_core import core_schema
 
 from livestage import attributes, schemas
 from token_service import models as edge
+from token_service.console import models as console
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET = ROOT / "web" / "src" / "wire" / "schema.json"
@@ -41,6 +42,13 @@ CHANNELS: dict[str, tuple[type[BaseModel], ...]] = {
         schemas.ChatRemovedEvent,
     ),
     "data topic stageTopic": (schemas.StageVisual, schemas.StageLayoutEvent, schemas.ShowEvent),
+    "GET /api/operator/events (the console)": (
+        console.Snapshot,
+        console.ChatEntry,
+        console.HostStatus,
+        console.Numbers,
+        schemas.EgressEvent,
+    ),
 }
 
 # Participant attributes, by the key the page uses; `enum` when the values are a closed set.

@@ -6,10 +6,12 @@ import { defineConfig } from "vitest/config";
 const root = fileURLToPath(new URL(".", import.meta.url));
 const edge = process.env.LIVESTAGE_EDGE_URL ?? "http://127.0.0.1:8080";
 
-/** Serve /stage like the edge does (dev and preview servers). */
+/** Serve /stage and /operator like the edge does (dev and preview servers). */
 function stageRoute(): Plugin {
   const rewrite: Connect.NextHandleFunction = (req, _res, next) => {
-    if (req.url === "/stage" || req.url?.startsWith("/stage?")) req.url = req.url.replace("/stage", "/stage.html");
+    for (const page of ["/stage", "/operator"]) {
+      if (req.url === page || req.url?.startsWith(`${page}?`)) req.url = req.url.replace(page, `${page}.html`);
+    }
     next();
   };
   return {
@@ -32,13 +34,17 @@ export default defineConfig({
       input: {
         index: resolve(root, "index.html"),
         stage: resolve(root, "stage.html"),
+        operator: resolve(root, "operator.html"),
       },
       output: {
-        // livekit-client (shared by both pages) gets its own, separately cached chunk
+        // livekit-client (shared by the viewer and stage pages) gets its own, separately cached
+        // chunk; the modules that need it get theirs, so the operator console (which shares only
+        // the plain modules) never loads it
         codeSplitting: {
           groups: [
-            { name: "livekit", test: /node_modules/ },
-            { name: "common", test: /\/src\//, minShareCount: 2 },
+            { name: "livekit", test: /node_modules/, priority: 3 },
+            { name: "room", test: /\/src\/(livekit|chat|host|chromakey|stage|profile)\.ts$/, minShareCount: 2, priority: 2, includeDependenciesRecursively: false },
+            { name: "common", test: /\/src\//, minShareCount: 2, priority: 1 },
           ],
         },
       },

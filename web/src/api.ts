@@ -55,7 +55,7 @@ export function parseErrorDetail(body: unknown): { message: string; fieldErrors:
   return { message, fieldErrors };
 }
 
-async function request(path: string, init: RequestInit = {}, token?: string): Promise<unknown> {
+export async function request(path: string, init: RequestInit = {}, token?: string): Promise<unknown> {
   const headers = new Headers(init.headers);
   headers.set("Accept", "application/json");
   if (init.body !== undefined) headers.set("Content-Type", "application/json");

@@ -1,5 +1,5 @@
 // Tiny DOM helpers shared by both pages.
-import { STATE_TEXT, type ConnState } from "./livekit";
+import { STATE_TEXT, type ConnState } from "./connection";
 
 export function byId<T extends HTMLElement = HTMLElement>(id: string): T {
   const el = document.getElementById(id);

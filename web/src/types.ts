@@ -90,10 +90,10 @@ type Obj = Record<string, unknown>;
 export const isObject = (v: unknown): v is Obj =>
   typeof v === "object" && v !== null && !Array.isArray(v);
 
-const str = (v: unknown, fallback = ""): string => (typeof v === "string" ? v : fallback);
-const num = (v: unknown, fallback = 0): number =>
+export const str = (v: unknown, fallback = ""): string => (typeof v === "string" ? v : fallback);
+export const num = (v: unknown, fallback = 0): number =>
   typeof v === "number" && Number.isFinite(v) ? v : fallback;
-const strList = (v: unknown): string[] =>
+export const strList = (v: unknown): string[] =>
   Array.isArray(v) ? v.filter((x): x is string => typeof x === "string" && x.length > 0) : [];
 
 export const DEFAULT_CONFIG: AppConfig = {

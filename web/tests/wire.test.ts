@@ -20,6 +20,17 @@ import {
   parseStageVisual,
   parseTokenResponse,
 } from "../src/types";
+import {
+  NO_HOST,
+  NO_NUMBERS,
+  parseChatEntry,
+  parseEgress,
+  parseFallback,
+  parseHostStatus,
+  parseNumbers,
+  parseShowStatus,
+  parseSnapshot,
+} from "../src/operator/model";
 import schema from "../src/wire/schema.json";
 
 interface JsonSchema {
@@ -171,6 +182,26 @@ const CONTRACTS: Record<string, Contract> = {
   },
   StageLayoutEvent: { parse: parseStageLayoutEvent, fallback: { room: "", createdAt: 0 } },
   ShowEvent: { parse: parseShowEvent, fallback: { room: "", reason: "", createdAt: 0 } },
+  // the operator console's events (GET /api/operator/events)
+  Snapshot: {
+    // the console keeps it as its state; put back in the wire's shape to compare
+    parse: (v) => {
+      const s = parseSnapshot(v);
+      const { room, chat, host, egress, numbers } = s;
+      return { room, show: { state: s.show, layout: s.layout }, chat, visuals: [...s.visuals].reverse(), host, egress, numbers };
+    },
+    fallback: { room: "", show: { state: "live", layout: "corner" }, chat: [], visuals: [], host: NO_HOST, egress: null, numbers: NO_NUMBERS },
+  },
+  ShowStatus: { parse: parseShowStatus, fallback: { state: "live", layout: "corner" }, unknownEnum: { state: "live", layout: "corner" } },
+  ChatEntry: { parse: parseChatEntry, fallback: { outcome: "pending", reason: "", checks: [] }, unknownEnum: { outcome: "pending" } },
+  HostStatus: {
+    parse: parseHostStatus,
+    fallback: { state: "none", jobId: "", voice: "", avatar: "", fallbacks: [], reason: "", since: 0 },
+    unknownEnum: { state: "none" },
+  },
+  Fallback: { parse: parseFallback, fallback: { at: 0, voice: "", avatar: "", reason: "" } },
+  Numbers: { parse: parseNumbers, fallback: { ...NO_NUMBERS } },
+  EgressEvent: { parse: parseEgress, fallback: { id: "", room: "", egressId: "", target: "", error: "", startedAt: 0, createdAt: 0 } },
 };
 
 /** Checked on their own below (the page turns an error body into a message, it never refuses one). */

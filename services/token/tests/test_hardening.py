@@ -12,6 +12,7 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -470,16 +471,19 @@ async def test_the_stage_page_s_token_watches_but_cannot_chat(make_edge: EdgeFac
     assert (await chat(edge, viewer)).status_code == 202
 
 
+def csp_of(response: httpx.Response) -> dict[str, str]:
+    return dict(
+        part.strip().split(" ", 1)
+        for part in response.headers["content-security-policy"].split(";")
+    )
+
+
 async def test_the_page_policy_names_exactly_the_livekit_origin(
     make_edge: EdgeFactory,
     livekit_server,  # type: ignore[no-untyped-def]
 ) -> None:
     edge = await make_edge()
-    response = await edge.client.get("/")
-    policy = dict(
-        part.strip().split(" ", 1)
-        for part in response.headers["content-security-policy"].split(";")
-    )
+    policy = csp_of(await edge.client.get("/"))
     origin = livekit_server.url.removeprefix("ws://")
     assert policy["connect-src"] == f"'self' ws://{origin} http://{origin}"
     assert policy["img-src"] == "'self' data: blob:"
@@ -493,3 +497,26 @@ async def test_the_page_policy_names_exactly_the_livekit_origin(
         and "unsafe" not in docs_policy.split("style-src")[0]
     )
     assert "cdn" not in docs.text.lower()
+
+
+async def test_the_console_is_served_and_only_the_stage_may_be_framed_by_this_origin(
+    make_edge: EdgeFactory, tmp_path: Path
+) -> None:
+    for name in ("index.html", "stage.html", "operator.html"):
+        (tmp_path / name).write_text(f"<!doctype html><title>{name}</title>")
+    edge = await make_edge(web_dist=tmp_path)
+    policies = {}
+    for path in ("/", "/stage", "/operator", "/docs"):
+        response = await edge.client.get(path)
+        assert response.status_code == 200, (path, response.text)
+        policies[path] = csp_of(response)
+    operator = await edge.client.get("/operator")
+    assert "operator.html" in operator.text
+    assert operator.headers["cache-control"] == "no-cache"
+    # the console's preview frames /stage; nothing else may sit in a frame, not even here
+    assert policies["/stage"]["frame-ancestors"] == "'self'"
+    for path in ("/", "/operator", "/docs"):
+        assert policies[path]["frame-ancestors"] == "'none'", path
+    # apart from that, the stage and the console have the viewer page's policy
+    assert {**policies["/stage"], "frame-ancestors": "'none'"} == policies["/"]
+    assert policies["/operator"] == policies["/"]

@@ -263,7 +263,7 @@ def create_app(
     for router in ROUTERS:
         app.include_router(router)
     mount_docs(app)
-    mount_pages(app, edge.web_dist)
+    mount_pages(app, edge.web_dist, livekit.url)
     return app
 
 

@@ -1,10 +1,12 @@
 """The built viewer pages (`web/dist`), the API docs, and the security headers they are served with.
 
-`/` is the viewer page, `/stage` the OBS stage page. Their Content-Security-Policy allows
-scripts, styles, images and media from this origin only (plus `data:`/`blob:` images and `blob:`
-media, which the pages make themselves; stage visuals come through this origin at `/media/...`),
-and connections to this origin and to exactly the LiveKit server's origin (its ws/wss URL and
-the matching http/https one, which livekit-client uses to explain a failed join).
+`/` is the viewer page, `/stage` the OBS stage page, `/operator` the operator console. Their
+Content-Security-Policy allows scripts, styles, images and media from this origin only (plus
+`data:`/`blob:` images and `blob:` media, which the pages make themselves; stage visuals come
+through this origin at `/media/...`), and connections to this origin and to exactly the LiveKit
+server's origin (its ws/wss URL and the matching http/https one, which livekit-client uses to
+explain a failed join). No page may be framed by another site; `/stage` may be framed by this
+origin (the console's live preview).
 
 `/docs` is Swagger UI served from this origin: the assets come from the `fastapi-offline` wheel
 (no CDN, works offline), and the page's one inline script is allowed by its SHA-256 in a
@@ -44,7 +46,7 @@ def livekit_origins(url: str) -> list[str]:
     return sorted(pair, key=lambda origin: origin.startswith("http"))  # ws first, then http
 
 
-def page_policy(livekit_url: str) -> str:
+def page_policy(livekit_url: str, frame_ancestors: str = "'none'") -> str:
     return "; ".join(
         [
             "default-src 'self'",
@@ -56,7 +58,7 @@ def page_policy(livekit_url: str) -> str:
             "object-src 'none'",
             "base-uri 'none'",
             "form-action 'self'",
-            "frame-ancestors 'none'",
+            f"frame-ancestors {frame_ancestors}",
         ]
     )
 
@@ -130,15 +132,18 @@ def mount_docs(app: FastAPI) -> None:
     app.mount(DOCS_ASSETS_URL, StaticFiles(directory=DOCS_ASSETS), name="docs-assets")
 
 
-def mount_pages(app: FastAPI, dist: Path) -> None:
-    def page(name: str) -> Response:
+def mount_pages(app: FastAPI, dist: Path, livekit_url: str) -> None:
+    # only /stage may sit in a frame, and only in a page of this origin (the console's preview)
+    framable_by_self = {"Content-Security-Policy": page_policy(livekit_url, "'self'")}
+
+    def page(name: str, headers: dict[str, str] | None = None) -> Response:
         path = dist / name
         if not path.is_file():
             return PlainTextResponse(
                 f"The viewer pages are not built ({path} is missing): run `make bootstrap`.",
                 status_code=503,
             )
-        return FileResponse(path, headers={"Cache-Control": "no-cache"})
+        return FileResponse(path, headers={"Cache-Control": "no-cache", **(headers or {})})
 
     @app.get("/", include_in_schema=False)
     async def viewer_page() -> Response:
@@ -146,7 +151,11 @@ def mount_pages(app: FastAPI, dist: Path) -> None:
 
     @app.get("/stage", include_in_schema=False)
     async def stage_page() -> Response:
-        return page("stage.html")
+        return page("stage.html", framable_by_self)
+
+    @app.get("/operator", include_in_schema=False)
+    async def operator_page() -> Response:
+        return page("operator.html")
 
     assets = dist / "assets"
     if assets.is_dir():
