@@ -7,7 +7,8 @@ The file holds the JSON Schema (pydantic `model_json_schema`, by alias: camelCas
 of every model the pages parse, under `$defs`, which channel carries which model (`channels`), and
 the participant attributes the host publishes (`attributes`, from `livestage.attributes`).
 `web/tests/wire.test.ts` feeds objects built from it to the page's parsers; the page takes the
-attribute names from it. `tests/repo/test_wire_schema.py` checks the file is what this script writes.
+attribute names from it. `tests/repo/test_wire_schema.py` checks the file is what this script
+writes.
 """
 
 from __future__ import annotations
