@@ -52,6 +52,7 @@ from livestage.settings import NatsSettings
 from livestage.shows import spend_day
 from tests.doubles.anam import AnamDouble, AvatarConfig
 from tests.doubles.base import Fault
+from tests.doubles.egress import EgressConfig, EgressDouble
 from tests.doubles.openai_realtime import OpenAIRealtimeDouble, ReplyContext
 from tests.doubles.twitch import Chatter
 from tests.support import otlp
@@ -233,7 +234,14 @@ async def test_every_documented_metric_is_emitted_by_a_run_of_the_pipeline(  # t
                 api_key=ANAM_KEY, avatar_config=AvatarConfig(width=160, height=120, fps=10)
             ) as anam,
             platform_doubles() as platforms,
+            EgressDouble(
+                api_key=livekit_server.api_key,
+                api_secret=livekit_server.api_secret,
+                webhook_url=f"http://127.0.0.1:{port}/api/livekit/webhook",
+                config=EgressConfig(activate_after_s=0.2, end_after_s=0.2, fail_after_s=0.2),
+            ) as egress,
         ):
+            env["TOKEN_EGRESS_API_URL"] = egress.url
             realtime.config.reply = realtime_reply
             try:
                 host_env = {
@@ -352,6 +360,30 @@ async def test_every_documented_metric_is_emitted_by_a_run_of_the_pipeline(  # t
                     "POST", f"{operator}/stage/backdrop", {"prompt": "a night sky"}, OPERATOR_SECRET
                 )
                 assert status == 202, body
+                # going live without OBS: an egress that goes active (egresses_active), then one
+                # the ingest refuses (egresses_failed)
+                stream = {"rtmpUrl": "rtmp://127.0.0.1:1935/live", "streamKey": "metrics-key"}
+                # (off the loop: the edge calls the egress double, which runs on this loop)
+                status, started = await asyncio.to_thread(
+                    request, "POST", f"{operator}/egress", stream, OPERATOR_SECRET
+                )
+                assert status == 202, started
+                await egress.wait_for_webhook("egress_updated", started["egressId"], 15)
+                status, body = await asyncio.to_thread(
+                    request,
+                    "DELETE",
+                    f"{operator}/egress/{started['egressId']}",
+                    None,
+                    OPERATOR_SECRET,
+                )
+                assert status == 202, body
+                await egress.wait_for_webhook("egress_ended", started["egressId"], 15)
+                egress.fail_next_start()
+                status, failed = await asyncio.to_thread(
+                    request, "POST", f"{operator}/egress", stream, OPERATOR_SECRET
+                )
+                assert status == 202, failed
+                await egress.wait_for_webhook("egress_ended", failed["egressId"], 15)
                 # a payload that can never validate reaches moderation: a dead letter
                 await bus.js.publish(subjects.chat_submitted(room), b'{"body": "no id"}')
 
