@@ -93,16 +93,23 @@ async def host_video(
         await leave(lk_room)
 
 
-async def send_visual(edge: Any, media_url: str) -> StageVisual:
-    visual = StageVisual(
+def northern_lights_visual(room: str) -> StageVisual:
+    """The backdrop `northern_lights_png` as a stage visual (its media from `media`, through the
+    edge's `/media/`)."""
+    return StageVisual(
         id=new_id(),
-        room=edge.room,
+        room=room,
         kind="backdrop",
         url=f"/media/{'a' * 64}.png{SIGNED}",
         title="The northern lights",
         created_at=now_ms(),
         expires_at=now_ms() + 600_000,
     )
+
+
+async def send_visual(edge: Any) -> StageVisual:
+    """`northern_lights_visual` sent straight to the room's pages (as the host relays it)."""
+    visual = northern_lights_visual(edge.room)
     await edge.services.gateway.send_to_room(edge.room, STAGE_TOPIC, visual.to_json().decode())
     return visual
 
@@ -164,7 +171,7 @@ async def test_layouts_follow_the_operator_keep_host_and_visual_apart_and_reach_
             await expect(page.locator("#stage")).to_have_attribute("data-layout", "corner")
 
         async with host_video(livekit_server, edge.room, "avatar-host", (0, 255, 0)):
-            visual = await send_visual(edge, media.url)
+            visual = await send_visual(edge)
             for page in pages.values():
                 await expect(page.locator("#stage-visual")).to_have_attribute(
                     "data-visual-id", visual.id, timeout=15_000

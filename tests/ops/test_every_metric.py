@@ -53,10 +53,11 @@ from livestage.shows import spend_day
 from tests.doubles.anam import AnamDouble, AvatarConfig
 from tests.doubles.base import Fault
 from tests.doubles.egress import EgressConfig, EgressDouble
-from tests.doubles.openai_realtime import OpenAIRealtimeDouble, ReplyContext
+from tests.doubles.openai_realtime import OpenAIRealtimeDouble
 from tests.doubles.twitch import Chatter
 from tests.support import otlp
 from tests.support.livekit_helpers import join, leave, mint_token, server_api
+from tests.support.paid_doubles import verbatim_say
 from tests.support.platforms import bridge_env, platform_doubles
 from tests.support.services import (
     ServiceOutput,
@@ -97,12 +98,7 @@ def documented_metrics() -> dict[str, str]:
     return found
 
 
-def realtime_reply(ctx: ReplyContext) -> str:
-    """The double says what a `say` asks for verbatim, and `REPLY` to everything else."""
-    marker = "and nothing else: "
-    if ctx.instructions and marker in ctx.instructions:
-        return ctx.instructions.split(marker, 1)[1]
-    return REPLY
+realtime_reply = verbatim_say(REPLY)
 
 
 @pytest.fixture

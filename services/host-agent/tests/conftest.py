@@ -23,7 +23,6 @@ import pytest
 from livekit import rtc
 
 from host_agent.job import STATE_ATTRIBUTE
-from host_agent.settings import LocalAvatarSettings
 from livestage import subjects
 from livestage.bus import Bus, Observed
 from livestage.schemas import (
@@ -34,57 +33,25 @@ from livestage.schemas import (
     new_id,
     now_ms,
 )
-from tests.doubles.anam import AnamDouble, AvatarConfig
-from tests.doubles.openai_realtime import OpenAIRealtimeDouble, ReplyContext
 from tests.support.browser import WEB_DIST
 from tests.support.chat import chat_message as chat_message
 from tests.support.host_worker import HostWorker as HostWorker
 from tests.support.host_worker import metric_total as metric_total
 from tests.support.host_worker import running_worker as running_worker
+from tests.support.paid_doubles import ANAM_KEY as ANAM_KEY
+from tests.support.paid_doubles import FAST as FAST
+from tests.support.paid_doubles import OPENAI_KEY as OPENAI_KEY
+from tests.support.paid_doubles import REPLY as REPLY
+from tests.support.paid_doubles import SMALL_AVATAR as SMALL_AVATAR
+from tests.support.paid_doubles import paid_worker as paid_worker
+from tests.support.paid_doubles import realtime_and_anam as realtime_and_anam
+from tests.support.paid_doubles import realtime_reply as realtime_reply
 from tests.support.room import RecordingViewer
 from tests.support.services import ROOT, edge_env, free_port, stop_service, wait_http_ok
 from tests.support.waiting import until as until
 
 if TYPE_CHECKING:
     from playwright.async_api import Browser, Page
-
-
-# ---- the production backends against their doubles (test_production, test_show_and_release) ---
-
-REPLY = "Great question Ada, we are watching the night sky tonight."
-OPENAI_KEY, ANAM_KEY = "test-openai-key", "test-anam-key"
-FAST = {
-    "connect_timeout_s": 1.0,
-    "connect_retries": 1,
-    "retry_interval_s": 0.1,
-    "remote_avatar_start_timeout_s": 2.0,
-    "remote_avatar_join_timeout_s": 4.0,
-    "viewer_wait_s": 8.0,
-}
-"""Short connection timeouts: each fallback takes a second or two."""
-SMALL_AVATAR = LocalAvatarSettings(width=192, height=192, fps=15)
-
-
-def realtime_reply(ctx: ReplyContext) -> str:
-    """The double says what a `say` asks for verbatim, and `REPLY` to everything else."""
-    marker = "and nothing else: "
-    if ctx.instructions and marker in ctx.instructions:
-        return ctx.instructions.split(marker, 1)[1]
-    return REPLY
-
-
-@contextlib.asynccontextmanager
-async def realtime_and_anam() -> AsyncIterator[tuple[OpenAIRealtimeDouble, AnamDouble]]:
-    """The OpenAI Realtime double (answering with `realtime_reply`) and the Anam double (a
-    small avatar, to spare the CPU), running."""
-    async with (
-        OpenAIRealtimeDouble(api_key=OPENAI_KEY) as realtime,
-        AnamDouble(
-            api_key=ANAM_KEY, avatar_config=AvatarConfig(width=320, height=240, fps=15)
-        ) as anam,
-    ):
-        realtime.config.reply = realtime_reply
-        yield realtime, anam
 
 
 @pytest.fixture(scope="module")

@@ -13,30 +13,22 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import pytest
-from pydantic import SecretStr
 from redis.asyncio import Redis
 
-from host_agent.settings import CostSettings
 from livestage import subjects
 from livestage.bus import Bus
 from livestage.identity import ANAM_AVATAR_IDENTITY
 from livestage.schemas import ShowEvent, new_id, now_ms
-from livestage.settings import AnamSettings, OpenAISettings, RedisSettings
 from livestage.shows import ShowStore, spend_cap_key
 from tests.doubles.anam import AnamDouble
 from tests.doubles.base import Fault
 from tests.doubles.openai_realtime import OpenAIRealtimeDouble
 
 from .conftest import (
-    ANAM_KEY,
-    FAST,
-    OPENAI_KEY,
-    SMALL_AVATAR,
     HostWorker,
     command,
     go_live,
-    realtime_and_anam,
-    running_worker,
+    paid_worker,
     unique_room,
     until,
 )
@@ -54,28 +46,16 @@ class Setup:
 
 @pytest.fixture(scope="module")
 async def setup(livekit_server, nats_server, redis_server) -> AsyncIterator[Setup]:  # type: ignore[no-untyped-def]
-    async with realtime_and_anam() as (realtime, anam):
-        services = {
-            "redis": RedisSettings(url=redis_server.url),
-            "local_avatar": SMALL_AVATAR,
-            "cost": CostSettings(check_interval_s=1.0, daily_cap_usd=DAILY_CAP_USD),
-            "openai": OpenAISettings(api_key=SecretStr(OPENAI_KEY), base_url=realtime.base_url),
-            "anam": AnamSettings(
-                api_key=SecretStr(ANAM_KEY), api_url=anam.url, avatar_id="cara-avatar-id"
-            ),
-        }
-        async with running_worker(
-            livekit_server,
-            nats_server,
-            services=services,
-            voice="openai-realtime",
-            avatar="anam",
-            pause_release_s=1.0,
-            **FAST,
-        ) as worker:
-            redis = Redis.from_url(redis_server.url)
-            yield Setup(realtime, anam, worker, redis)
-            await redis.aclose()
+    async with paid_worker(
+        livekit_server,
+        nats_server,
+        redis_server.url,
+        cost={"daily_cap_usd": DAILY_CAP_USD},
+        pause_release_s=1.0,
+    ) as (worker, realtime, anam):
+        redis = Redis.from_url(redis_server.url)
+        yield Setup(realtime, anam, worker, redis)
+        await redis.aclose()
 
 
 async def end_show(redis: Redis, bus: Bus, room: str) -> None:

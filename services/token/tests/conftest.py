@@ -86,12 +86,14 @@ async def make_edge(nats_server, redis_server, livekit_server) -> AsyncIterator[
         operator_secret: str | None = None,
         rate_limited_counter: Any = None,
         stage_domains: StageDomainSettings | None = None,
+        agent_name: str = "livestage-host-test",
         **edge_settings: Any,
     ) -> Edge:
         """`nats_url`, `redis_url` and `livekit` (a LiveKitServer) default to the session's;
         `livekit_api_url` sends the edge's server-API calls elsewhere (a double);
         `operator_secret` turns the operator routes on; `stage_domains` (STAGE_*) is what the
-        edge checks an operator's capture URL against (default: the defaults, not the env)."""
+        edge checks an operator's capture URL against (default: the defaults, not the env);
+        `agent_name` is the host worker the edge dispatches (a test's `running_worker`)."""
         room = room or "room-" + uuid.uuid4().hex[:10]
         port = free_port()
         livekit_target = livekit or livekit_server
@@ -101,7 +103,7 @@ async def make_edge(nats_server, redis_server, livekit_server) -> AsyncIterator[
             api_secret=SecretStr(livekit_target.api_secret),
             api_url=livekit_api_url,
             room=room,
-            agent_name="livestage-host-test",
+            agent_name=agent_name,
         )
         edge_config = EdgeSettings(host="127.0.0.1", port=port, **edge_settings)
         app = create_app(
