@@ -14,9 +14,11 @@ import numpy as np
 import pytest
 from PIL import Image
 from playwright.async_api import Browser, expect
+from redis.asyncio import Redis
 
 from livestage import subjects
 from livestage.identity import LOCAL_AVATAR_IDENTITY
+from livestage.shows import ShowStore
 from tests.support.media import serving
 
 from .conftest import (
@@ -111,7 +113,14 @@ async def test_the_page_shows_the_keyed_avatar_over_the_stage(
         TOKEN_STAGE_MEDIA_URL=stage_media,
     ) as edge:
         base_url, room = edge.split("|")
+        # the host in front of the visual (layout `center`; the default `corner` puts it beside)
+        redis = Redis.from_url(redis_server.url)
+        try:
+            await ShowStore(redis).set_layout(room, "center")
+        finally:
+            await redis.aclose()
         page = await joined_page(browser, base_url)
+        await expect(page.locator("#stage")).to_have_attribute("data-layout", "center")
         await expect(page.locator("#stage")).to_have_attribute(
             "data-host", LOCAL_AVATAR_IDENTITY, timeout=40_000
         )

@@ -1,6 +1,7 @@
 """Schemathesis drives the running edge from its own OpenAPI spec: whatever it sends, the edge
-never answers 5xx (the backends are all up), and every answer matches the documented status
-codes, content types and schemas. Bounded: a fixed number of examples per operation."""
+never answers 5xx (the backends are all up, LiveKit's Egress API a double), and every answer
+matches the documented status codes, content types and schemas. Bounded: a fixed number of
+examples per operation."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from schemathesis import checks
 
 from livestage import subjects
 from livestage.schemas import HistoryReply, HistoryRequest
+from tests.doubles.egress import EgressDouble
 from tests.support.services import (
     ServiceOutput,
     edge_env,
@@ -99,8 +101,28 @@ def stage_assets() -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
+def egress_api(livekit_server) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    """LiveKit's Egress API (the double: the test's livekit-server has no egress service, so it
+    answers "egress not connected"), on a loop of its own."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    double = EgressDouble(api_key=livekit_server.api_key, api_secret=livekit_server.api_secret)
+    asyncio.run_coroutine_threadsafe(double.__aenter__(), loop).result(timeout=10)
+    yield double.url
+    asyncio.run_coroutine_threadsafe(double.__aexit__(None, None, None), loop).result(timeout=10)
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
 def edge_process(
-    history_responder: None, stage_assets: str, nats_server, redis_server, livekit_server
+    history_responder: None,
+    stage_assets: str,
+    egress_api: str,
+    nats_server,
+    redis_server,
+    livekit_server,
 ) -> Iterator[tuple[str, str]]:  # type: ignore[no-untyped-def]
     """A real edge process with generous limits (so the fuzzer reaches the handlers)."""
     port = free_port()
@@ -114,6 +136,7 @@ def edge_process(
         LIVEKIT_ROOM=ROOM,
         LIVESTAGE_OPERATOR_SECRET=OPERATOR_SECRET,
         TOKEN_STAGE_MEDIA_URL=stage_assets,
+        TOKEN_EGRESS_API_URL=egress_api,
     )
     process: subprocess.Popen[str] = start_service("token_service", env)
     ServiceOutput(process)  # read its log as it comes: a full pipe would stall the edge

@@ -22,6 +22,7 @@ from livestage.schemas import EgressEvent
 from tests.doubles.base import Fault
 from tests.doubles.egress import EgressConfig, EgressDouble
 from tests.support.services import free_port
+from tests.support.waiting import until
 
 SECRET = "operator-secret-for-tests-0123456789"
 AUTH = {"Authorization": f"Bearer {SECRET}"}
@@ -109,8 +110,9 @@ async def test_start_shows_state_goes_active_by_webhook_and_stops(
         assert [(e["egressId"], e["status"], e["target"]) for e in listed] == [
             (egress_id, "active", INGEST)
         ]
-        # every replica's gauge follows the events
-        assert (1.0, {"room": edge.room}) in edge.services.egress.tracker.observe()
+        # every replica's gauge follows the events (its own subscription: it may lag ours)
+        tracker = edge.services.egress.tracker
+        await until(lambda: (1.0, {"room": edge.room}) in tracker.observe(), 10, "gauge 1")
 
         again = await edge.client.post(
             "/api/operator/egress", json={"rtmpUrl": INGEST, "streamKey": KEY}, headers=AUTH
@@ -124,7 +126,7 @@ async def test_start_shows_state_goes_active_by_webhook_and_stops(
         assert stopped.json()["status"] == "ending"
         complete = await seen.until(egress_id, "complete")
         assert complete.error == ""
-        assert (0.0, {"room": edge.room}) in edge.services.egress.tracker.observe()
+        await until(lambda: (0.0, {"room": edge.room}) in tracker.observe(), 10, "gauge 0")
         listed = await _listed(edge)
         assert [(e["egressId"], e["status"]) for e in listed] == [(egress_id, "complete")]
 
