@@ -20,7 +20,14 @@ from schemathesis import checks
 
 from livestage import subjects
 from livestage.schemas import HistoryReply, HistoryRequest
-from tests.support.services import edge_env, free_port, start_service, stop_service, wait_http_ok
+from tests.support.services import (
+    ServiceOutput,
+    edge_env,
+    free_port,
+    start_service,
+    stop_service,
+    wait_http_ok,
+)
 from token_service.settings import EdgeSettings
 
 ROOM = "fuzz-room"
@@ -109,6 +116,8 @@ def edge_process(
         TOKEN_STAGE_MEDIA_URL=stage_assets,
     )
     process: subprocess.Popen[str] = start_service("token_service", env)
+    # read its output as it comes: a full pipe (uvicorn logs every request) would stall the edge
+    ServiceOutput(process)
     base = f"http://127.0.0.1:{port}"
     try:
         wait_http_ok(base + "/readyz", process)
