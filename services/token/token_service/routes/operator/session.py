@@ -81,7 +81,7 @@ async def sign_in(
     require_same_origin_header(request, same_origin)
     await services.limiter.check(services.limits.operator_sign_in, network)
     if not secret_matches(body.secret, secret):
-        log.warning("operator sign-in refused: wrong secret (from %s)", network)
+        log.info("operator sign-in refused: wrong secret (from %s)", network)
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, detail="wrong operator secret")
     session = await operator_sessions(services).create()
     log.info("operator signed in (from %s)", network)
