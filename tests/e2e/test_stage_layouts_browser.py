@@ -110,7 +110,7 @@ def northern_lights_visual(room: str) -> StageVisual:
 async def send_visual(edge: Any) -> StageVisual:
     """`northern_lights_visual` sent straight to the room's pages (as the host relays it)."""
     visual = northern_lights_visual(edge.room)
-    await edge.services.gateway.send_to_room(edge.room, STAGE_TOPIC, visual.to_json().decode())
+    await edge.services.gateway.send_to_room(edge.room, STAGE_TOPIC, visual.to_json())
     return visual
 
 
@@ -276,7 +276,7 @@ async def test_the_ended_show_is_said_over_both_pages_live_and_at_load(
     async def tell(state: str) -> None:
         event = ShowEvent(id=new_id(), room=edge.room, state=state, created_at=now_ms())  # type: ignore[arg-type]
         await edge.services.gateway.send_to_room(
-            edge.room, edge.services.topics.stage_topic, event.to_json().decode()
+            edge.room, edge.services.topics.stage_topic, event.to_json()
         )
 
     try:

@@ -19,7 +19,7 @@ from redis.exceptions import RedisError
 from livestage import subjects
 from livestage.bans import Ban, BanStore, Refusal
 from livestage.bus import Bus, BusUnavailable
-from livestage.schemas import EgressEvent, HostJobEvent, HostWorkerEvent, now_ms
+from livestage.schemas import EgressEvent, HostJobEvent, HostWorkerEvent, WireModel, now_ms
 from livestage.settings import (
     LiveKitSettings,
     NatsSettings,
@@ -37,7 +37,7 @@ from .dispatch.dispatcher import DispatchMetadata, HostCache, HostState, WorkerR
 from .dispatch.reconciler import HostReconciler
 from .dispatch.schedule import Trigger
 from .egress import Egresses
-from .livekit_gateway import LiveKitGateway
+from .livekit_gateway import LiveKitError, LiveKitGateway
 from .media_guard import MediaGuard
 from .names import NameCheck
 from .ratelimit import Limit, RateLimiter
@@ -214,6 +214,21 @@ class Services:
         if self.bus is None or not self.bus.connected:
             raise BusUnavailable("not connected to NATS")
         return self.bus
+
+    async def announce_to_pages(self, subject: str, event: WireModel, room: str) -> None:
+        """Publish an operator's change (already recorded in Redis) on `subject`, and send it
+        to the room's pages on the stage data topic. LiveKit not answering only delays the
+        pages (they read the record from `/api/config` when they load): logged, not raised."""
+        await self.require_bus().publish(subject, event)
+        try:
+            await self.gateway.send_to_room(room, self.topics.stage_topic, event.to_json())
+        except LiveKitError as error:
+            log.warning(
+                "room %s: %s not sent to the pages (%s); they read it from /api/config",
+                room,
+                type(event).__name__,
+                error,
+            )
 
 
 def get_services(request: Request) -> Services:

@@ -23,7 +23,9 @@ from typing import TypeVar
 
 import aiohttp
 from livekit import api
+from livekit.protocol.models import ParticipantInfo
 
+from livestage.identity import is_viewer_identity
 from livestage.settings import mask_url
 
 log = logging.getLogger(__name__)
@@ -91,7 +93,24 @@ class LiveKitGateway:
             )
             raise LiveKitUnavailable(f"LiveKit unreachable for {what}") from error
 
-    async def send_to_room(self, room: str, topic: str, data: str) -> None:
+    async def count_viewers(self, room: str) -> int:
+        """Viewer participants in `room` now (viewer identities, agents excluded); 0 when
+        LiveKit has no such room."""
+
+        async def listed(lk: api.LiveKitAPI) -> api.ListParticipantsResponse:
+            return await lk.room.list_participants(api.ListParticipantsRequest(room=room))
+
+        try:
+            participants = (await self.call("list_participants", listed)).participants
+        except LiveKitRejected:  # no such room (yet): nobody in it
+            return 0
+        return sum(
+            1
+            for p in participants
+            if p.kind != ParticipantInfo.Kind.AGENT and is_viewer_identity(p.identity)
+        )
+
+    async def send_to_room(self, room: str, topic: str, data: bytes) -> None:
         """Send one reliable data packet to everyone in `room` on `topic` (the pages hear it).
         A room that does not exist is not an error: nobody is there to tell."""
 
@@ -102,7 +121,7 @@ class LiveKitGateway:
             if not listed.rooms:
                 return
             request = api.SendDataRequest(
-                room=room, data=data.encode(), kind=api.DataPacket.Kind.RELIABLE, topic=topic
+                room=room, data=data, kind=api.DataPacket.Kind.RELIABLE, topic=topic
             )
             try:
                 await lk.room.send_data(request)

@@ -24,14 +24,11 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from livekit import api
-from livekit.protocol.models import ParticipantInfo
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from livestage import subjects
 from livestage.bus import Bus, Observed, Watch
-from livestage.identity import is_viewer_identity
 from livestage.schemas import (
     ChatMessage,
     ChatRemoval,
@@ -46,7 +43,7 @@ from livestage.schemas import (
 )
 from livestage.shows import Show, ShowStore, spend_cap_key, spend_day, spend_key
 
-from ..livekit_gateway import LiveKitError, LiveKitGateway, LiveKitRejected
+from ..livekit_gateway import LiveKitError, LiveKitGateway
 from .fold import ChatLog, add_visual, fold_host
 from .models import HostStatus, Numbers, ShowStatus, Snapshot
 from .numbers import Reactions, VerdictLog, p50, reaction_ms
@@ -259,21 +256,11 @@ class ConsoleFeed:
         )
 
     async def _count_viewers(self) -> int:
-        request = api.ListParticipantsRequest(room=self.room)
         try:
-            listed = await self.gateway.call(
-                "list_participants", lambda lk: lk.room.list_participants(request)
-            )
-        except LiveKitRejected:  # no room: nobody in it
-            return 0
+            return await self.gateway.count_viewers(self.room)
         except LiveKitError as error:
             log.warning("console: viewers not counted (%s); showing the last count", error)
             return self._viewers
-        return sum(
-            1
-            for p in listed.participants
-            if p.kind != ParticipantInfo.Kind.AGENT and is_viewer_identity(p.identity)
-        )
 
     async def _read_spend(self, now: float) -> tuple[float, float]:
         try:

@@ -21,13 +21,9 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 
-from livekit import api
-from livekit.protocol.models import ParticipantInfo
 from redis.exceptions import RedisError
 
-from livestage.identity import is_viewer_identity
-
-from ..livekit_gateway import LiveKitError, LiveKitGateway, LiveKitRejected
+from ..livekit_gateway import LiveKitError, LiveKitGateway
 from .decision import HostPolicy
 from .dispatcher import DispatchMetadata, HostCache, HostState, WorkerRegistrations, ensure_host
 from .schedule import Outcome, ReconcilePolicy, ReconcileSchedule, Trigger
@@ -131,17 +127,7 @@ class HostReconciler:
         return outcome
 
     async def _has_viewers(self, room: str) -> bool:
-        try:
-            listed = await self.gateway.call(
-                "list_participants",
-                lambda lk: lk.room.list_participants(api.ListParticipantsRequest(room=room)),
-            )
-        except LiveKitRejected:  # no such room (yet): nobody to host
-            return False
-        return any(
-            p.kind != ParticipantInfo.Kind.AGENT and is_viewer_identity(p.identity)
-            for p in listed.participants
-        )
+        return await self.gateway.count_viewers(room) > 0
 
     def _warn(self, room: str, what: str, outcome: Outcome) -> None:
         """Log a re-dispatch or a failure; a warning once they keep coming without a host."""

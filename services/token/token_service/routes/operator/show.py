@@ -31,7 +31,6 @@ from livestage.shows import Show
 
 from ...deps import ServicesDep
 from ...dispatch.schedule import Trigger
-from ...livekit_gateway import LiveKitError
 from ...models import ApiModel, _clean_between
 from .auth import operator_router
 
@@ -66,18 +65,7 @@ async def _announce(services: ServicesDep, show: Show) -> None:
     event = ShowEvent(
         id=new_id(), room=show.room, state=show.state, reason=show.reason, created_at=now_ms()
     )
-    await services.require_bus().publish(subjects.room_show(show.room), event)
-    try:
-        await services.gateway.send_to_room(
-            show.room, services.topics.stage_topic, event.to_json().decode()
-        )
-    except LiveKitError as error:
-        log.warning(
-            "room %s: show %s not sent to the pages (%s); they read it from /api/config",
-            show.room,
-            show.state,
-            error,
-        )
+    await services.announce_to_pages(subjects.room_show(show.room), event, show.room)
 
 
 @router.get("", response_model=ShowResponse, response_model_by_alias=True)

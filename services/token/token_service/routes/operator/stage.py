@@ -7,8 +7,9 @@ publishes the visual as usual.
 `POST /layout` is different: the layout is the edge's to keep. It writes the room's layout to
 the show record in Redis (what `GET /api/config` gives a page that joins later), publishes a
 `StageLayoutEvent` on `stage.layout.<room>` and sends the same event to the room's pages on the
-stage data topic, answering 200 `{room, layout}` once all three are done (503 when Redis, NATS
-or LiveKit is down: the operator tries again).
+stage data topic (`Services.announce_to_pages`, as the show routes do), answering 200
+`{room, layout}` (503 when Redis or NATS is down: nothing was changed, the operator tries again;
+LiveKit not answering only delays the pages until they reload, and is logged).
 
 A capture URL the stage producer would refuse for what the URL itself says is refused here at
 once, 422 on `url` with the reason, and nothing is published: not http(s), credentials in it, a
@@ -154,8 +155,8 @@ async def set_layout(body: LayoutBody, services: ServicesDep) -> LayoutChosen:
     `visual-only` or `host-only`. The viewer pages and `/stage` follow at once; a page that
     joins later reads it from `GET /api/config`."""
     room = body.room or services.livekit.room
+    services.require_bus()
     await services.shows.set_layout(room, body.layout)
     event = StageLayoutEvent(id=new_id(), room=room, layout=body.layout, created_at=now_ms())
-    await services.require_bus().publish(subjects.stage_layout(room), event)
-    await services.gateway.send_to_room(room, services.topics.stage_topic, event.to_json().decode())
+    await services.announce_to_pages(subjects.stage_layout(room), event, room)
     return LayoutChosen(room=room, layout=body.layout)
