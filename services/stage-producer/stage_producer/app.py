@@ -70,6 +70,12 @@ log = logging.getLogger(__name__)
 SERVICE_NAME = "stage-producer"
 COMMANDS_DURABLE = "stage-producer-commands"
 PAGES_DIR = PACKAGE_DIR / "pages"
+STOP_STEP_S = 5.0  # the longest one step of `StageService.stop` may take
+
+
+def _stack(task: asyncio.Task[Any]) -> str:
+    frames = task.get_stack()
+    return "".join(f"  {f.f_code.co_filename}:{f.f_lineno} in {f.f_code.co_name}\n" for f in frames)
 
 
 _audience: list[RoomTracker] = []
@@ -187,9 +193,13 @@ class StageService:
         command_task = self._command_task
         if command_task is not None:
             await asyncio.wait({command_task}, timeout=2.5)
+        # Every step is bounded: a stop that waits forever on one stuck piece (an unsubscribe
+        # NATS does not answer, a chore inside Playwright) would outlast a Procfile runner's
+        # patience and leave the process to be killed with nothing logged about why.
         for running in self._watches:
             with contextlib.suppress(Exception):
-                await running.stop()
+                async with asyncio.timeout(STOP_STEP_S):
+                    await running.stop()
         tasks = [
             *self.loops.values(),
             *self._chores,
@@ -197,14 +207,21 @@ class StageService:
         ]
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        if tasks:
+            _, stuck = await asyncio.wait(tasks, timeout=STOP_STEP_S)
+            for task in stuck:
+                log.warning(
+                    "stopping: task %s did not finish within %s s of its cancel; left behind:\n%s",
+                    task.get_name(), STOP_STEP_S, _stack(task),
+                )  # fmt: skip
         self.loops.clear()
         if self._commands is not None:
             # Before the drain in bus.close(): a pull subscription's queue never reports itself
             # drained, so the drain would wait out its timeout (and outlast a Procfile runner's
             # patience at `make run`'s Ctrl-C).
             with contextlib.suppress(Exception):
-                await self._commands.unsubscribe()
+                async with asyncio.timeout(STOP_STEP_S):
+                    await self._commands.unsubscribe()
             self._commands = None
 
     # --- events ------------------------------------------------------------------------------

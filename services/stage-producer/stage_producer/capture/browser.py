@@ -220,12 +220,16 @@ class CaptureBrowser:
 
     async def close_when_idle(self) -> None:
         """Close the browser once no capture is running (it starts again on the next one)."""
-        for _ in range(self.options.max_concurrent):
-            await self._slots.acquire()
+        held = 0
         try:
+            for _ in range(self.options.max_concurrent):
+                await self._slots.acquire()
+                held += 1
             await self.close()
         finally:
-            for _ in range(self.options.max_concurrent):
+            # Only the slots it took: a cancel while waiting for the last one must not leave
+            # the others taken (every later capture would wait forever).
+            for _ in range(held):
                 self._slots.release()
 
     async def close(self) -> None:
