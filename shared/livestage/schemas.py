@@ -339,16 +339,111 @@ class StageLayoutEvent(WireModel):
     created_at: EpochMs
 
 
+VoiceBackendName = Literal["openai-realtime", "pipeline", "local"]
+AvatarBackendName = Literal["anam", "local", "none"]
+SearchBackendName = Literal["sources", "searxng", "gemini"]
+BackdropBackendName = Literal["procedural", "gemini"]
+PersonaName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9_-]{1,40}$")]
+"""A persona file's stem in the host agent's HOST_PERSONA_DIR (`nova`, `sage`)."""
+ShowTitle = Annotated[
+    str, StringConstraints(min_length=1, max_length=120), AfterValidator(_must_be_clean)
+]
+TopicName = Annotated[
+    str, StringConstraints(min_length=1, max_length=80), AfterValidator(_must_be_clean)
+]
+BlockedWord = Annotated[
+    str, StringConstraints(min_length=1, max_length=40), AfterValidator(_must_be_clean)
+]
+YouTubeVideoId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{6,20}$")]
+TwitchChannelId = Annotated[str, StringConstraints(pattern=r"^[0-9]{1,20}$")]
+
+
+class ShowStageConfig(WireModel):
+    """What a show's stage draws from; empty or null: the stage producer's own settings."""
+
+    topics: list[TopicName] = Field(
+        default_factory=list,
+        max_length=50,
+        description="Topic names of the stage producer's sources file this show uses (the "
+        "others are not shown); empty: every topic.",
+    )
+    search: SearchBackendName | None = Field(
+        None, description="Search provider; null: STAGE_SEARCH."
+    )
+    backdrops: BackdropBackendName | None = Field(
+        None, description="Backdrop maker; null: STAGE_BACKDROP."
+    )
+
+
+class ShowModerationConfig(WireModel):
+    """Moderation of one show's chat, on top of the deployment's checks."""
+
+    blocked_words: list[BlockedWord] = Field(
+        default_factory=list,
+        max_length=200,
+        description="Words refused in this show's chat (whole words, any case), besides the "
+        "deployment's block list.",
+    )
+    room_rate: int | None = Field(
+        None,
+        ge=1,
+        le=100_000,
+        description="Most messages per minute this show's chat approves (the room cap); "
+        "null: MODERATION_ROOM_RATE.",
+    )
+
+
+class ShowPlatformChat(WireModel):
+    """The platform chats (#16's chat-bridge) that feed this show."""
+
+    youtube_video_id: YouTubeVideoId | None = None
+    twitch_channel_id: TwitchChannelId | None = None
+
+
+class ShowConfig(WireModel):
+    """A show: a room with its configuration (`livestage.shows.ShowStore`; `/api/operator/shows`).
+
+    Null backends and persona mean the deployment's settings (HOST_VOICE, HOST_AVATAR,
+    HOST_PERSONA_FILE). Whether it is live and its layout are the show's state, kept beside
+    it (`livestage.shows.Show`)."""
+
+    room: RoomName
+    title: ShowTitle
+    persona: PersonaName | None = None
+    voice: VoiceBackendName | None = None
+    avatar: AvatarBackendName | None = None
+    stage: ShowStageConfig = Field(default_factory=ShowStageConfig)
+    moderation: ShowModerationConfig = Field(default_factory=ShowModerationConfig)
+    platform_chat: ShowPlatformChat = Field(default_factory=ShowPlatformChat)
+    daily_cap_usd: float | None = Field(
+        None, ge=0, le=100_000, description="Spend cap per UTC day; null: HOST_COST_DAILY_CAP_USD."
+    )
+    created_at: EpochMs
+    updated_at: EpochMs
+
+
 class ShowEvent(WireModel):
     """An operator ended or started the show (`room.show.<room>`; also the packet on the stage
     data topic). Ended: the host job ends (reason `operator`), the stage producer stops for the
-    room, the pages say "The show has ended", and no host is dispatched until `live` again."""
+    room, the pages say "The show has ended", and no host is dispatched until `live` again.
+    A deleted show is `ended`, reason `deleted`."""
 
     type: Literal["show"] = "show"
     id: MessageId
     room: RoomName
     state: ShowState
     reason: ShortText = ""
+    created_at: EpochMs
+
+
+class ShowConfigEvent(WireModel):
+    """A show was created, changed or deleted (`room.config.<room>`; NATS only, never sent to a
+    page: it holds moderation word lists). `config` null: deleted. Services that only talk to
+    NATS (the stage producer) follow `room.config.*` from the last event per room."""
+
+    id: MessageId
+    room: RoomName
+    config: ShowConfig | None
     created_at: EpochMs
 
 
@@ -393,12 +488,28 @@ class ChatRemovedEvent(WireModel):
     message_id: MessageId
 
 
+MAX_BATCH_EVENTS = 500
+
+
+class ChatBatchEvent(WireModel):
+    """Data-channel packet on the chat topic: several messages (and removals) at once, in
+    order. chat-history gathers what a room gets within CHAT_FANOUT_WINDOW_MS into one packet
+    (split to stay under LiveKit's reliable packet size); a reader handles each event as if it
+    had come alone."""
+
+    type: Literal["batch"] = "batch"
+    events: list[ChatMessageEvent | ChatRemovedEvent] = Field(
+        min_length=1, max_length=MAX_BATCH_EVENTS
+    )
+
+
 ChatEvent = Annotated[
-    ChatMessageEvent | ChatRejectedEvent | ChatRemovedEvent, Field(discriminator="type")
+    ChatMessageEvent | ChatRejectedEvent | ChatRemovedEvent | ChatBatchEvent,
+    Field(discriminator="type"),
 ]
-CHAT_EVENT_ADAPTER: TypeAdapter[ChatMessageEvent | ChatRejectedEvent | ChatRemovedEvent] = (
-    TypeAdapter(ChatEvent)
-)
+CHAT_EVENT_ADAPTER: TypeAdapter[
+    ChatMessageEvent | ChatRejectedEvent | ChatRemovedEvent | ChatBatchEvent
+] = TypeAdapter(ChatEvent)
 
 
 class HistoryRequest(WireModel):

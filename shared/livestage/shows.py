@@ -1,19 +1,30 @@
-"""A room's show: is it live or ended, which stage layout, and the room's spend keys, in Redis.
+"""Shows: a room with its configuration, whether it is live, its layout, its spend keys; in Redis.
 
-Every edge replica, the host agent and the stage producer read the same record, so an ended show
-stays ended whoever is asked (the edge dispatches no host, the stage producer makes no visuals),
-and a page that joins late gets the current layout and show state from the edge's config.
+A show is a room (`ShowConfig.room`, a room name) with a title, persona, backends, stage sources,
+moderation and spend cap (`livestage.schemas.ShowConfig`), created, changed and deleted by
+operators (`/api/operator/shows`). The deployment's default show (LIVEKIT_ROOM) always exists:
+without a stored record it has a default configuration, so `make run` needs no setup.
 
-    store = ShowStore(redis)
-    show = await store.get("livestage")          # Show(state="live", layout="corner", ...)
+Why Redis: the edge, moderation, chat-history and the host agent already keep their shared
+state there, so a show is one more hash beside the ban list and the spend counter; a change is
+also published on NATS (`ShowEvent` with `config` on `room.show.<room>`) for services that only
+talk to NATS (the stage producer) and for every running reader to follow. This record is what a
+late reader consults, the event is what a running one follows.
+
+    store = ShowStore(redis, default_room="livestage")
+    config = await store.config("quiz")                 # ShowConfig, or None: no such show
+    await store.create(ShowConfig(room="quiz", title="Quiz night", ...))   # ShowExists if taken
+    await store.replace(config)                          # UnknownShow if missing
+    await store.delete("quiz")                           # the default show cannot be deleted
+    rooms = await store.rooms()                          # every show, the default first
+    show = await store.get("livestage")                  # Show(state="live", layout="corner")
     show = await store.end("livestage", reason="operator")
     show = await store.start("livestage")
     show = await store.set_layout("livestage", "side")
 
-Layout, per room: `livestage:show:{<room>}` hash {state, layout, reason, updated_at}; a room
-with no record is live with the default layout. The writer also publishes the change on NATS
-(`ShowEvent` on `room.show.<room>`, `StageLayoutEvent` on `stage.layout.<room>`): this record is
-what a late reader consults, the event is what a running one follows.
+Layout, per room: `livestage:show:{<room>}` hash {config (ShowConfig JSON), state, layout,
+reason, updated_at}; `livestage:shows` SET of the rooms with a stored config. A room with no
+state is live with the default layout.
 
 Spend: `livestage:host:spend:{<room>}:<YYYY-MM-DD>` (UTC day, a float the host agent adds to) and
 `livestage:host:spend-cap:{<room>}` (the daily cap in USD the host agent works to, written when a
@@ -25,10 +36,26 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+from pydantic import ValidationError
 from redis.asyncio import Redis
 
-from livestage.schemas import DEFAULT_LAYOUT, LAYOUTS, Layout, ShowState, now_ms
+from livestage.schemas import DEFAULT_LAYOUT, LAYOUTS, Layout, ShowConfig, ShowState, now_ms
 from livestage.subjects import check_room
+
+SHOWS_KEY = "livestage:shows"
+DEFAULT_TITLE = "Livestage"
+
+
+class ShowExists(Exception):
+    """A show with that room name exists already."""
+
+
+class UnknownShow(LookupError):
+    """No show has that room name."""
+
+
+class DefaultShowKept(ValueError):
+    """The deployment's default show (LIVEKIT_ROOM) cannot be deleted."""
 
 
 @dataclass(frozen=True)
@@ -67,9 +94,72 @@ def _text(value: bytes | str | None) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
+def default_config(room: str, title: str = DEFAULT_TITLE) -> ShowConfig:
+    """The default show's configuration while none is stored: every setting the deployment's."""
+    return ShowConfig(room=room, title=title, created_at=now_ms(), updated_at=now_ms())
+
+
 class ShowStore:
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, default_room: str | None = None) -> None:
+        """`default_room`: the show that exists without a record (LIVEKIT_ROOM); None: none."""
         self.redis = redis
+        self.default_room = default_room
+
+    # --- configuration ------------------------------------------------------------------------
+
+    async def config(self, room: str) -> ShowConfig | None:
+        """The show's configuration; None when there is no such show.
+
+        A stored record that no longer validates (written by a newer version) is logged by the
+        caller's absence of it: it counts as missing here, except for the default show, which
+        then has the default configuration."""
+        raw = await self.redis.hget(show_key(room), "config")
+        if raw is not None:
+            try:
+                return ShowConfig.from_json(raw)
+            except ValidationError:
+                pass
+        if room == self.default_room:
+            return default_config(room)
+        return None
+
+    async def exists(self, room: str) -> bool:
+        return room == self.default_room or bool(await self.redis.sismember(SHOWS_KEY, room))
+
+    async def rooms(self) -> list[str]:
+        """Every show's room: the default first, then the others by name."""
+        stored = sorted(_text(r) for r in await self.redis.smembers(SHOWS_KEY))
+        head = [self.default_room] if self.default_room else []
+        return head + [r for r in stored if r != self.default_room]
+
+    async def create(self, config: ShowConfig) -> ShowConfig:
+        """Store a new show; ShowExists when the room has a stored configuration (the default
+        show has none until one is created or replaced)."""
+        if not await self.redis.hsetnx(show_key(config.room), "config", config.to_json()):
+            raise ShowExists(config.room)
+        await self.redis.sadd(SHOWS_KEY, config.room)
+        return config
+
+    async def replace(self, config: ShowConfig) -> ShowConfig:
+        """Store the show's new configuration; UnknownShow when there is no such show."""
+        if not await self.exists(config.room):
+            raise UnknownShow(config.room)
+        await self.redis.hset(show_key(config.room), "config", config.to_json())
+        await self.redis.sadd(SHOWS_KEY, config.room)
+        return config
+
+    async def delete(self, room: str) -> None:
+        """Forget the show (configuration, state, layout); its spend counters expire by day."""
+        if room == self.default_room:
+            raise DefaultShowKept(f"{room!r} is the deployment's default show (LIVEKIT_ROOM)")
+        if not await self.exists(room):
+            raise UnknownShow(room)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.delete(show_key(room))
+            pipe.srem(SHOWS_KEY, room)
+            await pipe.execute()
+
+    # --- state and layout -----------------------------------------------------------------------
 
     async def get(self, room: str) -> Show:
         raw = await self.redis.hgetall(show_key(room))

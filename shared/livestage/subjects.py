@@ -131,6 +131,12 @@ def room_show(room: str) -> str:
     return _subject("room", "show", room)
 
 
+def room_config(room: str) -> str:
+    """A show was created, changed or deleted (`ShowConfigEvent`): the stage producer (and any
+    service without Redis) follows it from the last event per room."""
+    return _subject("room", "config", room)
+
+
 def room_egress(room: str) -> str:
     """A LiveKit egress of the room's `/stage` page changed state (`EgressEvent`)."""
     return _subject("room", "egress", room)
