@@ -6,12 +6,13 @@ import { defineConfig } from "vitest/config";
 const root = fileURLToPath(new URL(".", import.meta.url));
 const edge = process.env.LIVESTAGE_EDGE_URL ?? "http://127.0.0.1:8080";
 
-/** Serve /stage and /operator like the edge does (dev and preview servers). */
+/** Serve /stage, /operator and /s/<show> like the edge does (dev and preview servers). */
 function stageRoute(): Plugin {
   const rewrite: Connect.NextHandleFunction = (req, _res, next) => {
     for (const page of ["/stage", "/operator"]) {
       if (req.url === page || req.url?.startsWith(`${page}?`)) req.url = req.url.replace(page, `${page}.html`);
     }
+    if (req.url && /^\/s\/[^/?]+\/?(\?|$)/.test(req.url)) req.url = "/index.html";
     next();
   };
   return {

@@ -87,8 +87,10 @@ export async function request(path: string, init: RequestInit = {}, token?: stri
   return body;
 }
 
-export async function getConfig(): Promise<AppConfig> {
-  return parseConfig(await request("/api/config"));
+/** The show's page config; `show` undefined: the deployment's default show. */
+export async function getConfig(show?: string): Promise<AppConfig> {
+  const query = show === undefined ? "" : `?${new URLSearchParams({ show })}`;
+  return parseConfig(await request(`/api/config${query}`));
 }
 
 /** Who the visitor is comes from the edge's HttpOnly cookie (sent automatically), not from here. */
@@ -97,6 +99,8 @@ export interface TokenRequest {
   avatar: string;
   /** "stage" for the OBS page: a subscribe-only token that chat refuses. Default "viewer". */
   role?: "viewer" | "stage";
+  /** The show (its room name); left out: the deployment's default show. */
+  show?: string;
 }
 
 export async function mintToken(req: TokenRequest): Promise<TokenResponse> {

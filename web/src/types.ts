@@ -5,6 +5,7 @@
 
 export interface AppConfig {
   roomName: string;
+  title: string;
   avatars: string[];
   chatTopic: string;
   stageTopic: string;
@@ -98,6 +99,7 @@ export const strList = (v: unknown): string[] =>
 
 export const DEFAULT_CONFIG: AppConfig = {
   roomName: "",
+  title: "Livestage",
   avatars: ["fox", "owl", "cat", "robot", "panda", "frog"],
   chatTopic: "anam-live-chat",
   stageTopic: "anam-stage-visual",
@@ -120,6 +122,7 @@ export function parseConfig(v: unknown): AppConfig {
   };
   return {
     roomName: str(v.roomName, d.roomName),
+    title: str(v.title) || d.title,
     avatars: avatars.length ? avatars : d.avatars,
     chatTopic: str(v.chatTopic) || d.chatTopic,
     stageTopic: str(v.stageTopic) || d.stageTopic,

@@ -26,6 +26,7 @@ from livestage.settings import (
     StageDomainSettings,
     TopicSettings,
 )
+from livestage.shows import ShowStore
 
 from . import errors
 from .body_limit import BodyLimit
@@ -149,7 +150,7 @@ def create_app(
         gateway = LiveKitGateway(
             livekit.http_url, livekit.api_key, secret, timeout_s=edge.livekit_timeout_s
         )
-        host_cache = HostCache(redis_client, livekit.room, edge.host_cache_ttl_s)
+        shows = ShowStore(redis_client, default_room=livekit.room)
         host_policy = HostPolicy(
             agent_name=livekit.agent_name,
             stale_after_ms=int(edge.dispatch_stale_s * 1000),
@@ -173,12 +174,13 @@ def create_app(
             trusted_proxies=parse_networks(edge.trusted_proxies),
             dispatch_metadata=dispatch_metadata,
             gateway=gateway,
-            host_cache=host_cache,
             host_policy=host_policy,
             workers=workers,
             reconciler=HostReconciler(
                 gateway=gateway,
-                caches={livekit.room: host_cache},
+                rooms=shows.rooms,
+                cache_for=lambda room: HostCache(redis_client, room, edge.host_cache_ttl_s),
+                initial_rooms=[livekit.room],
                 workers=workers,
                 policy=host_policy,
                 metadata=dispatch_metadata,

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Annotated
 
 import httpx
-from fastapi import Depends, Header, HTTPException, Request, status
+from fastapi import Depends, Header, HTTPException, Query, Request, status
 from nats.aio.msg import Msg
 from opentelemetry.metrics import Counter
 from pydantic import ValidationError
@@ -29,6 +29,7 @@ from livestage.settings import (
     mask_url,
 )
 from livestage.shows import ShowStore
+from livestage.subjects import ROOM_NAME_PATTERN
 
 from .client_ip import Network, client_ip, client_network, forwarded_proto
 from .console.feed import ConsoleFeed
@@ -90,7 +91,6 @@ class Services:
     trusted_proxies: list[Network]
     dispatch_metadata: DispatchMetadata
     gateway: LiveKitGateway
-    host_cache: HostCache
     host_policy: HostPolicy
     workers: WorkerRegistrations
     reconciler: HostReconciler
@@ -120,7 +120,19 @@ class Services:
 
     @property
     def shows(self) -> ShowStore:
-        return ShowStore(self.redis)
+        """Every show; the default (LIVEKIT_ROOM) exists without a record."""
+        return ShowStore(self.redis, default_room=self.livekit.room)
+
+    def host_cache_for(self, room: str) -> HostCache:
+        """The room's cached host state (a few Redis keys; cheap to make per request)."""
+        return HostCache(self.redis, room, self.edge.host_cache_ttl_s)
+
+    async def require_show(self, room: str) -> str:
+        """`room` if a show has that name, else 404 (the name matched the room pattern before
+        it got here, so it may be said back)."""
+        if not await self.shows.exists(room):
+            raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no show named {room!r}")
+        return room
 
     def start_reconciler(self) -> None:
         """Look after the room's host in the background (`dispatch/reconciler.py`)."""
@@ -138,7 +150,7 @@ class Services:
                 # Host job events keep the host-state cache honest (see dispatch/dispatcher.py).
                 # A plain subscription: JetStream keeps them for others, the edge needs only live
                 # ones.
-                await bus.nc.subscribe(subjects.host_job(self.livekit.room), cb=self._on_host_job)
+                await bus.nc.subscribe(subjects.all_rooms("host", "job"), cb=self._on_host_job)
                 await bus.nc.subscribe(
                     subjects.host_worker(self.livekit.agent_name), cb=self._on_host_worker
                 )
@@ -160,11 +172,12 @@ class Services:
         except ValidationError as error:
             log.warning("ignoring a malformed host job event: %s", error.errors(include_url=False))
             return
+        cache = self.host_cache_for(event.room)
         try:
             if event.event == "ended":
-                await self.host_cache.job_ended(event.job_id)
+                await cache.job_ended(event.job_id)
             else:
-                await self.host_cache.set(HostState.PRESENT)
+                await cache.set(HostState.PRESENT)
         except RedisError as error:
             log.warning("host job event %s not cached (Redis: %r)", event.id, error)
         if event.event == "ended":
@@ -267,10 +280,12 @@ def secure_cookie(request: Request, services: Services) -> bool:
     return (proto or request.url.scheme) == "https"
 
 
-def get_viewer(
+async def get_viewer(
     services: ServicesDep,
     authorization: Annotated[str | None, Header(description="Bearer <viewer token>")] = None,
 ) -> Viewer:
+    """The viewer behind the bearer token; their room is the one its grant joins, which must
+    be a show (401 for one deleted since the token was minted, as for any other room)."""
     if not authorization or not authorization.lower().startswith("bearer "):
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
@@ -278,16 +293,22 @@ def get_viewer(
             headers={"WWW-Authenticate": "Bearer"},
         )
     try:
-        return verify_viewer_token(
+        viewer = verify_viewer_token(
             authorization[7:].strip(),
             api_key=services.livekit.api_key,
             api_secret=services.api_secret,
-            room=services.livekit.room,
         )
     except ViewerAuthError as error:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED, detail=str(error), headers={"WWW-Authenticate": "Bearer"}
         ) from error
+    if not await services.shows.exists(viewer.room):
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            detail=f"token is not for this room: no show is named {viewer.room!r} (any more)",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    return viewer
 
 
 ViewerDep = Annotated[Viewer, Depends(get_viewer)]
@@ -309,11 +330,17 @@ def banned(ban: Ban | Refusal, what: str) -> HTTPException:
 
 
 async def refuse_banned(
-    services: Services, visitor_tag: str, network: str, what: str, *, new_visitor: bool = False
+    services: Services,
+    room: str,
+    visitor_tag: str,
+    network: str,
+    what: str,
+    *,
+    new_visitor: bool = False,
 ) -> None:
-    """403 when the visitor (unless the edge just made them up) or their network is banned;
-    else note the network they came from, which a network ban of this visitor would ban."""
-    room = services.livekit.room
+    """403 when the visitor (unless the edge just made them up) or their network is banned
+    from `room`'s show; else note the network they came from, which a network ban of this
+    visitor would ban."""
     refusal = await services.bans.refusal(room, None if new_visitor else visitor_tag, network)
     if refusal is not None:
         raise banned(refusal, what)
@@ -325,7 +352,7 @@ async def refuse_banned(
 async def require_not_banned(
     viewer: ViewerDep, network: ClientNetwork, services: ServicesDep
 ) -> None:
-    await refuse_banned(services, viewer.visitor_tag, network, "chat")
+    await refuse_banned(services, viewer.room, viewer.visitor_tag, network, "chat")
 
 
 def require_chat_role(viewer: ViewerDep) -> None:
@@ -349,6 +376,24 @@ async def limit_history(viewer: ViewerDep, network: ClientNetwork, services: Ser
     await services.limiter.check_all(
         [(limits.history_per_visitor, viewer.visitor_tag), (limits.history_per_network, network)]
     )
+
+
+async def show_in_query(
+    services: ServicesDep,
+    show: Annotated[
+        str | None,
+        Query(
+            pattern=f"^{ROOM_NAME_PATTERN.pattern}$",
+            description="The show (its room name); default: the deployment's default show "
+            "(LIVEKIT_ROOM). 404 when no show has that name.",
+        ),
+    ] = None,
+) -> str:
+    return await services.require_show(show or services.livekit.room)
+
+
+ShowRoom = Annotated[str, Depends(show_in_query)]
+"""The room of the show named by the `show` query parameter (404 when unknown)."""
 
 
 async def limit_token_network(network: ClientNetwork, services: ServicesDep) -> None:

@@ -126,6 +126,10 @@ RESPONSES: dict[int | str, dict[str, object]] = {
     503: {"model": ErrorResponse, "description": "A backend is down; see Retry-After"},
 }
 
+UNKNOWN_SHOW: dict[int | str, dict[str, object]] = {
+    404: {"model": ErrorResponse, "description": "No show has that name"}
+}
+
 LIVEKIT_RESPONSES: dict[int | str, dict[str, object]] = {
     500: {"model": ErrorResponse, "description": "LiveKit refused the edge's credentials"},
     502: {"model": ErrorResponse, "description": "LiveKit refused the request"},

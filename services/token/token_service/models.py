@@ -21,6 +21,7 @@ from livestage.schemas import (
     ShortText,
     ShowState,
 )
+from livestage.subjects import ROOM_NAME_PATTERN
 from livestage.text import clean_text
 
 CLIENT_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
@@ -60,6 +61,13 @@ class TokenRequest(ApiModel):
         "viewer",
         description="`viewer` (the viewer page) or `stage` (the OBS stage page: subscribe-only, "
         "refused by chat).",
+    )
+    show: str | None = Field(
+        None,
+        pattern=f"^{ROOM_NAME_PATTERN.pattern}$",
+        description="The show to watch (its room name, as in `/s/<show>`); default: the "
+        "deployment's default show. 404 when no show has that name; an ended show still "
+        "gets tokens.",
     )
 
 
@@ -113,7 +121,8 @@ class HistoryResponse(ApiModel):
 class PublicConfig(ApiModel):
     """What the pages need to know; nothing secret."""
 
-    room_name: str
+    room_name: str = Field(description="The show's room.")
+    title: str = Field(description="The show's title.")
     avatars: list[str]
     chat_topic: str
     stage_topic: str

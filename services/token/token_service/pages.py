@@ -1,6 +1,8 @@
 """The built viewer pages (`web/dist`), the API docs, and the security headers they are served with.
 
-`/` is the viewer page, `/stage` the OBS stage page, `/operator` the operator console. Their
+`/` is the viewer page of the default show (LIVEKIT_ROOM) and `/s/<show>` of another show,
+`/stage` the OBS stage page (`?show=<show>` for another show), `/operator` the operator console.
+A show that does not exist gets a plain 404 page that does not repeat the name asked for. Their
 Content-Security-Policy allows scripts, styles, images and media from this origin only (plus
 `data:`/`blob:` images and `blob:` media, which the pages make themselves; stage visuals come
 through this origin at `/media/...`), and connections to this origin and to exactly the LiveKit
@@ -22,7 +24,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import fastapi_offline
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse
 from fastapi.staticfiles import StaticFiles
@@ -30,8 +32,21 @@ from starlette.datastructures import MutableHeaders
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from livestage.subjects import ROOM_NAME_PATTERN
+
 DOCS_ASSETS = Path(fastapi_offline.__file__).resolve().parent / "static"
 DOCS_ASSETS_URL = "/docs-assets"
+
+NO_SUCH_SHOW_PAGE = """<!doctype html>
+<html lang="en">
+  <head><meta charset="utf-8" /><title>No such show</title></head>
+  <body>
+    <h1>No such show</h1>
+    <p>There is no show at this address: check the link, or the show may have been removed.</p>
+    <p><a href="/">Go to the main show</a></p>
+  </body>
+</html>
+"""
 
 _PAIRED_SCHEME = {"ws": "http", "wss": "https", "http": "ws", "https": "wss"}
 
@@ -145,12 +160,29 @@ def mount_pages(app: FastAPI, dist: Path, livekit_url: str) -> None:
             )
         return FileResponse(path, headers={"Cache-Control": "no-cache", **(headers or {})})
 
+    async def is_show(request: Request, name: str) -> bool:
+        if not ROOM_NAME_PATTERN.fullmatch(name):
+            return False
+        return bool(await request.app.state.services.shows.exists(name))
+
+    def no_such_show() -> Response:
+        return HTMLResponse(
+            NO_SUCH_SHOW_PAGE, status_code=404, headers={"Cache-Control": "no-cache"}
+        )
+
     @app.get("/", include_in_schema=False)
     async def viewer_page() -> Response:
         return page("index.html")
 
+    @app.get("/s/{show:path}", include_in_schema=False)
+    async def show_page(request: Request, show: str) -> Response:
+        known = await is_show(request, show.removesuffix("/"))
+        return page("index.html") if known else no_such_show()
+
     @app.get("/stage", include_in_schema=False)
-    async def stage_page() -> Response:
+    async def stage_page(request: Request, show: str | None = None) -> Response:
+        if show is not None and not await is_show(request, show):
+            return no_such_show()
         return page("stage.html", framable_by_self)
 
     @app.get("/operator", include_in_schema=False)

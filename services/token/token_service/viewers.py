@@ -18,6 +18,7 @@ from livekit import api
 
 from livestage.identity import viewer_identity, visitor_tag_of
 from livestage.schemas import MAX_NAME_CHARS
+from livestage.subjects import ROOM_NAME_PATTERN
 from livestage.text import clean_text
 
 Role = Literal["viewer", "stage"]
@@ -30,6 +31,7 @@ class ViewerAuthError(Exception):
 
 @dataclass(frozen=True)
 class Viewer:
+    room: str  # the room (show) the token's grant joins
     identity: str
     name: str
     avatar: str
@@ -73,8 +75,11 @@ def mint_viewer_token(
     )
 
 
-def verify_viewer_token(token: str, *, api_key: str, api_secret: str, room: str) -> Viewer:
-    """Check signature, expiry, room, identity and role; return who the viewer is."""
+def verify_viewer_token(
+    token: str, *, api_key: str, api_secret: str, room: str | None = None
+) -> Viewer:
+    """Check signature, expiry, room (`room`, or any valid room name when None: the caller
+    checks the show exists), identity and role; return who the viewer is and where."""
     verifier = api.TokenVerifier(api_key, api_secret, leeway=datetime.timedelta(seconds=5))
     try:
         claims = verifier.verify(token)
@@ -83,7 +88,9 @@ def verify_viewer_token(token: str, *, api_key: str, api_secret: str, room: str)
     except jwt.PyJWTError as error:
         raise ViewerAuthError(f"token rejected: {error}") from error
     video = claims.video
-    if video is None or not video.room_join or video.room != room:
+    if video is None or not video.room_join or not ROOM_NAME_PATTERN.fullmatch(video.room or ""):
+        raise ViewerAuthError("token joins no room")
+    if room is not None and video.room != room:
         raise ViewerAuthError("token is not for this room")
     visitor_tag = visitor_tag_of(claims.identity)
     if visitor_tag is None:
@@ -100,6 +107,7 @@ def verify_viewer_token(token: str, *, api_key: str, api_secret: str, room: str)
         raise ViewerAuthError("token is not a viewer token")
     name = clean_text(claims.name or "")[:MAX_NAME_CHARS] or "viewer"
     return Viewer(
+        room=video.room,
         identity=claims.identity,
         name=name,
         avatar=str(metadata.get("avatar", "")),

@@ -1,15 +1,18 @@
 // Entry point of "/stage", the OBS browser source: only the composited stage, no controls.
-// Query: ?width=1920&height=1080&captions=1&name=Stage (+ chroma key params, see chromakey.ts).
+// Query: ?show=<show>&width=1920&height=1080&captions=1&name=Stage (+ chroma key params, see
+// chromakey.ts); without `show`, the deployment's default show.
 import "../styles.css";
 import { getConfig } from "../api";
 import { ChromaKeyRenderer, parseChromaParams } from "../chromakey";
 import { byId, delay } from "../dom";
 import { LiveSession, backoffDelay } from "../livekit";
 import { CaptionView, posterInitial, showHostState } from "../host";
+import { showFromQuery } from "../show";
 import { StageShow, StageVisualLayer, parseStagePageParams } from "../stage";
 import type { AppConfig } from "../types";
 
 const query = new URLSearchParams(location.search);
+const showName = showFromQuery(query);
 const stage = byId("stage");
 const video = byId<HTMLVideoElement>("host-video");
 const show = new StageShow(stage, byId("show-ended"));
@@ -20,7 +23,7 @@ const renderer = new ChromaKeyRenderer(byId<HTMLCanvasElement>("stage-canvas"), 
 async function loadConfig(): Promise<AppConfig> {
   for (let attempt = 0; ; attempt++) {
     try {
-      return await getConfig();
+      return await getConfig(showName);
     } catch {
       stage.dataset.state = "disconnected";
       await delay(backoffDelay(attempt));
@@ -46,7 +49,7 @@ async function main(): Promise<void> {
   const session = new LiveSession({
     config,
     // A subscribe-only "stage" token: it watches the host like a viewer and cannot chat.
-    tokenRequest: () => ({ displayName: params.name, avatar: config.avatars[0], role: "stage" }),
+    tokenRequest: () => ({ displayName: params.name, avatar: config.avatars[0], role: "stage", show: showName }),
     video,
     audioSink: byId("audio-sink"),
     hooks: {
@@ -55,7 +58,7 @@ async function main(): Promise<void> {
         if (detail) stage.dataset.detail = detail;
         else delete stage.dataset.detail;
       },
-      onJoined: () => void getConfig().then((latest) => show.follow(latest), () => undefined),
+      onJoined: () => void getConfig(showName).then((latest) => show.follow(latest), () => undefined),
       onStageVisual: (visual) => visuals.show(visual),
       onLayout: (layout) => show.setLayout(layout),
       onShow: (state) => show.setShowState(state),

@@ -1,4 +1,4 @@
-// Entry point of the viewer page "/": profile form, stage, chat.
+// Entry point of the viewer page "/" (the default show) and "/s/<show>": profile form, stage, chat.
 import "../styles.css";
 import { ApiError, getChatHistory, getConfig, postChat, tooManyText } from "../api";
 import { CATCH_UP_PAGE, ChatView, ResumePoint, SendIds, catchUp, sendChat } from "../chat";
@@ -19,10 +19,13 @@ import {
   type ProfileErrorView,
 } from "../profile";
 import { CaptionView, posterInitial, showHostState } from "../host";
+import { showFromPath } from "../show";
 import { StageShow, StageVisualLayer } from "../stage";
 import type { AppConfig, ChatMessage } from "../types";
 
 const store = browserStore();
+/** The show this page is on (its room name); undefined: the deployment's default show. */
+const showName = showFromPath(location.pathname);
 
 const el = {
   state: byId("connection-state"),
@@ -137,7 +140,7 @@ const showJoinError = (err: unknown): void => showJoinErrorIn(errorView, err, er
 async function loadConfig(): Promise<AppConfig> {
   for (let attempt = 0; ; attempt++) {
     try {
-      return await getConfig();
+      return await getConfig(showName);
     } catch (err) {
       const wait = backoffDelay(attempt);
       showFieldError(el.profileError, `cannot load the configuration (${errorText(err)}), retrying in ${Math.ceil(wait / 1000)} s`);
@@ -183,7 +186,7 @@ async function join(event: SubmitEvent): Promise<void> {
 
   const current = new LiveSession({
     config: cfg,
-    tokenRequest: () => ({ displayName, avatar, role: "viewer" }),
+    tokenRequest: () => ({ displayName, avatar, role: "viewer", show: showName }),
     video: el.hostVideo,
     audioSink: el.audioSink,
     hooks: {
@@ -194,7 +197,7 @@ async function join(event: SubmitEvent): Promise<void> {
       onJoined: (_token, rejoin) => {
         setPlaceholder(el.stage.dataset.host || hostPresent ? "" : "Waiting for the host…");
         void loadHistory(rejoin);
-        void getConfig().then((latest) => show.follow(latest), () => undefined);
+        void getConfig(showName).then((latest) => show.follow(latest), () => undefined);
       },
       onChatPacket: (packet) => {
         if (packet.type === "message") chat.add(packet.message);
@@ -389,6 +392,8 @@ async function main(): Promise<void> {
 
   config = await loadConfig();
   show.follow(config);
+  document.title = config.title;
+  byId("show-title").textContent = config.title;
   clearFormErrors();
   el.name.maxLength = config.maxNameLength * 2; // UTF-16 units; the real limit is checked in code points
   const saved = loadProfile(store, config.avatars, config.maxNameLength);

@@ -12,6 +12,11 @@ after events that may make it wrong, `FRESH_TRIGGERS`), else lists the room's pa
 bounded LiveKit call); with a viewer in it, `ensure_host` decides and acts under the room's
 Redis lock, so two replicas looking at once still make one dispatch. Re-dispatches and failures
 back off per room (`schedule.py`).
+
+Its rooms are every show's (`ShowStore.rooms()`), read again at each sweep interval, at once
+when this replica changes a show (`shows_changed`), and when something wakes a room it does not
+serve yet (a show another replica created): that wake is kept and applied once the room is
+known to be a show, so a webhook for a room that is no show never dispatches a host.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 
 from redis.exceptions import RedisError
 
@@ -42,38 +47,57 @@ FRESH_TRIGGERS = frozenset(
 )
 """Events after which the cached host state may be wrong: those looks ask LiveKit. Other looks
 (a sweep, a viewer joining: many at once in a rush) believe the cache while it holds."""
+MAX_PENDING_WAKES = 1000
+"""Wakes for rooms not (yet) known as shows kept until the next read of the show list."""
 WARN_AFTER_ATTEMPTS = 4
 """Re-dispatches (or failed looks) in a row without a host after which each one is a warning."""
 
 
 class HostReconciler:
-    """Looks after the host of each room in `caches` (see the module docstring)."""
+    """Looks after the host of each show's room (see the module docstring): `rooms` lists them
+    (`ShowStore.rooms`), `cache_for` gives a room's cached host state."""
 
     def __init__(
         self,
         *,
         gateway: LiveKitGateway,
-        caches: Mapping[str, HostCache],
+        rooms: Callable[[], Awaitable[Sequence[str]]],
+        cache_for: Callable[[str], HostCache],
         workers: WorkerRegistrations,
         policy: HostPolicy,
         metadata: DispatchMetadata,
         lock_s: float,
         schedule: ReconcilePolicy,
+        initial_rooms: Iterable[str] = (),
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.gateway = gateway
-        self.caches = caches
+        self.rooms = rooms
+        self.cache_for = cache_for
         self.workers = workers
         self.policy = policy
         self.metadata = metadata
         self.lock_s = lock_s
         self.clock = clock
-        self.schedule = ReconcileSchedule(schedule, caches, clock())
+        self.refresh_s = schedule.interval_s
+        self.schedule = ReconcileSchedule(schedule, initial_rooms, clock())
+        self._refresh_at = clock()  # read the show list before the first look
+        self._pending: dict[str, Trigger] = {}
         self._woken = asyncio.Event()
 
     def wake(self, room: str, trigger: Trigger) -> None:
-        """Look at `room` now (or when its backoff ends)."""
-        self.schedule.wake(room, self.clock(), trigger)
+        """Look at `room` now (or when its backoff ends); a room not served yet is looked at
+        once the show list (read now) says it is a show."""
+        if room in self.schedule.rooms():
+            self.schedule.wake(room, self.clock(), trigger)
+        elif len(self._pending) < MAX_PENDING_WAKES:
+            self._pending[room] = trigger
+            self._refresh_at = self.clock()
+        self._woken.set()
+
+    def shows_changed(self) -> None:
+        """A show was created, started or deleted: read the show list now."""
+        self._refresh_at = self.clock()
         self._woken.set()
 
     def worker_registered(self) -> None:
@@ -85,10 +109,12 @@ class HostReconciler:
         """Look at each room when it is due, until cancelled."""
         while True:
             self._woken.clear()  # before looking: a wake during a look is not lost
+            if self._refresh_at <= self.clock():
+                await self._refresh_rooms()
             for room, trigger in self.schedule.due(self.clock()):
                 outcome = await self.look(room, trigger)
                 self.schedule.record(room, outcome, self.clock())
-            wait_s = self.schedule.next_wakeup() - self.clock()
+            wait_s = min(self.schedule.next_wakeup(), self._refresh_at) - self.clock()
             if wait_s > 0:
                 try:
                     async with asyncio.timeout(wait_s):
@@ -96,10 +122,25 @@ class HostReconciler:
                 except TimeoutError:
                     pass
 
+    async def _refresh_rooms(self) -> None:
+        """Serve every show's room; on a Redis error keep the rooms it had and try again soon."""
+        try:
+            rooms = await self.rooms()
+        except (RedisError, OSError) as error:
+            log.warning("the show list was not read (%r); trying again in 1 s", error)
+            self._refresh_at = self.clock() + 1.0
+            return
+        now = self.clock()
+        self.schedule.set_rooms(rooms, now)
+        pending, self._pending = self._pending, {}
+        for room, trigger in pending.items():
+            self.schedule.wake(room, now, trigger)  # ignored for a room that is no show
+        self._refresh_at = now + self.refresh_s
+
     async def look(self, room: str, trigger: Trigger) -> Outcome:
         """One look at `room`: no viewers, or what `ensure_host` did; never raises."""
         fresh = trigger in FRESH_TRIGGERS
-        cache = self.caches[room]
+        cache = self.cache_for(room)
         try:
             if not fresh and (cached := await cache.get()) is not None:
                 return _OUTCOMES[cached]

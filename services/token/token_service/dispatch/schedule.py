@@ -6,6 +6,7 @@ makes a room due, and with which `Trigger`:
 - `SWEEP`: `interval_s` after the room's last look, whatever happened (the safety net: a missed
   event, a dispatch that went stale, a page that rejoined after a LiveKit restart);
 - `wake(room, now, trigger)`: our host left the room, its job ended, a viewer joined: look now;
+- a room added by `set_rooms` (a new show): its first look is due at once, as at start;
 - `WORKER`: a host worker registered with LiveKit (`worker_registered(now)`): every room,
   `worker_grace_s` from now (the decision replaces a jobless dispatch made before the
   registration once it is that old), whatever other looks come before, its backoff forgotten,
@@ -104,6 +105,18 @@ class ReconcileSchedule:
             return 0.0
         policy = self.policy
         return min(policy.max_backoff_s, policy.first_backoff_s * 2.0 ** (attempts - 1))
+
+    def rooms(self) -> frozenset[str]:
+        return frozenset(self._rooms)
+
+    def set_rooms(self, rooms: Iterable[str], now: float) -> None:
+        """Serve exactly `rooms` from now on: a new one is looked at now, a gone one forgotten,
+        the others keep their schedule and backoff."""
+        wanted = list(dict.fromkeys(rooms))
+        self._rooms = {
+            room: self._rooms.get(room) or _Room(due_at=now, trigger=Trigger.SWEEP)
+            for room in wanted
+        }
 
     def wake(self, room: str, now: float, trigger: Trigger) -> None:
         """Look at `room` now (or when its backoff ends); rooms not scheduled are ignored."""

@@ -2,7 +2,7 @@
 
 | module | paths | what for |
 |---|---|---|
-| `viewer` | `GET /api/config`, `POST /api/livekit-token` | page config, tokens, host dispatch |
+| `viewer` | `GET /api/config`, `POST /api/livekit-token` | a show's config, tokens, host dispatch |
 | `chat` | `POST /api/chat`, `GET /api/chat/history` | chat ingress and history reads |
 | `ops` | `POST /api/livekit/webhook`, `/healthz`, `/readyz`, `/statusz` | webhooks, probes |
 | `operator/` | `/api/operator/...` | operator routes: bearer secret or console session |
@@ -15,7 +15,18 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from . import chat, media, ops, viewer
-from .operator import auth, bans, deadletters, egress, events, host, session, show, stage
+from .operator import (
+    auth,
+    bans,
+    deadletters,
+    egress,
+    events,
+    host,
+    session,
+    show,
+    shows,
+    stage,
+)
 from .operator import chat as operator_chat
 
 ROUTERS: tuple[APIRouter, ...] = (
@@ -31,6 +42,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     host.router,
     stage.router,
     show.router,
+    shows.router,
     egress.router,
     deadletters.router,
     media.router,

@@ -44,13 +44,14 @@ def message_id(identity: str, client_id: str | None) -> str:
     return hashlib.sha256(f"{identity}:{client_id}".encode()).hexdigest()[:32]
 
 
-async def recent_history(services: Services, limit: int, after: str | None = None) -> HistoryReply:
-    """Ask chat-history for the room's last `limit` approved messages (or up to `limit` stored
+async def recent_history(
+    services: Services, room: str, limit: int, after: str | None = None
+) -> HistoryReply:
+    """Ask chat-history for `room`'s last `limit` approved messages (or up to `limit` stored
     after the message `after`); a 503 if NATS is down.
 
     A reply that does not parse raises `ValidationError`: each route decides what that means.
     """
-    room = services.livekit.room
     try:
         return await services.require_bus().request(
             subjects.history_recent(room),
@@ -73,8 +74,9 @@ async def recent_history(services: Services, limit: int, after: str | None = Non
 async def submit_chat(
     request: ChatRequest, viewer: ViewerDep, services: ServicesDep
 ) -> ChatAccepted:
-    """Queue a chat line for moderation; 202 only once JetStream has stored it."""
-    room = services.livekit.room
+    """Queue a chat line for moderation in the room of the viewer's token (a show's: 401
+    for a deleted one); 202 only once JetStream has stored it."""
+    room = viewer.room
     message = ChatMessage(
         id=message_id(viewer.identity, request.client_id),
         room=room,
@@ -119,13 +121,14 @@ async def chat_history(
         ),
     ] = None,
 ) -> HistoryResponse:
-    """The room's recent approved chat, oldest first (answered by chat-history over NATS)."""
+    """The recent approved chat of the room of the viewer's token, oldest first (answered by
+    chat-history over NATS)."""
     try:
-        reply = await recent_history(services, limit, after)
+        reply = await recent_history(services, viewer.room, limit, after)
     except ValidationError as error:
         log.error(
             "chat-history answered %s with a malformed reply: %s",
-            subjects.history_recent(services.livekit.room),
+            subjects.history_recent(viewer.room),
             error.errors(include_url=False),
         )
         raise HTTPException(

@@ -137,10 +137,10 @@ async def _egress_event(services: ServicesDep, event: api.WebhookEvent) -> None:
 
 
 async def _update_host_cache(services: ServicesDep, room: str, event: api.WebhookEvent) -> None:
-    if room != services.livekit.room:
-        return
+    """Any room's: the reconciler only acts on a room that is a show."""
+    cache = services.host_cache_for(room)
     if event.event == "room_finished":
-        await services.host_cache.forget()
+        await cache.forget()
         return
     if not event.event.startswith("participant"):
         return
@@ -161,9 +161,9 @@ async def _update_host_cache(services: ServicesDep, room: str, event: api.Webhoo
             services.reconciler.wake(room, Trigger.VIEWER_JOINED)
         return
     if event.event == "participant_joined":
-        await services.host_cache.set(HostState.PRESENT)
+        await cache.set(HostState.PRESENT)
     else:
-        await services.host_cache.forget()
+        await cache.forget()
         services.reconciler.wake(room, Trigger.HOST_LEFT)
 
 

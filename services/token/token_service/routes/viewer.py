@@ -6,22 +6,23 @@ import datetime
 import logging
 from typing import Annotated
 
-from fastapi import APIRouter, Cookie, Depends, Request, Response
+from fastapi import APIRouter, Cookie, Depends, HTTPException, Request, Response, status
 from redis.exceptions import RedisError
 
 from livestage import metrics
 from livestage.identity import AVATAR_IDENTITIES
-from livestage.shows import Show
+from livestage.shows import Show, default_config
 
 from ..deps import (
     ClientNetwork,
     ServicesDep,
+    ShowRoom,
     limit_token_network,
     refuse_banned,
     secure_cookie,
 )
 from ..dispatch.dispatcher import ensure_host
-from ..errors import LIVEKIT_RESPONSES, RESPONSES, field_error
+from ..errors import LIVEKIT_RESPONSES, RESPONSES, UNKNOWN_SHOW, field_error
 from ..models import PublicConfig, TokenRequest, TokenResponse
 from ..viewers import mint_viewer_token, new_identity
 from ..visitors import COOKIE_NAME, COOKIE_PATH
@@ -30,19 +31,31 @@ log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api", tags=["viewer"])
 
 
-@router.get("/config", response_model=PublicConfig, response_model_by_alias=True)
-async def public_config(services: ServicesDep) -> PublicConfig:
-    """What the viewer and stage pages need to know (nothing secret). The layout and show
-    state fall back to their defaults while Redis is away: the page must still load."""
+@router.get(
+    "/config",
+    response_model=PublicConfig,
+    response_model_by_alias=True,
+    responses=UNKNOWN_SHOW,
+)
+async def public_config(services: ServicesDep, room: ShowRoom) -> PublicConfig:
+    """What the viewer and stage pages need to know about a show (nothing secret). For the
+    default show, the title, layout and show state fall back to their defaults while Redis is
+    away: `/` must still load. Another show needs Redis to be known (503 without it)."""
     try:
-        show = await services.shows.get(services.livekit.room)
+        config = await services.shows.config(room)
+        state = await services.shows.get(room)
     except RedisError as error:
-        log.warning("config: show state unavailable (%r); serving defaults", error)
-        show = Show(room=services.livekit.room)
+        if room != services.livekit.room:
+            raise
+        log.warning("config: show unavailable (%r); serving defaults", error)
+        config, state = default_config(room), Show(room=room)
+    if config is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no show named {room!r}")
     return PublicConfig(
-        layout=show.layout,
-        show_state=show.state,
-        room_name=services.livekit.room,
+        layout=state.layout,
+        show_state=state.state,
+        room_name=room,
+        title=config.title,
         avatars=services.edge.avatars,
         chat_topic=services.topics.chat_topic,
         stage_topic=services.topics.stage_topic,
@@ -54,7 +67,7 @@ async def public_config(services: ServicesDep) -> PublicConfig:
     "/livekit-token",
     response_model=TokenResponse,
     response_model_by_alias=True,
-    responses=RESPONSES | LIVEKIT_RESPONSES,
+    responses=RESPONSES | LIVEKIT_RESPONSES | UNKNOWN_SHOW,
     dependencies=[Depends(limit_token_network)],
 )
 async def create_viewer_token(
@@ -71,12 +84,13 @@ async def create_viewer_token(
         ),
     ] = None,
 ) -> TokenResponse:
-    """Mint a subscribe-only token (`role`: viewer, or stage for the OBS page) and make sure one
-    host agent is in the room. The visitor is the one in the `livestage_visitor` cookie, or a
-    new one (the answer sets the cookie); a banned visitor, or anyone from a banned network,
-    gets 403. A display name that the chat's offline content checks refuse, or that
-    impersonates the host or the show's staff (`TOKEN_RESERVED_NAMES`), gets 422 with the
-    reason (see token_service/names.py)."""
+    """Mint a subscribe-only token for the show's room (`show`; default: the default show;
+    404 when no show has that name; `role`: viewer, or stage for the OBS page) and make sure
+    one host agent is in the room. The visitor is the one in the `livestage_visitor` cookie,
+    or a new one (the answer sets the cookie); a banned visitor, or anyone from a banned
+    network, gets 403 (bans are per show). A display name that the chat's offline content
+    checks refuse, or that impersonates the host or the show's staff (`TOKEN_RESERVED_NAMES`),
+    gets 422 with the reason (see token_service/names.py)."""
     if body.avatar not in services.edge.avatars:
         raise field_error("avatar", f"must be one of: {', '.join(services.edge.avatars)}")
     problem = services.names.check(body.display_name)
@@ -84,9 +98,9 @@ async def create_viewer_token(
         log.info("display name refused (%s)", problem.check)  # the reason, never the name
         metrics.counter(metrics.NAMES_REFUSED).add(1, {"check": problem.check})
         raise field_error("displayName", problem.reason, problem.error_type)
+    room = await services.require_show(body.show or services.livekit.room)
     visitor = services.visitors.resolve(visitor_cookie)
-    room = services.livekit.room
-    await refuse_banned(services, visitor.tag, network, "new tokens", new_visitor=visitor.new)
+    await refuse_banned(services, room, visitor.tag, network, "new tokens", new_visitor=visitor.new)
     await services.limiter.check(services.limits.token_per_visitor, visitor.tag)
 
     identity = new_identity(visitor.tag)
@@ -102,7 +116,7 @@ async def create_viewer_token(
     )
     state = await ensure_host(
         services.gateway,
-        services.host_cache,
+        services.host_cache_for(room),
         policy=services.host_policy,
         metadata=services.dispatch_metadata,
         lock_s=services.edge.dispatch_lock_s,

@@ -119,13 +119,18 @@ async def require_operator(
         )
 
 
-def operator_router(prefix: str = "", tags: list[str] | None = None) -> APIRouter:
-    """A router under /api/operator<prefix> whose every route requires the operator."""
+def operator_router(
+    prefix: str = "",
+    tags: list[str] | None = None,
+    responses: dict[int | str, dict[str, object]] | None = None,
+) -> APIRouter:
+    """A router under /api/operator<prefix> whose every route requires the operator;
+    `responses`: more that every route may answer (e.g. 404 for an unknown show)."""
     return APIRouter(
         prefix=OPERATOR_PREFIX + prefix,
         tags=list[str | Enum](tags or ["operator"]),
         dependencies=[Depends(require_operator)],
-        responses=OPERATOR_RESPONSES,
+        responses=OPERATOR_RESPONSES | (responses or {}),
     )
 
 

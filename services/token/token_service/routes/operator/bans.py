@@ -18,6 +18,9 @@ token and chat request for TOKEN_VISITOR_NETWORK_TTL_S): new tokens and chat fro
 are refused whoever asks, until the network part lifts (`durationS`, at most
 TOKEN_NETWORK_BAN_MAX_S). A visitor the edge has not seen recently has no network to ban: 422.
 The network stays off the bus (the announcement names the visitor only).
+
+Bans are per show: every route acts on the default show's room, or on the show named by the
+`show` query parameter (404 when no show has that name).
 """
 
 from __future__ import annotations
@@ -33,13 +36,13 @@ from livestage.bus import BusUnavailable
 from livestage.identity import BAN_KEY_PATTERN, ban_key_of, platform_of
 from livestage.schemas import PLATFORM_NAMES, BanEvent, new_id, now_ms
 
-from ...deps import ServicesDep
-from ...errors import field_error
+from ...deps import ServicesDep, ShowRoom
+from ...errors import UNKNOWN_SHOW, field_error
 from ...models import BanInfo, BanList, BanRequest, ErrorResponse
 from .auth import operator_router
 
 log = logging.getLogger(__name__)
-router = operator_router("/bans", ["operator: bans"])
+router = operator_router("/bans", ["operator: bans"], UNKNOWN_SHOW)
 
 BanKeyPath = Annotated[
     str,
@@ -80,7 +83,7 @@ async def _announce(services: ServicesDep, subject: str, event: BanEvent) -> Non
         422: {"model": ErrorResponse, "description": "A field broke a rule; `loc` names it"},
     },
 )
-async def ban_visitor(body: BanRequest, services: ServicesDep) -> BanInfo:
+async def ban_visitor(body: BanRequest, services: ServicesDep, room: ShowRoom) -> BanInfo:
     """Ban a visitor (by `identity` or `visitorTag`) or a platform chat author (by their
     `identity`, `twitch:<user id>`) for `durationS` seconds, or permanently; with `scope: network`
     a visitor's network too (for `durationS`, at most TOKEN_NETWORK_BAN_MAX_S)."""
@@ -97,7 +100,6 @@ async def ban_visitor(body: BanRequest, services: ServicesDep) -> BanInfo:
     else:
         assert body.visitor_tag is not None
         tag = body.visitor_tag
-    room = services.livekit.room
     network = ""
     if body.scope == "network" and (platform := platform_of(tag)) is not None:
         raise field_error(
@@ -155,10 +157,9 @@ async def ban_visitor(body: BanRequest, services: ServicesDep) -> BanInfo:
     status_code=status.HTTP_204_NO_CONTENT,
     responses={404: {"model": ErrorResponse, "description": "That visitor is not banned"}},
 )
-async def unban_visitor(visitor_tag: BanKeyPath, services: ServicesDep) -> Response:
+async def unban_visitor(visitor_tag: BanKeyPath, services: ServicesDep, room: ShowRoom) -> Response:
     """Lift a visitor's (or a platform chat author's) ban, and the network ban that came with
     it."""
-    room = services.livekit.room
     if not await services.bans.unban(room, visitor_tag):
         raise HTTPException(
             status.HTTP_404_NOT_FOUND, detail=f"{visitor_tag} is not banned in this room"
@@ -173,6 +174,6 @@ async def unban_visitor(visitor_tag: BanKeyPath, services: ServicesDep) -> Respo
 
 
 @router.get("", response_model=BanList, response_model_by_alias=True)
-async def list_bans(services: ServicesDep) -> BanList:
-    """Every ban in force in this room, newest first."""
-    return BanList(bans=[_info(ban) for ban in await services.bans.list(services.livekit.room)])
+async def list_bans(services: ServicesDep, room: ShowRoom) -> BanList:
+    """Every ban in force in this show's room, newest first."""
+    return BanList(bans=[_info(ban) for ban in await services.bans.list(room)])

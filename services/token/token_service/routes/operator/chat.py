@@ -2,7 +2,8 @@
 
 A removal travels as `chat.removed.<room>` (ChatRemoval): chat-history deletes it from Redis
 and tells every page to hide it. The removal id is derived from the message id, so removing the
-same message twice within JetStream's duplicate window stores one removal.
+same message twice within JetStream's duplicate window stores one removal. Both routes act on
+the default show, or on the show named by the `show` query parameter (404 when unknown).
 """
 
 from __future__ import annotations
@@ -14,13 +15,13 @@ from fastapi import Path, Query, status
 from livestage import subjects
 from livestage.schemas import MESSAGE_ID_PATTERN, ChatRemoval, now_ms, removal_id
 
-from ...deps import ServicesDep
-from ...errors import RESPONSES
+from ...deps import ServicesDep, ShowRoom
+from ...errors import RESPONSES, UNKNOWN_SHOW
 from ...models import ApiModel, HistoryResponse
 from ..chat import recent_history
 from .auth import operator_router
 
-router = operator_router("/chat", ["operator: chat"])
+router = operator_router("/chat", ["operator: chat"], UNKNOWN_SHOW)
 
 MessageIdPath = Annotated[
     str,
@@ -45,6 +46,7 @@ class RemovalAccepted(ApiModel):
 async def remove_message(
     message_id: MessageIdPath,
     services: ServicesDep,
+    room: ShowRoom,
     reason: Annotated[
         str, Query(max_length=300, description="Why (kept in the removal event; not shown).")
     ] = "",
@@ -54,7 +56,6 @@ async def remove_message(
     Also works for a message still on its way (it is kept out when it arrives) and for one
     already gone (nothing changes).
     """
-    room = services.livekit.room
     removal = ChatRemoval(
         id=removal_id(message_id),
         room=room,
@@ -69,8 +70,9 @@ async def remove_message(
 @router.get("/messages", response_model=HistoryResponse, response_model_by_alias=True)
 async def recent_messages(
     services: ServicesDep,
+    room: ShowRoom,
     limit: Annotated[int, Query(ge=1, le=200, description="How many messages at most.")] = 50,
 ) -> HistoryResponse:
     """The room's recent approved chat, oldest first, with ids to remove."""
-    reply = await recent_history(services, limit)
+    reply = await recent_history(services, room, limit)
     return HistoryResponse(messages=reply.messages)
