@@ -289,3 +289,47 @@ def test_built_bundle_holds_no_secret_or_server_key_name() -> None:
             found = [word for word in forbidden if word in text]
             assert not found, f"{path.relative_to(ROOT)} contains {found}"
     assert json.dumps(sorted(p.name for p in WEB_DIST.iterdir()))  # the folder is readable
+
+
+async def test_a_show_page_joins_its_show_and_chats_there(
+    make_edge: EdgeFactory,
+    browser: Browser,
+    nats_server,
+    livekit_server,  # type: ignore[no-untyped-def]
+) -> None:
+    """`/s/<show>`: the page reads its show from the path, shows its title, joins its room,
+    and its chat lands on that room's subject."""
+    secret = "operator-secret-for-browser-shows-0123"
+    edge = await make_edge(web_dist=WEB_DIST, operator_secret=secret)
+    await edge.wait_for_bus()
+    room = "show-" + edge.room
+    created = await edge.client.post(
+        "/api/operator/shows",
+        json={"room": room, "title": "Quiz <b>night</b>"},
+        headers={"Authorization": f"Bearer {secret}"},
+    )
+    assert created.status_code == 201, created.text
+
+    nc = await nats.connect(nats_server.url)
+    submitted = await nc.jetstream().subscribe(subjects.chat_submitted(room), ordered_consumer=True)
+    try:
+        page = await browser.new_page()
+        await page.goto(f"{edge.base_url}/s/{room}")
+        await expect(page.locator("#show-title")).to_have_text("Quiz <b>night</b>")
+        assert await page.title() == "Quiz <b>night</b>"
+        await page.fill("#display-name", "Ada")
+        await page.click("#join-button")
+        await expect(page.locator("#connection-state")).to_have_attribute(
+            "data-state", "connected", timeout=30_000
+        )
+        async with server_api(livekit_server) as lk:
+            listed = await lk.room.list_participants(api.ListParticipantsRequest(room=room))
+        assert any(p.identity.startswith("viewer_") for p in listed.participants)
+
+        await page.fill("#chat-input", "hello quiz")
+        await page.click("#chat-send")
+        msg = await submitted.next_msg(timeout=15)
+        message = ChatMessage.from_json(msg.data)
+        assert (message.room, message.body) == (room, "hello quiz")
+    finally:
+        await nc.close()

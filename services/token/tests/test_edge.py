@@ -464,6 +464,7 @@ async def test_health_ready_config_and_openapi(make_edge: EdgeFactory) -> None:
     config = (await edge.client.get("/api/config")).json()
     assert config == {
         "roomName": edge.room,
+        "title": "Livestage",  # the default show, no record stored
         "avatars": ["fox", "owl", "cat", "robot", "panda", "frog"],
         "chatTopic": "anam-live-chat",
         "stageTopic": "anam-stage-visual",

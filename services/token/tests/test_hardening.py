@@ -394,7 +394,7 @@ async def test_a_rush_costs_redis_not_livekit_and_events_keep_the_cache_honest(
                     ).to_json(),
                 )
                 await nc.flush()
-                cache = edge.services.host_cache
+                cache = edge.services.host_cache_for(edge.room)
                 expected = event == "started"
                 async with asyncio.timeout(5):
                     # the edge handles the event in the background; Redis shows when it did
@@ -405,7 +405,7 @@ async def test_a_rush_costs_redis_not_livekit_and_events_keep_the_cache_honest(
                 assert len(host_calls(lk)) == before + (0 if expected else 2), event
         finally:
             await nc.close()
-        assert "AJ_x" in await edge.services.host_cache.ended_jobs()
+        assert "AJ_x" in await edge.services.host_cache_for(edge.room).ended_jobs()
 
 
 # --- errors that tell the truth -------------------------------------------------------------------
