@@ -135,3 +135,15 @@ def test_a_later_registration_moves_the_worker_look() -> None:
     plan.worker_registered(102)
     assert plan.due(103.5) == []
     assert plan.due(104) == [(ROOM, Trigger.WORKER)]
+
+
+def test_a_new_show_is_looked_at_at_once_and_a_deleted_one_is_forgotten() -> None:
+    plan = schedule()
+    plan.record(ROOM, Outcome.DISPATCHED, 100)  # backing off
+    plan.set_rooms([ROOM, "quiz"], 101)
+    assert plan.due(101) == [("quiz", Trigger.SWEEP)]
+    assert plan.attempts(ROOM) == 1  # the rooms it had keep their schedule and backoff
+    plan.set_rooms(["quiz"], 102)
+    assert plan.rooms() == frozenset({"quiz"})
+    plan.wake(ROOM, 103, Trigger.JOB_ENDED)  # no longer a show: ignored
+    assert all(room == "quiz" for room, _ in plan.due(200))
