@@ -7,7 +7,7 @@ without a stored record it has a default configuration, so `make run` needs no s
 
 Why Redis: the edge, moderation, chat-history and the host agent already keep their shared
 state there, so a show is one more hash beside the ban list and the spend counter; a change is
-also published on NATS (`ShowEvent` with `config` on `room.show.<room>`) for services that only
+also published on NATS (`ShowConfigEvent` on `room.config.<room>`) for services that only
 talk to NATS (the stage producer) and for every running reader to follow. This record is what a
 late reader consults, the event is what a running one follows.
 
