@@ -9,8 +9,8 @@ commands, the asset server, the egress proxy and the warm browser.
   show stops the room's loop whatever its viewers, and operator captures and backdrops for it
   are dropped, until the show is live again. With no room active the capture browser
   (Chromium) is closed; it is launched again when a room becomes active or a capture needs it.
-- Show configurations: `room.config.*` from the last event of each room, then live
-  (`shows.ShowStages`): a show's topics, search provider and backdrop maker for its room.
+- Show configurations: the last `room.config.*` event of each room, read before anything else,
+  then followed live (`shows.ShowStages`): each show's topics, search provider and backdrops.
 - Each loop, every `STAGE_CHECK_INTERVAL_S`: recent chat (`history.recent.<room>`, or what this
   process saw on `chat.approved.<room>` when chat-history does not answer) and recent talk
   (`host.spoken.<room>`) go to the topic picker (only when something new was said); the room's
@@ -159,6 +159,13 @@ class StageService:
         replay_from = now - self.settings.replay_window_s
         talk_from = now - self.settings.talk_window_s
         watch = self.bus.watch
+        # Every show's stage in hand before any room's loop can start (a watch delivers later);
+        # then followed from the time of that read (a change in between is applied twice).
+        configs_read_at = time.time()
+        for observed in await self.bus.latest(
+            subjects.all_rooms("room", "config"), ShowConfigEvent
+        ):
+            self.shows.apply(observed.model)
         self._watches = [
             await watch(
                 subjects.all_rooms("room", "presence"),
@@ -174,7 +181,7 @@ class StageService:
                 subjects.all_rooms("room", "config"),
                 ShowConfigEvent,
                 self._on_show_config,
-                start="last",
+                start=configs_read_at,
             ),
             await watch(
                 subjects.all_rooms("host", "spoken"), SpokenTurn, self._on_spoken, start=talk_from

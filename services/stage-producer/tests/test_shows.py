@@ -14,6 +14,7 @@ import pytest
 
 from livestage import subjects
 from livestage.schemas import ShowConfig, ShowConfigEvent, ShowStageConfig, new_id, now_ms
+from tests.support.waiting import until
 
 from .test_service import Stage, chat, make_stage  # noqa: F401 - make_stage is a fixture
 
@@ -40,7 +41,7 @@ async def until_applied(stage: Stage, room: str, names: set[str] | None) -> None
             await asyncio.sleep(0.05)
 
 
-async def test_two_shows_with_disjoint_topics_only_get_their_own(make_stage, caplog) -> None:  # type: ignore[no-untyped-def]
+async def test_two_shows_with_disjoint_topics_only_get_their_own(make_stage, caplog) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
     stage = await make_stage(backdrop_every=1)  # backdrops only: fast, and the topic shows
     service = stage.service
     room_a, room_b = stage.room, "room-" + uuid.uuid4().hex[:10]
@@ -69,11 +70,11 @@ async def test_two_shows_with_disjoint_topics_only_get_their_own(make_stage, cap
         await stage.bus.publish(subjects.chat_approved(room_a), chat(room_a, body))
     for body in ["mars rover!", "perseverance on mars", "olympus mons on mars"]:
         await stage.bus.publish(subjects.chat_approved(room_b), chat(room_b, body))
-    async with asyncio.timeout(10):
-        while any(
-            len(service.memory.get(r, ()) and service.memory[r].chat) < 3 for r in (room_a, room_b)
-        ):  # noqa: ASYNC110, E501
-            await asyncio.sleep(0.05)
+    await until(
+        lambda: all(len(service._memory(r).chat) >= 3 for r in (room_a, room_b)),
+        10,
+        "the chat seen by the stage",
+    )
 
     shown: dict[str, list[str]] = {room_a: [], room_b: []}
     for _ in range(4):
@@ -89,3 +90,18 @@ async def test_two_shows_with_disjoint_topics_only_get_their_own(make_stage, cap
     await stage.bus.publish(subjects.room_config(room_b), config_event(room_b, None))
     await until_applied(stage, room_b, None)
     assert service.shows.factory(room_b) is service.factory
+
+
+async def test_a_starting_stage_has_every_show_in_hand_before_any_room_loop(
+    make_stage,  # noqa: F811
+) -> None:  # type: ignore[no-untyped-def]
+    """A show's stage is read before the rooms are (a room with viewers at start would
+    otherwise get its first visual before its show's topics are known)."""
+    room = "room-" + uuid.uuid4().hex[:10]
+    early = await make_stage()
+    stage = ShowStageConfig(topics=["Synthesizers"])
+    await early.bus.publish(subjects.room_config(room), config_event(room, stage))
+    started = await make_stage(backdrop_every=1)  # learns it from the stream at its start
+    assert {t.name for t in started.service.shows.catalog(room)} == {"Synthesizers"}
+    visual = await started.service.step(room)
+    assert visual is not None and visual.topic == "Synthesizers"
