@@ -370,6 +370,18 @@ class Bus:
             deliver_policy=DeliverPolicy.BY_START_TIME,
             opt_start_time=datetime.fromtimestamp(since, UTC),
         )
+        return (await self._read(subject, model_type, config))[-limit:]
+
+    async def latest(self, subject: str, model_type: type[M]) -> list[Observed[M]]:
+        """The last message stored on each subject `subject` matches (a wildcard: one per room),
+        read once; what a service needs in hand before it acts, where `watch(start="last")`
+        would deliver it some time later."""
+        config = ConsumerConfig(deliver_policy=DeliverPolicy.LAST_PER_SUBJECT)
+        return await self._read(subject, model_type, config)
+
+    async def _read(
+        self, subject: str, model_type: type[M], config: ConsumerConfig
+    ) -> list[Observed[M]]:
         found: list[Observed[M]] = []
         async for msg in read_stored(self.js, subject, config):
             if is_replay(msg):
@@ -387,7 +399,7 @@ class Bus:
                     context=_extract_trace_context(msg),
                 )
             )
-        return found[-limit:]
+        return found
 
     async def request(
         self, subject: str, model: WireModel, reply_type: type[M], *, timeout_s: float = 2.0

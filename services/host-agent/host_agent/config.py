@@ -22,6 +22,7 @@ from host_agent.settings import (
     OutputCheckSettings,
     PipelineSettings,
 )
+from livestage.schemas import ShowConfig
 from livestage.settings import (
     AnamSettings,
     LiveKitSettings,
@@ -53,6 +54,9 @@ class JobConfig:
     clock: Callable[[], float] = time.time
     meter: Meter | None = None
     """Where the job's metrics go (None: the global provider `setup_telemetry` installed)."""
+    show: ShowConfig | None = None
+    """The show a job hosts, as read at dispatch (`host_agent.show.for_show`); None: none read,
+    the deployment's settings."""
 
     @classmethod
     def from_env(cls) -> JobConfig:

@@ -70,8 +70,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import logging
+import time
 from collections.abc import Coroutine
 from typing import Any
 
@@ -93,6 +95,7 @@ from host_agent.metering import Metering
 from host_agent.persona import Persona, PersonaError, find_persona, load_persona
 from host_agent.presence import RoomPresence
 from host_agent.release import PauseRelease
+from host_agent.show import persona_file
 from host_agent.switcher import BackendSwitcher
 from host_agent.turns import Turns
 from livestage import metrics, subjects
@@ -103,6 +106,7 @@ from livestage.schemas import (
     ChatRemoval,
     HostCommand,
     HostJobEvent,
+    ShowConfigEvent,
     ShowEvent,
     SpokenTurn,
     StageVisual,
@@ -114,6 +118,10 @@ from livestage.shows import ShowStore, spend_cap_key
 
 log = logging.getLogger(__name__)
 
+SHOW_CHANGE_OVERLAP_S = 10.0
+"""The job follows `room.config.<room>` from this long before it started (the show was read at
+dispatch, just before): a change in between is not lost; one already read is skipped."""
+
 __all__ = ["STATE_ATTRIBUTE", "HostJob", "JobConfig", "host_state"]
 
 
@@ -124,7 +132,7 @@ class HostJob:
         self.room_name = subjects.check_room(ctx.room.name)
         self.clock = config.clock
         self._counter = functools.partial(metrics.counter, meter=config.meter)
-        self.persona: Persona = load_persona(config.host.persona_file)
+        self.persona: Persona = load_persona(persona_file(config, self.room_name))
         self.brain = HostBrain(self.persona.name, config.brain_config(), self.clock)
         self.bus: Bus | None = None
         self.visual: StageVisual | None = None
@@ -198,6 +206,8 @@ class HostJob:
         """Run the job to its end; returns the reason and shuts the job down."""
         self._counter(metrics.AGENT_JOBS_STARTED).add(1)
         reason = "crashed"
+        # a change made while the show was being read is replayed; older ones are skipped
+        config_since = time.time() - SHOW_CHANGE_OVERLAP_S
         try:
             self.bus = await Bus.connect(self.config.nats, f"host-agent {self.room_name}")
             await self.bus.ensure_streams()
@@ -209,6 +219,15 @@ class HostJob:
             )
             self._watches.append(
                 await self.bus.watch(subjects.room_show(self.room_name), ShowEvent, self._on_show)
+            )
+            # what changed since the show was read at dispatch (from a time: "new" can skip)
+            self._watches.append(
+                await self.bus.watch(
+                    subjects.room_config(self.room_name),
+                    ShowConfigEvent,
+                    self._on_show_config,
+                    start=config_since,
+                )
             )
             await self._check_show()
             self.presence.follow()
@@ -279,6 +298,21 @@ class HostJob:
         if observed.model.room == self.room_name and observed.model.state == "ended":
             log.info("room %s: the operator ended the show; ending the job", self.room_name)
             self._stop("operator")
+
+    async def _on_show_config(self, observed: Observed[ShowConfigEvent]) -> None:
+        """The show changed: a new persona applies at once; backends and the cap at the next
+        job (`host_agent.show`). A deleted show ends by its `ShowEvent`."""
+        show, known = observed.model.config, self.config.show
+        if observed.model.room != self.room_name or show is None:
+            return
+        if known is not None and show.updated_at <= known.updated_at:
+            return  # what the job was started with, or older
+        before = known.persona if known is not None else None
+        self.config = dataclasses.replace(self.config, show=show)
+        if show.persona != before:
+            await self._use_persona(load_persona(persona_file(self.config, self.room_name)))
+            self._refresh_attributes()
+            self._wake.set()
 
     # ---- going live -------------------------------------------------------------------------
 
@@ -513,6 +547,9 @@ class HostJob:
         except PersonaError as error:
             log.error("room %s: persona switch refused: %s", self.room_name, error)
             return
+        await self._use_persona(persona)
+
+    async def _use_persona(self, persona: Persona) -> None:
         self.persona = persona
         self.brain.set_host_name(persona.name)
         await self.switcher.set_persona(persona)

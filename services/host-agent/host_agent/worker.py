@@ -21,6 +21,7 @@ from livekit.agents import AgentServer, JobContext, JobExecutorType, JobProcess
 from host_agent.job import HostJob, JobConfig
 from host_agent.output_guard import load_checker
 from host_agent.persona import load_persona
+from host_agent.show import for_show, read_show
 from livestage import subjects
 from livestage.bus import Bus, BusUnavailable
 from livestage.schemas import HostWorkerEvent, new_id, now_ms
@@ -56,7 +57,8 @@ def prewarm(proc: JobProcess) -> None:
 
 async def entrypoint(ctx: JobContext) -> None:
     config = ctx.proc.userdata.get(CONFIG_KEY) or JobConfig.from_env()
-    await HostJob(ctx, config).start()
+    show = await read_show(config, ctx.room.name)
+    await HostJob(ctx, for_show(config, show)).start()
 
 
 def build_server(config: JobConfig, *, devmode: bool = False) -> AgentServer:

@@ -19,6 +19,9 @@ shared by every instance so they split the work):
    Redeliveries go on for the retry budget (`NATS_RETRY_BUDGET_S`); a message whose last
    delivery fails too is filed in the dead-letter stream (`livestage.deadletter`).
 
+A show's own rules (`moderation.shows`, from the show store) join the checks: its blocked words
+are one more check, and its room cap (per minute) replaces `room_rate`'s for its room.
+
 A redelivery finds the recorded verdict: if it was published it is acknowledged without
 publishing; if not (a crash between 1 and 2) that same verdict is published now.
 """
@@ -52,6 +55,7 @@ from moderation.checks import Context, build_checks
 from moderation.checks.room_rate import RoomRate
 from moderation.pipeline import Decision, Pipeline, strike_outcome
 from moderation.settings import ModerationSettings
+from moderation.shows import ShowRules
 from moderation.state import Judgement, LoadedState, Recorded, StateStore
 
 NAME = "moderation"
@@ -116,6 +120,8 @@ class Moderator:
             (check for check in pipeline.checks if isinstance(check, RoomRate)), None
         )
         self.verdicts = counter(CHAT_VERDICTS)
+        self.shows = ShowRules(redis)
+        """The show's own rules per room (`moderation.shows`): blocked words, a room cap."""
 
     async def handle(self, delivery: Delivery[ChatMessage]) -> None:
         message = delivery.model
@@ -167,6 +173,7 @@ class Moderator:
         """The decision on the delivered message given its author's `state`, and the strike it
         brings; OpenAI is asked at most once per delivery (its answer kept in `openai_answers`)."""
         message = delivery.model
+        show = await self.shows.rules(message.room)
         context = Context(
             normalize(message.body),
             recent=state.recent,
@@ -174,15 +181,19 @@ class Moderator:
             muted_until_ms=state.muted_until_ms,
             ban=state.ban,
         )
-        decision = self.pipeline.decide(message, context)
+        decision = show.decide(self.pipeline, message, context)
         if decision.approved and self.openai is not None:
             if not openai_answers:
                 # The call may outlast the ack wait: keep the message ours meanwhile.
                 async with delivery.keep_alive(self.settings.redeliver_after_s[0] / 3):
                     openai_answers.append(await self.openai.moderate(message.body))
             context = replace(context, openai=openai_answers[0])
-            decision = self.pipeline.decide(message, context)
-        if decision.approved and self.room_rate is not None:
+            decision = show.decide(self.pipeline, message, context)
+        if decision.approved and show.per_minute is not None:  # the show's cap replaces ours
+            busy = show.over_cap(await self.shows.claim_place(message, show))
+            if busy is not None:
+                decision = Decision((busy,), decision.fingerprint)
+        elif decision.approved and self.room_rate is not None:
             place = await self.store.claim_room_place(message, keep=self.room_rate.max_per_second)
             context = replace(context, room_place=place)
             # Every other check approved, so the cap is the only one left to ask.

@@ -9,6 +9,8 @@ commands, the asset server, the egress proxy and the warm browser.
   show stops the room's loop whatever its viewers, and operator captures and backdrops for it
   are dropped, until the show is live again. With no room active the capture browser
   (Chromium) is closed; it is launched again when a room becomes active or a capture needs it.
+- Show configurations: the last `room.config.*` event of each room, read before anything else,
+  then followed live (`shows.ShowStages`): each show's topics, search provider and backdrops.
 - Each loop, every `STAGE_CHECK_INTERVAL_S`: recent chat (`history.recent.<room>`, or what this
   process saw on `chat.approved.<room>` when chat-history does not answer) and recent talk
   (`host.spoken.<room>`) go to the topic picker (only when something new was said); the room's
@@ -43,6 +45,7 @@ from livestage.schemas import (
     HistoryRequest,
     HostJobEvent,
     PresenceEvent,
+    ShowConfigEvent,
     ShowEvent,
     SpokenTurn,
     StageCommand,
@@ -63,6 +66,7 @@ from .rooms import RoomTracker
 from .search import SEARCH_PROVIDERS, SourcesFile, SourcesFileError
 from .server import AssetServer, create_asset_app
 from .settings import PACKAGE_DIR, StageSettings
+from .shows import ShowStages
 from .topics import TOPIC_PICKERS, TopicChoice, TopicContext, TopicPicker, Utterance
 
 log = logging.getLogger(__name__)
@@ -115,6 +119,7 @@ class StageService:
         *,
         clock: Callable[[], float] = time.time,
         commands_durable: str = COMMANDS_DURABLE,
+        gemini: Gemini | None = None,
     ) -> None:
         self.settings = settings
         self.commands_durable = commands_durable
@@ -123,6 +128,9 @@ class StageService:
         self.picker = picker
         self.sources = sources
         self.clock = clock
+        self.shows = ShowStages(
+            settings, gemini or Gemini.from_settings(GeminiSettings()), sources, factory
+        )
         self.tracker = RoomTracker()
         self.plan_settings = derive(PlanSettings, settings)
         self.plans: dict[str, RoomPlan] = {}
@@ -151,6 +159,13 @@ class StageService:
         replay_from = now - self.settings.replay_window_s
         talk_from = now - self.settings.talk_window_s
         watch = self.bus.watch
+        # Every show's stage in hand before any room's loop can start (a watch delivers later);
+        # then followed from the time of that read (a change in between is applied twice).
+        configs_read_at = time.time()
+        for observed in await self.bus.latest(
+            subjects.all_rooms("room", "config"), ShowConfigEvent
+        ):
+            self.shows.apply(observed.model)
         self._watches = [
             await watch(
                 subjects.all_rooms("room", "presence"),
@@ -162,6 +177,12 @@ class StageService:
                 subjects.all_rooms("host", "job"), HostJobEvent, self._on_job, start=replay_from
             ),
             await watch(subjects.all_rooms("room", "show"), ShowEvent, self._on_show, start="last"),
+            await watch(
+                subjects.all_rooms("room", "config"),
+                ShowConfigEvent,
+                self._on_show_config,
+                start=configs_read_at,
+            ),
             await watch(
                 subjects.all_rooms("host", "spoken"), SpokenTurn, self._on_spoken, start=talk_from
             ),
@@ -241,6 +262,12 @@ class StageService:
         self.tracker.apply_show(event)
         self._sync_loops()
 
+    async def _on_show_config(self, observed: Observed[ShowConfigEvent]) -> None:
+        self.shows.apply(observed.model)
+        memory = self.memory.get(observed.model.room)
+        if memory is not None:  # a topic picked under the old topics is picked again
+            memory.picked_for = memory.last_choice = None
+
     async def _on_spoken(self, observed: Observed[SpokenTurn]) -> None:
         self._memory(observed.model.room).talk.append(observed.model)
 
@@ -297,7 +324,7 @@ class StageService:
                 return fresh
             return None
         choice = await self._pick(room, plan)
-        decision = plan.decide(self.now_ms(), choice, self.sources.catalog)
+        decision = plan.decide(self.now_ms(), choice, self.shows.catalog(room))
         if decision is None:
             return None
         log.info(
@@ -308,7 +335,7 @@ class StageService:
             decision.choice.reason,
         )
         try:
-            visual = await self.factory.for_topic(room, decision.choice, plan)
+            visual = await self.shows.factory(room).for_topic(room, decision.choice, plan)
         except (CaptureError, OSError, ValueError) as error:
             log.warning("room %s: no visual this time: %s", room, error)
             plan.failed(self.now_ms())
@@ -330,7 +357,7 @@ class StageService:
             ),
             talk=tuple(Utterance(t.text, t.ended_at, "host") for t in talk),
             current=plan.current_topic,
-            catalog=self.sources.catalog,
+            catalog=self.shows.catalog(room),
             now_ms=self.now_ms(),
         )
         memory.last_choice = self._checked_topic(room, await self.picker.pick(context))
@@ -338,8 +365,12 @@ class StageService:
         return memory.last_choice
 
     def _checked_topic(self, room: str, choice: TopicChoice | None) -> TopicChoice | None:
-        """`choice`, unless it came from chat and fails the content checks (then None: the
-        plan goes on with its catalog). The sources file's topics are the operator's own."""
+        """`choice`, unless it is not one of the show's topics, or came from chat and fails the
+        content checks (then None: the plan goes on with its catalog). The sources file's
+        topics are the operator's own."""
+        if choice is not None and not self.shows.allows(room, choice):
+            log.info("room %s: %r is not one of the show's topics; skipped", room, choice.topic)
+            return None
         safety = self.factory.safety
         if choice is None or choice.catalog or safety is None:
             return choice
@@ -410,12 +441,13 @@ class StageService:
         if self.tracker.show_ended(room):
             log.warning("room %s: dropping operator %s: the show has ended", room, command.action)
             return None
+        factory = self.shows.factory(room)
         try:
             if command.action == "capture":
-                visual = await self.factory.capture(room, command.url, command.kind)
+                visual = await factory.capture(room, command.url, command.kind)
             else:
                 prompt = command.prompt.strip() or "Livestage"
-                visual = await self.factory.backdrop(
+                visual = await factory.backdrop(
                     room, topic=prompt, title=prompt[:80], prompt=prompt
                 )
         except CaptureError as error:
@@ -444,6 +476,7 @@ class StageRuntime:
     factory: VisualFactory
     picker: TopicPicker
     sources: SourcesFile
+    gemini: Gemini | None = None
 
     @classmethod
     async def create(
@@ -521,7 +554,7 @@ class StageRuntime:
             settings.http_host,
             server.port,
         )
-        return cls(settings, proxy, browser, server, factory, picker, sources)
+        return cls(settings, proxy, browser, server, factory, picker, sources, gemini)
 
     async def close(self) -> None:
         await self.browser.close()
@@ -547,7 +580,9 @@ async def main(stop: asyncio.Event) -> None:
         bus = await connect_bus(SERVICE_NAME, stop)
         if bus is None:
             return
-        service = StageService(settings, bus, runtime.factory, runtime.picker, runtime.sources)
+        service = StageService(
+            settings, bus, runtime.factory, runtime.picker, runtime.sources, gemini=runtime.gemini
+        )
         export_audience(service.tracker)
         try:
             await service.start()
