@@ -437,6 +437,11 @@ class Delivery(Generic[M]):
     num_delivered: int
     context: otel_context.Context
 
+    @property
+    def stream_seq(self) -> int:
+        """The message's sequence in its stream: the order JetStream stored it in."""
+        return int(self.msg.metadata.sequence.stream)
+
     async def ack(self) -> None:
         await self.msg.ack()
 
