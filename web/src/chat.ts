@@ -230,7 +230,7 @@ function small(doc: Document, className: string, text: string, title = ""): HTML
 /** One `li.chat-message` for a chat entry; all user text goes through textContent. A line from
  *  YouTube's or Twitch's chat gets the platform's mark as its avatar, a badge naming the platform
  *  by the name, role marks, and an event (Super Chat, membership, ...) a label with its amount. */
-export function renderMessage(entry: ChatEntry, doc: Document = document): HTMLLIElement {
+export function renderMessage(entry: Pick<ChatEntry, "message" | "status">, doc: Document = document): HTMLLIElement {
   const { message } = entry;
   const source = message.source;
   const li = doc.createElement("li");
