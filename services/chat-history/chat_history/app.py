@@ -81,7 +81,7 @@ class ChatHistory:
     sender: Fanout = field(init=False)
 
     def __post_init__(self) -> None:
-        self.sender = self.fanout or Fanout(self.rooms, window_s=0)
+        self.sender = self.fanout or Fanout(self.rooms, window_s=0, on_sent=self.store.mark_sent)
 
     async def deliver(self, message: ChatMessage, seq: int = 0) -> StoreOutcome:
         """Store once, then send unless viewers have it already; raises to be retried.
@@ -100,12 +100,12 @@ class ChatHistory:
                 "message %s was stored by an attempt that did not send it: sending", message.id
             )
         if should_send(outcome):
-            if await self.sender.send(message.room, ChatMessageEvent(message=message, seq=seq)):
-                if message.kind == "viewer":  # a host line's createdAt is when speech began
-                    metrics.histogram(metrics.CHAT_DELIVERY_LATENCY).record(
-                        max(now_ms() - message.created_at, 0)
-                    )
-                await self.store.mark_sent(message.room, message.id)
+            # marked sent (`HistoryStore.mark_sent`) by the fan-out, a packet at a time
+            sent = await self.sender.send(message.room, ChatMessageEvent(message=message, seq=seq))
+            if sent and message.kind == "viewer":  # a host line's createdAt: when speech began
+                metrics.histogram(metrics.CHAT_DELIVERY_LATENCY).record(
+                    max(now_ms() - message.created_at, 0)
+                )
         return outcome
 
     async def on_approved(self, delivery: Delivery[ChatMessage]) -> None:
@@ -273,9 +273,8 @@ async def serve(
     topics = topics or TopicSettings()
     rooms = RoomGateway(livekit, topics.chat_topic, settings.send_timeout_s)
     store = store or HistoryStore(redis, Limits(settings.max_messages, settings.max_age_s))
-    history = ChatHistory(
-        store, rooms, settings, Fanout(rooms, window_s=fanout.fanout_window_ms / 1000)
-    )
+    sender = Fanout(rooms, window_s=fanout.fanout_window_ms / 1000, on_sent=store.mark_sent)
+    history = ChatHistory(store, rooms, settings, sender)
     responder = HistoryResponder(history, settings.reply_concurrency)
 
     # The first redelivery waits longer than a send may take, so a slow send is not duplicated;

@@ -6,7 +6,8 @@ everything the room got meanwhile is ordered (`decisions.packet_order`: messages
 approval `seq`), packed into packets under LiveKit's reliable packet size
 (`decisions.pack`) and sent; each waiting handler then learns how its packet fared: True (sent),
 False (the room does not exist: nobody to deliver to) or the `DeliveryFailed` of its packet, so
-it acks only after its packet was sent and a failure is redelivered. A packet of one event is
+it acks only after its packet was sent (and its messages marked sent, `on_sent`) and a failure
+is redelivered. A packet of one event is
 that event itself (the packet types readers have always known); more make a `ChatBatchEvent`.
 
 With a window of 0 each event is its own packet, sent at once (the behaviour before batching).
@@ -18,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
 from livestage import metrics
@@ -37,14 +39,29 @@ class _Window:
     waiting: list[asyncio.Future[bool]] = field(default_factory=list)
 
 
+Sent = Callable[..., Awaitable[object]]
+"""Called as `on_sent(room, *message_ids)` with the messages of a packet once it was sent
+(before its handlers hear of it): chat-history marks them sent in one Redis call."""
+
+
+async def _nothing(room: str, *message_ids: str) -> None:
+    return None
+
+
 class Fanout:
     """Gathers each room's events for `window_s`, then sends them in as few packets as fit."""
 
     def __init__(
-        self, rooms: RoomGateway, window_s: float, max_bytes: int = MAX_PACKET_BYTES
+        self,
+        rooms: RoomGateway,
+        window_s: float,
+        *,
+        on_sent: Sent = _nothing,
+        max_bytes: int = MAX_PACKET_BYTES,
     ) -> None:
         self.rooms = rooms
         self.window_s = window_s
+        self.on_sent = on_sent
         self.max_bytes = max_bytes
         self._open: dict[str, _Window] = {}
         self._flushes: set[asyncio.Task[None]] = set()
@@ -56,6 +73,8 @@ class Fanout:
         if self.window_s <= 0:
             sent = await self.rooms.send(room, event)
             self._packet_events.record(1)
+            if sent:
+                await self.on_sent(room, *_message_ids([event]))
             return sent
         window = self._open.get(room)
         if window is None:
@@ -90,6 +109,8 @@ class Fanout:
             packet = encoded[chunk[0]] if len(chunk) == 1 else batch_json(encoded[i] for i in chunk)
             try:
                 sent = await self.rooms.send(room, packet)
+                if sent:
+                    await self.on_sent(room, *_message_ids(window.events[order[i]] for i in chunk))
             except Exception as error:  # the packet's handlers raise it (no ack: redelivered)
                 for waiting in members:
                     if not waiting.done():
@@ -106,3 +127,7 @@ class Fanout:
             task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.gather(*self._flushes, return_exceptions=True)
+
+
+def _message_ids(events: Iterable[FanoutEvent]) -> list[str]:
+    return [event.message.id for event in events if isinstance(event, ChatMessageEvent)]

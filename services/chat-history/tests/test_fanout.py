@@ -9,7 +9,7 @@ import json
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chat_history.decisions import MAX_PACKET_BYTES, batch_json, pack, packet_order
+from chat_history.decisions import MAX_PACKET_BYTES, StoreOutcome, batch_json, pack, packet_order
 from livestage import subjects
 from livestage.schemas import (
     ChatBatchEvent,
@@ -90,6 +90,14 @@ async def test_a_burst_reaches_viewers_in_few_packets_in_approval_order(
         }
         assert seqs == {m.id: ack.seq for m, ack in zip(messages, acks, strict=True)}
         assert not viewer.invalid
+    # each marked sent once its packet went out (a redelivery would not send it again)
+    outcomes: set[StoreOutcome] = set()
+    for _ in range(200):  # bounded: 10 s
+        outcomes = {await history.store.store(m) for m in messages}
+        if outcomes == {StoreOutcome.DELIVERED}:
+            break
+        await asyncio.sleep(0.05)
+    assert outcomes == {StoreOutcome.DELIVERED}
 
 
 async def test_a_removal_in_the_same_window_follows_its_message(
