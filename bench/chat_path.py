@@ -108,6 +108,13 @@ def summary(values: list[float]) -> dict[str, Any]:
 # -- the stack -------------------------------------------------------------------------------
 
 
+def message_ids_of(packet: Any) -> list[str]:
+    """The chat lines' ids in one decoded chat-topic packet (a message, or a batch of events);
+    a rejection or a removal is no chat line."""
+    events = packet.get("events", []) if packet.get("type") == "batch" else [packet]
+    return [event["message"]["id"] for event in events if event.get("type") == "message"]
+
+
 @dataclass
 class ChatStack:
     """The servers and chat processes of one bench run, for one room."""
@@ -220,7 +227,8 @@ def viewer_worker(url: str, tokens: list[str], conn: Any) -> None:
     same clock in every process of a machine. Protocol on `conn`: it sends "ready" once every
     viewer joined; "reset" forgets what arrived so far (a new phase); "collect" answers
     {viewer: {message_id: first arrival}} plus {message_id: times it came again}; "stop" leaves.
-    Packets are read with `json.loads`, the least a viewer can do (the page does about as much).
+    Packets are read with `json.loads`, the least a viewer can do (the page does about as much);
+    a batch counts as each of its messages arriving.
     """
 
     async def main() -> None:
@@ -235,14 +243,11 @@ def viewer_worker(url: str, tokens: list[str], conn: Any) -> None:
                 at = time.monotonic()
                 if packet.topic != CHAT_TOPIC:
                     return
-                message = json.loads(packet.data).get("message")
-                if message is None:  # a rejection or a removal, not a chat line
-                    return
-                message_id = message["id"]
-                if message_id in seen:
-                    repeats[message_id] = repeats.get(message_id, 0) + 1
-                else:
-                    seen[message_id] = at
+                for message_id in message_ids_of(json.loads(packet.data)):
+                    if message_id in seen:
+                        repeats[message_id] = repeats.get(message_id, 0) + 1
+                    else:
+                        seen[message_id] = at
 
             return on_data
 

@@ -89,6 +89,16 @@ ROWS: dict[str, tuple[Panel, ...]] = {
             description="From the edge taking a message to its LiveKit send to the room.",
         ),
         Panel(
+            "Chat events per packet",
+            "short",
+            (
+                Query(quantile(0.5, m.CHAT_FANOUT_PACKET_EVENTS), "p50"),
+                Query(quantile(0.95, m.CHAT_FANOUT_PACKET_EVENTS), "p95"),
+            ),
+            description="Messages and removals chat-history sent to a room in one data packet "
+            "(CHAT_FANOUT_WINDOW_MS gathers them; 1 when chat is quiet).",
+        ),
+        Panel(
             "Refusals and removals",
             "req/s",
             (

@@ -41,6 +41,7 @@ CHANNELS: dict[str, tuple[type[BaseModel], ...]] = {
         schemas.ChatMessageEvent,
         schemas.ChatRejectedEvent,
         schemas.ChatRemovedEvent,
+        schemas.ChatBatchEvent,
     ),
     "data topic stageTopic": (schemas.StageVisual, schemas.StageLayoutEvent, schemas.ShowEvent),
     "GET /api/operator/events (the console)": (

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
@@ -198,7 +199,10 @@ class BanStore:
 
     async def get(self, room: str, visitor_tag: str) -> Ban | None:
         """The active ban of this visitor, or None."""
-        raw = await self.redis.hget(_key(room), visitor_tag)
+        return await self._active(room, visitor_tag, await self.redis.hget(_key(room), visitor_tag))
+
+    async def _active(self, room: str, visitor_tag: str, raw: Any) -> Ban | None:
+        """The ban stored as `raw` if it is still active; an expired one is lifted."""
         if raw is None:
             return None
         ban = Ban.from_json(raw)
@@ -206,6 +210,19 @@ class BanStore:
             await self._lift_expired(room, visitor_tag, raw)
             return None
         return ban
+
+    async def get_many(self, keys: Sequence[tuple[str, str]]) -> list[Ban | None]:
+        """`get` for several (room, visitor tag) pairs, read in one round trip."""
+        if not keys:
+            return []
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for room, visitor_tag in keys:
+                pipe.hget(_key(room), visitor_tag)
+            raws: list[Any] = await pipe.execute()
+        return [
+            await self._active(room, visitor_tag, raw)
+            for (room, visitor_tag), raw in zip(keys, raws, strict=True)
+        ]
 
     async def refusal(self, room: str, visitor_tag: str | None, network: str) -> Refusal | None:
         """The ban that refuses this visitor (`None` for one the edge just made up) or anyone

@@ -8,6 +8,8 @@
   once, while the same id on another subject of the stream (a message approved under its
   submitted id, a verdict on it) is its own message; it returns only after
   JetStream acknowledged it, and carries the W3C trace context in the headers.
+- `Bus.publish_many(items)` stores several at once with JetStream async publishes (sent in
+  order, confirmed together): one outcome per item, a PubAck or the error that item met.
 - `Bus.consumer(...)` gives a typed durable pull consumer (explicit ack, max-deliver, backoff),
   whose lag (JetStream's num_pending at each fetch) the NATS_CONSUMER_PENDING gauge reports.
   Unless told otherwise its deliveries cover the retry budget (`NATS_RETRY_BUDGET_S`, see
@@ -16,6 +18,9 @@
   not validate (it never can succeed), the message goes to the dead-letter stream
   (`livestage.deadletter`) and only then is terminated: nothing is dropped silently. A replay
   addressed to another durable consumer is acked and skipped.
+  `Consumer.run_batches(handler)` hands the handler a batch of deliveries at once (for
+  handlers that load and write state for many messages in one round trip) and acks each one
+  the handler reports done.
   `Delivery.keep_alive(every_s)` sends work-in-progress acks while a slow handler runs.
 - `Bus.watch(...)` follows a subject with an ephemeral ordered push consumer (no acks, gone
   when the watcher is): for a process that needs what happens while it lives, plus a chosen
@@ -247,6 +252,46 @@ class Bus:
             except (nats.errors.Error, OSError) as error:
                 raise BusUnavailable(f"JetStream did not store {subject}: {error!r}") from error
 
+    async def publish_many(
+        self, items: Sequence[tuple[str, WireModel, str]], *, timeout_s: float = 2.0
+    ) -> list[PubAck | BusUnavailable]:
+        """Store each `(subject, model, msg_id)` with a JetStream async publish: all are sent
+        (in order, so one subject's stream order is the items' order), then their
+        confirmations awaited together for up to `timeout_s`. One outcome per item: its PubAck,
+        or the `BusUnavailable` (`PublishUnconfirmed` for no answer in time) it met; publishing
+        an unconfirmed one again with the same `msg_id` stores it once."""
+        futures: list[asyncio.Future[PubAck] | BusUnavailable] = []
+        for subject, model, msg_id in items:
+            headers = _inject_trace_headers({"Nats-Msg-Id": msg_id})
+            try:
+                futures.append(
+                    await self.js.publish_async(
+                        subject, model.to_json(), headers=headers, wait_stall=timeout_s
+                    )
+                )
+            except (nats.errors.Error, OSError, TimeoutError) as error:
+                futures.append(BusUnavailable(f"JetStream did not take {subject}: {error!r}"))
+
+        async def confirmed(
+            subject: str, future: asyncio.Future[PubAck] | BusUnavailable
+        ) -> PubAck | BusUnavailable:
+            if isinstance(future, BusUnavailable):
+                return future
+            try:
+                return await asyncio.wait_for(future, timeout_s)
+            except TimeoutError as error:
+                return PublishUnconfirmed(
+                    f"JetStream did not confirm {subject} within {timeout_s} s: {error!r}"
+                )
+            except (nats.errors.Error, OSError) as error:
+                return BusUnavailable(f"JetStream did not store {subject}: {error!r}")
+
+        return list(
+            await asyncio.gather(
+                *(confirmed(item[0], f) for item, f in zip(items, futures, strict=True))
+            )
+        )
+
     async def consumer(
         self,
         subject: str,
@@ -449,6 +494,11 @@ class Delivery(Generic[M]):
     num_delivered: int
     context: otel_context.Context
 
+    @property
+    def stream_seq(self) -> int:
+        """The message's sequence in its stream: the order JetStream stored it in."""
+        return int(self.msg.metadata.sequence.stream)
+
     async def ack(self) -> None:
         await self.msg.ack()
 
@@ -484,6 +534,9 @@ class Delivery(Generic[M]):
 
 
 Handler = Callable[[Delivery[M]], Awaitable[Any]]
+BatchHandler = Callable[[list[Delivery[M]]], Awaitable[Sequence[BaseException | None]]]
+"""Handles a batch of deliveries; per delivery, in order: None (done: ack it) or the error
+that failed it (redelivered, or dead-lettered after the last delivery)."""
 
 
 class Consumer(Generic[M]):
@@ -608,6 +661,46 @@ class Consumer(Generic[M]):
             for task in list(running):
                 task.cancel()
 
+    async def run_batches(
+        self, handler: BatchHandler[M], *, batch: int = 64, stop: asyncio.Event | None = None
+    ) -> None:
+        """Like `run`, but the handler gets up to `batch` deliveries at once (what one fetch
+        brought) and says per delivery whether it is done; done ones are acked, the others
+        left for redelivery (or dead-lettered on their last delivery). A handler that raises
+        fails the whole batch. Stop with `stop`, for the reason given in `run`."""
+        while stop is None or not stop.is_set():
+            deliveries = await self.fetch(batch)
+            if not deliveries:
+                continue
+            with tracer.start_as_current_span(
+                f"process batch {self.subject}",
+                kind=trace.SpanKind.CONSUMER,
+                links=[
+                    trace.Link(span_context)
+                    for d in deliveries
+                    if (
+                        span_context := trace.get_current_span(d.context).get_span_context()
+                    ).is_valid
+                ],
+                attributes={
+                    "messaging.system": "nats",
+                    "messaging.destination.name": self.subject,
+                    "messaging.batch.message_count": len(deliveries),
+                },
+            ) as span:
+                try:
+                    outcomes: Sequence[BaseException | None] = await handler(deliveries)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as error:
+                    span.record_exception(error)
+                    outcomes = [error] * len(deliveries)
+                for delivery, outcome in zip(deliveries, outcomes, strict=True):
+                    if outcome is None:
+                        await delivery.ack()
+                    else:
+                        await self._failed(delivery, outcome)
+
     async def _handle(self, delivery: Delivery[M], handler: Handler[M]) -> None:
         with tracer.start_as_current_span(
             f"process {delivery.subject}",
@@ -624,18 +717,23 @@ class Consumer(Generic[M]):
                 raise
             except Exception as error:
                 span.record_exception(error)
-                if delivery.num_delivered < self.max_deliver:
-                    # No ack: JetStream redelivers after the consumer's backoff.
-                    log.exception(
-                        "handler failed on %s (delivery %d of %d); it will be redelivered",
-                        delivery.subject,
-                        delivery.num_delivered,
-                        self.max_deliver,
-                    )
-                elif await self._dead_letter(delivery.msg, "exhausted", error_text(error)):
-                    await delivery.msg.term()
+                await self._failed(delivery, error)
                 return
             await delivery.ack()
+
+    async def _failed(self, delivery: Delivery[M], error: BaseException) -> None:
+        """A delivery its handler could not finish: left for redelivery (no ack: JetStream
+        redelivers after the consumer's backoff), or dead-lettered if it was the last."""
+        if delivery.num_delivered < self.max_deliver:
+            log.error(
+                "handler failed on %s (delivery %d of %d); it will be redelivered",
+                delivery.subject,
+                delivery.num_delivered,
+                self.max_deliver,
+                exc_info=error,
+            )
+        elif await self._dead_letter(delivery.msg, "exhausted", error_text(error)):
+            await delivery.msg.term()
 
     async def _dead_letter(
         self, msg: Msg, reason: Literal["exhausted", "invalid"], error: str

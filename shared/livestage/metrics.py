@@ -60,6 +60,13 @@ CHAT_DELIVERY_LATENCY = MetricSpec(
     "ms",
     "From a message's createdAt (the edge took it) to its LiveKit send to the room.",
 )
+CHAT_FANOUT_PACKET_EVENTS = MetricSpec(
+    "livestage.chat.fanout_packet_events",
+    "histogram",
+    "{event}",
+    "Chat events (messages and removals) per data packet chat-history sent to a room "
+    "(CHAT_FANOUT_WINDOW_MS gathers them).",
+)
 CHAT_REMOVALS = MetricSpec(
     "livestage.chat.removals", "counter", "{message}", "Messages removed by an operator."
 )
@@ -295,6 +302,7 @@ ALL: tuple[MetricSpec, ...] = (
     CHAT_SUBMITTED,
     CHAT_VERDICTS,
     CHAT_DELIVERY_LATENCY,
+    CHAT_FANOUT_PACKET_EVENTS,
     CHAT_REMOVALS,
     RATE_LIMITED,
     NAMES_REFUSED,

@@ -471,6 +471,15 @@ class ChatMessageEvent(WireModel):
 
     type: Literal["message"] = "message"
     message: ChatMessage
+    seq: int = Field(
+        0,
+        ge=0,
+        description="The message's place in its room's approval order: the JetStream stream "
+        "sequence of its `chat.approved` message. Several chat-history instances send "
+        "concurrently, so packets may arrive out of that order; a page places a message by "
+        "`seq` among those it holds. 0: no place (host lines, which come from `host.spoken`): "
+        "shown where it arrives.",
+    )
 
 
 class ChatRejectedEvent(WireModel):
@@ -510,6 +519,17 @@ ChatEvent = Annotated[
 CHAT_EVENT_ADAPTER: TypeAdapter[
     ChatMessageEvent | ChatRejectedEvent | ChatRemovedEvent | ChatBatchEvent
 ] = TypeAdapter(ChatEvent)
+
+ChatSingleEvent = ChatMessageEvent | ChatRejectedEvent | ChatRemovedEvent
+
+
+def chat_events_of(packet: bytes | str) -> list[ChatSingleEvent]:
+    """The events of one chat-topic packet, in order: a batch's events, else the packet itself.
+    Raises pydantic's ValidationError for a packet that is not a chat event."""
+    event = CHAT_EVENT_ADAPTER.validate_json(packet)
+    if isinstance(event, ChatBatchEvent):
+        return list(event.events)
+    return [event]
 
 
 class HistoryRequest(WireModel):

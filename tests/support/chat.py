@@ -4,6 +4,9 @@
         ...
         await viewer.wait_for_message(message_id)
         viewer.message_ids()          # every id received, in arrival order (duplicates kept)
+        viewer.shown_ids()            # the list as the page shows it (placed by `seq`)
+
+A batch packet (`ChatBatchEvent`) is recorded as its events, one after the other.
 
 A viewer is a real `rtc.Room` client with a subscribe-only token (no publish, no data publish),
 exactly like a browser's. Every wait is bounded.
@@ -23,12 +26,12 @@ from pydantic import ValidationError
 
 from livestage.identity import platform_identity
 from livestage.schemas import (
-    CHAT_EVENT_ADAPTER,
     ChatMessage,
     ChatMessageEvent,
     ChatRejectedEvent,
     ChatRemovedEvent,
     ChatSource,
+    chat_events_of,
     new_id,
     now_ms,
 )
@@ -108,6 +111,8 @@ class ChatViewer:
     topic: str = CHAT_TOPIC
     received: list[Received] = field(default_factory=list)
     invalid: list[bytes] = field(default_factory=list)
+    packets: int = 0
+    """Chat-topic packets received (a batch counts once)."""
     _changed: Changed = field(default_factory=Changed)
 
     disconnect_reason: Any = None
@@ -124,11 +129,13 @@ class ChatViewer:
         if packet.topic != self.topic:
             return
         try:
-            event = CHAT_EVENT_ADAPTER.validate_json(packet.data)
+            events = chat_events_of(packet.data)
         except ValidationError:
             self.invalid.append(packet.data)
             return
-        self.received.append(Received(event, time.monotonic(), packet.topic))
+        at = time.monotonic()
+        self.received.extend(Received(event, at, packet.topic) for event in events)
+        self.packets += 1
         self._changed.notify()
 
     @classmethod
@@ -158,6 +165,27 @@ class ChatViewer:
 
     def message_ids(self) -> list[str]:
         return [message.id for message in self.messages()]
+
+    def shown_ids(self) -> list[str]:
+        """The ids in the order the page shows them (web/src/chat.ts `ChatStore.add`): each
+        message with a `seq` after the last one held with a smaller `seq` (one without a `seq`
+        stops the search), one without a `seq` by createdAt; duplicates once."""
+        shown: list[tuple[ChatMessage, int]] = []
+        seen: set[str] = set()
+        for r in self.received:
+            if not isinstance(r.event, ChatMessageEvent) or r.event.message.id in seen:
+                continue
+            message, seq = r.event.message, r.event.seq
+            seen.add(message.id)
+            index = len(shown)
+            if seq:
+                while index > 0 and shown[index - 1][1] > seq:
+                    index -= 1
+            else:
+                while index > 0 and shown[index - 1][0].created_at > message.created_at:
+                    index -= 1
+            shown.insert(index, (message, seq))
+        return [message.id for message, _ in shown]
 
     def rejections(self) -> list[ChatRejectedEvent]:
         return [r.event for r in self.received if isinstance(r.event, ChatRejectedEvent)]

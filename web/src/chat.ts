@@ -2,13 +2,44 @@
 // User text is only ever inserted with textContent.
 import { ApiError, newClientId } from "./api";
 import { avatarGlyph } from "./profile";
-import { PLATFORM_NAMES, type ChatMessage, type ChatSource, type HistoryPage, type Platform } from "./types";
+import {
+  PLATFORM_NAMES,
+  isObject,
+  parseChatPacket,
+  type ChatMessage,
+  type ChatPacket,
+  type ChatSource,
+  type HistoryPage,
+  type Platform,
+} from "./types";
 
 export type EntryStatus = "pending" | "shown" | "rejected";
 
 export interface ChatEntry {
   message: ChatMessage;
   status: EntryStatus;
+  /** The message's place in the room's approval order (chat-history's `seq`); 0: none. */
+  seq: number;
+}
+
+/** The most events one batch packet may carry (chat-history's MAX_BATCH_EVENTS). */
+const MAX_BATCH_EVENTS = 500;
+
+/**
+ * The packets one chat-topic payload carries, in order: a batch (`type: "batch"`, what
+ * chat-history sends when several events fall in its fan-out window) gives each of its events
+ * (unreadable ones skipped), any other packet itself; nothing when it is not a chat packet.
+ */
+export function chatPacketsOf(v: unknown): ChatPacket[] {
+  if (isObject(v) && v.type === "batch") {
+    if (!Array.isArray(v.events)) return [];
+    return v.events
+      .slice(0, MAX_BATCH_EVENTS)
+      .map((event) => (isObject(event) && event.type === "rejected" ? null : parseChatPacket(event)))
+      .filter((packet): packet is ChatPacket => packet !== null);
+  }
+  const packet = parseChatPacket(v);
+  return packet ? [packet] : [];
 }
 
 export type AddResult =
@@ -22,7 +53,11 @@ export type RemoveResult = { kind: "removed"; index: number } | { kind: "unknown
 const REMEMBERED_REMOVALS = 500;
 
 /**
- * Ordered (by createdAt, then arrival) set of chat messages keyed by id.
+ * Ordered set of chat messages keyed by id: a live message with a `seq` (its place in the
+ * room's approval order) goes after the last one held with a smaller `seq` (several
+ * chat-history instances send at once, so packets can arrive out of order; a message without
+ * one stops the search: history and host lines stay where they are); one without (history,
+ * host lines, the author's own echo) by createdAt, then arrival.
  * - the same id is only ever added once (history, live packets and optimistic echo overlap);
  * - a pending echo is upgraded to "shown" when the real message arrives;
  * - a rejection can arrive before the echo is added: it is remembered and applied then;
@@ -57,13 +92,14 @@ export class ChatStore {
     return this.removed.has(id);
   }
 
-  add(message: ChatMessage, status: EntryStatus = "shown"): AddResult {
+  add(message: ChatMessage, status: EntryStatus = "shown", seq = 0): AddResult {
     if (this.removed.has(message.id)) return { kind: "duplicate" };
     const existing = this.byId.get(message.id);
     if (existing) {
       if (existing.status === "pending" && status === "shown") {
         existing.status = "shown";
         existing.message = message;
+        existing.seq ||= seq;
         return { kind: "updated", entry: existing };
       }
       return { kind: "duplicate" };
@@ -72,9 +108,13 @@ export class ChatStore {
       status = "rejected";
       this.rejectedEarly.delete(message.id);
     }
-    const entry: ChatEntry = { message, status };
+    const entry: ChatEntry = { message, status, seq };
     let index = this.entries.length;
-    while (index > 0 && this.entries[index - 1].message.createdAt > message.createdAt) index--;
+    if (seq > 0) {
+      while (index > 0 && this.entries[index - 1].seq > seq) index--;
+    } else {
+      while (index > 0 && this.entries[index - 1].message.createdAt > message.createdAt) index--;
+    }
     this.entries.splice(index, 0, entry);
     this.byId.set(message.id, entry);
     const evicted: string[] = [];
@@ -190,7 +230,7 @@ function small(doc: Document, className: string, text: string, title = ""): HTML
 /** One `li.chat-message` for a chat entry; all user text goes through textContent. A line from
  *  YouTube's or Twitch's chat gets the platform's mark as its avatar, a badge naming the platform
  *  by the name, role marks, and an event (Super Chat, membership, ...) a label with its amount. */
-export function renderMessage(entry: ChatEntry, doc: Document = document): HTMLLIElement {
+export function renderMessage(entry: Pick<ChatEntry, "message" | "status">, doc: Document = document): HTMLLIElement {
   const { message } = entry;
   const source = message.source;
   const li = doc.createElement("li");
@@ -271,9 +311,9 @@ export class ChatView {
     this.store = new ChatStore(capacity);
   }
 
-  add(message: ChatMessage, status: EntryStatus = "shown"): void {
+  add(message: ChatMessage, status: EntryStatus = "shown", seq = 0): void {
     const stick = this.nearBottom();
-    const result = this.store.add(message, status);
+    const result = this.store.add(message, status, seq);
     if (result.kind === "duplicate") return;
     if (result.kind === "updated") {
       const li = this.find(message.id);

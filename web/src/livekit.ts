@@ -14,10 +14,10 @@ import {
   setLogLevel,
 } from "livekit-client";
 import { ApiError, mintToken, type TokenRequest } from "./api";
+import { chatPacketsOf } from "./chat";
 import { TRANSCRIPTION_TOPIC, findHost, type HostState } from "./host";
 import {
   decodeJson,
-  parseChatPacket,
   parseStagePacket,
   type AppConfig,
   type ChatPacket,
@@ -296,8 +296,7 @@ export class LiveSession {
       .on(RoomEvent.DataReceived, (payload, _participant, _kind, topic) => {
         if (!mine()) return;
         if (topic === config.chatTopic) {
-          const packet = parseChatPacket(decodeJson(payload));
-          if (packet) hooks.onChatPacket?.(packet);
+          for (const packet of chatPacketsOf(decodeJson(payload))) hooks.onChatPacket?.(packet);
         } else if (topic === config.stageTopic) {
           const packet = parseStagePacket(decodeJson(payload));
           if (packet?.type === "visual") hooks.onStageVisual?.(packet.visual);

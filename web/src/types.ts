@@ -82,7 +82,7 @@ export interface StageVisual {
 }
 
 export type ChatPacket =
-  | { type: "message"; message: ChatMessage }
+  | { type: "message"; message: ChatMessage; seq: number }
   | { type: "rejected"; messageId: string; reason: string }
   | { type: "removed"; messageId: string };
 
@@ -214,7 +214,9 @@ export function parseChatPacket(v: unknown): ChatPacket | null {
   if (!isObject(v)) return null;
   if (v.type === "message") {
     const message = parseChatMessage(v.message);
-    return message ? { type: "message", message } : null;
+    // seq: the message's place in the room's approval order (0 or absent: none)
+    const seq = num(v.seq);
+    return message ? { type: "message", message, seq: Number.isInteger(seq) && seq > 0 ? seq : 0 } : null;
   }
   if (v.type === "rejected") {
     const messageId = str(v.messageId);

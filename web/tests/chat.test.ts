@@ -7,6 +7,7 @@ import {
   ResumePoint,
   SendIds,
   catchUp,
+  chatPacketsOf,
   eventLabel,
   renderMessage,
   resumeCursor,
@@ -217,7 +218,98 @@ describe("renderMessage of platform chat", () => {
   });
 });
 
+describe("chatPacketsOf", () => {
+  it("gives a batch's events in order and a single packet as itself", () => {
+    const [a, b] = [msg(), msg()];
+    const batch = {
+      type: "batch",
+      events: [
+        { type: "message", message: a, seq: 7 },
+        { type: "removed", messageId: "gone" },
+        { type: "message", message: b, seq: 8 },
+      ],
+    };
+    expect(chatPacketsOf(batch)).toEqual([
+      { type: "message", message: a, seq: 7 },
+      { type: "removed", messageId: "gone" },
+      { type: "message", message: b, seq: 8 },
+    ]);
+    expect(chatPacketsOf({ type: "message", message: a })).toEqual([{ type: "message", message: a, seq: 0 }]);
+    expect(chatPacketsOf({ type: "rejected", messageId: "x", reason: "no" })).toEqual([
+      { type: "rejected", messageId: "x", reason: "no" },
+    ]);
+  });
+
+  it("skips what it cannot read, and a rejection inside a batch (a batch goes to everyone)", () => {
+    const a = msg();
+    const batch = {
+      type: "batch",
+      events: [null, { type: "rejected", messageId: "x", reason: "no" }, { type: "message" }, { type: "message", message: a, seq: 3 }],
+    };
+    expect(chatPacketsOf(batch)).toEqual([{ type: "message", message: a, seq: 3 }]);
+    expect(chatPacketsOf({ type: "batch" })).toEqual([]);
+    expect(chatPacketsOf({ type: "batch", events: "no" })).toEqual([]);
+    expect(chatPacketsOf("batch")).toEqual([]);
+    expect(chatPacketsOf(null)).toEqual([]);
+  });
+});
+
+describe("ChatStore approval order", () => {
+  const ids = (store: ChatStore) => store.list().map((e) => e.message.id);
+
+  it("places live messages by seq whatever order their packets came in", () => {
+    const store = new ChatStore();
+    // createdAt says the opposite: seq (the approval order) wins
+    const [m1, m2, m3, m4] = [msg({ createdAt: 40 }), msg({ createdAt: 30 }), msg({ createdAt: 20 }), msg({ createdAt: 10 })];
+    store.add(m3, "shown", 3);
+    store.add(m1, "shown", 1);
+    store.add(m4, "shown", 4);
+    expect(store.add(m2, "shown", 2)).toMatchObject({ kind: "added", index: 1 });
+    expect(ids(store)).toEqual([m1.id, m2.id, m3.id, m4.id]);
+  });
+
+  it("keeps history and host lines (no seq) where they are: a late packet goes no further back", () => {
+    const store = new ChatStore();
+    const old = msg({ createdAt: 5 });
+    store.add(old); // from history
+    const [m10, m12] = [msg(), msg()];
+    store.add(m10, "shown", 10);
+    const host = msg({ kind: "host", createdAt: Date.now() });
+    store.add(host); // a host line, shown where it arrived
+    store.add(m12, "shown", 12);
+    const m11 = msg({ createdAt: 1 });
+    store.add(m11, "shown", 11);
+    expect(ids(store)).toEqual([old.id, m10.id, host.id, m11.id, m12.id]);
+  });
+
+  it("keeps an echo's place and takes the seq when the live copy confirms it", () => {
+    const store = new ChatStore();
+    const mine = msg({ createdAt: 50 });
+    store.add(mine, "pending");
+    expect(store.add(mine, "shown", 9).kind).toBe("updated");
+    expect(store.get(mine.id)?.seq).toBe(9);
+    const earlier = msg({ createdAt: 60 });
+    store.add(earlier, "shown", 8);
+    expect(ids(store)).toEqual([earlier.id, mine.id]);
+  });
+});
+
 describe("ChatView", () => {
+  it("shows a batch in approval order when its packets come out of order", () => {
+    const list = document.createElement("ol");
+    const view = new ChatView(list);
+    const [a, b, c, d] = [msg(), msg(), msg(), msg()];
+    const packets = [
+      { type: "batch", events: [{ type: "message", message: c, seq: 103 }, { type: "message", message: d, seq: 104 }] },
+      { type: "batch", events: [{ type: "message", message: a, seq: 101 }, { type: "message", message: b, seq: 102 }] },
+    ];
+    for (const packet of packets) {
+      for (const event of chatPacketsOf(packet)) if (event.type === "message") view.add(event.message, "shown", event.seq);
+    }
+    const shown = Array.from(list.querySelectorAll<HTMLElement>(".chat-message"), (li) => li.dataset.id);
+    expect(shown).toEqual([a.id, b.id, c.id, d.id]);
+  });
+
   it("keeps the list in step with the store", () => {
     const list = document.createElement("ol");
     const view = new ChatView(list, 3);

@@ -14,7 +14,9 @@ const message = {
 
 describe("parseChatPacket", () => {
   it("accepts message and rejected packets", () => {
-    expect(parseChatPacket({ type: "message", message })).toEqual({ type: "message", message });
+    expect(parseChatPacket({ type: "message", message })).toEqual({ type: "message", message, seq: 0 });
+    expect(parseChatPacket({ type: "message", message, seq: 42 })).toEqual({ type: "message", message, seq: 42 });
+    expect(parseChatPacket({ type: "message", message, seq: -1 })).toEqual({ type: "message", message, seq: 0 });
     expect(parseChatPacket({ type: "rejected", messageId: "01HX", reason: "spam" })).toEqual({
       type: "rejected",
       messageId: "01HX",

@@ -5,6 +5,7 @@
 // kept and an unknown one refused (or replaced). A field renamed on either side fails here.
 import { describe, expect, it } from "vitest";
 import { parseErrorDetail } from "../src/api";
+import { chatPacketsOf } from "../src/chat";
 import { HOST_STATE_TEXT, findHost, parseHostState } from "../src/host";
 import {
   DEFAULT_CONFIG,
@@ -173,7 +174,14 @@ const CONTRACTS: Record<string, Contract> = {
     fallback: { userId: "", messageId: "", roles: [], event: "message", amount: "" },
     unknownEnum: { event: "message" },
   },
-  ChatMessageEvent: { parse: parseChatPacket },
+  ChatMessageEvent: { parse: parseChatPacket, fallback: { seq: 0 } },
+  ChatBatchEvent: {
+    // the page flattens a batch into its events; put back in the wire's shape to compare
+    parse: (v) => {
+      const events = chatPacketsOf(v);
+      return events.length ? { type: "batch", events } : null;
+    },
+  },
   ChatRejectedEvent: { parse: parseChatPacket, fallback: { reason: "" } },
   ChatRemovedEvent: { parse: parseChatPacket },
   StageVisual: {

@@ -2,12 +2,17 @@
 
 | input (all rooms)                | what happens                                                |
 |----------------------------------|-------------------------------------------------------------|
-| `chat.approved.*` ChatMessage    | store in Redis, then send `ChatMessageEvent` to the room    |
-| `host.spoken.*` SpokenTurn       | the same, as a `kind: "host"` line                          |
+| `chat.approved.*` ChatMessage    | store in Redis, then send `ChatMessageEvent` to the room,   |
+|                                  | `seq` = the stream sequence of its `chat.approved` message  |
+| `host.spoken.*` SpokenTurn       | the same, as a `kind: "host"` line (no `seq`)               |
 | `chat.rejected.*` Verdict        | send `ChatRejectedEvent` to the author only                 |
 | `chat.removed.*` ChatRemoval     | delete from Redis (tombstone), send `ChatRemovedEvent`      |
 | `chat.banned.*` BanEvent         | remove the visitor's participants from the LiveKit room     |
 | `history.recent.*` (request)     | reply with the newest messages, or those stored `after` one |
+
+What a room gets to show within `CHAT_FANOUT_WINDOW_MS` goes out as one packet (`fanout.py`).
+Deliveries are handled concurrently (and by several instances), so packets can reach a viewer
+out of approval order: `seq` lets the page place each message where it belongs.
 
 Every JetStream message is acked only after its Redis write and its LiveKit send both
 succeeded; a crash in between means a redelivery, which finds the message stored (never twice)
@@ -52,8 +57,9 @@ from livestage.schemas import (
 from livestage.settings import LiveKitSettings, NatsSettings, RedisSettings, TopicSettings
 
 from .decisions import StoreOutcome, message_from_turn, should_send
+from .fanout import Fanout
 from .room import RoomGateway
-from .settings import HistorySettings
+from .settings import FanoutSettings, HistorySettings
 from .store import HistoryStore, Limits
 
 log = logging.getLogger(__name__)
@@ -70,8 +76,14 @@ class ChatHistory:
     store: HistoryStore
     rooms: RoomGateway
     settings: HistorySettings
+    fanout: Fanout | None = None
+    """Sends to the room; by default one packet per event (no window)."""
+    sender: Fanout = field(init=False)
 
-    async def deliver(self, message: ChatMessage) -> StoreOutcome:
+    def __post_init__(self) -> None:
+        self.sender = self.fanout or Fanout(self.rooms, window_s=0, on_sent=self.store.mark_sent)
+
+    async def deliver(self, message: ChatMessage, seq: int = 0) -> StoreOutcome:
         """Store once, then send unless viewers have it already; raises to be retried.
 
         The store comes first on every path, and a failed store raises (no ack). So when the
@@ -80,7 +92,7 @@ class ChatHistory:
         the packet for anyone, and every page that (re)joins catches up from history (`after`
         the newest message it holds). The only messages acked without being kept are the
         ones history would not keep anyway (TRIMMED: older than everything kept; EXPIRED;
-        REMOVED by an operator).
+        REMOVED by an operator). `seq`: the message's place in the room's approval order.
         """
         outcome = await self.store.store(message)
         if outcome is StoreOutcome.PENDING:
@@ -88,17 +100,17 @@ class ChatHistory:
                 "message %s was stored by an attempt that did not send it: sending", message.id
             )
         if should_send(outcome):
-            if await self.rooms.send(message.room, ChatMessageEvent(message=message)):
-                if message.kind == "viewer":  # a host line's createdAt is when speech began
-                    metrics.histogram(metrics.CHAT_DELIVERY_LATENCY).record(
-                        max(now_ms() - message.created_at, 0)
-                    )
-                await self.store.mark_sent(message.room, message.id)
+            # marked sent (`HistoryStore.mark_sent`) by the fan-out, a packet at a time
+            sent = await self.sender.send(message.room, ChatMessageEvent(message=message, seq=seq))
+            if sent and message.kind == "viewer":  # a host line's createdAt: when speech began
+                metrics.histogram(metrics.CHAT_DELIVERY_LATENCY).record(
+                    max(now_ms() - message.created_at, 0)
+                )
         return outcome
 
     async def on_approved(self, delivery: Delivery[ChatMessage]) -> None:
         if (message := _in_room_of(delivery, delivery.model)) is not None:
-            await self.deliver(message)
+            await self.deliver(message, seq=delivery.stream_seq)
 
     async def on_spoken(self, delivery: Delivery[SpokenTurn]) -> None:
         if (turn := _in_room_of(delivery, delivery.model)) is None:
@@ -123,7 +135,7 @@ class ChatHistory:
         if (removal := _in_room_of(delivery, delivery.model)) is None:
             return
         existed = await self.store.remove(removal.room, removal.message_id)
-        await self.rooms.send(removal.room, ChatRemovedEvent(message_id=removal.message_id))
+        await self.sender.send(removal.room, ChatRemovedEvent(message_id=removal.message_id))
         if delivery.num_delivered == 1:
             metrics.counter(metrics.CHAT_REMOVALS).add(1)
         log.info(
@@ -252,14 +264,17 @@ async def serve(
     livekit: LiveKitSettings | None = None,
     topics: TopicSettings | None = None,
     store: HistoryStore | None = None,
+    fanout: FanoutSettings | None = None,
 ) -> None:
     """Run every consumer and the history responder until `stop` is set."""
     settings = settings or HistorySettings()
+    fanout = fanout or FanoutSettings()
     livekit = livekit or LiveKitSettings()
     topics = topics or TopicSettings()
     rooms = RoomGateway(livekit, topics.chat_topic, settings.send_timeout_s)
     store = store or HistoryStore(redis, Limits(settings.max_messages, settings.max_age_s))
-    history = ChatHistory(store, rooms, settings)
+    sender = Fanout(rooms, window_s=fanout.fanout_window_ms / 1000, on_sent=store.mark_sent)
+    history = ChatHistory(store, rooms, settings, sender)
     responder = HistoryResponder(history, settings.reply_concurrency)
 
     # The first redelivery waits longer than a send may take, so a slow send is not duplicated;
@@ -312,11 +327,13 @@ async def serve(
         metrics.gauge(metrics.NATS_CONSUMER_PENDING, consumers.observe)
         tasks.append(asyncio.create_task(consumers.poll(settings.pending_poll_s, stop)))
         log.info(
-            "%s serving: history of %d messages / %d s per room, chat topic %r",
+            "%s serving: history of %d messages / %d s per room, chat topic %r, fan-out "
+            "window %d ms",
             NAME,
             settings.max_messages,
             settings.max_age_s,
             topics.chat_topic,
+            fanout.fanout_window_ms,
         )
         stopped = asyncio.create_task(stop.wait())
         done, _ = await asyncio.wait([stopped, *tasks], return_when=asyncio.FIRST_COMPLETED)
@@ -341,6 +358,7 @@ async def serve(
             with contextlib.suppress(nats.errors.Error):
                 await subscription.unsubscribe()
         await responder.aclose(timeout_s=2.0)
+        await history.sender.aclose()
         await rooms.aclose()
 
 

@@ -3,15 +3,22 @@
 - How a host turn (`SpokenTurn`) becomes a chat line (`kind: "host"`), or none.
 - What a store outcome means for the send to the room.
 - Which participants of a room belong to a banned visitor.
+- How a window of chat events is ordered and packed into data packets (`fanout.py` sends).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from enum import StrEnum
 
 from livestage.identity import visitor_tag_of
-from livestage.schemas import ChatMessage, SpokenTurn
+from livestage.schemas import (
+    MAX_BATCH_EVENTS,
+    ChatMessage,
+    ChatMessageEvent,
+    ChatRemovedEvent,
+    SpokenTurn,
+)
 from livestage.text import ELLIPSIS, clean_text, shorten
 
 HOST_AVATAR = "host"
@@ -73,3 +80,53 @@ def message_from_turn(turn: SpokenTurn, max_chars: int) -> ChatMessage | None:
 def participants_of_visitor(identities: Iterable[str], visitor_tag: str) -> list[str]:
     """The identities (viewer participants) that carry `visitor_tag`; nobody else."""
     return [identity for identity in identities if visitor_tag_of(identity) == visitor_tag]
+
+
+FanoutEvent = ChatMessageEvent | ChatRemovedEvent
+
+MAX_PACKET_BYTES = 14 * 1024
+"""The largest data packet chat-history sends: LiveKit caps a reliable packet at about 15 KiB
+(REFERENCE.md); the rest is headroom for its own framing."""
+_BATCH_HEAD = b'{"type":"batch","events":['
+_BATCH_TAIL = b"]}"
+
+
+def packet_order(events: Sequence[FanoutEvent]) -> list[int]:
+    """The order a window's events are sent in (indices into `events`): messages with an
+    approval place by `seq`, then those without (host lines) as they came, then removals (so
+    a removal follows the message it removes when both fall in one window)."""
+
+    def key(index: int) -> tuple[int, int]:
+        event = events[index]
+        if isinstance(event, ChatRemovedEvent):
+            return (2, index)
+        return (0, event.seq) if event.seq else (1, index)
+
+    return sorted(range(len(events)), key=key)
+
+
+def pack(
+    sizes: Sequence[int], max_bytes: int = MAX_PACKET_BYTES, max_events: int = MAX_BATCH_EVENTS
+) -> list[list[int]]:
+    """Split events of these encoded sizes, in order, into packets (lists of positions): as
+    few as possible, each a batch of at most `max_bytes` and `max_events`. An event too large
+    to share a packet goes alone (sent as itself, without the batch's wrapping)."""
+    packets: list[list[int]] = []
+    current: list[int] = []
+    used = len(_BATCH_HEAD) + len(_BATCH_TAIL)
+    for position, size in enumerate(sizes):
+        grown = used + size + (1 if current else 0)
+        if current and (grown > max_bytes or len(current) >= max_events):
+            packets.append(current)
+            current, used = [], len(_BATCH_HEAD) + len(_BATCH_TAIL)
+            grown = used + size
+        current.append(position)
+        used = grown
+    if current:
+        packets.append(current)
+    return packets
+
+
+def batch_json(encoded: Iterable[bytes]) -> bytes:
+    """A `ChatBatchEvent` packet from its events' JSON (each encoded once, by the caller)."""
+    return _BATCH_HEAD + b",".join(encoded) + _BATCH_TAIL

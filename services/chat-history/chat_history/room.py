@@ -93,9 +93,10 @@ class RoomGateway:
         return seen is not None and time.monotonic() - seen < ROOM_ALIVE_TRUST_S
 
     async def send(
-        self, room: str, packet: WireModel, destinations: list[str] | None = None
+        self, room: str, packet: WireModel | bytes, destinations: list[str] | None = None
     ) -> bool:
-        """Send `packet` reliably on the chat topic; False when the room does not exist.
+        """Send `packet` (a model, or its JSON) reliably on the chat topic; False when the room
+        does not exist.
 
         Raises DeliveryFailed when the room exists but LiveKit did not take the packet.
         """
@@ -106,7 +107,7 @@ class RoomGateway:
                 await self._room_api(room).room.send_data(
                     api.SendDataRequest(
                         room=room,
-                        data=packet.to_json(),
+                        data=packet if isinstance(packet, bytes) else packet.to_json(),
                         kind=api.DataPacket.Kind.RELIABLE,
                         topic=self.topic,
                         destination_identities=destinations or [],

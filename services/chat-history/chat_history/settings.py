@@ -52,3 +52,18 @@ class HistorySettings(BaseSettings):
         description="History requests answered at once per instance; one slow Redis read "
         "does not hold up the others.",
     )
+
+
+class FanoutSettings(BaseSettings):
+    """Chat fan-out: how chat-history packs a room's messages into LiveKit data packets."""
+
+    model_config = settings_config("CHAT_")
+
+    fanout_window_ms: int = Field(
+        50,
+        ge=0,
+        le=1000,
+        description="Messages (and removals) of one room stored within this window are sent "
+        "as one data packet (a `batch`, split to stay under LiveKit's packet size); 0: one "
+        "packet per message.",
+    )

@@ -81,14 +81,17 @@ return outcome
 """
 )
 
-# KEYS order messages sent removed stored seq; ARGV id nowMs
+# KEYS order messages sent removed stored seq; ARGV nowMs id... -> how many were marked
 _MARK_SENT = """
-if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then
-  redis.call('HSET', KEYS[3], ARGV[1], ARGV[2])
-  redis.call('PEXPIRE', KEYS[3], redis.call('PTTL', KEYS[2]))
-  return 1
+local marked = 0
+for i = 2, #ARGV do
+  if redis.call('HEXISTS', KEYS[2], ARGV[i]) == 1 then
+    redis.call('HSET', KEYS[3], ARGV[i], ARGV[1])
+    marked = marked + 1
+  end
 end
-return 0
+if marked > 0 then redis.call('PEXPIRE', KEYS[3], redis.call('PTTL', KEYS[2])) end
+return marked
 """
 
 # KEYS order messages sent removed stored seq; ARGV id nowMs cutoff maxCount ttlMs
@@ -204,9 +207,12 @@ class HistoryStore:
         )
         return StoreOutcome(result.decode() if isinstance(result, bytes) else result)
 
-    async def mark_sent(self, room: str, message_id: str) -> bool:
-        """Record that the room got the message (a later redelivery then skips the send)."""
-        return bool(await self._mark_sent(keys=_keys(room), args=[message_id, now_ms()]))
+    async def mark_sent(self, room: str, *message_ids: str) -> int:
+        """Record that the room got these messages (a later redelivery then skips the send);
+        how many of them are kept (the others were trimmed or removed meanwhile)."""
+        if not message_ids:
+            return 0
+        return int(await self._mark_sent(keys=_keys(room), args=[now_ms(), *message_ids]))
 
     async def remove(self, room: str, message_id: str, at_ms: int | None = None) -> bool:
         """Forget a message and keep it out for good; True when it was in history."""

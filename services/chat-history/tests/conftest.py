@@ -13,7 +13,7 @@ from pydantic import SecretStr
 from redis.asyncio import Redis
 
 from chat_history.app import serve
-from chat_history.settings import HistorySettings
+from chat_history.settings import FanoutSettings, HistorySettings
 from chat_history.store import HistoryStore, Limits
 from livestage.bus import Bus
 from livestage.kv import connect_redis
@@ -40,7 +40,11 @@ async def start_history(nats_server, redis_server, livekit_server) -> AsyncItera
     async def start(
         store: Callable[[Redis, Limits], HistoryStore] | None = None, **overrides: Any
     ) -> RunningHistory:
-        """`store` makes the service's store (a subclass with a test hook); settings overrides."""
+        """`store` makes the service's store (a subclass with a test hook); settings overrides
+        (`fanout_window_ms` for the fan-out's)."""
+        fanout = FanoutSettings(
+            **{k: overrides.pop(k) for k in list(overrides) if k in FanoutSettings.model_fields}
+        )
         settings = HistorySettings(**{"send_timeout_s": 2.0, **overrides})
         service_bus = await Bus.connect(NatsSettings(url=nats_server.url), "chat-history-test")
         await service_bus.ensure_streams()
@@ -54,7 +58,15 @@ async def start_history(nats_server, redis_server, livekit_server) -> AsyncItera
         limits = Limits(settings.max_messages, settings.max_age_s)
         service_store = store(redis, limits) if store is not None else None
         task = asyncio.create_task(
-            serve(service_bus, redis, stop, settings=settings, livekit=livekit, store=service_store)
+            serve(
+                service_bus,
+                redis,
+                stop,
+                settings=settings,
+                livekit=livekit,
+                store=service_store,
+                fanout=fanout,
+            )
         )
         stops.append((stop, task, service_bus))
         test_bus = await Bus.connect(NatsSettings(url=nats_server.url), "chat-history-test-client")

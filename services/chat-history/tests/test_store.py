@@ -113,7 +113,7 @@ async def test_a_removed_message_is_gone_and_stays_gone(redis: Redis, room: str)
     assert await store.remove(room, early.id) is False
     assert await store.store(early) is StoreOutcome.REMOVED
     assert await store.recent(room, 10) == [keep]
-    assert await store.mark_sent(room, drop.id) is False
+    assert await store.mark_sent(room, drop.id) == 0
 
 
 async def test_rooms_are_separate(redis: Redis, room: str) -> None:
@@ -173,3 +173,14 @@ async def test_after_an_unknown_or_trimmed_message_gives_the_newest_and_says_the
     removed = await store.after(room, messages[3].id, 10)
     assert ([m.body for m in removed.messages], removed.gap) == (["n2", "n4"], True)
     assert await store.after(room + "-empty", "x", 10) == Page([], more=False, gap=True)
+
+
+async def test_a_packet_of_messages_is_marked_sent_at_once(redis: Redis, room: str) -> None:
+    store = store_with(redis)
+    first, second, never_stored = chat_message(room), chat_message(room), chat_message(room)
+    for message in (first, second):
+        await store.store(message)
+    assert await store.mark_sent(room, first.id, second.id, never_stored.id) == 2
+    assert await store.store(first) is StoreOutcome.DELIVERED
+    assert await store.store(second) is StoreOutcome.DELIVERED
+    assert await store.store(never_stored) is StoreOutcome.STORED  # marking it did not store it

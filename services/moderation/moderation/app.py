@@ -1,23 +1,29 @@
 """The moderation service's wiring: JetStream in, checks, verdict out, state in Redis.
 
-For every message on `chat.submitted.<room>` (one durable pull consumer, `MODERATION_DURABLE`,
-shared by every instance so they split the work):
+Messages on `chat.submitted.<room>` (one durable pull consumer, `MODERATION_DURABLE`, shared by
+every instance so they split the work) are handled a fetch at a time, up to `MODERATION_BATCH`:
 
-1. decide, in one optimistic Redis transaction (`StateStore.decide`): read what the checks need
-   (the verdict if this id was already decided, the visitor's recent messages, strikes, mute,
-   ban), run the configured checks (pure); if they approve and OpenAI is enabled, ask OpenAI
-   (keeping the delivery alive meanwhile) and run them again with its answer; if they still
-   approve and `room_rate` is on, take a place in the room's second from Redis (atomic across
-   instances) and let `room_rate` judge it; then record the verdict and the new state. If
-   another instance changed the visitor's state meanwhile, judge again on the new state (OpenAI's
-   answer is kept), so simultaneous messages of one visitor are judged one after the other;
-2. publish the `ChatMessage` unchanged on `chat.approved.<room>`, or a `ModerationVerdict` on
-   `chat.rejected.<room>`, with the JetStream de-duplication id `moderation:<id>` (one id for
-   both subjects, so a message gets at most one verdict within the duplicate window), mark the
-   record published and count the verdict in `livestage.chat.verdicts`;
-3. acknowledge (Consumer.run), so a crash anywhere before is a redelivery, never a loss.
-   Redeliveries go on for the retry budget (`NATS_RETRY_BUDGET_S`); a message whose last
-   delivery fails too is filed in the dead-letter stream (`livestage.deadletter`).
+1. decide, in one optimistic Redis transaction for the batch (`StateStore.decide_batch`): read
+   what the checks need for every message in one pipelined round trip (the verdict if this id
+   was already decided, the author's recent messages, strikes, mute, ban); run the configured
+   checks (pure) on each message in order, counting the batch's earlier messages of the same
+   author into its state (`state.with_earlier`), so flood, duplicate and strike counts are what
+   one-at-a-time handling would give; if they approve and OpenAI is enabled, ask OpenAI (keeping
+   the delivery alive meanwhile) and run them again with its answer; then take places in the
+   room's second for the approved ones (one pipelined round trip, in batch order, atomic across
+   instances) and let `room_rate` judge them; then record every verdict and the state it adds.
+   If another instance changed any of those keys meanwhile, judge the batch again on the new
+   state (OpenAI's answers are kept), so simultaneous messages of one visitor are judged one
+   after the other;
+2. publish each `ChatMessage` unchanged on `chat.approved.<room>`, or a `ModerationVerdict` on
+   `chat.rejected.<room>`, with JetStream async publishes (sent in batch order, confirmed
+   together), with the de-duplication id `moderation:<id>` (one id for both subjects, so a
+   message gets at most one verdict within the duplicate window); mark the confirmed records
+   published (one round trip) and count the verdicts in `livestage.chat.verdicts`;
+3. acknowledge each message whose verdict was confirmed (`Consumer.run_batches`), so a crash
+   anywhere before is a redelivery, never a loss. Redeliveries go on for the retry budget
+   (`NATS_RETRY_BUDGET_S`); a message whose last delivery fails too is filed in the dead-letter
+   stream (`livestage.deadletter`).
 
 A show's own rules (`moderation.shows`, from the show store) join the checks: its blocked words
 are one more check, and its room cap (per minute) replaces `room_rate`'s for its room.
@@ -48,15 +54,23 @@ from livestage.kv import connect_redis
 from livestage.metrics import CHAT_VERDICTS, counter
 from livestage.safety.normalize import normalize
 from livestage.safety.openai import OpenAIModerator, OpenAIResult
-from livestage.schemas import ChatMessage, ModerationVerdict
+from livestage.schemas import ChatMessage, ModerationVerdict, WireModel
 from livestage.service import connect_bus, until_stopped
 from livestage.settings import OpenAISettings, RedisSettings
-from moderation.checks import Context, build_checks
+from moderation.checks import Context, RecentMessage, build_checks
 from moderation.checks.room_rate import RoomRate
 from moderation.pipeline import Decision, Pipeline, strike_outcome
 from moderation.settings import ModerationSettings
-from moderation.shows import ShowRules
-from moderation.state import Judgement, LoadedState, Recorded, StateStore
+from moderation.shows import RoomRules, ShowRules
+from moderation.state import (
+    Judged,
+    Judgement,
+    LoadedState,
+    Recorded,
+    StateStore,
+    author_key,
+    with_earlier,
+)
 
 NAME = "moderation"
 log = logging.getLogger(NAME)
@@ -123,57 +137,141 @@ class Moderator:
         self.shows = ShowRules(redis)
         """The show's own rules per room (`moderation.shows`): blocked words, a room cap."""
 
-    async def handle(self, delivery: Delivery[ChatMessage]) -> None:
-        message = delivery.model
-        room = subjects.room_of(delivery.subject)
-        if message.room != room:
-            log.error(
-                "dropping message %s: it names room %r but came on %s",
-                message.id,
-                message.room,
-                delivery.subject,
-            )
-            return
-        openai_answers: list[OpenAIResult] = []  # asked once, whatever the retries
+    async def handle_batch(
+        self, deliveries: list[Delivery[ChatMessage]]
+    ) -> list[BaseException | None]:
+        """Judge what one fetch brought (`Consumer.run_batches`'s handler): per delivery None
+        (verdict published: ack) or the error that left it for redelivery."""
+        outcomes: list[BaseException | None] = [None] * len(deliveries)
+        first_of: dict[str, int] = {}  # a message id twice in one batch is judged once
+        for i, delivery in enumerate(deliveries):
+            message = delivery.model
+            if message.room != subjects.room_of(delivery.subject):
+                log.error(
+                    "dropping message %s: it names room %r but came on %s",
+                    message.id,
+                    message.room,
+                    delivery.subject,
+                )
+                continue
+            first_of.setdefault(message.id, i)
+        judged = [deliveries[i] for i in first_of.values()]
+        openai_answers: dict[str, OpenAIResult] = {}  # asked once, whatever the retries
 
-        async def judge(state: LoadedState) -> Judgement:
-            return await self.judge(delivery, state, openai_answers)
+        async def judge(states: list[LoadedState]) -> list[Judgement | None]:
+            return await self.judge_batch(judged, states, openai_answers)
 
-        record, fresh = await self.store.decide(
-            message, judge, with_ban=self.with_ban, instance=self.instance
+        decided = await self.store.decide_batch(
+            [d.model for d in judged], judge, with_ban=self.with_ban, instance=self.instance
         )
-        if record.published:
-            log.info(
-                "message %s was already decided (%s by %s); acknowledging it again without "
-                "publishing",
-                message.id,
-                record.verdict,
-                record.instance,
-            )
-            return
-        if not fresh:
-            log.warning(
-                "message %s was decided (%s by %s) but its verdict not published; publishing it",
-                message.id,
-                record.verdict,
-                record.instance,
-            )
-        await self.publish(message, record)
-        await self.store.mark_published(message, record)
-        self.verdicts.add(
-            1, {"verdict": record.verdict, "check": record.checks[0] if record.checks else ""}
+        to_publish: list[tuple[ChatMessage, Recorded]] = []
+        for delivery, (record, fresh) in zip(judged, decided, strict=True):
+            message = delivery.model
+            if record.published:
+                log.info(
+                    "message %s was already decided (%s by %s); acknowledging it again without "
+                    "publishing",
+                    message.id,
+                    record.verdict,
+                    record.instance,
+                )
+                continue
+            if not fresh:
+                log.warning(
+                    "message %s was decided (%s by %s) but its verdict not published; "
+                    "publishing it",
+                    message.id,
+                    record.verdict,
+                    record.instance,
+                )
+            to_publish.append((message, record))
+        confirmations = await self.bus.publish_many(
+            [self.verdict_of(message, record) for message, record in to_publish]
         )
+        published: list[tuple[ChatMessage, Recorded]] = []
+        failed: dict[str, BaseException] = {}
+        for (message, record), confirmation in zip(to_publish, confirmations, strict=True):
+            if isinstance(confirmation, BaseException):
+                failed[message.id] = confirmation
+            else:
+                published.append((message, record))
+        await self.store.mark_published_many(published)
+        for _, record in published:
+            self.verdicts.add(
+                1, {"verdict": record.verdict, "check": record.checks[0] if record.checks else ""}
+            )
+        for i, delivery in enumerate(deliveries):
+            outcomes[i] = failed.get(delivery.model.id)
+        return outcomes
+
+    async def judge_batch(
+        self,
+        deliveries: list[Delivery[ChatMessage]],
+        states: list[LoadedState],
+        openai_answers: dict[str, OpenAIResult],
+    ) -> list[Judgement | None]:
+        """The decisions on a batch, in order, each message judged knowing what the batch's
+        earlier messages of its author add (`with_earlier`), as if each had been decided and
+        written before the next was read; then the room places of the approved ones claimed in
+        one round trip, in order, and the room cap applied. None where already decided."""
+        earlier: dict[tuple[str, str], list[Judged]] = {}
+        judged: list[tuple[Decision, Context] | None] = []
+        shows = {room: await self.shows.rules(room) for room in {d.model.room for d in deliveries}}
+        for delivery, loaded in zip(deliveries, states, strict=True):
+            if loaded.decided is not None:
+                judged.append(None)
+                continue
+            message = delivery.model
+            author = (message.room, author_key(message.author_identity))
+            state = with_earlier(
+                loaded,
+                message,
+                earlier.get(author, ()),
+                recent_window_ms=self.store.recent_window_ms,
+                strike_window_ms=self.store.strike_window_ms,
+            )
+            decision, context = await self.judge(
+                delivery, state, openai_answers, shows[message.room]
+            )
+            outcome = strike_outcome(decision, context, message.created_at, self.settings)
+            earlier.setdefault(author, []).append(
+                Judged(
+                    RecentMessage(message.id, message.created_at, decision.fingerprint),
+                    outcome.add_strike,
+                    outcome.mute_until_ms,
+                )
+            )
+            judged.append((decision, context))
+        # A show's own cap (per minute) replaces the deployment's for its room.
+        own_cap = {room for room, show in shows.items() if show.per_minute is not None}
+        for i, item in enumerate(judged):
+            message = deliveries[i].model
+            if item is None or not item[0].approved or message.room not in own_cap:
+                continue
+            show = shows[message.room]
+            busy = show.over_cap(await self.shows.claim_place(message, show))
+            if busy is not None:
+                judged[i] = (Decision((busy,), item[0].fingerprint), item[1])
+        if self.room_rate is not None:
+            judged = await self._apply_room_cap(deliveries, judged, self.room_rate, own_cap)
+        return [
+            None
+            if item is None
+            else (item[0], strike_outcome(item[0], item[1], d.model.created_at, self.settings))
+            for d, item in zip(deliveries, judged, strict=True)
+        ]
 
     async def judge(
         self,
         delivery: Delivery[ChatMessage],
         state: LoadedState,
-        openai_answers: list[OpenAIResult],
-    ) -> Judgement:
-        """The decision on the delivered message given its author's `state`, and the strike it
-        brings; OpenAI is asked at most once per delivery (its answer kept in `openai_answers`)."""
+        openai_answers: dict[str, OpenAIResult],
+        show: RoomRules,
+    ) -> tuple[Decision, Context]:
+        """The decision of every check but the room caps on the delivered message given its
+        author's `state` and its show's rules; OpenAI is asked at most once per message
+        (answers kept by id)."""
         message = delivery.model
-        show = await self.shows.rules(message.room)
         context = Context(
             normalize(message.body),
             recent=state.recent,
@@ -183,30 +281,46 @@ class Moderator:
         )
         decision = show.decide(self.pipeline, message, context)
         if decision.approved and self.openai is not None:
-            if not openai_answers:
+            if message.id not in openai_answers:
                 # The call may outlast the ack wait: keep the message ours meanwhile.
                 async with delivery.keep_alive(self.settings.redeliver_after_s[0] / 3):
-                    openai_answers.append(await self.openai.moderate(message.body))
-            context = replace(context, openai=openai_answers[0])
+                    openai_answers[message.id] = await self.openai.moderate(message.body)
+            context = replace(context, openai=openai_answers[message.id])
             decision = show.decide(self.pipeline, message, context)
-        if decision.approved and show.per_minute is not None:  # the show's cap replaces ours
-            busy = show.over_cap(await self.shows.claim_place(message, show))
-            if busy is not None:
-                decision = Decision((busy,), decision.fingerprint)
-        elif decision.approved and self.room_rate is not None:
-            place = await self.store.claim_room_place(message, keep=self.room_rate.max_per_second)
+        return decision, context
+
+    async def _apply_room_cap(
+        self,
+        deliveries: list[Delivery[ChatMessage]],
+        judged: list[tuple[Decision, Context] | None],
+        room_rate: RoomRate,
+        exempt: set[str],
+    ) -> list[tuple[Decision, Context] | None]:
+        """Places in the room's second for the messages every other check approved (in batch
+        order, atomic across instances); a place past the cap rejects (no strike). Rooms in
+        `exempt` have their show's own cap instead."""
+        approved = [
+            i
+            for i, item in enumerate(judged)
+            if item is not None and item[0].approved and deliveries[i].model.room not in exempt
+        ]
+        places = await self.store.claim_room_places(
+            [deliveries[i].model for i in approved], keep=room_rate.max_per_second
+        )
+        capped = list(judged)
+        for i, place in zip(approved, places, strict=True):
+            decision, context = judged[i]  # type: ignore[misc]
             context = replace(context, room_place=place)
             # Every other check approved, so the cap is the only one left to ask.
-            busy = self.room_rate.check(message, context)
-            if busy is not None:
-                decision = Decision((busy,), decision.fingerprint)
-        return decision, strike_outcome(decision, context, message.created_at, self.settings)
+            busy = room_rate.check(deliveries[i].model, context)
+            capped[i] = (Decision((busy,), decision.fingerprint) if busy else decision, context)
+        return capped
 
-    async def publish(self, message: ChatMessage, record: Recorded) -> None:
+    def verdict_of(self, message: ChatMessage, record: Recorded) -> tuple[str, WireModel, str]:
+        """What to publish for a recorded verdict: (subject, model, JetStream msg id)."""
         msg_id = verdict_msg_id(message.id)
         if record.approved:
-            await self.bus.publish(subjects.chat_approved(message.room), message, msg_id=msg_id)
-            return
+            return subjects.chat_approved(message.room), message, msg_id
         verdict = ModerationVerdict(
             message_id=message.id,
             room=message.room,
@@ -216,7 +330,7 @@ class Moderator:
             checks=record.checks,
             decided_at=record.decided_at,
         )
-        await self.bus.publish(subjects.chat_rejected(message.room), verdict, msg_id=msg_id)
+        return subjects.chat_rejected(message.room), verdict, msg_id
 
     async def consumer(self, subject: str | None = None) -> Consumer[ChatMessage]:
         """The shared durable consumer (of every room unless `subject` narrows it, for tests)."""
@@ -231,7 +345,7 @@ class Moderator:
         """Handle deliveries until `stop` is set, carrying on after NATS hiccups."""
         while not stop.is_set():
             try:
-                await consumer.run(self.handle, stop=stop)
+                await consumer.run_batches(self.handle_batch, batch=self.settings.batch, stop=stop)
             except (nats.errors.Error, OSError) as error:
                 if self.bus.nc.is_closed:
                     log.info("NATS connection closed; %s stops consuming", consumer.subject)

@@ -57,6 +57,13 @@ class ModerationSettings(SafetySettings):
         "(JSON list; the first is the ack deadline of one message); the last step's successors "
         "climb to NATS_RETRY_MAX_BACKOFF_S until NATS_RETRY_BUDGET_S is covered.",
     )
+    batch: int = Field(
+        64,
+        ge=1,
+        le=1000,
+        description="Messages fetched from JetStream and judged at once: their state is read "
+        "and written in one Redis round trip each, their verdicts published together.",
+    )
     duplicate_window_s: PositiveFloat = Field(
         30.0,
         description="The same text from one visitor within this many seconds is "

@@ -29,13 +29,19 @@ The verdict is recorded before it is published, marked `published` after. A rede
 record: published, it is acknowledged without a second verdict; not yet (a crash in between),
 the recorded verdict is published, the same one, under the same JetStream de-duplication id.
 A redelivery never adds to its visitor's state again.
+
+`StateStore.decide_batch` does the same for a batch of messages (what one fetch brought): one
+pipelined read of every message's state, one judgement of them all in order (the caller
+counts the batch's earlier messages into each later one's state, `with_earlier`), the room
+places claimed in one pipeline, and one transaction writing every verdict; when any watched key
+changed meanwhile the whole batch is judged again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -155,14 +161,53 @@ class LoadedState:
 Judgement = tuple[Decision, StrikeOutcome]
 Judge = Callable[[LoadedState], Awaitable[Judgement]]
 """Judges a message on its author's state (`StateStore.decide` may call it more than once)."""
+BatchJudge = Callable[[list[LoadedState]], Awaitable[list[Judgement | None]]]
+"""Judges a batch, in order, on each message's state as loaded (None where already decided);
+the judge counts the batch's earlier messages itself (`with_earlier`)."""
+
+
+@dataclass(frozen=True)
+class Judged:
+    """What a judged message adds to its author's state (for later messages of one batch)."""
+
+    recent: RecentMessage
+    strike: bool
+    mute_until_ms: int
+
+
+def with_earlier(
+    state: LoadedState,
+    message: ChatMessage,
+    earlier: Sequence[Judged],
+    *,
+    recent_window_ms: int,
+    strike_window_ms: int,
+) -> LoadedState:
+    """`state` (as loaded before the batch) plus what the batch's `earlier` messages of the
+    same author and room add, exactly as reading it back after their writes would find it
+    (`StateStore._write`, `StateStore.load`): their recent entries within the window, their
+    strikes (a mute clears the strikes before it), their mutes."""
+    if not earlier:
+        return state
+    at = message.created_at
+    recent = [
+        judged.recent
+        for judged in earlier
+        if judged.recent.message_id != message.id
+        and abs(judged.recent.created_at - at) <= recent_window_ms
+    ]
+    strikes = state.strikes
+    for judged in earlier:
+        if judged.mute_until_ms:
+            strikes = 0  # the mute deleted the strikes key
+        elif judged.strike and at - strike_window_ms <= judged.recent.created_at <= at:
+            strikes += 1
+    muted = max([state.muted_until_ms, *(judged.mute_until_ms for judged in earlier)])
+    return replace(state, recent=(*state.recent, *recent), strikes=strikes, muted_until_ms=muted)
 
 
 class DecideContended(RuntimeError):
     """`decide` was outrun `MAX_DECIDE_ATTEMPTS` times; the delivery is retried later."""
-
-
-async def _none() -> None:
-    return None
 
 
 class StateStore:
@@ -181,59 +226,108 @@ class StateStore:
         `judge`'s, recorded with the state it adds in one transaction (see the module's doc).
 
         `judge` runs again whenever the author's state changed before the record was written."""
-        author = author_key(message.author_identity)
-        watched = (
-            decided_key(message.room, message.id),
-            recent_key(message.room, author),
-            strikes_key(message.room, author),
-            mute_key(message.room, author),
+
+        async def judge_one(states: list[LoadedState]) -> list[Judgement | None]:
+            return [None if states[0].decided is not None else await judge(states[0])]
+
+        (decided,) = await self.decide_batch(
+            [message], judge_one, with_ban=with_ban, instance=instance
         )
+        return decided
+
+    async def decide_batch(
+        self, messages: Sequence[ChatMessage], judge: BatchJudge, *, with_ban: bool, instance: str
+    ) -> list[tuple[Recorded, bool]]:
+        """`decide` for several messages (distinct ids) at once: per message its verdict and
+        whether it is new. One pipelined read of every state, `judge` over them all, one
+        transaction; all judged again when any message's watched keys changed meanwhile."""
+        watched: dict[str, None] = {}
+        for message in messages:
+            author = author_key(message.author_identity)
+            for key in (
+                decided_key(message.room, message.id),
+                recent_key(message.room, author),
+                strikes_key(message.room, author),
+                mute_key(message.room, author),
+            ):
+                watched[key] = None
         for _ in range(MAX_DECIDE_ATTEMPTS):
             async with self.redis.pipeline(transaction=True) as pipe:
                 await pipe.watch(*watched)
                 # Read on another connection, in one round trip: any write to a watched key
                 # after the WATCH above still fails the EXEC below.
-                state = await self.load(message, with_ban=with_ban)
-                if state.decided is not None:
-                    return state.decided, False
-                decision, outcome = await judge(state)
-                record = Recorded(
-                    verdict=decision.verdict,
-                    checks=decision.checks,
-                    reason=decision.reason,
-                    decided_at=now_ms(),
-                    instance=instance,
-                )
+                states = await self.load_many(messages, with_ban=with_ban)
+                judgements = await judge(states)
                 pipe.multi()  # type: ignore[no-untyped-call]
-                self._write(pipe, message, record, decision, outcome)
+                results: list[tuple[Recorded, bool]] = []
+                for message, state, judgement in zip(messages, states, judgements, strict=True):
+                    if state.decided is not None or judgement is None:
+                        assert state.decided is not None, "the judge skipped an undecided message"
+                        results.append((state.decided, False))
+                        continue
+                    decision, outcome = judgement
+                    record = Recorded(
+                        verdict=decision.verdict,
+                        checks=decision.checks,
+                        reason=decision.reason,
+                        decided_at=now_ms(),
+                        instance=instance,
+                    )
+                    self._write(pipe, message, record, decision, outcome)
+                    results.append((record, True))
+                if not any(fresh for _, fresh in results):
+                    return results
                 try:
                     await pipe.execute()
                 except WatchError:
                     continue
-                return record, True
+                return results
         raise DecideContended(
-            f"message {message.id}: its author's state changed under each of "
-            f"{MAX_DECIDE_ATTEMPTS} judgements; leaving it for redelivery"
+            f"{len(messages)} message(s) from {messages[0].id}: their authors' state changed "
+            f"under each of {MAX_DECIDE_ATTEMPTS} judgements; leaving them for redelivery"
         )
 
     async def mark_published(self, message: ChatMessage, record: Recorded) -> None:
         """Note that the recorded verdict was published (keeping the record's expiry)."""
-        await self.redis.set(
-            decided_key(message.room, message.id),
-            replace(record, published=True).to_json(),
-            xx=True,
-            keepttl=True,
-        )
+        await self.mark_published_many([(message, record)])
+
+    async def mark_published_many(self, published: Sequence[tuple[ChatMessage, Recorded]]) -> None:
+        """`mark_published` for several, in one round trip."""
+        if not published:
+            return
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for message, record in published:
+                pipe.set(
+                    decided_key(message.room, message.id),
+                    replace(record, published=True).to_json(),
+                    xx=True,
+                    keepttl=True,
+                )
+            await pipe.execute()
 
     async def load(self, message: ChatMessage, *, with_ban: bool) -> LoadedState:
-        room, at = message.room, message.created_at
-        author = author_key(message.author_identity)
-        banned_as = ban_key_of(message.author_identity)  # a visitor tag or a platform identity
-        # The ban lookup (BanStore, which also clears an expired ban) runs alongside the rest.
-        ban_lookup = self.bans.get(room, banned_as) if with_ban and banned_as else _none()
-        (decided_raw, recent_raw, strikes, muted_raw), ban = await asyncio.gather(
-            self._read(room, author, message.id, at), ban_lookup
+        (state,) = await self.load_many([message], with_ban=with_ban)
+        return state
+
+    async def load_many(
+        self, messages: Sequence[ChatMessage], *, with_ban: bool
+    ) -> list[LoadedState]:
+        """Each message's state as stored, read in one pipelined round trip (and the bans,
+        read through `BanStore`, which also clears an expired one, alongside)."""
+        banned_as = [ban_key_of(m.author_identity) if with_ban else None for m in messages]
+        ban_lookup = self.bans.get_many(
+            [(m.room, tag) for m, tag in zip(messages, banned_as, strict=True) if tag]
         )
+        reads, bans = await asyncio.gather(self._read(messages), ban_lookup)
+        found = iter(bans)
+        return [
+            self._state(message, reads[4 * i : 4 * i + 4], next(found) if tag else None)
+            for i, (message, tag) in enumerate(zip(messages, banned_as, strict=True))
+        ]
+
+    @staticmethod
+    def _state(message: ChatMessage, read: list[Any], ban: Ban | None) -> LoadedState:
+        decided_raw, recent_raw, strikes, muted_raw = read
         if decided_raw is not None:
             return LoadedState(decided=Recorded.from_json(decided_raw))
         recent = []
@@ -250,30 +344,44 @@ class StateStore:
             ban=ban,
         )
 
-    async def _read(self, room: str, author: str, message_id: str, at: int) -> list[Any]:
+    async def _read(self, messages: Sequence[ChatMessage]) -> list[Any]:
+        """Four results per message: its verdict, its author's recent messages, strikes, mute."""
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.get(decided_key(room, message_id))
-            # Both sides of createdAt: instances judge at the same time, so a message created
-            # a moment later may have been recorded first (see `checks/flood.py`).
-            pipe.zrangebyscore(
-                recent_key(room, author),
-                at - self.recent_window_ms,
-                at + self.recent_window_ms,
-                withscores=True,
-            )
-            pipe.zcount(strikes_key(room, author), at - self.strike_window_ms, at)
-            pipe.get(mute_key(room, author))
+            for message in messages:
+                room, at = message.room, message.created_at
+                author = author_key(message.author_identity)
+                pipe.get(decided_key(room, message.id))
+                # Both sides of createdAt: instances judge at the same time, so a message
+                # created a moment later may have been recorded first (see `checks/flood.py`).
+                pipe.zrangebyscore(
+                    recent_key(room, author),
+                    at - self.recent_window_ms,
+                    at + self.recent_window_ms,
+                    withscores=True,
+                )
+                pipe.zcount(strikes_key(room, author), at - self.strike_window_ms, at)
+                pipe.get(mute_key(room, author))
             results: list[Any] = await pipe.execute()
         return results
 
     async def claim_room_place(self, message: ChatMessage, *, keep: int) -> int:
         """This message's place (1-based) among the room's approved messages in its second of
         `createdAt`; the same place again for the same message id (if within `keep`)."""
-        key = room_places_key(message.room, room_window(message.created_at))
-        place = await self._claim_room_place(
-            keys=[key], args=[message.id, keep, ROOM_PLACES_TTL_MS]
-        )
-        return int(place)
+        (place,) = await self.claim_room_places([message], keep=keep)
+        return place
+
+    async def claim_room_places(self, messages: Sequence[ChatMessage], *, keep: int) -> list[int]:
+        """`claim_room_place` for several, in order, in one round trip."""
+        if not messages:
+            return []
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for message in messages:
+                key = room_places_key(message.room, room_window(message.created_at))
+                await self._claim_room_place(
+                    keys=[key], args=[message.id, keep, ROOM_PLACES_TTL_MS], client=pipe
+                )
+            places: list[Any] = await pipe.execute()
+        return [int(place) for place in places]
 
     def _write(
         self,

@@ -200,7 +200,7 @@ async function join(event: SubmitEvent): Promise<void> {
         void getConfig(showName).then((latest) => show.follow(latest), () => undefined);
       },
       onChatPacket: (packet) => {
-        if (packet.type === "message") chat.add(packet.message);
+        if (packet.type === "message") chat.add(packet.message, "shown", packet.seq);
         else if (packet.type === "removed") chat.remove(packet.messageId);
         else {
           chat.reject(packet.messageId, packet.reason);
