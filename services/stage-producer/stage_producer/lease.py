@@ -36,9 +36,10 @@ from collections.abc import Callable, Set
 
 import nats.errors
 from nats.js import JetStreamContext
-from nats.js.api import KeyValueConfig, StorageType
-from nats.js.errors import BadRequestError, KeyWrongLastSequenceError
+from nats.js.errors import KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
+
+from livestage.ttl_bucket import ttl_bucket
 
 log = logging.getLogger(__name__)
 
@@ -56,25 +57,9 @@ def replica_identity() -> str:
 
 async def lease_bucket(js: JetStreamContext, ttl_s: float, bucket: str = LEASE_BUCKET) -> KeyValue:
     """The lease bucket, created (or its TTL brought to `ttl_s`) if needed."""
-    config = KeyValueConfig(
-        bucket=bucket,
-        history=1,
-        ttl=ttl_s,
-        storage=StorageType.MEMORY,
-        description="stage producer: which replica runs each room's loop",
+    return await ttl_bucket(
+        js, bucket, ttl_s, description="stage producer: which replica runs each room's loop"
     )
-    try:
-        return await js.create_key_value(config)
-    except BadRequestError:
-        # The bucket exists with another configuration (another TTL): take this one's TTL.
-        kv = await js.key_value(bucket)
-        info = await js.stream_info(f"KV_{bucket}")
-        stream = info.config
-        stream.max_age = ttl_s
-        stream.duplicate_window = min(ttl_s, stream.duplicate_window or ttl_s)
-        await js.update_stream(stream)
-        log.warning("stage lease bucket %s: its TTL is now %s s", bucket, ttl_s)
-        return kv
 
 
 class RoomLeases:
