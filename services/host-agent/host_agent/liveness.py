@@ -108,7 +108,7 @@ class JobLiveness:
         finally:
             watching.cancel()
             with contextlib.suppress(Exception):
-                await watcher.stop()
+                await watcher.stop()  # type: ignore[no-untyped-call]
             # A graceful stop: the jobs ended (or were handed over) and said so themselves.
             for job_id in list(self._kept):
                 with contextlib.suppress(*_UNANSWERED):
@@ -136,7 +136,7 @@ class JobLiveness:
     async def _watch(self, watcher: KeyValue.KeyWatcher, stop: asyncio.Event) -> None:
         while not stop.is_set():
             try:
-                entry = await watcher.updates(timeout=1.0)
+                entry = await watcher.updates(timeout=1.0)  # type: ignore[no-untyped-call]
             except nats.errors.TimeoutError:
                 continue
             if entry is None:
