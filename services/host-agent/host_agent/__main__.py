@@ -77,7 +77,7 @@ def main(argv: list[str]) -> int:
             liveness_stop.set()
             if keeping is not None:
                 with contextlib.suppress(Exception):
-                    await asyncio.wait_for(keeping, 3)
+                    await asyncio.wait_for(keeping, 1.5)
             await bus.close()
         if worker.done() and worker.exception() is not None:
             raise worker.exception()  # type: ignore[misc]

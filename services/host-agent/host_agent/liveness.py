@@ -110,9 +110,12 @@ class JobLiveness:
             with contextlib.suppress(Exception):
                 await watcher.stop()  # type: ignore[no-untyped-call]
             # A graceful stop: the jobs ended (or were handed over) and said so themselves.
-            for job_id in list(self._kept):
-                with contextlib.suppress(*_UNANSWERED):
-                    await self.kv.delete(job_id)
+            # Bounded: with NATS gone the keys lapse instead (and are reported crashed).
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(1.0):
+                    for job_id in list(self._kept):
+                        with contextlib.suppress(*_UNANSWERED):
+                            await self.kv.delete(job_id)
             self._kept.clear()
 
     async def renew(self) -> None:

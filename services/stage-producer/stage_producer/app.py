@@ -60,7 +60,7 @@ from .capture.browser import CaptureBrowser, CaptureError, CaptureOptions
 from .content import first_blocked
 from .egress.proxy import EgressProxy
 from .gemini import Gemini
-from .lease import RoomLeases, lease_bucket
+from .lease import RELEASE_WITHIN_S, RoomLeases, lease_bucket
 from .planner import PlanSettings, RoomPlan
 from .producer import VisualFactory
 from .rooms import RoomTracker
@@ -207,7 +207,7 @@ class StageService:
             await asyncio.wait({command_task}, timeout=2.5)
         if self._lease_task is not None:
             # It releases every lease held on the event: the other replica takes over at once.
-            _, stuck_leases = await asyncio.wait({self._lease_task}, timeout=STOP_STEP_S)
+            _, stuck_leases = await asyncio.wait({self._lease_task}, timeout=RELEASE_WITHIN_S + 0.5)
             for task in stuck_leases:
                 task.cancel()
         # Every step is bounded: a stop that waits forever on one stuck piece (an unsubscribe

@@ -44,6 +44,7 @@ from livestage.ttl_bucket import ttl_bucket
 log = logging.getLogger(__name__)
 
 LEASE_BUCKET = "stage-leases"
+RELEASE_WITHIN_S = 1.0  # a graceful stop's release of every lease held takes at most this
 
 # What a lease operation may raise when NATS is slow or away (the lease is then unknown).
 _UNANSWERED = (nats.errors.Error, TimeoutError, OSError)
@@ -114,7 +115,11 @@ class RoomLeases:
                     async with asyncio.timeout(self.renew_s):
                         await _first(self._wake, stop)
         finally:
-            await self.release_all()
+            # Bounded: with NATS gone (stopping together with it) each delete would wait out its
+            # timeout; the keys then lapse by their TTL instead.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(RELEASE_WITHIN_S):
+                    await self.release_all()
 
     async def round(self) -> None:
         """Renew what is held, release what is no longer wanted, try to take the rest."""
