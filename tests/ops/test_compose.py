@@ -15,6 +15,9 @@ config` shows them. Checked on what that loader resolves:
 - each container gets exactly the secrets its settings read (the table below), even when `.env`
   holds every key;
 - the host agent's stop grace period covers its drain and stop timeout;
+- two replicas of each Livestage service but chat-bridge, none with a fixed host port: the
+  viewer page's port is edge-proxy's, which spreads requests over the edge replicas, and the
+  stage producers share one asset volume;
 - a broken file is refused with the loader's own message.
 """
 
@@ -54,7 +57,7 @@ SECRETS_READ: dict[str, set[str]] = {
     },
     "livekit": {"LIVEKIT_API_SECRET"},  # livekit-server's own (LIVEKIT_KEYS is built from it)
 }
-PUBLIC = {"token", "livekit"}  # LIVESTAGE_BIND_ADDRESS
+PUBLIC = {"edge-proxy", "livekit"}  # LIVESTAGE_BIND_ADDRESS
 OBSERVABILITY = {"grafana", "jaeger", "prometheus"}  # LIVESTAGE_OBSERVE_BIND_ADDRESS
 
 
@@ -317,3 +320,33 @@ def test_the_egress_profile_adds_livekit_egress_on_livekits_redis(project: Path)
     livekit_config = yaml.safe_load((ROOT / "deploy/livekit/livekit.compose.yaml").read_text())
     assert livekit_config["redis"]["address"] == "redis:6379"
     assert environment(config, "token")["TOKEN_EGRESS_STAGE_URL"].startswith("http://token:8080/")
+
+
+SCALED = {"token", "moderation", "chat-history", "stage-producer", "host-agent"}
+
+
+def test_two_of_each_scaled_service_and_no_fixed_host_port_on_them(project: Path) -> None:
+    generate_secrets(project)
+    services = rendered(project)["services"]
+    replicas = {
+        name: (service.get("deploy") or {}).get("replicas", 1) for name, service in services.items()
+    }
+    assert {name for name, count in replicas.items() if count == 2} == SCALED
+    assert replicas["chat-bridge"] == 1  # one follower of the platforms' chat
+    for name in SCALED:
+        assert not services[name].get("ports"), f"{name} publishes a host port: it cannot scale"
+    # the viewer page's port reaches the edge replicas through edge-proxy, whose config names
+    # the edge service and believes no X-Forwarded-For a client sends
+    proxy = services["edge-proxy"]
+    (mount,) = proxy["volumes"]
+    conf = (ROOT / "deploy" / "edge-proxy" / "nginx.conf").read_text()
+    assert mount["source"].endswith("deploy/edge-proxy/nginx.conf")
+    assert "http://token:8080" in conf
+    assert "proxy_set_header X-Forwarded-For $remote_addr;" in conf
+    trusted = json.loads(environment({"services": services}, "token")["TOKEN_TRUSTED_PROXIES"])
+    assert trusted  # the edge believes edge-proxy's X-Forwarded-For
+    # every stage producer serves every asset: one shared volume
+    (assets,) = [
+        v for v in services["stage-producer"]["volumes"] if v["target"] == "/data/stage-assets"
+    ]
+    assert assets["type"] == "volume" and assets["source"] == "stage-assets"

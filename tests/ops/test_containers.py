@@ -178,7 +178,11 @@ def test_ports_and_health_checks_agree_with_the_settings(service_dir: str) -> No
         port = int(environment["TOKEN_PORT"])
         assert environment["TOKEN_HOST"] == "0.0.0.0"
         assert f"http://127.0.0.1:{port}/healthz" in health
-        assert [p.split(":")[-1] for p in service["ports"]] == [str(port)]
+        # the edge replicas publish no port: edge-proxy's reaches them on TOKEN_PORT
+        proxy = compose()["services"]["edge-proxy"]
+        assert [p.split(":")[-1] for p in proxy["ports"]] == [str(port)]
+        proxy_conf = (ROOT / "deploy" / "edge-proxy" / "nginx.conf").read_text()
+        assert f"http://{compose_name(service_dir)}:{port};" in proxy_conf
         assert environment["TOKEN_WEB_DIST"] == "/app/web/dist"
     else:
         port = int(environment["LIVESTAGE_HEALTH_PORT"])

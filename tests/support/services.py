@@ -144,16 +144,21 @@ class ServiceOutput:
 
 
 def start_service_until(
-    package: str, env: dict[str, str], ready_line: str, within: float = 90
+    package: str,
+    env: dict[str, str],
+    ready_line: str,
+    within: float = 90,
+    *,
+    new_session: bool = False,
 ) -> subprocess.Popen[str]:
     """`start_service`, then wait until it prints a line containing `ready_line` (the bound is
     generous for a loaded machine, as in `wait_http_ok`).
 
     The rest of its output keeps being read in the background (so the pipe never fills) and is
     kept on `process.lines` for a failing test to show; `process.output.wait_for(text)` waits
-    for a later line.
+    for a later line. `new_session`: as in `start_service` (SIGKILL it with its children).
     """
-    process = start_service(package, env)
+    process = start_service(package, env, new_session=new_session)
     output = ServiceOutput(process)
     process.lines = output.lines  # type: ignore[attr-defined]
     process.output = output  # type: ignore[attr-defined]  # to wait for later lines

@@ -6,7 +6,8 @@ LIVESTAGE_LOG_LEVEL in both. Both register the worker
 under `LIVEKIT_AGENT_NAME` with the LiveKit server at `LIVEKIT_URL` and wait for dispatches;
 SIGINT/SIGTERM drain: no new jobs, each running show finishes the turn under way and ends
 (`shutdown`), handed over to another worker (`handover.py`, at most `HOST_DRAIN_TIMEOUT_S`);
-then the worker stops.
+then the worker stops. A worker that dies instead has its jobs reported crashed by the others
+(`liveness.py`), so their shows get a new host at once.
 """
 
 from __future__ import annotations
@@ -14,10 +15,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import socket
 import sys
 
 from host_agent.handover import drain_worker
 from host_agent.job import JobConfig
+from host_agent.liveness import JobLiveness
 from host_agent.worker import announce_registrations, build_server
 from livestage import health, service
 
@@ -44,6 +48,15 @@ def main(argv: list[str]) -> int:
             return
         server = build_server(config, devmode=devmode)
         announce_registrations(server, bus, config.livekit.agent_name)
+        liveness = await JobLiveness.open(
+            bus,
+            lambda: {info.job.id: info.job.room.name for info in server.active_jobs},
+            worker=f"{socket.gethostname()}:{os.getpid()}",
+            ttl_s=config.host.job_liveness_ttl_s,
+            renew_s=config.host.job_liveness_renew_s,
+        )
+        liveness_stop = asyncio.Event()
+        keeping = asyncio.create_task(liveness.run(liveness_stop)) if liveness is not None else None
         # Jobs hold their own NATS connections; the worker is ready once LiveKit registered it.
         health.remove_ready_check("nats")
         health.add_ready_check("livekit-worker", lambda: server.id != "unregistered")
@@ -61,6 +74,10 @@ def main(argv: list[str]) -> int:
                 await drain_worker(server, bus, config.host.drain_timeout_s)
             await server.aclose()
         finally:
+            liveness_stop.set()
+            if keeping is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(keeping, 1.5)
             await bus.close()
         if worker.done() and worker.exception() is not None:
             raise worker.exception()  # type: ignore[misc]

@@ -146,6 +146,17 @@ class HostSettings(BaseSettings):
         1, ge=0, le=8, description="Warm job processes kept ready (process executor)."
     )
     health_port: Port = Field(8081, description="Worker health HTTP port (0: any free port).")
+    job_liveness_ttl_s: PositiveFloat = Field(
+        4.0,
+        description="A running job's liveness key (NATS KV `host-jobs`) lapses this long after its "
+        "worker's last write; the other workers then report the job crashed, and the edge gives "
+        "its show a new host at once (seconds).",
+    )
+    job_liveness_renew_s: PositiveFloat = Field(
+        1.0,
+        description="How often a worker writes the liveness keys of its running jobs (seconds; "
+        "below HOST_JOB_LIVENESS_TTL_S).",
+    )
     drain_timeout_s: NonNegativeInt = Field(
         20,
         description="On SIGTERM the worker drains: it takes no new job, and each running show "

@@ -11,6 +11,9 @@ commands, the asset server, the egress proxy and the warm browser.
   (Chromium) is closed; it is launched again when a room becomes active or a capture needs it.
 - Show configurations: the last `room.config.*` event of each room, read before anything else,
   then followed live (`shows.ShowStages`): each show's topics, search provider and backdrops.
+- Replicas: every replica follows every room, but a room's loop runs only on the replica that
+  holds the room's lease (`lease.py`, a NATS KV bucket); when that replica dies the lease lapses
+  and another takes the room within `STAGE_LEASE_TTL_S` + `STAGE_LEASE_RENEW_S`.
 - Each loop, every `STAGE_CHECK_INTERVAL_S`: recent chat (`history.recent.<room>`, or what this
   process saw on `chat.approved.<room>` when chat-history does not answer) and recent talk
   (`host.spoken.<room>`) go to the topic picker (only when something new was said); the room's
@@ -60,6 +63,7 @@ from .capture.browser import CaptureBrowser, CaptureError, CaptureOptions
 from .content import first_blocked
 from .egress.proxy import EgressProxy
 from .gemini import Gemini
+from .lease import RELEASE_WITHIN_S, RoomLeases, lease_bucket
 from .planner import PlanSettings, RoomPlan
 from .producer import VisualFactory
 from .rooms import RoomTracker
@@ -120,6 +124,7 @@ class StageService:
         clock: Callable[[], float] = time.time,
         commands_durable: str = COMMANDS_DURABLE,
         gemini: Gemini | None = None,
+        leases: RoomLeases | None = None,
     ) -> None:
         self.settings = settings
         self.commands_durable = commands_durable
@@ -142,6 +147,11 @@ class StageService:
         self._commands: Consumer[StageCommand] | None = None
         self._stopping = asyncio.Event()
         self._chores: set[asyncio.Task[None]] = set()
+        # None: this is the only replica, it runs every active room.
+        self.leases = leases
+        self._lease_task: asyncio.Task[None] | None = None
+        if leases is not None:
+            leases.on_change = self._sync_loops
 
     def now_ms(self) -> int:
         return int(self.clock() * 1000)
@@ -201,6 +211,8 @@ class StageService:
             budget_s=min(self.bus.settings.retry_budget_s, self.settings.command_max_age_s),
         )
         self._commands = consumer
+        if self.leases is not None:
+            self._lease_task = asyncio.create_task(self.leases.run(self._stopping), name="leases")
         self._command_task = asyncio.create_task(
             consumer.run(self._on_command, batch=1, stop=self._stopping)
         )
@@ -214,6 +226,11 @@ class StageService:
         command_task = self._command_task
         if command_task is not None:
             await asyncio.wait({command_task}, timeout=2.5)
+        if self._lease_task is not None:
+            # It releases every lease held on the event: the other replica takes over at once.
+            _, stuck_leases = await asyncio.wait({self._lease_task}, timeout=RELEASE_WITHIN_S + 0.5)
+            for task in stuck_leases:
+                task.cancel()
         # Every step is bounded: a stop that waits forever on one stuck piece (an unsubscribe
         # NATS does not answer, a chore inside Playwright) would outlast a Procfile runner's
         # patience and leave the process to be killed with nothing logged about why.
@@ -276,12 +293,19 @@ class StageService:
 
     def _sync_loops(self) -> None:
         active = self.tracker.active_rooms()
+        if self.leases is not None:
+            self.leases.want(active)
+            active = {room for room in active if self.leases.holds(room)}
         was_idle = not self.loops
         for room in active - set(self.loops):
             log.info("room %s has viewers: starting its stage loop", room)
             self.loops[room] = asyncio.create_task(self._room_loop(room), name=f"stage:{room}")
         for room in set(self.loops) - active:
-            log.info("room %s has no viewers (or its show ended): stopping its stage loop", room)
+            log.info(
+                "room %s has no viewers (or its show ended, or its lease is elsewhere): "
+                "stopping its stage loop",
+                room,
+            )
             self.loops.pop(room).cancel()
         browser = self.factory.browser
         if was_idle and self.loops:
@@ -580,8 +604,19 @@ async def main(stop: asyncio.Event) -> None:
         bus = await connect_bus(SERVICE_NAME, stop)
         if bus is None:
             return
+        leases = RoomLeases(
+            await lease_bucket(bus.js, settings.lease_ttl_s),
+            ttl_s=settings.lease_ttl_s,
+            renew_s=settings.lease_renew_s,
+        )
         service = StageService(
-            settings, bus, runtime.factory, runtime.picker, runtime.sources, gemini=runtime.gemini
+            settings,
+            bus,
+            runtime.factory,
+            runtime.picker,
+            runtime.sources,
+            gemini=runtime.gemini,
+            leases=leases,
         )
         export_audience(service.tracker)
         try:

@@ -16,6 +16,7 @@ from pydantic import (
     PositiveFloat,
     PositiveInt,
     SecretStr,
+    model_validator,
 )
 
 from livestage.settings import Port, StageDomainSettings, settings_config
@@ -75,6 +76,17 @@ class StageSettings(StageDomainSettings):
     )
     command_max_age_s: PositiveFloat = Field(
         300.0, description="Operator commands older than this are dropped (seconds)."
+    )
+    lease_ttl_s: PositiveFloat = Field(
+        6.0,
+        description="A room's stage lease (one replica runs a show's loop) lapses this long after "
+        "its holder's last renewal; a replica that dies hands its shows over within about this "
+        "plus STAGE_LEASE_RENEW_S (seconds).",
+    )
+    lease_renew_s: PositiveFloat = Field(
+        2.0,
+        description="How often the holder renews its stage leases and the other replicas try to "
+        "take free ones (seconds; below STAGE_LEASE_TTL_S).",
     )
 
     # --- choosing -----------------------------------------------------------------------------
@@ -185,3 +197,12 @@ class StageSettings(StageDomainSettings):
         "127.0.0.1", description="Address of the asset server (the edge's /media/ streams it)."
     )
     http_port: Port = Field(8091, description="Port of the asset server.")
+
+    @model_validator(mode="after")
+    def _renew_within_ttl(self) -> StageSettings:
+        if self.lease_renew_s >= self.lease_ttl_s:
+            raise ValueError(
+                f"STAGE_LEASE_RENEW_S ({self.lease_renew_s}) must be below STAGE_LEASE_TTL_S "
+                f"({self.lease_ttl_s}): a lease would lapse between two renewals"
+            )
+        return self
