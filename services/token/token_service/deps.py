@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import functools
 import logging
 from dataclasses import dataclass, field
 from typing import Annotated
@@ -43,7 +44,7 @@ from .names import NameCheck
 from .ratelimit import Limit, RateLimiter
 from .settings import EdgeSettings
 from .status import StatusBoard
-from .viewers import Viewer, ViewerAuthError, verify_viewer_token
+from .viewers import Viewer, ViewerAuthError, ViewerTokens
 from .visitors import VisitorIds
 
 log = logging.getLogger(__name__)
@@ -101,6 +102,7 @@ class Services:
     media_client: httpx.AsyncClient
     media_refused: Counter
     console: ConsoleFeed
+    viewer_tokens: ViewerTokens
     status: StatusBoard = field(init=False)  # set by the app: its probes use these services
     operator: OperatorSettings = field(default_factory=OperatorSettings)
     stage_domains: StageDomainSettings = field(default_factory=StageDomainSettings)
@@ -114,7 +116,7 @@ class Services:
     def api_secret(self) -> str:
         return self.livekit.api_secret.get_secret_value()
 
-    @property
+    @functools.cached_property
     def bans(self) -> BanStore:
         return BanStore(self.redis)
 
@@ -231,7 +233,11 @@ class Services:
             )
 
 
-def get_services(request: Request) -> Services:
+# The dependencies below are `async def` although they do not await: FastAPI runs a plain `def`
+# dependency in a worker thread, and those hops were a large part of a chat POST's cost.
+
+
+async def get_services(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
 
@@ -239,7 +245,7 @@ def get_services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-def get_client_ip(request: Request, services: ServicesDep) -> str:
+async def get_client_ip(request: Request, services: ServicesDep) -> str:
     peer = request.client.host if request.client else "unknown"
     return client_ip(peer, request.headers.get("x-forwarded-for"), services.trusted_proxies)
 
@@ -247,7 +253,7 @@ def get_client_ip(request: Request, services: ServicesDep) -> str:
 ClientIp = Annotated[str, Depends(get_client_ip)]
 
 
-def get_client_network(ip: ClientIp) -> str:
+async def get_client_network(ip: ClientIp) -> str:
     return client_network(ip)
 
 
@@ -267,7 +273,7 @@ def secure_cookie(request: Request, services: Services) -> bool:
     return (proto or request.url.scheme) == "https"
 
 
-def get_viewer(
+async def get_viewer(
     services: ServicesDep,
     authorization: Annotated[str | None, Header(description="Bearer <viewer token>")] = None,
 ) -> Viewer:
@@ -278,10 +284,8 @@ def get_viewer(
             headers={"WWW-Authenticate": "Bearer"},
         )
     try:
-        return verify_viewer_token(
+        return services.viewer_tokens.verify(
             authorization[7:].strip(),
-            api_key=services.livekit.api_key,
-            api_secret=services.api_secret,
             room=services.livekit.room,
         )
     except ViewerAuthError as error:
@@ -311,15 +315,18 @@ def banned(ban: Ban | Refusal, what: str) -> HTTPException:
 async def refuse_banned(
     services: Services, visitor_tag: str, network: str, what: str, *, new_visitor: bool = False
 ) -> None:
-    """403 when the visitor (unless the edge just made them up) or their network is banned;
-    else note the network they came from, which a network ban of this visitor would ban."""
-    room = services.livekit.room
-    refusal = await services.bans.refusal(room, None if new_visitor else visitor_tag, network)
+    """403 when the visitor (unless the edge just made them up) or their network is banned; and
+    note the network they came from, which a network ban of this visitor would ban (one Redis
+    round trip for both)."""
+    refusal = await services.bans.refusal_noting(
+        services.livekit.room,
+        visitor_tag,
+        network,
+        services.edge.visitor_network_ttl_s,
+        new_visitor=new_visitor,
+    )
     if refusal is not None:
         raise banned(refusal, what)
-    await services.bans.note_network(
-        room, visitor_tag, network, services.edge.visitor_network_ttl_s
-    )
 
 
 async def require_not_banned(
@@ -328,7 +335,7 @@ async def require_not_banned(
     await refuse_banned(services, viewer.visitor_tag, network, "chat")
 
 
-def require_chat_role(viewer: ViewerDep) -> None:
+async def require_chat_role(viewer: ViewerDep) -> None:
     if viewer.role != "viewer":
         raise HTTPException(
             status.HTTP_403_FORBIDDEN,
