@@ -90,7 +90,9 @@ def packet(room: str, n: int) -> ChatMessageEvent:
     return ChatMessageEvent(message=chat_message(room, body, author_name="Bench"))
 
 
-async def run_direct(publisher: Any, pool: ViewerPool, room: str, rate: int) -> Phase:
+async def run_direct(
+    publisher: Any, pool: ViewerPool, room: str, rate: int, seconds: float = SECONDS_PER_RATE
+) -> Phase:
     """One sender, one packet after the other, as a chat client would publish.
 
     Not concurrent tasks: the rtc SDK hands every FFI event to every pending call's queue, so
@@ -101,7 +103,7 @@ async def run_direct(publisher: Any, pool: ViewerPool, room: str, rate: int) -> 
     phase = Phase(pool, DRAIN_S)
     await phase.begin()
     started = time.monotonic()
-    for n in range(int(rate * SECONDS_PER_RATE)):
+    for n in range(int(rate * seconds)):
         scheduled = started + n / rate
         await asyncio.sleep(max(0.0, scheduled - time.monotonic()))
         event = packet(room, n)
@@ -113,7 +115,9 @@ async def run_direct(publisher: Any, pool: ViewerPool, room: str, rate: int) -> 
     return phase
 
 
-async def run_server_send(lk: api.LiveKitAPI, pool: ViewerPool, room: str, rate: int) -> Phase:
+async def run_server_send(
+    lk: api.LiveKitAPI, pool: ViewerPool, room: str, rate: int, seconds: float = SECONDS_PER_RATE
+) -> Phase:
     phase = Phase(pool, DRAIN_S)
     await phase.begin()
 
@@ -129,7 +133,7 @@ async def run_server_send(lk: api.LiveKitAPI, pool: ViewerPool, room: str, rate:
             )
         )
 
-    await paced(rate, SECONDS_PER_RATE, send)
+    await paced(rate, seconds, send)
     await phase.drain()
     return phase
 
@@ -140,10 +144,11 @@ async def run_path(
     stored: StoredTimes,
     pool: ViewerPool,
     rate: int,
+    seconds: float = SECONDS_PER_RATE,
 ) -> tuple[Phase, PageChat]:
     phase = Phase(pool, DRAIN_S)
     await phase.begin()
-    sent = await page_chat(http, tokens, phase, rate, SECONDS_PER_RATE)
+    sent = await page_chat(http, tokens, phase, rate, seconds)
     await phase.drain(lambda: stored.rejected)
     return phase, sent
 
