@@ -295,8 +295,7 @@ def serve(app: FastAPI | str, edge: EdgeSettings) -> None:
     factory: uvicorn's supervisor binds the port once and runs the factory's app in that many
     worker processes (and replaces one that dies)."""
     config = server_config(app, edge)
-    server = uvicorn.Server(config)
     if config.workers > 1:
-        Multiprocess(config, target=server.run, sockets=[config.bind_socket()]).run()
+        Multiprocess(config, sockets=[config.bind_socket()]).run()
     else:
-        server.run()
+        uvicorn.Server(config).run()
