@@ -201,7 +201,7 @@ async def measure_rates(
                     flush=True,
                 )
     finally:
-        await stored_nc.close()
+        await stored_nc.drain()
     return out
 
 
