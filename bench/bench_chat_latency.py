@@ -58,11 +58,12 @@ from bench.chat_path import (
     paced,
     page_chat,
     poster_tokens,
+    publisher_and_viewers,
     summary,
 )
 from livestage.schemas import ChatMessageEvent
 from tests.support.chat import chat_message
-from tests.support.livekit_helpers import join, leave, mint_token, server_api
+from tests.support.livekit_helpers import server_api
 
 RATES = smoke_or((50, 200), (20,))
 SECONDS_PER_RATE = float(os.environ.get("BENCH_CHAT_SECONDS", smoke_or("4", "1")))
@@ -196,44 +197,34 @@ async def measure(stack: ChatStack) -> dict[str, Any]:
         nc = await nats.connect(stack.nats_url)
         stored = StoredTimes()
         await stored.follow(nc, room)
-        publisher = await join(
-            lk_srv,
-            mint_token(lk_srv, "bench-direct-publisher", room, can_publish_data=True),
-        )
-        pool = ViewerPool(lk_srv, room, VIEWERS, WORKERS)
         try:
-            await pool.start()
-            async with asyncio.timeout(20):
-                while len(publisher.remote_participants) < VIEWERS:  # noqa: ASYNC110
-                    await asyncio.sleep(0.05)
-            async with server_api(lk_srv) as lk:
-                # warm every path once (connections, pools, caches)
-                await run_path(http, tokens, stored, pool, 10)
-                cpu = CpuMeter({**stack.pids, "bench_senders": os.getpid(), **pool.pids()})
-                for rate in RATES:
-                    cpu.start()
-                    direct = await run_direct(publisher, pool, room, rate)
-                    direct_cpu = cpu.per_message_ms(len(direct.sent_at))
-                    server_send = await run_server_send(lk, pool, room, rate)
-                    cpu.start()
-                    path, sent = await run_path(http, tokens, stored, pool, rate)
-                    path_cpu = cpu.per_message_ms(len(path.sent_at) + len(sent.errors))
-                    out[str(rate)] = report(
-                        direct,
-                        server_send,
-                        path,
-                        sent.acked_at,
-                        stored.approved_at,
-                        stored.rejected,
-                    )
-                    out[str(rate)]["path"]["http_errors"] = len(sent.errors)
-                    out[str(rate)]["path"]["http_error_examples"] = sent.errors[:3]
-                    out[str(rate)]["path"]["cpu_ms_per_message"] = path_cpu
-                    out[str(rate)]["direct"]["cpu_ms_per_message"] = direct_cpu
-                    print(f"rate {rate}: {out[str(rate)]['p99_ratio']}x p99", flush=True)
+            async with publisher_and_viewers(lk_srv, room, VIEWERS, WORKERS) as (publisher, pool):
+                async with server_api(lk_srv) as lk:
+                    # warm every path once (connections, pools, caches)
+                    await run_path(http, tokens, stored, pool, 10)
+                    cpu = CpuMeter({**stack.pids, "bench_senders": os.getpid(), **pool.pids()})
+                    for rate in RATES:
+                        cpu.start()
+                        direct = await run_direct(publisher, pool, room, rate)
+                        direct_cpu = cpu.per_message_ms(len(direct.sent_at))
+                        server_send = await run_server_send(lk, pool, room, rate)
+                        cpu.start()
+                        path, sent = await run_path(http, tokens, stored, pool, rate)
+                        path_cpu = cpu.per_message_ms(len(path.sent_at) + len(sent.errors))
+                        out[str(rate)] = report(
+                            direct,
+                            server_send,
+                            path,
+                            sent.acked_at,
+                            stored.approved_at,
+                            stored.rejected,
+                        )
+                        out[str(rate)]["path"]["http_errors"] = len(sent.errors)
+                        out[str(rate)]["path"]["http_error_examples"] = sent.errors[:3]
+                        out[str(rate)]["path"]["cpu_ms_per_message"] = path_cpu
+                        out[str(rate)]["direct"]["cpu_ms_per_message"] = direct_cpu
+                        print(f"rate {rate}: {out[str(rate)]['p99_ratio']}x p99", flush=True)
         finally:
-            await pool.close()
-            await leave(publisher)
             await nc.close()
     return out
 

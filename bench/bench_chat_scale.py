@@ -63,12 +63,14 @@ from bench.chat_path import (
     chat_line,
     chat_stack,
     edge_client,
+    post_chat,
     poster_tokens,
+    publisher_and_viewers,
 )
 from livestage import subjects
 from livestage.schemas import ModerationVerdict
 from tests.support.chat import platform_message
-from tests.support.livekit_helpers import join, leave, mint_token, server_api
+from tests.support.livekit_helpers import server_api
 from tests.support.services import end_service, free_port, start_service_until, wait_http_ok
 
 
@@ -143,21 +145,15 @@ async def measure(stack: ChatStack) -> dict[str, Any]:
     async with edge_client(stack.edge_url) as http:
         tokens = await poster_tokens(http, POSTERS)
         nc = await nats.connect(stack.nats_url)
-        publisher = await join(
-            lk_srv, mint_token(lk_srv, "bench-direct-publisher", room, can_publish_data=True)
-        )
-        pool = ViewerPool(lk_srv, room, VIEWERS, VIEWER_PROCESSES)
         try:
-            await pool.start()
-            async with asyncio.timeout(30):
-                while len(publisher.remote_participants) < VIEWERS:  # noqa: ASYNC110
-                    await asyncio.sleep(0.05)
-            cpu = CpuMeter({**stack.pids, "bench": os.getpid(), **pool.pids()})
-            rates = await measure_rates(stack, http, tokens, publisher, pool, cpu)
-            drain = await measure_drain(stack, nc, pool, cpu)
+            async with publisher_and_viewers(lk_srv, room, VIEWERS, VIEWER_PROCESSES) as (
+                publisher,
+                pool,
+            ):
+                cpu = CpuMeter({**stack.pids, "bench": os.getpid(), **pool.pids()})
+                rates = await measure_rates(stack, http, tokens, publisher, pool, cpu)
+                drain = await measure_drain(stack, nc, pool, cpu)
         finally:
-            await pool.close()
-            await leave(publisher)
             await nc.close()
         edge = await measure_edge(stack, tokens)
     return {"rates": rates, "drain": drain, "edge": edge}
@@ -331,11 +327,7 @@ def load_client(url: str, tokens: list[str], start_at: float, end_at: float, con
                 while time.time() < end_at:
                     n += EDGE_CONCURRENCY
                     try:
-                        async with http.post(
-                            "/api/chat",
-                            json={"body": chat_line(n)},
-                            headers={"Authorization": f"Bearer {tokens[n % len(tokens)]}"},
-                        ) as response:
+                        async with post_chat(http, tokens, n) as response:
                             await response.read()
                             statuses[response.status] = statuses.get(response.status, 0) + 1
                     except (aiohttp.ClientError, TimeoutError):

@@ -483,6 +483,39 @@ async def poster_tokens(http: aiohttp.ClientSession, posters: int) -> list[str]:
     return list(await asyncio.gather(*(poster_token(n) for n in range(posters))))
 
 
+def post_chat(http: aiohttp.ClientSession, tokens: list[str], turn: int) -> Any:
+    """`POST /api/chat` of line `turn` by poster `turn % len(tokens)` (an aiohttp request
+    context: `async with post_chat(...) as response`)."""
+    return http.post(
+        "/api/chat",
+        json={"body": chat_line(turn)},
+        headers={"Authorization": f"Bearer {tokens[turn % len(tokens)]}"},
+    )
+
+
+@contextlib.asynccontextmanager
+async def publisher_and_viewers(
+    lk_srv: LiveKitServer, room: str, viewers: int, processes: int
+) -> AsyncIterator[tuple[Any, ViewerPool]]:
+    """A participant that may publish data (the direct path) and `viewers` subscribe-only
+    viewers in `processes` processes, all in the room and seen by the publisher."""
+    from tests.support.livekit_helpers import join, leave
+
+    publisher = await join(
+        lk_srv, mint_token(lk_srv, "bench-direct-publisher", room, can_publish_data=True)
+    )
+    pool = ViewerPool(lk_srv, room, viewers, processes)
+    try:
+        await pool.start()
+        async with asyncio.timeout(30):
+            while len(publisher.remote_participants) < viewers:  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+        yield publisher, pool
+    finally:
+        await pool.close()
+        await leave(publisher)
+
+
 @dataclass
 class PageChat:
     """Page chat sent during one phase: when the edge answered 202, and what failed."""
@@ -501,11 +534,7 @@ async def page_chat(
     async def send(n: int, scheduled: float) -> None:
         turn = next(POST_COUNTER)
         try:
-            async with http.post(
-                "/api/chat",
-                json={"body": chat_line(turn)},
-                headers={"Authorization": f"Bearer {tokens[turn % len(tokens)]}"},
-            ) as response:
+            async with post_chat(http, tokens, turn) as response:
                 if response.status != 202:
                     sent.errors.append(f"{response.status} {(await response.text())[:200]}")
                     return
