@@ -58,11 +58,12 @@ from bench.chat_path import (
     paced,
     page_chat,
     poster_tokens,
+    publisher_and_viewers,
     summary,
 )
 from livestage.schemas import ChatMessageEvent
 from tests.support.chat import chat_message
-from tests.support.livekit_helpers import join, leave, mint_token, server_api
+from tests.support.livekit_helpers import server_api
 
 RATES = smoke_or((50, 200), (20,))
 SECONDS_PER_RATE = float(os.environ.get("BENCH_CHAT_SECONDS", smoke_or("4", "1")))
@@ -90,7 +91,9 @@ def packet(room: str, n: int) -> ChatMessageEvent:
     return ChatMessageEvent(message=chat_message(room, body, author_name="Bench"))
 
 
-async def run_direct(publisher: Any, pool: ViewerPool, room: str, rate: int) -> Phase:
+async def run_direct(
+    publisher: Any, pool: ViewerPool, room: str, rate: int, seconds: float = SECONDS_PER_RATE
+) -> Phase:
     """One sender, one packet after the other, as a chat client would publish.
 
     Not concurrent tasks: the rtc SDK hands every FFI event to every pending call's queue, so
@@ -101,7 +104,7 @@ async def run_direct(publisher: Any, pool: ViewerPool, room: str, rate: int) -> 
     phase = Phase(pool, DRAIN_S)
     await phase.begin()
     started = time.monotonic()
-    for n in range(int(rate * SECONDS_PER_RATE)):
+    for n in range(int(rate * seconds)):
         scheduled = started + n / rate
         await asyncio.sleep(max(0.0, scheduled - time.monotonic()))
         event = packet(room, n)
@@ -113,7 +116,9 @@ async def run_direct(publisher: Any, pool: ViewerPool, room: str, rate: int) -> 
     return phase
 
 
-async def run_server_send(lk: api.LiveKitAPI, pool: ViewerPool, room: str, rate: int) -> Phase:
+async def run_server_send(
+    lk: api.LiveKitAPI, pool: ViewerPool, room: str, rate: int, seconds: float = SECONDS_PER_RATE
+) -> Phase:
     phase = Phase(pool, DRAIN_S)
     await phase.begin()
 
@@ -129,7 +134,7 @@ async def run_server_send(lk: api.LiveKitAPI, pool: ViewerPool, room: str, rate:
             )
         )
 
-    await paced(rate, SECONDS_PER_RATE, send)
+    await paced(rate, seconds, send)
     await phase.drain()
     return phase
 
@@ -140,10 +145,11 @@ async def run_path(
     stored: StoredTimes,
     pool: ViewerPool,
     rate: int,
+    seconds: float = SECONDS_PER_RATE,
 ) -> tuple[Phase, PageChat]:
     phase = Phase(pool, DRAIN_S)
     await phase.begin()
-    sent = await page_chat(http, tokens, phase, rate, SECONDS_PER_RATE)
+    sent = await page_chat(http, tokens, phase, rate, seconds)
     await phase.drain(lambda: stored.rejected)
     return phase, sent
 
@@ -191,44 +197,34 @@ async def measure(stack: ChatStack) -> dict[str, Any]:
         nc = await nats.connect(stack.nats_url)
         stored = StoredTimes()
         await stored.follow(nc, room)
-        publisher = await join(
-            lk_srv,
-            mint_token(lk_srv, "bench-direct-publisher", room, can_publish_data=True),
-        )
-        pool = ViewerPool(lk_srv, room, VIEWERS, WORKERS)
         try:
-            await pool.start()
-            async with asyncio.timeout(20):
-                while len(publisher.remote_participants) < VIEWERS:  # noqa: ASYNC110
-                    await asyncio.sleep(0.05)
-            async with server_api(lk_srv) as lk:
-                # warm every path once (connections, pools, caches)
-                await run_path(http, tokens, stored, pool, 10)
-                cpu = CpuMeter({**stack.pids, "bench_senders": os.getpid(), **pool.pids()})
-                for rate in RATES:
-                    cpu.start()
-                    direct = await run_direct(publisher, pool, room, rate)
-                    direct_cpu = cpu.per_message_ms(len(direct.sent_at))
-                    server_send = await run_server_send(lk, pool, room, rate)
-                    cpu.start()
-                    path, sent = await run_path(http, tokens, stored, pool, rate)
-                    path_cpu = cpu.per_message_ms(len(path.sent_at) + len(sent.errors))
-                    out[str(rate)] = report(
-                        direct,
-                        server_send,
-                        path,
-                        sent.acked_at,
-                        stored.approved_at,
-                        stored.rejected,
-                    )
-                    out[str(rate)]["path"]["http_errors"] = len(sent.errors)
-                    out[str(rate)]["path"]["http_error_examples"] = sent.errors[:3]
-                    out[str(rate)]["path"]["cpu_ms_per_message"] = path_cpu
-                    out[str(rate)]["direct"]["cpu_ms_per_message"] = direct_cpu
-                    print(f"rate {rate}: {out[str(rate)]['p99_ratio']}x p99", flush=True)
+            async with publisher_and_viewers(lk_srv, room, VIEWERS, WORKERS) as (publisher, pool):
+                async with server_api(lk_srv) as lk:
+                    # warm every path once (connections, pools, caches)
+                    await run_path(http, tokens, stored, pool, 10)
+                    cpu = CpuMeter({**stack.pids, "bench_senders": os.getpid(), **pool.pids()})
+                    for rate in RATES:
+                        cpu.start()
+                        direct = await run_direct(publisher, pool, room, rate)
+                        direct_cpu = cpu.per_message_ms(len(direct.sent_at))
+                        server_send = await run_server_send(lk, pool, room, rate)
+                        cpu.start()
+                        path, sent = await run_path(http, tokens, stored, pool, rate)
+                        path_cpu = cpu.per_message_ms(len(path.sent_at) + len(sent.errors))
+                        out[str(rate)] = report(
+                            direct,
+                            server_send,
+                            path,
+                            sent.acked_at,
+                            stored.approved_at,
+                            stored.rejected,
+                        )
+                        out[str(rate)]["path"]["http_errors"] = len(sent.errors)
+                        out[str(rate)]["path"]["http_error_examples"] = sent.errors[:3]
+                        out[str(rate)]["path"]["cpu_ms_per_message"] = path_cpu
+                        out[str(rate)]["direct"]["cpu_ms_per_message"] = direct_cpu
+                        print(f"rate {rate}: {out[str(rate)]['p99_ratio']}x p99", flush=True)
         finally:
-            await pool.close()
-            await leave(publisher)
             await nc.close()
     return out
 

@@ -55,7 +55,8 @@ def chat_line(n: int) -> str:
 
 
 def cpu_seconds(pid: int | None) -> float:
-    """User + system CPU time of a process so far, from /proc (Linux)."""
+    """User + system CPU time of a process and of its live descendants so far (an edge with
+    TOKEN_WORKERS > 1 works in its children), from /proc (Linux)."""
     if pid is None:
         return 0.0
     try:
@@ -63,7 +64,20 @@ def cpu_seconds(pid: int | None) -> float:
             fields = stat.read().rsplit(")", 1)[1].split()
     except OSError:
         return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return own + sum(cpu_seconds(child) for child in children(pid))
+
+
+def children(pid: int) -> list[int]:
+    """The child processes of `pid` (from each of its threads' /proc children list)."""
+    found: list[int] = []
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as listed:
+                found += [int(child) for child in listed.read().split()]
+    except OSError:
+        pass
+    return found
 
 
 class CpuMeter:
@@ -105,14 +119,16 @@ def summary(values: list[float]) -> dict[str, Any]:
     }
 
 
+def chat_line_ids(data: bytes) -> list[str]:
+    """The ids of the chat lines in one packet on the chat topic: a message event
+    (`{"message": {...}}`) or a batch of events (`{"type": "batch", "events": [...]}`,
+    chat-history's batched fan-out); rejections and removals carry none."""
+    event = json.loads(data)
+    events = event.get("events", ()) if event.get("type") == "batch" else (event,)
+    return [each["message"]["id"] for each in events if isinstance(each.get("message"), dict)]
+
+
 # -- the stack -------------------------------------------------------------------------------
-
-
-def message_ids_of(packet: Any) -> list[str]:
-    """The chat lines' ids in one decoded chat-topic packet (a message, or a batch of events);
-    a rejection or a removal is no chat line."""
-    events = packet.get("events", []) if packet.get("type") == "batch" else [packet]
-    return [event["message"]["id"] for event in events if event.get("type") == "message"]
 
 
 @dataclass
@@ -226,9 +242,10 @@ def viewer_worker(url: str, tokens: list[str], conn: Any) -> None:
     competes with the senders' event loop. Arrival times are `time.monotonic()`, which is the
     same clock in every process of a machine. Protocol on `conn`: it sends "ready" once every
     viewer joined; "reset" forgets what arrived so far (a new phase); "collect" answers
-    {viewer: {message_id: first arrival}} plus {message_id: times it came again}; "stop" leaves.
-    Packets are read with `json.loads`, the least a viewer can do (the page does about as much);
-    a batch counts as each of its messages arriving.
+    {viewer: {message_id: first arrival}} plus {message_id: times it came again}; "tally" only
+    {viewer: (messages so far, last first-arrival)} (cheap with tens of thousands); "stop" leaves.
+    Packets are read with `json.loads` (`chat_line_ids`: one message or a batch of them), the
+    least a viewer can do (the page does about as much).
     """
 
     async def main() -> None:
@@ -243,7 +260,7 @@ def viewer_worker(url: str, tokens: list[str], conn: Any) -> None:
                 at = time.monotonic()
                 if packet.topic != CHAT_TOPIC:
                     return
-                for message_id in message_ids_of(json.loads(packet.data)):
+                for message_id in chat_line_ids(packet.data):
                     if message_id in seen:
                         repeats[message_id] = repeats.get(message_id, 0) + 1
                     else:
@@ -264,6 +281,13 @@ def viewer_worker(url: str, tokens: list[str], conn: Any) -> None:
             command = await loop.run_in_executor(None, conn.recv)
             if command == "collect":
                 conn.send(({name: dict(seen) for name, seen in first.items()}, dict(repeats)))
+            elif command == "tally":
+                conn.send(
+                    {
+                        name: (len(seen), max(seen.values(), default=0.0))
+                        for name, seen in first.items()
+                    }
+                )
             elif command == "reset":
                 for seen in first.values():
                     seen.clear()
@@ -322,6 +346,14 @@ class ViewerPool:
             for message_id, times in again.items():
                 repeats[message_id] = repeats.get(message_id, 0) + times
         return arrivals, repeats
+
+    async def tally(self) -> dict[str, tuple[int, float]]:
+        """{viewer: (distinct messages since the last reset, when the latest of them came)}."""
+        counts: dict[str, tuple[int, float]] = {}
+        for conn in self.conns:
+            conn.send("tally")
+            counts.update(await asyncio.to_thread(conn.recv))
+        return counts
 
     async def reset(self) -> None:
         for conn in self.conns:
@@ -451,6 +483,39 @@ async def poster_tokens(http: aiohttp.ClientSession, posters: int) -> list[str]:
     return list(await asyncio.gather(*(poster_token(n) for n in range(posters))))
 
 
+def post_chat(http: aiohttp.ClientSession, tokens: list[str], turn: int) -> Any:
+    """`POST /api/chat` of line `turn` by poster `turn % len(tokens)` (an aiohttp request
+    context: `async with post_chat(...) as response`)."""
+    return http.post(
+        "/api/chat",
+        json={"body": chat_line(turn)},
+        headers={"Authorization": f"Bearer {tokens[turn % len(tokens)]}"},
+    )
+
+
+@contextlib.asynccontextmanager
+async def publisher_and_viewers(
+    lk_srv: LiveKitServer, room: str, viewers: int, processes: int
+) -> AsyncIterator[tuple[Any, ViewerPool]]:
+    """A participant that may publish data (the direct path) and `viewers` subscribe-only
+    viewers in `processes` processes, all in the room and seen by the publisher."""
+    from tests.support.livekit_helpers import join, leave
+
+    publisher = await join(
+        lk_srv, mint_token(lk_srv, "bench-direct-publisher", room, can_publish_data=True)
+    )
+    pool = ViewerPool(lk_srv, room, viewers, processes)
+    try:
+        await pool.start()
+        async with asyncio.timeout(30):
+            while len(publisher.remote_participants) < viewers:  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+        yield publisher, pool
+    finally:
+        await pool.close()
+        await leave(publisher)
+
+
 @dataclass
 class PageChat:
     """Page chat sent during one phase: when the edge answered 202, and what failed."""
@@ -469,11 +534,7 @@ async def page_chat(
     async def send(n: int, scheduled: float) -> None:
         turn = next(POST_COUNTER)
         try:
-            async with http.post(
-                "/api/chat",
-                json={"body": chat_line(turn)},
-                headers={"Authorization": f"Bearer {tokens[turn % len(tokens)]}"},
-            ) as response:
+            async with post_chat(http, tokens, turn) as response:
                 if response.status != 202:
                     sent.errors.append(f"{response.status} {(await response.text())[:200]}")
                     return

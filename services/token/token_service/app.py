@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from livekit import api
 from opentelemetry.metrics import Counter
 from starlette.types import Receive, Scope, Send
+from uvicorn.supervisors import Multiprocess
 
 from livestage import metrics
 from livestage.keys import derived_key
@@ -46,6 +47,7 @@ from .ratelimit import RateLimiter
 from .routes import ROUTERS
 from .settings import EdgeSettings
 from .status import Dependency, StatusBoard
+from .viewers import ViewerTokens
 from .visitors import VisitorIds
 
 WEBHOOK_PATH = "/api/livekit/webhook"
@@ -217,6 +219,7 @@ def create_app(
                 numbers_s=edge.console_numbers_s,
                 backlog_s=edge.console_backlog_s,
             ),
+            viewer_tokens=ViewerTokens(livekit.api_key, secret, cache_size=edge.verified_tokens),
             operator=operator_settings,
             stage_domains=stage_domains,
         )
@@ -269,15 +272,32 @@ def create_app(
     return app
 
 
-def server_config(app: FastAPI, edge: EdgeSettings, log_level: str = "info") -> uvicorn.Config:
-    """How uvicorn serves the edge. Its own proxy-header handling is off: uvicorn would trust
+def server_config(
+    app: FastAPI | str, edge: EdgeSettings, log_level: str = "info"
+) -> uvicorn.Config:
+    """How uvicorn serves the edge: `app`, or the import path of a factory that builds it in
+    each of `TOKEN_WORKERS` processes. Its own proxy-header handling is off: uvicorn would trust
     X-Forwarded-For from 127.0.0.1 by default, and client addresses must come from
     TOKEN_TRUSTED_PROXIES only (see client_ip.py)."""
     return uvicorn.Config(
         app,
+        factory=isinstance(app, str),
         host=edge.host,
         port=edge.port,
+        workers=edge.workers,
         log_level=log_level,
+        access_log=edge.access_log,
         proxy_headers=False,
         server_header=False,
     )
+
+
+def serve(app: FastAPI | str, edge: EdgeSettings) -> None:
+    """Serve `app` until SIGTERM; with `TOKEN_WORKERS` > 1, `app` is the import path of a
+    factory: uvicorn's supervisor binds the port once and runs the factory's app in that many
+    worker processes (and replaces one that dies)."""
+    config = server_config(app, edge)
+    if config.workers > 1:
+        Multiprocess(config, sockets=[config.bind_socket()]).run()
+    else:
+        uvicorn.Server(config).run()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import functools
 import logging
 from dataclasses import dataclass, field
 from typing import Annotated
@@ -44,7 +45,7 @@ from .names import NameCheck
 from .ratelimit import Limit, RateLimiter
 from .settings import EdgeSettings
 from .status import StatusBoard
-from .viewers import Viewer, ViewerAuthError, verify_viewer_token
+from .viewers import Viewer, ViewerAuthError, ViewerTokens
 from .visitors import VisitorIds
 
 log = logging.getLogger(__name__)
@@ -101,6 +102,7 @@ class Services:
     media_client: httpx.AsyncClient
     media_refused: Counter
     console: ConsoleFeed
+    viewer_tokens: ViewerTokens
     status: StatusBoard = field(init=False)  # set by the app: its probes use these services
     operator: OperatorSettings = field(default_factory=OperatorSettings)
     stage_domains: StageDomainSettings = field(default_factory=StageDomainSettings)
@@ -114,7 +116,7 @@ class Services:
     def api_secret(self) -> str:
         return self.livekit.api_secret.get_secret_value()
 
-    @property
+    @functools.cached_property
     def bans(self) -> BanStore:
         return BanStore(self.redis)
 
@@ -244,7 +246,11 @@ class Services:
             )
 
 
-def get_services(request: Request) -> Services:
+# The dependencies below are `async def` although they do not await: FastAPI runs a plain `def`
+# dependency in a worker thread, and those hops were a large part of a chat POST's cost.
+
+
+async def get_services(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
 
@@ -252,7 +258,7 @@ def get_services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-def get_client_ip(request: Request, services: ServicesDep) -> str:
+async def get_client_ip(request: Request, services: ServicesDep) -> str:
     peer = request.client.host if request.client else "unknown"
     return client_ip(peer, request.headers.get("x-forwarded-for"), services.trusted_proxies)
 
@@ -260,7 +266,7 @@ def get_client_ip(request: Request, services: ServicesDep) -> str:
 ClientIp = Annotated[str, Depends(get_client_ip)]
 
 
-def get_client_network(ip: ClientIp) -> str:
+async def get_client_network(ip: ClientIp) -> str:
     return client_network(ip)
 
 
@@ -293,11 +299,7 @@ async def get_viewer(
             headers={"WWW-Authenticate": "Bearer"},
         )
     try:
-        viewer = verify_viewer_token(
-            authorization[7:].strip(),
-            api_key=services.livekit.api_key,
-            api_secret=services.api_secret,
-        )
+        viewer = services.viewer_tokens.verify(authorization[7:].strip())
     except ViewerAuthError as error:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED, detail=str(error), headers={"WWW-Authenticate": "Bearer"}
@@ -339,32 +341,30 @@ async def refuse_banned(
     new_visitor: bool = False,
 ) -> None:
     """403 when the visitor (unless the edge just made them up) or their network is banned
-    from `room`'s show; else note the network they came from, which a network ban of this
-    visitor would ban."""
-    refusal = await services.bans.refusal(room, None if new_visitor else visitor_tag, network)
+    from `room`'s show; and note the network they came from, which a network ban of this
+    visitor would ban (one Redis round trip for both)."""
+    refusal = await services.bans.refusal_noting(
+        room,
+        visitor_tag,
+        network,
+        services.edge.visitor_network_ttl_s,
+        new_visitor=new_visitor,
+    )
     if refusal is not None:
         raise banned(refusal, what)
-    await services.bans.note_network(
-        room, visitor_tag, network, services.edge.visitor_network_ttl_s
-    )
 
 
-async def require_not_banned(
-    viewer: ViewerDep, network: ClientNetwork, services: ServicesDep
-) -> None:
-    await refuse_banned(services, viewer.room, viewer.visitor_tag, network, "chat")
-
-
-def require_chat_role(viewer: ViewerDep) -> None:
+async def admit_chat(viewer: ViewerDep, network: ClientNetwork, services: ServicesDep) -> None:
+    """Whether this chat message may go on, in this order: a stage token or a banned visitor is
+    refused before it uses up a limit. One dependency rather than three: FastAPI solves the
+    viewer and network of each dependency again before it reads its cache."""
     if viewer.role != "viewer":
         raise HTTPException(
             status.HTTP_403_FORBIDDEN,
             detail=f"a '{viewer.role}' token may watch but not chat: "
             "the stage page's token is subscribe-only",
         )
-
-
-async def limit_chat(viewer: ViewerDep, network: ClientNetwork, services: ServicesDep) -> None:
+    await refuse_banned(services, viewer.room, viewer.visitor_tag, network, "chat")
     limits = services.limits
     await services.limiter.check_all(
         [(limits.chat_per_visitor, viewer.visitor_tag), (limits.chat_per_network, network)]

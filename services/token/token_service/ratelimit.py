@@ -6,6 +6,11 @@ counted against several buckets in order (visitor first, then network) and stops
 that is full, so a refused request uses up nothing in the buckets after it. Every 429 adds one
 to the `livestage.edge.rate_limited` counter with the limit's name.
 
+In Redis, the buckets of one request are counted in one round trip: `HIT_IN_ORDER`, the `limits`
+moving-window script (`acquire_moving_window.lua`) run over each bucket in turn inside one Lua
+call, on the keys `limits` itself uses (so its window stats, and Retry-After, read the same
+lists). A chat POST counts two buckets: that was two round trips.
+
 `RateLimiter.in_memory` counts in the process instead, for limits that guard one replica's own
 resources (its `/media` streams, its status page) and must keep working while Redis is down.
 """
@@ -23,8 +28,30 @@ from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import MovingWindowRateLimiter
 from opentelemetry.metrics import Counter
 from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
 
 from livestage import metrics
+
+KEY_PREFIX = "livestage-limits"
+
+HIT_IN_ORDER = """
+-- KEYS: the buckets, in order; ARGV: now (epoch seconds), then limit and window (s) per bucket.
+-- Returns 0 when every bucket took the hit, else the 1-based index of the first full one (the
+-- buckets after it are not touched).
+local now = tonumber(ARGV[1])
+for i, key in ipairs(KEYS) do
+    local limit = tonumber(ARGV[2 * i])
+    local expiry = tonumber(ARGV[2 * i + 1])
+    local entry = redis.call('lindex', key, limit - 1)
+    if entry and tonumber(entry) >= now - expiry then
+        return i
+    end
+    redis.call('lpush', key, now)
+    redis.call('ltrim', key, 0, limit - 1)
+    redis.call('expire', key, expiry)
+end
+return 0
+"""
 
 
 @dataclass(frozen=True)
@@ -40,11 +67,22 @@ class Limit:
 
 
 class RateLimiter:
-    def __init__(self, storage: Storage, namespace: str, *, limited: Counter | None = None) -> None:
+    def __init__(
+        self,
+        storage: Storage,
+        namespace: str,
+        *,
+        limited: Counter | None = None,
+        redis: Redis | None = None,
+    ) -> None:
         self.storage = storage
         self.limiter = MovingWindowRateLimiter(storage)
         self.namespace = namespace
         self.limited = limited or metrics.counter(metrics.RATE_LIMITED)
+        # with the storage's Redis: every bucket of a request in one round trip
+        self._hit_in_order: AsyncScript | None = (
+            None if redis is None else redis.register_script(HIT_IN_ORDER)
+        )
 
     @classmethod
     def in_redis(
@@ -58,11 +96,11 @@ class RateLimiter:
         storage = RedisStorage(
             uri,
             implementation="redispy",
-            key_prefix="livestage-limits",
+            key_prefix=KEY_PREFIX,
             # documented by `limits`, though its options are typed as scalars
             connection_pool=redis.connection_pool,  # type: ignore[arg-type]
         )
-        return cls(storage, namespace, limited=limited)
+        return cls(storage, namespace, limited=limited, redis=redis)
 
     @classmethod
     def in_memory(cls, namespace: str, *, limited: Counter | None = None) -> RateLimiter:
@@ -75,15 +113,31 @@ class RateLimiter:
 
     async def check_all(self, checks: Sequence[tuple[Limit, str]]) -> None:
         """Count one hit in each bucket, in order; the first full one raises 429."""
-        for limit, key in checks:
-            if await self.limiter.hit(limit.item, limit.name, self.namespace, key):
-                continue
-            stats = await self.limiter.get_window_stats(limit.item, limit.name, self.namespace, key)
-            retry_after = max(1, math.ceil(stats.reset_time - time.time()))
-            self.limited.add(1, {"limit": limit.name})
-            raise HTTPException(
-                status.HTTP_429_TOO_MANY_REQUESTS,
-                detail=f"rate limit '{limit.name}' ({limit.item}) exceeded; "
-                f"retry in {retry_after} s",
-                headers={"Retry-After": str(retry_after)},
-            )
+        full = await self._first_full(checks)
+        if full is None:
+            return
+        limit, key = full
+        stats = await self.limiter.get_window_stats(limit.item, limit.name, self.namespace, key)
+        retry_after = max(1, math.ceil(stats.reset_time - time.time()))
+        self.limited.add(1, {"limit": limit.name})
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            detail=f"rate limit '{limit.name}' ({limit.item}) exceeded; retry in {retry_after} s",
+            headers={"Retry-After": str(retry_after)},
+        )
+
+    async def _first_full(self, checks: Sequence[tuple[Limit, str]]) -> tuple[Limit, str] | None:
+        if self._hit_in_order is None:
+            for limit, key in checks:
+                if not await self.limiter.hit(limit.item, limit.name, self.namespace, key):
+                    return limit, key
+            return None
+        keys = [
+            f"{KEY_PREFIX}:{limit.item.key_for(limit.name, self.namespace, key)}"
+            for limit, key in checks
+        ]
+        args: list[float] = [time.time()]
+        for limit, _ in checks:
+            args += [limit.item.amount, limit.item.get_expiry()]
+        full = int(await self._hit_in_order(keys=keys, args=args))
+        return None if full == 0 else checks[full - 1]

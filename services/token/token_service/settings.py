@@ -23,11 +23,33 @@ class EdgeSettings(BaseSettings):
 
     host: str = Field("127.0.0.1", description="Address the edge listens on.")
     port: int = Field(8080, ge=1, le=65535, description="Port the edge listens on.")
+    workers: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="Edge worker processes behind the one port (uvicorn workers). Each keeps "
+        "its own NATS connection, console feed, verified-token cache, host reconciler, /media "
+        "slots and in-memory limits (/media, /statusz); chat limits and bans are in Redis, "
+        "shared by all. About one per CPU the edge may use.",
+    )
+    access_log: bool = Field(
+        False,
+        description="Log a line per HTTP request (uvicorn's access log). Off by default: at "
+        "a busy room's chat rate it cost the edge about a tenth of its CPU; traces (OTLP) "
+        "record every request anyway.",
+    )
     avatars: list[str] = Field(
         default=["fox", "owl", "cat", "robot", "panda", "frog"],
         description="Avatar ids a viewer may pick (JSON list).",
     )
     token_ttl_s: PositiveInt = Field(7200, description="Lifetime of a viewer token (seconds).")
+    verified_tokens: int = Field(
+        10_000,
+        ge=0,
+        description="Viewer tokens each edge worker remembers having verified (least recently "
+        "used go first), so a chat POST with a known token skips the signature check (expiry "
+        "and room are checked every time); 0 checks every token in full.",
+    )
     trusted_proxies: list[str] = Field(
         default=[],
         description="CIDRs of reverse proxies whose X-Forwarded-For (and X-Forwarded-Proto) is "

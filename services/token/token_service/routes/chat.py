@@ -24,10 +24,8 @@ from ..deps import (
     Services,
     ServicesDep,
     ViewerDep,
-    limit_chat,
+    admit_chat,
     limit_history,
-    require_chat_role,
-    require_not_banned,
 )
 from ..errors import RESPONSES, unavailable
 from ..models import ChatAccepted, ChatRequest, ErrorResponse, HistoryResponse
@@ -68,8 +66,7 @@ async def recent_history(
     status_code=status.HTTP_202_ACCEPTED,
     response_model=ChatAccepted,
     responses=RESPONSES,
-    # In this order: a stage token or a banned visitor is refused before it uses up a limit.
-    dependencies=[Depends(require_chat_role), Depends(require_not_banned), Depends(limit_chat)],
+    dependencies=[Depends(admit_chat)],
 )
 async def submit_chat(
     request: ChatRequest, viewer: ViewerDep, services: ServicesDep

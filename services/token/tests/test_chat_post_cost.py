@@ -1,0 +1,119 @@
+"""What makes a chat POST cheaper must not make it weaker: the verified-token cache still checks
+expiry and room on every use and never remembers a bad token; several workers share the limits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import uuid
+
+import httpx
+import pytest
+
+from bench.chat_path import children
+from tests.support.chat import backend_env
+from tests.support.services import end_service, free_port, start_service_until, wait_http_ok
+from tests.support.waiting import until
+from token_service.viewers import ViewerAuthError, ViewerTokens, mint_viewer_token
+
+KEY, SECRET = "devkey", "a-secret-long-enough-for-hs256-32b!"
+
+
+def viewer_token(room: str, *, secret: str = SECRET, ttl_s: int = 60, role: str = "viewer") -> str:
+    return mint_viewer_token(
+        api_key=KEY,
+        api_secret=secret,
+        room=room,
+        identity=f"viewer_{'a' * 16}_{uuid.uuid4().hex[:8]}",
+        name="Ada",
+        avatar="fox",
+        role=role,  # type: ignore[arg-type]
+        ttl=datetime.timedelta(seconds=ttl_s),
+    )
+
+
+def test_a_remembered_token_is_still_checked_for_expiry_and_room() -> None:
+    now = [datetime.datetime.now(tz=datetime.UTC).timestamp()]
+    tokens = ViewerTokens(KEY, SECRET, cache_size=8, clock=lambda: now[0])
+    token = viewer_token("main", ttl_s=60)
+
+    first = tokens.verify(token, room="main")
+    assert tokens.verify(token, room="main") == first
+    assert tokens.cache_info().hits == 1  # the second time, no signature check
+
+    with pytest.raises(ViewerAuthError, match="not for this room"):
+        tokens.verify(token, room="other")
+    now[0] += 60 + 6  # past its expiry and the 5 s leeway
+    with pytest.raises(ViewerAuthError, match="expired"):
+        tokens.verify(token, room="main")
+
+
+def test_a_bad_token_is_never_remembered() -> None:
+    tokens = ViewerTokens(KEY, SECRET, cache_size=8)
+    forged = viewer_token("main", secret="another-secret-also-32-bytes-long!!")
+    for _ in range(2):
+        with pytest.raises(ViewerAuthError, match="token rejected"):
+            tokens.verify(forged, room="main")
+    expired = viewer_token("main", ttl_s=1)
+    with pytest.raises(ViewerAuthError):  # signed now, checked as if much later
+        ViewerTokens(
+            KEY, SECRET, cache_size=8, clock=lambda: datetime.datetime.now().timestamp() + 60
+        ).verify(expired, room="main")
+    assert tokens.cache_info().currsize == 0
+
+
+def test_a_stage_token_is_remembered_as_a_stage_token() -> None:
+    tokens = ViewerTokens(KEY, SECRET, cache_size=8)
+    stage = viewer_token("main", role="stage")
+    assert tokens.verify(stage, room="main").role == "stage"
+    assert tokens.verify(stage, room="main").role == "stage"
+
+
+async def test_two_workers_serve_one_port_and_share_the_chat_limit(
+    nats_server, redis_server, livekit_server
+) -> None:  # type: ignore[no-untyped-def]
+    port = free_port()
+    env = backend_env(
+        nats_server,
+        redis_server,
+        livekit_server,
+        LIVEKIT_ROOM="room-" + uuid.uuid4().hex[:10],
+        TOKEN_PORT=str(port),
+        TOKEN_WORKERS="2",
+        TOKEN_RATE_CHAT="3/minute",
+        LIVESTAGE_LOG_LEVEL="WARNING",
+    )
+    edge = await asyncio.to_thread(
+        start_service_until, "token_service", env, "Application startup complete"
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        lines: list[str] = edge.lines  # type: ignore[attr-defined]
+        await until(
+            lambda: sum("Application startup complete" in line for line in lines) >= 2,
+            within=90,
+            what="both workers started",
+        )
+        assert len(children(edge.pid)) >= 2  # the supervisor's two workers
+        await asyncio.to_thread(wait_http_ok, f"{url}/readyz", edge)
+        async with httpx.AsyncClient(base_url=url, timeout=30) as visitor:
+            token = (
+                await visitor.post(
+                    "/api/livekit-token", json={"displayName": "Ada", "avatar": "fox"}
+                )
+            ).json()["token"]
+        codes = []
+        for n in range(4):
+            # a new connection each time: the workers take turns as the kernel hands them out
+            async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+                response = await client.post(
+                    "/api/chat",
+                    json={"body": f"hello {n}"},
+                    headers={"Authorization": f"Bearer {token}"},
+                )
+                codes.append(response.status_code)
+        assert codes == [202, 202, 202, 429], codes  # one limit in Redis, whichever worker
+    finally:
+        output = await asyncio.to_thread(end_service, edge)
+        assert "Traceback" not in output, output[-3000:]
