@@ -112,8 +112,10 @@ def message_id_of(model: WireModel) -> str:
     raise ValueError(f"{type(model).__name__} has no id to de-duplicate on; pass msg_id=")
 
 
-def _inject_trace_headers(headers: dict[str, str]) -> dict[str, str]:
-    propagate.inject(headers)
+def _inject_trace_headers(
+    headers: dict[str, str], context: otel_context.Context | None = None
+) -> dict[str, str]:
+    propagate.inject(headers, context=context)
     return headers
 
 
@@ -253,16 +255,25 @@ class Bus:
                 raise BusUnavailable(f"JetStream did not store {subject}: {error!r}") from error
 
     async def publish_many(
-        self, items: Sequence[tuple[str, WireModel, str]], *, timeout_s: float = 2.0
+        self,
+        items: Sequence[tuple[str, WireModel, str]],
+        *,
+        timeout_s: float = 2.0,
+        contexts: Sequence[otel_context.Context | None] | None = None,
     ) -> list[PubAck | BusUnavailable]:
         """Store each `(subject, model, msg_id)` with a JetStream async publish: all are sent
         (in order, so one subject's stream order is the items' order), then their
         confirmations awaited together for up to `timeout_s`. One outcome per item: its PubAck,
         or the `BusUnavailable` (`PublishUnconfirmed` for no answer in time) it met; publishing
-        an unconfirmed one again with the same `msg_id` stores it once."""
+        an unconfirmed one again with the same `msg_id` stores it once.
+
+        `contexts`: per item, the trace context its headers carry (a batch handler passes each
+        delivery's `context`, so every message's trace goes on past the batch); default: the
+        current one for all."""
         futures: list[asyncio.Future[PubAck] | BusUnavailable] = []
-        for subject, model, msg_id in items:
-            headers = _inject_trace_headers({"Nats-Msg-Id": msg_id})
+        for i, (subject, model, msg_id) in enumerate(items):
+            context = contexts[i] if contexts is not None else None
+            headers = _inject_trace_headers({"Nats-Msg-Id": msg_id}, context)
             try:
                 futures.append(
                     await self.js.publish_async(
@@ -688,18 +699,40 @@ class Consumer(Generic[M]):
                     "messaging.batch.message_count": len(deliveries),
                 },
             ) as span:
+                # Each message also gets a span in its own trace (a child of its publisher's),
+                # and its `context` becomes that span's: what the handler publishes for it
+                # (`Bus.publish_many(contexts=...)`) continues the message's trace.
+                batch_link = [trace.Link(span.get_span_context())]
+                own_spans = []
+                for delivery in deliveries:
+                    own = tracer.start_span(
+                        f"process {delivery.subject}",
+                        context=delivery.context,
+                        kind=trace.SpanKind.CONSUMER,
+                        links=batch_link,
+                        attributes={
+                            "messaging.system": "nats",
+                            "messaging.destination.name": delivery.subject,
+                        },
+                    )
+                    delivery.context = trace.set_span_in_context(own, delivery.context)
+                    own_spans.append(own)
                 try:
                     outcomes: Sequence[BaseException | None] = await handler(deliveries)
                 except asyncio.CancelledError:
+                    for own in own_spans:
+                        own.end()
                     raise
                 except Exception as error:
                     span.record_exception(error)
                     outcomes = [error] * len(deliveries)
-                for delivery, outcome in zip(deliveries, outcomes, strict=True):
+                for delivery, outcome, own in zip(deliveries, outcomes, own_spans, strict=True):
                     if outcome is None:
                         await delivery.ack()
                     else:
+                        own.record_exception(outcome)
                         await self._failed(delivery, outcome)
+                    own.end()
 
     async def _handle(self, delivery: Delivery[M], handler: Handler[M]) -> None:
         with tracer.start_as_current_span(

@@ -165,6 +165,7 @@ class Moderator:
             [d.model for d in judged], judge, with_ban=self.with_ban, instance=self.instance
         )
         to_publish: list[tuple[ChatMessage, Recorded]] = []
+        contexts = []  # each verdict carries its message's trace on
         for delivery, (record, fresh) in zip(judged, decided, strict=True):
             message = delivery.model
             if record.published:
@@ -185,8 +186,10 @@ class Moderator:
                     record.instance,
                 )
             to_publish.append((message, record))
+            contexts.append(delivery.context)
         confirmations = await self.bus.publish_many(
-            [self.verdict_of(message, record) for message, record in to_publish]
+            [self.verdict_of(message, record) for message, record in to_publish],
+            contexts=contexts,
         )
         published: list[tuple[ChatMessage, Recorded]] = []
         failed: dict[str, BaseException] = {}
