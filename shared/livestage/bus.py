@@ -103,6 +103,17 @@ class PublishUnconfirmed(BusUnavailable):
     """
 
 
+class HandBack(Exception):  # noqa: N818 - an instruction to the consumer, not a failure
+    """Raised by a consumer's handler for a delivery that another consumer of the same durable
+    should take: it is nak'ed with `delay_s` (JetStream hands it out again then, to whichever
+    consumer asks first) instead of acked. It still counts as a delivery: on the last one it is
+    dead-lettered, as a failure would be, with `reason` as its error."""
+
+    def __init__(self, reason: str, delay_s: float) -> None:
+        super().__init__(reason)
+        self.delay_s = delay_s
+
+
 def message_id_of(model: WireModel) -> str:
     """The de-duplication id of a wire model: its `id`, or `message_id` for verdicts."""
     for attribute in ("id", "message_id"):
@@ -748,6 +759,13 @@ class Consumer(Generic[M]):
                 await handler(delivery)
             except asyncio.CancelledError:
                 raise
+            except HandBack as handback:
+                if delivery.num_delivered < self.max_deliver:
+                    log.debug("%s handed back (%s)", delivery.subject, handback)
+                    await delivery.nak(handback.delay_s)
+                else:
+                    await self._failed(delivery, handback)
+                return
             except Exception as error:
                 span.record_exception(error)
                 await self._failed(delivery, error)

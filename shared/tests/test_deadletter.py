@@ -17,7 +17,7 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from livestage import metrics, subjects
-from livestage.bus import Bus, Delivery, Observed
+from livestage.bus import Bus, Consumer, Delivery, HandBack, Handler, Observed
 from livestage.deadletter import REPLAY_FOR_HEADER, DeadLetters
 from livestage.retry import retry_policy
 from livestage.schemas import ChatMessage, DeadLetter
@@ -76,6 +76,20 @@ async def filed(bus: Bus, durable: str, room: str, count: int = 1) -> list[DeadL
     return got[:count]
 
 
+async def handled_until_filed(
+    bus: Bus, consumer: Consumer[ChatMessage], handler: Handler[ChatMessage], room: str
+) -> DeadLetter:
+    """Run `consumer` with `handler` until its one dead letter in `room` is filed."""
+    stop = asyncio.Event()
+    runner = asyncio.create_task(consumer.run(handler, stop=stop))
+    try:
+        [letter] = await filed(bus, consumer.durable, room)
+    finally:
+        stop.set()
+        await asyncio.wait_for(runner, 5)
+    return letter
+
+
 async def test_the_last_failed_delivery_becomes_a_dead_letter(bus: Bus) -> None:
     reader = InMemoryMetricReader()
     bus.dead_letters = DeadLetters(bus.js, MeterProvider(metric_readers=[reader]).get_meter("t"))
@@ -90,13 +104,7 @@ async def test_the_last_failed_delivery_becomes_a_dead_letter(bus: Bus) -> None:
         attempts.append(delivery.num_delivered)
         raise ConnectionError("Redis is down")
 
-    stop = asyncio.Event()
-    runner = asyncio.create_task(consumer.run(failing, stop=stop))
-    try:
-        [letter] = await filed(bus, durable, room)
-    finally:
-        stop.set()
-        await asyncio.wait_for(runner, 5)
+    letter = await handled_until_filed(bus, consumer, failing, room)
     assert attempts == [1, 2, 3]
     assert letter.consumer == durable and letter.reason == "exhausted"
     assert letter.error == "ConnectionError: Redis is down"
@@ -109,6 +117,27 @@ async def test_the_last_failed_delivery_becomes_a_dead_letter(bus: Bus) -> None:
     # dead letter; it reaches the server a moment later).
     info = await settled(bus, durable)
     assert info.delivered.stream_seq == letter.stream_seq and info.num_pending == 0
+
+
+async def test_a_handed_back_delivery_comes_again_after_its_delay_and_then_dead_letters(
+    bus: Bus,
+) -> None:
+    room, durable = unique("r"), unique("d-")
+    subject = subjects.chat_approved(room)
+    await bus.publish(subject, chat_message(room))
+    # An ack wait of 60 s: the deliveries that come sooner are the nak's (0.1 s), not timeouts.
+    consumer = await bus.consumer(subject, ChatMessage, durable, max_deliver=3, backoff_s=(60,))
+    attempts: list[int] = []
+
+    async def not_mine(delivery: Delivery[ChatMessage]) -> None:
+        attempts.append(delivery.num_delivered)
+        raise HandBack("another replica runs this room", 0.1)
+
+    letter = await handled_until_filed(bus, consumer, not_mine, room)
+    assert attempts == [1, 2, 3]
+    assert letter.reason == "exhausted" and letter.deliveries == 3
+    assert letter.error == "HandBack: another replica runs this room"
+    assert (await settled(bus, durable)).num_pending == 0
 
 
 async def test_an_invalid_payload_is_filed_as_invalid(nats_server, bus: Bus) -> None:  # type: ignore[no-untyped-def]

@@ -22,7 +22,12 @@ commands, the asset server, the egress proxy and the warm browser.
 - Operator commands: a durable consumer of `stage.command.*` (capture a URL, draw a backdrop for
   a prompt, pin or unpin a visual). Commands older than `STAGE_COMMAND_MAX_AGE_S` are dropped.
   While one runs, work-in-progress acks (every third of the ack wait) keep JetStream from
-  handing it to another replica, so a slow capture is never made twice.
+  handing it to another replica, so a slow capture is never made twice. A replica that gets a
+  command for a room whose lease another replica holds hands it back (nak with a short delay,
+  `hand_back_delay_s`) until the holder gets it: a pin, an unpin or a capture lands on the
+  plan of the loop that runs the room. A room nobody holds (no viewers anywhere) is handled by
+  whoever gets the command (its plan keeps a pin for when the room starts there). A command
+  still not taken on its last delivery is dead-lettered.
 
 Nothing here waits on the host, and the host never waits on this.
 """
@@ -40,7 +45,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from livestage import metrics, subjects
-from livestage.bus import Bus, BusUnavailable, Consumer, Delivery, Observed, Watch
+from livestage.bus import Bus, BusUnavailable, Consumer, Delivery, HandBack, Observed, Watch
 from livestage.safety import TextSafety
 from livestage.schemas import (
     ChatMessage,
@@ -434,7 +439,22 @@ class StageService:
         """How long JetStream waits for a command's ack before handing it out again."""
         return float(self.settings.capture_timeout_s) * 3
 
+    def hand_back_delay_s(self, delivery: int) -> float:
+        """How long a command for a room held elsewhere waits before it is handed out again,
+        after its `delivery`-th delivery: a quarter of the lease renew interval, doubling each
+        time up to the lease TTL, so the deliveries left wait out a holder that died (its lease
+        lapses within the TTL, then any replica takes the command)."""
+        quarter = self.settings.lease_renew_s / 4
+        return min(quarter * 2 ** max(delivery - 1, 0), self.settings.lease_ttl_s)
+
     async def _on_command(self, delivery: Delivery[StageCommand]) -> None:
+        room = delivery.model.room
+        if self.leases is not None and await self.leases.held_elsewhere(room):
+            # Its loop (the pinned visual, the plan a capture joins) is on the holder.
+            raise HandBack(
+                f"room {room}'s stage lease is held by another replica",
+                self.hand_back_delay_s(delivery.num_delivered),
+            )
         # A capture, a clip's encode or a wait for a capture slot can outlast the ack wait:
         # progress acks keep the command ours, so it is never run (captured) twice.
         async with delivery.keep_alive(self.command_ack_wait_s() / 3):

@@ -36,7 +36,7 @@ from collections.abc import Callable, Set
 
 import nats.errors
 from nats.js import JetStreamContext
-from nats.js.errors import KeyWrongLastSequenceError
+from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
 from livestage.ttl_bucket import ttl_bucket
@@ -103,6 +103,21 @@ class RoomLeases:
     @property
     def held(self) -> frozenset[str]:
         return frozenset(self._held)
+
+    async def held_elsewhere(self, room: str) -> bool:
+        """Whether another replica holds `room`'s lease now (the bucket says so). False when this
+        replica holds it, nobody does (no viewers, or a dead holder's key lapsed) or NATS does
+        not answer (the lease is unknown)."""
+        if room in self._held:
+            return False
+        try:
+            entry = await self.kv.get(room)
+        except KeyNotFoundError:  # also a deleted (released) key
+            return False
+        except _UNANSWERED as error:
+            log.debug("room %s: could not read the stage lease: %r", room, error)
+            return False
+        return entry.value is not None and entry.value != self.holder.encode()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Rounds every renew interval (or at once when the wanted rooms change) until `stop`;

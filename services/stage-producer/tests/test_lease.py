@@ -53,6 +53,21 @@ async def test_one_holder_per_room_and_a_release_hands_it_over(bus: Bus) -> None
     assert (await second.kv.get(room)).value == b"b"
 
 
+async def test_a_replica_tells_a_room_held_elsewhere_from_its_own_or_a_free_one(bus: Bus) -> None:
+    first, second, _ = await _pair(bus)
+    room = "lease-" + uuid.uuid4().hex[:8]
+    assert not await first.held_elsewhere(room) and not await second.held_elsewhere(room)
+    first.want({room})
+    second.want({room})
+    await first.round()
+    await second.round()
+    assert not await first.held_elsewhere(room)  # its own
+    assert await second.held_elsewhere(room)
+    first.want(set())
+    await first.round()  # released: nobody holds it
+    assert not await second.held_elsewhere(room)
+
+
 async def test_a_holder_that_stops_renewing_loses_the_room_within_its_ttl(bus: Bus) -> None:
     first, second, changes = await _pair(bus)
     room = "lease-" + uuid.uuid4().hex[:8]

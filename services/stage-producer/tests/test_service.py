@@ -42,6 +42,7 @@ from stage_producer.backdrops.base import Backdrop, BackdropRequest
 from stage_producer.backdrops.procedural import ProceduralBackdrops
 from stage_producer.capture.browser import CaptureBrowser
 from stage_producer.gemini import Gemini
+from stage_producer.lease import RoomLeases, lease_bucket
 from stage_producer.producer import VisualFactory
 from stage_producer.search import SearchProvider, Source, SourcesFile, SourcesSearch
 from stage_producer.server import AssetServer, create_asset_app
@@ -49,6 +50,7 @@ from stage_producer.settings import DEFAULT_SOURCES_FILE, StageSettings
 from stage_producer.topics.keywords import KeywordPicker
 from tests.doubles.base import Fault
 from tests.doubles.gemini import GeminiDouble
+from tests.support.waiting import until
 
 from .conftest import FixedSearch
 
@@ -114,6 +116,7 @@ async def make_stage(
         nats_url: str | None = None,
         search: SearchProvider | None = None,
         commands_durable: str | None = None,
+        leases_in: str | None = None,
         **settings: Any,
     ) -> Stage:
         defaults: dict[str, Any] = {
@@ -142,9 +145,13 @@ async def make_stage(
             clock=clock,
             safety=text_safety,
         )
+        leases = None
+        if leases_in is not None:  # one of several replicas, sharing this lease bucket
+            kv = await lease_bucket(bus.js, config.lease_ttl_s, leases_in)
+            leases = RoomLeases(kv, ttl_s=config.lease_ttl_s, renew_s=config.lease_renew_s)
         service = StageService(
             config, bus, factory, KeywordPicker(), sources, clock=clock,
-            commands_durable=commands_durable or "cmd-" + uuid.uuid4().hex[:8],
+            commands_durable=commands_durable or "cmd-" + uuid.uuid4().hex[:8], leases=leases,
         )  # fmt: skip
         await service.start()
         http = httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}", trust_env=False)
@@ -403,6 +410,51 @@ async def test_a_command_slower_than_the_ack_wait_is_run_once(make_stage) -> Non
         while (info := await consumer_info(subjects.STAGE.name, durable)).num_ack_pending:  # noqa: ASYNC110
             await asyncio.sleep(0.05)
     assert info.delivered.consumer_seq == 1  # one delivery in all: never handed out again
+
+
+async def test_pins_reach_the_replica_that_holds_the_room(fresh_nats, make_stage) -> None:  # type: ignore[no-untyped-def]
+    # Two replicas share the command consumer and the lease bucket; A holds the room's lease and
+    # runs its loop, B follows the same viewer but may not run it. Every pin and unpin, whichever
+    # replica JetStream hands it to first, must end on A's plan (B does not even know the visual).
+    nats = fresh_nats()  # only this test's rooms: B replays their presence
+    shared = {
+        "nats_url": nats.url,
+        "replay_window_s": 600,
+        "backdrop_every": 1,
+        "commands_durable": "cmd-" + uuid.uuid4().hex[:8],
+        "leases_in": "test-leases-" + uuid.uuid4().hex[:8],
+        "lease_ttl_s": 30,  # never lapses while the test runs, however loaded the machine
+        "lease_renew_s": 1,
+    }
+    a = await make_stage(**shared)
+    room = a.room
+    async with a.watch(room) as visuals:
+        await a.bus.publish(subjects.room_presence(room), presence(room, "participant_joined"))
+        shown = await visuals.next()
+    b = await make_stage(**shared)
+    await until(lambda: b.service.tracker.is_active(room), 10, "B to learn the room's viewer")
+    a_leases, b_leases = a.service.leases, b.service.leases
+    assert a_leases is not None and b_leases is not None
+    assert a_leases.holds(room) and not b_leases.holds(room)  # A published: its loop runs
+    assert room not in b.service.loops
+
+    a_plan, b_plan = a.service.plan(room), b.service.plan(room)
+    for _ in range(5):  # if either replica took them, all 11 would reach A by chance: 1 in 2048
+        await a.bus.publish(subjects.stage_command(room), command(room, "pin", visual_id=shown.id))
+        await until(lambda: a_plan.pinned == shown, 30, "the pin to reach the room's holder")
+        await a.bus.publish(subjects.stage_command(room), command(room, "unpin"))
+        await until(lambda: a_plan.pinned is None, 30, "the unpin to reach the room's holder")
+    await a.bus.publish(subjects.stage_command(room), command(room, "pin", visual_id=shown.id))
+    await until(lambda: a_plan.pinned == shown, 30, "the pin to reach the room's holder")
+    assert b_plan.pinned is None
+
+    # What the viewer is owed: the pinned visual holds the screen (re-signed as it runs out)
+    # where it would otherwise give way to a new one.
+    async with a.watch(room) as visuals:
+        a.clock.now += 700
+        held = await visuals.next()
+    assert held.id != shown.id and held.title == shown.title
+    assert held.url.split("?")[0] == shown.url.split("?")[0]
 
 
 def backdrop_maker(name: str, double: GeminiDouble) -> BackdropMaker:
