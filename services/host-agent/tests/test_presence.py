@@ -21,9 +21,7 @@ async def test_the_console_preview_is_no_viewer_and_a_viewer_is(livekit_server) 
     preview, viewer = preview_identity(), viewer_identity()
 
     def audience_token(identity: str) -> str:
-        return mint_token(
-            livekit_server, identity, room, can_publish=False, can_publish_data=False
-        )
+        return mint_token(livekit_server, identity, room, can_publish=False, can_publish_data=False)
 
     async with joined(livekit_server, mint_token(livekit_server, "host-under-test", room)) as lk:
         presence = RoomPresence(
