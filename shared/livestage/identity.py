@@ -15,6 +15,11 @@ is keyed on the visitor tag of a viewer identity and on the platform identity it
 
 The OBS stage page joins with a viewer identity too (it is an audience for the host), but its
 token carries the role `stage` in its metadata, which chat refuses.
+
+The operator console's preview of the stage joins as `preview_<visitorTag>_<suffix>`
+(`preview_identity`): not a viewer, so it is no audience. The host agent's presence, the stage
+producer, the edge's dispatch and viewer counts all ask `is_viewer_identity`, so an open console
+alone never keeps a host (and its paid sessions) running. Chat refuses it (not a viewer token).
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import re
 from typing import Final
 
 VIEWER_PREFIX: Final = "viewer_"
+PREVIEW_PREFIX: Final = "preview_"
 VISITOR_TAG_PATTERN: Final = re.compile(r"[a-z0-9]{8,32}")
 _VIEWER_IDENTITY: Final = re.compile(r"viewer_([a-z0-9]{8,32})_([a-f0-9]{8})")
 
@@ -40,6 +46,12 @@ def viewer_identity(visitor_tag: str, suffix: str) -> str:
     if not _VIEWER_IDENTITY.fullmatch(identity):
         raise ValueError(f"not a valid viewer identity: tag {visitor_tag!r}, suffix {suffix!r}")
     return identity
+
+
+def preview_identity(visitor_tag: str, suffix: str) -> str:
+    """`preview_<tag>_<suffix>`, the console's preview (watches, is not an audience);
+    ValueError for a malformed tag or suffix."""
+    return PREVIEW_PREFIX + viewer_identity(visitor_tag, suffix).removeprefix(VIEWER_PREFIX)
 
 
 def is_viewer_identity(identity: str) -> bool:

@@ -97,8 +97,9 @@ export async function getConfig(show?: string): Promise<AppConfig> {
 export interface TokenRequest {
   displayName: string;
   avatar: string;
-  /** "stage" for the OBS page: a subscribe-only token that chat refuses. Default "viewer". */
-  role?: "viewer" | "stage";
+  /** "stage" for the OBS page: a subscribe-only token that chat refuses. "preview" for the
+   * console's preview: the same, and no audience (it keeps no host running). Default "viewer". */
+  role?: "viewer" | "stage" | "preview";
   /** The show (its room name); left out: the deployment's default show. */
   show?: string;
 }

@@ -62,9 +62,14 @@ class EventStream:
 
 
 @contextlib.asynccontextmanager
-async def open_stream(client: httpx.AsyncClient) -> AsyncIterator[EventStream]:
+async def open_stream(
+    client: httpx.AsyncClient, show: str | None = None
+) -> AsyncIterator[EventStream]:
     stream = EventStream()
-    async with client.stream("GET", "/api/operator/events", headers=AUTH) as response:
+    params = {"show": show} if show else None
+    async with client.stream(
+        "GET", "/api/operator/events", headers=AUTH, params=params
+    ) as response:
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
         reader = asyncio.create_task(stream.read(response))
@@ -211,7 +216,7 @@ async def test_the_stream_follows_chat_stage_and_host(make_edge, nats_server, re
             "reactions": 1,
         }
     # a closed stream gives its place back once the edge hears the disconnect
-    feed = edge.services.console
+    feed = edge.services.console.default
     await until(lambda: feed.open_streams == 0, 10, "the closed streams to be released")
     await bus.close()
     await redis.aclose()
@@ -225,7 +230,7 @@ async def test_the_stream_needs_the_operator_and_is_capped(make_edge) -> None:  
         second = await edge.client.get("/api/operator/events", headers=AUTH)
         assert second.status_code == 503
         assert second.headers["retry-after"]
-    feed = edge.services.console
+    feed = edge.services.console.default
     await until(lambda: feed.open_streams == 0, 10, "the closed stream to be released")
     async with open_stream(edge.client) as again:  # the place came back
         assert again.named("snapshot")
@@ -234,7 +239,7 @@ async def test_the_stream_needs_the_operator_and_is_capped(make_edge) -> None:  
 async def test_a_console_that_falls_behind_is_dropped(make_edge, nats_server) -> None:  # type: ignore[no-untyped-def]
     edge = await make_edge(operator_secret=SECRET, console_queue=2)
     await edge.wait_for_bus()
-    feed = edge.services.console
+    feed = edge.services.console.default
     stream = feed.subscribe()  # a stream nobody reads
     bus = await Bus.connect(NatsSettings(url=nats_server.url), "console-drop-test")
     for n in range(3):
@@ -243,3 +248,63 @@ async def test_a_console_that_falls_behind_is_dropped(make_edge, nats_server) ->
     assert feed.open_streams == 0
     feed.unsubscribe(stream)
     await bus.close()
+
+
+async def create_show(edge: Any, room: str) -> None:
+    created = await edge.client.post(
+        "/api/operator/shows",
+        json={"room": room, "title": f"Show {room}"},
+        headers={**AUTH, "X-Livestage-Operator": "1"},
+    )
+    assert created.status_code == 201, created.text
+
+
+async def test_each_show_has_its_own_stream(make_edge, nats_server) -> None:  # type: ignore[no-untyped-def]
+    edge = await make_edge(operator_secret=SECRET)
+    await edge.wait_for_bus()
+    quiz = "quiz-" + new_id()[:8].lower()
+    await create_show(edge, quiz)
+    missing = await edge.client.get("/api/operator/events", params={"show": "nope"}, headers=AUTH)
+    assert missing.status_code == 404 and "nope" in missing.json()["detail"]
+
+    bus = await Bus.connect(NatsSettings(url=nats_server.url), "console-shows-test")
+    ours, theirs = chat(quiz, 1, now_ms()), chat(edge.room, 2, now_ms())
+    async with open_stream(edge.client, quiz) as stream, open_stream(edge.client) as default:
+        snapshot = stream.named("snapshot")[0]
+        assert snapshot["room"] == quiz and snapshot["show"]["state"] == "live"
+        assert default.named("snapshot")[0]["room"] == edge.room
+        await bus.publish(subjects.chat_submitted(edge.room), theirs)
+        await bus.publish(subjects.chat_submitted(quiz), ours)
+        await stream.changed.until(lambda: stream.named("chat"), 10, "the show's chat")
+        await default.changed.until(lambda: default.named("chat"), 10, "the default's chat")
+        assert [e["message"]["id"] for e in stream.named("chat")] == [ours.id]
+        assert [e["message"]["id"] for e in default.named("chat")] == [theirs.id]
+        assert set(edge.services.console.rooms) == {edge.room, quiz}
+    # the show's feed stays (idle) and a console opened later gets its past
+    async with open_stream(edge.client, quiz) as later:
+        chat_ids = [e["message"]["id"] for e in later.named("snapshot")[0]["chat"]]
+        assert chat_ids == [ours.id]
+    await bus.close()
+
+
+async def test_at_most_console_rooms_feeds_the_oldest_idle_closed_first(make_edge) -> None:  # type: ignore[no-untyped-def]
+    edge = await make_edge(operator_secret=SECRET, console_rooms=2)
+    await edge.wait_for_bus()
+    feeds = edge.services.console
+    first, second = ("feeds-" + new_id()[:8].lower() for _ in range(2))
+    for room in (first, second):
+        await create_show(edge, room)
+    async with open_stream(edge.client, first):
+        assert set(feeds.rooms) == {edge.room, first}
+    await until(lambda: feeds.open_streams == 0, 10, "the first show's stream released")
+    async with open_stream(edge.client, second):
+        # the first show's idle feed made room; the default show's is never closed
+        assert set(feeds.rooms) == {edge.room, second}
+        # every feed has a console open: a third show's is refused
+        refused = await edge.client.get(
+            "/api/operator/events", params={"show": first}, headers=AUTH
+        )
+        assert refused.status_code == 503 and "TOKEN_CONSOLE_ROOMS" in refused.json()["detail"]
+        assert refused.headers["retry-after"]
+        async with open_stream(edge.client) as default:  # the default show's is always there
+            assert default.named("snapshot")[0]["room"] == edge.room

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -241,3 +242,42 @@ async def test_livekit_refusals_and_outages(make_edge, egress, caplog) -> None: 
     assert down.status_code == 503 and "Retry-After" in down.headers
     assert KEY not in down.text + no_worker.text + twice.text
     assert KEY not in "\n".join(r.getMessage() for r in caplog.records)
+
+
+async def test_another_show_streams_its_own_stage(make_edge, egress) -> None:  # type: ignore[no-untyped-def]
+    edge = await _edge_with(make_edge, egress)
+    quiz = "quiz-" + egress_suffix()
+    created = await edge.client.post(
+        "/api/operator/shows",
+        json={"room": quiz, "title": "Quiz"},
+        headers={**AUTH, "X-Livestage-Operator": "1"},
+    )
+    assert created.status_code == 201, created.text
+    show = {"show": quiz}
+    started = await edge.client.post(
+        "/api/operator/egress",
+        params=show,
+        json={"rtmpUrl": INGEST, "streamKey": KEY},
+        headers=AUTH,
+    )
+    assert started.status_code == 202, started.text
+    egress_id = started.json()["egressId"]
+    assert started.json()["room"] == quiz
+    # the egress opens the show's stage, not the default one
+    assert egress.info(egress_id).web.url == f"http://127.0.0.1:8080/stage?captions=1&show={quiz}"
+
+    listed = await edge.client.get("/api/operator/egress", params=show, headers=AUTH)
+    assert [e["egressId"] for e in listed.json()["egresses"]] == [egress_id]
+    assert await _listed(edge) == []  # the default show streams nothing
+    other = await edge.client.delete(f"/api/operator/egress/{egress_id}", headers=AUTH)
+    assert other.status_code == 404  # not the default show's egress
+    stopped = await edge.client.delete(
+        f"/api/operator/egress/{egress_id}", params=show, headers=AUTH
+    )
+    assert stopped.status_code == 202, stopped.text
+    unknown = await edge.client.get("/api/operator/egress", params={"show": "nope"}, headers=AUTH)
+    assert unknown.status_code == 404
+
+
+def egress_suffix() -> str:
+    return uuid.uuid4().hex[:8]

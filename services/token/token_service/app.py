@@ -33,6 +33,7 @@ from . import errors
 from .body_limit import BodyLimit
 from .client_ip import parse_networks
 from .console.feed import ConsoleFeed
+from .console.feeds import ConsoleFeeds
 from .deps import Limits, Services
 from .dispatch.decision import HostPolicy
 from .dispatch.dispatcher import DispatchMetadata, HostCache, WorkerRegistrations
@@ -210,14 +211,19 @@ def create_app(
                 follow_redirects=False,
             ),
             media_refused=media_refused_counter or metrics.counter(metrics.MEDIA_REFUSED),
-            console=ConsoleFeed(
-                room=livekit.room,
-                redis=redis_client,
-                gateway=gateway,
+            console=ConsoleFeeds(
+                default_room=livekit.room,
+                make=lambda room: ConsoleFeed(
+                    room=room,
+                    redis=redis_client,
+                    gateway=gateway,
+                    max_streams=edge.console_streams,
+                    queue_size=edge.console_queue,
+                    numbers_s=edge.console_numbers_s,
+                    backlog_s=edge.console_backlog_s,
+                ),
                 max_streams=edge.console_streams,
-                queue_size=edge.console_queue,
-                numbers_s=edge.console_numbers_s,
-                backlog_s=edge.console_backlog_s,
+                max_rooms=edge.console_rooms,
             ),
             viewer_tokens=ViewerTokens(livekit.api_key, secret, cache_size=edge.verified_tokens),
             operator=operator_settings,
@@ -232,6 +238,7 @@ def create_app(
             ),
             records=EgressRecords(redis_client),
             stage_url=edge.egress_stage_url,
+            default_room=livekit.room,
         )
         metrics.gauge(metrics.EGRESSES_ACTIVE, services.egress.tracker.observe)
         services.status = StatusBoard(dependencies(services), edge.status_interval_s)

@@ -33,7 +33,7 @@ from livestage.shows import ShowStore
 from livestage.subjects import ROOM_NAME_PATTERN
 
 from .client_ip import Network, client_ip, client_network, forwarded_proto
-from .console.feed import ConsoleFeed
+from .console.feeds import ConsoleFeeds
 from .dispatch.decision import HostPolicy
 from .dispatch.dispatcher import DispatchMetadata, HostCache, HostState, WorkerRegistrations
 from .dispatch.reconciler import HostReconciler
@@ -101,7 +101,7 @@ class Services:
     media: MediaGuard
     media_client: httpx.AsyncClient
     media_refused: Counter
-    console: ConsoleFeed
+    console: ConsoleFeeds
     viewer_tokens: ViewerTokens
     status: StatusBoard = field(init=False)  # set by the app: its probes use these services
     operator: OperatorSettings = field(default_factory=OperatorSettings)
@@ -157,8 +157,9 @@ class Services:
                     subjects.host_worker(self.livekit.agent_name), cb=self._on_host_worker
                 )
                 # every replica's egress gauge follows the webhooks any replica received
-                await bus.nc.subscribe(subjects.room_egress(self.livekit.room), cb=self._on_egress)
-                # The operator console's one feed (console/feed.py), with the recent past.
+                await bus.nc.subscribe(subjects.all_rooms("room", "egress"), cb=self._on_egress)
+                # The operator console's feeds (console/feeds.py): the default show's now, with
+                # the recent past; another show's when a console first opens it.
                 await self.console.start(bus)
             except Exception as error:  # noqa: BLE001 - whatever it is, keep retrying
                 log.warning("NATS not ready (%s); retrying in 2 s", mask_url(str(error)))

@@ -2,7 +2,8 @@
 
 The edge asks LiveKit's Egress API (`livekit-api` `EgressService`, Twirp `livekit.Egress/...`
 on TOKEN_EGRESS_API_URL, default the LiveKit server API) to open the stage page
-(TOKEN_EGRESS_STAGE_URL) in the egress service's Chrome and stream it to
+(TOKEN_EGRESS_STAGE_URL, plus `show=<room>` for a show other than the default) in the egress
+service's Chrome and stream it to
 `<rtmpUrl>/<streamKey>`. What this module holds:
 
 - the checks of what an operator typed (`rtmp_url_problem`, `stream_key_problem`: pure);
@@ -23,7 +24,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from livekit import api
 from livekit.protocol import egress as proto
@@ -105,6 +106,16 @@ def mask_stream_url(url: str) -> str:
     netloc = host + (f":{port}" if port else "")
     path = parts.path.rstrip("/").rpartition("/")[0]
     return urlunsplit((parts.scheme, netloc, path, "", ""))
+
+
+def stage_url_of(stage_url: str, room: str, default_room: str) -> str:
+    """The stage page to stream for `room`: `stage_url` (TOKEN_EGRESS_STAGE_URL) for the default
+    show, with `show=<room>` added to its query for another."""
+    if room == default_room:
+        return stage_url
+    parts = urlsplit(stage_url)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "show"]
+    return urlunsplit(parts._replace(query=urlencode([*query, ("show", check_room(room))])))
 
 
 def web_egress_request(
@@ -245,12 +256,15 @@ class Egresses:
     gateway: LiveKitGateway
     records: EgressRecords
     stage_url: str
+    default_room: str = ""
+    """The show whose stage is `stage_url` as it is; another's gets `?show=<room>`."""
     tracker: EgressTracker = field(default_factory=EgressTracker)
 
     async def start(
         self, room: str, rtmp_url: str, stream_key: str, width: int, height: int
     ) -> EgressEvent:
-        request = web_egress_request(self.stage_url, rtmp_url, stream_key, width, height)
+        stage_url = stage_url_of(self.stage_url, room, self.default_room)
+        request = web_egress_request(stage_url, rtmp_url, stream_key, width, height)
         info = await self.gateway.call(
             "start web egress", lambda lk: lk.egress.start_web_egress(request)
         )

@@ -57,10 +57,12 @@ class TokenRequest(ApiModel):
         str, Field(max_length=4 * MAX_NAME_CHARS), _clean_between(1, MAX_NAME_CHARS)
     ]
     avatar: str = Field(max_length=32, description="One of the ids in GET /api/config `avatars`.")
-    role: Literal["viewer", "stage"] = Field(
+    role: Literal["viewer", "stage", "preview"] = Field(
         "viewer",
-        description="`viewer` (the viewer page) or `stage` (the OBS stage page: subscribe-only, "
-        "refused by chat).",
+        description="`viewer` (the viewer page), `stage` (the OBS stage page: subscribe-only, "
+        "refused by chat, an audience for the host) or `preview` (the operator console's "
+        "preview: subscribe-only, refused by chat, and no audience: its identity is "
+        "`preview_...`, which no viewer count includes, and it dispatches no host).",
     )
     show: str | None = Field(
         None,

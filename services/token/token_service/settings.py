@@ -168,6 +168,12 @@ class EdgeSettings(BaseSettings):
         description="Open GET /api/operator/events streams per edge replica at most; one more "
         "is a 503.",
     )
+    console_rooms: PositiveInt = Field(
+        20,
+        description="Shows whose console feed (NATS watches and recent past) one edge replica "
+        "keeps at most; a new show's closes the least recently opened idle one, and with every "
+        "one in use it is a 503.",
+    )
     console_numbers_s: PositiveFloat = Field(
         5.0,
         description="How often the console's numbers (viewers, chat rate, rejected share, "

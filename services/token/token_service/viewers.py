@@ -3,6 +3,8 @@
 A token's identity is `viewer_<visitorTag>_<8 hex>` (`livestage.identity`); its metadata holds
 only what other participants may see: `role` (`viewer`, or `stage` for the subscribe-only OBS
 page, which chat refuses) and `avatar`. The visitor id stays on the edge (see `visitors.py`).
+The console's preview gets `preview_<visitorTag>_<8 hex>` and role `preview`: it watches but is
+no audience (nothing counts it as a viewer) and is no viewer token (chat refuses it).
 
 `ViewerTokens` is what the edge verifies with on every chat POST: a page sends the same token
 with each message, so each edge worker remembers the tokens whose signature it checked (a
@@ -25,13 +27,15 @@ from typing import Literal
 import jwt
 from livekit import api
 
-from livestage.identity import viewer_identity, visitor_tag_of
+from livestage.identity import preview_identity, viewer_identity, visitor_tag_of
 from livestage.schemas import MAX_NAME_CHARS
 from livestage.subjects import ROOM_NAME_PATTERN
 from livestage.text import clean_text
 
 Role = Literal["viewer", "stage"]
 ROLES: tuple[Role, ...] = ("viewer", "stage")
+TokenRole = Literal[Role, "preview"]
+"""What a token may be minted for: a viewer's roles, or the console's preview."""
 
 
 LEEWAY = datetime.timedelta(seconds=5)
@@ -54,8 +58,10 @@ class Viewer:
     visitor_tag: str
 
 
-def new_identity(visitor_tag: str) -> str:
-    return viewer_identity(visitor_tag, secrets.token_hex(4))
+def new_identity(visitor_tag: str, role: TokenRole = "viewer") -> str:
+    """A fresh identity for a token of `role` (a preview is not a viewer identity)."""
+    mint = preview_identity if role == "preview" else viewer_identity
+    return mint(visitor_tag, secrets.token_hex(4))
 
 
 def mint_viewer_token(
@@ -66,7 +72,7 @@ def mint_viewer_token(
     identity: str,
     name: str,
     avatar: str,
-    role: Role,
+    role: TokenRole,
     ttl: datetime.timedelta,
 ) -> str:
     """A token that may join `room` and subscribe, and may publish nothing at all."""

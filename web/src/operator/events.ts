@@ -1,10 +1,12 @@
-// The console's live feed: one EventSource on /api/operator/events. EventSource reconnects by
+// The console's live feed: one EventSource on /api/operator/events (`?show=` for a show other than
+// the default; the page opens a new feed when the operator picks another show). EventSource reconnects by
 // itself after a dropped stream; when the edge refuses it (401 after the session expired, 503)
 // it gives up, and `onClosed` lets the page check the session and either show the sign-in form
 // or open it again after a back-off.
 import { backoffDelay } from "../connection";
 import { EVENT_NAMES, type EventName } from "./model";
 import { OPERATOR_BASE } from "./api";
+import { forShow } from "./shows";
 
 export type FeedState = "connecting" | "connected" | "reconnecting" | "disconnected";
 
@@ -14,6 +16,9 @@ export interface FeedHandlers {
   /** The edge closed the stream for good; resolve true to open it again (after a back-off). */
   onClosed(): Promise<boolean>;
 }
+
+/** The event stream of a show (undefined: the default show). */
+export const eventsUrl = (show: string | undefined): string => forShow(`${OPERATOR_BASE}/events`, show);
 
 /** The JSON of an SSE `data:` field, or undefined when it is not JSON. */
 export function parseEventData(text: string): unknown {

@@ -2,6 +2,7 @@
 import { LAYOUTS, type Layout, type StageVisual } from "../types";
 import { LAYOUT_TEXT, banChoices, outcomeText, platformBadge } from "./format";
 import type { ChatEntry } from "./model";
+import type { ShowSummary } from "./shows";
 
 /** Makes an element with a class and, optionally, its text. */
 export function el<K extends keyof HTMLElementTagNameMap>(tag: K, className = "", text?: string): HTMLElementTagNameMap[K] {
@@ -96,4 +97,20 @@ export function showResult(target: HTMLElement, kind: "ok" | "error" | "busy", t
   target.hidden = false;
   target.dataset.kind = kind;
   target.textContent = text;
+}
+
+/** The shows as buttons (name, title, state); the picked one is pressed. */
+export function renderShowList(shows: ShowSummary[], picked: string | undefined, onPick: (room: string) => void): HTMLLIElement[] {
+  return shows.map((show) => {
+    const li = el("li", "op-show-item");
+    li.dataset.room = show.room;
+    li.dataset.state = show.state;
+    const pick = button("", "ghost op-show-pick", () => onPick(show.room));
+    pick.setAttribute("aria-pressed", String(show.room === picked));
+    pick.append(el("span", "op-show-room", show.room));
+    if (show.title) pick.append(el("span", "op-muted", show.title));
+    pick.append(el("span", "op-show-state", show.state === "live" ? "live" : "ended"));
+    li.append(pick);
+    return li;
+  });
 }

@@ -1,13 +1,16 @@
 // Entry point of "/operator", the console an operator keeps open during a show: sign in once
 // (the edge keeps the session in an HttpOnly cookie), then live panels fed by one EventSource
-// and the controls that call the operator API. State lives in operator/model.ts (pure); this
+// and the controls that call the operator API. It operates on one show at a time, picked in the
+// shows panel and remembered in the URL (`/operator?show=quiz`; none: the default show): every
+// call and the event stream carry `show=`, the preview is that show's stage. State lives in operator/model.ts (pure); this
 // file renders it and wires the controls.
 import "../styles.css";
 import "../operator.css";
 import { byId, showState } from "../dom";
 import type { Layout, StageVisual } from "../types";
+import { ApiError } from "../api";
 import { currentSession, del, errorText, isSignedOut, post, signIn, signInErrorText, signOut } from "../operator/api";
-import { OperatorFeed } from "../operator/events";
+import { type FeedHandlers, OperatorFeed, eventsUrl } from "../operator/events";
 import {
   backendsText,
   durationText,
@@ -18,13 +21,18 @@ import {
   numbersText,
 } from "../operator/format";
 import { EMPTY_STATE, applyEvent, parseEgress, type ChatEntry, type ConsoleState, type EventName } from "../operator/model";
-import { el, renderChatEntry, renderLayoutChoices, renderVisual, showResult } from "../operator/view";
+import { type NewShowForm, type ShowSummary, consoleUrl, createShow, deleteShow, forShow, listShows, pickedShow, previewUrl } from "../operator/shows";
+import { el, renderChatEntry, renderLayoutChoices, renderShowList, renderVisual, showResult } from "../operator/view";
 
-const PREVIEW_URL = "/stage?captions=1&width=640&height=360";
 const PREVIEW_WIDTH = 640;
 
 let state: ConsoleState = EMPTY_STATE;
 let expiryTimer = 0;
+/** The show the console operates on; undefined: the default show. */
+let show: string | undefined = pickedShow(location.search);
+let shows: ShowSummary[] = [];
+/** A path of the operator API for the picked show. */
+const here = (path: string) => forShow(path, show);
 
 // ---- session ----
 
@@ -38,7 +46,7 @@ const sessionUntil = byId("session-until");
 const feedState = byId("feed-state");
 const preview = byId<HTMLIFrameElement>("preview");
 
-const feed = new OperatorFeed({
+const feedHandlers: FeedHandlers = {
   onEvent: (name: EventName, data: unknown) => {
     state = applyEvent(state, name, data);
     render();
@@ -55,7 +63,8 @@ const feed = new OperatorFeed({
     }
     return true;
   },
-});
+};
+let feed = new OperatorFeed(feedHandlers, eventsUrl(show));
 
 function showSignIn(message = ""): void {
   feed.stop();
@@ -79,8 +88,9 @@ function enterConsole(expiresAt: number): void {
   signOutButton.hidden = false;
   feedState.hidden = false;
   sessionUntil.textContent = expiresAt > 0 ? `Signed in until ${new Date(expiresAt).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })}` : "";
-  if (!preview.getAttribute("src")) preview.src = PREVIEW_URL;
+  if (!preview.getAttribute("src")) preview.src = previewUrl(show);
   feed.start();
+  void refreshShows();
   window.clearTimeout(expiryTimer);
   if (expiresAt > 0) {
     // check when the session should end (setTimeout holds at most ~24 days)
@@ -155,7 +165,7 @@ for (const [id, path, ok] of [
   ["host-skip", "/host/skip", "Skipped"],
 ] as const) {
   const control = byId<HTMLButtonElement>(id);
-  control.addEventListener("click", () => void act(control, hostResult, () => post(path), ok));
+  control.addEventListener("click", () => void act(control, hostResult, () => post(here(path)), ok));
 }
 
 function onForm(formId: string, handler: (submit: HTMLButtonElement) => void): void {
@@ -171,12 +181,12 @@ const sayText = byId<HTMLTextAreaElement>("say-text");
 onForm("say-form", async (submit) => {
   const text = sayText.value.trim();
   if (!text) return showResult(byId("say-result"), "error", "Type what the host should say");
-  if (await act(submit, byId("say-result"), () => post("/host/say", { text }), "Sent to the host")) sayText.value = "";
+  if (await act(submit, byId("say-result"), () => post(here("/host/say"), { text }), "Sent to the host")) sayText.value = "";
 });
 
 onForm("persona-form", (submit) => {
   const name = byId<HTMLInputElement>("persona-name").value.trim();
-  void act(submit, byId("persona-result"), () => post("/host/persona", { name }), `Switching to ${name}`);
+  void act(submit, byId("persona-result"), () => post(here("/host/persona"), { name }), `Switching to ${name}`);
 });
 
 // End / start the show, each behind an inline confirmation.
@@ -202,9 +212,12 @@ showYes.addEventListener("click", () => {
   const result = byId("show-result");
   if (pendingShowAction === "end") {
     const reason = showEndReason.value.trim();
-    void act(showYes, result, () => post("/show/end", reason ? { reason } : {}), "Show ended").then((ok) => ok && (showEndReason.value = ""));
+    void act(showYes, result, () => post(here("/show/end"), reason ? { reason } : {}), "Show ended").then((ok) => {
+      if (ok) showEndReason.value = "";
+      void refreshShows();
+    });
   } else {
-    void act(showYes, result, () => post("/show/start"), "Show started");
+    void act(showYes, result, () => post(here("/show/start")), "Show started").then(() => refreshShows());
   }
 });
 
@@ -213,7 +226,7 @@ const chatResult = byId("chat-result");
 const banDuration = byId<HTMLSelectElement>("ban-duration");
 const chatActions = {
   remove: (entry: ChatEntry, control: HTMLButtonElement) =>
-    void act(control, chatResult, () => del(`/chat/messages/${encodeURIComponent(entry.message.id)}`), `Removed “${entry.message.body.slice(0, 40)}”`),
+    void act(control, chatResult, () => del(here(`/chat/messages/${encodeURIComponent(entry.message.id)}`)), `Removed “${entry.message.body.slice(0, 40)}”`),
   ban: (entry: ChatEntry, scope: "visitor" | "network", control: HTMLButtonElement) => {
     const seconds = Number(banDuration.value);
     const body = {
@@ -224,31 +237,32 @@ const chatActions = {
     };
     const forHow = seconds > 0 ? `for ${durationText(seconds * 1000)}` : "permanently";
     const who = entry.message.authorName || entry.message.authorIdentity;
-    void act(control, chatResult, () => post("/bans", body), `Banned ${who}${scope === "network" ? " and their network" : ""} ${forHow}`);
+    void act(control, chatResult, () => post(here("/bans"), body), `Banned ${who}${scope === "network" ? " and their network" : ""} ${forHow}`);
   },
 };
 
-// Stage.
+// Stage: its commands name the room in the body.
+const stageRoom = (): { room?: string } => (show ? { room: show } : {});
 const layoutResult = byId("layout-result");
 const layoutInputs = renderLayoutChoices(byId("layout-choices"), (layout: Layout) => {
   // refused: the radio goes back to the layout the stage really has
-  void act(null, layoutResult, () => post("/stage/layout", { layout }), `Layout: ${layout}`).then((ok) => ok ?? render());
+  void act(null, layoutResult, () => post("/stage/layout", { layout, ...stageRoom() }), `Layout: ${layout}`).then((ok) => ok ?? render());
 });
 
 onForm("capture-form", (submit) => {
   const url = byId<HTMLInputElement>("capture-url").value.trim();
   const kind = byId<HTMLSelectElement>("capture-kind").value;
-  void act(submit, byId("capture-result"), () => post("/stage/capture", { url, kind }), `Capturing (${kind})…`);
+  void act(submit, byId("capture-result"), () => post("/stage/capture", { url, kind, ...stageRoom() }), `Capturing (${kind})…`);
 });
 onForm("backdrop-form", (submit) => {
   const prompt = byId<HTMLInputElement>("backdrop-prompt").value.trim();
-  void act(submit, byId("backdrop-result"), () => post("/stage/backdrop", { prompt }), "Generating the backdrop…");
+  void act(submit, byId("backdrop-result"), () => post("/stage/backdrop", { prompt, ...stageRoom() }), "Generating the backdrop…");
 });
 const visualsResult = byId("visuals-result");
 const unpin = byId<HTMLButtonElement>("unpin");
-unpin.addEventListener("click", () => void act(unpin, visualsResult, () => post("/stage/unpin"), "Unpinned: the stage changes by itself again"));
+unpin.addEventListener("click", () => void act(unpin, visualsResult, () => post("/stage/unpin", stageRoom()), "Unpinned: the stage changes by itself again"));
 const pinVisual = (visual: StageVisual, control: HTMLButtonElement) =>
-  void act(control, visualsResult, () => post("/stage/pin", { visualId: visual.id }), `Pinned “${visual.title || visual.id}”`);
+  void act(control, visualsResult, () => post("/stage/pin", { visualId: visual.id, ...stageRoom() }), `Pinned “${visual.title || visual.id}”`);
 
 // Egress: the stream key goes to the edge once and is cleared from the form whatever happens.
 const egressResult = byId("egress-result");
@@ -257,7 +271,7 @@ onForm("egress-form", (submit) => {
   const rtmpUrl = byId<HTMLInputElement>("egress-url").value.trim();
   const streamKey = egressKey.value;
   egressKey.value = "";
-  void act(submit, egressResult, () => post("/egress", { rtmpUrl, streamKey }), "Starting the stream…").then((body) => {
+  void act(submit, egressResult, () => post(here("/egress"), { rtmpUrl, streamKey }), "Starting the stream…").then((body) => {
     const egress = parseEgress(body);
     if (egress) {
       state = { ...state, egress };
@@ -268,7 +282,119 @@ onForm("egress-form", (submit) => {
 const egressStop = byId<HTMLButtonElement>("egress-stop");
 egressStop.addEventListener("click", () => {
   const id = state.egress?.egressId;
-  if (id) void act(egressStop, egressResult, () => del(`/egress/${encodeURIComponent(id)}`), "Stopping the stream…");
+  if (id) void act(egressStop, egressResult, () => del(here(`/egress/${encodeURIComponent(id)}`)), "Stopping the stream…");
+});
+
+// ---- shows ----
+
+const showsResult = byId("shows-result");
+const showList = byId("show-list");
+const deleteButton = byId<HTMLButtonElement>("show-delete");
+const deleteConfirm = byId("delete-confirm");
+const defaultRoom = () => shows[0]?.room;
+
+/** Reloads the shows list (the picked one's state comes from its live feed). */
+async function refreshShows(): Promise<void> {
+  try {
+    shows = await listShows();
+  } catch (err) {
+    if (isSignedOut(err)) return showSignIn("Your session ended: sign in again");
+    showResult(showsResult, "error", `Shows not listed: ${errorText(err)}`);
+    return;
+  }
+  if (show && !shows.some((s) => s.room === show)) {
+    const gone = show;
+    pickShow(undefined);
+    showResult(showsResult, "error", `No show named ${gone}: showing the default show`);
+  }
+  renderShows();
+}
+
+function renderShows(): void {
+  const picked = show ?? defaultRoom();
+  const listed = shows.map((s) => (s.room === picked && state.room === picked ? { ...s, state: state.show } : s));
+  showList.replaceChildren(...renderShowList(listed, picked, (room) => pickShow(room === defaultRoom() ? undefined : room)));
+  deleteButton.hidden = show === undefined;
+  if (show === undefined) deleteConfirm.hidden = true;
+}
+
+/** Operates on another show: its event stream, its preview, its URL; the panels start empty. */
+function pickShow(room: string | undefined): void {
+  if (room === show) return;
+  show = room;
+  history.replaceState(null, "", consoleUrl(location.href, show));
+  feed.stop();
+  state = EMPTY_STATE;
+  chatRows.clear();
+  renderedChat = renderedVisuals = null;
+  deleteConfirm.hidden = true;
+  for (const result of document.querySelectorAll<HTMLElement>(".op-result")) result.hidden = true;
+  feed = new OperatorFeed(feedHandlers, eventsUrl(show));
+  if (!consoleView.hidden) {
+    preview.src = previewUrl(show);
+    feed.start();
+  }
+  render();
+}
+
+deleteButton.addEventListener("click", () => {
+  if (!show) return;
+  byId("delete-confirm-text").textContent = `Delete the show ${show}? It ends (the host leaves, viewers see “The show has ended”) and its configuration is forgotten.`;
+  deleteConfirm.hidden = false;
+});
+byId("delete-confirm-no").addEventListener("click", () => (deleteConfirm.hidden = true));
+const deleteYes = byId<HTMLButtonElement>("delete-confirm-yes");
+deleteYes.addEventListener("click", () => {
+  const room = show;
+  deleteConfirm.hidden = true;
+  if (!room) return;
+  void act(deleteYes, showsResult, () => deleteShow(room), `Deleted ${room}`).then(async (ok) => {
+    if (!ok) return;
+    pickShow(undefined);
+    showResult(showsResult, "ok", `Deleted ${room}`);
+    await refreshShows();
+  });
+});
+
+const NEW_SHOW_FIELDS = ["room", "title", "persona", "voice", "avatar", "topics"] as const;
+const newShowInput = (field: (typeof NEW_SHOW_FIELDS)[number]) => byId<HTMLInputElement | HTMLSelectElement>(`new-show-${field}`);
+
+/** Each 422 field error beside its field (`stage.topics` is `topics`); true when any was shown. */
+function showFieldErrors(err: unknown): boolean {
+  const fields = err instanceof ApiError && err.status === 422 ? err.fieldErrors : {};
+  let shown = false;
+  for (const field of NEW_SHOW_FIELDS) {
+    const message = fields[field];
+    const target = byId(`new-show-${field}-error`);
+    target.hidden = !message;
+    target.textContent = message ?? "";
+    newShowInput(field).setAttribute("aria-invalid", message ? "true" : "false");
+    shown ||= Boolean(message);
+  }
+  return shown;
+}
+
+onForm("new-show-form", (submit) => {
+  const form = Object.fromEntries(NEW_SHOW_FIELDS.map((f) => [f, newShowInput(f).value])) as unknown as NewShowForm;
+  const result = byId("new-show-result");
+  showFieldErrors(null);
+  submit.disabled = true;
+  showResult(result, "busy", "Creating…");
+  void (async () => {
+    try {
+      await createShow(form);
+      byId<HTMLFormElement>("new-show-form").reset();
+      showResult(result, "ok", `Created ${form.room.trim()}`);
+      await refreshShows();
+      pickShow(form.room.trim());
+      renderShows();
+    } catch (err) {
+      if (isSignedOut(err)) showSignIn("Your session ended: sign in again");
+      showResult(result, "error", showFieldErrors(err) ? "Check the fields marked above" : errorText(err));
+    } finally {
+      submit.disabled = false;
+    }
+  })();
 });
 
 // ---- rendering ----
@@ -348,6 +474,7 @@ function render(): void {
   renderChat();
   renderVisuals();
   renderClocks();
+  renderShows();
 }
 
 // The preview is a 640×360 /stage scaled to the panel's width.

@@ -1,6 +1,7 @@
 // Entry point of "/stage", the OBS browser source: only the composited stage, no controls.
 // Query: ?show=<show>&width=1920&height=1080&captions=1&name=Stage (+ chroma key params, see
-// chromakey.ts); without `show`, the deployment's default show.
+// chromakey.ts); without `show`, the deployment's default show. `preview=1` (the operator
+// console's preview) joins on a `preview` token, which is no audience: it keeps no host running.
 import "../styles.css";
 import { getConfig } from "../api";
 import { ChromaKeyRenderer, parseChromaParams } from "../chromakey";
@@ -13,6 +14,7 @@ import type { AppConfig } from "../types";
 
 const query = new URLSearchParams(location.search);
 const showName = showFromQuery(query);
+const role = query.get("preview") === "1" ? "preview" : "stage";
 const stage = byId("stage");
 const video = byId<HTMLVideoElement>("host-video");
 const show = new StageShow(stage, byId("show-ended"));
@@ -48,8 +50,9 @@ async function main(): Promise<void> {
 
   const session = new LiveSession({
     config,
-    // A subscribe-only "stage" token: it watches the host like a viewer and cannot chat.
-    tokenRequest: () => ({ displayName: params.name, avatar: config.avatars[0], role: "stage", show: showName }),
+    // A subscribe-only "stage" token: it watches the host like a viewer and cannot chat (a
+    // "preview" one in the console: no audience, so it does not keep a host running).
+    tokenRequest: () => ({ displayName: params.name, avatar: config.avatars[0], role, show: showName }),
     video,
     audioSink: byId("audio-sink"),
     hooks: {

@@ -1,4 +1,5 @@
-"""ONE live picture of the room per edge, fed from NATS, fanned out to every open console.
+"""ONE live picture of a room per edge, fed from NATS, fanned out to every open console of it
+(`feeds.py` keeps one per show a console has open).
 
 `ConsoleFeed.start(bus)` watches the room's chat (submitted, approved, rejected, removed),
 stage (visual, layout), room (show, egress) and host (job, spoken) subjects from
@@ -196,7 +197,10 @@ class ConsoleFeed:
     def subscribe(self) -> ConsoleStream:
         """A new stream (its snapshot comes from `snapshot()`); ConsoleFull at the cap."""
         if len(self._streams) >= self.max_streams:
-            raise ConsoleFull(f"{self.max_streams} console streams are open on this edge")
+            raise ConsoleFull(
+                f"{self.max_streams} console streams are open on this edge; close one, or "
+                "raise TOKEN_CONSOLE_STREAMS"
+            )
         stream = ConsoleStream(asyncio.Queue(self.queue_size))
         self._streams.add(stream)
         if self._numbers_task is None or self._numbers_task.done():

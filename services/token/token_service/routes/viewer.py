@@ -85,8 +85,9 @@ async def create_viewer_token(
     ] = None,
 ) -> TokenResponse:
     """Mint a subscribe-only token for the show's room (`show`; default: the default show;
-    404 when no show has that name; `role`: viewer, or stage for the OBS page) and make sure
-    one host agent is in the room. The visitor is the one in the `livestage_visitor` cookie,
+    404 when no show has that name; `role`: viewer, stage for the OBS page, or preview for the
+    console's preview) and make sure one host agent is in the room (not for a preview: it is
+    no audience). The visitor is the one in the `livestage_visitor` cookie,
     or a new one (the answer sets the cookie); a banned visitor, or anyone from a banned
     network, gets 403 (bans are per show). A display name that the chat's offline content
     checks refuse, or that impersonates the host or the show's staff (`TOKEN_RESERVED_NAMES`),
@@ -103,7 +104,7 @@ async def create_viewer_token(
     await refuse_banned(services, room, visitor.tag, network, "new tokens", new_visitor=visitor.new)
     await services.limiter.check(services.limits.token_per_visitor, visitor.tag)
 
-    identity = new_identity(visitor.tag)
+    identity = new_identity(visitor.tag, body.role)
     token = mint_viewer_token(
         api_key=services.livekit.api_key,
         api_secret=services.api_secret,
@@ -114,15 +115,18 @@ async def create_viewer_token(
         role=body.role,
         ttl=datetime.timedelta(seconds=services.edge.token_ttl_s),
     )
-    state = await ensure_host(
-        services.gateway,
-        services.host_cache_for(room),
-        policy=services.host_policy,
-        metadata=services.dispatch_metadata,
-        lock_s=services.edge.dispatch_lock_s,
-        workers=services.workers,
-    )
-    log.debug("%s %s joins; host %s", body.role, identity, state.value)
+    if body.role == "preview":  # no audience: it must not bring (or keep) a host
+        log.debug("preview %s joins", identity)
+    else:
+        state = await ensure_host(
+            services.gateway,
+            services.host_cache_for(room),
+            policy=services.host_policy,
+            metadata=services.dispatch_metadata,
+            lock_s=services.edge.dispatch_lock_s,
+            workers=services.workers,
+        )
+        log.debug("%s %s joins; host %s", body.role, identity, state.value)
     response.set_cookie(
         COOKIE_NAME,
         services.visitors.cookie_value(visitor.id),

@@ -1,6 +1,8 @@
 """Going live without OBS: `/api/operator/egress` (operator dependency).
 
-`POST` starts a LiveKit web egress of the stage page (TOKEN_EGRESS_STAGE_URL) to
+Every route takes `?show=<room>` (default: the default show; 404 when unknown). `POST` starts a
+LiveKit web egress of the show's stage page (TOKEN_EGRESS_STAGE_URL, with `show=<room>` added
+for a show other than the default) to
 `<rtmpUrl>/<streamKey>` and answers 202 with the `EgressEvent` (status `starting`); the egress
 webhooks then tell its progress on `room.egress.<room>` (`routes/ops.py`). `GET` lists the room's
 egresses from LiveKit (live ones first), `DELETE .../{egressId}` stops one (202).
@@ -23,14 +25,14 @@ from pydantic import Field, SecretStr, field_validator
 from livestage import subjects
 from livestage.schemas import EgressEvent
 
-from ...deps import Services, ServicesDep
+from ...deps import Services, ServicesDep, ShowRoom
 from ...egress import EGRESS_ID, LIVE, Egresses, rtmp_url_problem, stream_key_problem
-from ...errors import LIVEKIT_RESPONSES, RESPONSES, unavailable
+from ...errors import LIVEKIT_RESPONSES, RESPONSES, UNKNOWN_SHOW, unavailable
 from ...livekit_gateway import LiveKitError
 from ...models import ApiModel, ErrorResponse
 from .auth import operator_router
 
-router = operator_router("/egress", ["operator: egress"])
+router = operator_router("/egress", ["operator: egress"], UNKNOWN_SHOW)
 
 
 class EgressRequest(ApiModel):
@@ -94,12 +96,12 @@ def _without(error: LiveKitError, secret: str) -> LiveKitError:
         **LIVEKIT_RESPONSES,
     },
 )
-async def start_egress(body: EgressRequest, services: ServicesDep) -> EgressEvent:
-    """Stream the stage page to an RTMP ingest (YouTube, Twitch, ...) through LiveKit Egress.
+async def start_egress(body: EgressRequest, services: ServicesDep, room: ShowRoom) -> EgressEvent:
+    """Stream the show's stage page to an RTMP ingest (YouTube, Twitch, ...) through LiveKit
+    Egress (`show`; default: the default show).
 
     202 with the egress (status `starting`); its progress arrives as `EgressEvent`s."""
     egresses = _egresses(services)
-    room = services.livekit.room
     live = [e for e in await egresses.list(room) if e.status in LIVE]
     if live:
         raise HTTPException(
@@ -117,9 +119,9 @@ async def start_egress(body: EgressRequest, services: ServicesDep) -> EgressEven
 
 
 @router.get("", response_model=EgressList, response_model_by_alias=True)
-async def list_egresses(services: ServicesDep) -> EgressList:
-    """The room's egresses LiveKit knows (live ones first), with their state and errors."""
-    return EgressList(egresses=await _egresses(services).list(services.livekit.room))
+async def list_egresses(services: ServicesDep, room: ShowRoom) -> EgressList:
+    """The show's egresses LiveKit knows (live ones first), with their state and errors."""
+    return EgressList(egresses=await _egresses(services).list(room))
 
 
 @router.delete(
@@ -132,10 +134,10 @@ async def list_egresses(services: ServicesDep) -> EgressList:
 async def stop_egress(
     egress_id: Annotated[str, Path(pattern=EGRESS_ID.pattern, max_length=128)],
     services: ServicesDep,
+    room: ShowRoom,
 ) -> EgressEvent:
-    """Stop the egress; LiveKit ends the stream (status `ending`, then `complete`)."""
+    """Stop the show's egress; LiveKit ends the stream (status `ending`, then `complete`)."""
     egresses = _egresses(services)
-    room = services.livekit.room
     record = await egresses.records.get(egress_id)
     if record is None or record.room != room:
         raise HTTPException(

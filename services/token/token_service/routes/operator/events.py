@@ -1,7 +1,10 @@
 """`GET /api/operator/events`: the console's live updates as Server-Sent Events.
 
-Fed by the edge's one `ConsoleFeed` (`token_service/console/feed.py`), never by a NATS
-subscription per browser. Events (`event:` name, `data:` camelCase JSON):
+`?show=<room>` picks the show (default: the default show; 404 when no show has that name). Fed
+by the edge's one `ConsoleFeed` per show (`token_service/console/feeds.py`: created when a
+console first opens the show, at most `TOKEN_CONSOLE_ROOMS` per replica, the least recently
+opened idle one closed first), never by a NATS subscription per browser. Events (`event:`
+name, `data:` camelCase JSON):
 
 - `snapshot`, first on every connect: `{room, show: {state, layout}, chat: [ChatEntry ≤100,
   oldest first], visuals: [StageVisual ≤10, oldest first], host: HostStatus, egress:
@@ -17,7 +20,8 @@ subscription per browser. Events (`event:` name, `data:` camelCase JSON):
 
 A `: ping` comment comes every 15 s when nothing else does (FastAPI's SSE keep-alive). A console
 that falls `TOKEN_CONSOLE_QUEUE` events behind is cut off; `EventSource` reconnects by itself
-and gets a fresh snapshot. More than `TOKEN_CONSOLE_STREAMS` open streams: 503.
+and gets a fresh snapshot. More than `TOKEN_CONSOLE_STREAMS` open streams (all shows together),
+or a new show's feed while `TOKEN_CONSOLE_ROOMS` feeds all have a console open: 503.
 """
 
 from __future__ import annotations
@@ -28,8 +32,9 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, status
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
-from ...console.feed import ConsoleFull, ConsoleStream
-from ...deps import ServicesDep
+from ...console.feed import ConsoleFeed, ConsoleFull, ConsoleStream
+from ...deps import ServicesDep, ShowRoom
+from ...errors import UNKNOWN_SHOW
 from .auth import operator_router
 
 router = operator_router()
@@ -38,32 +43,33 @@ RETRY_MS = 3000
 """How long a page's EventSource waits before it reconnects."""
 
 
-async def console_stream(services: ServicesDep) -> AsyncIterator[ConsoleStream]:
-    """A place among the open streams, held until the response is over (503 when full)."""
-    feed = services.console
+async def console_stream(
+    services: ServicesDep, room: ShowRoom
+) -> AsyncIterator[tuple[ConsoleFeed, ConsoleStream]]:
+    """A place among the open streams of the show's feed, held until the response is over
+    (503 when full)."""
     try:
-        stream = feed.subscribe()
+        feed, stream = await services.console.subscribe(room)
     except ConsoleFull as error:
         raise HTTPException(
-            status.HTTP_503_SERVICE_UNAVAILABLE,
-            detail=f"{error}; close one, or raise TOKEN_CONSOLE_STREAMS",
-            headers={"Retry-After": "5"},
+            status.HTTP_503_SERVICE_UNAVAILABLE, detail=str(error), headers={"Retry-After": "5"}
         ) from error
     try:
-        yield stream
+        yield feed, stream
     finally:
         feed.unsubscribe(stream)
 
 
-@router.get("/events", response_class=EventSourceResponse)
+@router.get("/events", response_class=EventSourceResponse, responses=UNKNOWN_SHOW)
 async def console_events(
-    services: ServicesDep,
-    stream: Annotated[ConsoleStream, Depends(console_stream, scope="request")],
+    opened: Annotated[tuple[ConsoleFeed, ConsoleStream], Depends(console_stream, scope="request")],
 ) -> AsyncIterator[ServerSentEvent]:
-    """The console's live updates (Server-Sent Events): a `snapshot` first, then `chat`,
-    `visual`, `layout`, `show`, `egress`, `host` and `numbers` events as they happen. Needs the
-    operator secret or the console session (no extra header: it changes nothing)."""
-    snapshot = await services.console.snapshot()
+    """The console's live updates of one show (`show`; default: the default show; 404 when
+    unknown) as Server-Sent Events: a `snapshot` first, then `chat`, `visual`, `layout`, `show`,
+    `egress`, `host` and `numbers` events as they happen. Needs the operator secret or the
+    console session (no extra header: it changes nothing)."""
+    feed, stream = opened
+    snapshot = await feed.snapshot()
     yield ServerSentEvent(event="snapshot", raw_data=snapshot.to_json().decode(), retry=RETRY_MS)
     while True:
         event, model = await stream.queue.get()
