@@ -6,6 +6,9 @@ import asyncio
 import datetime
 import functools
 import logging
+import time
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Annotated
 
@@ -79,6 +82,37 @@ class Limits:
 
 
 @dataclass
+class KnownShows:
+    """The shows this worker found to exist in the last `ttl_s` seconds (at most `size`), so a
+    viewer token's room costs no Redis call per chat POST. Only existence is remembered: a room
+    not found is asked about again every time (a new show works at once); a show deleted
+    elsewhere is believed in for up to `ttl_s` (`forget` it where it is deleted)."""
+
+    ttl_s: float
+    size: int = 10_000
+    clock: Callable[[], float] = time.monotonic
+    _seen: OrderedDict[str, float] = field(default_factory=OrderedDict, repr=False)
+
+    async def exists(self, room: str, store: ShowStore) -> bool:
+        now = self.clock()
+        seen_at = self._seen.get(room)
+        if seen_at is not None and now - seen_at < self.ttl_s:
+            return True
+        if not await store.exists(room):
+            self._seen.pop(room, None)
+            return False
+        if self.ttl_s > 0:
+            self._seen[room] = now
+            self._seen.move_to_end(room)
+            while len(self._seen) > self.size:
+                self._seen.popitem(last=False)
+        return True
+
+    def forget(self, room: str) -> None:
+        self._seen.pop(room, None)
+
+
+@dataclass
 class Services:
     """Everything the edge holds open while it runs."""
 
@@ -107,10 +141,14 @@ class Services:
     operator: OperatorSettings = field(default_factory=OperatorSettings)
     stage_domains: StageDomainSettings = field(default_factory=StageDomainSettings)
     egress: Egresses | None = None  # set by the app (LiveKit web egress of the stage page)
+    known_shows: KnownShows = field(init=False)  # TOKEN_SHOW_CACHE_S (see __post_init__)
     bus: Bus | None = None
     started: bool = False  # NATS connected and Redis answered once (see /readyz)
     _bus_task: asyncio.Task[None] | None = field(default=None, repr=False)
     _reconciler_task: asyncio.Task[None] | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        self.known_shows = KnownShows(self.edge.show_cache_s)
 
     @property
     def api_secret(self) -> str:
@@ -304,7 +342,7 @@ async def get_viewer(
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED, detail=str(error), headers={"WWW-Authenticate": "Bearer"}
         ) from error
-    if not await services.shows.exists(viewer.room):
+    if not await services.known_shows.exists(viewer.room, services.shows):
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
             detail=f"token is not for this room: no show is named {viewer.room!r} (any more)",
