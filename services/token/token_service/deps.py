@@ -324,12 +324,17 @@ def secure_cookie(request: Request, services: Services) -> bool:
     return (proto or request.url.scheme) == "https"
 
 
-async def get_viewer(
-    services: ServicesDep,
-    authorization: Annotated[str | None, Header(description="Bearer <viewer token>")] = None,
-) -> Viewer:
+BearerHeader = Annotated[str | None, Header(description="Bearer <viewer token>")]
+
+
+async def get_viewer(services: ServicesDep, authorization: BearerHeader = None) -> Viewer:
     """The viewer behind the bearer token; their room is the one its grant joins, which must
     be a show (401 for one deleted since the token was minted, as for any other room)."""
+    return await viewer_of(services, authorization)
+
+
+async def viewer_of(services: Services, authorization: str | None) -> Viewer:
+    """`get_viewer` as a plain call (`admit_chat` solves everything itself)."""
     if not authorization or not authorization.lower().startswith("bearer "):
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
@@ -392,10 +397,24 @@ async def refuse_banned(
         raise banned(refusal, what)
 
 
-async def admit_chat(viewer: ViewerDep, network: ClientNetwork, services: ServicesDep) -> None:
-    """Whether this chat message may go on, in this order: a stage token or a banned visitor is
-    refused before it uses up a limit. One dependency rather than three: FastAPI solves the
-    viewer and network of each dependency again before it reads its cache."""
+@dataclass(frozen=True)
+class ChatSender:
+    """Who may send this chat line (`admit_chat`), and the services to send it with."""
+
+    viewer: Viewer
+    services: Services
+
+
+async def admit_chat(request: Request, authorization: BearerHeader = None) -> ChatSender:
+    """Whether this chat message may go on, in this order: the viewer's token (`get_viewer`),
+    then a stage token or a banned visitor is refused before it uses up a limit.
+
+    The one dependency of `POST /api/chat`, which solves the viewer, the client's network and
+    the services itself with plain calls: FastAPI's solving of a dependency tree (five
+    dependencies before) was a large part of the cost of the busiest route."""
+    services = await get_services(request)
+    viewer = await viewer_of(services, authorization)
+    network = client_network(await get_client_ip(request, services))
     if viewer.role != "viewer":
         raise HTTPException(
             status.HTTP_403_FORBIDDEN,
@@ -407,6 +426,7 @@ async def admit_chat(viewer: ViewerDep, network: ClientNetwork, services: Servic
     await services.limiter.check_all(
         [(limits.chat_per_visitor, viewer.visitor_tag), (limits.chat_per_network, network)]
     )
+    return ChatSender(viewer, services)
 
 
 async def limit_history(viewer: ViewerDep, network: ClientNetwork, services: ServicesDep) -> None:
