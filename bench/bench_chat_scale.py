@@ -28,7 +28,8 @@ Sizes are environment variables (defaults in brackets): BENCH_SCALE_RATES [50,20
 BENCH_SCALE_SECONDS [10], BENCH_SCALE_DRAIN_RATE [1000], BENCH_SCALE_DRAIN_SECONDS [60],
 BENCH_SCALE_EDGE_SECONDS [10], BENCH_SCALE_EDGE_CLIENTS [2], BENCH_SCALE_EDGE_CONCURRENCY [32],
 BENCH_SCALE_VIEWERS [20], BENCH_SCALE_VIEWER_PROCESSES [4], BENCH_SCALE_POSTERS [1000], and
-TOKEN_WORKERS [1] for the edge and the bare server alike. The edge's per-visitor chat limit is
+TOKEN_WORKERS [1] for the edge and the bare server alike. BENCH_SCALE_PHASES [rates,drain,edge]
+runs only the named phases (`edge` alone: phase d without viewers, e.g. to profile the edge). The edge's per-visitor chat limit is
 raised to 60/10 s (every POST still counts against it) so that phase d is never refused;
 moderation's flood check stays, which is why the rate phases take turns over many posters.
 Packets are read as one message or a `ChatBatchEvent` (`chat_line_ids`), so the bench measures
@@ -89,6 +90,7 @@ VIEWERS = int(_setting("VIEWERS", "20", "2"))
 VIEWER_PROCESSES = int(_setting("VIEWER_PROCESSES", "4", "1"))
 POSTERS = int(_setting("POSTERS", "1000", "20"))
 WORKERS = int(os.environ.get("TOKEN_WORKERS", "1"))
+PHASES = frozenset(_setting("PHASES", "rates,drain,edge", "rates,drain,edge").split(","))
 CHAT_PER_VISITOR = "60/10seconds"
 PUBLISH_IN_FLIGHT = 256  # drain phase: JetStream publishes awaiting their ack at once
 
@@ -129,34 +131,42 @@ async def run() -> dict[str, Any]:
 
 def goals(results: dict[str, Any]) -> dict[str, Any]:
     """Each goal of the issue beside its figure (None: that phase did not run at that size)."""
-    rates = results["rates"]
+    rates, drain = results.get("rates", {}), results.get("drain", {})
     return {
         "p99_ratio_at_50_le_2": rates.get("50", {}).get("p99_ratio"),
         "path_p99_ms_at_200_le_500": rates.get("200", {}).get("path", {}).get("p99_ms"),
-        "drain_messages_per_s_ge_1000": results["drain"]["messages_per_s"],
-        "edge_to_bare_ge_0.33": results["edge"]["edge_to_bare"],
+        "drain_messages_per_s_ge_1000": drain.get("messages_per_s"),
+        "edge_to_bare_ge_0.33": results.get("edge", {}).get("edge_to_bare"),
         "zero_loss": all(rate[p]["lost"] == 0 for rate in rates.values() for p in ("path",))
-        and results["drain"]["lost"] == 0,
+        and drain.get("lost", 0) == 0,
     }
 
 
 async def measure(stack: ChatStack) -> dict[str, Any]:
+    """The phases named in PHASES, in their order (rates, drain, edge)."""
     room, lk_srv = stack.room, stack.livekit
+    out: dict[str, Any] = {}
     async with edge_client(stack.edge_url) as http:
         tokens = await poster_tokens(http, POSTERS)
-        nc = await nats.connect(stack.nats_url)
-        try:
-            async with publisher_and_viewers(lk_srv, room, VIEWERS, VIEWER_PROCESSES) as (
-                publisher,
-                pool,
-            ):
-                cpu = CpuMeter({**stack.pids, "bench": os.getpid(), **pool.pids()})
-                rates = await measure_rates(stack, http, tokens, publisher, pool, cpu)
-                drain = await measure_drain(stack, nc, pool, cpu)
-        finally:
-            await nc.close()
-        edge = await measure_edge(stack, tokens)
-    return {"rates": rates, "drain": drain, "edge": edge}
+        if PHASES & {"rates", "drain"}:
+            nc = await nats.connect(stack.nats_url)
+            try:
+                async with publisher_and_viewers(lk_srv, room, VIEWERS, VIEWER_PROCESSES) as (
+                    publisher,
+                    pool,
+                ):
+                    cpu = CpuMeter({**stack.pids, "bench": os.getpid(), **pool.pids()})
+                    if "rates" in PHASES:
+                        out["rates"] = await measure_rates(
+                            stack, http, tokens, publisher, pool, cpu
+                        )
+                    if "drain" in PHASES:
+                        out["drain"] = await measure_drain(stack, nc, pool, cpu)
+            finally:
+                await nc.close()
+        if "edge" in PHASES:
+            out["edge"] = await measure_edge(stack, tokens)
+    return out
 
 
 async def measure_rates(

@@ -18,8 +18,12 @@ answer to a NATS request joins the requester's trace with `serving_request(msg)`
 messages that each have a trace links to them with `linked_span(name, contexts)`.
 
 With `OTEL_EXPORTER_OTLP_ENDPOINT` set, traces, metrics and logs are exported over OTLP/HTTP;
-without it nothing is exported and nothing is printed. It also configures the standard
-`logging` root logger for the service's own stderr.
+without it nothing is exported and nothing is printed, and nothing is recorded either: spans are
+sampled out (they keep their ids, so log lines still carry them and trace context still crosses
+NATS), the httpx and Redis client spans are not made, and a FastAPI app built with
+`telemetry=fastapi_telemetry()` makes no spans or HTTP metrics of its own (a busy edge spent a
+fifth of each chat POST on spans nobody read). It also configures the standard `logging` root
+logger for the service's own stderr.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetr
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from livestage import metrics as livestage_metrics
@@ -62,6 +67,7 @@ class Telemetry:
     meter_provider: MeterProvider
     log_handler: logging.Handler | None = None
     logger_provider: Any = None
+    exporting: bool = False  # an OTLP endpoint is set: spans are recorded and exported
 
     def shutdown(self) -> None:
         self.tracer_provider.shutdown()
@@ -123,12 +129,14 @@ def setup_telemetry(
     resource = Resource.create(
         {"service.name": service_name, "service.namespace": settings.service_namespace}
     )
-    tracer_provider = TracerProvider(resource=resource)
+    endpoint = settings.exporter_otlp_endpoint
+    # Without an exporter a recorded span is work for nobody: sample every span out (ids are
+    # still made, so log lines and NATS headers carry a trace context as before).
+    tracer_provider = TracerProvider(resource=resource, sampler=None if endpoint else ALWAYS_OFF)
     readers: list[MetricReader] = []
     log_handler: logging.Handler | None = None
     logger_provider: Any = None
 
-    endpoint = settings.exporter_otlp_endpoint
     if endpoint:
         from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
         from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
@@ -156,18 +164,39 @@ def setup_telemetry(
     meter_provider = MeterProvider(resource=resource, metric_readers=readers)
     trace.set_tracer_provider(tracer_provider)
     metrics.set_meter_provider(meter_provider)
-    instrument_libraries(tracer_provider)
-    _installed.append(Telemetry(tracer_provider, meter_provider, log_handler, logger_provider))
+    instrument_libraries(tracer_provider, client_spans=bool(endpoint))
+    _installed.append(
+        Telemetry(tracer_provider, meter_provider, log_handler, logger_provider, bool(endpoint))
+    )
     return _installed[0]
 
 
-def instrument_libraries(tracer_provider: trace.TracerProvider | None = None) -> None:
-    """Turn on the library instrumentations once per process (later calls do nothing)."""
+def exporting() -> bool:
+    """Whether this process's telemetry exports (`setup_telemetry` ran with an endpoint)."""
+    return bool(_installed) and _installed[0].exporting
+
+
+def fastapi_telemetry() -> dict[str, bool]:
+    """`FastAPI(telemetry=fastapi_telemetry())`: FastAPI's native request and operation spans,
+    HTTP metrics and error log records only when `setup_telemetry` exports them (call it after
+    `setup_telemetry`; without it, as in tests, FastAPI makes none either way)."""
+    on = exporting()
+    return {"tracing": on, "operation_spans": on, "metrics": on, "logs": on}
+
+
+def instrument_libraries(
+    tracer_provider: trace.TracerProvider | None = None, *, client_spans: bool = True
+) -> None:
+    """Turn on the library instrumentations once per process (later calls do nothing).
+
+    `client_spans=False` (nothing exports them) leaves httpx and Redis alone: a span per Redis
+    command costs more than many commands.
+    """
     from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
     from opentelemetry.instrumentation.logging import LoggingInstrumentor
     from opentelemetry.instrumentation.redis import RedisInstrumentor
 
-    for instrumentor in (HTTPXClientInstrumentor(), RedisInstrumentor()):
+    for instrumentor in (HTTPXClientInstrumentor(), RedisInstrumentor()) if client_spans else ():
         if not instrumentor.is_instrumented_by_opentelemetry:
             instrumentor.instrument(tracer_provider=tracer_provider)
     logging_instrumentor = LoggingInstrumentor()

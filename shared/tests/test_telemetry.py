@@ -4,6 +4,7 @@ OpenTelemetry's global providers can be set only once per process."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -111,3 +112,49 @@ def test_without_an_endpoint_nothing_is_exported_or_printed_by_telemetry(collect
     # only the service's own log line reaches stderr: no exporter output, no span dumps
     assert result.stderr.strip().endswith("probe log line")
     assert "probe-span" not in result.stderr
+
+
+RECORDING_SCRIPT = """
+import json
+from opentelemetry import trace
+from opentelemetry.instrumentation.redis import RedisInstrumentor
+from livestage.telemetry import exporting, fastapi_telemetry, setup_telemetry
+
+telemetry = setup_telemetry("probe-service")
+with trace.get_tracer("probe").start_as_current_span("probe-span") as span:
+    context = span.get_span_context()
+    print(json.dumps({
+        "recording": span.is_recording(),
+        "ids": context.is_valid,
+        "exporting": exporting(),
+        "fastapi": fastapi_telemetry(),
+        "redis_spans": RedisInstrumentor().is_instrumented_by_opentelemetry,
+    }))
+telemetry.shutdown()
+"""
+
+
+@pytest.mark.parametrize("with_endpoint", [True, False])
+def test_spans_are_recorded_only_when_exported(collector, with_endpoint: bool) -> None:  # type: ignore[no-untyped-def]
+    """Without an endpoint a span costs no recording, yet keeps the ids that log lines and NATS
+    headers carry; with one, spans, Redis client spans and FastAPI's own spans are all on."""
+    url, _ = collector
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    if with_endpoint:
+        env["OTEL_EXPORTER_OTLP_ENDPOINT"] = url
+    result = subprocess.run(
+        [sys.executable, "-c", RECORDING_SCRIPT],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    seen = json.loads(result.stdout.strip().splitlines()[-1])
+    assert seen["ids"] is True  # a trace context either way
+    assert seen["recording"] is with_endpoint
+    assert seen["exporting"] is with_endpoint
+    assert seen["redis_spans"] is with_endpoint
+    assert seen["fastapi"] == dict.fromkeys(
+        ("tracing", "operation_spans", "metrics", "logs"), with_endpoint
+    )

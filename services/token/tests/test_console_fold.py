@@ -103,6 +103,10 @@ def test_the_chat_log_keeps_the_newest_hundred_oldest_first() -> None:
     assert len(ids) == 100
     assert ids[0] == "m31" and ids[-1] == "m130"
     assert log.submitted(message(0)) is None  # older than all kept: not sent
+    assert log.approved(message(31)) is not None  # a changed entry keeps its place by time
+    log.submitted(message(131))
+    ids = [e.message.id for e in log.entries()]
+    assert len(ids) == 100 and ids[0] == "m32" and ids[-1] == "m131"
 
 
 def job(event: str, at: int, job_id: str = "job-1", **fields: str) -> HostJobEvent:

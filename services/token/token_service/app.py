@@ -28,6 +28,7 @@ from livestage.settings import (
     TopicSettings,
 )
 from livestage.shows import ShowStore
+from livestage.telemetry import fastapi_telemetry
 
 from . import errors
 from .body_limit import BodyLimit
@@ -262,6 +263,8 @@ def create_app(
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
+        # its own spans and HTTP metrics only when they are exported (OTEL_EXPORTER_OTLP_ENDPOINT)
+        telemetry=fastapi_telemetry(),
     )
     errors.install(app)
     app.add_middleware(SecurityHeaders, page_csp=page_policy(livekit.url))

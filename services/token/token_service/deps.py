@@ -6,6 +6,9 @@ import asyncio
 import datetime
 import functools
 import logging
+import time
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Annotated
 
@@ -79,6 +82,37 @@ class Limits:
 
 
 @dataclass
+class KnownShows:
+    """The shows this worker found to exist in the last `ttl_s` seconds (at most `size`), so a
+    viewer token's room costs no Redis call per chat POST. Only existence is remembered: a room
+    not found is asked about again every time (a new show works at once); a show deleted
+    elsewhere is believed in for up to `ttl_s` (`forget` it where it is deleted)."""
+
+    ttl_s: float
+    size: int = 10_000
+    clock: Callable[[], float] = time.monotonic
+    _seen: OrderedDict[str, float] = field(default_factory=OrderedDict, repr=False)
+
+    async def exists(self, room: str, store: ShowStore) -> bool:
+        now = self.clock()
+        seen_at = self._seen.get(room)
+        if seen_at is not None and now - seen_at < self.ttl_s:
+            return True
+        if not await store.exists(room):
+            self._seen.pop(room, None)
+            return False
+        if self.ttl_s > 0:
+            self._seen[room] = now
+            self._seen.move_to_end(room)
+            while len(self._seen) > self.size:
+                self._seen.popitem(last=False)
+        return True
+
+    def forget(self, room: str) -> None:
+        self._seen.pop(room, None)
+
+
+@dataclass
 class Services:
     """Everything the edge holds open while it runs."""
 
@@ -107,10 +141,14 @@ class Services:
     operator: OperatorSettings = field(default_factory=OperatorSettings)
     stage_domains: StageDomainSettings = field(default_factory=StageDomainSettings)
     egress: Egresses | None = None  # set by the app (LiveKit web egress of the stage page)
+    known_shows: KnownShows = field(init=False)  # TOKEN_SHOW_CACHE_S (see __post_init__)
     bus: Bus | None = None
     started: bool = False  # NATS connected and Redis answered once (see /readyz)
     _bus_task: asyncio.Task[None] | None = field(default=None, repr=False)
     _reconciler_task: asyncio.Task[None] | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        self.known_shows = KnownShows(self.edge.show_cache_s)
 
     @property
     def api_secret(self) -> str:
@@ -287,12 +325,17 @@ def secure_cookie(request: Request, services: Services) -> bool:
     return (proto or request.url.scheme) == "https"
 
 
-async def get_viewer(
-    services: ServicesDep,
-    authorization: Annotated[str | None, Header(description="Bearer <viewer token>")] = None,
-) -> Viewer:
+BearerHeader = Annotated[str | None, Header(description="Bearer <viewer token>")]
+
+
+async def get_viewer(services: ServicesDep, authorization: BearerHeader = None) -> Viewer:
     """The viewer behind the bearer token; their room is the one its grant joins, which must
     be a show (401 for one deleted since the token was minted, as for any other room)."""
+    return await viewer_of(services, authorization)
+
+
+async def viewer_of(services: Services, authorization: str | None) -> Viewer:
+    """`get_viewer` as a plain call (`admit_chat` solves everything itself)."""
     if not authorization or not authorization.lower().startswith("bearer "):
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
@@ -305,7 +348,7 @@ async def get_viewer(
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED, detail=str(error), headers={"WWW-Authenticate": "Bearer"}
         ) from error
-    if not await services.shows.exists(viewer.room):
+    if not await services.known_shows.exists(viewer.room, services.shows):
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
             detail=f"token is not for this room: no show is named {viewer.room!r} (any more)",
@@ -355,10 +398,24 @@ async def refuse_banned(
         raise banned(refusal, what)
 
 
-async def admit_chat(viewer: ViewerDep, network: ClientNetwork, services: ServicesDep) -> None:
-    """Whether this chat message may go on, in this order: a stage token or a banned visitor is
-    refused before it uses up a limit. One dependency rather than three: FastAPI solves the
-    viewer and network of each dependency again before it reads its cache."""
+@dataclass(frozen=True)
+class ChatSender:
+    """Who may send this chat line (`admit_chat`), and the services to send it with."""
+
+    viewer: Viewer
+    services: Services
+
+
+async def admit_chat(request: Request, authorization: BearerHeader = None) -> ChatSender:
+    """Whether this chat message may go on, in this order: the viewer's token (`get_viewer`),
+    then a stage token or a banned visitor is refused before it uses up a limit.
+
+    The one dependency of `POST /api/chat`, which solves the viewer, the client's network and
+    the services itself with plain calls: FastAPI's solving of a dependency tree (five
+    dependencies before) was a large part of the cost of the busiest route."""
+    services = await get_services(request)
+    viewer = await viewer_of(services, authorization)
+    network = client_network(await get_client_ip(request, services))
     if viewer.role != "viewer":
         raise HTTPException(
             status.HTTP_403_FORBIDDEN,
@@ -370,6 +427,7 @@ async def admit_chat(viewer: ViewerDep, network: ClientNetwork, services: Servic
     await services.limiter.check_all(
         [(limits.chat_per_visitor, viewer.visitor_tag), (limits.chat_per_network, network)]
     )
+    return ChatSender(viewer, services)
 
 
 async def limit_history(viewer: ViewerDep, network: ClientNetwork, services: ServicesDep) -> None:

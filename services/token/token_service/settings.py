@@ -245,6 +245,14 @@ class EdgeSettings(BaseSettings):
         description="Longest wait between re-dispatches (or failed looks) of one room while no "
         "host comes; the wait doubles from 1 s (seconds).",
     )
+    show_cache_s: float = Field(
+        5.0,
+        ge=0,
+        description="How long each edge worker believes a show it found exists before asking "
+        "Redis again when a viewer token for it is used (seconds): a chat POST costs no Redis "
+        "call for it, and the tokens of a show deleted through another worker or replica are "
+        "refused within this time (at once by the worker that deleted it); 0 asks every time.",
+    )
     host_cache_ttl_s: PositiveFloat = Field(
         5.0,
         description="How long the room's host state (from LiveKit, webhooks and host job "

@@ -7,6 +7,7 @@ the message comes, and an outcome never goes back to `pending`.
 
 from __future__ import annotations
 
+import heapq
 from collections import OrderedDict
 from typing import assert_never
 
@@ -33,6 +34,9 @@ class ChatLog:
     def __init__(self, capacity: int = CHAT_ENTRIES) -> None:
         self.capacity = capacity
         self._entries: dict[str, ChatEntry] = {}
+        # (createdAt, id) of every kept entry, a heap: the oldest is found without a scan of
+        # them all (each submitted message is put here, however busy the room)
+        self._order: list[tuple[int, str]] = []
         self._verdicts: OrderedDict[str, object] = OrderedDict()
         self._removals: OrderedDict[str, object] = OrderedDict()
 
@@ -85,11 +89,14 @@ class ChatLog:
         return self._put(_removed(entry, removal))
 
     def _put(self, entry: ChatEntry) -> ChatEntry | None:
-        self._entries[entry.message.id] = entry
+        message_id = entry.message.id
+        if message_id not in self._entries:
+            heapq.heappush(self._order, (entry.message.created_at, message_id))
+        self._entries[message_id] = entry
         if len(self._entries) > self.capacity:
-            oldest = min(self._entries.values(), key=lambda e: (e.message.created_at, e.message.id))
-            del self._entries[oldest.message.id]
-            if oldest is entry:
+            _, oldest = heapq.heappop(self._order)
+            del self._entries[oldest]
+            if oldest == message_id:
                 return None
         return entry
 

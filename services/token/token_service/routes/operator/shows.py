@@ -236,6 +236,7 @@ async def delete_show(room: RoomPath, services: ServicesDep) -> Response:
     except (UnknownShow, DefaultShowKept) as error:  # deleted meanwhile by another request
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no show named {room!r}") from error
     await services.host_cache_for(room).forget()
+    services.known_shows.forget(room)  # this worker refuses its tokens at once (others soon)
     log.info("show %s deleted", room)
     await _publish(services, room, None)
     services.reconciler.shows_changed()
