@@ -29,8 +29,9 @@ BENCH_SCALE_SECONDS [10], BENCH_SCALE_DRAIN_RATE [1000], BENCH_SCALE_DRAIN_SECON
 BENCH_SCALE_EDGE_SECONDS [10], BENCH_SCALE_EDGE_CLIENTS [2], BENCH_SCALE_EDGE_CONCURRENCY [32],
 BENCH_SCALE_VIEWERS [20], BENCH_SCALE_VIEWER_PROCESSES [4], BENCH_SCALE_POSTERS [1000], and
 TOKEN_WORKERS [1] for the edge and the bare server alike. BENCH_SCALE_PHASES [rates,drain,edge]
-runs only the named phases (`edge` alone: phase d without viewers, e.g. to profile the edge). The edge's per-visitor chat limit is
-raised to 60/10 s (every POST still counts against it) so that phase d is never refused;
+runs only the named phases (`edge` alone: phase d without viewers, e.g. to profile the edge).
+The edge's per-visitor chat limit is raised to 60/10 s (every POST still counts against it) so
+that phase d is never refused;
 moderation's flood check stays, which is why the rate phases take turns over many posters.
 Packets are read as one message or a `ChatBatchEvent` (`chat_line_ids`), so the bench measures
 per-message and batched fan-out alike.
