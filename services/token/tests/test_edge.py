@@ -104,7 +104,11 @@ async def test_the_visitor_is_a_signed_httponly_cookie_the_server_issues(
         ({"displayName": "\u3164\u2800\u034f", "avatar": "fox"}, "displayName", "1-32"),
         ({"displayName": "x" * 33, "avatar": "fox"}, "displayName", "1-32"),
         ({"displayName": "Ada", "avatar": "dragon"}, "avatar", "must be one of"),
-        ({"displayName": "Ada", "avatar": "fox", "role": "admin"}, "role", "'viewer' or 'stage'"),
+        (
+            {"displayName": "Ada", "avatar": "fox", "role": "admin"},
+            "role",
+            "'viewer', 'stage' or 'preview'",
+        ),
         ({"avatar": "fox"}, "displayName", "required"),
     ],
 )
