@@ -1,8 +1,12 @@
 """Batched fan-out: a room's chat events of one short window go out as one LiveKit data packet.
 
 A handler hands its event (a message it has just stored, or a removal) to `Fanout.send` and
-waits. The first event of a room opens a window of `CHAT_FANOUT_WINDOW_MS`; when it closes,
-everything the room got meanwhile is ordered (`decisions.packet_order`: messages by their
+waits. A quiet room (no packet of it started within the last `CHAT_FANOUT_WINDOW_MS`) sends at
+once: a lone message is never held back (with whatever arrived in the same turn of the event
+loop). A busy room's event opens a window that closes `CHAT_FANOUT_WINDOW_MS` after the room's
+previous packet started, so a room sends at most one window's worth of packets per window and
+an event waits less than a window. When a window closes, everything the room got meanwhile is
+ordered (`decisions.packet_order`: messages by their
 approval `seq`), packed into packets under LiveKit's reliable packet size
 (`decisions.pack`) and sent; each waiting handler then learns how its packet fared: True (sent),
 False (the room does not exist: nobody to deliver to) or the `DeliveryFailed` of its packet, so
@@ -64,6 +68,7 @@ class Fanout:
         self.on_sent = on_sent
         self.max_bytes = max_bytes
         self._open: dict[str, _Window] = {}
+        self._started: dict[str, float] = {}  # when each room's last packet started (loop time)
         self._flushes: set[asyncio.Task[None]] = set()
         self._packet_events = metrics.histogram(metrics.CHAT_FANOUT_PACKET_EVENTS)
 
@@ -79,7 +84,9 @@ class Fanout:
         window = self._open.get(room)
         if window is None:
             window = self._open[room] = _Window()
-            task = asyncio.create_task(self._close_later(room, window), name=f"fanout {room}")
+            task = asyncio.create_task(
+                self._close_later(room, window, self._wait_s(room)), name=f"fanout {room}"
+            )
             self._flushes.add(task)
             task.add_done_callback(self._flushes.discard)
         waiting: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
@@ -87,12 +94,25 @@ class Fanout:
         window.waiting.append(waiting)
         return await waiting
 
-    async def _close_later(self, room: str, window: _Window) -> None:
+    def _wait_s(self, room: str) -> float:
+        """How long a window opening now stays open: 0 for a quiet room, else until a window
+        after the room's previous packet started."""
+        started = self._started.get(room)
+        if started is None:
+            return 0.0
+        wait = started + self.window_s - asyncio.get_running_loop().time()
+        if wait <= 0:
+            del self._started[room]  # quiet again: forget it (rooms come and go)
+            return 0.0
+        return wait
+
+    async def _close_later(self, room: str, window: _Window, wait_s: float) -> None:
         try:
-            await asyncio.sleep(self.window_s)
+            await asyncio.sleep(wait_s)  # 0: one turn of the loop, for events of the same turn
             # Closed before the sends: an event arriving from now on opens the next window
             # (sent after this one, or alongside it: readers order messages by seq).
             del self._open[room]
+            self._started[room] = asyncio.get_running_loop().time()
             await self._send_window(room, window)
         finally:
             if self._open.get(room) is window:

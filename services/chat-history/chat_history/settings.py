@@ -63,7 +63,7 @@ class FanoutSettings(BaseSettings):
         50,
         ge=0,
         le=1000,
-        description="Messages (and removals) of one room stored within this window are sent "
-        "as one data packet (a `batch`, split to stay under LiveKit's packet size); 0: one "
-        "packet per message.",
+        description="A room sends at most one data packet per window: what it gets while a "
+        "window is open goes out together (a `batch`, split to stay under LiveKit's packet "
+        "size); a quiet room's message goes out at once; 0: one packet per message.",
     )

@@ -140,3 +140,41 @@ async def test_without_a_window_each_message_is_its_own_packet(
         )
         await viewer.wait_until(lambda: {m.id for m in messages} <= set(viewer.message_ids()))
         assert viewer.packets == len(viewer.received)
+
+
+class RecordingRooms:
+    """Stands in for the LiveKit side in the pure batching test: it keeps each packet."""
+
+    def __init__(self) -> None:
+        self.packets: list[bytes] = []
+
+    async def send(self, room: str, packet: bytes, destinations: list[str] | None = None) -> bool:
+        self.packets.append(packet)
+        return True
+
+
+async def test_a_quiet_room_sends_at_once_and_a_busy_one_gathers_its_window() -> None:
+    from chat_history.fanout import Fanout
+
+    rooms = RecordingRooms()
+    # A window no test waits out: the lone message of a quiet room must not wait for it.
+    slow = Fanout(rooms, window_s=60)  # type: ignore[arg-type]
+    lone = message_event(1)
+    assert await asyncio.wait_for(slow.send("quiet", lone), 10) is True
+    assert rooms.packets == [lone.to_json()]
+    await slow.aclose()
+
+    rooms.packets.clear()
+    fanout = Fanout(rooms, window_s=0.2)  # type: ignore[arg-type]
+    first, second, third = message_event(2), message_event(3), message_event(4)
+    assert await fanout.send("busy", first) is True  # quiet until now: at once
+    # within a window of the first packet: these two wait for it to close and go together
+    assert await asyncio.gather(fanout.send("busy", second), fanout.send("busy", third)) == [
+        True,
+        True,
+    ]
+    assert len(rooms.packets) == 2
+    assert rooms.packets[0] == first.to_json()
+    batch = json.loads(rooms.packets[1])
+    assert batch["type"] == "batch" and [e["seq"] for e in batch["events"]] == [3, 4]
+    await fanout.aclose()
