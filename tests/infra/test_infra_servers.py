@@ -159,3 +159,22 @@ def test_startup_failure_includes_the_log_tail(
             server.start()
     finally:
         server.cleanup()
+
+
+def test_a_first_start_whose_port_was_taken_meanwhile_moves_to_fresh_ports() -> None:
+    """`free_ports` closes the ports it found before the server binds them; another process can
+    take one in between (a full run hit it). The first start then retries on fresh ports."""
+    import socket
+
+    from tests.support.infra import AuthNatsServer, LiveKitServer
+
+    for server in (LiveKitServer(), AuthNatsServer()):
+        taken = server.port
+        with socket.socket() as blocker:
+            blocker.bind(("127.0.0.1", taken))
+            blocker.listen()
+            with server:
+                assert server.running and server.port != taken
+                assert str(server.port) in server.url
+        if isinstance(server, AuthNatsServer):
+            assert server.auth_url.endswith(f":{server.port}")

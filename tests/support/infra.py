@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Self
 
 HOST = "127.0.0.1"
+PORT_RETRIES = 2  # fresh ports for a first start that lost one to another process
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -145,6 +146,7 @@ class ServerProcess:
         self.tmp_dir = Path(tempfile.mkdtemp(prefix=f"livestage-{self.name}-"))
         self.log_path = self.tmp_dir / f"{self.name}.log"
         self.process: subprocess.Popen[bytes] | None = None
+        self._started_before = False
 
     # -- to implement ------------------------------------------------------------------------
 
@@ -162,6 +164,10 @@ class ServerProcess:
 
     def prepare(self) -> None:
         """Called before every (re)start, e.g. to write a config file."""
+
+    def pick_ports(self) -> None:
+        """Choose free ports (subclasses; called by `__init__`, and again when a first start
+        lost a port it was given to another process meanwhile)."""
 
     # -- binary lookup -----------------------------------------------------------------------
 
@@ -194,6 +200,21 @@ class ServerProcess:
         return self.process is not None and self.process.poll() is None
 
     def start(self) -> Self:
+        """Start and wait until ready. A first start that finds a chosen port taken (another
+        process bound it between `free_ports` closing it and the server binding it: a race a
+        busy test run does hit) is tried again on fresh ports, up to `PORT_RETRIES` times; a
+        restart keeps its ports (tests rely on them)."""
+        for attempt in range(PORT_RETRIES + 1):
+            try:
+                return self._start_once()
+            except ServerStartError as error:
+                lost_port = "address already in use" in str(error).lower()
+                if not lost_port or self._started_before or attempt == PORT_RETRIES:
+                    raise
+                self.pick_ports()
+        raise AssertionError("unreachable")
+
+    def _start_once(self) -> Self:
         if self.running:
             raise RuntimeError(f"{self.name} is already running (pid {self.pid})")
         self.prepare()
@@ -210,6 +231,7 @@ class ServerProcess:
             )
         _running.add(self)
         self._wait_ready()
+        self._started_before = True
         return self
 
     def _wait_ready(self) -> None:
@@ -309,8 +331,11 @@ class NatsServer(ServerProcess):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        (self.port, self.monitor_port), _ = free_ports(tcp=2)
         self.store_dir = self.tmp_dir / "jetstream"
+        self.pick_ports()
+
+    def pick_ports(self) -> None:
+        (self.port, self.monitor_port), _ = free_ports(tcp=2)
         self.url = f"nats://{HOST}:{self.port}"
 
     @classmethod
@@ -346,7 +371,12 @@ class AuthNatsServer(NatsServer):
         super().__init__(**kwargs)
         self.user = user
         self.password = password or secrets.token_urlsafe(16)
-        self.auth_url = f"nats://{self.user}:{self.password}@{HOST}:{self.port}"
+        self.pick_ports()
+
+    def pick_ports(self) -> None:
+        super().pick_ports()
+        if hasattr(self, "password"):  # NatsServer.__init__ picks before the credentials exist
+            self.auth_url = f"nats://{self.user}:{self.password}@{HOST}:{self.port}"
 
     def command(self) -> list[str]:
         return [*super().command(), "--user", self.user, "--pass", self.password]
@@ -370,8 +400,11 @@ class RedisServer(ServerProcess):
     def __init__(self, *, persistence: bool = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.persistence = persistence
-        (self.port,), _ = free_ports(tcp=1)
         self.data_dir = self.tmp_dir
+        self.pick_ports()
+
+    def pick_ports(self) -> None:
+        (self.port,), _ = free_ports(tcp=1)
         self.url = f"redis://{HOST}:{self.port}/0"
 
     @classmethod
@@ -471,13 +504,16 @@ class LiveKitServer(ServerProcess):
         self.webhook_api_key = webhook_api_key or self.api_key
         self.log_level = log_level
         self.extra_config = extra_config or {}
+        self.config_path = self.tmp_dir / "livekit.yaml"
+        self._first_ok: float | None = None
+        self.pick_ports()
+
+    def pick_ports(self) -> None:
         (self.port, self.rtc_tcp_port), (self.rtc_udp_port, self.stun_port) = free_ports(
             tcp=2, udp=2
         )
         self.url = f"ws://{HOST}:{self.port}"
         self.http_url = f"http://{HOST}:{self.port}"
-        self.config_path = self.tmp_dir / "livekit.yaml"
-        self._first_ok: float | None = None
 
     @classmethod
     def candidate_paths(cls) -> list[Path | str]:
