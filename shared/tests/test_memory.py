@@ -68,6 +68,16 @@ def said(
     )
 
 
+async def asks_and_tells(
+    store: MemoryStore, clock: FakeClock, tag: str, body: str, fact: str, topic: str
+) -> ChatMessage:
+    """Record a question with a topic from `tag`, and a fact stated in it."""
+    message = said(clock, tag, body)
+    await store.record_message(message, question=True, topics=[topic])
+    await store.add_facts(tag, [fact], message_id=message.id, at=message.created_at)
+    return message
+
+
 async def keys_of(redis: Any, key: str) -> list[str]:
     return sorted([k.decode() async for k in redis.scan_iter(match=f"*{key}*")])
 
@@ -172,9 +182,9 @@ async def test_the_card_fits_its_byte_cap_by_dropping_the_oldest(redis) -> None:
 async def test_retention_drops_old_facts_and_questions_on_read_and_write(redis) -> None:  # type: ignore[no-untyped-def]
     clock, tag = FakeClock(), new_tag()
     store = MemoryStore(redis, retention_days=10, clock=clock)
-    old = said(clock, tag, "What is the best telescope?")
-    await store.record_message(old, question=True, topics=["telescopes"])
-    await store.add_facts(tag, ["is from Lisbon"], message_id=old.id, at=old.created_at)
+    await asks_and_tells(
+        store, clock, tag, "What is the best telescope?", "is from Lisbon", "telescopes"
+    )
     clock.advance_days(6)
     recent = said(clock, tag, "I'm back")
     await store.record_message(recent)
@@ -198,9 +208,9 @@ async def test_retention_drops_old_facts_and_questions_on_read_and_write(redis) 
 async def test_forget_leaves_only_the_erasure_record(redis) -> None:  # type: ignore[no-untyped-def]
     clock, tag = FakeClock(), new_tag()
     store = MemoryStore(redis, retention_days=180, clock=clock)
-    message = said(clock, tag, "I'm from Lisbon, when is the next show?")
-    await store.record_message(message, question=True, topics=["shows"])
-    await store.add_facts(tag, ["is from Lisbon"], message_id=message.id, at=message.created_at)
+    message = await asks_and_tells(
+        store, clock, tag, "I'm from Lisbon, when is the next show?", "is from Lisbon", "shows"
+    )
     await store.record_show(tag, "livestage:1")
     assert await keys_of(redis, tag) == [card_key(tag)]
 
