@@ -282,6 +282,11 @@ class ShowCache:
         """The rooms kept, the longest kept first."""
         return list(self._kept)
 
+    def peek(self, room: str) -> ShowConfig | None:
+        """What is kept for the room, fresh or not, without asking the store (None: nothing)."""
+        kept = self._kept.get(room)
+        return kept[1] if kept is not None else None
+
     def _store(self, store: ShowStore | None) -> ShowStore:
         chosen = store or self.store
         if chosen is None:
