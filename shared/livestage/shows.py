@@ -22,9 +22,14 @@ late reader consults, the event is what a running one follows.
     show = await store.start("livestage")
     show = await store.set_layout("livestage", "side")
 
+    cache = ShowCache(5.0, store, keep_missing=True)     # read through, each room kept 5 s
+    config = await cache.config("quiz")                  # Redis at most once per 5 s per room
+    cache.follow(event)                                  # a ShowConfigEvent applies at once
+
 Layout, per room: `livestage:show:{<room>}` hash {config (ShowConfig JSON), state, layout,
-reason, updated_at}; `livestage:shows` SET of the rooms with a stored config. A room with no
-state is live with the default layout.
+reason, updated_at, default_created_at (the default show only: when it was first read, its
+createdAt and updatedAt while no config is stored)}; `livestage:shows` SET of the rooms with a
+stored config. A room with no state is live with the default layout.
 
 Spend: `livestage:host:spend:{<room>}:<YYYY-MM-DD>` (UTC day, a float the host agent adds to) and
 `livestage:host:spend-cap:{<room>}` (the daily cap in USD the host agent works to, written when a
@@ -34,15 +39,28 @@ job goes live; absent or 0: no cap).
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from pydantic import ValidationError
 from redis.asyncio import Redis
 
-from livestage.schemas import DEFAULT_LAYOUT, LAYOUTS, Layout, ShowConfig, ShowState, now_ms
+from livestage.schemas import (
+    DEFAULT_LAYOUT,
+    LAYOUTS,
+    Layout,
+    ShowConfig,
+    ShowConfigEvent,
+    ShowState,
+    now_ms,
+)
 from livestage.subjects import check_room
 
 SHOWS_KEY = "livestage:shows"
+DEFAULT_CREATED_AT = "default_created_at"
+"""The show hash's field with the default show's createdAt while it has no stored config."""
 DEFAULT_TITLE = "Livestage"
 
 
@@ -94,9 +112,11 @@ def _text(value: bytes | str | None) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-def default_config(room: str, title: str = DEFAULT_TITLE) -> ShowConfig:
-    """The default show's configuration while none is stored: every setting the deployment's."""
-    return ShowConfig(room=room, title=title, created_at=now_ms(), updated_at=now_ms())
+def default_config(room: str, title: str = DEFAULT_TITLE, at: int | None = None) -> ShowConfig:
+    """The default show's configuration while none is stored: every setting the deployment's,
+    created and last changed `at` (epoch ms; now when not given)."""
+    at = now_ms() if at is None else at
+    return ShowConfig(room=room, title=title, created_at=at, updated_at=at)
 
 
 class ShowStore:
@@ -113,15 +133,26 @@ class ShowStore:
         A stored record that no longer validates (written by a newer version) is logged by the
         caller's absence of it: it counts as missing here, except for the default show, which
         then has the default configuration."""
-        raw = await self.redis.hget(show_key(room), "config")
+        raw, default_at = await self.redis.hmget(show_key(room), ["config", DEFAULT_CREATED_AT])
         if raw is not None:
             try:
                 return ShowConfig.from_json(raw)
             except ValidationError:
                 pass
-        if room == self.default_room:
-            return default_config(room)
-        return None
+        if room != self.default_room:
+            return None
+        if default_at is None:
+            default_at = await self._default_created_at(room)
+        return default_config(room, at=int(default_at))
+
+    async def _default_created_at(self, room: str) -> bytes | str:
+        """When the default show was first read (recorded then, once: every reader, every
+        replica and every later read agrees on it)."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hsetnx(show_key(room), DEFAULT_CREATED_AT, str(now_ms()))
+            pipe.hget(show_key(room), DEFAULT_CREATED_AT)
+            _, at = await pipe.execute()
+        return at  # type: ignore[no-any-return]
 
     async def exists(self, room: str) -> bool:
         return room == self.default_room or bool(await self.redis.sismember(SHOWS_KEY, room))
@@ -188,3 +219,76 @@ class ShowStore:
         if layout not in LAYOUTS:
             raise ValueError(f"unknown layout {layout!r}: one of {', '.join(LAYOUTS)}")
         return await self._write(room, layout=layout)
+
+
+@dataclass
+class ShowCache:
+    """Show configurations read through a `ShowStore`, each room's kept `ttl_s` seconds (at most
+    `size` rooms, the longest kept dropped first), so a hot path (a chat POST's room, a
+    moderation batch's rooms) costs no Redis call per use. One cache for every reader: the edge
+    asks `exists` (TOKEN_SHOW_CACHE_S), moderation asks `config` for its rules.
+
+    A change applies at once where the reader follows `room.config.<room>` (`follow` each
+    `ShowConfigEvent`) or says so (`forget`, `remember`); the TTL is the safety net for one it
+    did not see. `keep_missing`: whether "no such show" is kept too (moderation: a room without
+    a show is the common case) or asked about again every time (the edge: a new show's tokens
+    work at once). `ttl_s` 0 asks every time. `store` may be given per call instead (the edge
+    makes its store per request)."""
+
+    ttl_s: float
+    store: ShowStore | None = None
+    size: int = 10_000
+    keep_missing: bool = False
+    clock: Callable[[], float] = time.monotonic
+    _kept: OrderedDict[str, tuple[float, ShowConfig | None]] = field(
+        default_factory=OrderedDict, repr=False
+    )
+
+    async def config(self, room: str, store: ShowStore | None = None) -> ShowConfig | None:
+        """The room's configuration (None: no such show), from the cache while it is fresh."""
+        now = self.clock()
+        kept = self._kept.get(room)
+        if kept is not None and now - kept[0] < self.ttl_s:
+            return kept[1]
+        config = await self._store(store).config(room)
+        self.remember(room, config)
+        return config
+
+    async def exists(self, room: str, store: ShowStore | None = None) -> bool:
+        """Whether a show has that name (the default show always: no Redis call for it)."""
+        if room == self._store(store).default_room:
+            return True
+        return await self.config(room, store) is not None
+
+    def remember(self, room: str, config: ShowConfig | None) -> None:
+        """Keep what is known of the room now (None: no such show, kept if `keep_missing`)."""
+        if self.ttl_s <= 0 or (config is None and not self.keep_missing):
+            self._kept.pop(room, None)
+            return
+        self._kept[room] = (self.clock(), config)
+        self._kept.move_to_end(room)
+        while len(self._kept) > self.size:
+            self._kept.popitem(last=False)
+
+    def follow(self, event: ShowConfigEvent) -> None:
+        """A show was created, changed or deleted (`room.config.<room>`): apply it at once."""
+        self.remember(event.room, event.config)
+
+    def forget(self, room: str) -> None:
+        """Ask the store next time (the room was changed or deleted here)."""
+        self._kept.pop(room, None)
+
+    def kept(self) -> list[str]:
+        """The rooms kept, the longest kept first."""
+        return list(self._kept)
+
+    def peek(self, room: str) -> ShowConfig | None:
+        """What is kept for the room, fresh or not, without asking the store (None: nothing)."""
+        kept = self._kept.get(room)
+        return kept[1] if kept is not None else None
+
+    def _store(self, store: ShowStore | None) -> ShowStore:
+        chosen = store or self.store
+        if chosen is None:
+            raise TypeError("ShowCache: no ShowStore given, to the cache or to the call")
+        return chosen

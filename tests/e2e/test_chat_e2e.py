@@ -25,15 +25,6 @@ def chat_path(nats_server, redis_server, livekit_server) -> Iterator[dict[str, A
         yield processes
 
 
-async def post(edge: Any, token: str, body: str) -> str:
-    response = await edge.client.post(
-        "/api/chat", json={"body": body}, headers={"Authorization": f"Bearer {token}"}
-    )
-    assert response.status_code == 202, response.text
-    message_id: str = response.json()["id"]
-    return message_id
-
-
 async def test_a_message_reaches_every_viewer_a_blocked_one_only_its_author(
     make_edge: EdgeFactory,  # noqa: F811
     chat_path: dict[str, Any],
@@ -48,19 +39,19 @@ async def test_a_message_reaches_every_viewer_a_blocked_one_only_its_author(
         ChatViewer.joined(livekit_server, edge.room, token=tokens[2]["token"]) as c,
     ):
         await wait_for_participants(a, {b.identity, c.identity})
-        hello = await post(edge, tokens[0]["token"], "hello   everyone <3")
+        hello = await edge.chat(tokens[0]["token"], "hello   everyone <3")
         for viewer in (a, b, c):
             message = await viewer.wait_for_message(hello, within=15)
             assert (message.author_identity, message.author_name) == (a.identity, "Ada")
             assert (message.body, message.kind) == ("hello everyone <3", "viewer")
 
-        blocked = await post(edge, tokens[0]["token"], BLOCKED_BODY)
+        blocked = await edge.chat(tokens[0]["token"], BLOCKED_BODY)
         await a.wait_until(lambda: bool(a.rejections()), within=15)
         (rejection,) = a.rejections()
         assert rejection.message_id == blocked
         assert rejection.reason  # a reason a viewer can read
         # B's next message arrives everywhere after the verdict: by then nobody else got it
-        after = await post(edge, tokens[1]["token"], "what did I miss?")
+        after = await edge.chat(tokens[1]["token"], "what did I miss?")
         for viewer in (a, b, c):
             await viewer.wait_for_message(after, within=15)
             assert blocked not in viewer.message_ids()

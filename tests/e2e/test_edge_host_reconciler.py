@@ -19,25 +19,14 @@ import time
 import uuid
 from typing import Any
 
-from livekit import rtc
-
-from livestage import subjects
-from livestage.bus import Bus, Observed
-from livestage.schemas import HostJobEvent
-from livestage.settings import NatsSettings
+from tests.support.bus import connected_bus
+from tests.support.edge_process import running_edges, viewer_joins
+from tests.support.host_events import following
 from tests.support.host_process import GREETING_HOST, HostAgentProcess
 from tests.support.livekit_helpers import dispatch_jobs, server_api
 from tests.support.room import LOUD_RMS, RecordingViewer
-from tests.support.services import (
-    ServiceOutput,
-    edge_env,
-    end_service,
-    free_port,
-    post_json,
-    start_service,
-    wait_http_ok,
-)
-from tests.support.waiting import Changed, until
+from tests.support.services import livekit_env
+from tests.support.waiting import until
 
 HOST_WITHIN_S = 10.0
 """The issue's bound: the host speaks to the waiting viewer within 10 s of the worker's
@@ -64,96 +53,70 @@ async def test_a_viewer_waiting_without_a_worker_hears_the_host_once_a_worker_re
         "LIVEKIT_AGENT_NAME": agent_name,
         "TOKEN_DISPATCH_STALE_S": "300",
     }
-    ports = [free_port(), free_port()]
-    edges = [
-        start_service(
-            "token_service", edge_env(port, nats_server, redis_server, livekit_server, **common)
-        )
-        for port in ports
-    ]
-    outputs = [ServiceOutput(edge) for edge in edges]
-    bus = await Bus.connect(NatsSettings(url=nats_server.url), "reconciler-test")
-    started: list[HostJobEvent] = []
-    changed = Changed()
-
-    async def on_job(observed: Observed[HostJobEvent]) -> None:
-        if observed.model.event == "started":
-            started.append(observed.model)
-            changed.notify()
-
     viewer: RecordingViewer | None = None
     host: HostAgentProcess | None = None
-    try:
-        for port, edge in zip(ports, edges, strict=True):
-            await asyncio.to_thread(wait_http_ok, f"http://127.0.0.1:{port}/readyz", edge)
-        await bus.watch(subjects.host_job(room), HostJobEvent, on_job, start=time.time() - 5)
-
-        # A viewer joins through the first edge while no worker of this agent name runs.
-        token = await asyncio.to_thread(
-            post_json,
-            f"http://127.0.0.1:{ports[0]}/api/livekit-token",
-            {"displayName": "Ada", "avatar": "fox"},
-        )
-        viewer = RecordingViewer(rtc.Room(), token["identity"])
-        async with asyncio.timeout(15):
-            await viewer.room.connect(token["url"], token["token"])
-        await until(
-            lambda: livekit_said_no_worker(livekit_server.log_path, room),
-            15,
-            "LiveKit to give up on the dispatch (no worker)",
-            interval=0.2,
-        )
-
-        host = HostAgentProcess(
-            {
-                **common,
-                "NATS_URL": nats_server.url,
-                "LIVEKIT_URL": livekit_server.url,
-                "LIVEKIT_API_KEY": livekit_server.api_key,
-                "LIVEKIT_API_SECRET": livekit_server.api_secret,
-                **GREETING_HOST,
-            }
-        )
-        await host.registered()
-        registered_at = time.monotonic()
-
-        def host_heard() -> str | None:
-            assert viewer is not None
-            return next(
-                (
-                    identity
-                    for identity, track in viewer.tracks.items()
-                    if any(rms > LOUD_RMS for _, rms in track.audio_rms)
-                ),
-                None,
+    async with (
+        running_edges(nats_server, redis_server, livekit_server, 2, **common) as edges,
+        connected_bus(nats_server, "reconciler-test") as bus,
+        following(bus, room) as events,
+    ):
+        try:
+            # A viewer joins through the first edge while no worker of this agent name runs.
+            viewer = await viewer_joins(edges[0].url)
+            await until(
+                lambda: livekit_said_no_worker(livekit_server.log_path, room),
+                15,
+                "LiveKit to give up on the dispatch (no worker)",
+                interval=0.2,
             )
 
-        try:
-            speaker = await viewer.wait_for(host_heard, HOST_WITHIN_S, "the host's voice")
-        except AssertionError:
-            raise AssertionError(
-                "the waiting viewer heard no host within 10 s of the worker registering\n"
-                + "\n".join("".join(output.lines[-40:]) for output in outputs)
-                + host.output()[-4000:]
-            ) from None
-        print(f"host heard {time.monotonic() - registered_at:.1f} s after the registration")
+            host = HostAgentProcess(
+                {
+                    **common,
+                    "NATS_URL": nats_server.url,
+                    **livekit_env(livekit_server),
+                    **GREETING_HOST,
+                }
+            )
+            await host.registered()
+            registered_at = time.monotonic()
 
-        # Exactly one job: one host.job "started", and LiveKit lists one dispatch of ours with
-        # one job, whose participant is the voice the viewer hears (it lists jobs a bit late).
-        async with server_api(livekit_server) as lk, asyncio.timeout(15):
-            while await dispatch_jobs(lk, room, agent_name) != [[speaker]]:  # noqa: ASYNC110
-                await asyncio.sleep(0.2)  # LiveKit has no event for its dispatch list
-        await changed.until(lambda: started, 10, "the job's host.job started event")
-        assert [event.room for event in started] == [room], started
-    finally:
-        if viewer is not None:
-            await viewer.leave()
-        host_output = host.kill_group() if host is not None else ""
-        await bus.close()
-        await asyncio.gather(*(asyncio.to_thread(end_service, edge) for edge in edges))
-        for output in outputs:
-            output.finish(5)
-    edge_output = "".join("".join(output.lines) for output in outputs)
+            def host_heard() -> str | None:
+                assert viewer is not None
+                return next(
+                    (
+                        identity
+                        for identity, track in viewer.tracks.items()
+                        if any(rms > LOUD_RMS for _, rms in track.audio_rms)
+                    ),
+                    None,
+                )
+
+            try:
+                speaker = await viewer.wait_for(host_heard, HOST_WITHIN_S, "the host's voice")
+            except AssertionError:
+                raise AssertionError(
+                    "the waiting viewer heard no host within 10 s of the worker registering\n"
+                    + "\n".join("".join(edge.output.lines[-40:]) for edge in edges)
+                    + host.output()[-4000:]
+                ) from None
+            print(f"host heard {time.monotonic() - registered_at:.1f} s after the registration")
+
+            # Exactly one job: one host.job "started", and LiveKit lists one dispatch of ours with
+            # one job, whose participant is the voice the viewer hears (it lists jobs a bit late).
+            async with server_api(livekit_server) as lk, asyncio.timeout(15):
+                while await dispatch_jobs(lk, room, agent_name) != [[speaker]]:  # noqa: ASYNC110
+                    await asyncio.sleep(0.2)  # LiveKit has no event for its dispatch list
+            await events.changed.until(
+                lambda: events.job("started"), 10, "the job's host.job started event"
+            )
+            started = [event for event in events.jobs if event.event == "started"]
+            assert [event.room for event in started] == [room], started
+        finally:
+            if viewer is not None:
+                await viewer.leave()
+            host_output = host.kill_group() if host is not None else ""
+    edge_output = "".join(edge.text for edge in edges)
     assert "before a host worker registered" in edge_output, edge_output[-4000:]
     # by the look the registration asked for, or by a sweep that came first: the worker rule
     assert "re-dispatched its host for its viewers" in edge_output, edge_output[-4000:]

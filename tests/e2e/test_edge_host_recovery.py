@@ -25,17 +25,9 @@ import httpx
 from livekit import api
 from livekit.protocol.models import ParticipantInfo
 
+from tests.support.edge_process import PROFILE, running_edges
 from tests.support.livekit_helpers import dispatch_jobs, server_api
-from tests.support.services import (
-    ROOT,
-    edge_env,
-    free_port,
-    start_service,
-    stop_service,
-    wait_http_ok,
-)
-
-PROFILE = {"displayName": "Ada", "avatar": "fox"}
+from tests.support.services import ROOT, livekit_env
 
 
 @dataclass
@@ -97,36 +89,24 @@ async def test_after_the_host_is_sigkilled_token_requests_bring_a_host_back(
 ) -> None:
     agent_name = "recovery-" + uuid.uuid4().hex[:8]
     room = "recovery-" + uuid.uuid4().hex[:8]
-    port = free_port()
-    edge = start_service(
-        "token_service",
-        edge_env(
-            port,
-            nats_server,
-            redis_server,
-            livekit_server,
-            LIVEKIT_ROOM=room,
-            LIVEKIT_AGENT_NAME=agent_name,
-            TOKEN_HOST_CACHE_TTL_S="1",
-            TOKEN_HOST_JOIN_GRACE_S="5",
-            # LiveKit sometimes never hands out a dispatch created right after deleting the
-            # crashed one (no worker is asked): the stale rule replaces it.
-            TOKEN_DISPATCH_STALE_S="10",
-            TOKEN_RATE_TOKEN_PER_IP="1000/minute",
-            TOKEN_RATE_TOKEN_PER_VISITOR="1000/minute",
-        ),
-    )
-    worker_env = {
-        "LIVEKIT_URL": livekit_server.url,
-        "LIVEKIT_API_KEY": livekit_server.api_key,
-        "LIVEKIT_API_SECRET": livekit_server.api_secret,
-        "AGENT_NAME": agent_name,
-    }
-    try:
-        await asyncio.to_thread(wait_http_ok, f"http://127.0.0.1:{port}/readyz", edge)
+    worker_env = {**livekit_env(livekit_server), "AGENT_NAME": agent_name}
+    async with running_edges(
+        nats_server,
+        redis_server,
+        livekit_server,
+        LIVEKIT_ROOM=room,
+        LIVEKIT_AGENT_NAME=agent_name,
+        TOKEN_HOST_CACHE_TTL_S="1",
+        TOKEN_HOST_JOIN_GRACE_S="5",
+        # LiveKit sometimes never hands out a dispatch created right after deleting the
+        # crashed one (no worker is asked): the stale rule replaces it.
+        TOKEN_DISPATCH_STALE_S="10",
+        TOKEN_RATE_TOKEN_PER_IP="1000/minute",
+        TOKEN_RATE_TOKEN_PER_VISITOR="1000/minute",
+    ) as (edge,):
         async with (
             workers(2, worker_env) as pool,
-            httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client,
+            httpx.AsyncClient(base_url=edge.url, timeout=10) as client,
             server_api(livekit_server) as lk,
         ):
 
@@ -164,6 +144,5 @@ async def test_after_the_host_is_sigkilled_token_requests_bring_a_host_back(
             async with asyncio.timeout(15):
                 while await dispatch_jobs(lk, room, agent_name) != [[spare.jobs[-1][1]]]:  # noqa: ASYNC110
                     await asyncio.sleep(0.2)
-    finally:
-        output = await asyncio.to_thread(stop_service, edge)
+    output = edge.text
     assert "deleting dispatch" in output and "crashed" in output, output[-3000:]

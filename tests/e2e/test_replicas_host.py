@@ -16,24 +16,13 @@ import asyncio
 import time
 import uuid
 
-from livekit import rtc
-
-from livestage import subjects
-from livestage.bus import Observed
-from livestage.schemas import HostJobEvent
 from tests.support.bus import connected_bus
+from tests.support.edge_process import running_edges, viewer_joins
+from tests.support.host_events import following
 from tests.support.host_process import GREETING_HOST, HostAgentProcess
 from tests.support.room import RecordingViewer
-from tests.support.services import (
-    ServiceOutput,
-    edge_env,
-    end_service,
-    free_port,
-    post_json,
-    start_service,
-    wait_http_ok,
-)
-from tests.support.waiting import Changed, until
+from tests.support.services import livekit_env
+from tests.support.waiting import until
 
 HOST_BACK_BOUND_S = 15.0  # the bound, viewers present
 
@@ -43,54 +32,32 @@ async def test_a_worker_killed_mid_show_its_host_is_back_on_the_other_within_15_
 ) -> None:
     room = "replicas-host-" + uuid.uuid4().hex[:8]
     agent_name = "replicas-host-" + uuid.uuid4().hex[:6]
-    port = free_port()
-    edge = start_service(
-        "token_service",
-        edge_env(
-            port,
-            nats_server,
-            redis_server,
-            livekit_server,
-            LIVEKIT_ROOM=room,
-            LIVEKIT_AGENT_NAME=agent_name,
-        ),
-    )
-    edge_output = ServiceOutput(edge)
     worker_env = {
         "NATS_URL": nats_server.url,
-        "LIVEKIT_URL": livekit_server.url,
-        "LIVEKIT_API_KEY": livekit_server.api_key,
-        "LIVEKIT_API_SECRET": livekit_server.api_secret,
+        **livekit_env(livekit_server),
         "LIVEKIT_AGENT_NAME": agent_name,
         **GREETING_HOST,
         "HOST_VIEWER_WAIT_S": "60",
     }
     workers = [HostAgentProcess(worker_env), HostAgentProcess(worker_env)]
-    started: list[HostJobEvent] = []
-    ended: list[HostJobEvent] = []
-    changed = Changed()
-
-    async def on_job(observed: Observed[HostJobEvent]) -> None:
-        (started if observed.model.event == "started" else ended).append(observed.model)
-        changed.notify()
-
     viewer: RecordingViewer | None = None
-    async with connected_bus(nats_server, "test-replicas-host") as bus:
-        watch = await bus.watch(
-            subjects.host_job(room), HostJobEvent, on_job, start=time.time() - 1
-        )
+    async with (
+        running_edges(
+            nats_server,
+            redis_server,
+            livekit_server,
+            LIVEKIT_ROOM=room,
+            LIVEKIT_AGENT_NAME=agent_name,
+        ) as (edge,),
+        connected_bus(nats_server, "test-replicas-host") as bus,
+        following(bus, room) as events,
+    ):
         try:
-            await asyncio.to_thread(wait_http_ok, f"http://127.0.0.1:{port}/readyz", edge)
             await asyncio.gather(*(worker.registered() for worker in workers))
-            token = await asyncio.to_thread(
-                post_json,
-                f"http://127.0.0.1:{port}/api/livekit-token",
-                {"displayName": "Ada", "avatar": "fox"},
+            viewer = await viewer_joins(edge.url)
+            first = await events.changed.until(
+                lambda: events.job("started"), 60, "the host's job to start"
             )
-            viewer = RecordingViewer(rtc.Room(), token["identity"])
-            async with asyncio.timeout(15):
-                await viewer.room.connect(token["url"], token["token"])
-            first = (await changed.until(lambda: started, 60, "the host's job to start"))[0]
 
             def runs(worker: HostAgentProcess, job_id: str) -> bool:
                 return any(f"job {job_id} (room {room}) runs on" in line for line in worker.lines)
@@ -104,26 +71,25 @@ async def test_a_worker_killed_mid_show_its_host_is_back_on_the_other_within_15_
             killed_at = time.monotonic()
 
             # The viewer stays; nobody asks for a token: the host must come back by itself.
-            again = await changed.until(
-                lambda: [e for e in started if e.job_id != first.job_id],
+            again = await events.changed.until(
+                lambda: events.job("started", not_id=first.job_id),
                 90,
                 "a new host job after the SIGKILL",
             )
             back_after_s = time.monotonic() - killed_at
             print(f"host back on the other worker {back_after_s:.1f} s after the SIGKILL")
-            await until(lambda: runs(survivor, again[0].job_id), 10, "the survivor's job")
+            await until(lambda: runs(survivor, again.job_id), 10, "the survivor's job")
             assert back_after_s <= HOST_BACK_BOUND_S, (
-                f"host back {back_after_s:.1f} s after the SIGKILL\n"
-                + "".join(edge_output.lines[-60:])
+                f"host back {back_after_s:.1f} s after the SIGKILL\n" + edge.text[-8000:]
             )
             # the dead job was reported ended (crashed) for the edge and the stage producer
-            assert any(e.job_id == first.job_id and e.reason == "crashed" for e in ended), ended
+            assert any(
+                e.event == "ended" and e.job_id == first.job_id and e.reason == "crashed"
+                for e in events.jobs
+            ), events.jobs
         finally:
-            await watch.stop()
             if viewer is not None:
                 await viewer.leave()
             outputs = [await asyncio.to_thread(worker.kill_group) for worker in workers]
-            await asyncio.to_thread(end_service, edge)
-            edge_output.finish(5)
     for output in outputs:
         assert "Traceback" not in output, output[-4000:]

@@ -114,15 +114,6 @@ async def create_show(redis: Redis, bus: Bus, key: str, room: str) -> None:
     await bus.publish(subjects.room_config(room), event)
 
 
-async def post(edge: Edge, token: str, body: str) -> str:
-    response = await edge.client.post(
-        "/api/chat", json={"body": body}, headers={"Authorization": f"Bearer {token}"}
-    )
-    assert response.status_code == 202, response.text
-    message_id: str = response.json()["id"]
-    return message_id
-
-
 async def history_ids(edge: Edge, token: str) -> list[str]:
     response = await edge.client.get(
         "/api/chat/history", headers={"Authorization": f"Bearer {token}"}
@@ -179,7 +170,7 @@ async def test_two_shows_never_cross_and_ending_one_leaves_the_other_live(  # ty
                 assert greeting[0].speaker_name == PERSONAS[key][1], greeting[0]
 
             # chat: each show's message reaches its own viewer and history, never the other's
-            said = {key: await post(edges[key], tokens[key], f"hello from {key}") for key in rooms}
+            said = {key: await edges[key].chat(tokens[key], f"hello from {key}") for key in rooms}
             for key, viewer in viewers.items():
                 await viewer.wait_for_message(said[key], within=20)
             for key, other in (("a", "b"), ("b", "a")):
@@ -210,7 +201,7 @@ async def test_two_shows_never_cross_and_ending_one_leaves_the_other_live(  # ty
             assert not [at for at, _ in records["b"].visuals if at > fence[0]]
             assert {v.topic for _, v in records["a"].visuals} <= TOPICS["a"]
             # A's host is still live and answers
-            question = await post(edges["a"], tokens["a"], "Nova, are you still there?")
+            question = await edges["a"].chat(tokens["a"], "Nova, are you still there?")
             reply = await until(
                 lambda: next((t for t in records["a"].spoken if question in t.reply_to), None),
                 30,

@@ -37,6 +37,7 @@ from livestage.schemas import (
 )
 from tests.support.identities import viewer_identity
 from tests.support.livekit_helpers import LiveKitEndpoint, join, leave, mint_token
+from tests.support.services import livekit_env
 from tests.support.waiting import Changed, until
 
 CHAT_TOPIC = "anam-live-chat"
@@ -230,9 +231,7 @@ def backend_env(nats: Any, redis: Any, livekit: Any, **extra: str) -> dict[str, 
     return {
         "NATS_URL": nats.url,
         "REDIS_URL": redis.url,
-        "LIVEKIT_URL": livekit.url,
-        "LIVEKIT_API_KEY": livekit.api_key,
-        "LIVEKIT_API_SECRET": livekit.api_secret,
+        **livekit_env(livekit),
         **extra,
     }
 

@@ -59,15 +59,22 @@ def stop_service(process: subprocess.Popen[str], timeout: float = 15) -> str:
     return output
 
 
+def livekit_env(livekit: Any) -> dict[str, str]:
+    """The test livekit-server's URL and keys as every service (and agent worker) reads them."""
+    return {
+        "LIVEKIT_URL": livekit.url,
+        "LIVEKIT_API_KEY": livekit.api_key,
+        "LIVEKIT_API_SECRET": livekit.api_secret,
+    }
+
+
 def edge_env(port: int, nats: Any, redis: Any, livekit: Any, **extra: str) -> dict[str, str]:
     """Environment for `python -m token_service` against the test servers."""
     return {
         "TOKEN_PORT": str(port),
         "NATS_URL": nats.url,
         "REDIS_URL": redis.url,
-        "LIVEKIT_URL": livekit.url,
-        "LIVEKIT_API_KEY": livekit.api_key,
-        "LIVEKIT_API_SECRET": livekit.api_secret,
+        **livekit_env(livekit),
         **extra,
     }
 

@@ -10,8 +10,9 @@ every instance so they split the work) are handled a fetch at a time, up to `MOD
    author into its state (`state.with_earlier`), so flood, duplicate and strike counts are what
    one-at-a-time handling would give; if they approve and OpenAI is enabled, ask OpenAI (keeping
    the delivery alive meanwhile) and run them again with its answer; then take places in the
-   room's second for the approved ones (one pipelined round trip, in batch order, atomic across
-   instances) and let `room_rate` judge them; then record every verdict and the state it adds.
+   room's window for the approved ones (one pipelined round trip, in batch order, atomic across
+   instances; a second, or a minute where the room's show sets its own cap) and let `room_rate`
+   judge them; then record every verdict and the state it adds.
    If another instance changed any of those keys meanwhile, judge the batch again on the new
    state (OpenAI's answers are kept), so simultaneous messages of one visitor are judged one
    after the other;
@@ -25,8 +26,9 @@ every instance so they split the work) are handled a fetch at a time, up to `MOD
    (`NATS_RETRY_BUDGET_S`); a message whose last delivery fails too is filed in the dead-letter
    stream (`livestage.deadletter`).
 
-A show's own rules (`moderation.shows`, from the show store) join the checks: its blocked words
-are one more check, and its room cap (per minute) replaces `room_rate`'s for its room.
+A show's own rules (`moderation.shows`, from the shared show cache, following `room.config.*`)
+join the checks: its blocked words are one more check, and its room cap (per minute) replaces
+`room_rate`'s per-second one for its room, through the same places (step 1).
 
 A redelivery finds the recorded verdict: if it was published it is acknowledged without
 publishing; if not (a crash between 1 and 2) that same verdict is published now.
@@ -41,6 +43,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from typing import TypeVar
@@ -49,16 +52,16 @@ import nats.errors
 from redis.asyncio import Redis
 
 from livestage import subjects
-from livestage.bus import Bus, Consumer, Delivery
+from livestage.bus import Bus, Consumer, Delivery, Observed
 from livestage.kv import connect_redis
 from livestage.metrics import CHAT_VERDICTS, counter
 from livestage.safety.normalize import normalize
 from livestage.safety.openai import OpenAIModerator, OpenAIResult
-from livestage.schemas import ChatMessage, ModerationVerdict, WireModel
+from livestage.schemas import ChatMessage, ModerationVerdict, ShowConfigEvent, WireModel
 from livestage.service import connect_bus, until_stopped
 from livestage.settings import OpenAISettings, RedisSettings
 from moderation.checks import Context, RecentMessage, build_checks
-from moderation.checks.room_rate import RoomRate
+from moderation.checks.room_rate import RoomCap, RoomRate
 from moderation.pipeline import Decision, Pipeline, strike_outcome
 from moderation.settings import ModerationSettings
 from moderation.shows import RoomRules, ShowRules
@@ -133,9 +136,13 @@ class Moderator:
         self.room_rate = next(
             (check for check in pipeline.checks if isinstance(check, RoomRate)), None
         )
+        """The deployment's room cap, when MODERATION_CHECKS has it (a show's own applies
+        regardless: it judges its room through `room_cap`)."""
+        self.room_cap = self.room_rate or RoomRate()
         self.verdicts = counter(CHAT_VERDICTS)
         self.shows = ShowRules(redis)
-        """The show's own rules per room (`moderation.shows`): blocked words, a room cap."""
+        """The show's own rules per room (`moderation.shows`): blocked words, a room cap;
+        following `room.config.*` while `run` runs."""
 
     async def handle_batch(
         self, deliveries: list[Delivery[ChatMessage]]
@@ -245,18 +252,7 @@ class Moderator:
                 )
             )
             judged.append((decision, context))
-        # A show's own cap (per minute) replaces the deployment's for its room.
-        own_cap = {room for room, show in shows.items() if show.per_minute is not None}
-        for i, item in enumerate(judged):
-            message = deliveries[i].model
-            if item is None or not item[0].approved or message.room not in own_cap:
-                continue
-            show = shows[message.room]
-            busy = show.over_cap(await self.shows.claim_place(message, show))
-            if busy is not None:
-                judged[i] = (Decision((busy,), item[0].fingerprint), item[1])
-        if self.room_rate is not None:
-            judged = await self._apply_room_cap(deliveries, judged, self.room_rate, own_cap)
+        judged = await self._apply_room_cap(deliveries, judged, shows)
         return [
             None
             if item is None
@@ -296,26 +292,31 @@ class Moderator:
         self,
         deliveries: list[Delivery[ChatMessage]],
         judged: list[tuple[Decision, Context] | None],
-        room_rate: RoomRate,
-        exempt: set[str],
+        shows: dict[str, RoomRules],
     ) -> list[tuple[Decision, Context] | None]:
-        """Places in the room's second for the messages every other check approved (in batch
-        order, atomic across instances); a place past the cap rejects (no strike). Rooms in
-        `exempt` have their show's own cap instead."""
-        approved = [
-            i
-            for i, item in enumerate(judged)
-            if item is not None and item[0].approved and deliveries[i].model.room not in exempt
-        ]
-        places = await self.store.claim_room_places(
-            [deliveries[i].model for i in approved], keep=room_rate.max_per_second
-        )
+        """Places in the room's window for the messages every other check approved (in batch
+        order, one round trip, atomic across instances), each room under its show's cap (per
+        minute) or else the deployment's (`room_rate`, per second); a place past the cap
+        rejects (no strike)."""
+        default = self.room_rate.cap if self.room_rate is not None else None
+        caps = {room: show.cap or default for room, show in shows.items()}
+        approved: list[int] = []
+        claims: list[tuple[ChatMessage, RoomCap]] = []
+        for i, item in enumerate(judged):
+            message = deliveries[i].model
+            cap = caps[message.room]
+            if item is not None and item[0].approved and cap is not None:
+                approved.append(i)
+                claims.append((message, cap))
+        places = await self.store.claim_room_places(claims)
         capped = list(judged)
         for i, place in zip(approved, places, strict=True):
             decision, context = judged[i]  # type: ignore[misc]
-            context = replace(context, room_place=place)
+            message = deliveries[i].model
+            own = shows[message.room].cap
+            context = replace(context, room_place=place, room_limit=own.limit if own else None)
             # Every other check approved, so the cap is the only one left to ask.
-            busy = room_rate.check(deliveries[i].model, context)
+            busy = self.room_cap.check(message, context)
             capped[i] = (Decision((busy,), decision.fingerprint) if busy else decision, context)
         return capped
 
@@ -345,7 +346,23 @@ class Moderator:
         )
 
     async def run(self, consumer: Consumer[ChatMessage], stop: asyncio.Event) -> None:
-        """Handle deliveries until `stop` is set, carrying on after NATS hiccups."""
+        """Handle deliveries until `stop` is set, carrying on after NATS hiccups; a show's
+        change (`room.config.<room>`) applies to its rules at once meanwhile."""
+        shows = await self.bus.watch(
+            subjects.all_rooms("room", "config"),
+            ShowConfigEvent,
+            self._on_show_config,
+            start=time.time(),  # "new" can skip: from a time
+        )
+        try:
+            await self._consume(consumer, stop)
+        finally:
+            await shows.stop()
+
+    async def _on_show_config(self, observed: Observed[ShowConfigEvent]) -> None:
+        self.shows.follow(observed.model)
+
+    async def _consume(self, consumer: Consumer[ChatMessage], stop: asyncio.Event) -> None:
         while not stop.is_set():
             try:
                 await consumer.run_batches(self.handle_batch, batch=self.settings.batch, stop=stop)

@@ -11,11 +11,13 @@ per platform user):
     livestage:moderation:recent:<room>:<author>       sorted set "<id>:<fingerprint>" by createdAt
     livestage:moderation:strikes:<room>:<author>      sorted set of message ids by createdAt
     livestage:moderation:mute:<room>:<author>         muted-until (epoch ms), expiring then
-    livestage:moderation:room:<room>:<second>         the room's places in one second of
-                                                      createdAt (`checks/room_rate.py`): field
-                                                      `#` counts them, each message id within
-                                                      the cap keeps its place; expires after
-                                                      an hour
+    livestage:moderation:room:<room>:<window>         the room's places in one window of
+    livestage:moderation:room:<room>:<n>ms:<window>   createdAt (`checks/room_rate.py`'s
+                                                      `RoomCap`: the deployment's second, the
+                                                      first form, or a show's minute, n=60000):
+                                                      field `#` counts them, each message id
+                                                      within the cap keeps its place; expires
+                                                      after an hour
 
 `StateStore.decide` judges a message and records its verdict with the state it adds in one
 optimistic transaction: it WATCHes the message's verdict key and its author's keys, reads them,
@@ -53,7 +55,7 @@ from livestage.bans import Ban, BanStore
 from livestage.identity import ban_key_of, visitor_tag_of
 from livestage.schemas import ChatMessage, now_ms
 from moderation.checks import RecentMessage
-from moderation.checks.room_rate import room_window
+from moderation.checks.room_rate import WINDOW_MS, RoomCap
 from moderation.pipeline import Decision, StrikeOutcome
 from moderation.settings import ModerationSettings
 
@@ -61,8 +63,8 @@ PREFIX = "livestage:moderation"
 MAX_RECENT = 100
 """Recent messages kept per visitor (more than any flood limit needs)."""
 ROOM_PLACES_TTL_MS = 3_600_000
-"""How long a second's places are kept: longer than any redelivery of a message of that second
-takes, so a late message of a busy second still finds the places given out."""
+"""How long a window's places are kept: longer than any redelivery of a message of that window
+takes, so a late message of a busy window still finds the places given out."""
 MAX_DECIDE_ATTEMPTS = 50
 """Judgements of one message before `decide` gives up (each retry means another message of the
 same visitor was recorded meanwhile, so this is only reached under a flood of one visitor far
@@ -102,8 +104,11 @@ def mute_key(room: str, author: str) -> str:
     return f"{PREFIX}:mute:{room}:{author}"
 
 
-def room_places_key(room: str, window: int) -> str:
-    return f"{PREFIX}:room:{room}:{window}"
+def room_places_key(room: str, cap: RoomCap, window: int) -> str:
+    """The places of `window` (of `cap`'s length); the deployment's second keeps its old key."""
+    if cap.window_ms == WINDOW_MS:
+        return f"{PREFIX}:room:{room}:{window}"
+    return f"{PREFIX}:room:{room}:{cap.window_ms}ms:{window}"
 
 
 @dataclass(frozen=True)
@@ -364,21 +369,24 @@ class StateStore:
             results: list[Any] = await pipe.execute()
         return results
 
-    async def claim_room_place(self, message: ChatMessage, *, keep: int) -> int:
-        """This message's place (1-based) among the room's approved messages in its second of
-        `createdAt`; the same place again for the same message id (if within `keep`)."""
-        (place,) = await self.claim_room_places([message], keep=keep)
+    async def claim_room_place(self, message: ChatMessage, cap: RoomCap) -> int:
+        """This message's place (1-based) among the room's approved messages in its window of
+        `createdAt` (`cap`'s); the same place again for the same message id (if within the
+        cap's limit)."""
+        (place,) = await self.claim_room_places([(message, cap)])
         return place
 
-    async def claim_room_places(self, messages: Sequence[ChatMessage], *, keep: int) -> list[int]:
-        """`claim_room_place` for several, in order, in one round trip."""
-        if not messages:
+    async def claim_room_places(self, claims: Sequence[tuple[ChatMessage, RoomCap]]) -> list[int]:
+        """`claim_room_place` for several, each under its room's cap, in order, in one round
+        trip."""
+        if not claims:
             return []
         async with self.redis.pipeline(transaction=False) as pipe:
-            for message in messages:
-                key = room_places_key(message.room, room_window(message.created_at))
+            for message, cap in claims:
+                key = room_places_key(message.room, cap, cap.window(message.created_at))
+                keep_ms = max(ROOM_PLACES_TTL_MS, 2 * cap.window_ms)
                 await self._claim_room_place(
-                    keys=[key], args=[message.id, keep, ROOM_PLACES_TTL_MS], client=pipe
+                    keys=[key], args=[message.id, cap.limit, keep_ms], client=pipe
                 )
             places: list[Any] = await pipe.execute()
         return [int(place) for place in places]

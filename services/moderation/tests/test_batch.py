@@ -1,17 +1,32 @@
 """Batched moderation: a fetch's messages are judged together (one pipelined read, one
 transaction, verdicts published together), and the per-visitor and per-room limits count the
-batch's messages in order exactly as one-at-a-time handling would."""
+batch's messages in order exactly as one-at-a-time handling would; each room under its own cap
+(a show's per minute, else the deployment's per second)."""
 
 from __future__ import annotations
 
 import uuid
+from itertools import zip_longest
+from typing import Any
+
+from opentelemetry import context as otel_context
+from redis.asyncio import Redis
 
 from livestage import subjects
-from livestage.bus import Bus
-from livestage.schemas import ChatMessage, ModerationVerdict, now_ms
+from livestage.bus import Bus, Delivery
+from livestage.schemas import (
+    ChatMessage,
+    ModerationVerdict,
+    ShowConfig,
+    ShowModerationConfig,
+    now_ms,
+)
+from livestage.shows import ShowStore
+from moderation.app import Moderator
 from moderation.checks import RecentMessage
 from moderation.checks.room_rate import BUSY_REASON, RoomRate
 from moderation.pipeline import Pipeline
+from moderation.settings import ModerationSettings
 from moderation.state import Judged, LoadedState, with_earlier
 from services.moderation.tests.conftest import HarnessFactory, without_room_cap
 from services.moderation.tests.helpers import Harness, chat, new_author, wait_for_verdicts
@@ -131,3 +146,57 @@ async def test_the_room_cap_goes_to_the_first_of_the_batch(
     assert [m.id for m in approved] == [m.id for m in messages[:3]]  # in order, on the stream
     assert sorted(v.message_id for v in rejected) == sorted(m.id for m in messages[3:])
     assert {v.reason for v in rejected} == {BUSY_REASON}
+
+
+async def test_one_batch_caps_each_room_by_its_show_cap_or_the_default(
+    default_pipeline: Pipeline, bus: Bus, redis: Redis
+) -> None:
+    """Two rooms in one batch: the plain room is held to the deployment's cap (3 per second
+    here), the show's room to its own (`roomRate` 2 per minute), through the same places in the
+    same round trip; each in batch order."""
+    plain_room, show_room = ("mod-" + uuid.uuid4().hex[:12] for _ in range(2))
+    store = ShowStore(redis)
+    at = now_ms()
+    await store.create(
+        ShowConfig(
+            room=show_room,
+            title="Quiz",
+            moderation=ShowModerationConfig(room_rate=2),
+            created_at=at,
+            updated_at=at,
+        )
+    )
+    try:
+        capped = Pipeline(
+            [RoomRate(3) if isinstance(c, RoomRate) else c for c in default_pipeline.checks]
+        )
+        moderator = Moderator(bus, redis, capped, ModerationSettings(), instance="two-rooms")
+        minute = (now_ms() // 60_000) * 60_000
+        plain = [  # one second: 3 of 5 through
+            chat(plain_room, f"hello plain {n}", author=new_author(), created_at=minute + n)
+            for n in range(5)
+        ]
+        show = [  # two seconds of one minute: the per-second cap would let all 4 through
+            chat(show_room, f"hello show {n}", author=new_author(), created_at=minute + 700 * n)
+            for n in range(4)
+        ]
+        batch = [m for pair in zip_longest(plain, show) for m in pair if m is not None]
+        # judged as one fetch would bring them (no JetStream handle: nothing here acks)
+        no_msg: Any = None
+        deliveries = [
+            Delivery(m, no_msg, subjects.chat_submitted(m.room), 1, otel_context.get_current())
+            for m in batch
+        ]
+        assert await moderator.handle_batch(deliveries) == [None] * len(batch)
+
+        for room, messages, through in ((plain_room, plain, 3), (show_room, show, 2)):
+            approved, rejected = await wait_for_verdicts(bus, room, len(messages), within_s=10)
+            assert [m.id for m in approved] == [m.id for m in messages[:through]], room
+            assert sorted(v.message_id for v in rejected) == sorted(
+                m.id for m in messages[through:]
+            )
+            assert {(tuple(v.checks), v.reason) for v in rejected} == {
+                (("room_rate",), BUSY_REASON)
+            }
+    finally:
+        await store.delete(show_room)

@@ -4,13 +4,14 @@ per second of the messages' `createdAt`; against real NATS and Redis."""
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 
 from redis.asyncio import Redis
 
 from livestage.safety.normalize import normalize
 from livestage.schemas import ChatMessage, ModerationVerdict, now_ms
 from moderation.checks.base import Context
-from moderation.checks.room_rate import BUSY_REASON, RoomRate
+from moderation.checks.room_rate import BUSY_REASON, RoomCap, RoomRate
 from moderation.pipeline import Pipeline
 from moderation.settings import ModerationSettings
 from moderation.state import StateStore, strikes_key
@@ -39,6 +40,10 @@ def test_a_place_past_the_cap_is_busy_without_a_strike() -> None:
         BUSY_REASON,
         False,
     )
+    # a show's own limit for the room replaces the check's
+    show_cap = Context(normalize(message.body), room_place=4, room_limit=5)
+    assert check.check(message, show_cap) is None
+    assert check.check(message, replace(show_cap, room_place=6)) == busy
 
 
 async def test_a_message_keeps_its_place_when_it_comes_again(redis: Redis) -> None:
@@ -46,13 +51,17 @@ async def test_a_message_keeps_its_place_when_it_comes_again(redis: Redis) -> No
     room = "cap-" + uuid.uuid4().hex[:10]
     at = now_ms()
     first, second = chat(room, "one", created_at=at), chat(room, "two", created_at=at)
-    assert await store.claim_room_place(first, keep=2) == 1
-    assert await store.claim_room_place(second, keep=2) == 2
-    assert await store.claim_room_place(first, keep=2) == 1  # a redelivery: the same place
+    cap = RoomCap(2)
+    assert await store.claim_room_place(first, cap) == 1
+    assert await store.claim_room_place(second, cap) == 2
+    assert await store.claim_room_place(first, cap) == 1  # a redelivery: the same place
     third = chat(room, "three", created_at=at)
-    assert await store.claim_room_place(third, keep=2) == 3
+    assert await store.claim_room_place(third, cap) == 3
     next_second = chat(room, "four", created_at=(at // 1000 + 1) * 1000)
-    assert await store.claim_room_place(next_second, keep=2) == 1
+    assert await store.claim_room_place(next_second, cap) == 1
+    # a show's cap counts per minute, apart from the second's places
+    minute = RoomCap.per_minute(2)
+    assert await store.claim_room_places([(first, minute), (next_second, minute)]) == [1, 2]
 
 
 async def test_a_burst_from_many_visitors_gets_exactly_the_cap_per_second_across_instances(

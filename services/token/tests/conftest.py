@@ -51,6 +51,15 @@ class Edge:
         body: dict[str, Any] = response.json()
         return body
 
+    async def chat(self, token: str, body: str) -> str:
+        """POST a chat message with a viewer token; the id of the accepted (202) message."""
+        response = await self.client.post(
+            "/api/chat", json={"body": body}, headers={"Authorization": f"Bearer {token}"}
+        )
+        assert response.status_code == 202, response.text
+        message_id: str = response.json()["id"]
+        return message_id
+
     def visitor(self) -> httpx.AsyncClient:
         """A client with a cookie jar of its own: a new visitor from the same address."""
         client = httpx.AsyncClient(base_url=self.base_url, timeout=30)

@@ -1,6 +1,7 @@
 """What makes a chat POST cheaper must not make it weaker: the verified-token cache still checks
-expiry and room on every use and never remembers a bad token; a show found to exist is believed
-for TOKEN_SHOW_CACHE_S only, a missing one never; several workers share the limits.
+expiry and room on every use and never remembers a bad token; several workers share the limits.
+(A show found to exist is believed for TOKEN_SHOW_CACHE_S only, a missing one never: the shared
+`ShowCache`, shared/tests/test_shows.py.)
 """
 
 from __future__ import annotations
@@ -13,14 +14,9 @@ import httpx
 import pytest
 
 from bench.chat_path import children
-from livestage.kv import connect_redis
-from livestage.schemas import ShowConfig, now_ms
-from livestage.settings import RedisSettings
-from livestage.shows import SHOWS_KEY, ShowStore
 from tests.support.chat import backend_env
 from tests.support.services import end_service, free_port, start_service_until, wait_http_ok
 from tests.support.waiting import until
-from token_service.deps import KnownShows
 from token_service.viewers import ViewerAuthError, ViewerTokens, mint_viewer_token
 
 KEY, SECRET = "devkey", "a-secret-long-enough-for-hs256-32b!"
@@ -74,42 +70,6 @@ def test_a_stage_token_is_remembered_as_a_stage_token() -> None:
     stage = viewer_token("main", role="stage")
     assert tokens.verify(stage, room="main").role == "stage"
     assert tokens.verify(stage, room="main").role == "stage"
-
-
-async def test_a_known_show_is_believed_for_its_time_and_a_missing_one_never(
-    redis_server,
-) -> None:  # type: ignore[no-untyped-def]
-    redis = connect_redis(RedisSettings(url=redis_server.url))
-    default, room = "main-" + uuid.uuid4().hex[:8], "quiz-" + uuid.uuid4().hex[:8]
-    store = ShowStore(redis, default_room=default)
-    now = [1000.0]
-    known = KnownShows(ttl_s=5.0, size=2, clock=lambda: now[0])
-    try:
-        assert not await known.exists(room, store)  # not yet a show: asked, not remembered
-        await store.create(
-            ShowConfig(room=room, title="Quiz", created_at=now_ms(), updated_at=now_ms())
-        )
-        assert await known.exists(room, store)  # a new show works at once
-        await store.delete(room)  # by another worker or replica
-        now[0] += 4.9
-        assert await known.exists(room, store)  # believed for up to ttl_s...
-        now[0] += 0.2
-        assert not await known.exists(room, store)  # ...and refused after it
-        await store.create(
-            ShowConfig(room=room, title="Quiz", created_at=now_ms(), updated_at=now_ms())
-        )
-        assert await known.exists(room, store)
-        await store.delete(room)
-        known.forget(room)  # the worker that deleted it refuses its tokens at once
-        assert not await known.exists(room, store)
-        for other in ("a", "b", "c"):
-            await redis.sadd(SHOWS_KEY, other)
-            assert await known.exists(other, store)
-        assert list(known._seen) == ["b", "c"]  # bounded: the oldest went first
-        assert await KnownShows(ttl_s=0).exists(default, store)  # 0: asked every time
-    finally:
-        await redis.srem(SHOWS_KEY, "a", "b", "c")
-        await redis.aclose()
 
 
 async def test_two_workers_serve_one_port_and_share_the_chat_limit(

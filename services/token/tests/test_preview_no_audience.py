@@ -10,7 +10,7 @@ from livekit import api
 
 from livestage.identity import PREVIEW_PREFIX, is_viewer_identity
 from tests.support.livekit_helpers import joined, server_api
-from tests.support.waiting import until
+from tests.support.reconciler import look_done, registration_looked
 
 from .conftest import EdgeFactory
 from .test_hardening import edge_with_bus
@@ -23,9 +23,7 @@ async def test_a_room_with_only_a_preview_gets_no_host_until_a_viewer_comes(
 ) -> None:
     edge = await edge_with_bus(make_edge, reconcile_interval_s=600, dispatch_worker_grace_s=0.1)
     reconciler = edge.services.reconciler
-    await until(  # the look at start is done (an empty room): the next sweep is far away
-        lambda: reconciler.schedule.next_wakeup() > reconciler.clock() + 60, 10, "the first look"
-    )
+    await look_done(reconciler, "the first look")  # an empty room: the next sweep is far away
     preview = await edge.token("Console", role="preview")
     assert preview["identity"].startswith(PREVIEW_PREFIX)
     assert not is_viewer_identity(preview["identity"])
@@ -38,13 +36,7 @@ async def test_a_room_with_only_a_preview_gets_no_host_until_a_viewer_comes(
         assert await edge.services.gateway.count_viewers(edge.room) == 0
 
         # a registration makes the reconciler look at every room: the preview is nobody to host
-        reconciler.worker_registered()
-        await until(
-            lambda: reconciler.schedule.next_wakeup() > reconciler.clock() + 60,
-            10,
-            "the registration's look",
-            interval=0.05,
-        )
+        await registration_looked(reconciler)
         assert await dispatch_ids(livekit_server, edge.room) == []
 
         # a real audience (a viewer's old token) beside the preview does get a host

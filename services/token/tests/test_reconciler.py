@@ -20,7 +20,7 @@ from livestage import subjects
 from livestage.schemas import HostWorkerEvent, new_id, now_ms
 from tests.support.identities import viewer_identity
 from tests.support.livekit_helpers import joined, mint_token, server_api
-from tests.support.waiting import until
+from tests.support.reconciler import look_done, registration_looked
 
 from .conftest import Edge, EdgeFactory
 from .test_hardening import AGENT, edge_with_bus, our_dispatches, signed
@@ -108,15 +108,8 @@ async def test_a_room_without_viewers_is_left_alone_by_a_registration(
     edge = await edge_with_bus(make_edge, reconcile_interval_s=600, dispatch_worker_grace_s=0.1)
     async with server_api(livekit_server) as lk:
         await lk.room.create_room(api.CreateRoomRequest(name=edge.room))
-    reconciler = edge.services.reconciler
-    reconciler.worker_registered()
     # the look the registration asked for happens and finds nobody to host
-    await until(
-        lambda: reconciler.schedule.next_wakeup() > reconciler.clock() + 60,
-        10,
-        "the registration's look",
-        interval=0.05,
-    )
+    await registration_looked(edge.services.reconciler)
     assert await dispatch_ids(livekit_server, edge.room) == []
 
 
@@ -128,9 +121,7 @@ async def test_a_viewer_joining_with_an_old_token_wakes_the_reconciler_through_t
     caplog.set_level(logging.INFO, logger="token_service")
     edge = await edge_with_bus(make_edge, reconcile_interval_s=600)
     reconciler = edge.services.reconciler
-    await until(  # the look at start is done (an empty room): the next sweep is far away
-        lambda: reconciler.schedule.next_wakeup() > reconciler.clock() + 60, 10, "the first look"
-    )
+    await look_done(reconciler, "the first look")  # an empty room: the next sweep is far away
     identity = viewer_identity()
     token = mint_token(
         livekit_server, identity, edge.room, can_publish=False, can_publish_data=False

@@ -6,9 +6,6 @@ import asyncio
 import datetime
 import functools
 import logging
-import time
-from collections import OrderedDict
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Annotated
 
@@ -32,7 +29,7 @@ from livestage.settings import (
     TopicSettings,
     mask_url,
 )
-from livestage.shows import ShowStore
+from livestage.shows import ShowCache, ShowStore
 from livestage.subjects import ROOM_NAME_PATTERN
 
 from .client_ip import Network, client_ip, client_network, forwarded_proto
@@ -81,35 +78,11 @@ class Limits:
         )
 
 
-@dataclass
-class KnownShows:
-    """The shows this worker found to exist in the last `ttl_s` seconds (at most `size`), so a
-    viewer token's room costs no Redis call per chat POST. Only existence is remembered: a room
-    not found is asked about again every time (a new show works at once); a show deleted
-    elsewhere is believed in for up to `ttl_s` (`forget` it where it is deleted)."""
-
-    ttl_s: float
-    size: int = 10_000
-    clock: Callable[[], float] = time.monotonic
-    _seen: OrderedDict[str, float] = field(default_factory=OrderedDict, repr=False)
-
-    async def exists(self, room: str, store: ShowStore) -> bool:
-        now = self.clock()
-        seen_at = self._seen.get(room)
-        if seen_at is not None and now - seen_at < self.ttl_s:
-            return True
-        if not await store.exists(room):
-            self._seen.pop(room, None)
-            return False
-        if self.ttl_s > 0:
-            self._seen[room] = now
-            self._seen.move_to_end(room)
-            while len(self._seen) > self.size:
-                self._seen.popitem(last=False)
-        return True
-
-    def forget(self, room: str) -> None:
-        self._seen.pop(room, None)
+KnownShows = ShowCache
+"""The edge's cache of the shows that exist (TOKEN_SHOW_CACHE_S), so a viewer token's room costs
+no Redis call per chat POST: `exists(room, store)`, `forget(room)` where it is deleted. A room not
+found is asked about again every time (a new show works at once); a show deleted elsewhere is
+believed in for up to the TTL."""
 
 
 @dataclass

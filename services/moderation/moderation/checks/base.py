@@ -60,8 +60,11 @@ class Context:
     openai: OpenAIResult | None = None
     """None when OpenAI was not asked (disabled, or an offline check already rejected)."""
     room_place: int | None = None
-    """This message's place (1-based) among the room's messages approved in its second of
+    """This message's place (1-based) among the room's messages approved in its window of
     `createdAt`; None until every other check approved it (see `checks/room_rate.py`)."""
+    room_limit: int | None = None
+    """The cap that place counts against when the room's show sets its own (`roomRate`, per
+    minute); None: the deployment's (MODERATION_ROOM_RATE, per second)."""
 
 
 class Check(ABC):
