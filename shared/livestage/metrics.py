@@ -252,8 +252,8 @@ BRIDGE_CONNECTED = MetricSpec(
     "livestage.bridge.connected",
     "gauge",
     "{state}",
-    "Whether the bridge follows each configured platform's chat right now: 1 yes, 0 no.",
-    ("platform",),
+    "Whether the bridge follows each show's configured platform chat right now: 1 yes, 0 no.",
+    ("platform", "room"),
 )
 BRIDGE_LAG = MetricSpec(
     "livestage.bridge.lag",

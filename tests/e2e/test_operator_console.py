@@ -15,7 +15,10 @@ its controls and checked where viewers see it (a viewer page in a second browser
 
 from __future__ import annotations
 
+import os
+import uuid
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,6 +26,7 @@ from playwright.async_api import Browser, BrowserContext, FloatRect, Locator, Pa
 
 from livestage import subjects
 from livestage.identity import ANAM_AVATAR_IDENTITY
+from livestage.schemas import ShowConfig, now_ms
 from services.token.tests.conftest import Edge, EdgeFactory, make_edge  # noqa: F401 - a fixture
 from tests.doubles.anam import AnamDouble
 from tests.doubles.openai_realtime import OpenAIRealtimeDouble
@@ -336,3 +340,56 @@ async def title_region(visual: Locator) -> FloatRect:
     region: FloatRect = await visual.locator("img.visible").evaluate(TITLE_REGION_JS)
     assert region["width"] > 0 and region["height"] > 0, region
     return region
+
+
+async def test_the_console_lists_every_show_beside_its_chat_and_stage(  # type: ignore[no-untyped-def]
+    make_edge: EdgeFactory,  # noqa: F811
+    browser: Browser,
+    chat_path: dict[str, Any],
+    tmp_path,
+) -> None:
+    """The console of a deployment with three shows, a viewer chatting: the Shows panel lists
+    every show with its state, the default one picked, beside chat and the stage controls.
+    With `LIVESTAGE_DOCS_IMAGES=docs/images` it also writes README's `operator-console.png`
+    (how that picture is made)."""
+    edge = await make_edge(web_dist=WEB_DIST, operator_secret=OPERATOR_SECRET)
+    await edge.wait_for_bus()
+    shows = {f"quiz-{uuid.uuid4().hex[:6]}": "Quiz night", f"news-{uuid.uuid4().hex[:6]}": "News"}
+    for room, title in shows.items():
+        config = ShowConfig(room=room, title=title, created_at=now_ms(), updated_at=now_ms())
+        await edge.services.shows.create(config)
+    ended = next(iter(shows))
+    await edge.services.shows.end(ended, reason="operator")
+    viewer_context = await browser.new_context()
+    operator_context = await browser.new_context(viewport={"width": 1440, "height": 900})
+    try:
+        console = await signed_in_console(operator_context, edge)
+        items = console.locator(".op-show-item")
+        await expect(items).to_have_count(3, timeout=10_000)
+        await expect(items.first).to_have_attribute("data-room", edge.room)
+        await expect(items.first.locator("button")).to_have_attribute("aria-pressed", "true")
+        for room, title in shows.items():
+            await expect(console.locator(f'.op-show-item[data-room="{room}"]')).to_contain_text(
+                title
+            )
+        await expect(console.locator(f'.op-show-item[data-room="{ended}"]')).to_have_attribute(
+            "data-state", "ended"
+        )
+
+        viewer = await join(viewer_context, edge.base_url, "Ada", [])
+        for text in ("What are the northern lights made of?", "hello from Lisbon!"):
+            await say(viewer, text)
+            line = console.locator(".op-chat-entry").filter(has_text=text)
+            await expect(line).to_have_attribute("data-outcome", "approved", timeout=15_000)
+        first = console.locator(".op-chat-entry").filter(has_text="northern lights")
+        await first.locator(".op-remove").click()
+        await expect(first).to_have_attribute("data-outcome", "removed", timeout=10_000)
+
+        folder = os.environ.get("LIVESTAGE_DOCS_IMAGES")
+        target = Path(folder) if folder else tmp_path
+        path = target / "operator-console.png"
+        await console.screenshot(path=str(path), full_page=True)
+        assert path.stat().st_size > 10_000
+    finally:
+        await viewer_context.close()
+        await operator_context.close()

@@ -1,5 +1,6 @@
 """Two stage producers, one show: exactly one runs the room's loop (the lease holder), and when
-it is SIGKILLed the other takes the room within the issue's 10 s and publishes its visuals."""
+it is SIGKILLed the other takes the room within the issue's 10 s and publishes its visuals; an
+operator's pin on the holder holds on the other replica after the SIGKILL."""
 
 from __future__ import annotations
 
@@ -11,10 +12,13 @@ import time
 import uuid
 from pathlib import Path
 
+from nats.js.errors import KeyNotFoundError
+
 from livestage import subjects
 from livestage.bus import Observed
-from livestage.schemas import PresenceEvent, StageVisual, new_id, now_ms
+from livestage.schemas import PresenceEvent, StageCommand, StageVisual, new_id, now_ms
 from stage_producer.lease import LEASE_BUCKET
+from stage_producer.pins import PIN_BUCKET
 from tests.support.bus import connected_bus
 from tests.support.identities import viewer_identity
 from tests.support.services import end_service, free_port, start_service_until
@@ -104,6 +108,79 @@ async def test_one_replica_runs_a_show_and_the_other_takes_it_within_10_s_of_a_s
             # And the survivor now runs the show (publishing takes a capture's time on top).
             await until(lambda: _published(second, room), 60, "a visual from the new holder")
             assert visuals[-1].room == room
+        finally:
+            await watch.stop()
+            for process in replicas:
+                if process.poll() is None:
+                    output = await asyncio.to_thread(end_service, process)
+                    assert process.returncode == 0, output[-3000:]
+
+
+def _logged(process: subprocess.Popen[str], text: str) -> bool:
+    return any(text in line for line in process.lines)  # type: ignore[attr-defined]
+
+
+async def test_a_pin_holds_on_the_other_replica_after_the_holder_is_sigkilled(  # type: ignore[no-untyped-def]
+    nats_server, tmp_path: Path
+) -> None:
+    room = "replicas-pin-" + uuid.uuid4().hex[:8]
+    shared_assets = tmp_path / "assets"  # replicas share the asset folder, as deployed
+    replicas = list(
+        await asyncio.gather(
+            asyncio.to_thread(_start, nats_server.url, shared_assets),
+            asyncio.to_thread(_start, nats_server.url, shared_assets),
+        )
+    )
+    visuals: list[StageVisual] = []
+
+    async def on_visual(observed: Observed[StageVisual]) -> None:
+        visuals.append(observed.model)
+
+    async with connected_bus(nats_server, "test-replicas-pin") as bus:
+        watch = await bus.watch(
+            subjects.stage_visual(room), StageVisual, on_visual, start=time.time() - 1
+        )
+        try:
+            kv = await bus.js.key_value(LEASE_BUCKET)
+            joined = PresenceEvent(
+                id=new_id(), room=room, event="participant_joined",
+                identity=viewer_identity(), participant_kind="standard", created_at=now_ms(),
+            )  # fmt: skip
+            await bus.publish(subjects.room_presence(room), joined)
+            await until(lambda: visuals, 60, "a visual from the lease holder")
+            pinned = visuals[0]
+            holder = (await kv.get(room)).value.decode()
+            by_pid = {process.pid: process for process in replicas}
+            first = by_pid[int(holder.split(":")[1])]
+            second = next(p for p in replicas if p is not first)
+
+            pin = StageCommand(
+                id=new_id(), room=room, action="pin", visual_id=pinned.id, created_at=now_ms()
+            )
+            await bus.publish(subjects.stage_command(room), pin)
+            await until(lambda: _logged(first, f"room {room}: pinned {pinned.id}"), 30, "the pin")
+            pins = await bus.js.key_value(PIN_BUCKET)
+            assert StageVisual.from_json((await pins.get(room)).value).id == pinned.id
+
+            shown_before = len(visuals)
+            os.killpg(first.pid, signal.SIGKILL)
+            await asyncio.to_thread(first.wait, 10)
+            # the survivor takes the room and puts the pinned visual (re-signed) back on screen
+            await until(lambda: len(visuals) > shown_before, 60, "a visual from the new holder")
+            held = visuals[shown_before]
+            assert held.title == pinned.title and held.kind == pinned.kind
+            assert held.url.split("?")[0] == pinned.url.split("?")[0]
+            assert _logged(second, f"room {room}: the operator's pin ({pinned.id}) holds here")
+
+            # unpinned on the survivor: the stored pin is lifted
+            unpin = StageCommand(id=new_id(), room=room, action="unpin", created_at=now_ms())
+            await bus.publish(subjects.stage_command(room), unpin)
+            await until(lambda: _logged(second, f"room {room}: unpinned"), 30, "the unpin")
+            try:
+                entry = await pins.get(room)
+                assert not entry.value, "the pin was not lifted"
+            except KeyNotFoundError:
+                pass
         finally:
             await watch.stop()
             for process in replicas:

@@ -1,4 +1,8 @@
-"""Wiring of chat-bridge: each configured platform's chat in, `chat.submitted.<room>` out.
+"""Wiring of chat-bridge: each show's platform chat in, `chat.submitted.<room>` out.
+
+One process serves every show (`shows.ShowBridges`: a `serve` per show whose `platformChat`
+names a YouTube video or Twitch channel, started, changed and stopped as the shows change; the
+deployment's show, BRIDGE_ROOM else LIVEKIT_ROOM, with the deployment's BRIDGE_* settings).
 
 Each platform module offers `from_settings(redis) -> PlatformChat | None` (None: that platform
 is not configured); `FACTORIES` lists them. With no platform configured the service idles
@@ -31,6 +35,7 @@ from livestage.bus import Bus
 from livestage.kv import connect_redis
 from livestage.schemas import PLATFORM_NAMES
 from livestage.settings import LiveKitSettings, RedisSettings, default_of, settings_config
+from livestage.shows import ShowStore
 from livestage.subjects import check_room
 
 from . import twitch, youtube
@@ -38,6 +43,7 @@ from .publish import BridgeSink
 from .records import Records
 from .replies import Replies, ReplyLimiter, redis_limits_storage
 from .settings import BridgeSettings
+from .shows import ShowBridges
 from .source import PlatformChat
 
 log = logging.getLogger(__name__)
@@ -180,10 +186,11 @@ async def serve(
                 await platform.aclose()
             except Exception:
                 log.exception("closing the %s client failed", platform.platform)
+        sink.close()
 
 
 async def main(stop: asyncio.Event) -> None:
-    """`python -m chat_bridge`: follow the configured platforms' chat until SIGINT/SIGTERM."""
+    """`python -m chat_bridge`: follow every show's platform chat until SIGINT/SIGTERM."""
     # httpx logs every request at INFO: a YouTube poll every few seconds would bury the
     # bridge's own lines (its trouble reports) under thousands a day
     logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -191,22 +198,32 @@ async def main(stop: asyncio.Event) -> None:
     room = show_room(settings)
     redis_settings = RedisSettings()
     redis = connect_redis(redis_settings)
-    platforms = configured_platforms(redis)
+    # the deployment's own settings are checked at start (a half configuration stops it here)
+    for platform in configured_platforms(redis):
+        await platform.aclose()
     bus = await service.connect_bus(NAME, stop)
     if bus is None:
         await redis.aclose()
         return
+
+    async def serve_room(
+        show: str, platforms: Sequence[PlatformChat], ended: asyncio.Event
+    ) -> None:
+        await serve(bus, redis, show, platforms, ended, settings, redis_url=redis_settings.url)
+
     watcher = asyncio.create_task(watch_redis(redis, stop))
+    store = ShowStore(redis, default_room=_ShowRoom().room)
+    bridges = ShowBridges(bus, store, room, serve_room)
     try:
-        if not platforms:
+        await bridges.start()
+        if not bridges.running:
             log.info(
                 "%s: no platform configured (set BRIDGE_YOUTUBE_VIDEO_ID or "
-                "BRIDGE_TWITCH_CHANNEL); idle",
+                "BRIDGE_TWITCH_CHANNEL, or a show's platformChat); waiting for a show that "
+                "names one",
                 NAME,
             )
-            await stop.wait()
-            return
-        await serve(bus, redis, room, platforms, stop, settings, redis_url=redis_settings.url)
+        await bridges.run(stop)
     finally:
         stop.set()
         await watcher

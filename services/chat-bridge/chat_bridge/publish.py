@@ -30,14 +30,17 @@ from .source import PlatformMessage
 
 log = logging.getLogger(__name__)
 
-# Whether each platform is followed right now, in this process (the BRIDGE_CONNECTED gauge is
-# registered once, on the first sink, and reads this).
-_connected: dict[str, int] = {}
+# Whether each show's platform is followed right now, in this process (the BRIDGE_CONNECTED
+# gauge is registered once, on the first sink, and reads this): (room, platform) -> 0 or 1.
+_connected: dict[tuple[str, str], int] = {}
 _gauges: list[object] = []
 
 
 def _observe_connected() -> list[tuple[float, dict[str, str]]]:
-    return [(float(up), {"platform": name}) for name, up in sorted(_connected.items())]
+    return [
+        (float(up), {"platform": platform, "room": room})
+        for (room, platform), up in sorted(_connected.items())
+    ]
 
 
 class BridgeSink:
@@ -121,12 +124,18 @@ class BridgeSink:
             self._count(platform, "removed")
 
     def connected(self, platform: Platform, up: bool) -> None:
-        was = _connected.get(platform)
-        _connected[platform] = int(up)
+        was = _connected.get((self.room, platform))
+        _connected[(self.room, platform)] = int(up)
         if up and self._last_problem.pop(platform, None) is not None:
             log.info("%s chat is followed again", PLATFORM_NAMES[platform])
         elif was != int(up):
             log.info("%s chat %s", PLATFORM_NAMES[platform], "followed" if up else "not followed")
+
+    def close(self) -> None:
+        """The room's bridge stopped (its show was deleted or changed its sources): its
+        platforms leave the connected gauge."""
+        for key in [key for key in _connected if key[0] == self.room]:
+            del _connected[key]
 
     def problem(self, platform: Platform, outcome: str, detail: str) -> None:
         self._problems.add(1, {"platform": platform, "outcome": outcome})

@@ -21,13 +21,15 @@ from livestage.settings import settings_config
 
 
 class BridgeSettings(BaseSettings):
-    """The bridge itself: the room platform chat goes to, and replies back to the platforms."""
+    """The bridge itself: the show the deployment's platform settings feed, and replies back to
+    the platforms."""
 
     model_config = settings_config("BRIDGE_")
 
     room: str = Field(
         "",
-        description="The room (show) platform chat is published to; empty: LIVEKIT_ROOM.",
+        description="The show the BRIDGE_YOUTUBE_* and BRIDGE_TWITCH_CHANNEL settings feed "
+        "(where its platformChat is null; other shows name their own); empty: LIVEKIT_ROOM.",
     )
     replies: bool = Field(
         False,

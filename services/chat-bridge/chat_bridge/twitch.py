@@ -121,9 +121,11 @@ class TwitchChat:
 
     platform: Platform = "twitch"
 
-    def __init__(self, settings: TwitchSettings, redis: Redis) -> None:
+    def __init__(
+        self, settings: TwitchSettings, redis: Redis, broadcaster_id: str | None = None
+    ) -> None:
         self.settings = settings
-        self.api = TwitchApi(settings, redis)
+        self.api = TwitchApi(settings, redis, broadcaster_id)
         self._seen = RecentIds()
         self._sent = RecentIds()
         self._up = False
@@ -376,11 +378,17 @@ class TwitchChat:
             await sink.submit(action)
 
 
-def from_settings(redis: Redis) -> TwitchChat | None:
-    """The Twitch client `BRIDGE_TWITCH_*` asks for; None when no channel is set. A channel
-    without its credentials is a `ValueError` naming what is missing."""
-    settings = TwitchSettings()
-    if not settings.channel.strip():
+def from_settings(
+    redis: Redis,
+    *,
+    settings: TwitchSettings | None = None,
+    broadcaster_id: str | None = None,
+) -> TwitchChat | None:
+    """The Twitch client `BRIDGE_TWITCH_*` asks for (or `settings` with `broadcaster_id`, a
+    show's channel by its user id); None when no channel is set. A channel without its
+    credentials is a `ValueError` naming what is missing."""
+    settings = settings if settings is not None else TwitchSettings()
+    if not settings.channel.strip() and not broadcaster_id:
         return None
     secrets = {
         "BRIDGE_TWITCH_CLIENT_SECRET": settings.client_secret,
@@ -391,9 +399,10 @@ def from_settings(redis: Redis) -> TwitchChat | None:
     missing += [name for name, value in secrets.items() if not (value and value.get_secret_value())]
     if missing:
         raise ValueError(
-            f"BRIDGE_TWITCH_CHANNEL is set but {', '.join(missing)} "
+            f"{'BRIDGE_TWITCH_CHANNEL' if not broadcaster_id else 'a Twitch channel'} is set "
+            f"but {', '.join(missing)} "
             f"{'is' if len(missing) == 1 else 'are'} not: Twitch chat needs the application's "
             "client id and secret and the bot account's access and refresh tokens (README, "
             "Going live: Twitch)"
         )
-    return TwitchChat(settings, redis)
+    return TwitchChat(settings, redis, broadcaster_id)

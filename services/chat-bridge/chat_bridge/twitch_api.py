@@ -114,11 +114,15 @@ def _detail(response: httpx.Response) -> str:
 class TwitchApi:
     """The bot's tokens and the Helix calls the bridge makes."""
 
-    def __init__(self, settings: TwitchSettings, redis: Redis) -> None:
+    def __init__(
+        self, settings: TwitchSettings, redis: Redis, broadcaster_id: str | None = None
+    ) -> None:
+        """`broadcaster_id`: the channel's user id (a show's `platformChat.twitchChannelId`);
+        None: look up `settings.channel` (the login name) once."""
         if not (settings.client_secret and settings.access_token and settings.refresh_token):
             raise ValueError("TwitchApi needs the client secret, access and refresh tokens")
         self.settings = settings
-        self.channel = settings.channel.strip().lstrip("#").lower()
+        self.channel = settings.channel.strip().lstrip("#").lower() or f"id {broadcaster_id}"
         self.store = TokenStore(redis, settings)
         self._configured = Tokens(
             access=settings.access_token.get_secret_value(),
@@ -129,7 +133,7 @@ class TwitchApi:
         self._refreshing = asyncio.Lock()
         self._starting = asyncio.Lock()
         self.identity: Identity | None = None
-        self._broadcaster_user_id: str | None = None
+        self._broadcaster_user_id: str | None = broadcaster_id
         self.http = httpx.AsyncClient(timeout=httpx.Timeout(10.0))
 
     async def aclose(self) -> None:

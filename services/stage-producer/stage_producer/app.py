@@ -27,7 +27,10 @@ commands, the asset server, the egress proxy and the warm browser.
   `hand_back_delay_s`) until the holder gets it: a pin, an unpin or a capture lands on the
   plan of the loop that runs the room. A room nobody holds (no viewers anywhere) is handled by
   whoever gets the command (its plan keeps a pin for when the room starts there). A command
-  still not taken on its last delivery is dead-lettered.
+  still not taken on its last delivery is dead-lettered. A pin is also kept in the NATS KV
+  bucket `stage-pins` (`pins.py`; lifted on unpin and when the show ends): a replica that
+  starts a room's loop puts the pinned visual back on screen, so a pin survives the room
+  moving.
 
 Nothing here waits on the host, and the host never waits on this.
 """
@@ -69,6 +72,7 @@ from .content import first_blocked
 from .egress.proxy import EgressProxy
 from .gemini import Gemini
 from .lease import RELEASE_WITHIN_S, RoomLeases, lease_bucket
+from .pins import Pins, pin_bucket
 from .planner import PlanSettings, RoomPlan
 from .producer import VisualFactory
 from .rooms import RoomTracker
@@ -130,6 +134,7 @@ class StageService:
         commands_durable: str = COMMANDS_DURABLE,
         gemini: Gemini | None = None,
         leases: RoomLeases | None = None,
+        pins: Pins | None = None,
     ) -> None:
         self.settings = settings
         self.commands_durable = commands_durable
@@ -154,6 +159,8 @@ class StageService:
         self._chores: set[asyncio.Task[None]] = set()
         # None: this is the only replica, it runs every active room.
         self.leases = leases
+        # None: a pin lives in this process's plan only (one replica, or tests).
+        self.pins = pins
         self._lease_task: asyncio.Task[None] | None = None
         if leases is not None:
             leases.on_change = self._sync_loops
@@ -281,6 +288,8 @@ class StageService:
         event = observed.model
         if event.state == "ended" and self.tracker.is_active(event.room):
             log.info("room %s: the operator ended the show; no visuals until it starts", event.room)
+        if event.state == "ended":
+            await self._unpin(event.room)  # a show that starts again starts unpinned
         self.tracker.apply_show(event)
         self._sync_loops()
 
@@ -333,6 +342,10 @@ class StageService:
     # --- one room ----------------------------------------------------------------------------
 
     async def _room_loop(self, room: str) -> None:
+        try:
+            await self._restore_pin(room)
+        except Exception:
+            log.exception("room %s: restoring the stored pin failed; carrying on", room)
         while True:
             try:
                 await self.step(room)
@@ -341,6 +354,30 @@ class StageService:
             except Exception:
                 log.exception("stage loop of room %s: one step failed; carrying on", room)
             await asyncio.sleep(self.settings.check_interval_s)
+
+    async def _restore_pin(self, room: str) -> None:
+        """A room starting here keeps the pin an operator set on the replica that ran it
+        before: the pinned visual, re-signed, is published again and holds the screen."""
+        if self.pins is None or self.plan(room).pinned is not None:
+            return
+        pinned = await self.pins.load(room)
+        if pinned is None:
+            return
+        fresh = self.factory.reissue(pinned)
+        self.plan(room).pin(fresh)
+        log.info("room %s: the operator's pin (%s) holds here too", room, pinned.id)
+        await self._publish(fresh, new=False)
+
+    async def _pin(self, visual: StageVisual) -> None:
+        self.plan(visual.room).pin(visual)
+        if self.pins is not None:
+            await self.pins.save(visual)
+
+    async def _unpin(self, room: str) -> None:
+        if (plan := self.plans.get(room)) is not None:
+            plan.unpin()
+        if self.pins is not None:
+            await self.pins.clear(room)
 
     async def step(self, room: str) -> StageVisual | None:
         """One look at the room: publish a visual if one is due. Returns what it published."""
@@ -467,7 +504,7 @@ class StageService:
             return None
         room, plan = command.room, self.plan(command.room)
         if command.action == "unpin":
-            plan.unpin()
+            await self._unpin(room)
             log.info("room %s: unpinned", room)
             return None
         if command.action == "pin":
@@ -479,7 +516,7 @@ class StageService:
                     command.visual_id,
                 )
                 return None
-            plan.pin(visual)
+            await self._pin(visual)
             log.info("room %s: pinned %s", room, visual.id)
             return None
         if self.tracker.show_ended(room):
@@ -505,7 +542,7 @@ class StageService:
             return None
         await self._publish(visual)
         if plan.pinned is not None:
-            plan.pin(visual)  # the operator's newest choice holds the screen
+            await self._pin(visual)  # the operator's newest choice holds the screen
         return visual
 
 
@@ -624,6 +661,7 @@ async def main(stop: asyncio.Event) -> None:
         bus = await connect_bus(SERVICE_NAME, stop)
         if bus is None:
             return
+        pins = Pins(await pin_bucket(bus.js))
         leases = RoomLeases(
             await lease_bucket(bus.js, settings.lease_ttl_s),
             ttl_s=settings.lease_ttl_s,
@@ -637,6 +675,7 @@ async def main(stop: asyncio.Event) -> None:
             runtime.sources,
             gemini=runtime.gemini,
             leases=leases,
+            pins=pins,
         )
         export_audience(service.tracker)
         try:

@@ -6,13 +6,14 @@ port, credentials) is a 422 on `url` with the reason, and nothing is published."
 from __future__ import annotations
 
 import asyncio
+import uuid
 from typing import Any, TypeVar
 
 import nats
 import pytest
 
 from livestage import subjects
-from livestage.schemas import StageCommand, StageLayoutEvent
+from livestage.schemas import ShowConfig, StageCommand, StageLayoutEvent, now_ms
 from livestage.settings import StageDomainSettings
 from tests.support.livekit_helpers import joined, mint_token, wait_for_event
 
@@ -28,6 +29,10 @@ ROUTES = [
 
 
 M = TypeVar("M", StageCommand, StageLayoutEvent)
+
+
+def a_show(room: str) -> ShowConfig:
+    return ShowConfig(room=room, title=room, created_at=now_ms(), updated_at=now_ms())
 
 
 async def collected(nc: Any, subject: str, model: type[M]) -> asyncio.Queue[M]:
@@ -59,6 +64,7 @@ async def test_stage_routes_refuse_a_missing_or_wrong_secret(
 async def test_each_route_publishes_one_stage_command(make_edge, nats_server) -> None:  # type: ignore[no-untyped-def]
     edge = await make_edge(operator_secret=SECRET)
     await edge.wait_for_bus()
+    await edge.services.shows.create(a_show("other-room"))
     nc = await nats.connect(nats_server.url)
     got: asyncio.Queue[StageCommand] = asyncio.Queue()
 
@@ -256,8 +262,9 @@ async def test_layout_route_stores_publishes_and_tells_the_room(  # type: ignore
         assert refused.status_code == 422, refused.text
         assert "layout" in refused.text
         assert (await edge.client.get("/api/config")).json()["layout"] == "side"
-        # a room nobody is in (LiveKit has no such room): stored, published, nobody to tell
+        # a show nobody is in (LiveKit has no such room): stored, published, nobody to tell
         # (before the gateway asked first, livekit-server let this run into its timeout: 503)
+        await edge.services.shows.create(a_show("empty-room"))
         response = await edge.client.post(
             "/api/operator/stage/layout",
             json={"layout": "host-only", "room": "empty-room"},
@@ -266,5 +273,34 @@ async def test_layout_route_stores_publishes_and_tells_the_room(  # type: ignore
         assert response.status_code == 200, response.text
         assert response.json() == {"room": "empty-room", "layout": "host-only"}
         assert (await edge.services.shows.get("empty-room")).layout == "host-only"
+    finally:
+        await nc.close()
+
+
+@pytest.mark.parametrize(
+    ("path", "body"), [*ROUTES, ("/api/operator/stage/layout", {"layout": "side"})]
+)
+async def test_a_room_no_show_has_is_404_and_nothing_is_published(  # type: ignore[no-untyped-def]
+    make_edge, nats_server, path: str, body: dict[str, Any]
+) -> None:
+    """Like the `?show=` routes: a stage command for a show that does not exist is refused."""
+    edge = await make_edge(operator_secret=SECRET)
+    await edge.wait_for_bus()
+    room = f"no-such-show-{path.rsplit('/', 1)[-1]}-{uuid.uuid4().hex[:8]}"
+    nc = await nats.connect(nats_server.url)
+    commands = await collected(nc, subjects.stage_command(room), StageCommand)
+    layouts = await collected(nc, subjects.stage_layout(room), StageLayoutEvent)
+    try:
+        response = await edge.client.post(path, json={**body, "room": room}, headers=AUTH)
+        assert response.status_code == 404, response.text
+        assert response.json()["detail"] == f"no show named {room!r}"
+        assert not await edge.services.shows.exists(room)
+        await nc.flush()
+        assert commands.empty() and layouts.empty()
+        # the same call for a show that exists goes through
+        await edge.services.shows.create(a_show(room))
+        accepted = await edge.client.post(path, json={**body, "room": room}, headers=AUTH)
+        assert accepted.status_code in (200, 202), accepted.text
+        assert accepted.json()["room"] == room
     finally:
         await nc.close()

@@ -3,7 +3,7 @@ session made with it (`auth.py`).
 
 Routes that act on one show's room (`show`, `host`, `chat`, `bans`) take an optional `show`
 query parameter (default: the default show, LIVEKIT_ROOM; 404 when no show has that name);
-`stage` takes `room` in its body as before. The console's events and `egress` serve the default
+`stage` takes `room` in its body (404 likewise). The console's events and `egress` serve the default
 show only.
 
 | module | paths | what it does |

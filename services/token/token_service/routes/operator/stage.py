@@ -1,5 +1,8 @@
 """Operator routes for the stage (`/api/operator/stage/...`, operator bearer secret).
 
+Every route acts on the show named by `room` in the body (default: the default show,
+LIVEKIT_ROOM) and answers 404 when no show has that name, like the `?show=` routes.
+
 Each route publishes one `StageCommand` on `stage.command.<room>` and answers 202 with its id
 once JetStream stored it (503 when the bus is down); the stage producer carries it out and
 publishes the visual as usual.
@@ -38,10 +41,10 @@ from livestage.schemas import Layout, StageCommand, StageLayoutEvent, new_id, no
 from livestage.text import clean_text
 
 from ...deps import ServicesDep
-from ...errors import RESPONSES, field_error
+from ...errors import RESPONSES, UNKNOWN_SHOW, field_error
 from .auth import operator_router
 
-router = operator_router("/stage", ["operator: stage"])
+router = operator_router("/stage", ["operator: stage"], UNKNOWN_SHOW)
 
 ROOM = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 VISUAL_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -68,7 +71,8 @@ class _Body(BaseModel):
     room: str | None = Field(
         default=None,
         pattern=ROOM.pattern,
-        description="Room to act on; default: the edge's room (LIVEKIT_ROOM).",
+        description="The show (room) to act on; default: the default show (LIVEKIT_ROOM); "
+        "404 when no show has that name.",
     )
 
 
@@ -104,8 +108,13 @@ class CommandAccepted(BaseModel):
     action: str
 
 
+async def _room(services: ServicesDep, body: _Body) -> str:
+    """The body's room, or the default show's; 404 when no show has that name."""
+    return await services.require_show(body.room or services.livekit.room)
+
+
 async def _send(services: ServicesDep, body: _Body, **fields: str) -> CommandAccepted:
-    room = body.room or services.livekit.room
+    room = await _room(services, body)
     command = StageCommand(id=new_id(), room=room, created_at=now_ms(), **fields)  # type: ignore[arg-type]
     await services.require_bus().publish(subjects.stage_command(room), command)
     return CommandAccepted(id=command.id, room=room, action=command.action)
@@ -154,7 +163,7 @@ async def set_layout(body: LayoutBody, services: ServicesDep) -> LayoutChosen:
     `side` (the host in a column beside the visual), `center` (the host over the visual),
     `visual-only` or `host-only`. The viewer pages and `/stage` follow at once; a page that
     joins later reads it from `GET /api/config`."""
-    room = body.room or services.livekit.room
+    room = await _room(services, body)
     services.require_bus()
     await services.shows.set_layout(room, body.layout)
     event = StageLayoutEvent(id=new_id(), room=room, layout=body.layout, created_at=now_ms())
