@@ -10,10 +10,12 @@ other (in the order their events were gathered):
   next packet, as soon as the one in flight returns (natural batching: the slower the sends,
   the bigger the packets);
 - `CHAT_FANOUT_WINDOW_MS` (W) with `CHAT_FANOUT_PACKETS` (N) is the gathering bound under load:
-  a room sends at most N packets in any W. Once it has, its next packet starts W after the
-  packet N back started, and everything the room got meanwhile goes in it. So a room at a
-  chat pace (50 msg/s is 2.5 messages per 50 ms) sends each message alone and at once, while a
-  busy one (hundreds a second, a backlog after moderation paused) sends at most N/W packets a
+  a room sends at most N packets in any W. A room that reaches the bound is busy: its next
+  packet starts W after the packet N back started, and from then on it sends one packet per W
+  (W after the previous one started) with everything it got meanwhile, until a packet carries
+  fewer than N events (a window's worth fits the bound again) or nothing comes for a window.
+  So a room at a chat pace (50 msg/s is 2.5 messages per 50 ms) sends each message alone and
+  at once, while a busy one (200 msg/s, a backlog after moderation paused) sends 1/W packets a
   second, each carrying what gathered: viewers decode a few big packets, not thousands.
 
 A packet's events are ordered (`decisions.packet_order`: messages by their approval `seq`),
@@ -84,6 +86,7 @@ class Fanout:
         self._open: dict[str, _Window] = {}  # what each room gathers for its next packet
         self._senders: dict[str, asyncio.Task[None]] = {}  # a task per room with work to send
         self._starts: dict[str, deque[float]] = {}  # a room's last `packets` starts (loop time)
+        self._busy: set[str] = set()  # rooms sending one packet per window
         self._packet_events = metrics.histogram(metrics.CHAT_FANOUT_PACKET_EVENTS)
 
     async def send(self, room: str, event: ChatMessageEvent | ChatRemovedEvent) -> bool:
@@ -106,12 +109,19 @@ class Fanout:
         return await waiting
 
     def _wait_s(self, room: str) -> float:
-        """How long the room's next packet waits: 0 unless `packets` of its packets started
-        within the last window, else until a window after the first of them."""
+        """How long the room's next packet waits: for a busy room, until a window after its
+        previous packet started; else 0 unless `packets` of its packets started within the
+        last window (then the room is busy from now on, and waits for the first of them)."""
         starts = self._starts.get(room)
-        if starts is None or len(starts) < self.packets:
+        if starts is None:
             return 0.0
-        return max(0.0, starts[0] + self.window_s - asyncio.get_running_loop().time())
+        now = asyncio.get_running_loop().time()
+        if room in self._busy:
+            return max(0.0, starts[-1] + self.window_s - now)
+        if len(starts) < self.packets or (wait := starts[0] + self.window_s - now) <= 0:
+            return 0.0
+        self._busy.add(room)
+        return wait
 
     async def _send_room(self, room: str) -> None:
         """Send what the room gathers, a packet at a time, until it has nothing left."""
@@ -128,11 +138,14 @@ class Fanout:
                 starts = self._starts.setdefault(room, deque(maxlen=self.packets))
                 starts.append(loop.time())
                 await self._send_window(room, window)
+                if len(window.events) < self.packets:
+                    self._busy.discard(room)  # a window's worth fits the bound again
                 window = None
         finally:
             # No await from the last look at `_open` to here: an event arriving later finds no
             # sender and starts one.
             del self._senders[room]
+            self._busy.discard(room)
             loop.call_later(self.window_s, self._forget, room)  # rooms come and go
             # cancelled (service stopping) or failed: no ack, redelivered
             for unsent in (window, self._open.pop(room, None)):

@@ -212,6 +212,11 @@ async def test_a_busy_room_sends_its_bound_of_packets_then_gathers_the_window() 
     assert loop.time() - started >= 0.3
     assert [seqs_of(p) for p in rooms.packets] == [[1], [2], [3, 4, 5]]
     assert json.loads(rooms.packets[2])["type"] == "batch"
+    # that packet carried the bound or more: still busy, the next waits a window after it
+    # (which started a window or more after the first)
+    assert await fanout.send("busy", message_event(6)) is True
+    assert loop.time() - started >= 0.6
+    assert [seqs_of(p) for p in rooms.packets][3:] == [[6]]
     await fanout.aclose()
 
 
