@@ -206,9 +206,10 @@ async def test_a_busy_room_sends_its_bound_of_packets_then_gathers_the_window() 
     assert await fanout.send("busy", message_event(1)) is True
     assert await fanout.send("busy", message_event(2)) is True
     # the bound is reached: these wait for the window after the first packet and go together
-    assert await asyncio.gather(*(fanout.send("busy", message_event(n)) for n in (3, 4, 5))) == [
-        True
-    ] * 3
+    assert (
+        await asyncio.gather(*(fanout.send("busy", message_event(n)) for n in (3, 4, 5)))
+        == [True] * 3
+    )
     assert loop.time() - started >= 0.3
     assert [seqs_of(p) for p in rooms.packets] == [[1], [2], [3, 4, 5]]
     assert json.loads(rooms.packets[2])["type"] == "batch"
