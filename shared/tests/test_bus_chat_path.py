@@ -70,3 +70,32 @@ async def test_one_id_on_two_subjects_of_a_stream_is_two_messages(bus: Bus) -> N
     again = await bus.publish(subjects.chat_approved(room), message)
     assert not submitted.duplicate and not approved.duplicate
     assert again.duplicate and again.seq == approved.seq
+
+
+async def test_a_lone_message_is_fetched_at_once_and_a_backlog_in_one_batch(bus: Bus) -> None:
+    """Moderation's pick-up (`Consumer.run_batches` fetches up to MODERATION_BATCH with a long
+    poll): a message arriving while the fetch waits on the server comes back at once, not when
+    the batch is full or the poll expires; messages already waiting come in one fetch."""
+    room = "r" + uuid.uuid4().hex[:12]
+    consumer = await bus.consumer(subjects.chat_submitted(room), ChatMessage, f"lone-{room}")
+    fetching = asyncio.create_task(consumer.fetch(batch=64, timeout_s=60))
+    for _ in range(500):  # bounded: 10 s for the long poll to be waiting on the server
+        if (await consumer.subscription.consumer_info()).num_waiting:
+            break
+        await asyncio.sleep(0.02)
+    else:
+        raise AssertionError("the fetch never waited on the server")
+    lone = chat_message(room, "alone")
+    await bus.publish(subjects.chat_submitted(room), lone)
+    # far sooner than the 60 s poll: it does not wait for the other 63
+    deliveries = await asyncio.wait_for(fetching, 20)
+    assert [d.model for d in deliveries] == [lone]
+    await deliveries[0].ack()
+
+    backlog = [chat_message(room, f"line {n}") for n in range(20)]
+    for message in backlog:
+        await bus.publish(subjects.chat_submitted(room), message)
+    deliveries = await asyncio.wait_for(consumer.fetch(batch=64, timeout_s=60), 20)
+    assert [d.model for d in deliveries] == backlog
+    for delivery in deliveries:
+        await delivery.ack()

@@ -10,7 +10,8 @@
 | `chat.banned.*` BanEvent         | remove the visitor's participants from the LiveKit room     |
 | `history.recent.*` (request)     | reply with the newest messages, or those stored `after` one |
 
-What a room gets to show within `CHAT_FANOUT_WINDOW_MS` goes out as one packet (`fanout.py`).
+A room's events go out at once when none of its packets is in flight, else together in its
+next packet, at most `CHAT_FANOUT_PACKETS` per `CHAT_FANOUT_WINDOW_MS` (`fanout.py`).
 Deliveries are handled concurrently (and by several instances), so packets can reach a viewer
 out of approval order: `seq` lets the page place each message where it belongs.
 
@@ -273,7 +274,12 @@ async def serve(
     topics = topics or TopicSettings()
     rooms = RoomGateway(livekit, topics.chat_topic, settings.send_timeout_s)
     store = store or HistoryStore(redis, Limits(settings.max_messages, settings.max_age_s))
-    sender = Fanout(rooms, window_s=fanout.fanout_window_ms / 1000, on_sent=store.mark_sent)
+    sender = Fanout(
+        rooms,
+        window_s=fanout.fanout_window_ms / 1000,
+        packets=fanout.fanout_packets,
+        on_sent=store.mark_sent,
+    )
     history = ChatHistory(store, rooms, settings, sender)
     responder = HistoryResponder(history, settings.reply_concurrency)
 
@@ -328,12 +334,13 @@ async def serve(
         tasks.append(asyncio.create_task(consumers.poll(settings.pending_poll_s, stop)))
         log.info(
             "%s serving: history of %d messages / %d s per room, chat topic %r, fan-out "
-            "window %d ms",
+            "window %d ms (%d packets)",
             NAME,
             settings.max_messages,
             settings.max_age_s,
             topics.chat_topic,
             fanout.fanout_window_ms,
+            fanout.fanout_packets,
         )
         stopped = asyncio.create_task(stop.wait())
         done, _ = await asyncio.wait([stopped, *tasks], return_when=asyncio.FIRST_COMPLETED)

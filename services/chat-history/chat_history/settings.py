@@ -63,7 +63,18 @@ class FanoutSettings(BaseSettings):
         50,
         ge=0,
         le=1000,
-        description="A room sends at most one data packet per window: what it gets while a "
-        "window is open goes out together (a `batch`, split to stay under LiveKit's packet "
-        "size); a quiet room's message goes out at once; 0: one packet per message.",
+        description="The gathering bound under load: a room sends at most CHAT_FANOUT_PACKETS "
+        "data packets in any window of this many ms; one that reaches it sends one packet per "
+        "window with what it got meanwhile (a `batch`, split to stay under LiveKit's packet "
+        "size) until a packet carries fewer than CHAT_FANOUT_PACKETS events. Below the bound "
+        "a room's message goes out at once, or with the others that came while its previous "
+        "packet was in flight; 0: one packet per message.",
+    )
+    fanout_packets: int = Field(
+        4,
+        ge=1,
+        le=1000,
+        description="Packets a room may start within CHAT_FANOUT_WINDOW_MS before it gathers a "
+        "window per packet (4 per 50 ms: a room at 50 msg/s sends each message alone and at "
+        "once; one at 200 msg/s sends a packet of about 10 every 50 ms).",
     )

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -107,8 +108,13 @@ async def test_a_removal_in_the_same_window_follows_its_message(
     after it was told to hide it (the removal comes later in the packet, or the message was
     never sent because the tombstone was first)."""
     room = new_room()
-    history = await start_history(fanout_window_ms=400)
+    # one packet per second: after the first message the room is at its bound, so the three
+    # that follow gather while it waits out the window
+    history = await start_history(fanout_window_ms=1000, fanout_packets=1)
     async with ChatViewer.joined(livekit_server, room) as viewer:
+        first = chat_message(room, "first")
+        await history.bus.publish(subjects.chat_approved(room), first)
+        await viewer.wait_until(lambda: first.id in viewer.message_ids())
         doomed, kept = chat_message(room, "oops"), chat_message(room, "fine")
         await history.bus.publish(subjects.chat_approved(room), doomed)
         removal = ChatRemoval(id=new_id(), room=room, message_id=doomed.id, created_at=now_ms())
@@ -143,38 +149,90 @@ async def test_without_a_window_each_message_is_its_own_packet(
 
 
 class RecordingRooms:
-    """Stands in for the LiveKit side in the pure batching test: it keeps each packet."""
+    """Stands in for the LiveKit side in the pure batching tests: it keeps each packet; a send
+    waits for `release` while `hold` is set (a packet in flight)."""
 
     def __init__(self) -> None:
         self.packets: list[bytes] = []
+        self.in_flight = asyncio.Event()
+        self.release = asyncio.Event()
+        self.release.set()
+
+    def hold(self) -> None:
+        self.release.clear()
+        self.in_flight.clear()
 
     async def send(self, room: str, packet: bytes, destinations: list[str] | None = None) -> bool:
+        self.in_flight.set()
+        await self.release.wait()
         self.packets.append(packet)
         return True
 
 
-async def test_a_quiet_room_sends_at_once_and_a_busy_one_gathers_its_window() -> None:
+def seqs_of(packet: bytes) -> list[int | None]:
+    return [e.seq if isinstance(e, ChatMessageEvent) else None for e in chat_events_of(packet)]
+
+
+async def test_an_idle_room_sends_at_once_and_gathers_while_a_packet_is_in_flight() -> None:
     from chat_history.fanout import Fanout
 
     rooms = RecordingRooms()
-    # A window no test waits out: the lone message of a quiet room must not wait for it.
-    slow = Fanout(rooms, window_s=60)  # type: ignore[arg-type]
+    # A window no test waits out: below its bound nothing may wait for it.
+    fanout = Fanout(rooms, window_s=60, packets=4)  # type: ignore[arg-type]
     lone = message_event(1)
-    assert await asyncio.wait_for(slow.send("quiet", lone), 10) is True
+    assert await asyncio.wait_for(fanout.send("r", lone), 10) is True
     assert rooms.packets == [lone.to_json()]
-    await slow.aclose()
 
-    rooms.packets.clear()
-    fanout = Fanout(rooms, window_s=0.2)  # type: ignore[arg-type]
-    first, second, third = message_event(2), message_event(3), message_event(4)
-    assert await fanout.send("busy", first) is True  # quiet until now: at once
-    # within a window of the first packet: these two wait for it to close and go together
-    assert await asyncio.gather(fanout.send("busy", second), fanout.send("busy", third)) == [
-        True,
-        True,
-    ]
-    assert len(rooms.packets) == 2
-    assert rooms.packets[0] == first.to_json()
-    batch = json.loads(rooms.packets[1])
-    assert batch["type"] == "batch" and [e["seq"] for e in batch["events"]] == [3, 4]
+    rooms.hold()  # the next packet stays in flight until released
+    first = asyncio.create_task(fanout.send("r", message_event(2)))
+    await asyncio.wait_for(rooms.in_flight.wait(), 10)
+    # these come while it is in flight: they go together as soon as it returns
+    later = [asyncio.create_task(fanout.send("r", message_event(n))) for n in (4, 3, 5)]
+    await asyncio.sleep(0)
+    rooms.release.set()
+    assert await asyncio.wait_for(asyncio.gather(first, *later), 10) == [True] * 4
+    assert [seqs_of(p) for p in rooms.packets] == [[1], [2], [3, 4, 5]]
     await fanout.aclose()
+
+
+async def test_a_busy_room_sends_its_bound_of_packets_then_gathers_the_window() -> None:
+    from chat_history.fanout import Fanout
+
+    rooms = RecordingRooms()
+    fanout = Fanout(rooms, window_s=0.3, packets=2)  # type: ignore[arg-type]
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    # two packets within the window: each at once
+    assert await fanout.send("busy", message_event(1)) is True
+    assert await fanout.send("busy", message_event(2)) is True
+    # the bound is reached: these wait for the window after the first packet and go together
+    assert (
+        await asyncio.gather(*(fanout.send("busy", message_event(n)) for n in (3, 4, 5)))
+        == [True] * 3
+    )
+    assert loop.time() - started >= 0.3
+    assert [seqs_of(p) for p in rooms.packets] == [[1], [2], [3, 4, 5]]
+    assert json.loads(rooms.packets[2])["type"] == "batch"
+    # that packet carried the bound or more: still busy, the next waits a window after it
+    # (which started a window or more after the first)
+    assert await fanout.send("busy", message_event(6)) is True
+    assert loop.time() - started >= 0.6
+    assert [seqs_of(p) for p in rooms.packets][3:] == [[6]]
+    await fanout.aclose()
+
+
+async def test_a_room_at_its_bound_holds_up_no_other_and_closing_cancels_its_wait() -> None:
+    from chat_history.fanout import Fanout
+
+    rooms = RecordingRooms()
+    fanout = Fanout(rooms, window_s=60, packets=1)  # type: ignore[arg-type]
+    assert await fanout.send("busy", message_event(1)) is True
+    waiting = asyncio.create_task(fanout.send("busy", message_event(2)))  # a minute to wait
+    other = message_event(3)
+    assert await asyncio.wait_for(fanout.send("other", other), 10) is True
+    assert [seqs_of(p) for p in rooms.packets] == [[1], [3]]
+    assert not waiting.done()
+    await fanout.aclose()  # stopping: the waiting handler is cancelled (no ack: redelivered)
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(waiting, 10)
+    assert len(rooms.packets) == 2
