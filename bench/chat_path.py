@@ -54,10 +54,11 @@ def chat_line(n: int) -> str:
 # -- figures ---------------------------------------------------------------------------------
 
 
-def cpu_seconds(pid: int | None) -> float:
+def cpu_seconds(pid: int | None, apart: frozenset[int] = frozenset()) -> float:
     """User + system CPU time of a process and of its live descendants so far (an edge with
-    TOKEN_WORKERS > 1 works in its children), from /proc (Linux)."""
-    if pid is None:
+    TOKEN_WORKERS > 1 works in its children), from /proc (Linux); descendants in `apart` (and
+    theirs) are not counted: they are measured on their own."""
+    if pid is None or pid in apart:
         return 0.0
     try:
         with open(f"/proc/{pid}/stat") as stat:
@@ -65,7 +66,7 @@ def cpu_seconds(pid: int | None) -> float:
     except OSError:
         return 0.0
     own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return own + sum(cpu_seconds(child) for child in children(pid))
+    return own + sum(cpu_seconds(child, apart) for child in children(pid))
 
 
 def children(pid: int) -> list[int]:
@@ -81,18 +82,27 @@ def children(pid: int) -> list[int]:
 
 
 class CpuMeter:
-    """CPU time each process of the path spent during a phase, per message sent."""
+    """CPU time each process of the path spent during a phase, per message sent.
+
+    A process counts with its descendants but those named on their own: the bench process
+    started the servers, the services and the viewer processes, which it must not count again.
+    """
 
     def __init__(self, pids: dict[str, int | None]) -> None:
         self.pids = pids
         self.before: dict[str, float] = {}
 
+    def _now(self) -> dict[str, float]:
+        named = frozenset(pid for pid in self.pids.values() if pid is not None)
+        return {name: cpu_seconds(pid, named - {pid}) for name, pid in self.pids.items()}
+
     def start(self) -> None:
-        self.before = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+        self.before = self._now()
 
     def spent_s(self) -> dict[str, float]:
         """CPU seconds of each process since `start()`."""
-        return {name: cpu_seconds(pid) - self.before[name] for name, pid in self.pids.items()}
+        now = self._now()
+        return {name: now[name] - self.before[name] for name in self.pids}
 
     def per_message_ms(self, messages: int) -> dict[str, float]:
         return {
@@ -243,7 +253,9 @@ def viewer_worker(url: str, tokens: list[str], conn: Any) -> None:
     same clock in every process of a machine. Protocol on `conn`: it sends "ready" once every
     viewer joined; "reset" forgets what arrived so far (a new phase); "collect" answers
     {viewer: {message_id: first arrival}} plus {message_id: times it came again}; "tally" only
-    {viewer: (messages so far, last first-arrival)} (cheap with tens of thousands); "stop" leaves.
+    {viewer: (messages so far, last first-arrival)} (cheap with tens of thousands); ("lacking",
+    ids) how many of its viewers lack some of `ids` (a phase polls this, and collects the
+    arrivals once, at its end); "stop" leaves.
     Packets are read with `json.loads` (`chat_line_ids`: one message or a batch of them), the
     least a viewer can do (the page does about as much).
     """
@@ -279,7 +291,10 @@ def viewer_worker(url: str, tokens: list[str], conn: Any) -> None:
         conn.send("ready")
         while True:
             command = await loop.run_in_executor(None, conn.recv)
-            if command == "collect":
+            if isinstance(command, tuple) and command[0] == "lacking":
+                wanted = command[1]
+                conn.send(sum(1 for seen in first.values() if not wanted <= seen.keys()))
+            elif command == "collect":
                 conn.send(({name: dict(seen) for name, seen in first.items()}, dict(repeats)))
             elif command == "tally":
                 conn.send(
@@ -347,6 +362,13 @@ class ViewerPool:
                 repeats[message_id] = repeats.get(message_id, 0) + times
         return arrivals, repeats
 
+    async def lacking(self, wanted: set[str]) -> int:
+        """How many viewers lack some of the `wanted` messages (cheap: nothing per arrival
+        crosses the pipes)."""
+        for conn in self.conns:
+            conn.send(("lacking", wanted))
+        return sum([await asyncio.to_thread(conn.recv) for conn in self.conns])
+
     async def tally(self) -> dict[str, tuple[int, float]]:
         """{viewer: (distinct messages since the last reset, when the latest of them came)}."""
         counts: dict[str, tuple[int, float]] = {}
@@ -394,13 +416,11 @@ class Phase:
         """Collect until every viewer has every message (but those `excluded()` names: moderation
         rejected them), or `drain_s` passed."""
         deadline = time.monotonic() + self.drain_s
-        while True:
-            self.arrived, self.repeats = await self.pool.collect()
-            wanted = set(self.sent_at) - set(excluded())
-            done = all(wanted <= set(seen) for seen in self.arrived.values())
-            if done or time.monotonic() > deadline:
-                return
+        while await self.pool.lacking(set(self.sent_at) - set(excluded())):
+            if time.monotonic() > deadline:
+                break
             await asyncio.sleep(0.2)
+        self.arrived, self.repeats = await self.pool.collect()
 
     def arrivals(self, message_id: str) -> list[float]:
         return [seen[message_id] for seen in self.arrived.values() if message_id in seen]

@@ -15,7 +15,8 @@ one I hold" in the order chat-history stored (and sent) them, which createdAt is
 is dated when its speech began, a slow moderation approves late). A place is given once, when a
 message is first stored; a redelivery keeps it.
 
-Each operation is one Lua script, so it is atomic: two deliveries of the same message (a
+Each operation is one Lua script, so it is atomic (one store call writes every message of a room
+that came in the same turn of the event loop: a fetched batch): two deliveries of one message (a
 redelivery racing a slow first attempt, or two instances) store it once (`HSETNX`), and a
 removal that arrives before the message leaves a tombstone that keeps it out. Trimming (by count
 and by age) happens in the same script as every write, and reads never return anything older
@@ -24,6 +25,8 @@ than the age limit, even for a room nobody has written to since.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
@@ -56,28 +59,41 @@ local function keep_alive(ttl_ms)
 end
 """
 
-# KEYS order messages sent removed stored seq; ARGV id createdAt json cutoff maxCount ttlMs
+# KEYS order messages sent removed stored seq; ARGV cutoff maxCount ttlMs, then per message
+# id createdAt json -> an outcome per message, in order. Trimmed and kept alive once per call.
 _STORE = (
     _TRIM
     + """
-local id, created = ARGV[1], tonumber(ARGV[2])
-local cutoff, max_count, ttl = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
-if redis.call('ZSCORE', KEYS[4], id) then return 'removed' end
-if created < cutoff then return 'expired' end
-local outcome
-if redis.call('HSETNX', KEYS[2], id, ARGV[3]) == 1 then
-  redis.call('ZADD', KEYS[1], created, id)
-  redis.call('ZADD', KEYS[5], redis.call('INCR', KEYS[6]), id)
-  outcome = 'stored'
-elseif redis.call('HEXISTS', KEYS[3], id) == 1 then
-  outcome = 'delivered'
-else
-  outcome = 'pending'
+local cutoff, max_count, ttl = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local outcomes, touched = {}, false
+for i = 4, #ARGV, 3 do
+  local id, created = ARGV[i], tonumber(ARGV[i + 1])
+  local outcome
+  if redis.call('ZSCORE', KEYS[4], id) then
+    outcome = 'removed'
+  elseif created < cutoff then
+    outcome = 'expired'
+  elseif redis.call('HSETNX', KEYS[2], id, ARGV[i + 2]) == 1 then
+    redis.call('ZADD', KEYS[1], created, id)
+    redis.call('ZADD', KEYS[5], redis.call('INCR', KEYS[6]), id)
+    outcome = 'stored'
+  elseif redis.call('HEXISTS', KEYS[3], id) == 1 then
+    outcome = 'delivered'
+  else
+    outcome = 'pending'
+  end
+  touched = touched or (outcome ~= 'removed' and outcome ~= 'expired')
+  table.insert(outcomes, outcome)
 end
+if not touched then return outcomes end
 trim(cutoff, max_count)
 keep_alive(ttl)
-if outcome == 'stored' and redis.call('HEXISTS', KEYS[2], id) == 0 then return 'trimmed' end
-return outcome
+for n = 1, #outcomes do
+  if outcomes[n] == 'stored' and redis.call('HEXISTS', KEYS[2], ARGV[1 + 3 * n]) == 0 then
+    outcomes[n] = 'trimmed'
+  end
+end
+return outcomes
 """
 )
 
@@ -186,26 +202,70 @@ class HistoryStore:
         self.redis = redis
         self.limits = limits
         self._store = redis.register_script(_STORE)
+        self._waiting: dict[str, list[tuple[ChatMessage, asyncio.Future[StoreOutcome]]]] = {}
+        self._flushes: set[asyncio.Task[None]] = set()
         self._mark_sent = redis.register_script(_MARK_SENT)
         self._remove = redis.register_script(_REMOVE)
         self._recent = redis.register_script(_RECENT)
         self._after = redis.register_script(_AFTER)
 
     async def store(self, message: ChatMessage, at_ms: int | None = None) -> StoreOutcome:
-        """Write `message` once; the outcome says whether (and why not) it is new."""
+        """Write `message` once; the outcome says whether (and why not) it is new.
+
+        Stores asked for in the same turn of the event loop (a fetch's deliveries, handled
+        concurrently) go to Redis together, one script call per room (`store_many`)."""
+        if at_ms is not None:
+            return (await self.store_many([message], at_ms))[0]
+        loop = asyncio.get_running_loop()
+        waiting = self._waiting.get(message.room)
+        if waiting is None:
+            waiting = self._waiting[message.room] = []
+            loop.call_soon(self._flush, message.room)
+        outcome: asyncio.Future[StoreOutcome] = loop.create_future()
+        waiting.append((message, outcome))
+        return await outcome
+
+    def _flush(self, room: str) -> None:
+        waiting = self._waiting.pop(room)
+        task = asyncio.create_task(self._store_waiting(waiting), name=f"store {room}")
+        self._flushes.add(task)
+        task.add_done_callback(self._flushes.discard)
+
+    async def _store_waiting(
+        self, waiting: list[tuple[ChatMessage, asyncio.Future[StoreOutcome]]]
+    ) -> None:
+        try:
+            outcomes = await self.store_many([message for message, _ in waiting])
+        except Exception as error:  # each caller raises it (no ack: redelivered)
+            for _, future in waiting:
+                if not future.done():
+                    future.set_exception(error)
+        else:
+            for (_, future), outcome in zip(waiting, outcomes, strict=True):
+                if not future.done():
+                    future.set_result(outcome)
+        finally:
+            for _, future in waiting:  # cancelled (service stopping): no ack, redelivered
+                if not future.done():
+                    future.cancel()
+
+    async def store_many(
+        self, messages: Sequence[ChatMessage], at_ms: int | None = None
+    ) -> list[StoreOutcome]:
+        """Write each message (all of one room) once, in order, in one script call; an
+        outcome per message, as `store` gives."""
+        if not messages:
+            return []
         now = now_ms() if at_ms is None else at_ms
-        result = await self._store(
-            keys=_keys(message.room),
-            args=[
-                message.id,
-                message.created_at,
-                message.to_json(),
-                cutoff_ms(now, self.limits.max_age_s),
-                self.limits.max_messages,
-                self.limits.ttl_ms,
-            ],
-        )
-        return StoreOutcome(result.decode() if isinstance(result, bytes) else result)
+        args: list[str | int | bytes] = [
+            cutoff_ms(now, self.limits.max_age_s),
+            self.limits.max_messages,
+            self.limits.ttl_ms,
+        ]
+        for message in messages:
+            args += (message.id, message.created_at, message.to_json())
+        result = await self._store(keys=_keys(messages[0].room), args=args)
+        return [StoreOutcome(item.decode() if isinstance(item, bytes) else item) for item in result]
 
     async def mark_sent(self, room: str, *message_ids: str) -> int:
         """Record that the room got these messages (a later redelivery then skips the send);

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 
 import pytest
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from chat_history.decisions import StoreOutcome
 from chat_history.store import HistoryStore, Limits, Page
@@ -14,6 +16,7 @@ from livestage.kv import connect_redis
 from livestage.schemas import now_ms
 from livestage.settings import RedisSettings
 from tests.support.chat import chat_message
+from tests.support.services import free_port
 
 MAX_AGE_S = 60
 
@@ -184,3 +187,57 @@ async def test_a_packet_of_messages_is_marked_sent_at_once(redis: Redis, room: s
     assert await store.store(first) is StoreOutcome.DELIVERED
     assert await store.store(second) is StoreOutcome.DELIVERED
     assert await store.store(never_stored) is StoreOutcome.STORED  # marking it did not store it
+
+
+async def test_stores_of_one_turn_go_in_one_call_with_an_outcome_each(
+    redis: Redis, room: str
+) -> None:
+    """A fetched batch handled concurrently: one script call per room, and each message's
+    outcome is what storing it alone would give (new, already sent, removed, expired, trimmed
+    by the count of the same call, and a second room apart)."""
+    store = store_with(redis, max_messages=3)
+    now = now_ms()
+    sent_before, removed = chat_message(room), chat_message(room)
+    await store.store(sent_before)
+    await store.mark_sent(room, sent_before.id)
+    await store.remove(room, removed.id)
+    expired = chat_message(room, created_at=now - (MAX_AGE_S + 5) * 1000)
+    oldest = chat_message(room, created_at=now - 30_000)  # trimmed by the newer ones beside it
+    fresh = [chat_message(room, created_at=now + 1 + n) for n in range(3)]
+    elsewhere = chat_message(room + "-other")
+    calls: list[int] = []
+    run_script = store._store
+
+    async def counted(**kwargs: object) -> object:
+        calls.append(len(kwargs["args"]))  # type: ignore[arg-type]
+        return await run_script(**kwargs)
+
+    store._store = counted  # type: ignore[assignment]
+    batch = [sent_before, removed, expired, oldest, *fresh, elsewhere]
+    outcomes = await asyncio.gather(*(store.store(message) for message in batch))
+    assert outcomes == [
+        StoreOutcome.DELIVERED,
+        StoreOutcome.REMOVED,
+        StoreOutcome.EXPIRED,
+        StoreOutcome.TRIMMED,
+        StoreOutcome.STORED,
+        StoreOutcome.STORED,
+        StoreOutcome.STORED,
+        StoreOutcome.STORED,
+    ]
+    assert sorted(calls) == [3 + 3 * 1, 3 + 3 * 7]  # one call per room
+    assert [m.id for m in await store.recent(room, 10)] == [m.id for m in fresh]
+
+
+async def test_a_failed_store_call_fails_every_message_of_it(room: str) -> None:
+    """Redis down: each caller of the shared call raises (its delivery is not acked)."""
+    gone = connect_redis(RedisSettings(url=f"redis://127.0.0.1:{free_port()}/0"))
+    store = store_with(gone)
+    try:
+        outcomes = await asyncio.gather(
+            *(store.store(chat_message(room)) for _ in range(3)), return_exceptions=True
+        )
+    finally:
+        await gone.aclose()
+    assert len(outcomes) == 3
+    assert all(isinstance(outcome, RedisError) for outcome in outcomes), outcomes

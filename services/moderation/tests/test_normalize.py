@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from livestage.safety.matching import AllowList, WordList, WordListError
-from livestage.safety.normalize import fold, normalize
+from livestage.safety.normalize import fold, normalize, read_word
 from livestage.text import clean_text
 
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -175,3 +177,15 @@ def test_bad_list_entries_name_the_line(lines: list[str], problem: str) -> None:
 def test_bad_allowlist_entries_name_the_line() -> None:
     with pytest.raises(WordListError, match="<allowlist>:1: .*single words"):
         AllowList(["two words"])
+
+
+def test_a_word_seen_before_is_read_from_the_cache_alike() -> None:
+    """Chat repeats its words: each is read once and kept (a Token is immutable), and the kept
+    reading is the one reading it afresh gives."""
+    word = "sh1iiit-" + uuid.uuid4().hex[:6]
+    first = normalize(f"{word} {word}")
+    hits = read_word.cache_info().hits
+    again = normalize(word)
+    assert read_word.cache_info().hits > hits
+    assert again.tokens == first.tokens[:1]
+    assert read_word.__wrapped__(word) == again.tokens[0]

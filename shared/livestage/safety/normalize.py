@@ -25,7 +25,7 @@ import itertools
 import re
 import unicodedata
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, lru_cache
 
 from confusable_homoglyphs import confusables
 
@@ -209,8 +209,14 @@ def _star_readings(spelling: str) -> list[str]:
     return readings
 
 
+READ_WORDS_KEPT = 8192
+"""Words whose reading is kept (`read_word` is pure, and chat repeats its words)."""
+
+
+@lru_cache(maxsize=READ_WORDS_KEPT)
 def read_word(word: str) -> Token | None:
-    """The token of one whitespace-separated, already folded word; None if it has no letters."""
+    """The token of one whitespace-separated, already folded word; None if it has no letters.
+    Kept for the most recent READ_WORDS_KEPT words (a Token is immutable)."""
     has_letter = any(char.isalpha() for char in word)
     leety = has_letter or any(char in LEET_SYMBOLS for char in word)
     wordish = [index for index, char in enumerate(word) if _is_wordish(char)]
