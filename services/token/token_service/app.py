@@ -32,6 +32,7 @@ from livestage.telemetry import fastapi_telemetry
 
 from . import errors
 from .body_limit import BodyLimit
+from .chat_ingress import ChatIngress
 from .client_ip import parse_networks
 from .console.feed import ConsoleFeed
 from .console.feeds import ConsoleFeeds
@@ -267,6 +268,8 @@ def create_app(
         telemetry=fastapi_telemetry(),
     )
     errors.install(app)
+    # Innermost of ours (inside the security headers): a chat POST skips the framework's work
+    app.add_middleware(ChatIngress)
     app.add_middleware(SecurityHeaders, page_csp=page_policy(livekit.url))
     # Outermost: an oversized body is refused before routing, auth, limits or verification.
     app.add_middleware(

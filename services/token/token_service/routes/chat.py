@@ -73,6 +73,11 @@ async def submit_chat(
 ) -> Response:
     """Queue a chat line for moderation in the room of the viewer's token (a show's: 401
     for a deleted one); 202 only once JetStream has stored it."""
+    return await send_chat(sender, request)
+
+
+async def send_chat(sender: ChatSender, request: ChatRequest) -> Response:
+    """`submit_chat`'s work once the sender is admitted (`chat_ingress.py` calls it too)."""
     viewer, services = sender.viewer, sender.services
     room = viewer.room
     message = ChatMessage(
