@@ -35,6 +35,7 @@ from livestage.settings import (
 from livestage.shows import ShowStore
 from livestage.subjects import ROOM_NAME_PATTERN
 
+from .chat_admission import BAN_ENTRY, ChatAdmission
 from .client_ip import Network, client_ip, client_network, forwarded_proto
 from .console.feeds import ConsoleFeeds
 from .dispatch.decision import HostPolicy
@@ -157,6 +158,11 @@ class Services:
     @functools.cached_property
     def bans(self) -> BanStore:
         return BanStore(self.redis)
+
+    @functools.cached_property
+    def chat_admission(self) -> ChatAdmission:
+        """A chat POST's bans and limits in one round trip (`chat_admission.py`)."""
+        return ChatAdmission(self.redis, self.limiter, self.edge.visitor_network_ttl_s)
 
     @property
     def shows(self) -> ShowStore:
@@ -422,11 +428,14 @@ async def admit_chat(request: Request, authorization: BearerHeader = None) -> Ch
             detail=f"a '{viewer.role}' token may watch but not chat: "
             "the stage page's token is subscribe-only",
         )
-    await refuse_banned(services, viewer.room, viewer.visitor_tag, network, "chat")
     limits = services.limits
-    await services.limiter.check_all(
-        [(limits.chat_per_visitor, viewer.visitor_tag), (limits.chat_per_network, network)]
-    )
+    checks = [(limits.chat_per_visitor, viewer.visitor_tag), (limits.chat_per_network, network)]
+    outcome = await services.chat_admission.hit(viewer.room, viewer.visitor_tag, network, checks)
+    if outcome == BAN_ENTRY:  # maybe banned: decided as for any other route, then counted
+        await refuse_banned(services, viewer.room, viewer.visitor_tag, network, "chat")
+        await services.limiter.check_all(checks)
+    elif outcome:
+        await services.limiter.refuse(*checks[outcome - 1])
     return ChatSender(viewer, services)
 
 
