@@ -54,6 +54,7 @@ class BatchedScript:
         self._waiting: list[Call] = []
         self._in_flight = False
         self._tasks: set[asyncio.Task[None]] = set()
+        self.round_trips = 0
 
     async def __call__(self, keys: Sequence[str], args: Sequence[Any]) -> Any:
         if self._in_flight:
@@ -61,6 +62,7 @@ class BatchedScript:
             self._waiting.append((keys, args, future))
             return await future
         self._in_flight = True
+        self.round_trips += 1
         try:
             return await self._script(keys=keys, args=args)  # loads the script when needed
         finally:
@@ -95,6 +97,7 @@ class BatchedScript:
                 future.set_result(result)
 
     async def _pipelined(self, batch: list[Call]) -> list[Any]:
+        self.round_trips += 1
         async with self._redis.pipeline(transaction=False) as pipe:
             for keys, args, _ in batch:
                 pipe.evalsha(self._script.sha, len(keys), *keys, *args)
