@@ -34,7 +34,7 @@ def _is_json(scope: Scope) -> bool:
     route would read as JSON that this path takes on; others go to the route."""
     for name, value in scope["headers"]:
         if name == b"content-type":
-            return value.split(b";", 1)[0].strip().lower() == b"application/json"
+            return bool(value.split(b";", 1)[0].strip().lower() == b"application/json")
     return False
 
 
