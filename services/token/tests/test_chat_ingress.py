@@ -3,10 +3,16 @@ same bodies and headers for what only it sees, and the route still documented.""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 
+import httpx
+
+from livestage.subjects import chat_submitted
+
 from .conftest import EdgeFactory
+from .test_edge import _messages_on
 
 
 async def test_an_accepted_post_gets_the_security_headers_and_only_its_id(
@@ -77,3 +83,29 @@ async def test_openapi_still_documents_the_chat_post(make_edge: EdgeFactory) -> 
     assert post["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith(
         "/ChatRequest"
     )
+
+
+async def test_posts_in_flight_together_are_each_stored_once_and_answered_with_their_id(
+    make_edge: EdgeFactory,
+    nats_server,  # type: ignore[no-untyped-def]
+) -> None:
+    edge = await make_edge(rate_chat="100/minute", rate_chat_per_network="1000/minute")
+    await edge.wait_for_bus()
+    tokens = [(await edge.token(client=edge.visitor()))["token"] for _ in range(4)]
+    posts = 32
+
+    async def post(n: int) -> httpx.Response:
+        return await edge.client.post(
+            "/api/chat",
+            json={"body": f"line {n}"},
+            headers={"Authorization": f"Bearer {tokens[n % len(tokens)]}"},
+        )
+
+    answers = await asyncio.gather(*(post(n) for n in range(posts)))
+    assert [a.status_code for a in answers] == [202] * posts, [a.text for a in answers]
+    stored = {m.id: m.body for m in await _messages_on(nats_server.url, chat_submitted(edge.room))}
+    assert {a.json()["id"]: f"line {n}" for n, a in enumerate(answers)} == stored
+    # they did not each make their own round trips (how many go together depends on timing)
+    services = edge.services
+    assert services.chat_publishes.round_trips < posts
+    assert services.chat_admission.round_trips < posts

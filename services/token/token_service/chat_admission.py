@@ -6,14 +6,13 @@ visitor came from, and counts both chat limits (visitor, then network): two roun
 banned visitor uses up no limit) and the edge decides as before: `BanStore` (an expired ban is
 lifted, a network ban checked against its networks), then the limits.
 
-`BatchedScript` sends the calls of one script: a call made while none is in flight goes at once;
-the calls made while one is in flight go together, one pipeline, when it returns. A lone POST
-waits for nothing; a busy edge makes one round trip for many POSTs.
+`BatchedScript` sends the calls of one script through `InFlightBatch` (`in_flight.py`): a call
+made while none is in flight goes at once; the calls made while one is in flight go together,
+one pipeline, when it returns.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -23,6 +22,7 @@ from redis.exceptions import NoScriptError
 
 from livestage.bans import ban_keys
 
+from .in_flight import InFlightBatch
 from .ratelimit import HIT_IN_ORDER_FUNCTION, Limit, RateLimiter
 
 CHAT_ADMISSION = (
@@ -42,64 +42,36 @@ return hit_in_order({unpack(KEYS, 4)}, tonumber(ARGV[4]), {unpack(ARGV, 5)})
 """
 )
 
-Call = tuple[Sequence[str], Sequence[Any], "asyncio.Future[Any]"]
+Call = tuple[Sequence[str], Sequence[Any]]
+"""One call of a script: its keys and arguments."""
 
 
 class BatchedScript:
-    """Calls of one Lua script, the ones made while a round trip is in flight sent together."""
+    """Calls of one Lua script, the ones made while a round trip is in flight sent together in
+    one pipeline (`InFlightBatch`)."""
 
     def __init__(self, redis: Redis, script: str) -> None:
         self._redis = redis
         self._script = redis.register_script(script)
-        self._waiting: list[Call] = []
-        self._in_flight = False
-        self._tasks: set[asyncio.Task[None]] = set()
-        self.round_trips = 0
+        self._batch: InFlightBatch[Call, Any] = InFlightBatch(self._send, "redis script batch")
+
+    @property
+    def round_trips(self) -> int:
+        return self._batch.round_trips
 
     async def __call__(self, keys: Sequence[str], args: Sequence[Any]) -> Any:
-        if self._in_flight:
-            future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-            self._waiting.append((keys, args, future))
-            return await future
-        self._in_flight = True
-        self.round_trips += 1
-        try:
-            return await self._script(keys=keys, args=args)  # loads the script when needed
-        finally:
-            self._next()
+        return await self._batch((keys, args))
 
-    def _next(self) -> None:
-        """Send what waited during the last round trip, or note that none is in flight."""
-        if not self._waiting:
-            self._in_flight = False
-            return
-        batch, self._waiting = self._waiting, []
-        task = asyncio.create_task(self._send(batch), name="chat admission batch")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+    async def _send(self, calls: list[Call]) -> list[Any]:
+        results = await self._pipelined(calls)
+        if any(isinstance(result, NoScriptError) for result in results):
+            await self._redis.script_load(self._script.script)  # first use, or Redis lost it
+            results = await self._pipelined(calls)
+        return results
 
-    async def _send(self, batch: list[Call]) -> None:
-        try:
-            results = await self._pipelined(batch)
-            if any(isinstance(result, NoScriptError) for result in results):
-                await self._redis.script_load(self._script.script)  # Redis lost its scripts
-                results = await self._pipelined(batch)
-        except Exception as error:  # noqa: BLE001 - every caller gets it (a RedisError: 503)
-            results = [error] * len(batch)
-        finally:
-            self._next()
-        for (_, _, future), result in zip(batch, results, strict=True):
-            if future.done():  # its request was cancelled (the client went away)
-                continue
-            if isinstance(result, BaseException):
-                future.set_exception(result)
-            else:
-                future.set_result(result)
-
-    async def _pipelined(self, batch: list[Call]) -> list[Any]:
-        self.round_trips += 1
+    async def _pipelined(self, calls: list[Call]) -> list[Any]:
         async with self._redis.pipeline(transaction=False) as pipe:
-            for keys, args, _ in batch:
+            for keys, args in calls:
                 pipe.evalsha(self._script.sha, len(keys), *keys, *args)
             return list(await pipe.execute(raise_on_error=False))
 
@@ -115,6 +87,10 @@ class ChatAdmission:
         self._call = BatchedScript(redis, CHAT_ADMISSION)
         self._limiter = limiter
         self._seen_ttl_s = seen_ttl_s
+
+    @property
+    def round_trips(self) -> int:
+        return self._call.round_trips
 
     async def hit(
         self, room: str, visitor_tag: str, network: str, checks: Sequence[tuple[Limit, str]]

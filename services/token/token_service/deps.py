@@ -15,6 +15,8 @@ from typing import Annotated
 import httpx
 from fastapi import Depends, Header, HTTPException, Query, Request, status
 from nats.aio.msg import Msg
+from nats.js.api import PubAck
+from opentelemetry import context as otel_context
 from opentelemetry.metrics import Counter
 from pydantic import ValidationError
 from redis.asyncio import Redis
@@ -22,8 +24,15 @@ from redis.exceptions import RedisError
 
 from livestage import subjects
 from livestage.bans import Ban, BanStore, Refusal
-from livestage.bus import Bus, BusUnavailable
-from livestage.schemas import EgressEvent, HostJobEvent, HostWorkerEvent, WireModel, now_ms
+from livestage.bus import Bus, BusUnavailable, message_id_of
+from livestage.schemas import (
+    ChatMessage,
+    EgressEvent,
+    HostJobEvent,
+    HostWorkerEvent,
+    WireModel,
+    now_ms,
+)
 from livestage.settings import (
     LiveKitSettings,
     NatsSettings,
@@ -34,6 +43,7 @@ from livestage.settings import (
 )
 from livestage.shows import ShowStore
 from livestage.subjects import ROOM_NAME_PATTERN
+from livestage.telemetry import exporting
 
 from .chat_admission import BAN_ENTRY, ChatAdmission
 from .client_ip import Network, client_ip, client_network, forwarded_proto
@@ -43,6 +53,7 @@ from .dispatch.dispatcher import DispatchMetadata, HostCache, HostState, WorkerR
 from .dispatch.reconciler import HostReconciler
 from .dispatch.schedule import Trigger
 from .egress import Egresses
+from .in_flight import InFlightBatch
 from .livekit_gateway import LiveKitError, LiveKitGateway
 from .media_guard import MediaGuard
 from .names import NameCheck
@@ -53,6 +64,9 @@ from .viewers import Viewer, ViewerAuthError, ViewerTokens
 from .visitors import VisitorIds
 
 log = logging.getLogger(__name__)
+
+ChatPublish = tuple[str, ChatMessage, otel_context.Context]
+"""A chat line to publish: its subject, the message, and the trace context its headers carry."""
 
 
 @dataclass
@@ -158,6 +172,33 @@ class Services:
     @functools.cached_property
     def bans(self) -> BanStore:
         return BanStore(self.redis)
+
+    async def publish_chat(self, subject: str, message: ChatMessage) -> PubAck:
+        """Store a chat line in JetStream; the lines posted while a publish is in flight go
+        together, their confirmations awaited together (`Bus.publish_many`): each POST still
+        answers only once its own line is stored. While telemetry exports, each goes alone
+        (`Bus.publish`), with its producer span."""
+        if exporting():
+            return await self.require_bus().publish(
+                subject, message, timeout_s=self.edge.nats_timeout_s
+            )
+        return await self.chat_publishes((subject, message, otel_context.get_current()))
+
+    @functools.cached_property
+    def chat_publishes(self) -> InFlightBatch[ChatPublish, PubAck]:
+        async def send(items: list[ChatPublish]) -> list[PubAck | BaseException]:
+            return list(
+                await self.require_bus().publish_many(
+                    [
+                        (subject, model, f"{subject}:{message_id_of(model)}")  # as `Bus.publish`
+                        for subject, model, _ in items
+                    ],
+                    timeout_s=self.edge.nats_timeout_s,
+                    contexts=[context for _, _, context in items],
+                )
+            )
+
+        return InFlightBatch(send, "chat publish batch")
 
     @functools.cached_property
     def chat_admission(self) -> ChatAdmission:

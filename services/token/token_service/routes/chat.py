@@ -95,9 +95,7 @@ async def send_chat(sender: ChatSender, request: ChatRequest) -> Response:
     # BusUnavailable becomes a 503 (errors.py): never a 202 for a message JetStream did not store;
     # a publish JetStream did not confirm in time (PublishUnconfirmed) says it may be stored and
     # that a resend is safe: the id, and so Nats-Msg-Id, is derived from (visitor, clientId).
-    await services.require_bus().publish(
-        subjects.chat_submitted(room), message, timeout_s=services.edge.nats_timeout_s
-    )
+    await services.publish_chat(subjects.chat_submitted(room), message)
     metrics.counter(metrics.CHAT_SUBMITTED).add(1)
     # A Response is sent as it is: no validation and serialisation of ChatAccepted per POST
     # (the id is 32 hex characters, nothing to escape).
