@@ -123,6 +123,13 @@ def _seen_key(room: str, visitor_tag: str) -> str:
     return f"{_key(room)}:seen:{visitor_tag}"
 
 
+def ban_keys(room: str, visitor_tag: str) -> tuple[str, str, str]:
+    """The Redis keys `refusal_noting` reads and writes, for a script that does its first round
+    trip's work itself: the room's bans (by visitor tag), its network bans (by network) and where
+    the visitor was last seen."""
+    return _key(room), _networks_key(room), _seen_key(room, visitor_tag)
+
+
 # Drops the network entry an earlier ban of this visitor held, if it still points at them.
 _RELEASE_OLD_NETWORK = """
 local old = redis.call('HGET', KEYS[1], ARGV[1])

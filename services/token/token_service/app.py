@@ -28,10 +28,11 @@ from livestage.settings import (
     TopicSettings,
 )
 from livestage.shows import ShowStore
-from livestage.telemetry import fastapi_telemetry
+from livestage.telemetry import exporting, fastapi_telemetry
 
 from . import errors
 from .body_limit import BodyLimit
+from .chat_ingress import ChatIngress
 from .client_ip import parse_networks
 from .console.feed import ConsoleFeed
 from .console.feeds import ConsoleFeeds
@@ -267,6 +268,10 @@ def create_app(
         telemetry=fastapi_telemetry(),
     )
     errors.install(app)
+    # Innermost of ours (inside the security headers): a chat POST skips the framework's work.
+    # Not while telemetry exports: then every request gets FastAPI's server span and metrics.
+    if not exporting():
+        app.add_middleware(ChatIngress)
     app.add_middleware(SecurityHeaders, page_csp=page_policy(livekit.url))
     # Outermost: an oversized body is refused before routing, auth, limits or verification.
     app.add_middleware(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Sequence
 
@@ -12,6 +13,11 @@ def parse_networks(cidrs: Sequence[str]) -> list[Network]:
     return [ipaddress.ip_network(cidr, strict=False) for cidr in cidrs]
 
 
+# Parsed once per address seen lately: every request parses its peer (and its network).
+ADDRESSES_REMEMBERED = 4096
+
+
+@functools.lru_cache(maxsize=ADDRESSES_REMEMBERED)
 def _address(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     try:
         address = ipaddress.ip_address(value.strip())
@@ -49,6 +55,7 @@ def client_ip(peer: str, forwarded_for: str | None, trusted: Sequence[Network]) 
 IPV6_CLIENT_PREFIX = 64
 
 
+@functools.lru_cache(maxsize=ADDRESSES_REMEMBERED)
 def client_network(address: str) -> str:
     """The network a client address stands for in rate limits: the IPv4 address itself, or the
     address's IPv6 /64 (one subscriber usually holds a whole /64, so counting single IPv6

@@ -12,6 +12,8 @@ from typing import Annotated
 import httpx
 from fastapi import Depends, Header, HTTPException, Query, Request, status
 from nats.aio.msg import Msg
+from nats.js.api import PubAck
+from opentelemetry import context as otel_context
 from opentelemetry.metrics import Counter
 from pydantic import ValidationError
 from redis.asyncio import Redis
@@ -19,8 +21,15 @@ from redis.exceptions import RedisError
 
 from livestage import subjects
 from livestage.bans import Ban, BanStore, Refusal
-from livestage.bus import Bus, BusUnavailable
-from livestage.schemas import EgressEvent, HostJobEvent, HostWorkerEvent, WireModel, now_ms
+from livestage.bus import Bus, BusUnavailable, message_id_of
+from livestage.schemas import (
+    ChatMessage,
+    EgressEvent,
+    HostJobEvent,
+    HostWorkerEvent,
+    WireModel,
+    now_ms,
+)
 from livestage.settings import (
     LiveKitSettings,
     NatsSettings,
@@ -31,7 +40,9 @@ from livestage.settings import (
 )
 from livestage.shows import ShowCache, ShowStore
 from livestage.subjects import ROOM_NAME_PATTERN
+from livestage.telemetry import exporting
 
+from .chat_admission import BAN_ENTRY, ChatAdmission
 from .client_ip import Network, client_ip, client_network, forwarded_proto
 from .console.feeds import ConsoleFeeds
 from .dispatch.decision import HostPolicy
@@ -39,6 +50,7 @@ from .dispatch.dispatcher import DispatchMetadata, HostCache, HostState, WorkerR
 from .dispatch.reconciler import HostReconciler
 from .dispatch.schedule import Trigger
 from .egress import Egresses
+from .in_flight import InFlightBatch
 from .livekit_gateway import LiveKitError, LiveKitGateway
 from .media_guard import MediaGuard
 from .names import NameCheck
@@ -49,6 +61,9 @@ from .viewers import Viewer, ViewerAuthError, ViewerTokens
 from .visitors import VisitorIds
 
 log = logging.getLogger(__name__)
+
+ChatPublish = tuple[str, ChatMessage, otel_context.Context]
+"""A chat line to publish: its subject, the message, and the trace context its headers carry."""
 
 
 @dataclass
@@ -130,6 +145,38 @@ class Services:
     @functools.cached_property
     def bans(self) -> BanStore:
         return BanStore(self.redis)
+
+    async def publish_chat(self, subject: str, message: ChatMessage) -> PubAck:
+        """Store a chat line in JetStream; the lines posted while a publish is in flight go
+        together, their confirmations awaited together (`Bus.publish_many`): each POST still
+        answers only once its own line is stored. While telemetry exports, each goes alone
+        (`Bus.publish`), with its producer span."""
+        if exporting():
+            return await self.require_bus().publish(
+                subject, message, timeout_s=self.edge.nats_timeout_s
+            )
+        return await self.chat_publishes((subject, message, otel_context.get_current()))
+
+    @functools.cached_property
+    def chat_publishes(self) -> InFlightBatch[ChatPublish, PubAck]:
+        async def send(items: list[ChatPublish]) -> list[PubAck | BaseException]:
+            return list(
+                await self.require_bus().publish_many(
+                    [
+                        (subject, model, f"{subject}:{message_id_of(model)}")  # as `Bus.publish`
+                        for subject, model, _ in items
+                    ],
+                    timeout_s=self.edge.nats_timeout_s,
+                    contexts=[context for _, _, context in items],
+                )
+            )
+
+        return InFlightBatch(send, "chat publish batch")
+
+    @functools.cached_property
+    def chat_admission(self) -> ChatAdmission:
+        """A chat POST's bans and limits in one round trip (`chat_admission.py`)."""
+        return ChatAdmission(self.redis, self.limiter, self.edge.visitor_network_ttl_s)
 
     @property
     def shows(self) -> ShowStore:
@@ -395,11 +442,14 @@ async def admit_chat(request: Request, authorization: BearerHeader = None) -> Ch
             detail=f"a '{viewer.role}' token may watch but not chat: "
             "the stage page's token is subscribe-only",
         )
-    await refuse_banned(services, viewer.room, viewer.visitor_tag, network, "chat")
     limits = services.limits
-    await services.limiter.check_all(
-        [(limits.chat_per_visitor, viewer.visitor_tag), (limits.chat_per_network, network)]
-    )
+    checks = [(limits.chat_per_visitor, viewer.visitor_tag), (limits.chat_per_network, network)]
+    outcome = await services.chat_admission.hit(viewer.room, viewer.visitor_tag, network, checks)
+    if outcome == BAN_ENTRY:  # maybe banned: decided as for any other route, then counted
+        await refuse_banned(services, viewer.room, viewer.visitor_tag, network, "chat")
+        await services.limiter.check_all(checks)
+    elif outcome:
+        await services.limiter.refuse(*checks[outcome - 1])
     return ChatSender(viewer, services)
 
 

@@ -28,7 +28,6 @@ from fastapi import FastAPI, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse
 from fastapi.staticfiles import StaticFiles
-from starlette.datastructures import MutableHeaders
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -102,6 +101,15 @@ class SecurityHeaders:
     def __init__(self, app: ASGIApp, page_csp: str) -> None:
         self.app = app
         self.page_csp = page_csp.encode()
+        self._always = (
+            (b"x-content-type-options", b"nosniff"),
+            (b"referrer-policy", b"no-referrer"),
+        )
+        self._on_pages = (*self._always, (b"content-security-policy", self.page_csp))
+
+    def _added(self, html: bool) -> tuple[tuple[bytes, bytes], ...]:
+        """The headers an answer gets unless it set its own: the CSP on HTML only."""
+        return self._on_pages if html else self._always
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -110,11 +118,17 @@ class SecurityHeaders:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                headers.setdefault("X-Content-Type-Options", "nosniff")
-                headers.setdefault("Referrer-Policy", "no-referrer")
-                if headers.get("content-type", "").startswith("text/html"):
-                    headers.setdefault("Content-Security-Policy", self.page_csp.decode())
+                # the raw (lowercase) header list, not MutableHeaders: this runs for every answer
+                raw: list[tuple[bytes, bytes]] = list(message.get("headers", ()))
+                present = {name for name, _ in raw}
+                html = any(
+                    name == b"content-type" and value.startswith(b"text/html")
+                    for name, value in raw
+                )
+                for name, value in self._added(html):
+                    if name not in present:
+                        raw.append((name, value))
+                message["headers"] = raw
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

@@ -21,6 +21,7 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NoReturn
 
 from fastapi import HTTPException, status
 from limits import RateLimitItem, parse
@@ -34,24 +35,31 @@ from livestage import metrics
 
 KEY_PREFIX = "livestage-limits"
 
-HIT_IN_ORDER = """
--- KEYS: the buckets, in order; ARGV: now (epoch seconds), then limit and window (s) per bucket.
+HIT_IN_ORDER_FUNCTION = """
+-- keys: the buckets, in order; now: epoch seconds; limits: limit and window (s) per bucket.
 -- Returns 0 when every bucket took the hit, else the 1-based index of the first full one (the
 -- buckets after it are not touched).
-local now = tonumber(ARGV[1])
-for i, key in ipairs(KEYS) do
-    local limit = tonumber(ARGV[2 * i])
-    local expiry = tonumber(ARGV[2 * i + 1])
-    local entry = redis.call('lindex', key, limit - 1)
-    if entry and tonumber(entry) >= now - expiry then
-        return i
+local function hit_in_order(keys, now, limits)
+    for i, key in ipairs(keys) do
+        local limit = tonumber(limits[2 * i - 1])
+        local expiry = tonumber(limits[2 * i])
+        local entry = redis.call('lindex', key, limit - 1)
+        if entry and tonumber(entry) >= now - expiry then
+            return i
+        end
+        redis.call('lpush', key, now)
+        redis.call('ltrim', key, 0, limit - 1)
+        redis.call('expire', key, expiry)
     end
-    redis.call('lpush', key, now)
-    redis.call('ltrim', key, 0, limit - 1)
-    redis.call('expire', key, expiry)
+    return 0
 end
-return 0
 """
+
+HIT_IN_ORDER = (
+    HIT_IN_ORDER_FUNCTION
+    + "-- KEYS: the buckets; ARGV: now, then limit and window per bucket\n"
+    + "return hit_in_order(KEYS, tonumber(ARGV[1]), {unpack(ARGV, 2)})\n"
+)
 
 
 @dataclass(frozen=True)
@@ -114,9 +122,23 @@ class RateLimiter:
     async def check_all(self, checks: Sequence[tuple[Limit, str]]) -> None:
         """Count one hit in each bucket, in order; the first full one raises 429."""
         full = await self._first_full(checks)
-        if full is None:
-            return
-        limit, key = full
+        if full is not None:
+            await self.refuse(*full)
+
+    def bucket_keys(self, checks: Sequence[tuple[Limit, str]]) -> tuple[list[str], list[float]]:
+        """The Redis keys and `HIT_IN_ORDER`'s limit and window arguments of `checks` (without
+        the leading `now`), for a script that counts them itself."""
+        keys = [
+            f"{KEY_PREFIX}:{limit.item.key_for(limit.name, self.namespace, key)}"
+            for limit, key in checks
+        ]
+        args: list[float] = []
+        for limit, _ in checks:
+            args += [limit.item.amount, limit.item.get_expiry()]
+        return keys, args
+
+    async def refuse(self, limit: Limit, key: str) -> NoReturn:
+        """The 429 of a full bucket, with Retry-After from its window."""
         stats = await self.limiter.get_window_stats(limit.item, limit.name, self.namespace, key)
         retry_after = max(1, math.ceil(stats.reset_time - time.time()))
         self.limited.add(1, {"limit": limit.name})
@@ -132,12 +154,6 @@ class RateLimiter:
                 if not await self.limiter.hit(limit.item, limit.name, self.namespace, key):
                     return limit, key
             return None
-        keys = [
-            f"{KEY_PREFIX}:{limit.item.key_for(limit.name, self.namespace, key)}"
-            for limit, key in checks
-        ]
-        args: list[float] = [time.time()]
-        for limit, _ in checks:
-            args += [limit.item.amount, limit.item.get_expiry()]
-        full = int(await self._hit_in_order(keys=keys, args=args))
+        keys, args = self.bucket_keys(checks)
+        full = int(await self._hit_in_order(keys=keys, args=[time.time(), *args]))
         return None if full == 0 else checks[full - 1]

@@ -73,6 +73,11 @@ async def submit_chat(
 ) -> Response:
     """Queue a chat line for moderation in the room of the viewer's token (a show's: 401
     for a deleted one); 202 only once JetStream has stored it."""
+    return await send_chat(sender, request)
+
+
+async def send_chat(sender: ChatSender, request: ChatRequest) -> Response:
+    """`submit_chat`'s work once the sender is admitted (`chat_ingress.py` calls it too)."""
     viewer, services = sender.viewer, sender.services
     room = viewer.room
     message = ChatMessage(
@@ -90,9 +95,7 @@ async def submit_chat(
     # BusUnavailable becomes a 503 (errors.py): never a 202 for a message JetStream did not store;
     # a publish JetStream did not confirm in time (PublishUnconfirmed) says it may be stored and
     # that a resend is safe: the id, and so Nats-Msg-Id, is derived from (visitor, clientId).
-    await services.require_bus().publish(
-        subjects.chat_submitted(room), message, timeout_s=services.edge.nats_timeout_s
-    )
+    await services.publish_chat(subjects.chat_submitted(room), message)
     metrics.counter(metrics.CHAT_SUBMITTED).add(1)
     # A Response is sent as it is: no validation and serialisation of ChatAccepted per POST
     # (the id is 32 hex characters, nothing to escape).

@@ -1,0 +1,113 @@
+"""`POST /api/chat`, the edge's busiest route, answered without the framework's per-request work.
+
+An ASGI middleware just inside the security headers: a chat POST with a JSON body that is a valid
+`ChatRequest` goes straight to `admit_chat` and `send_chat` (the route's own functions), skipping
+routing over every route, FastAPI's dependency solving and request validation, and the inner
+middleware, which together cost the edge more CPU per POST than the chat work itself. Its answers
+are the route's: the errors it meets go to the app's own exception handlers (401, 403, 429, 503
+in the same bodies and headers). Anything else (another content type, a body that does not parse
+or breaks a rule) goes on to the FastAPI route, which answers it as before (its 422 naming the
+field), and which is also what OpenAPI documents.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from pydantic import ValidationError
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .deps import admit_chat
+from .models import ChatRequest
+from .routes.chat import send_chat
+
+CHAT_PATH = "/api/chat"
+
+Handler = Callable[[Request, Exception], Awaitable[Response]]
+
+
+def _is_json(scope: Scope) -> bool:
+    """A `Content-Type: application/json` body (with or without parameters): the one kind the
+    route would read as JSON that this path takes on; others go to the route."""
+    for name, value in scope["headers"]:
+        if name == b"content-type":
+            return bool(value.split(b";", 1)[0].strip().lower() == b"application/json")
+    return False
+
+
+def _parsed(body: bytes) -> ChatRequest | None:
+    try:
+        return ChatRequest.model_validate_json(body)
+    except ValidationError:
+        return None
+
+
+def _handler_for(app: Any, error: Exception) -> Handler | None:
+    """The app's exception handler for `error` (the nearest class in its MRO), as Starlette
+    picks it."""
+    handlers: dict[Any, Handler] = app.exception_handlers
+    for kind in type(error).__mro__:
+        if kind in handlers:
+            return handlers[kind]
+    return None
+
+
+class ChatIngress:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] != "http"
+            or scope["path"] != CHAT_PATH
+            or scope["method"] != "POST"
+            or not _is_json(scope)
+        ):
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope, receive)
+        try:
+            # BodyLimit's receive raises its 413 here: answered as the route answered it
+            body = await request.body()
+        except Exception as error:
+            await self._answer_error(request, send, error)
+            return
+        chat = _parsed(body)
+        if chat is None:
+            await self.app(scope, _replaying(body, receive), send)
+            return
+        try:
+            sender = await admit_chat(request, request.headers.get("authorization"))
+            response = await send_chat(sender, chat)
+        except Exception as error:
+            await self._answer_error(request, send, error)
+            return
+        await response(scope, receive, send)
+
+    @staticmethod
+    async def _answer_error(request: Request, send: Send, error: Exception) -> None:
+        """Answer `error` with the app's handler for it; one it has none for goes on up (a 500
+        from the outermost middleware, as from the route)."""
+        handler = _handler_for(request.scope["app"], error)
+        if handler is None:
+            raise error
+        response = await handler(request, error)
+        await response(request.scope, request.receive, send)
+
+
+def _replaying(body: bytes, receive: Receive) -> Receive:
+    """A `receive` that hands the route the body already read, then waits on the real one
+    (for the client's disconnect)."""
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if sent:
+            return await receive()
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replay
