@@ -31,6 +31,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from livestage import subjects
 from livestage.bus import Bus, Observed, Watch
@@ -42,6 +43,9 @@ from .settings import TwitchSettings, YouTubeSettings
 from .source import PlatformChat
 
 log = logging.getLogger(__name__)
+
+SHOWS_RETRY_S = 5.0
+"""How soon the bridge reads the shows again while Redis cannot be read."""
 
 
 @dataclass(frozen=True)
@@ -164,6 +168,7 @@ class ShowBridges:
         self.running: dict[str, _Running] = {}
         self._changes: asyncio.Queue[tuple[str, ShowConfig | None]] = asyncio.Queue()
         self._watch: Watch | None = None
+        self._unread = False  # the store could not be read yet: `run` tries again
 
     def sources(self, room: str) -> ShowSources:
         """What the room's bridge follows now (empty: no bridge)."""
@@ -177,11 +182,32 @@ class ShowBridges:
         if self._watch is not None:
             return
         read_at = time.time()
-        for room in dict.fromkeys([*await self.store.rooms(), self.deployment_room]):
-            await self._apply(room, await self.store.config(room))
+        if not await self._read_shows():
+            await self._apply(self.deployment_room, None)  # its settings, until the store answers
         self._watch = await self.bus.watch(
             subjects.all_rooms("room", "config"), ShowConfigEvent, self._on_config, start=read_at
         )
+
+    async def _read_shows(self) -> bool:
+        """Every show's bridge as the store has them now; False (logged) while Redis cannot be
+        read: the deployment's show then runs on its settings and `run` reads again every
+        `SHOWS_RETRY_S`."""
+        try:
+            rooms = dict.fromkeys([*await self.store.rooms(), self.deployment_room])
+            configs = [(room, await self.store.config(room)) for room in rooms]
+        except RedisError as error:
+            log.warning(
+                "the shows could not be read (%s): the deployment's show follows its settings; "
+                "reading again in %.0f s",
+                error,
+                SHOWS_RETRY_S,
+            )
+            self._unread = True
+            return False
+        self._unread = False
+        for room, config in configs:
+            await self._apply(room, config)
+        return True
 
     async def run(self, stop: asyncio.Event) -> None:
         """Every show's bridge until `stop` (`start` first, if not done); then every bridge is
@@ -194,13 +220,19 @@ class ShowBridges:
                 change = asyncio.ensure_future(self._changes.get())
                 stopped = asyncio.ensure_future(stop.wait())
                 try:
-                    await asyncio.wait({change, stopped}, return_when=asyncio.FIRST_COMPLETED)
+                    await asyncio.wait(
+                        {change, stopped},
+                        timeout=SHOWS_RETRY_S if self._unread else None,
+                        return_when=asyncio.FIRST_COMPLETED,
+                    )
                 finally:
                     stopped.cancel()
                     if not change.done():
                         change.cancel()
                 if change.done() and not change.cancelled():
                     await self._apply(*change.result())
+                elif self._unread and not stop.is_set():
+                    await self._read_shows()
         finally:
             self._watch = None
             with contextlib.suppress(Exception):

@@ -9,8 +9,11 @@ import contextlib
 import uuid
 from collections.abc import AsyncIterator, Sequence
 
+import pytest
+from pydantic import SecretStr
 from redis.asyncio import Redis
 
+from chat_bridge import shows
 from chat_bridge.app import serve
 from chat_bridge.settings import BridgeSettings, TwitchSettings, YouTubeSettings
 from chat_bridge.shows import ShowBridges, ShowSources, show_sources
@@ -28,6 +31,7 @@ from livestage.schemas import (
 from livestage.shows import ShowStore
 from tests.doubles.twitch import Chatter, TwitchDouble
 from tests.doubles.youtube import YouTubeDouble
+from tests.support.services import free_port
 from tests.support.waiting import until
 
 from .conftest import Arrivals, arrivals, unique_room
@@ -201,3 +205,41 @@ async def test_a_show_created_at_run_time_gets_its_twitch_channel_by_id(
             assert seen.models[0].source is not None and seen.models[0].source.platform == "twitch"
             # no lookup of a login: the show gave the id
             assert not [r for r in twitch.requests if r.path.endswith("/users")]
+
+
+async def test_without_redis_the_deployments_show_runs_on_its_settings_and_the_shows_follow(
+    bridge_bus: Bus, redis: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(shows, "SHOWS_RETRY_S", 0.1)
+    deployment, quiz = unique_room(), unique_room()
+    await ShowStore(redis).create(a_show(quiz, video="quizvideo01"))
+    served: set[str] = set()
+
+    async def serve_room(room: str, platforms: Sequence[PlatformChat], stop: asyncio.Event) -> None:
+        served.add(room)
+        await stop.wait()
+
+    unreachable = Redis(port=free_port(), socket_connect_timeout=1)
+    bridges = ShowBridges(
+        bridge_bus,
+        ShowStore(unreachable),
+        deployment,
+        serve_room,
+        # never polled: `serve_room` here only notes the room
+        youtube_settings=YouTubeSettings(
+            video_id="deployvideo1", api_key=SecretStr("key"), base_url="http://127.0.0.1:9"
+        ),
+    )
+    stop = asyncio.Event()
+    await bridges.start()  # Redis refuses: no crash, the deployment's show on its settings
+    assert bridges.sources(deployment) == ShowSources(youtube_video_id="deployvideo1")
+    assert quiz not in bridges.running
+    task = asyncio.create_task(bridges.run(stop))
+    try:
+        bridges.store = ShowStore(redis)  # Redis is back: the next read brings every show
+        await until(lambda: quiz in served, 15, "the quiz's bridge once the shows are read")
+        assert bridges.sources(quiz) == ShowSources(youtube_video_id="quizvideo01")
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 20)
+        await unreachable.aclose()
