@@ -364,9 +364,9 @@ async def test_the_console_lists_every_show_beside_its_chat_and_stage(  # type: 
     operator_context = await browser.new_context(viewport={"width": 1440, "height": 900})
     try:
         console = await signed_in_console(operator_context, edge)
+        # the session's Redis also holds other tests' shows: these three are what it is owed
         items = console.locator(".op-show-item")
-        await expect(items).to_have_count(3, timeout=10_000)
-        await expect(items.first).to_have_attribute("data-room", edge.room)
+        await expect(items.first).to_have_attribute("data-room", edge.room, timeout=10_000)
         await expect(items.first.locator("button")).to_have_attribute("aria-pressed", "true")
         for room, title in shows.items():
             await expect(console.locator(f'.op-show-item[data-room="{room}"]')).to_contain_text(
