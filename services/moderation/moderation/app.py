@@ -4,18 +4,18 @@ Messages on `chat.submitted.<room>` (one durable pull consumer, `MODERATION_DURA
 every instance so they split the work) are handled a fetch at a time, up to `MODERATION_BATCH`:
 
 1. decide, in one optimistic Redis transaction for the batch (`StateStore.decide_batch`): read
-   what the checks need for every message in one pipelined round trip (the verdict if this id
-   was already decided, the author's recent messages, strikes, mute, ban); run the configured
-   checks (pure) on each message in order, counting the batch's earlier messages of the same
-   author into its state (`state.with_earlier`), so flood, duplicate and strike counts are what
-   one-at-a-time handling would give; if they approve and OpenAI is enabled, ask OpenAI (keeping
-   the delivery alive meanwhile) and run them again with its answer; then take places in the
-   room's window for the approved ones (one pipelined round trip, in batch order, atomic across
-   instances; a second, or a minute where the room's show sets its own cap) and let `room_rate`
-   judge them; then record every verdict and the state it adds.
-   If another instance changed any of those keys meanwhile, judge the batch again on the new
-   state (OpenAI's answers are kept), so simultaneous messages of one visitor are judged one
-   after the other;
+   what the checks need for every message in one script (the verdict if this id was already
+   decided, the author's recent messages, strikes, mute, ban, and a digest of them); run the
+   configured checks (pure) on each message in order, counting the batch's earlier messages of
+   the same author into its state (`state.with_earlier`), so flood, duplicate and strike counts
+   are what one-at-a-time handling would give; if they approve and OpenAI is enabled, ask
+   OpenAI (keeping the delivery alive meanwhile) and run them again with its answer; an
+   approved one in a capped room (a second, or a minute where the room's show sets its own
+   cap) claims a place in the room's window, and `room_rate` says what a place past the cap
+   gets; then one script records every verdict and the state it adds, taking the places (in
+   batch order, atomic across instances), if no digest changed. If another instance changed
+   any of that state meanwhile, the batch is judged again on the new state (OpenAI's answers
+   are kept), so simultaneous messages of one visitor are judged one after the other;
 2. publish each `ChatMessage` unchanged on `chat.approved.<room>`, or a `ModerationVerdict` on
    `chat.rejected.<room>`, with JetStream async publishes (sent in batch order, confirmed
    together), with the de-duplication id `moderation:<id>` (one id for both subjects, so a

@@ -19,13 +19,15 @@ per platform user):
                                                       within the cap keeps its place; expires
                                                       after an hour
 
-`StateStore.decide` judges a message and records its verdict with the state it adds in one
-optimistic transaction: it WATCHes the message's verdict key and its author's keys, reads them,
-lets the caller judge (the pure checks), and writes in MULTI/EXEC; when another instance (or a
-concurrent handler) changed any of those keys meanwhile, EXEC fails and the message is judged
-again on the new state. So of two messages decided at the same time from one visitor, one is
-judged knowing the other: two copies of a line are never both approved, and a burst never gets
-more than the flood limit through. The checks stay pure and the only source of the rules.
+`StateStore.decide` judges a message and records its verdict with the state it adds as one
+optimistic transaction, in two round trips: one script reads the message's verdict key and its
+author's keys (and ban) with a digest of what it read (`READ_STATES`), the caller judges (the
+pure checks), and a second script (`WRITE_VERDICTS`) writes only if every digest still matches;
+when another instance (or a concurrent handler) changed any of that state meanwhile, nothing is
+written and the message is judged again on the new state. So of two messages decided at the
+same time from one visitor, one is judged knowing the other: two copies of a line are never both
+approved, and a burst never gets more than the flood limit through. The checks stay pure and
+the only source of the rules.
 
 The verdict is recorded before it is published, marked `published` after. A redelivery finds the
 record: published, it is acknowledged without a second verdict; not yet (a crash in between),
@@ -33,10 +35,11 @@ the recorded verdict is published, the same one, under the same JetStream de-dup
 A redelivery never adds to its visitor's state again.
 
 `StateStore.decide_batch` does the same for a batch of messages (what one fetch brought): one
-pipelined read of every message's state, one judgement of them all in order (the caller
-counts the batch's earlier messages into each later one's state, `with_earlier`), the room
-places claimed in one pipeline, and one transaction writing every verdict; when any watched key
-changed meanwhile the whole batch is judged again.
+read of every message's state, one judgement of them all in order (the caller counts the
+batch's earlier messages into each later one's state, `with_earlier`), and one write of every
+verdict, which also takes the room places of the approved ones (`RoomClaim`: in batch order; a
+place past the cap records the busy verdict instead); when any state changed meanwhile the
+whole batch is judged again. So a batch costs three round trips: read, write, mark published.
 """
 
 from __future__ import annotations
