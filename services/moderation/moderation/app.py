@@ -20,7 +20,8 @@ every instance so they split the work) are handled a fetch at a time, up to `MOD
    `chat.rejected.<room>`, with JetStream async publishes (sent in batch order, confirmed
    together), with the de-duplication id `moderation:<id>` (one id for both subjects, so a
    message gets at most one verdict within the duplicate window); mark the confirmed records
-   published (one round trip) and count the verdicts in `livestage.chat.verdicts`;
+   published (`StateStore.published_soon`: the next batch's read carries the marks, or they are
+   written on their own within 0.1 s) and count the verdicts in `livestage.chat.verdicts`;
 3. acknowledge each message whose verdict was confirmed (`Consumer.run_batches`), so a crash
    anywhere before is a redelivery, never a loss. Redeliveries go on for the retry budget
    (`NATS_RETRY_BUDGET_S`); a message whose last delivery fails too is filed in the dead-letter
@@ -206,7 +207,7 @@ class Moderator:
                 failed[message.id] = confirmation
             else:
                 published.append((message, record))
-        await self.store.mark_published_many(published)
+        self.store.published_soon(published)
         for _, record in published:
             self.verdicts.add(
                 1, {"verdict": record.verdict, "check": record.checks[0] if record.checks else ""}
@@ -345,6 +346,8 @@ class Moderator:
             await self._consume(consumer, stop)
         finally:
             await shows.stop()
+            with contextlib.suppress(Exception):
+                await self.store.flush_published()
 
     async def _on_show_config(self, observed: Observed[ShowConfigEvent]) -> None:
         self.shows.follow(observed.model)

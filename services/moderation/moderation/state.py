@@ -39,12 +39,15 @@ read of every message's state, one judgement of them all in order (the caller co
 batch's earlier messages into each later one's state, `with_earlier`), and one write of every
 verdict, which also takes the room places of the approved ones (`RoomClaim`: in batch order; a
 place past the cap records the busy verdict instead); when any state changed meanwhile the
-whole batch is judged again. So a batch costs three round trips: read, write, mark published.
+whole batch is judged again. So a batch costs two round trips, read and write; its verdicts'
+`published` marks ride on the next batch's read (`published_soon`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -59,12 +62,17 @@ from moderation.checks.room_rate import WINDOW_MS, RoomCap
 from moderation.pipeline import Decision, StrikeOutcome
 from moderation.settings import ModerationSettings
 
+log = logging.getLogger(__name__)
+
 PREFIX = "livestage:moderation"
 MAX_RECENT = 100
 """Recent messages kept per visitor (more than any flood limit needs)."""
 ROOM_PLACES_TTL_MS = 3_600_000
 """How long a window's places are kept: longer than any redelivery of a message of that window
 takes, so a late message of a busy window still finds the places given out."""
+MARK_PUBLISHED_WITHIN_S = 0.1
+"""How long a verdict's `published` mark waits for the next batch's read to carry it before
+it is written on its own (`StateStore.published_soon`)."""
 MAX_DECIDE_ATTEMPTS = 50
 """Judgements of one message before `decide` gives up (each retry means another message of the
 same visitor was recorded meanwhile, so this is only reached under a flood of one visitor far
@@ -101,17 +109,23 @@ local function digest(read)
   return redis.sha1hex(cjson.encode(read))
 end
 """
-# Every message's state, its digest and its author's ban (`StateStore.load_many`). Per message,
-# keys: `state`'s and the room's bans; arguments: `state`'s and the ban's visitor tag ("": none).
+# Verdicts marked published (`StateStore.published_soon`: first ARGV the count m, then m keys
+# and m records), then every message's state, its digest and its author's ban
+# (`StateStore.load_many`). Per message, keys: `state`'s and the room's bans; arguments:
+# `state`'s and the ban's visitor tag ("": none).
 READ_STATES = (
     STATE_FUNCTIONS
     + """
+local m = tonumber(ARGV[1])
+for j = 1, m do
+  redis.call('SET', KEYS[j], ARGV[j + 1], 'XX', 'KEEPTTL')
+end
 local out = {}
-for i = 0, #KEYS / 5 - 1 do
-  local k = 5 * i + 1
-  local read = state(k, k)
+for i = 0, (#KEYS - m) / 5 - 1 do
+  local k, a = m + 5 * i + 1, m + 1 + 5 * i + 1
+  local read = state(k, a)
   read[5] = digest(read)
-  read[6] = ARGV[k + 4] ~= '' and redis.call('HGET', KEYS[k + 4], ARGV[k + 4])
+  read[6] = ARGV[a + 4] ~= '' and redis.call('HGET', KEYS[k + 4], ARGV[a + 4])
   out[i + 1] = read
 end
 return out
@@ -318,6 +332,9 @@ class StateStore:
         self._claim_room_place = redis.register_script(CLAIM_ROOM_PLACE)
         self._read_states = redis.register_script(READ_STATES)
         self._write_verdicts = redis.register_script(WRITE_VERDICTS)
+        self._unmarked: list[tuple[str, str]] = []
+        """Published marks (record key, record) for the next read to write."""
+        self._marker: asyncio.Task[None] | None = None
 
     async def decide(
         self, message: ChatMessage, judge: Judge, *, with_ban: bool, instance: str
@@ -408,6 +425,38 @@ class StateStore:
                 )
             await pipe.execute()
 
+    def published_soon(self, published: Sequence[tuple[ChatMessage, Recorded]]) -> None:
+        """`mark_published_many`, written by the next read (`load_many`, `decide_batch`: one
+        round trip fewer per batch), or on its own within `MARK_PUBLISHED_WITHIN_S` when no
+        read comes (`flush_published`). Until then a redelivery publishes the verdict again,
+        under the same de-duplication id, so JetStream keeps one."""
+        self._unmarked += [
+            (decided_key(m.room, m.id), replace(r, published=True).to_json()) for m, r in published
+        ]
+        if self._unmarked and (self._marker is None or self._marker.done()):
+            self._marker = asyncio.create_task(self._flush_later(), name="mark-published")
+
+    async def _flush_later(self) -> None:
+        await asyncio.sleep(MARK_PUBLISHED_WITHIN_S)
+        try:
+            await self.flush_published()
+        except Exception as error:  # noqa: BLE001 - Redis away: the next read carries them
+            log.warning("published marks not written (%r); the next read carries them", error)
+
+    async def flush_published(self) -> None:
+        """Write the published marks no read has carried yet (also before stopping)."""
+        marks, self._unmarked = self._unmarked, []
+        if not marks:
+            return
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for key, record in marks:
+                    pipe.set(key, record, xx=True, keepttl=True)
+                await pipe.execute()
+        except BaseException:
+            self._unmarked[:0] = marks
+            raise
+
     async def load(self, message: ChatMessage, *, with_ban: bool) -> LoadedState:
         (state,) = await self.load_many([message], with_ban=with_ban)
         return state
@@ -424,15 +473,20 @@ class StateStore:
         self, messages: Sequence[ChatMessage], *, with_ban: bool
     ) -> tuple[list[LoadedState], list[bytes]]:
         """`load_many`, and each state's digest as read (for `WRITE_VERDICTS`)."""
-        keys: list[str] = []
-        args: list[Any] = []
+        marks, self._unmarked = self._unmarked, []
+        keys: list[str] = [key for key, _ in marks]
+        args: list[Any] = [len(marks), *(record for _, record in marks)]
         banned_as = []
         for message in messages:
             tag = ban_key_of(message.author_identity) if with_ban else None
             banned_as.append(tag)
             keys += [*self._state_keys(message), BanStore.key(message.room)]
             args += [*self._bounds(message), tag or ""]
-        reads: list[Any] = await self._read_states(keys=keys, args=args)
+        try:
+            reads: list[Any] = await self._read_states(keys=keys, args=args)
+        except BaseException:
+            self._unmarked[:0] = marks
+            raise
         states = [
             self._state(
                 message, read, await self.bans.active(message.room, tag, read[5]) if tag else None
