@@ -208,6 +208,16 @@ class BanStore:
         """The active ban of this visitor, or None."""
         return await self._active(room, visitor_tag, await self.redis.hget(_key(room), visitor_tag))
 
+    @staticmethod
+    def key(room: str) -> str:
+        """The hash of a room's bans by visitor tag: for a caller that reads a ban (HGET) in a
+        round trip of its own, then asks `active` about it."""
+        return _key(room)
+
+    async def active(self, room: str, visitor_tag: str, raw: Any) -> Ban | None:
+        """`get` on the `raw` ban the caller read itself (`key`)."""
+        return await self._active(room, visitor_tag, raw)
+
     async def _active(self, room: str, visitor_tag: str, raw: Any) -> Ban | None:
         """The ban stored as `raw` for this visitor if it is still active (an expired one is
         lifted)."""

@@ -4,23 +4,24 @@ Messages on `chat.submitted.<room>` (one durable pull consumer, `MODERATION_DURA
 every instance so they split the work) are handled a fetch at a time, up to `MODERATION_BATCH`:
 
 1. decide, in one optimistic Redis transaction for the batch (`StateStore.decide_batch`): read
-   what the checks need for every message in one pipelined round trip (the verdict if this id
-   was already decided, the author's recent messages, strikes, mute, ban); run the configured
-   checks (pure) on each message in order, counting the batch's earlier messages of the same
-   author into its state (`state.with_earlier`), so flood, duplicate and strike counts are what
-   one-at-a-time handling would give; if they approve and OpenAI is enabled, ask OpenAI (keeping
-   the delivery alive meanwhile) and run them again with its answer; then take places in the
-   room's window for the approved ones (one pipelined round trip, in batch order, atomic across
-   instances; a second, or a minute where the room's show sets its own cap) and let `room_rate`
-   judge them; then record every verdict and the state it adds.
-   If another instance changed any of those keys meanwhile, judge the batch again on the new
-   state (OpenAI's answers are kept), so simultaneous messages of one visitor are judged one
-   after the other;
+   what the checks need for every message in one script (the verdict if this id was already
+   decided, the author's recent messages, strikes, mute, ban, and a digest of them); run the
+   configured checks (pure) on each message in order, counting the batch's earlier messages of
+   the same author into its state (`state.with_earlier`), so flood, duplicate and strike counts
+   are what one-at-a-time handling would give; if they approve and OpenAI is enabled, ask
+   OpenAI (keeping the delivery alive meanwhile) and run them again with its answer; an
+   approved one in a capped room (a second, or a minute where the room's show sets its own
+   cap) claims a place in the room's window, and `room_rate` says what a place past the cap
+   gets; then one script records every verdict and the state it adds, taking the places (in
+   batch order, atomic across instances), if no digest changed. If another instance changed
+   any of that state meanwhile, the batch is judged again on the new state (OpenAI's answers
+   are kept), so simultaneous messages of one visitor are judged one after the other;
 2. publish each `ChatMessage` unchanged on `chat.approved.<room>`, or a `ModerationVerdict` on
    `chat.rejected.<room>`, with JetStream async publishes (sent in batch order, confirmed
    together), with the de-duplication id `moderation:<id>` (one id for both subjects, so a
    message gets at most one verdict within the duplicate window); mark the confirmed records
-   published (one round trip) and count the verdicts in `livestage.chat.verdicts`;
+   published (`StateStore.published_soon`: the next batch's read carries the marks, or they are
+   written on their own within 0.1 s) and count the verdicts in `livestage.chat.verdicts`;
 3. acknowledge each message whose verdict was confirmed (`Consumer.run_batches`), so a crash
    anywhere before is a redelivery, never a loss. Redeliveries go on for the retry budget
    (`NATS_RETRY_BUDGET_S`); a message whose last delivery fails too is filed in the dead-letter
@@ -61,15 +62,16 @@ from livestage.schemas import ChatMessage, ModerationVerdict, ShowConfigEvent, W
 from livestage.service import connect_bus, until_stopped
 from livestage.settings import OpenAISettings, RedisSettings
 from moderation.checks import Context, RecentMessage, build_checks
-from moderation.checks.room_rate import RoomCap, RoomRate
+from moderation.checks.room_rate import RoomRate
 from moderation.pipeline import Decision, Pipeline, strike_outcome
 from moderation.settings import ModerationSettings
 from moderation.shows import RoomRules, ShowRules
 from moderation.state import (
+    BatchJudgement,
     Judged,
-    Judgement,
     LoadedState,
     Recorded,
+    RoomClaim,
     StateStore,
     author_key,
     with_earlier,
@@ -165,7 +167,7 @@ class Moderator:
         judged = [deliveries[i] for i in first_of.values()]
         openai_answers: dict[str, OpenAIResult] = {}  # asked once, whatever the retries
 
-        async def judge(states: list[LoadedState]) -> list[Judgement | None]:
+        async def judge(states: list[LoadedState]) -> list[BatchJudgement | None]:
             return await self.judge_batch(judged, states, openai_answers)
 
         decided = await self.store.decide_batch(
@@ -205,7 +207,7 @@ class Moderator:
                 failed[message.id] = confirmation
             else:
                 published.append((message, record))
-        await self.store.mark_published_many(published)
+        self.store.published_soon(published)
         for _, record in published:
             self.verdicts.add(
                 1, {"verdict": record.verdict, "check": record.checks[0] if record.checks else ""}
@@ -219,13 +221,13 @@ class Moderator:
         deliveries: list[Delivery[ChatMessage]],
         states: list[LoadedState],
         openai_answers: dict[str, OpenAIResult],
-    ) -> list[Judgement | None]:
+    ) -> list[BatchJudgement | None]:
         """The decisions on a batch, in order, each message judged knowing what the batch's
         earlier messages of its author add (`with_earlier`), as if each had been decided and
-        written before the next was read; then the room places of the approved ones claimed in
-        one round trip, in order, and the room cap applied. None where already decided."""
+        written before the next was read; an approved one in a capped room with its claim on a
+        place (`_room_claim`). None where already decided."""
         earlier: dict[tuple[str, str], list[Judged]] = {}
-        judged: list[tuple[Decision, Context] | None] = []
+        judged: list[BatchJudgement | None] = []
         shows = {room: await self.shows.rules(room) for room in {d.model.room for d in deliveries}}
         for delivery, loaded in zip(deliveries, states, strict=True):
             if loaded.decided is not None:
@@ -251,14 +253,9 @@ class Moderator:
                     outcome.mute_until_ms,
                 )
             )
-            judged.append((decision, context))
-        judged = await self._apply_room_cap(deliveries, judged, shows)
-        return [
-            None
-            if item is None
-            else (item[0], strike_outcome(item[0], item[1], d.model.created_at, self.settings))
-            for d, item in zip(deliveries, judged, strict=True)
-        ]
+            claim = self._room_claim(message, decision, context, shows[message.room])
+            judged.append((decision, outcome, claim))
+        return judged
 
     async def judge(
         self,
@@ -288,37 +285,28 @@ class Moderator:
             decision = show.decide(self.pipeline, message, context)
         return decision, context
 
-    async def _apply_room_cap(
-        self,
-        deliveries: list[Delivery[ChatMessage]],
-        judged: list[tuple[Decision, Context] | None],
-        shows: dict[str, RoomRules],
-    ) -> list[tuple[Decision, Context] | None]:
-        """Places in the room's window for the messages every other check approved (in batch
-        order, one round trip, atomic across instances), each room under its show's cap (per
-        minute) or else the deployment's (`room_rate`, per second); a place past the cap
-        rejects (no strike)."""
+    def _room_claim(
+        self, message: ChatMessage, decision: Decision, context: Context, show: RoomRules
+    ) -> RoomClaim | None:
+        """A claim on a place in the room's window when every other check approved and the
+        room is capped: by its show's cap (per minute) or else the deployment's (`room_rate`,
+        per second). The place is taken as the verdict is recorded (in batch order, atomic
+        across instances); past the cap the verdict is `room_rate`'s (no strike, so the
+        state the message adds is the same)."""
         default = self.room_rate.cap if self.room_rate is not None else None
-        caps = {room: show.cap or default for room, show in shows.items()}
-        approved: list[int] = []
-        claims: list[tuple[ChatMessage, RoomCap]] = []
-        for i, item in enumerate(judged):
-            message = deliveries[i].model
-            cap = caps[message.room]
-            if item is not None and item[0].approved and cap is not None:
-                approved.append(i)
-                claims.append((message, cap))
-        places = await self.store.claim_room_places(claims)
-        capped = list(judged)
-        for i, place in zip(approved, places, strict=True):
-            decision, context = judged[i]  # type: ignore[misc]
-            message = deliveries[i].model
-            own = shows[message.room].cap
-            context = replace(context, room_place=place, room_limit=own.limit if own else None)
-            # Every other check approved, so the cap is the only one left to ask.
-            busy = self.room_cap.check(message, context)
-            capped[i] = (Decision((busy,), decision.fingerprint) if busy else decision, context)
-        return capped
+        cap = show.cap or default
+        if not decision.approved or cap is None:
+            return None
+        # Every other check approved, so the cap is the only one left to ask: what it says of
+        # the first place past the cap.
+        past = replace(
+            context,
+            room_place=cap.limit + 1,
+            room_limit=show.cap.limit if show.cap else None,
+        )
+        busy = self.room_cap.check(message, past)
+        assert busy is not None and not busy.strike, "room_rate refuses past the cap, no strike"
+        return RoomClaim(cap, Decision((busy,), decision.fingerprint))
 
     def verdict_of(self, message: ChatMessage, record: Recorded) -> tuple[str, WireModel, str]:
         """What to publish for a recorded verdict: (subject, model, JetStream msg id)."""
@@ -358,6 +346,8 @@ class Moderator:
             await self._consume(consumer, stop)
         finally:
             await shows.stop()
+            with contextlib.suppress(Exception):
+                await self.store.flush_published()
 
     async def _on_show_config(self, observed: Observed[ShowConfigEvent]) -> None:
         self.shows.follow(observed.model)

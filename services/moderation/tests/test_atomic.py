@@ -12,21 +12,27 @@ from collections import Counter
 
 from redis.asyncio import Redis
 
+from livestage.bans import Ban
 from livestage.bus import Bus
+from livestage.identity import ban_key_of
 from livestage.safety.normalize import normalize
 from livestage.schemas import ChatMessage, ModerationVerdict, now_ms
-from moderation.checks import Context, RecentMessage
+from moderation.checks import Context, RecentMessage, Verdict
 from moderation.checks.duplicate import Duplicate
 from moderation.checks.flood import Flood
+from moderation.checks.room_rate import BUSY_REASON, RoomCap
 from moderation.pipeline import Decision, Pipeline, StrikeOutcome, strike_outcome
 from moderation.settings import ModerationSettings
 from moderation.state import (
+    BatchJudgement,
     LoadedState,
     Recorded,
+    RoomClaim,
     StateStore,
     author_key,
     decided_key,
     recent_key,
+    room_places_key,
 )
 from services.moderation.tests.conftest import without_room_cap
 from services.moderation.tests.helpers import Harness, chat, new_author
@@ -226,3 +232,111 @@ def test_flood_and_duplicate_count_messages_on_either_side_of_created_at() -> No
         context = Context(normalize(message.body), recent=recent)
         assert (flood.check(message, context) is not None) is rejected
         assert (duplicate.check(message, context) is not None) is rejected
+
+
+async def test_the_state_read_brings_the_active_ban_and_lifts_an_expired_one(
+    redis: Redis,
+) -> None:
+    """The ban is read in the same round trip as the state; an expired one is lifted, not
+    returned."""
+    store = StateStore(redis, SETTINGS)
+    room = _room()
+    banned, expired = chat(room, "let me in", author=new_author()), chat(room, "me too")
+    now = now_ms()
+    for message, expires_at in ((banned, 0), (expired, now - 1)):
+        tag = ban_key_of(message.author_identity)
+        assert tag is not None
+        await store.bans.ban(room, Ban(tag, reason="test", created_at=now, expires_at=expires_at))
+    states = await store.load_many([banned, expired], with_ban=True)
+    assert states[0].ban is not None and states[0].ban.reason == "test"
+    assert states[1].ban is None
+    assert [b.visitor_tag for b in await store.bans.list(room)] == [
+        ban_key_of(banned.author_identity)
+    ]
+    assert (await store.load(banned, with_ban=False)).ban is None  # not asked: not read
+
+
+async def test_a_place_past_the_cap_records_the_busy_verdict_once(redis: Redis) -> None:
+    """Places are taken as the verdicts are recorded, in batch order: past the cap the busy
+    verdict is what is recorded (and returned); a redelivery gets it back and takes no place."""
+    store = StateStore(redis, SETTINGS)
+    room, at = _room(), now_ms()
+    first, second = chat(room, "one", created_at=at), chat(room, "two", created_at=at)
+    cap = RoomCap(1)
+    busy = Verdict("room_rate", BUSY_REASON)
+    calls: list[list[LoadedState]] = []
+
+    async def judge(states: list[LoadedState]) -> list[BatchJudgement | None]:
+        calls.append(states)
+        judged: list[BatchJudgement | None] = []
+        for message, state in zip((first, second), states, strict=True):
+            if state.decided is not None:
+                judged.append(None)
+                continue
+            approved = Decision((), normalize(message.body).fingerprint)
+            claim = RoomClaim(cap, Decision((busy,), approved.fingerprint))
+            judged.append((approved, StrikeOutcome(), claim))
+        return judged
+
+    decided = await store.decide_batch([first, second], judge, with_ban=False, instance="a")
+    assert [(r.verdict, r.checks, fresh) for r, fresh in decided] == [
+        ("approved", [], True),
+        ("rejected", ["room_rate"], True),
+    ]
+    again = await store.decide_batch([first, second], judge, with_ban=False, instance="b")
+    assert [(r, fresh) for r, fresh in again] == [(r, False) for r, _ in decided]
+    places = room_places_key(room, cap, cap.window(at))
+    assert await redis.hget(places, "#") == b"2" and len(calls) == 2
+
+
+async def test_a_batch_judged_on_a_stale_state_takes_no_place(redis: Redis) -> None:
+    """When another instance records a message of the same visitor during the judgement, the
+    write is refused whole: the message is judged again, and only the recorded judgement takes
+    a place in the room."""
+    store, other_replica = StateStore(redis, SETTINGS), StateStore(redis, SETTINGS)
+    pipeline = Pipeline([Duplicate(30.0)])
+    author, room, at = new_author(), _room(), now_ms()
+    mine = chat(room, "hello room", author=author, created_at=at)
+    theirs = chat(room, "something else", author=author, created_at=at + 1)
+    cap = RoomCap(5)
+    calls: list[LoadedState] = []
+
+    async def judge(states: list[LoadedState]) -> list[BatchJudgement | None]:
+        if not calls:
+            await other_replica.decide(
+                theirs, _judge_with(pipeline, theirs, []), with_ban=False, instance="b"
+            )
+        calls.append(states[0])
+        decision, outcome = await _judge_with(pipeline, mine, [])(states[0])
+        return [(decision, outcome, RoomClaim(cap, decision))]
+
+    ((record, fresh),) = await store.decide_batch([mine], judge, with_ban=False, instance="a")
+    assert fresh and record.approved and len(calls) == 2
+    assert [m.message_id for m in calls[1].recent] == [theirs.id]
+    places = room_places_key(room, cap, cap.window(at))
+    assert await redis.hgetall(places) == {b"#": b"1", mine.id.encode(): b"1"}
+
+
+async def test_published_marks_ride_on_the_next_read_or_are_written_soon(redis: Redis) -> None:
+    """`published_soon`: the next read writes the marks before it reads (so it finds them);
+    with no read coming they are written on their own."""
+    store = StateStore(redis, SETTINGS)
+    pipeline = Pipeline([Flood(5, 10.0)])
+    carried, alone = chat(_room(), "carried along"), chat(_room(), "on its own")
+    records = {}
+    for message in (carried, alone):
+        records[message.id], _ = await store.decide(
+            message, _judge_with(pipeline, message, []), with_ban=False, instance="a"
+        )
+    store.published_soon([(carried, records[carried.id])])
+    state = await store.load(carried, with_ban=False)
+    assert state.decided is not None and state.decided.published
+
+    store.published_soon([(alone, records[alone.id])])
+
+    async with asyncio.timeout(10):  # written within MARK_PUBLISHED_WITHIN_S (0.1 s)
+        key = decided_key(alone.room, alone.id)
+        while not Recorded.from_json(await redis.get(key)).published:  # noqa: ASYNC110 - Redis
+            await asyncio.sleep(0.02)
+    ttl = await redis.ttl(decided_key(alone.room, alone.id))
+    assert 0 < ttl <= SETTINGS.decided_ttl_s  # the mark kept the record's expiry

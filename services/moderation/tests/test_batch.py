@@ -1,5 +1,5 @@
-"""Batched moderation: a fetch's messages are judged together (one pipelined read, one
-transaction, verdicts published together), and the per-visitor and per-room limits count the
+"""Batched moderation: a fetch's messages are judged together (one read, one write taking the
+room places, verdicts published together), and the per-visitor and per-room limits count the
 batch's messages in order exactly as one-at-a-time handling would; each room under its own cap
 (a show's per minute, else the deployment's per second)."""
 
