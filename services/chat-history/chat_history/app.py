@@ -18,8 +18,8 @@ out of approval order: `seq` lets the page place each message where it belongs.
 Every JetStream message is acked only after its Redis write and its LiveKit send both
 succeeded; a crash in between means a redelivery, which finds the message stored (never twice)
 but not marked sent, and sends it (viewers drop duplicate ids). The mark itself rides along with
-the room's next store (`HistoryStore.mark_sent_soon`): one Redis call per message, not two. Several instances share the
-durable consumers and the request subject's queue group.
+the room's next store (`HistoryStore.mark_sent_soon`): one Redis call per message, not two.
+Several instances share the durable consumers and the request subject's queue group.
 """
 
 from __future__ import annotations
@@ -83,7 +83,9 @@ class ChatHistory:
     sender: Fanout = field(init=False)
 
     def __post_init__(self) -> None:
-        self.sender = self.fanout or Fanout(self.rooms, window_s=0, on_sent=self.store.mark_sent_soon)
+        self.sender = self.fanout or Fanout(
+            self.rooms, window_s=0, on_sent=self.store.mark_sent_soon
+        )
 
     async def deliver(self, message: ChatMessage, seq: int = 0) -> StoreOutcome:
         """Store once, then send unless viewers have it already; raises to be retried.

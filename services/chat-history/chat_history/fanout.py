@@ -23,8 +23,8 @@ packed under LiveKit's reliable packet size (`decisions.pack`, more than one pac
 do not fit) and sent; each waiting handler then learns how its packet fared: True (sent),
 False (the room does not exist: nobody to deliver to) or the `DeliveryFailed` of its packet, so
 it acks only after its packet was sent (and its messages handed to `on_sent`, which marks them
-sent) and a failure is redelivered. A packet of one event is that event itself (the packet types readers have
-always known); more make a `ChatBatchEvent`.
+sent) and a failure is redelivered. A packet of one event is that event itself (the packet types
+readers have always known); more make a `ChatBatchEvent`.
 
 With a window of 0 each event is its own packet, sent at once, several in flight (the behaviour
 before batching). Rejections go to their author alone and never pass through here.

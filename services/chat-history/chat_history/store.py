@@ -125,9 +125,12 @@ return outcomes
 )
 
 # KEYS order messages sent removed stored seq; ARGV nowMs id... -> how many were marked
-_MARK_SENT = _MARK + """
+_MARK_SENT = (
+    _MARK
+    + """
 return mark(ARGV[1], {unpack(ARGV, 2)})
 """
+)
 
 # KEYS order messages sent removed stored seq; ARGV id nowMs cutoff maxCount ttlMs
 _REMOVE = (
