@@ -232,6 +232,10 @@ def instrument_app(app: T) -> T:
 _LIVEKIT_PATCHED = "_livestage_traced"
 
 
+_parsed_url = functools.lru_cache(maxsize=64)(urlparse)
+"""A client's host, parsed once (the span's server address and port)."""
+
+
 def instrument_livekit_api() -> None:
     """A client span around every LiveKit server API call (`livekit-api`'s Twirp client).
 
@@ -258,7 +262,7 @@ def instrument_livekit_api() -> None:
         response_class: Any,
         **kwargs: Any,
     ) -> Any:
-        address = urlparse(getattr(self, "host", ""))
+        address = _parsed_url(getattr(self, "host", ""))
         with livekit_call(
             f"{service}/{method}",
             {
@@ -276,6 +280,11 @@ def instrument_livekit_api() -> None:
     TwirpClient.request = request  # type: ignore[method-assign]
 
 
+_livekit_tracer = trace.get_tracer(_TRACER_NAME)
+"""A proxy: it follows the provider `setup_telemetry` installs later. `get_tracer` per call
+made a tracer for every SendData (a tenth of chat-history's send)."""
+
+
 @contextmanager
 def livekit_call(method: str, attributes: dict[str, Any] | None = None) -> Iterator[Span]:
     """A CLIENT span `livekit <method>` around a call to LiveKit (server API or rtc side).
@@ -283,8 +292,7 @@ def livekit_call(method: str, attributes: dict[str, Any] | None = None) -> Itera
     `with livekit_call("publish_data", {"livekit.topic": topic}): await room...` for calls the
     server API wrapper does not see. Errors are recorded on the span and re-raised.
     """
-    tracer = trace.get_tracer(_TRACER_NAME)
-    with tracer.start_as_current_span(
+    with _livekit_tracer.start_as_current_span(
         f"livekit {method}",
         kind=SpanKind.CLIENT,
         attributes={"rpc.system": "livekit", **(attributes or {})},

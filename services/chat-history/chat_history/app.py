@@ -17,8 +17,9 @@ out of approval order: `seq` lets the page place each message where it belongs.
 
 Every JetStream message is acked only after its Redis write and its LiveKit send both
 succeeded; a crash in between means a redelivery, which finds the message stored (never twice)
-but not marked sent, and sends it (viewers drop duplicate ids). Several instances share the
-durable consumers and the request subject's queue group.
+but not marked sent, and sends it (viewers drop duplicate ids). The mark itself rides along with
+the room's next store (`HistoryStore.mark_sent_soon`): one Redis call per message, not two.
+Several instances share the durable consumers and the request subject's queue group.
 """
 
 from __future__ import annotations
@@ -82,7 +83,9 @@ class ChatHistory:
     sender: Fanout = field(init=False)
 
     def __post_init__(self) -> None:
-        self.sender = self.fanout or Fanout(self.rooms, window_s=0, on_sent=self.store.mark_sent)
+        self.sender = self.fanout or Fanout(
+            self.rooms, window_s=0, on_sent=self.store.mark_sent_soon
+        )
 
     async def deliver(self, message: ChatMessage, seq: int = 0) -> StoreOutcome:
         """Store once, then send unless viewers have it already; raises to be retried.
@@ -101,7 +104,7 @@ class ChatHistory:
                 "message %s was stored by an attempt that did not send it: sending", message.id
             )
         if should_send(outcome):
-            # marked sent (`HistoryStore.mark_sent`) by the fan-out, a packet at a time
+            # marked sent (`HistoryStore.mark_sent_soon`) by the fan-out, a packet at a time
             sent = await self.sender.send(message.room, ChatMessageEvent(message=message, seq=seq))
             if sent and message.kind == "viewer":  # a host line's createdAt: when speech began
                 metrics.histogram(metrics.CHAT_DELIVERY_LATENCY).record(
@@ -278,7 +281,7 @@ async def serve(
         rooms,
         window_s=fanout.fanout_window_ms / 1000,
         packets=fanout.fanout_packets,
-        on_sent=store.mark_sent,
+        on_sent=store.mark_sent_soon,
     )
     history = ChatHistory(store, rooms, settings, sender)
     responder = HistoryResponder(history, settings.reply_concurrency)
@@ -366,6 +369,8 @@ async def serve(
                 await subscription.unsubscribe()
         await responder.aclose(timeout_s=2.0)
         await history.sender.aclose()
+        with contextlib.suppress(RedisError):
+            await store.flush_marks()
         await rooms.aclose()
 
 

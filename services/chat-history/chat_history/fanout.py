@@ -22,9 +22,9 @@ A packet's events are ordered (`decisions.packet_order`: messages by their appro
 packed under LiveKit's reliable packet size (`decisions.pack`, more than one packet when they
 do not fit) and sent; each waiting handler then learns how its packet fared: True (sent),
 False (the room does not exist: nobody to deliver to) or the `DeliveryFailed` of its packet, so
-it acks only after its packet was sent (and its messages marked sent, `on_sent`) and a failure
-is redelivered. A packet of one event is that event itself (the packet types readers have
-always known); more make a `ChatBatchEvent`.
+it acks only after its packet was sent (and its messages handed to `on_sent`, which marks them
+sent) and a failure is redelivered. A packet of one event is that event itself (the packet types
+readers have always known); more make a `ChatBatchEvent`.
 
 With a window of 0 each event is its own packet, sent at once, several in flight (the behaviour
 before batching). Rejections go to their author alone and never pass through here.
@@ -58,7 +58,7 @@ class _Window:
 
 Sent = Callable[..., Awaitable[object]]
 """Called as `on_sent(room, *message_ids)` with the messages of a packet once it was sent
-(before its handlers hear of it): chat-history marks them sent in one Redis call."""
+(before its handlers hear of it): chat-history marks them sent with the room's next store."""
 
 
 async def _nothing(room: str, *message_ids: str) -> None:

@@ -26,15 +26,22 @@ than the age limit, even for a room nobody has written to since.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from livestage.schemas import ChatMessage, now_ms
 from livestage.subjects import check_room
 
 from .decisions import StoreOutcome, cutoff_ms
+
+log = logging.getLogger(__name__)
+
+MARK_DELAY_S = 0.1
+"""How long a sent message's mark waits for the room's next store to carry it."""
 
 # Removes from every structure the ids of `order` older than the cutoff or beyond the count.
 _TRIM = """
@@ -59,14 +66,34 @@ local function keep_alive(ttl_ms)
 end
 """
 
-# KEYS order messages sent removed stored seq; ARGV cutoff maxCount ttlMs, then per message
+# Marks the kept ones of `ids` sent at `now` (the sent hash lives as long as the messages).
+_MARK = """
+local function mark(now, ids)
+  local marked = 0
+  for _, id in ipairs(ids) do
+    if redis.call('HEXISTS', KEYS[2], id) == 1 then
+      redis.call('HSET', KEYS[3], id, now)
+      marked = marked + 1
+    end
+  end
+  if marked > 0 then redis.call('PEXPIRE', KEYS[3], redis.call('PTTL', KEYS[2])) end
+  return marked
+end
+"""
+
+# KEYS order messages sent removed stored seq; ARGV cutoff maxCount ttlMs nowMs nMarks, then
+# nMarks ids sent earlier (marked first: `HistoryStore.mark_sent_soon`), then per message
 # id createdAt json -> an outcome per message, in order. Trimmed and kept alive once per call.
 _STORE = (
     _TRIM
+    + _MARK
     + """
 local cutoff, max_count, ttl = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local marks = tonumber(ARGV[5])
+if marks > 0 then mark(ARGV[4], {unpack(ARGV, 6, 5 + marks)}) end
+local first = 6 + marks
 local outcomes, touched = {}, false
-for i = 4, #ARGV, 3 do
+for i = first, #ARGV, 3 do
   local id, created = ARGV[i], tonumber(ARGV[i + 1])
   local outcome
   if redis.call('ZSCORE', KEYS[4], id) then
@@ -89,7 +116,7 @@ if not touched then return outcomes end
 trim(cutoff, max_count)
 keep_alive(ttl)
 for n = 1, #outcomes do
-  if outcomes[n] == 'stored' and redis.call('HEXISTS', KEYS[2], ARGV[1 + 3 * n]) == 0 then
+  if outcomes[n] == 'stored' and redis.call('HEXISTS', KEYS[2], ARGV[first + 3 * (n - 1)]) == 0 then
     outcomes[n] = 'trimmed'
   end
 end
@@ -98,17 +125,12 @@ return outcomes
 )
 
 # KEYS order messages sent removed stored seq; ARGV nowMs id... -> how many were marked
-_MARK_SENT = """
-local marked = 0
-for i = 2, #ARGV do
-  if redis.call('HEXISTS', KEYS[2], ARGV[i]) == 1 then
-    redis.call('HSET', KEYS[3], ARGV[i], ARGV[1])
-    marked = marked + 1
-  end
-end
-if marked > 0 then redis.call('PEXPIRE', KEYS[3], redis.call('PTTL', KEYS[2])) end
-return marked
+_MARK_SENT = (
+    _MARK
+    + """
+return mark(ARGV[1], {unpack(ARGV, 2)})
 """
+)
 
 # KEYS order messages sent removed stored seq; ARGV id nowMs cutoff maxCount ttlMs
 _REMOVE = (
@@ -205,6 +227,8 @@ class HistoryStore:
         self._waiting: dict[str, list[tuple[ChatMessage, asyncio.Future[StoreOutcome]]]] = {}
         self._flushes: set[asyncio.Task[None]] = set()
         self._mark_sent = redis.register_script(_MARK_SENT)
+        self._unmarked: dict[str, list[str]] = {}  # sent, to mark with the room's next call
+        self._marks_due: dict[str, asyncio.TimerHandle] = {}
         self._remove = redis.register_script(_REMOVE)
         self._recent = redis.register_script(_RECENT)
         self._after = redis.register_script(_AFTER)
@@ -257,14 +281,19 @@ class HistoryStore:
         if not messages:
             return []
         now = now_ms() if at_ms is None else at_ms
+        room = messages[0].room
+        marks = self._take_marks(room)
         args: list[str | int | bytes] = [
             cutoff_ms(now, self.limits.max_age_s),
             self.limits.max_messages,
             self.limits.ttl_ms,
+            now,
+            len(marks),
+            *marks,
         ]
         for message in messages:
             args += (message.id, message.created_at, message.to_json())
-        result = await self._store(keys=_keys(messages[0].room), args=args)
+        result = await self._store(keys=_keys(room), args=args)
         return [StoreOutcome(item.decode() if isinstance(item, bytes) else item) for item in result]
 
     async def mark_sent(self, room: str, *message_ids: str) -> int:
@@ -273,6 +302,43 @@ class HistoryStore:
         if not message_ids:
             return 0
         return int(await self._mark_sent(keys=_keys(room), args=[now_ms(), *message_ids]))
+
+    async def mark_sent_soon(self, room: str, *message_ids: str) -> None:
+        """`mark_sent` without a Redis call of its own (returns at once): the ids ride along
+        with the room's next store (the next message of a chatting room, a few ms later), or
+        go alone `MARK_DELAY_S` later when none comes. The fan-out calls it once a packet was
+        sent, so a message is acked before its mark is written: a redelivery that comes before
+        the mark (its ack lost, a crash in between) sends it again, and viewers drop the
+        duplicate id, as they do for any redelivery."""
+        if not message_ids:
+            return
+        self._unmarked.setdefault(room, []).extend(message_ids)
+        if room not in self._marks_due:
+            loop = asyncio.get_running_loop()
+            self._marks_due[room] = loop.call_later(MARK_DELAY_S, self._flush_marks, room)
+
+    def _take_marks(self, room: str) -> list[str]:
+        if (due := self._marks_due.pop(room, None)) is not None:
+            due.cancel()
+        return self._unmarked.pop(room, [])
+
+    def _flush_marks(self, room: str) -> None:
+        self._marks_due.pop(room, None)
+        task = asyncio.create_task(self._mark_alone(room), name=f"mark sent {room}")
+        self._flushes.add(task)
+        task.add_done_callback(self._flushes.discard)
+
+    async def _mark_alone(self, room: str) -> None:
+        marks = self._take_marks(room)
+        try:
+            await self.mark_sent(room, *marks)
+        except RedisError as error:  # a redelivery of these sends them again: no loss
+            log.warning("could not mark %d message(s) of %s sent: %r", len(marks), room, error)
+
+    async def flush_marks(self) -> None:
+        """Write every mark still waiting (on shutdown)."""
+        for room in list(self._unmarked):
+            await self._mark_alone(room)
 
     async def remove(self, room: str, message_id: str, at_ms: int | None = None) -> bool:
         """Forget a message and keep it out for good; True when it was in history."""

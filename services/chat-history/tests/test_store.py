@@ -17,6 +17,7 @@ from livestage.schemas import now_ms
 from livestage.settings import RedisSettings
 from tests.support.chat import chat_message
 from tests.support.services import free_port
+from tests.support.waiting import until
 
 MAX_AGE_S = 60
 
@@ -189,6 +190,36 @@ async def test_a_packet_of_messages_is_marked_sent_at_once(redis: Redis, room: s
     assert await store.store(never_stored) is StoreOutcome.STORED  # marking it did not store it
 
 
+async def test_a_sent_mark_rides_along_with_the_rooms_next_store(redis: Redis, room: str) -> None:
+    """The fan-out's mark costs no Redis call of its own while the room chats: the next store
+    of the room writes it first (so a redelivery of the sent message is not sent again), and
+    a mark that no store follows is written by itself shortly after."""
+    store = store_with(redis)
+    first, second, third = chat_message(room), chat_message(room), chat_message(room)
+    assert await store.store(first) is StoreOutcome.STORED
+    calls: list[str] = []
+    run_mark = store._mark_sent
+
+    async def counted(**kwargs: object) -> object:
+        calls.append("mark")
+        return await run_mark(**kwargs)
+
+    store._mark_sent = counted  # type: ignore[assignment]
+    await store.mark_sent_soon(room, first.id)
+    assert await store.store(second) is StoreOutcome.STORED
+    assert await store.store(first) is StoreOutcome.DELIVERED
+    assert calls == []  # carried by the store of `second`
+
+    await store.mark_sent_soon(room, second.id)
+    await store.mark_sent_soon(room + "-other", third.id)  # never stored: nothing to mark
+    await until(lambda: not store._marks_due and not store._flushes, 5, "the lone marks")
+    assert sorted(calls) == ["mark", "mark"]  # one per room
+    sent = f"livestage:history:{{{room}}}:sent"
+    assert await redis.hexists(sent, second.id)
+    assert await store.store(second) is StoreOutcome.DELIVERED
+    assert not await redis.exists(f"livestage:history:{{{room}-other}}:sent")
+
+
 async def test_stores_of_one_turn_go_in_one_call_with_an_outcome_each(
     redis: Redis, room: str
 ) -> None:
@@ -225,7 +256,7 @@ async def test_stores_of_one_turn_go_in_one_call_with_an_outcome_each(
         StoreOutcome.STORED,
         StoreOutcome.STORED,
     ]
-    assert sorted(calls) == [3 + 3 * 1, 3 + 3 * 7]  # one call per room
+    assert sorted(calls) == [5 + 3 * 1, 5 + 3 * 7]  # one call per room
     assert [m.id for m in await store.recent(room, 10)] == [m.id for m in fresh]
 
 
