@@ -12,11 +12,16 @@ import uuid
 
 import httpx
 import pytest
+from pydantic import ValidationError
 
 from bench.chat_path import children
+from livestage.schemas import MAX_NAME_CHARS, ChatMessage
+from livestage.text import clean_text
 from tests.support.chat import backend_env
 from tests.support.services import end_service, free_port, start_service_until, wait_http_ok
 from tests.support.waiting import until
+from token_service.models import ChatRequest
+from token_service.routes.chat import chat_message
 from token_service.viewers import ViewerAuthError, ViewerTokens, mint_viewer_token
 
 KEY, SECRET = "devkey", "a-secret-long-enough-for-hs256-32b!"
@@ -119,3 +124,41 @@ async def test_two_workers_serve_one_port_and_share_the_chat_limit(
     finally:
         output = await asyncio.to_thread(end_service, edge)
         assert "Traceback" not in output, output[-3000:]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "hello",
+        "ｆｕｌｌｗｉｄｔｈ ① ﬁ",  # NFKC folds these
+        "a\u200bb\u202ec  d\te",  # zero-width, bidi, repeated and odd whitespace
+        "e\u0301\u0301\u0301\u0301\u0301 ok",  # combining marks beyond the cap
+        "🎉 " + "x" * 400,
+    ],
+)
+def test_a_chat_line_built_from_the_author_s_remembered_line_is_what_validating_gives(
+    body: str,
+) -> None:
+    cleaned = ChatRequest(body=body).body  # as the POST's body arrives at send_chat
+    kept = chat_message("room-1", "viewer_x:1", "Ada Lovelace", "fox", "a" * 32, cleaned)
+    checked = ChatMessage(
+        id="a" * 32,
+        room="room-1",
+        author_identity="viewer_x:1",
+        author_name="Ada Lovelace",
+        avatar="fox",
+        body=cleaned,
+        kind="viewer",
+        created_at=kept.created_at,
+    )
+    assert kept == checked
+    assert kept.to_json() == checked.to_json()
+    assert ChatMessage.from_json(kept.to_json()) == kept  # what every reader of it gets
+
+
+def test_an_author_no_chat_line_can_carry_is_refused_on_every_post() -> None:
+    # a name cut to its 32 characters can end in a space: no ChatMessage carries it
+    name = clean_text("a" * 31 + " bc")[:MAX_NAME_CHARS]
+    for _ in range(2):  # never remembered
+        with pytest.raises(ValidationError):
+            chat_message("room-1", "viewer_x:1", name, "fox", "b" * 32, "hi")
