@@ -12,7 +12,7 @@ import uvicorn
 from fastapi import FastAPI
 from livekit import api
 from opentelemetry.metrics import Counter
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 from uvicorn.supervisors import Multiprocess
 
 from livestage import metrics
@@ -32,7 +32,7 @@ from livestage.telemetry import exporting, fastapi_telemetry
 
 from . import errors
 from .body_limit import BodyLimit
-from .chat_ingress import CHAT_PATH, ChatIngress, chat_stack
+from .chat_ingress import ChatIngress
 from .client_ip import parse_networks
 from .console.feed import ConsoleFeed
 from .console.feeds import ConsoleFeeds
@@ -63,36 +63,13 @@ class EdgeApp(FastAPI):
     whatever is buffered for a reader that takes nothing stays until it reads. uvicorn's `send`
     is a method of the connection's request cycle, which holds the transport; its `abort()` is
     offered in the scope. Under another server the extension is missing and a stalled response
-    raises instead.
-
-    A chat POST (`ChatIngress`) goes in through `chat_stack`: Starlette's 500 handling, then
-    our middleware, past FastAPI's and Starlette's outer layers that do nothing for it."""
-
-    _chat: ASGIApp | None = None
-
-    def build_middleware_stack(self) -> ASGIApp:
-        stack = super().build_middleware_stack()
-        self._chat = (
-            chat_stack(stack, self.user_middleware[0].cls) if self.user_middleware else None
-        )
-        return stack
+    raises instead."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await super().__call__(scope, receive, send)
-            return
         transport = getattr(getattr(send, "__self__", None), "transport", None)
         abort = getattr(transport, "abort", None)
-        if callable(abort):
+        if scope["type"] == "http" and callable(abort):
             scope["extensions"] = {**(scope.get("extensions") or {}), ABORT_EXTENSION: abort}
-        chat = self._chat
-        if chat is not None and scope["path"] == CHAT_PATH and scope["method"] == "POST":
-            # what FastAPI's and Starlette's __call__ do for a request before their stack
-            if self.root_path:
-                scope["root_path"] = self.root_path
-            scope["app"] = self
-            await chat(scope, receive, send)
-            return
         await super().__call__(scope, receive, send)
 
 

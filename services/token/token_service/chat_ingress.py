@@ -8,22 +8,14 @@ are the route's: the errors it meets go to the app's own exception handlers (401
 in the same bodies and headers). Anything else (another content type, a body that does not parse
 or breaks a rule) goes on to the FastAPI route, which answers it as before (its 422 naming the
 field), and which is also what OpenAPI documents.
-
-`chat_stack` is the way in for a chat POST that `EdgeApp` takes ahead of FastAPI's own outer
-layers (see there): Starlette's `ServerErrorMiddleware` (its 500), then our middleware as for
-every request (`BodyLimit`, `SecurityHeaders`, this one).
 """
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from fastapi._body_limit import AppBodyLimitMiddleware
-from fastapi.telemetry._asgi import ExceptionTelemetryMiddleware
 from pydantic import ValidationError
-from starlette.middleware.errors import ServerErrorMiddleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -117,36 +109,6 @@ class ChatIngress:
             raise error
         response = await handler(request, error)
         await response(request.scope, request.receive, send)
-
-
-PASSED_BY = (ExceptionTelemetryMiddleware, AppBodyLimitMiddleware)
-"""FastAPI's layers between `ServerErrorMiddleware` and our middleware that do nothing for a
-chat POST the lean path takes: telemetry's exception note (only while telemetry exports, when
-there is no `ChatIngress`) and the app-wide body limit (unset: `BodyLimit` caps bodies)."""
-
-
-def chat_stack(stack: ASGIApp, ours: type) -> ASGIApp | None:
-    """`stack` (an app's built middleware stack) with FastAPI's do-nothing layers (`PASSED_BY`)
-    left out: its `ServerErrorMiddleware` handing straight to the first of our middleware
-    (`ours`), the same instances as every other request passes. None when the stack is not
-    that shape (no `ChatIngress` in it, an app-wide body limit set, a layer this does not know):
-    then chat POSTs take the whole stack."""
-    if not isinstance(stack, ServerErrorMiddleware):
-        return None
-    node: Any = stack.app
-    while not isinstance(node, ours):
-        # with an app-wide body limit set, AppBodyLimitMiddleware's app is Starlette's limit
-        if not isinstance(node, PASSED_BY):
-            return None
-        node = node.app
-    first_of_ours = node
-    while not isinstance(node, ChatIngress):
-        node = getattr(node, "app", None)
-        if node is None:
-            return None
-    lean = copy.copy(stack)
-    lean.app = first_of_ours
-    return lean
 
 
 def _replaying(body: bytes, receive: Receive) -> Receive:
