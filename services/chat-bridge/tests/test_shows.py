@@ -28,7 +28,7 @@ from livestage.schemas import (
     new_id,
     now_ms,
 )
-from livestage.shows import ShowStore
+from livestage.shows import DefaultShowKept, ShowStore, UnknownShow
 from tests.doubles.twitch import Chatter, TwitchDouble
 from tests.doubles.youtube import YouTubeDouble
 from tests.support.services import free_port
@@ -37,6 +37,18 @@ from tests.support.waiting import until
 from .conftest import Arrivals, arrivals, unique_room
 from .test_twitch import settings_for as twitch_settings_for
 from .test_youtube import settings_for as youtube_settings_for
+
+
+@pytest.fixture(autouse=True)
+async def shows_deleted_after(redis: Redis) -> AsyncIterator[None]:
+    """The shows a test stores are deleted after it: every later bridge on the session's Redis
+    (tests/e2e/test_platform_chat.py, test_every_metric.py) follows every show it finds there."""
+    store = ShowStore(redis)
+    before = set(await store.rooms())
+    yield
+    for room in set(await store.rooms()) - before:
+        with contextlib.suppress(UnknownShow, DefaultShowKept):
+            await store.delete(room)
 
 
 def a_show(room: str, video: str | None = None, twitch_id: str | None = None) -> ShowConfig:

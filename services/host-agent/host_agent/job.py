@@ -211,12 +211,17 @@ class HostJob:
         try:
             self.bus = await Bus.connect(self.config.nats, f"host-agent {self.room_name}")
             await self.bus.ensure_streams()
-            await self._publish_job("started")
+            # commands are followed before the job says it started (from a time: "new" can
+            # skip), so one sent on hearing `started` (a handover) is never missed
             self._watches.append(
                 await self.bus.watch(
-                    subjects.host_control(self.room_name), HostCommand, self._on_command
+                    subjects.host_control(self.room_name),
+                    HostCommand,
+                    self._on_command,
+                    start=time.time(),
                 )
             )
+            await self._publish_job("started")
             self._watches.append(
                 await self.bus.watch(subjects.room_show(self.room_name), ShowEvent, self._on_show)
             )
