@@ -26,6 +26,9 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import redis
+
+from livestage.shows import SHOWS_KEY, show_key
 from tests.doubles.twitch import TwitchDouble
 from tests.doubles.youtube import YouTubeDouble
 from tests.support.services import ServiceOutput, end_service, free_port, start_service
@@ -92,11 +95,26 @@ async def platform_doubles(*, polling_interval_ms: int = 100) -> AsyncIterator[P
         yield PlatformDoubles(twitch, youtube, video_id, api_key, oauth)
 
 
+def without_stored_shows(redis_url: str) -> None:
+    """Every show stored in Redis loses its configuration (`ShowStore` then knows only the
+    deployment's show); state and layout stay."""
+    client = redis.Redis.from_url(redis_url)
+    try:
+        for room in client.smembers(SHOWS_KEY):
+            client.hdel(show_key(room.decode()), "config")
+        client.delete(SHOWS_KEY)
+    finally:
+        client.close()
+
+
 def bridge_env(
     room: str, nats: Any, redis: Any, doubles: PlatformDoubles, **extra: str
 ) -> dict[str, str]:
     """Environment of a chat-bridge process for `room` on the test servers, following both
-    doubles (`extra` adds or overrides settings, e.g. BRIDGE_REPLIES="true")."""
+    doubles (`extra` adds or overrides settings, e.g. BRIDGE_REPLIES="true"). The shows earlier
+    tests stored in the session's Redis are forgotten first: a bridge follows every show it
+    finds, and one naming a Twitch channel would share this bridge's bot and its token."""
+    without_stored_shows(redis.url)
     return {
         "NATS_URL": nats.url,
         "REDIS_URL": redis.url,
