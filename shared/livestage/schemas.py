@@ -418,6 +418,11 @@ class ShowConfig(WireModel):
     daily_cap_usd: float | None = Field(
         None, ge=0, le=100_000, description="Spend cap per UTC day; null: HOST_COST_DAILY_CAP_USD."
     )
+    memory: bool = Field(
+        True,
+        description="The host remembers this show's regulars (reads and writes their memory "
+        "cards); false: neither, whatever MEMORY_ENABLED says.",
+    )
     created_at: EpochMs
     updated_at: EpochMs
 

@@ -284,6 +284,36 @@ class OperatorSettings(BaseSettings):
         return value
 
 
+class MemorySettings(BaseSettings):
+    """What the host remembers about its regulars across shows (`livestage.memory`): read by the
+    host agent (to greet and answer) and the edge (a viewer's "What the host remembers about me"
+    and "Forget me"). A show can turn it off (`ShowConfig.memory`)."""
+
+    model_config = settings_config("MEMORY_")
+
+    enabled: bool = Field(
+        True, description="Remember viewers across shows; false: nothing is read or written."
+    )
+    retention_days: int = Field(
+        180,
+        ge=1,
+        le=3650,
+        description="Days a viewer's memory is kept after they were last seen; older facts, "
+        "questions and topics drop out.",
+    )
+    max_facts: int = Field(20, ge=1, le=200, description="Most facts kept per viewer.")
+    max_bytes: int = Field(
+        4096, ge=2048, le=65536, description="Most bytes of one viewer's memory card."
+    )
+    timeout_ms: int = Field(
+        250,
+        ge=10,
+        le=10_000,
+        description="Longest wait for a memory read or write; past it the host goes on without "
+        "(memory never holds a reply).",
+    )
+
+
 class SafetySettings(BaseSettings):
     """Content checks shared by chat moderation, display names, the host's own words and the
     stage's pages (`livestage.safety`): the word lists, the classifier and OpenAI's moderation
@@ -424,6 +454,7 @@ ALL_SETTINGS: tuple[type[BaseSettings], ...] = (
     TopicSettings,
     LogSettings,
     OperatorSettings,
+    MemorySettings,
     HealthSettings,
     SafetySettings,
     StageDomainSettings,
