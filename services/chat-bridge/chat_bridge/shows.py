@@ -14,7 +14,8 @@ platforms' deletions and bans, replies from `host.spoken.<room>` back to those p
   a null `youtubeVideoId` / `twitchChannelId` there means BRIDGE_YOUTUBE_VIDEO_ID (or
   BRIDGE_YOUTUBE_CHANNEL_ID) / BRIDGE_TWITCH_CHANNEL. Another show's null is no source.
 - Every show uses the deployment's credentials (BRIDGE_YOUTUBE_API_KEY / OAuth client,
-  BRIDGE_TWITCH_* tokens); a show's Twitch channel is its user id (no lookup). Sources that
+  BRIDGE_TWITCH_* tokens; one bot token pair for all, refreshed once: `twitch_api.BotTokens`);
+  a show's Twitch channel is its user id (no lookup). Sources that
   cannot run with them (Twitch credentials missing) are logged as an ERROR for that show and
   left off; the other shows go on.
 

@@ -4,7 +4,10 @@ the Helix calls (users, EventSub subscriptions, chat messages).
 Tokens: the bot account's user access token and refresh token come from settings; once a
 refresh has happened the newer pair is kept in Redis (a hash under
 `livestage:bridge:twitch:tokens:<fingerprint of client id and the configured refresh token>`),
-so a restart uses it, and configuring a different refresh token starts afresh. `start()`
+so a restart uses it, and configuring a different refresh token starts afresh. Every show the
+bridge follows uses the same bot: one `BotTokens` per credentials (and Redis client) in the
+process holds the current pair, so one refresh serves them all (two shows that each refreshed
+would race, each with the refresh token the other just used up). `start()`
 validates the token (`GET <auth>/validate`, which also gives the bot's user id); a 401 there or
 from Helix refreshes it (`POST <auth>/token`, grant_type=refresh_token) and tries once more. A
 refresh Twitch refuses raises `TwitchRefused` (outcome `unauthorized`): nothing will work
@@ -16,6 +19,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import weakref
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -98,6 +103,101 @@ class TokenStore:
             )
 
 
+def _json(response: httpx.Response, what: str) -> dict[str, Any]:
+    """The JSON object a call answered; `TwitchUnavailable` for an error status or no object."""
+    if response.status_code >= 300:
+        raise TwitchUnavailable(f"{what}: {response.status_code} {_detail(response)}")
+    try:
+        body = response.json()
+    except ValueError as error:
+        raise TwitchUnavailable(f"{what}: not JSON") from error
+    if not isinstance(body, dict):
+        raise TwitchUnavailable(f"{what}: not a JSON object")
+    return body
+
+
+_SHARED: dict[tuple[str, int], tuple[weakref.ref[Redis], weakref.ref[BotTokens]]] = {}
+
+
+class BotTokens:
+    """The bot's current tokens for every `TwitchApi` in the process with these credentials.
+
+    A refresh happens once however many shows saw the 401 (`refresh(failed)`: a caller whose
+    failed pair is no longer current finds the new one), and a refusal is remembered for the
+    pair Twitch refused, so the shows that were waiting for that answer raise it too without
+    asking Twitch once more (a later retry asks again)."""
+
+    def __init__(self, redis: Redis, settings: TwitchSettings) -> None:
+        if not (settings.client_secret and settings.access_token and settings.refresh_token):
+            raise ValueError("BotTokens needs the client secret, access and refresh tokens")
+        self.settings = settings
+        self.store = TokenStore(redis, settings)
+        self.configured = Tokens(
+            access=settings.access_token.get_secret_value(),
+            refresh=settings.refresh_token.get_secret_value(),
+        )
+        self._client_secret = settings.client_secret.get_secret_value()
+        self._tokens: Tokens | None = None
+        self._refused: tuple[Tokens, TwitchRefused] | None = None
+        self._refusals = 0
+        self._refreshing = asyncio.Lock()
+
+    @classmethod
+    def shared(cls, redis: Redis, settings: TwitchSettings) -> BotTokens:
+        """The process's one instance for these credentials and this Redis client."""
+        key = (TokenStore(redis, settings).key, id(redis))
+        kept = _SHARED.get(key)
+        if kept is not None and kept[0]() is redis and (tokens := kept[1]()) is not None:
+            return tokens
+        tokens = cls(redis, settings)
+        _SHARED[key] = (weakref.ref(redis), weakref.ref(tokens))
+        return tokens
+
+    async def current(self) -> Tokens:
+        if self._tokens is None:
+            self._tokens = await self.store.load() or self.configured
+        return self._tokens
+
+    async def refresh(self, failed: Tokens, call: Callable[..., Awaitable[httpx.Response]]) -> None:
+        """Trade the refresh token for new tokens (once, however many callers saw the 401).
+        `call(method, url, **options)` makes the request (the caller's HTTP client)."""
+        refusals = self._refusals
+        async with self._refreshing:
+            if self._tokens is not None and self._tokens != failed:
+                return  # another caller refreshed already
+            if self._refusals != refusals and self._refused and self._refused[0] == failed:
+                raise self._refused[1]  # refused while this caller waited
+            response = await call(
+                "POST",
+                f"{self.settings.auth_url}/token",
+                data={
+                    "grant_type": "refresh_token",
+                    "refresh_token": failed.refresh,
+                    "client_id": self.settings.client_id,
+                    "client_secret": self._client_secret,
+                },
+            )
+            if response.status_code in (400, 401, 403):
+                refused = TwitchRefused(
+                    "unauthorized",
+                    f"Twitch refused to refresh the bot's token ({response.status_code} "
+                    f"{_detail(response)}); issue new tokens and set BRIDGE_TWITCH_ACCESS_TOKEN "
+                    "and BRIDGE_TWITCH_REFRESH_TOKEN",
+                )
+                self._refused = (failed, refused)
+                self._refusals += 1
+                raise refused
+            body = _json(response, "token refresh")
+            try:
+                tokens = Tokens(str(body["access_token"]), str(body["refresh_token"]))
+            except KeyError as error:
+                raise TwitchUnavailable(f"token refresh answered without {error}") from error
+            self._tokens = tokens
+            self._refused = None
+            await self.store.save(tokens)
+            log.info("twitch: refreshed the bot's access token (kept in Redis)")
+
+
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
@@ -119,18 +219,9 @@ class TwitchApi:
     ) -> None:
         """`broadcaster_id`: the channel's user id (a show's `platformChat.twitchChannelId`);
         None: look up `settings.channel` (the login name) once."""
-        if not (settings.client_secret and settings.access_token and settings.refresh_token):
-            raise ValueError("TwitchApi needs the client secret, access and refresh tokens")
         self.settings = settings
         self.channel = settings.channel.strip().lstrip("#").lower() or f"id {broadcaster_id}"
-        self.store = TokenStore(redis, settings)
-        self._configured = Tokens(
-            access=settings.access_token.get_secret_value(),
-            refresh=settings.refresh_token.get_secret_value(),
-        )
-        self._client_secret = settings.client_secret.get_secret_value()
-        self._tokens: Tokens | None = None
-        self._refreshing = asyncio.Lock()
+        self.tokens = BotTokens.shared(redis, settings)
         self._starting = asyncio.Lock()
         self.identity: Identity | None = None
         self._broadcaster_user_id: str | None = broadcaster_id
@@ -142,9 +233,7 @@ class TwitchApi:
     # -- tokens ------------------------------------------------------------------------------
 
     async def _current(self) -> Tokens:
-        if self._tokens is None:
-            self._tokens = await self.store.load() or self._configured
-        return self._tokens
+        return await self.tokens.current()
 
     async def start(self) -> Identity:
         """Validate the token (refreshing it if need be; Twitch asks for a validation at each
@@ -178,7 +267,7 @@ class TwitchApi:
             response = await self._validate(await self._current())
         if response.status_code == 401:
             raise TwitchRefused("unauthorized", f"Twitch refused the token: {_detail(response)}")
-        body = self._json(response, "token validation")
+        body = _json(response, "token validation")
         if body.get("client_id") != self.settings.client_id:
             raise TwitchRefused(
                 "unauthorized",
@@ -198,35 +287,8 @@ class TwitchApi:
         return await self._call("GET", f"{self.settings.auth_url}/validate", headers=headers)
 
     async def refresh(self, failed: Tokens) -> None:
-        """Trade the refresh token for new tokens (once, however many callers saw the 401)."""
-        async with self._refreshing:
-            if self._tokens is not None and self._tokens != failed:
-                return  # another caller refreshed already
-            response = await self._call(
-                "POST",
-                f"{self.settings.auth_url}/token",
-                data={
-                    "grant_type": "refresh_token",
-                    "refresh_token": failed.refresh,
-                    "client_id": self.settings.client_id,
-                    "client_secret": self._client_secret,
-                },
-            )
-            if response.status_code in (400, 401, 403):
-                raise TwitchRefused(
-                    "unauthorized",
-                    f"Twitch refused to refresh the bot's token ({response.status_code} "
-                    f"{_detail(response)}); issue new tokens and set BRIDGE_TWITCH_ACCESS_TOKEN "
-                    "and BRIDGE_TWITCH_REFRESH_TOKEN",
-                )
-            body = self._json(response, "token refresh")
-            try:
-                tokens = Tokens(str(body["access_token"]), str(body["refresh_token"]))
-            except KeyError as error:
-                raise TwitchUnavailable(f"token refresh answered without {error}") from error
-            self._tokens = tokens
-            await self.store.save(tokens)
-            log.info("twitch: refreshed the bot's access token (kept in Redis)")
+        """Trade the refresh token for new tokens (`BotTokens.refresh`: once for every show)."""
+        await self.tokens.refresh(failed, self._call)
 
     # -- Helix -------------------------------------------------------------------------------
 
@@ -262,7 +324,7 @@ class TwitchApi:
     async def user_id(self, login: str) -> str:
         """The user id of a channel, by its login (`GET /users?login=`)."""
         response = await self.helix("GET", "/users", params={"login": login})
-        users = self._json(response, "GET /users").get("data") or []
+        users = _json(response, "GET /users").get("data") or []
         if not users:
             raise TwitchRefused(
                 "unknown_channel",
@@ -318,7 +380,7 @@ class TwitchApi:
         if response.status_code != 200:
             log.warning("twitch: reply refused: %s %s", response.status_code, _detail(response))
             return None
-        sent = (self._json(response, "POST /chat/messages").get("data") or [{}])[0]
+        sent = (_json(response, "POST /chat/messages").get("data") or [{}])[0]
         if not sent.get("is_sent"):
             log.warning("twitch: reply dropped by Twitch: %s", sent.get("drop_reason"))
             return None
@@ -334,15 +396,3 @@ class TwitchApi:
         if response.status_code >= 500:
             raise TwitchUnavailable(f"{method} {url}: {response.status_code} {_detail(response)}")
         return response
-
-    @staticmethod
-    def _json(response: httpx.Response, what: str) -> dict[str, Any]:
-        if response.status_code >= 300:
-            raise TwitchUnavailable(f"{what}: {response.status_code} {_detail(response)}")
-        try:
-            body = response.json()
-        except ValueError as error:
-            raise TwitchUnavailable(f"{what}: not JSON") from error
-        if not isinstance(body, dict):
-            raise TwitchUnavailable(f"{what}: not a JSON object")
-        return body

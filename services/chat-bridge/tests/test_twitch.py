@@ -20,7 +20,7 @@ from redis.asyncio import Redis
 from chat_bridge.settings import TwitchSettings
 from chat_bridge.source import PlatformMessage, ReplyTarget
 from chat_bridge.twitch import TwitchChat, from_settings
-from chat_bridge.twitch_api import TokenStore
+from chat_bridge.twitch_api import TokenStore, TwitchRefused
 from chat_bridge.twitch_events import (
     SUBSCRIPTION_TYPES,
     MalformedMessage,
@@ -399,6 +399,34 @@ async def test_a_refused_refresh_is_one_clear_report(twitch: TwitchDouble, redis
     assert len(twitch.requests_to("/oauth2/token")) == 1
     assert twitch.requests_to("/ws") == []
     assert sink.up == []
+
+
+async def test_two_shows_on_one_bot_refresh_its_token_once(
+    twitch: TwitchDouble, redis: Redis
+) -> None:
+    """Every show uses the deployment's bot: one refresh serves all (two would race, each with
+    the refresh token the other used up), and a refusal both waited for is asked for once."""
+    settings = settings_for(twitch, auth_retry_s=60)
+    twitch.expire_access_tokens()
+    first, second = TwitchChat(settings, redis), TwitchChat(settings, redis, "22")
+    assert first.api.tokens is second.api.tokens
+    await asyncio.gather(first.api.validate(), second.api.validate())
+    assert len(twitch.requests_to("/oauth2/token")) == 1
+    issued = twitch.tokens_issued[1][0]
+    assert (await first.api.tokens.current()).access == issued
+
+    twitch.refuse_refresh = True
+    failed = await first.api.tokens.current()
+    outcomes = await asyncio.gather(
+        first.api.refresh(failed), second.api.refresh(failed), return_exceptions=True
+    )
+    assert [type(o) for o in outcomes] == [TwitchRefused, TwitchRefused]
+    assert len(twitch.requests_to("/oauth2/token")) == 2  # the first refresh, then one refusal
+    with pytest.raises(TwitchRefused):  # a later retry asks Twitch again
+        await second.api.refresh(failed)
+    assert len(twitch.requests_to("/oauth2/token")) == 3
+    await first.aclose()
+    await second.aclose()
 
 
 async def test_after_refused_refreshes_the_chat_comes_back(
