@@ -315,7 +315,7 @@ class MemorySettings(BaseSettings):
     extract: Literal["auto", "rules", "model"] = Field(
         "auto",
         description="How facts viewers state about themselves are found: rules (offline "
-        "patterns: \"I'm from ...\"), model (one structured-output call per answered batch to "
+        'patterns: "I\'m from ..."), model (one structured-output call per answered batch to '
         "the pipeline voice's chat endpoint when HOST_VOICE=pipeline, else OpenAI's with "
         "OPENAI_API_KEY, else HOST_PIPELINE_BASE_URL), auto: model when the host has one (the "
         "pipeline voice, or an OpenAI key), else rules.",

@@ -51,7 +51,6 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any, Final, Literal
 
-import httpx
 import openai
 from opentelemetry.metrics import Meter
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -188,7 +187,7 @@ class ModelExtractor:
         self.client = openai.AsyncOpenAI(
             api_key=api_key or NO_KEY,
             base_url=base_url,
-            timeout=httpx.Timeout(timeout_s),
+            timeout=timeout_s,
             max_retries=0,
         )
         self._failures = metrics.counter(metrics.MEMORY_EXTRACTION_FAILURES, meter)

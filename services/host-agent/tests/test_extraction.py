@@ -53,8 +53,9 @@ class Counted:
                 for metric in scope.metrics:
                     if metric.name == FAILURES:
                         for point in metric.data.data_points:
-                            key = (point.attributes["backend"], point.attributes["reason"])
-                            found[key] = found.get(key, 0) + point.value
+                            labels: Any = point.attributes
+                            key = (str(labels["backend"]), str(labels["reason"]))
+                            found[key] = found.get(key, 0) + getattr(point, "value", 0)
         return found
 
 
@@ -310,7 +311,7 @@ async def test_which_model_make_extractor_picks(
     openai_settings: OpenAISettings,
     expected: tuple[str, str, str] | None,
 ) -> None:
-    memory = MemorySettings(extract=extract)  # type: ignore[arg-type]
+    memory = MemorySettings(extract=extract)
     made = make_extractor(memory, voice=voice, pipeline=PIPELINE, openai_settings=openai_settings)
     if expected is None:
         assert made is None
