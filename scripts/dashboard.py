@@ -155,6 +155,18 @@ ROWS: dict[str, tuple[Panel, ...]] = {
             description="What the host was about to say (or began to, OpenAI Realtime) that a "
             "content check kept from being heard.",
         ),
+        Panel(
+            "Memory: fact extraction failures",
+            "calls/min",
+            (
+                Query(
+                    rate(m.MEMORY_EXTRACTION_FAILURES, "backend, reason", per="60"),
+                    "{{backend}}: {{reason}}",
+                ),
+            ),
+            description="Model calls extracting what viewers say about themselves that gave no "
+            "facts (timeout, error, an answer not in the requested shape); the host goes on.",
+        ),
     ),
     "cost": (
         Panel(

@@ -201,6 +201,17 @@ BACKEND_FALLBACKS = MetricSpec(
     ("kind", "backend", "reason"),
 )
 
+# --- memory of regulars ------------------------------------------------------------------------
+MEMORY_EXTRACTION_FAILURES = MetricSpec(
+    "livestage.memory.extraction_failures",
+    "counter",
+    "{call}",
+    "Model fact-extraction calls that gave no facts because they failed; `backend` pipeline or "
+    "openai, `reason` timeout, connection, http_4xx, http_5xx, bad_json (the answer is not "
+    "JSON), schema (JSON not in the requested shape) or refused (the model declined).",
+    ("backend", "reason"),
+)
+
 # --- rooms and jobs ----------------------------------------------------------------------------
 ROOMS_ACTIVE = MetricSpec(
     "livestage.rooms.active", "gauge", "{room}", "Rooms with at least one viewer."
@@ -321,6 +332,7 @@ ALL: tuple[MetricSpec, ...] = (
     AVATAR_SESSION_TIME,
     MODEL_SPEND,
     BACKEND_FALLBACKS,
+    MEMORY_EXTRACTION_FAILURES,
     ROOMS_ACTIVE,
     VIEWERS,
     AGENT_JOBS_STARTED,

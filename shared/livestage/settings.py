@@ -312,6 +312,26 @@ class MemorySettings(BaseSettings):
         description="Longest wait for a memory read or write; past it the host goes on without "
         "(memory never holds a reply).",
     )
+    extract: Literal["auto", "rules", "model"] = Field(
+        "auto",
+        description="How facts viewers state about themselves are found: rules (offline "
+        'patterns: "I\'m from ..."), model (one structured-output call per answered batch to '
+        "the pipeline voice's chat endpoint when HOST_VOICE=pipeline, else OpenAI's with "
+        "OPENAI_API_KEY, else HOST_PIPELINE_BASE_URL), auto: model when the host has one (the "
+        "pipeline voice, or an OpenAI key), else rules.",
+    )
+    extract_model: str = Field(
+        "gpt-4.1-mini",
+        description="Chat model for fact extraction at OpenAI (OPENAI_BASE_URL); the pipeline "
+        "voice's endpoint uses HOST_PIPELINE_MODEL.",
+    )
+    extract_timeout_s: float = Field(
+        5.0,
+        gt=0,
+        le=60,
+        description="Longest wait for one extraction call (seconds); past it, or on any error, "
+        "that batch yields no model facts (counted in livestage.memory.extraction_failures).",
+    )
 
 
 class SafetySettings(BaseSettings):

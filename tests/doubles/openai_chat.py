@@ -27,7 +27,20 @@ Routes:
 - ``GET /v1/models``: the configured model names.
 
 The reply text is ``config.reply`` (a string, or a function of the request's ``messages``)
-or by default derived from the last user message. ``config.first_token_delay`` and
+or by default derived from the last user message.
+
+Structured outputs: a request with ``response_format: {"type": "json_schema", "json_schema":
+{"name", "schema", "strict": true}}`` is checked as the real API checks a strict schema (every
+object lists all its ``properties`` in ``required`` and has ``additionalProperties: false``; a
+name of ``[A-Za-z0-9_-]{1,64}``): a bad one gets a 400 naming ``response_format``. The answer's
+content is ``config.structured_reply`` when set (a string sent as is: a test's bad JSON or
+wrong shape; or a function of the request body), else ``facts_answer``: the host's
+fact-extraction shape ``{"facts": [{"ref", "fact"}]}`` derived from the quoted viewer text in
+the user message's data blocks (each ``{"ref", "text"}`` item) by the offline rules of
+``livestage.facts``, so the answer is deterministic and follows the quoted text only. The real
+API guarantees a strict schema's answer conforms, so the double checks its own answer against
+the request's schema (``jsonschema``) and answers 500 if it does not (set
+``structured_reply`` for other shapes). ``config.first_token_delay`` and
 ``config.token_interval`` pace the stream (seconds).
 
 What it records: ``api.requests`` (method, path, headers, body; ``.json`` parses it),
@@ -46,14 +59,18 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import re
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+import jsonschema
 from aiohttp import web
 
+from livestage.facts import extract_facts
+from livestage.prompt_data import read_data_blocks
 from tests.doubles.audio import CONTENT_TYPES, Voice, encode, speech
 from tests.doubles.base import (
     DoubleServer,
@@ -84,6 +101,61 @@ def _text_of(content: Any) -> str:
     return ""
 
 
+_SCHEMA_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def strict_schema_problem(schema: Any, context: str = "()") -> str | None:
+    """Why OpenAI would refuse `schema` in strict mode (the checks this double makes), or
+    None: every object needs `additionalProperties: false` and all its properties required."""
+    if not isinstance(schema, dict):
+        return f"In context={context}, schema must be a JSON Schema object."
+    if schema.get("type") == "object":
+        properties = schema.get("properties", {})
+        if schema.get("additionalProperties") is not False:
+            return (
+                f"In context={context}, 'additionalProperties' is required to be supplied "
+                "and to be false."
+            )
+        missing = sorted(set(properties) - set(schema.get("required", [])))
+        if missing:
+            return (
+                f"In context={context}, 'required' is required to be supplied and to be an "
+                f"array including every key in properties. Missing '{missing[0]}'."
+            )
+        for key, value in properties.items():
+            if problem := strict_schema_problem(value, f"{context[:-1]}'properties', '{key}')"):
+                return problem
+    if "items" in schema:
+        return strict_schema_problem(schema["items"], f"{context[:-1]}'items')")
+    return None
+
+
+def _quoted_items(value: Any) -> Iterator[dict[str, Any]]:
+    """Every `{"ref": str, "text": str}` object anywhere in a decoded data block."""
+    if isinstance(value, dict):
+        if isinstance(value.get("ref"), str) and isinstance(value.get("text"), str):
+            yield value
+        for inner in value.values():
+            yield from _quoted_items(inner)
+    elif isinstance(value, list):
+        for inner in value:
+            yield from _quoted_items(inner)
+
+
+def facts_answer(body: dict[str, Any]) -> str:
+    """The fact-extraction answer to `body`: `{"facts": [{"ref", "fact"}]}` with the offline
+    rules' facts of each quoted `{"ref", "text"}` in the user messages' data blocks."""
+    facts = [
+        {"ref": item["ref"], "fact": fact}
+        for message in body["messages"]
+        if message.get("role") == "user"
+        for block in read_data_blocks(_text_of(message.get("content")))
+        for item in _quoted_items(block)
+        for fact in extract_facts(item["text"])
+    ]
+    return json.dumps({"facts": facts})
+
+
 @dataclass
 class ChatConfig:
     """How the double answers; change fields at any time."""
@@ -96,6 +168,8 @@ class ChatConfig:
     models: tuple[str, ...] = ("house-model", "gpt-4.1", "gpt-4o-mini-tts")
     speech_chunk_bytes: int = 4096
     """Bytes of encoded audio per ``speech.audio.delta`` event."""
+    structured_reply: str | Callable[[dict[str, Any]], str] | None = None
+    """The content answering a ``json_schema`` request (None: ``facts_answer``)."""
 
 
 class OpenAIChatDouble(DoubleServer):
@@ -188,8 +262,15 @@ class OpenAIChatDouble(DoubleServer):
                     f"messages[{index}].role",
                 )
 
-        reply = self.config.reply
-        text = reply if isinstance(reply, str) else reply(messages)
+        response_format = body.get("response_format")
+        if isinstance(response_format, dict) and response_format.get("type") == "json_schema":
+            structured = self._structured(body, response_format.get("json_schema"))
+            if isinstance(structured, web.Response):
+                return structured
+            text = structured
+        else:
+            reply = self.config.reply
+            text = reply if isinstance(reply, str) else reply(messages)
         self.completions.append(text)
         self.notify()
         completion_id = f"chatcmpl-{secrets.token_hex(12)}"
@@ -260,6 +341,45 @@ class OpenAIChatDouble(DoubleServer):
         await response.write(b"data: [DONE]\n\n")
         await response.write_eof()
         return response
+
+    def _structured(self, body: dict[str, Any], spec: Any) -> str | web.Response:
+        """The content answering a structured-output request, or the API's refusal of it."""
+        param = "response_format"
+        if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
+            return self._bad_request(
+                "Missing required parameter: 'response_format.json_schema.name'.", param
+            )
+        if not _SCHEMA_NAME.fullmatch(spec["name"]):
+            return self._bad_request(
+                "Invalid 'response_format.json_schema.name': string does not match pattern. "
+                "Expected a string that matches the pattern '^[a-zA-Z0-9_-]+$'.",
+                param,
+            )
+        schema = spec.get("schema", {})
+        if spec.get("strict") and (problem := strict_schema_problem(schema)):
+            return self._bad_request(
+                f"Invalid schema for response_format '{spec['name']}': {problem}", param
+            )
+        given = self.config.structured_reply
+        if isinstance(given, str):
+            return given
+        text = given(body) if given is not None else facts_answer(body)
+        try:
+            jsonschema.validate(json.loads(text), schema)
+        except (ValueError, jsonschema.ValidationError, jsonschema.SchemaError) as error:
+            message = f"the double's answer does not fit the requested schema: {error}"
+            return web.json_response(
+                {
+                    "error": {
+                        "message": message,
+                        "type": "server_error",
+                        "param": None,
+                        "code": None,
+                    }
+                },
+                status=500,
+            )
+        return text
 
     # -- speech ------------------------------------------------------------------------------
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from typing import Any
 
@@ -13,6 +14,7 @@ from livekit.agents import APIConnectionError, APIConnectOptions, APIStatusError
 from livekit.agents import llm as lk_llm
 from livekit.plugins import openai as lk_openai
 
+from livestage.prompt_data import data_block
 from tests.doubles.audio import rms, speech
 from tests.doubles.base import Fault
 from tests.doubles.openai_chat import SAMPLE_RATE, OpenAIChatDouble
@@ -245,3 +247,53 @@ async def test_key_check_and_delay_before_the_first_token() -> None:
             await right.close()
     assert first.choices[0].delta.content == "Thanks"
     assert headers_after < 0.3 <= first_token_after
+
+
+async def test_structured_outputs_check_a_strict_schema_and_answer_from_quoted_text(
+    chat: OpenAIChatDouble,
+) -> None:
+    client = openai.AsyncOpenAI(base_url=chat.base_url, api_key="test", max_retries=0)
+    schema: dict[str, Any] = {
+        "type": "object",
+        "properties": {
+            "facts": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {"ref": {"type": "string"}, "fact": {"type": "string"}},
+                    "required": ["ref", "fact"],
+                    "additionalProperties": False,
+                },
+            }
+        },
+        "required": ["facts"],
+        "additionalProperties": False,
+    }
+    quoted = data_block({"messages": [{"ref": "a", "text": "I'm from Lisbon, I play chess"}]})
+
+    async def ask(schema: dict[str, Any]) -> str | None:
+        completion = await client.chat.completions.create(
+            model="house-model",
+            messages=[{"role": "user", "content": f"Facts:\n{quoted}"}],
+            response_format={
+                "type": "json_schema",
+                "json_schema": {"name": "facts", "strict": True, "schema": schema},
+            },
+        )
+        return completion.choices[0].message.content
+
+    try:
+        answer = await ask(schema)
+        assert answer is not None
+        assert json.loads(answer) == {
+            "facts": [{"ref": "a", "fact": "is from Lisbon"}, {"ref": "a", "fact": "plays chess"}]
+        }
+        loose = {**schema, "additionalProperties": True}
+        with pytest.raises(openai.BadRequestError) as refused:
+            await ask(loose)
+        assert refused.value.param == "response_format"
+        assert "additionalProperties" in refused.value.message
+        chat.config.structured_reply = "not json"  # a test's broken answer is sent as is
+        assert await ask(schema) == "not json"
+    finally:
+        await client.close()
