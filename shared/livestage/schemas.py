@@ -510,7 +510,8 @@ class ChatBatchEvent(WireModel):
     """Data-channel packet on the chat topic: several messages (and removals) at once, in
     order. chat-history gathers what a room gets within CHAT_FANOUT_WINDOW_MS into one packet
     (split to stay under LiveKit's reliable packet size); a reader handles each event as if it
-    had come alone."""
+    had come alone. On the wire a batch usually goes compressed: bytes 00 01 (version 1), then
+    this JSON in raw deflate (RFC 1951), about a fifth of the bytes (`DEFLATED_BATCH_PREFIX`)."""
 
     type: Literal["batch"] = "batch"
     events: list[ChatMessageEvent | ChatRemovedEvent] = Field(
