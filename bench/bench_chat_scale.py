@@ -107,6 +107,7 @@ FIGURES = (
     "drain.lost",
     "drain.seconds",
     "drain.messages_per_s",
+    "drain.bytes_per_message",
     "drain.cpu_ms_per_message.moderation",
     "drain.cpu_ms_per_message.chat_history",
     "edge.edge.accepted_per_s_per_worker",
@@ -261,7 +262,9 @@ async def measure_drain(
             resumed = time.monotonic()
         delivered, last_at = await wait_for_every_viewer(pool, count, rejected, resumed)
         spent = cpu.per_message_ms(count)
+    received_bytes, received_packets = await pool.received()
     approved = count - len(rejected)
+    viewer_messages = max(approved * pool.viewers, 1)
     seconds = max(last_at - resumed, 1e-6)
     figures = {
         "messages": count,
@@ -272,6 +275,9 @@ async def measure_drain(
         "seconds": round(seconds, 2),
         "messages_per_s": round(approved / seconds, 1),
         "cpu_ms_per_message": spent,
+        # what each viewer's data channel carried per chat line (packets: JSON or compressed)
+        "bytes_per_message": round(received_bytes / viewer_messages, 1),
+        "messages_per_packet": round(viewer_messages / max(received_packets, 1), 1),
     }
     print(
         f"drain: {approved} messages to every viewer at {figures['messages_per_s']}/s", flush=True

@@ -33,7 +33,7 @@ import aiohttp
 from nats.aio.client import Client as NatsClient
 
 from livestage import subjects
-from livestage.schemas import ChatMessage, ModerationVerdict
+from livestage.schemas import ChatMessage, ModerationVerdict, inflate_packet
 from tests.support.chat import backend_env, chat_services
 from tests.support.identities import named_viewer
 from tests.support.infra import LiveKitServer, NatsServer, RedisServer
@@ -132,8 +132,9 @@ def summary(values: list[float]) -> dict[str, Any]:
 def chat_line_ids(data: bytes) -> list[str]:
     """The ids of the chat lines in one packet on the chat topic: a message event
     (`{"message": {...}}`) or a batch of events (`{"type": "batch", "events": [...]}`,
-    chat-history's batched fan-out); rejections and removals carry none."""
-    event = json.loads(data)
+    chat-history's batched fan-out, compressed: `inflate_packet`); rejections and removals carry
+    none."""
+    event = json.loads(inflate_packet(data))
     events = event.get("events", ()) if event.get("type") == "batch" else (event,)
     return [each["message"]["id"] for each in events if isinstance(each.get("message"), dict)]
 
@@ -255,7 +256,8 @@ def viewer_worker(url: str, tokens: list[str], conn: Any) -> None:
     {viewer: {message_id: first arrival}} plus {message_id: times it came again}; "tally" only
     {viewer: (messages so far, last first-arrival)} (cheap with tens of thousands); ("lacking",
     ids) how many of its viewers lack some of `ids` (a phase polls this, and collects the
-    arrivals once, at its end); "stop" leaves.
+    arrivals once, at its end); "received" (chat-topic bytes, packets) since the last reset, all
+    its viewers together; "stop" leaves.
     Packets are read with `json.loads` (`chat_line_ids`: one message or a batch of them), the
     least a viewer can do (the page does about as much).
     """
@@ -266,12 +268,15 @@ def viewer_worker(url: str, tokens: list[str], conn: Any) -> None:
         first: dict[str, dict[str, float]] = {}
         repeats: dict[str, int] = {}
         rooms: list[rtc.Room] = []
+        received = [0, 0]  # chat-topic bytes and packets, all viewers of this process
 
         def recorder(seen: dict[str, float]) -> Callable[[rtc.DataPacket], None]:
             def on_data(packet: rtc.DataPacket) -> None:
                 at = time.monotonic()
                 if packet.topic != CHAT_TOPIC:
                     return
+                received[0] += len(packet.data)
+                received[1] += 1
                 for message_id in chat_line_ids(packet.data):
                     if message_id in seen:
                         repeats[message_id] = repeats.get(message_id, 0) + 1
@@ -303,10 +308,13 @@ def viewer_worker(url: str, tokens: list[str], conn: Any) -> None:
                         for name, seen in first.items()
                     }
                 )
+            elif command == "received":
+                conn.send(tuple(received))
             elif command == "reset":
                 for seen in first.values():
                     seen.clear()
                 repeats.clear()
+                received[:] = [0, 0]
                 conn.send("reset")
             else:
                 break
@@ -376,6 +384,16 @@ class ViewerPool:
             conn.send("tally")
             counts.update(await asyncio.to_thread(conn.recv))
         return counts
+
+    async def received(self) -> tuple[int, int]:
+        """(bytes, packets) on the chat topic since the last reset, all viewers together."""
+        total = [0, 0]
+        for conn in self.conns:
+            conn.send("received")
+            size, packets = await asyncio.to_thread(conn.recv)
+            total[0] += size
+            total[1] += packets
+        return total[0], total[1]
 
     async def reset(self) -> None:
         for conn in self.conns:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import time
 import uuid
+import zlib
 from typing import Annotated, Literal, Self
 
 from pydantic import (
@@ -509,7 +510,8 @@ class ChatBatchEvent(WireModel):
     """Data-channel packet on the chat topic: several messages (and removals) at once, in
     order. chat-history gathers what a room gets within CHAT_FANOUT_WINDOW_MS into one packet
     (split to stay under LiveKit's reliable packet size); a reader handles each event as if it
-    had come alone."""
+    had come alone. On the wire a batch usually goes compressed: bytes 00 01 (version 1), then
+    this JSON in raw deflate (RFC 1951), about a fifth of the bytes (`DEFLATED_BATCH_PREFIX`)."""
 
     type: Literal["batch"] = "batch"
     events: list[ChatMessageEvent | ChatRemovedEvent] = Field(
@@ -528,10 +530,45 @@ CHAT_EVENT_ADAPTER: TypeAdapter[
 ChatSingleEvent = ChatMessageEvent | ChatRejectedEvent | ChatRemovedEvent
 
 
+DEFLATED_BATCH_PREFIX = b"\x00\x01"
+"""The first bytes of a compressed chat packet (version 1): the rest is a `ChatBatchEvent`'s
+JSON compressed with raw deflate (RFC 1951: zlib with wbits -15, the browser's
+`DecompressionStream("deflate-raw")`). Any other chat packet is JSON (a NUL byte never starts
+JSON); a single message or removal always goes as plain JSON."""
+MAX_INFLATED_BYTES = 1024 * 1024
+"""The most a compressed chat packet may inflate to (a packet that inflates further is refused:
+no deflate bomb)."""
+
+
+def deflate_packet(packet: bytes) -> bytes:
+    """A batch packet's JSON as a compressed chat packet (`DEFLATED_BATCH_PREFIX` + raw deflate)."""
+    compressor = zlib.compressobj(6, zlib.DEFLATED, -15)
+    return DEFLATED_BATCH_PREFIX + compressor.compress(packet) + compressor.flush()
+
+
+def inflate_packet(packet: bytes | str) -> bytes | str:
+    """A chat packet's JSON: a compressed packet inflated, any other as it is. Raises
+    ValueError for a compressed packet that is corrupt, cut short or inflates beyond
+    `MAX_INFLATED_BYTES`."""
+    if isinstance(packet, str) or not packet.startswith(DEFLATED_BATCH_PREFIX):
+        return packet
+    inflater = zlib.decompressobj(-15)
+    try:
+        data = inflater.decompress(packet[len(DEFLATED_BATCH_PREFIX) :], MAX_INFLATED_BYTES)
+    except zlib.error as error:
+        raise ValueError(f"compressed chat packet is corrupt: {error}") from error
+    if not inflater.eof:
+        if len(data) >= MAX_INFLATED_BYTES:
+            raise ValueError(f"compressed chat packet inflates beyond {MAX_INFLATED_BYTES} bytes")
+        raise ValueError("compressed chat packet is cut short")
+    return data
+
+
 def chat_events_of(packet: bytes | str) -> list[ChatSingleEvent]:
-    """The events of one chat-topic packet, in order: a batch's events, else the packet itself.
-    Raises pydantic's ValidationError for a packet that is not a chat event."""
-    event = CHAT_EVENT_ADAPTER.validate_json(packet)
+    """The events of one chat-topic packet, in order: a batch's events (also a compressed one,
+    see `DEFLATED_BATCH_PREFIX`), else the packet itself. Raises pydantic's ValidationError for
+    a packet that is not a chat event, ValueError for a corrupt compressed one."""
+    event = CHAT_EVENT_ADAPTER.validate_json(inflate_packet(packet))
     if isinstance(event, ChatBatchEvent):
         return list(event.events)
     return [event]

@@ -13,9 +13,12 @@ from pydantic import ValidationError
 from livestage import schemas
 from livestage.schemas import (
     CHAT_EVENT_ADAPTER,
+    DEFLATED_BATCH_PREFIX,
     MAX_EPOCH_MS,
+    MAX_INFLATED_BYTES,
     MIN_EPOCH_MS,
     BanEvent,
+    ChatBatchEvent,
     ChatMessage,
     ChatMessageEvent,
     ChatRejectedEvent,
@@ -32,6 +35,11 @@ from livestage.schemas import (
     SpokenTurn,
     StageCommand,
     StageVisual,
+    chat_events_of,
+    deflate_packet,
+    inflate_packet,
+    new_id,
+    now_ms,
 )
 from livestage.text import clean_text
 
@@ -333,3 +341,38 @@ def test_stage_visual_urls_must_be_http_or_relative(url: str) -> None:
             created_at=MIN_EPOCH_MS,
             expires_at=MIN_EPOCH_MS,
         )
+
+
+def test_a_compressed_batch_reads_as_its_events_and_a_bad_one_is_refused() -> None:
+    events = [ChatMessageEvent(message=_chat_line(n), seq=n + 1) for n in range(30)] + [
+        ChatRemovedEvent(message_id=new_id())
+    ]
+    plain = ChatBatchEvent(events=events).to_json()
+    packet = deflate_packet(plain)
+    assert packet.startswith(DEFLATED_BATCH_PREFIX) and len(packet) < len(plain) / 3
+    assert inflate_packet(packet) == plain
+    assert chat_events_of(packet) == events
+    assert chat_events_of(plain) == events  # plain JSON batches still read
+    assert inflate_packet(plain) is plain
+    with pytest.raises(ValueError, match="corrupt"):
+        chat_events_of(DEFLATED_BATCH_PREFIX + b"\xff\xff not deflate")
+    with pytest.raises(ValueError, match="cut short"):
+        chat_events_of(packet[: len(packet) // 2])
+    bomb = deflate_packet(b" " * (MAX_INFLATED_BYTES + 10))
+    with pytest.raises(ValueError, match="inflates beyond"):
+        chat_events_of(bomb)
+    with pytest.raises(ValueError):
+        chat_events_of(deflate_packet(b'{"type":"nope"}'))
+
+
+def _chat_line(n: int) -> ChatMessage:
+    return ChatMessage(
+        id=new_id(),
+        room="lobby",
+        author_identity=f"viewer-{n}",
+        author_name=f"Viewer {n}",
+        avatar="fox",
+        body=f"line {n}: hello there",
+        kind="viewer",
+        created_at=now_ms(),
+    )

@@ -9,7 +9,7 @@ from livekit import api
 from playwright.async_api import Browser, expect
 
 from chat_history.decisions import batch_json
-from livestage.schemas import ChatMessageEvent, now_ms
+from livestage.schemas import ChatMessageEvent, deflate_packet, now_ms
 from services.token.tests.conftest import EdgeFactory, make_edge  # noqa: F401 - a fixture
 from tests.support.browser import WEB_DIST
 from tests.support.chat import chat_message
@@ -40,12 +40,13 @@ async def test_the_page_shows_batches_in_approval_order(
         ]
         events = [ChatMessageEvent(message=m, seq=1000 + n) for n, m in enumerate(messages)]
         later, earlier = events[3:], events[:3]  # the later batch overtakes the earlier one
+        # one plain JSON batch, one compressed as chat-history sends a busy room's: both read
         async with server_api(livekit_server) as lk:
-            for batch in (later, earlier):
+            for batch, packed in ((later, bytes), (earlier, deflate_packet)):
                 await lk.room.send_data(
                     api.SendDataRequest(
                         room=edge.room,
-                        data=batch_json(event.to_json() for event in batch),
+                        data=packed(batch_json(event.to_json() for event in batch)),
                         kind=api.DataPacket.Kind.RELIABLE,
                         topic="anam-live-chat",
                     )

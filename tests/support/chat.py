@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from livekit import rtc
-from pydantic import ValidationError
 
 from livestage.identity import platform_identity
 from livestage.schemas import (
@@ -131,7 +130,7 @@ class ChatViewer:
             return
         try:
             events = chat_events_of(packet.data)
-        except ValidationError:
+        except ValueError:  # not a chat event (ValidationError), or a corrupt compressed one
             self.invalid.append(packet.data)
             return
         at = time.monotonic()

@@ -4,6 +4,7 @@ import { ApiError, newClientId } from "./api";
 import { avatarGlyph } from "./profile";
 import {
   PLATFORM_NAMES,
+  decodeJson,
   isObject,
   parseChatPacket,
   type ChatMessage,
@@ -40,6 +41,46 @@ export function chatPacketsOf(v: unknown): ChatPacket[] {
   }
   const packet = parseChatPacket(v);
   return packet ? [packet] : [];
+}
+
+/** The first bytes of a compressed chat packet, version 1 (chat-history's DEFLATED_BATCH_PREFIX). */
+const DEFLATED_BATCH_PREFIX = [0x00, 0x01];
+/** The most a compressed chat packet may inflate to (chat-history's MAX_INFLATED_BYTES). */
+const MAX_INFLATED_BYTES = 1024 * 1024;
+
+/**
+ * The JSON one chat-topic payload carries: a compressed packet (`00 01` then a batch's JSON
+ * compressed with raw deflate, what chat-history sends for a busy room) inflated, any other
+ * payload as JSON; null when unreadable (corrupt, or inflating beyond MAX_INFLATED_BYTES).
+ */
+export async function decodeChatPayload(payload: Uint8Array): Promise<unknown> {
+  if (!DEFLATED_BATCH_PREFIX.every((byte, i) => payload[i] === byte)) return decodeJson(payload);
+  try {
+    const body = payload.slice(DEFLATED_BATCH_PREFIX.length);
+    const stream = new Blob([body]).stream().pipeThrough(new DecompressionStream("deflate-raw"));
+    const reader = stream.getReader();
+    const chunks: Uint8Array[] = [];
+    let size = 0;
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      size += value.length;
+      if (size > MAX_INFLATED_BYTES) {
+        await reader.cancel();
+        return null;
+      }
+      chunks.push(value);
+    }
+    const joined = new Uint8Array(size);
+    let at = 0;
+    for (const chunk of chunks) {
+      joined.set(chunk, at);
+      at += chunk.length;
+    }
+    return decodeJson(joined);
+  } catch {
+    return null; // corrupt or cut short
+  }
 }
 
 export type AddResult =

@@ -14,7 +14,7 @@ import {
   setLogLevel,
 } from "livekit-client";
 import { ApiError, mintToken, type TokenRequest } from "./api";
-import { chatPacketsOf } from "./chat";
+import { chatPacketsOf, decodeChatPayload } from "./chat";
 import { TRANSCRIPTION_TOPIC, findHost, type HostState } from "./host";
 import {
   decodeJson,
@@ -121,6 +121,8 @@ export class LiveSession {
   private joinedRoom: Room | null = null;
   private cancelSleep: (() => void) | null = null;
   private joinCount = 0;
+  /** Chat payloads decode one after the other (so their packets keep their order). */
+  private chatDecoding: Promise<void> = Promise.resolve();
 
   constructor(private readonly opts: SessionOptions) {}
 
@@ -296,7 +298,13 @@ export class LiveSession {
       .on(RoomEvent.DataReceived, (payload, _participant, _kind, topic) => {
         if (!mine()) return;
         if (topic === config.chatTopic) {
-          for (const packet of chatPacketsOf(decodeJson(payload))) hooks.onChatPacket?.(packet);
+          // decoded one after the other (a compressed batch inflates asynchronously): in order
+          this.chatDecoding = this.chatDecoding
+            .then(() => decodeChatPayload(payload))
+            .then((decoded) => {
+              if (!mine()) return;
+              for (const packet of chatPacketsOf(decoded)) hooks.onChatPacket?.(packet);
+            });
         } else if (topic === config.stageTopic) {
           const packet = parseStagePacket(decodeJson(payload));
           if (packet?.type === "visual") hooks.onStageVisual?.(packet.visual);

@@ -1,4 +1,5 @@
 // @vitest-environment happy-dom
+import { deflateRawSync } from "node:zlib";
 import { describe, expect, it } from "vitest";
 import { ApiError } from "../src/api";
 import {
@@ -8,6 +9,7 @@ import {
   SendIds,
   catchUp,
   chatPacketsOf,
+  decodeChatPayload,
   eventLabel,
   renderMessage,
   resumeCursor,
@@ -503,5 +505,44 @@ describe("catching up after a lost connection", () => {
     expect(resume.from()).toBe(first.id);
     resume.caughtUp();
     expect(resume.from()).not.toBe(first.id);
+  });
+});
+
+describe("decodeChatPayload", () => {
+  const encode = (v: unknown) => new TextEncoder().encode(JSON.stringify(v));
+  const compressed = (body: Uint8Array) => new Uint8Array([0x00, 0x01, ...deflateRawSync(body)]);
+
+  it("reads a compressed batch chat-history made (Python zlib, raw deflate) in order", async () => {
+    // ChatBatchEvent of three messages and a removal, as chat-history's deflate_packet sends it
+    const fromPython = Uint8Array.from(
+      atob(
+        "AAGN0rEOwiAQBuBXMTd3KDiYsDl2cXQxDrScltgWpYg2Td/do7HWpQ1M3P8H+AZ6cN0dQUAuXVFCAuixcS2IUz81NbatvCJ10070oFVoUgqtMTXtK5PnHY3y6UpjM0W3aNdR4dNfepB1uPCo8YV2M+ZeOmkpu5g3jblR4UilGxzrm27CO348QHNhUTpUeweC7dJ5DQm0+KBwSGLYLIbNFthsnc3i2Wxi8zg2j2HzBTZfZ/N4Np/Y2z+2xdp4VDM7+36Q4Tx8AA==",
+      ),
+      (c) => c.charCodeAt(0),
+    );
+    const packets = chatPacketsOf(await decodeChatPayload(fromPython));
+    expect(packets.map((p) => (p.type === "message" ? [p.message.id, p.seq] : [p.type]))).toEqual([
+      ["m0", 1],
+      ["m1", 2],
+      ["m2", 3],
+      ["removed"],
+    ]);
+  });
+
+  it("reads plain JSON packets as before, and refuses corrupt or oversized compressed ones", async () => {
+    const a = msg();
+    const batch = { type: "batch", events: [{ type: "message", message: a, seq: 4 }] };
+    expect(await decodeChatPayload(encode({ type: "message", message: a, seq: 2 }))).toEqual({
+      type: "message",
+      message: a,
+      seq: 2,
+    });
+    expect(await decodeChatPayload(compressed(encode(batch)))).toEqual(batch);
+    expect(await decodeChatPayload(new Uint8Array([0x00, 0x01, 0xff, 0xff, 0x00]))).toBeNull();
+    const whole = compressed(encode(batch));
+    expect(await decodeChatPayload(whole.slice(0, whole.length - 4))).toBeNull();
+    const bomb = compressed(new Uint8Array(1024 * 1024 + 10).fill(0x20));
+    expect(await decodeChatPayload(bomb)).toBeNull();
+    expect(await decodeChatPayload(new TextEncoder().encode("not json"))).toBeNull();
   });
 });

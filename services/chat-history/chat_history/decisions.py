@@ -18,6 +18,7 @@ from livestage.schemas import (
     ChatMessageEvent,
     ChatRemovedEvent,
     SpokenTurn,
+    deflate_packet,
 )
 from livestage.text import ELLIPSIS, clean_text, shorten
 
@@ -130,3 +131,37 @@ def pack(
 def batch_json(encoded: Iterable[bytes]) -> bytes:
     """A `ChatBatchEvent` packet from its events' JSON (each encoded once, by the caller)."""
     return _BATCH_HEAD + b",".join(encoded) + _BATCH_TAIL
+
+
+DEFLATE_BUDGET = 4
+"""How much more batch JSON than `max_bytes` a compressed packet is first tried with (chat JSON
+deflates 4-6x: its keys, room and avatars repeat); a packet that still deflates too large is
+split in halves."""
+
+
+def packets(
+    encoded: Sequence[bytes], max_bytes: int = MAX_PACKET_BYTES, *, deflate: bool = True
+) -> list[tuple[list[int], bytes]]:
+    """The packets that carry these events' JSON, in order: (positions, packet bytes), each at
+    most `max_bytes` unless a lone event is larger. One event goes as its own JSON; several as
+    a batch, compressed (`deflate_packet`) with `deflate` when that is smaller."""
+    budget = max_bytes * DEFLATE_BUDGET if deflate else max_bytes
+    out: list[tuple[list[int], bytes]] = []
+
+    def add(chunk: list[int]) -> None:
+        if len(chunk) == 1:
+            out.append((chunk, encoded[chunk[0]]))
+            return
+        data = batch_json(encoded[i] for i in chunk)
+        if deflate:
+            data = min(data, deflate_packet(data), key=len)
+        if len(data) <= max_bytes:
+            out.append((chunk, data))
+            return
+        half = len(chunk) // 2
+        add(chunk[:half])
+        add(chunk[half:])
+
+    for chunk in pack([len(data) for data in encoded], budget):
+        add(chunk)
+    return out

@@ -19,7 +19,7 @@ other (in the order their events were gathered):
   second, each carrying what gathered: viewers decode a few big packets, not thousands.
 
 A packet's events are ordered (`decisions.packet_order`: messages by their approval `seq`),
-packed under LiveKit's reliable packet size (`decisions.pack`, more than one packet when they
+packed under LiveKit's reliable packet size (`decisions.packets`, more than one packet when they
 do not fit) and sent; each waiting handler then learns how its packet fared: True (sent),
 False (the room does not exist: nobody to deliver to) or the `DeliveryFailed` of its packet, so
 it acks only after its packet was sent (and its messages handed to `on_sent`, which marks them
@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from livestage import metrics
 from livestage.schemas import ChatMessageEvent, ChatRemovedEvent
 
-from .decisions import MAX_PACKET_BYTES, FanoutEvent, batch_json, pack, packet_order
+from .decisions import MAX_PACKET_BYTES, FanoutEvent, packet_order, packets
 from .room import RoomGateway
 
 log = logging.getLogger(__name__)
@@ -77,12 +77,14 @@ class Fanout:
         packets: int = 4,
         on_sent: Sent = _nothing,
         max_bytes: int = MAX_PACKET_BYTES,
+        deflate: bool = True,
     ) -> None:
         self.rooms = rooms
         self.window_s = window_s
         self.packets = packets
         self.on_sent = on_sent
         self.max_bytes = max_bytes
+        self.deflate = deflate  # batches go compressed when that is smaller
         self._open: dict[str, _Window] = {}  # what each room gathers for its next packet
         self._senders: dict[str, asyncio.Task[None]] = {}  # a task per room with work to send
         self._starts: dict[str, deque[float]] = {}  # a room's last `packets` starts (loop time)
@@ -161,9 +163,8 @@ class Fanout:
     async def _send_window(self, room: str, window: _Window) -> None:
         order = packet_order(window.events)
         encoded = [window.events[i].to_json() for i in order]
-        for chunk in pack([len(data) for data in encoded], self.max_bytes):
+        for chunk, packet in packets(encoded, self.max_bytes, deflate=self.deflate):
             members = [window.waiting[order[i]] for i in chunk]
-            packet = encoded[chunk[0]] if len(chunk) == 1 else batch_json(encoded[i] for i in chunk)
             try:
                 sent = await self.rooms.send(room, packet)
                 if sent:
