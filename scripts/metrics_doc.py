@@ -24,7 +24,7 @@ from livestage import metrics  # noqa: E402
 # The dashboard's rows, in order, and which name segment (`livestage.<segment>.…`) goes where.
 AREAS: dict[str, tuple[str, ...]] = {
     "chat": ("chat", "edge"),
-    "host": ("host", "avatar"),
+    "host": ("host", "avatar", "memory"),
     "cost": ("model",),
     "stage": ("stage",),
     "platform chat": ("bridge",),

@@ -29,8 +29,8 @@ Twitch", how the host addresses them), and one that is a platform event the host
 `event` ("Super Chat", "membership", "subscription", "cheer") and `amount` ("$5.00", "" when
 the platform gives none).
 | `words_to_say` | a `say` turn's words | the operator |
-| `viewer_memory` | what the host remembers of the authors it answers (`recall.memory_snippet`) | viewers, earlier shows |
-| `welcome_back` | a returning regular's callback: `name`, `they` (asked/said/talked about), `what`, `when` | viewers, earlier shows |
+| `viewer_memory` | what is remembered of the authors answered (`memory_snippet`) | viewers |
+| `welcome_back` | a regular to welcome back: `name`, `they`, `what`, `when` | viewers |
 
 Texts are flattened to single spaces and cut to a length (`MAX_QUOTE_CHARS` and the limits in
 `compose`). The local house brain does not read the prompt: it takes the `TurnPlan` itself
@@ -193,9 +193,7 @@ def turn_instructions(persona: Persona, plan: TurnPlan) -> str:
     return MONOLOGUE
 
 
-def compose(
-    persona: Persona, plan: TurnPlan, memory: Sequence[Mapping[str, Any]] = ()
-) -> Prompt:
+def compose(persona: Persona, plan: TurnPlan, memory: Sequence[Mapping[str, Any]] = ()) -> Prompt:
     """System prompt, this turn's instructions, and the user message for `plan` (with
     `memory`, the answered authors' memory snippets, as quoted data)."""
     return Prompt(

@@ -82,7 +82,11 @@ def said(clock: FakeClock, tag: str, body: str, name: str = "Marta") -> ChatMess
 
 def show(memory: bool) -> ShowConfig:
     return ShowConfig(
-        room="memroom", title="t", memory=memory, created_at=int(START_S * 1000), updated_at=int(START_S * 1000)
+        room="memroom",
+        title="t",
+        memory=memory,
+        created_at=int(START_S * 1000),
+        updated_at=int(START_S * 1000),
     )
 
 
@@ -200,7 +204,10 @@ async def test_a_regular_waits_behind_a_newcomer_and_the_spacing(redis: Any) -> 
 async def test_memory_off_for_the_show_reads_and_writes_nothing(redis: Any) -> None:
     clock, tag = FakeClock(), uuid.uuid4().hex[:16]
     the_meter, reader = meter()
-    for settings, a_show in ((MemorySettings(), show(False)), (MemorySettings(enabled=False), None)):
+    for settings, a_show in (
+        (MemorySettings(), show(False)),
+        (MemorySettings(enabled=False), None),
+    ):
         memory = remembering(redis, clock, settings=settings, show=a_show, meter=the_meter)
         memory.went_live(clock.ms)
         assert await memory.joined(viewer_identity(tag, "0a1b2c3d")) is None
