@@ -344,15 +344,6 @@ async def test_every_documented_metric_is_emitted_by_a_run_of_the_pipeline(  # t
                 await events.wait(lambda: events.job(room, "live"), 30, "the host to go live")
                 live = events.job(room, "live")
                 assert live is not None and (live.voice, live.avatar) == ("openai-realtime", "anam")
-                # a regular of an earlier show joins: memory reads, writes and a callback
-                await remember_a_regular(redis, room, regular_tag)
-                regular = mint_token(
-                    livekit_server,
-                    viewer_identity(regular_tag, "0a1b2c3d"),
-                    room,
-                    can_publish=False,
-                )
-                viewers.append(await join(livekit_server, regular))
 
                 status, approved = request(
                     "POST",
@@ -439,6 +430,16 @@ async def test_every_documented_metric_is_emitted_by_a_run_of_the_pipeline(  # t
                     20,
                     "the host to say its line",
                 )
+                # a regular of an earlier show joins (after the reply and the line,
+                # so its callback greeting takes no one's turn): memory reads, writes and a callback
+                await remember_a_regular(redis, room, regular_tag)
+                regular = mint_token(
+                    livekit_server,
+                    viewer_identity(regular_tag, "0a1b2c3d"),
+                    room,
+                    can_publish=False,
+                )
+                viewers.append(await join(livekit_server, regular))
                 # a Twitch viewer asks: the host answers, the bridge replies in Twitch chat
                 asked = await twitch.chat(Chatter("1001", "Marta"), "hello from Twitch, host!")
                 await twitch.wait_until(

@@ -348,7 +348,8 @@ class HostJob:
     async def _go_live(self) -> None:
         # the show run starts now: the viewers already here are looked up while going live
         early = self.remembering.went_live(int(self.clock() * 1000))
-        welcomes = [self.remembering.spawn(self._welcome(identity)) for identity in early]
+        here = sorted(set(early) | self.presence.viewers)  # those here before it followed too
+        welcomes = [self.remembering.spawn(self._welcome(identity)) for identity in here]
         await self.switcher.go_live()
         await self._write_spend_cap()
         log.info(
