@@ -439,7 +439,8 @@ async def test_every_documented_metric_is_emitted_by_a_run_of_the_pipeline(  # t
                     room,
                     can_publish=False,
                 )
-                viewers.append(await join(livekit_server, regular))
+                regular_room = await join(livekit_server, regular)
+                viewers.append(regular_room)
                 # a Twitch viewer asks: the host answers, the bridge replies in Twitch chat
                 asked = await twitch.chat(Chatter("1001", "Marta"), "hello from Twitch, host!")
                 await twitch.wait_until(
@@ -449,8 +450,9 @@ async def test_every_documented_metric_is_emitted_by_a_run_of_the_pipeline(  # t
                     45,
                 )
 
-                viewers.remove(browser)
-                await leave(browser)
+                for room_client in (browser, regular_room):
+                    viewers.remove(room_client)
+                    await leave(room_client)
                 await events.wait(lambda: events.job(room, "ended"), 20, "the job's end")
                 crashed = await events.wait(
                     lambda: events.job(capped_room, "ended"), 30, "the capped room's job to end"
