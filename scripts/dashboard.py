@@ -155,6 +155,17 @@ ROWS: dict[str, tuple[Panel, ...]] = {
             description="What the host was about to say (or began to, OpenAI Realtime) that a "
             "content check kept from being heard.",
         ),
+        Panel(
+            "Memory of regulars",
+            "ops/min",
+            (
+                Query(rate(m.MEMORY_READS, "outcome", per="60"), "reads: {{outcome}}"),
+                Query(rate(m.MEMORY_WRITES, "outcome", per="60"), "writes: {{outcome}}"),
+                Query(rate(m.MEMORY_CALLBACKS, "kind", per="60"), "callbacks: {{kind}}"),
+            ),
+            description="Memory card reads and writes by outcome (timeout: past "
+            "MEMORY_TIMEOUT_MS, the host went on without), and regulars welcomed back.",
+        ),
     ),
     "cost": (
         Panel(
