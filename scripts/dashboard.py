@@ -167,6 +167,17 @@ ROWS: dict[str, tuple[Panel, ...]] = {
             description="Model calls extracting what viewers say about themselves that gave no "
             "facts (timeout, error, an answer not in the requested shape); the host goes on.",
         ),
+        Panel(
+            "Memory of regulars",
+            "ops/min",
+            (
+                Query(rate(m.MEMORY_READS, "outcome", per="60"), "reads: {{outcome}}"),
+                Query(rate(m.MEMORY_WRITES, "outcome", per="60"), "writes: {{outcome}}"),
+                Query(rate(m.MEMORY_CALLBACKS, "kind", per="60"), "callbacks: {{kind}}"),
+            ),
+            description="Memory card reads and writes by outcome (timeout: past "
+            "MEMORY_TIMEOUT_MS, the host went on without), and regulars welcomed back.",
+        ),
     ),
     "cost": (
         Panel(

@@ -231,6 +231,31 @@ AGENT_JOB_CRASHES = MetricSpec(
     "livestage.agent.job_crashes", "counter", "{job}", "Host agent jobs that raised."
 )
 
+# --- memory of regulars (#21) ------------------------------------------------------------------
+MEMORY_READS = MetricSpec(
+    "livestage.memory.reads",
+    "counter",
+    "{read}",
+    "Memory card reads by the host; `outcome` ok, timeout (past MEMORY_TIMEOUT_MS), error, or "
+    "off (memory off for the show or the deployment: nothing read).",
+    ("outcome",),
+)
+MEMORY_WRITES = MetricSpec(
+    "livestage.memory.writes",
+    "counter",
+    "{write}",
+    "Memory card writes by the host (a message, facts, an answer, an attendance); `outcome` "
+    "ok, timeout, error or off.",
+    ("outcome",),
+)
+MEMORY_CALLBACKS = MetricSpec(
+    "livestage.memory.callbacks",
+    "counter",
+    "{callback}",
+    "Returning regulars the host greeted with a callback; `kind` question, fact or topic.",
+    ("kind",),
+)
+
 # --- stage -------------------------------------------------------------------------------------
 CAPTURES = MetricSpec(
     "livestage.stage.captures",
@@ -338,6 +363,9 @@ ALL: tuple[MetricSpec, ...] = (
     AGENT_JOBS_STARTED,
     AGENT_JOBS_ENDED,
     AGENT_JOB_CRASHES,
+    MEMORY_READS,
+    MEMORY_WRITES,
+    MEMORY_CALLBACKS,
     CAPTURES,
     CAPTURE_DURATION,
     BRIDGE_MESSAGES,

@@ -47,7 +47,8 @@ from host_agent.spend import spend_key
 from livestage import subjects
 from livestage.bus import Bus, Observed
 from livestage.identity import viewer_identity
-from livestage.schemas import HostJobEvent, SpokenTurn
+from livestage.memory import MemoryStore, card_key
+from livestage.schemas import ChatMessage, HostJobEvent, SpokenTurn, new_id
 from livestage.settings import NatsSettings
 from livestage.shows import spend_day
 from tests.doubles.anam import AnamDouble, AvatarConfig
@@ -81,13 +82,27 @@ REPLY = (
     "Thanks for asking. We are looking at the night sky, with the moon rising over the hills, "
     "and in a moment I will tell you all about the stars that you can see tonight."
 )
-NOT_PROVOKED: dict[str, str] = {
-    "livestage.memory.extraction_failures": "the host job does not call the model extractor "
-    "(host_agent.extraction) on this branch yet; once it does, this run's OpenAI key points it "
-    "at the realtime double, which has no chat completions (a 404: http_4xx). Remove this line "
-    "with that wiring.",
-}
+NOT_PROVOKED: dict[str, str] = {}
 """Documented metrics this run cannot provoke, each with why (keep it empty if at all possible)."""
+
+
+async def remember_a_regular(redis: Redis, room: str, tag: str) -> None:
+    """A card for `tag`: Marta, from Lisbon, at a show a week ago."""
+    store = MemoryStore(redis, retention_days=180)
+    week_ago = int((time.time() - 7 * 86_400) * 1000)
+    told = ChatMessage(
+        id=new_id(),
+        room=room,
+        author_identity=viewer_identity(tag, "0a1b2c3d"),
+        author_name="Marta",
+        avatar="fox",
+        body="I'm from Lisbon",
+        kind="viewer",
+        created_at=week_ago,
+    )
+    await store.record_message(told)
+    await store.record_show(tag, f"{room}:{week_ago}", at=week_ago)
+    await store.add_facts(tag, ["is from Lisbon"], message_id=told.id, at=week_ago)
 
 
 def documented_metrics() -> dict[str, str]:
@@ -224,6 +239,7 @@ async def test_every_documented_metric_is_emitted_by_a_run_of_the_pipeline(  # t
         }
     )
     events = Events()
+    regular_tag = uuid.uuid4().hex[:16]
     bus = await Bus.connect(NatsSettings(url=nats_server.url), "every-metric-test")
     redis = Redis.from_url(redis_server.url)
     services: dict[str, Service] = {}
@@ -414,6 +430,17 @@ async def test_every_documented_metric_is_emitted_by_a_run_of_the_pipeline(  # t
                     20,
                     "the host to say its line",
                 )
+                # a regular of an earlier show joins (after the reply and the line,
+                # so its callback greeting takes no one's turn): memory reads, writes and a callback
+                await remember_a_regular(redis, room, regular_tag)
+                regular = mint_token(
+                    livekit_server,
+                    viewer_identity(regular_tag, "0a1b2c3d"),
+                    room,
+                    can_publish=False,
+                )
+                regular_room = await join(livekit_server, regular)
+                viewers.append(regular_room)
                 # a Twitch viewer asks: the host answers, the bridge replies in Twitch chat
                 asked = await twitch.chat(Chatter("1001", "Marta"), "hello from Twitch, host!")
                 await twitch.wait_until(
@@ -423,8 +450,9 @@ async def test_every_documented_metric_is_emitted_by_a_run_of_the_pipeline(  # t
                     45,
                 )
 
-                viewers.remove(browser)
-                await leave(browser)
+                for room_client in (browser, regular_room):
+                    viewers.remove(room_client)
+                    await leave(room_client)
                 await events.wait(lambda: events.job(room, "ended"), 20, "the job's end")
                 crashed = await events.wait(
                     lambda: events.job(capped_room, "ended"), 30, "the capped room's job to end"
@@ -450,6 +478,7 @@ async def test_every_documented_metric_is_emitted_by_a_run_of_the_pipeline(  # t
                     print(f"--- {name} (last lines) ---\n{service.output()}")
     finally:
         await bus.close()
+        await redis.delete(card_key(regular_tag))
         await redis.aclose()
     emitted = {p.metric for p in collector.received.points}
     missing: dict[str, list[str]] = {}

@@ -26,6 +26,11 @@ The rules, each with its own unit test in `tests/test_brain.py`:
   whether the removal comes before or after it, and is dropped from the context.
 - Control: pause (nothing is said on the host's own initiative), resume, `say` (verbatim,
   cutting in on whatever is being said), a greeting when the first viewer arrives.
+- Welcoming a regular back (`welcome_back`, a `recall.Callback` the job got from `Recall`): a
+  greeting turn of its own (topic "callback"), planned like the greeting: after fresh chat
+  (viewers waiting are answered first), before an idle monologue, never while paused. The first
+  greeting still due when a callback comes becomes that callback (one greeting, not two). One
+  callback waits per viewer; one not said within `stale_after_s` is dropped (the moment passed).
 - Handing over (the worker is draining: `hand_over`): nothing new is said (no turn, no queued
   `say`, no interrupt of the turn under way, so its sentence ends as planned); `handed_over`
   tells the job when the room can go to another worker. Comments not answered stay unanswered
@@ -41,16 +46,19 @@ import re
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from host_agent.settings import HostSettings
 from livestage.settings import default_of
+
+if TYPE_CHECKING:
+    from host_agent.recall import Callback
 
 Clock = Callable[[], float]
 """Seconds since the epoch (message timestamps are epoch based); tests pass a fake."""
 
 TurnKind = Literal["reply", "monologue", "say"]
-MonologueTopic = Literal["greeting", "visual"]
+MonologueTopic = Literal["greeting", "callback", "visual"]
 
 _QUESTION_START = re.compile(
     r"^\s*(who|what|when|where|why|how|which|is|are|do|does|did|can|could|would|will|should|"
@@ -131,8 +139,10 @@ class TurnPlan:
     text: str = ""
     """For `say`: the words to speak verbatim."""
     topic: MonologueTopic | None = None
-    """For a monologue: the greeting, or the visual on screen."""
+    """For a monologue: the greeting, a regular's callback greeting, or the visual on screen."""
     planned_at: float = 0.0
+    callback: Callback | None = None
+    """For a callback greeting: whom to welcome back, and what to call back to."""
 
     @property
     def reply_to(self) -> tuple[str, ...]:
@@ -201,6 +211,8 @@ class HostBrain:
         self._last_reply_authors: frozenset[str] = frozenset()
         self._turns = 0
         self._retried: set[str] = set()
+        self._callbacks: dict[str, tuple[Callback, float]] = {}
+        """Callback greetings due, by memory key, with when each came."""
 
     # ---- what happens ---------------------------------------------------------------------
 
@@ -293,10 +305,25 @@ class HostBrain:
             self._say_queue.appendleft(plan.text)
         elif plan.topic == "greeting":
             self._greeting_due = True
+        elif plan.topic == "callback" and plan.callback is not None:
+            self._callbacks.setdefault(plan.callback.key, (plan.callback, now))
         elif plan.screen is not None:
             self._monologued_visuals.discard(plan.screen.id)
             self._quiet_since = now - self.config.idle_after_s
         return True
+
+    def welcome_back(self, callback: Callback) -> bool:
+        """Greet a returning regular with `callback` (see the module's rules). False when one
+        for them is waiting already."""
+        if callback.key in self._callbacks:
+            return False
+        self._callbacks[callback.key] = (callback, self.clock())
+        return True
+
+    @property
+    def callbacks_due(self) -> int:
+        """Callback greetings waiting to be said."""
+        return len(self._callbacks)
 
     def pause(self) -> None:
         self._paused = True
@@ -392,6 +419,13 @@ class HostBrain:
                 return self._start(self._plan("reply", now, comments=self._pick()), chat=True)
             return None
 
+        if self._callbacks:
+            key = next(iter(self._callbacks))
+            callback, _ = self._callbacks.pop(key)
+            self._greeting_due = False  # the callback is this viewer's greeting
+            plan = self._plan("monologue", now, topic="callback", callback=callback)
+            return self._start(plan, chat=False)
+
         if self._greeting_due:
             self._greeting_due = False
             return self._start(self._plan("monologue", now, topic="greeting"), chat=False)
@@ -418,7 +452,7 @@ class HostBrain:
         times: list[float] = []
         if self._fresh and self._first_fresh_at is not None:
             times.append(self._first_fresh_at + self.config.batch_window_s)
-        if self._greeting_due:
+        if self._greeting_due or self._callbacks:
             times.append(self.clock())
         screen = self._screen
         if screen is not None and screen.id not in self._monologued_visuals:
@@ -444,6 +478,7 @@ class HostBrain:
         comments: Iterable[Comment] = (),
         text: str = "",
         topic: MonologueTopic | None = None,
+        callback: Callback | None = None,
     ) -> TurnPlan:
         self._turns += 1
         chosen = tuple(comments)
@@ -460,6 +495,7 @@ class HostBrain:
             text=text,
             topic=topic,
             planned_at=now,
+            callback=callback,
         )
 
     def _rank(self, comment: Comment) -> tuple[bool, bool, bool, float]:
@@ -490,6 +526,9 @@ class HostBrain:
                 self._handled[comment.id] = now
         if not self._fresh:
             self._first_fresh_at = None
+        for key, (_, since) in list(self._callbacks.items()):
+            if now - since > self.config.stale_after_s:
+                del self._callbacks[key]
 
     def _forget(self) -> None:
         now = self.clock()

@@ -26,6 +26,7 @@ from livestage.schemas import ShowConfig
 from livestage.settings import (
     AnamSettings,
     LiveKitSettings,
+    MemorySettings,
     NatsSettings,
     OpenAISettings,
     RedisSettings,
@@ -51,6 +52,7 @@ class JobConfig:
     local_avatar: LocalAvatarSettings = field(default_factory=LocalAvatarSettings)
     output: OutputCheckSettings = field(default_factory=OutputCheckSettings)
     safety: SafetySettings = field(default_factory=SafetySettings)
+    memory: MemorySettings = field(default_factory=MemorySettings)
     clock: Callable[[], float] = time.time
     meter: Meter | None = None
     """Where the job's metrics go (None: the global provider `setup_telemetry` installed)."""

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from host_agent.brain import Comment, Screen, TurnPlan
 from host_agent.persona import Persona
+from host_agent.recall import house_line
 from livestage.schemas import PLATFORM_EVENT_NAMES
 
 _URL = re.compile(r"(https?://|www\.)\S+", re.IGNORECASE)
@@ -155,6 +156,8 @@ class HouseWriter:
             return plan.text
         if plan.kind == "reply" and plan.comments:
             return self._reply(plan.comments, plan.screen)
+        if plan.topic == "callback" and plan.callback is not None:
+            return house_line(plan.callback, int(plan.planned_at * 1000))
         if plan.topic == "greeting":
             return self.persona.greeting_text() or f"Hey, welcome in! I'm {self.persona.name}."
         return self._visual(plan.screen)

@@ -84,6 +84,7 @@ from opentelemetry import metrics as otel_metrics
 from host_agent.attributes import STATE_ATTRIBUTE, HostAttributes, host_state
 from host_agent.brain import HostBrain, Interrupt, Speak
 from host_agent.config import JobConfig
+from host_agent.extraction import make_extractor
 from host_agent.handover import turn_budget_s
 from host_agent.inputs import (
     comment_from_chat,
@@ -94,9 +95,11 @@ from host_agent.inputs import (
 from host_agent.metering import Metering
 from host_agent.persona import Persona, PersonaError, find_persona, load_persona
 from host_agent.presence import RoomPresence
+from host_agent.recall import Callback
 from host_agent.release import PauseRelease
+from host_agent.remembering import Remembering
 from host_agent.show import persona_file
-from host_agent.switcher import BackendSwitcher
+from host_agent.switcher import BackendSwitcher, chosen_voice
 from host_agent.turns import Turns
 from livestage import metrics, subjects
 from livestage.bus import Bus, BusUnavailable, Observed, Watch
@@ -121,6 +124,9 @@ log = logging.getLogger(__name__)
 SHOW_CHANGE_OVERLAP_S = 10.0
 """The job follows `room.config.<room>` from this long before it started (the show was read at
 dispatch, just before): a change in between is not lost; one already read is skipped."""
+
+SETTLE_MEMORY_S = 2.0
+"""At the end, how long the memory work under way (the last batch's facts) may finish."""
 
 __all__ = ["STATE_ATTRIBUTE", "HostJob", "JobConfig", "host_state"]
 
@@ -149,6 +155,27 @@ class HostJob:
         self.redis = connect_redis(config.redis, timeout_s=2.0, retries=1)
         """The room's show record and spend cap (never the job's life: errors are logged)."""
         """Handing over: when the turn under way is cut if it has not ended (clock time)."""
+        self.extractor = make_extractor(
+            config.memory,
+            voice=chosen_voice(config),
+            pipeline=config.pipeline,
+            openai_settings=config.openai,
+            meter=config.meter,
+        )
+        """A model that reads facts from a viewer's batch; None: the offline rules."""
+        self.remembering = Remembering(
+            config.memory,
+            config.show,
+            self.redis,
+            room=self.room_name,
+            extractor=self.extractor,
+            extract_timeout_s=config.memory.extract_timeout_s + 1.0,
+            clock=self.clock,
+            meter=config.meter,
+            batch_window_s=config.host.batch_window_s,
+            present=lambda identity: self.presence.present(identity),
+        )
+        """The memory of regulars (#21): bounded, in the background, never in the way."""
         self.attributes = HostAttributes(ctx.room, self._spawn)
         self.metering = Metering(
             self.room_name, config, lambda spent: self.switcher.spend_cap_reached(spent)
@@ -174,6 +201,7 @@ class HostJob:
             on_change=self._refresh_attributes,
             wake=self._wake,
             spawn=self._spawn,
+            memory=self.remembering.snippets,
         )
         self.switcher = BackendSwitcher(
             ctx.room,
@@ -329,6 +357,10 @@ class HostJob:
             log.warning("room %s: daily cap not written (%r)", self.room_name, error)
 
     async def _go_live(self) -> None:
+        # the show run starts now: the viewers already here are looked up while going live
+        early = self.remembering.went_live(int(self.clock() * 1000))
+        here = sorted(set(early) | self.presence.viewers)  # those here before it followed too
+        welcomes = [self.remembering.spawn(self._welcome(identity)) for identity in here]
         await self.switcher.go_live()
         await self._write_spend_cap()
         log.info(
@@ -355,6 +387,8 @@ class HostJob:
             await bus.watch(subjects.chat_approved(room), ChatMessage, self._on_chat, start=since),
             await bus.watch(subjects.host_spoken(room), SpokenTurn, self._on_spoken),
         ]
+        if welcomes:  # bounded reads: a regular's callback becomes the first greeting
+            await asyncio.wait(welcomes)
         self.brain.went_live()
         self._ready = True
         self._refresh_attributes()  # "idle" only once every command and message is heard
@@ -385,6 +419,8 @@ class HostJob:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), 0.5)
                 continue
+            for callback in self.remembering.due(self._fresh_authors()):
+                self._welcome_back(callback)
             decision = self.brain.decide()
             if isinstance(decision, Speak):
                 if self.switcher.released:  # a `say` while released: the session comes back
@@ -404,6 +440,7 @@ class HostJob:
                     self.brain.next_wakeup(),
                     self.presence.grace_deadline(),
                     self._handover_deadline,
+                    self.remembering.next_wakeup(),
                     None if self.switcher.released else self.release.deadline(),
                 )
                 if t is not None
@@ -472,6 +509,9 @@ class HostJob:
         comment = comment_from_chat(observed.model, self.room_name, observed.stored_at)
         if comment is not None and self.brain.observe_chat(comment):
             self._wake.set()
+        if comment is not None:  # approved only: a rejected message is never remembered
+            question = comment.is_question or comment.body.rstrip().endswith("?")
+            self.remembering.spawn(self.remembering.heard(observed.model, question=question))
 
     async def _on_removed(self, observed: Observed[ChatRemoval]) -> None:
         # an operator (or the platform's own moderators, through chat-bridge) removed it
@@ -483,6 +523,8 @@ class HostJob:
         # another job in this room (a restart racing this one) spoke: never answer it again
         if not self.turns.is_own(observed.model.id):
             self.brain.observe_spoken(said_from_spoken(observed.model))
+        if observed.model.room == self.room_name and observed.model.reply_to:
+            self.remembering.spawn(self.remembering.answered(observed.model))
 
     async def _on_visual(self, observed: Observed[StageVisual]) -> None:
         visual = observed.model
@@ -501,6 +543,21 @@ class HostJob:
     def _on_viewer_joined(self, identity: str) -> None:
         if self.visual is not None and self.switcher.session is not None:
             self._spawn(self._send_visual(self.visual, to=[identity]))
+        self.remembering.spawn(self._welcome(identity))
+
+    def _fresh_authors(self) -> list[str]:
+        return [comment.author_identity for comment in self.brain.fresh()]
+
+    async def _welcome(self, identity: str) -> None:
+        """A viewer joined: a returning regular may be greeted with a callback."""
+        callback = await self.remembering.joined(identity, self._fresh_authors())
+        if callback is not None:
+            self._welcome_back(callback)
+
+    def _welcome_back(self, callback: Callback) -> None:
+        if self.brain.welcome_back(callback):
+            self.remembering.called_back(callback)
+            self._wake.set()
 
     async def _send_visual(self, visual: StageVisual, to: list[str] | None = None) -> None:
         room = self.ctx.room
@@ -607,6 +664,10 @@ class HostJob:
         await self.switcher.close()
         for task in list(self._tasks):
             task.cancel()
+        await self.remembering.settle(SETTLE_MEMORY_S)
+        if self.extractor is not None:
+            with contextlib.suppress(Exception):
+                await self.extractor.aclose()
         with contextlib.suppress(Exception):
             await self.metering.aclose()
         self._counter(metrics.AGENT_JOBS_ENDED).add(1, {"reason": reason})

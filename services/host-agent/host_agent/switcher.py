@@ -83,6 +83,12 @@ def create_backend(registry: Registry[B], name: str, config: JobConfig, persona:
     return backend.from_settings(config, persona)
 
 
+def chosen_voice(config: JobConfig) -> str:
+    """The voice backend a job starts with: HOST_VOICE (or the show's), else the best the keys
+    allow."""
+    return config.host.voice or VOICES.resolve("auto", openai_key=config.openai_key)
+
+
 class BackendSwitcher:
     """The voice, the avatar and the session of one job, and the fallback between backends."""
 
@@ -146,7 +152,7 @@ class BackendSwitcher:
     async def go_live(self) -> None:
         """Build the voice and avatar and start the session on them."""
         host = self.config.host
-        voice_name = host.voice or VOICES.resolve("auto", openai_key=self.config.openai_key)
+        voice_name = chosen_voice(self.config)
         avatar_name = host.avatar or AVATARS.resolve("auto", anam_key=self.config.anam_key)
         paid = [
             (kind, name)

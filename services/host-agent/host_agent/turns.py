@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import functools
 import logging
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -84,6 +84,7 @@ class Turns:
         on_change: Callable[[], None],
         wake: asyncio.Event,
         spawn: Callable[[Coroutine[Any, Any, Any]], None],
+        memory: Callable[[TurnPlan], Sequence[Mapping[str, Any]]] = lambda plan: (),
     ) -> None:
         self.room = room
         self.room_name = room.name
@@ -98,6 +99,8 @@ class Turns:
         self._on_change = on_change
         self._wake = wake
         self._spawn = spawn
+        self._memory = memory
+        """What is remembered of a reply's authors (quoted data for the prompt)."""
         self.current: Turn | None = None
         self.spoken = 0
         """Turns published on `host.spoken`."""
@@ -112,7 +115,8 @@ class Turns:
         if plan.kind == "say":
             handle = voice.say(session, plan.text)
         else:
-            handle = voice.start_turn(session, compose(self._persona(), plan), plan)
+            prompt = compose(self._persona(), plan, self._memory(plan))
+            handle = voice.start_turn(session, prompt, plan)
         self.current = Turn(plan, handle)
         self._on_change()
         self._following += 1

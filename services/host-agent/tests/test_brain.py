@@ -16,6 +16,7 @@ from host_agent.brain import (
     Speak,
     TurnPlan,
 )
+from host_agent.recall import Callback
 from tests.support.identities import named_viewer
 
 T0 = 1_800_000_000.0
@@ -479,3 +480,56 @@ def test_a_removed_message_is_never_answered_whether_removed_before_or_after_it_
     assert plan.comments == (kept,)
     assert spam.id not in {c.id for c in plan.recent_chat}
     assert brain.answered(spam.id) and brain.answered(early.id)
+
+
+# ---- welcoming a regular back (#21) -----------------------------------------------------------
+
+
+def regular(name: str = "Marta", key: str = "a1b2c3d4e5f60718") -> Callback:
+    return Callback(key=key, name=name, kind="fact", about="is from Lisbon", at_ms=int(T0 * 1000))
+
+
+def test_a_callback_due_before_the_greeting_is_the_greeting() -> None:
+    clock = FakeClock()
+    brain = HostBrain("Nova", BrainConfig(greet=True), clock)
+    assert brain.welcome_back(regular())
+    assert not brain.welcome_back(regular())  # one waits per viewer
+    assert brain.decide() is None  # not live yet
+    brain.went_live()
+    plan = speak(brain.decide())
+    assert plan.topic == "callback" and plan.callback == regular()
+    finish(brain, plan)
+    assert brain.decide() is None  # no second greeting
+
+
+def test_a_callback_waits_for_fresh_chat_and_goes_before_a_monologue() -> None:
+    clock = FakeClock()
+    brain = make_brain(clock, batch_window_s=0, idle_after_s=0)
+    brain.observe_visual(Screen(id="v1", kind="screenshot", title="Cats"))
+    brain.observe_chat(comment(clock, "hello?"))
+    brain.welcome_back(regular())
+    assert speak(brain.decide()).kind == "reply"  # a viewer waiting is answered first
+    finish(brain, brain.speaking)  # type: ignore[arg-type]
+    assert speak(brain.decide()).topic == "callback"
+    finish(brain, brain.speaking)  # type: ignore[arg-type]
+    assert speak(brain.decide()).topic == "visual"
+
+
+def test_a_callback_never_said_while_paused_and_dropped_when_stale() -> None:
+    clock = FakeClock()
+    brain = make_brain(clock, stale_after_s=30)
+    brain.pause()
+    brain.welcome_back(regular())
+    assert brain.decide() is None
+    clock.advance(31)
+    brain.resume()
+    assert brain.decide() is None and brain.callbacks_due == 0  # the moment passed
+
+
+def test_a_callback_lost_to_a_failing_voice_is_tried_once_more() -> None:
+    clock = FakeClock()
+    brain = make_brain(clock)
+    brain.welcome_back(regular())
+    plan = speak(brain.decide())
+    assert brain.speech_failed(plan)
+    assert speak(brain.decide()).callback == regular()
