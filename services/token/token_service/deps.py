@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import functools
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Annotated
 
@@ -21,12 +23,13 @@ from redis.exceptions import RedisError
 
 from livestage import subjects
 from livestage.bans import Ban, BanStore, Refusal
-from livestage.bus import Bus, BusUnavailable, message_id_of
+from livestage.bus import Bus, BusUnavailable, Observed, Watch, message_id_of
 from livestage.schemas import (
     ChatMessage,
     EgressEvent,
     HostJobEvent,
     HostWorkerEvent,
+    ShowConfigEvent,
     WireModel,
     now_ms,
 )
@@ -96,8 +99,9 @@ class Limits:
 KnownShows = ShowCache
 """The edge's cache of the shows that exist (TOKEN_SHOW_CACHE_S), so a viewer token's room costs
 no Redis call per chat POST: `exists(room, store)`, `forget(room)` where it is deleted. A room not
-found is asked about again every time (a new show works at once); a show deleted elsewhere is
-believed in for up to the TTL."""
+found is asked about again every time (a new show works at once). Every worker follows
+`room.config.*`, so a show deleted through another worker or replica is refused at once; one whose
+event it missed (NATS away) is believed in for up to the TTL."""
 
 
 @dataclass
@@ -134,6 +138,7 @@ class Services:
     started: bool = False  # NATS connected and Redis answered once (see /readyz)
     _bus_task: asyncio.Task[None] | None = field(default=None, repr=False)
     _reconciler_task: asyncio.Task[None] | None = field(default=None, repr=False)
+    _shows_watch: Watch | None = field(default=None, repr=False)  # `room.config.*`
 
     def __post_init__(self) -> None:
         self.known_shows = KnownShows(self.edge.show_cache_s)
@@ -216,6 +221,14 @@ class Services:
                 )
                 # every replica's egress gauge follows the webhooks any replica received
                 await bus.nc.subscribe(subjects.all_rooms("room", "egress"), cb=self._on_egress)
+                # a show created, changed or deleted through any replica applies here at once
+                # (from a time: "new" can skip); TOKEN_SHOW_CACHE_S is the net for a missed one
+                self._shows_watch = await bus.watch(
+                    subjects.all_rooms("room", "config"),
+                    ShowConfigEvent,
+                    self._on_show_config,
+                    start=time.time(),
+                )
                 # The operator console's feeds (console/feeds.py): the default show's now, with
                 # the recent past; another show's when a console first opens it.
                 await self.console.start(bus)
@@ -259,6 +272,9 @@ class Services:
             log.warning("host worker registration not recorded (Redis: %r)", error)
         self.reconciler.worker_registered()
 
+    async def _on_show_config(self, observed: Observed[ShowConfigEvent]) -> None:
+        self.known_shows.follow(observed.model)
+
     async def _on_egress(self, msg: Msg) -> None:
         try:
             event = EgressEvent.from_json(msg.data)
@@ -277,6 +293,9 @@ class Services:
             await asyncio.gather(self._reconciler_task, return_exceptions=True)
         await self.media_client.aclose()
         await self.console.stop()
+        if self._shows_watch is not None:
+            with contextlib.suppress(Exception):  # NATS may be gone already
+                await self._shows_watch.stop()
         if self.bus is not None:
             await self.bus.close()
         await self.gateway.aclose()

@@ -250,8 +250,9 @@ class EdgeSettings(BaseSettings):
         ge=0,
         description="How long each edge worker believes a show it found exists before asking "
         "Redis again when a viewer token for it is used (seconds): a chat POST costs no Redis "
-        "call for it, and the tokens of a show deleted through another worker or replica are "
-        "refused within this time (at once by the worker that deleted it); 0 asks every time.",
+        "call for it. Every worker follows show changes over NATS, so a deleted show's tokens "
+        "are refused at once everywhere; this is how long one missed while NATS was away may "
+        "still be believed; 0 asks every time.",
     )
     host_cache_ttl_s: PositiveFloat = Field(
         5.0,
