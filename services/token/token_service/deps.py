@@ -229,8 +229,8 @@ class Services:
                     self._on_show_config,
                     start=time.time(),
                 )
-                # The operator console's feeds (console/feeds.py): the default show's now, with
-                # the recent past; another show's when a console first opens it.
+                # The operator console's feeds (console/feeds.py): each show's when a console
+                # first opens it here (with the recent past), the default show's too.
                 await self.console.start(bus)
             except Exception as error:  # noqa: BLE001 - whatever it is, keep retrying
                 log.warning("NATS not ready (%s); retrying in 2 s", mask_url(str(error)))
