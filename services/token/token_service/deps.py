@@ -8,6 +8,7 @@ import datetime
 import functools
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Annotated
 
@@ -46,7 +47,7 @@ from livestage.subjects import ROOM_NAME_PATTERN
 from livestage.telemetry import exporting
 
 from .chat_admission import BAN_ENTRY, ChatAdmission
-from .client_ip import Network, client_ip, client_network, forwarded_proto
+from .client_ip import ADDRESSES_REMEMBERED, Network, client_ip, client_network, forwarded_proto
 from .console.feeds import ConsoleFeeds
 from .dispatch.decision import HostPolicy
 from .dispatch.dispatcher import DispatchMetadata, HostCache, HostState, WorkerRegistrations
@@ -177,6 +178,19 @@ class Services:
             )
 
         return InFlightBatch(send, "chat publish batch")
+
+    @functools.cached_property
+    def network_of(self) -> Callable[[str, str | None], str]:
+        """The network (`client_network`) of a request from socket peer `peer` with this
+        X-Forwarded-For (None: none), remembered for the last `ADDRESSES_REMEMBERED` pairs: a
+        chat POST parses no address again (TOKEN_TRUSTED_PROXIES is fixed while the edge runs)."""
+        trusted = self.trusted_proxies
+
+        @functools.lru_cache(maxsize=ADDRESSES_REMEMBERED)
+        def network_of(peer: str, forwarded_for: str | None) -> str:
+            return client_network(client_ip(peer, forwarded_for, trusted))
+
+        return network_of
 
     @functools.cached_property
     def chat_admission(self) -> ChatAdmission:
@@ -453,8 +467,15 @@ async def admit_chat(request: Request, authorization: BearerHeader = None) -> Ch
     the services itself with plain calls: FastAPI's solving of a dependency tree (five
     dependencies before) was a large part of the cost of the busiest route."""
     services = await get_services(request)
+    peer = request.client.host if request.client else "unknown"
+    network = services.network_of(peer, request.headers.get("x-forwarded-for"))
+    return await admit_sender(services, authorization, network)
+
+
+async def admit_sender(services: Services, authorization: str | None, network: str) -> ChatSender:
+    """`admit_chat` once the request's headers are read (`chat_ingress.py` reads them itself,
+    in one pass over the raw headers)."""
     viewer = await viewer_of(services, authorization)
-    network = client_network(await get_client_ip(request, services))
     if viewer.role != "viewer":
         raise HTTPException(
             status.HTTP_403_FORBIDDEN,
