@@ -181,8 +181,9 @@ class EdgeSettings(BaseSettings):
     )
     console_backlog_s: PositiveInt = Field(
         1800,
-        description="How far back the edge reads chat, visuals and host events when it starts, "
-        "so a console opened later gets a snapshot (seconds).",
+        description="How far back a show's console feed reads chat, visuals and host events "
+        "when a console first opens it on an edge worker, so the console sees the recent past "
+        "(seconds).",
     )
     console_queue: PositiveInt = Field(
         256,
