@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import httpx
 import pytest
 
 from tests.support.chat import ChatViewer, backend_env, chat_services
+from tests.support.edge_process import PROFILE, running_edges
 from tests.support.services import edge_env, end_service, free_port, start_service_until
 from token_service.routes.operator.auth import SESSION_COOKIE
 from token_service.visitors import COOKIE_NAME as VISITOR_COOKIE
@@ -112,3 +113,54 @@ async def test_two_edges_share_visitors_limits_sessions_and_chat(  # type: ignor
         for edge in edges:
             output = await asyncio.to_thread(end_service, edge)
             print(f"----- edge output -----\n{output[-4000:]}")
+
+
+async def _status_until(post: Callable[[], Awaitable[httpx.Response]], code: int) -> None:
+    """POST until the answer is `code` (10 s at most, a tenth of a second apart)."""
+    async with asyncio.timeout(10):
+        while (response := await post()).status_code != code:  # noqa: ASYNC110 - another process
+            await asyncio.sleep(0.1)
+    assert response.status_code == code, response.text
+
+
+async def test_a_show_deleted_through_one_edge_is_refused_by_the_other_at_once(  # type: ignore[no-untyped-def]
+    nats_server, redis_server, livekit_server
+) -> None:
+    show = "replicas-show-" + uuid.uuid4().hex[:8]
+    settings = {
+        "LIVEKIT_ROOM": "replicas-edge-" + uuid.uuid4().hex[:8],
+        "LIVESTAGE_OPERATOR_SECRET": SECRET,
+        # each edge would believe in a show it found for ten minutes: only the event tells it
+        "TOKEN_SHOW_CACHE_S": "600",
+    }
+    operator = {"Authorization": f"Bearer {SECRET}"}
+    async with running_edges(nats_server, redis_server, livekit_server, 2, **settings) as edges:
+        a = httpx.AsyncClient(base_url=edges[0].url, timeout=30)
+        b = httpx.AsyncClient(base_url=edges[1].url, timeout=30)
+        deleted = False
+        try:
+            created = await a.post(
+                "/api/operator/shows", json={"room": show, "title": "Quiz"}, headers=operator
+            )
+            assert created.status_code == 201, created.text
+            minted = await b.post("/api/livekit-token", json=PROFILE | {"show": show})
+            assert minted.status_code == 200, minted.text
+            auth = {"Authorization": f"Bearer {minted.json()['token']}"}
+
+            async def chat_on_b() -> httpx.Response:
+                return await b.post("/api/chat", json={"body": "still on?"}, headers=auth)
+
+            await _status_until(chat_on_b, 202)  # B has found the show and keeps believing it
+            gone = await a.delete(f"/api/operator/shows/{show}", headers=operator)
+            assert gone.status_code == 204, gone.text
+            deleted = True
+            await _status_until(chat_on_b, 401)  # within seconds, not TOKEN_SHOW_CACHE_S
+            refused = await chat_on_b()
+            assert refused.status_code == 401 and show in refused.json()["detail"]
+            again = await b.post("/api/livekit-token", json=PROFILE | {"show": show})
+            assert again.status_code == 404, again.text
+        finally:
+            if not deleted:
+                await a.delete(f"/api/operator/shows/{show}", headers=operator)
+            await a.aclose()
+            await b.aclose()

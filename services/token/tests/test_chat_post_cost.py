@@ -24,16 +24,27 @@ from token_service.models import ChatRequest
 from token_service.routes.chat import chat_message
 from token_service.viewers import ViewerAuthError, ViewerTokens, mint_viewer_token
 
+from .conftest import EdgeFactory
+from .test_hardening import edge_with_bus
+
 KEY, SECRET = "devkey", "a-secret-long-enough-for-hs256-32b!"
 
 
-def viewer_token(room: str, *, secret: str = SECRET, ttl_s: int = 60, role: str = "viewer") -> str:
+def viewer_token(
+    room: str,
+    *,
+    secret: str = SECRET,
+    ttl_s: int = 60,
+    role: str = "viewer",
+    key: str = KEY,
+    name: str = "Ada",
+) -> str:
     return mint_viewer_token(
-        api_key=KEY,
+        api_key=key,
         api_secret=secret,
         room=room,
         identity=f"viewer_{'a' * 16}_{uuid.uuid4().hex[:8]}",
-        name="Ada",
+        name=name,
         avatar="fox",
         role=role,  # type: ignore[arg-type]
         ttl=datetime.timedelta(seconds=ttl_s),
@@ -162,3 +173,24 @@ def test_an_author_no_chat_line_can_carry_is_refused_on_every_post() -> None:
     for _ in range(2):  # never remembered
         with pytest.raises(ValidationError):
             chat_message("room-1", "viewer_x:1", name, "fox", "b" * 32, "hi")
+
+
+async def test_a_token_whose_cut_name_ends_in_a_space_still_chats(make_edge: EdgeFactory) -> None:
+    # minted elsewhere (not by this edge, which cuts names itself): 31 letters, a space, more
+    edge = await edge_with_bus(make_edge)
+    long_name = "a" * 31 + " bc"
+    tokens = ViewerTokens(
+        edge.livekit.api_key, edge.livekit.api_secret.get_secret_value(), cache_size=0
+    )
+    token = viewer_token(
+        edge.room,
+        key=edge.livekit.api_key,
+        secret=edge.livekit.api_secret.get_secret_value(),
+        name=long_name,
+    )
+    assert tokens.verify(token, room=edge.room).name == "a" * 31  # the cut, without the space
+    for n in range(2):  # the first verifies the token, the second uses the remembered one
+        sent = await edge.client.post(
+            "/api/chat", json={"body": f"hi {n}"}, headers={"Authorization": f"Bearer {token}"}
+        )
+        assert sent.status_code == 202, sent.text

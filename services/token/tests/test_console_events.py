@@ -239,8 +239,8 @@ async def test_the_stream_needs_the_operator_and_is_capped(make_edge) -> None:  
 async def test_a_console_that_falls_behind_is_dropped(make_edge, nats_server) -> None:  # type: ignore[no-untyped-def]
     edge = await make_edge(operator_secret=SECRET, console_queue=2)
     await edge.wait_for_bus()
-    feed = edge.services.console.default
-    stream = feed.subscribe()  # a stream nobody reads
+    # a stream nobody reads (opening it starts the show's feed, as a console's does)
+    feed, stream = await edge.services.console.subscribe(edge.room)
     bus = await Bus.connect(NatsSettings(url=nats_server.url), "console-drop-test")
     for n in range(3):
         await bus.publish(subjects.chat_submitted(edge.room), chat(edge.room, n, now_ms()))
@@ -308,3 +308,30 @@ async def test_at_most_console_rooms_feeds_the_oldest_idle_closed_first(make_edg
         assert refused.headers["retry-after"]
         async with open_stream(edge.client) as default:  # the default show's is always there
             assert default.named("snapshot")[0]["room"] == edge.room
+
+
+async def test_a_worker_follows_a_show_s_chat_only_once_a_console_opened_it(  # type: ignore[no-untyped-def]
+    make_edge, nats_server
+) -> None:
+    edge = await make_edge(operator_secret=SECRET)
+    await edge.wait_for_bus()
+    feed = edge.services.console.default
+    bus = await Bus.connect(NatsSettings(url=nats_server.url), "console-lazy-test")
+    try:
+        before = chat(edge.room, 0, now_ms())
+        await bus.publish(subjects.chat_submitted(edge.room), before)
+        assert not feed.started  # no console yet: the worker decodes none of the room's chat
+        async with open_stream(edge.client) as stream:
+            assert feed.started
+            # what came before the first console is replayed (TOKEN_CONSOLE_BACKLOG_S)
+            await stream.changed.until(
+                lambda: before.id in stream_chat_ids(stream), 10, "the earlier line"
+            )
+    finally:
+        await bus.close()
+
+
+def stream_chat_ids(stream: EventStream) -> list[str]:
+    """The ids of the chat lines a stream has: its snapshot's, then the live ones."""
+    entries = [e for s in stream.named("snapshot") for e in s["chat"]] + stream.named("chat")
+    return [e["message"]["id"] for e in entries]

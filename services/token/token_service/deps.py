@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import functools
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Annotated
 
@@ -21,12 +24,13 @@ from redis.exceptions import RedisError
 
 from livestage import subjects
 from livestage.bans import Ban, BanStore, Refusal
-from livestage.bus import Bus, BusUnavailable, message_id_of
+from livestage.bus import Bus, BusUnavailable, Observed, Watch, message_id_of
 from livestage.schemas import (
     ChatMessage,
     EgressEvent,
     HostJobEvent,
     HostWorkerEvent,
+    ShowConfigEvent,
     WireModel,
     now_ms,
 )
@@ -43,7 +47,7 @@ from livestage.subjects import ROOM_NAME_PATTERN
 from livestage.telemetry import exporting
 
 from .chat_admission import BAN_ENTRY, ChatAdmission
-from .client_ip import Network, client_ip, client_network, forwarded_proto
+from .client_ip import ADDRESSES_REMEMBERED, Network, client_ip, client_network, forwarded_proto
 from .console.feeds import ConsoleFeeds
 from .dispatch.decision import HostPolicy
 from .dispatch.dispatcher import DispatchMetadata, HostCache, HostState, WorkerRegistrations
@@ -96,8 +100,9 @@ class Limits:
 KnownShows = ShowCache
 """The edge's cache of the shows that exist (TOKEN_SHOW_CACHE_S), so a viewer token's room costs
 no Redis call per chat POST: `exists(room, store)`, `forget(room)` where it is deleted. A room not
-found is asked about again every time (a new show works at once); a show deleted elsewhere is
-believed in for up to the TTL."""
+found is asked about again every time (a new show works at once). Every worker follows
+`room.config.*`, so a show deleted through another worker or replica is refused at once; one whose
+event it missed (NATS away) is believed in for up to the TTL."""
 
 
 @dataclass
@@ -134,6 +139,7 @@ class Services:
     started: bool = False  # NATS connected and Redis answered once (see /readyz)
     _bus_task: asyncio.Task[None] | None = field(default=None, repr=False)
     _reconciler_task: asyncio.Task[None] | None = field(default=None, repr=False)
+    _shows_watch: Watch | None = field(default=None, repr=False)  # `room.config.*`
 
     def __post_init__(self) -> None:
         self.known_shows = KnownShows(self.edge.show_cache_s)
@@ -172,6 +178,19 @@ class Services:
             )
 
         return InFlightBatch(send, "chat publish batch")
+
+    @functools.cached_property
+    def network_of(self) -> Callable[[str, str | None], str]:
+        """The network (`client_network`) of a request from socket peer `peer` with this
+        X-Forwarded-For (None: none), remembered for the last `ADDRESSES_REMEMBERED` pairs: a
+        chat POST parses no address again (TOKEN_TRUSTED_PROXIES is fixed while the edge runs)."""
+        trusted = self.trusted_proxies
+
+        @functools.lru_cache(maxsize=ADDRESSES_REMEMBERED)
+        def network_of(peer: str, forwarded_for: str | None) -> str:
+            return client_network(client_ip(peer, forwarded_for, trusted))
+
+        return network_of
 
     @functools.cached_property
     def chat_admission(self) -> ChatAdmission:
@@ -216,8 +235,16 @@ class Services:
                 )
                 # every replica's egress gauge follows the webhooks any replica received
                 await bus.nc.subscribe(subjects.all_rooms("room", "egress"), cb=self._on_egress)
-                # The operator console's feeds (console/feeds.py): the default show's now, with
-                # the recent past; another show's when a console first opens it.
+                # a show created, changed or deleted through any replica applies here at once
+                # (from a time: "new" can skip); TOKEN_SHOW_CACHE_S is the net for a missed one
+                self._shows_watch = await bus.watch(
+                    subjects.all_rooms("room", "config"),
+                    ShowConfigEvent,
+                    self._on_show_config,
+                    start=time.time(),
+                )
+                # The operator console's feeds (console/feeds.py): each show's when a console
+                # first opens it here (with the recent past), the default show's too.
                 await self.console.start(bus)
             except Exception as error:  # noqa: BLE001 - whatever it is, keep retrying
                 log.warning("NATS not ready (%s); retrying in 2 s", mask_url(str(error)))
@@ -259,6 +286,9 @@ class Services:
             log.warning("host worker registration not recorded (Redis: %r)", error)
         self.reconciler.worker_registered()
 
+    async def _on_show_config(self, observed: Observed[ShowConfigEvent]) -> None:
+        self.known_shows.follow(observed.model)
+
     async def _on_egress(self, msg: Msg) -> None:
         try:
             event = EgressEvent.from_json(msg.data)
@@ -277,6 +307,9 @@ class Services:
             await asyncio.gather(self._reconciler_task, return_exceptions=True)
         await self.media_client.aclose()
         await self.console.stop()
+        if self._shows_watch is not None:
+            with contextlib.suppress(Exception):  # NATS may be gone already
+                await self._shows_watch.stop()
         if self.bus is not None:
             await self.bus.close()
         await self.gateway.aclose()
@@ -434,8 +467,15 @@ async def admit_chat(request: Request, authorization: BearerHeader = None) -> Ch
     the services itself with plain calls: FastAPI's solving of a dependency tree (five
     dependencies before) was a large part of the cost of the busiest route."""
     services = await get_services(request)
+    peer = request.client.host if request.client else "unknown"
+    network = services.network_of(peer, request.headers.get("x-forwarded-for"))
+    return await admit_sender(services, authorization, network)
+
+
+async def admit_sender(services: Services, authorization: str | None, network: str) -> ChatSender:
+    """`admit_chat` once the request's headers are read (`chat_ingress.py` reads them itself,
+    in one pass over the raw headers)."""
     viewer = await viewer_of(services, authorization)
-    network = client_network(await get_client_ip(request, services))
     if viewer.role != "viewer":
         raise HTTPException(
             status.HTTP_403_FORBIDDEN,

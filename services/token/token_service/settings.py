@@ -181,8 +181,9 @@ class EdgeSettings(BaseSettings):
     )
     console_backlog_s: PositiveInt = Field(
         1800,
-        description="How far back the edge reads chat, visuals and host events when it starts, "
-        "so a console opened later gets a snapshot (seconds).",
+        description="How far back a show's console feed reads chat, visuals and host events "
+        "when a console first opens it on an edge worker, so the console sees the recent past "
+        "(seconds).",
     )
     console_queue: PositiveInt = Field(
         256,
@@ -250,8 +251,9 @@ class EdgeSettings(BaseSettings):
         ge=0,
         description="How long each edge worker believes a show it found exists before asking "
         "Redis again when a viewer token for it is used (seconds): a chat POST costs no Redis "
-        "call for it, and the tokens of a show deleted through another worker or replica are "
-        "refused within this time (at once by the worker that deleted it); 0 asks every time.",
+        "call for it. Every worker follows show changes over NATS, so a deleted show's tokens "
+        "are refused at once everywhere; this is how long one missed while NATS was away may "
+        "still be believed; 0 asks every time.",
     )
     host_cache_ttl_s: PositiveFloat = Field(
         5.0,

@@ -154,7 +154,9 @@ def verified_token(token: str, *, api_key: str, api_secret: str) -> VerifiedToke
     role = metadata.get("role") if isinstance(metadata, dict) else None
     if role not in ROLES:
         return refused("token is not a viewer token")
-    name = clean_text(claims.name or "")[:MAX_NAME_CHARS] or "viewer"
+    # cleaned again after the cut: a name minted elsewhere can be cut to end in a space, which
+    # no chat line may carry (every chat POST of its token would fail)
+    name = clean_text(clean_text(claims.name or "")[:MAX_NAME_CHARS]) or "viewer"
     viewer = Viewer(
         room=joins,
         identity=claims.identity,

@@ -90,6 +90,8 @@ class ConsoleFeed:
     _streams: set[ConsoleStream] = field(default_factory=set)
     _watches: list[Watch] = field(default_factory=list)
     _numbers_task: asyncio.Task[None] | None = None
+    started: bool = False
+    """Following NATS (`start` done, `stop` not since)."""
 
     # ---- following NATS ----------------------------------------------------------------------
 
@@ -119,6 +121,7 @@ class ConsoleFeed:
             await bus.watch(subjects.host_job(room), HostJobEvent, self._on_host_job, start=since),
             await bus.watch(subjects.host_spoken(room), SpokenTurn, self._on_spoken, start=since),
         ]
+        self.started = True
 
     async def stop(self) -> None:
         if self._numbers_task is not None:
@@ -126,6 +129,7 @@ class ConsoleFeed:
         await self._stop_watches()
 
     async def _stop_watches(self) -> None:
+        self.started = False
         for watch in self._watches:
             await watch.stop()
         self._watches.clear()

@@ -1,9 +1,11 @@
 """The console's feeds, one per show: `ConsoleFeeds.subscribe(room)` opens a stream on the
 room's `ConsoleFeed`, creating (and starting) the feed on first use.
 
-The default show's feed starts with the edge's NATS connection and is never closed; another
-show's feed starts when a console first opens it and then stays, idle or not, so reopening it is
-instant and its snapshot has the recent past. At most `TOKEN_CONSOLE_ROOMS` feeds run per edge
+Each show's feed, the default show's too, starts when a console first opens it on this edge
+worker (it replays the last `TOKEN_CONSOLE_BACKLOG_S` of the show), and then stays, idle or not,
+so reopening it is instant and its snapshot has the recent past; a worker no console has opened
+follows no chat at all (a busy room's every line decoded for nobody cost a chat POST ~8% more).
+The default show's feed is never closed. At most `TOKEN_CONSOLE_ROOMS` feeds run per edge
 replica (each holds one NATS watch per subject it follows): a new show's feed closes the least
 recently used feed that no console has open; when every one of them has a console open, the new
 one is refused (503). `TOKEN_CONSOLE_STREAMS` caps the open streams of all feeds together.
@@ -56,9 +58,8 @@ class ConsoleFeeds:
         return sum(feed.open_streams for feed in self._feeds.values())
 
     async def start(self, bus: Bus) -> None:
-        """Follow NATS: the default show's feed at once, the others' as consoles open them."""
+        """Follow NATS from now on: each show's feed when a console first opens it."""
         self._bus = bus
-        await self.default.start(bus)
 
     async def stop(self) -> None:
         for feed in list(self._feeds.values()):
@@ -79,14 +80,14 @@ class ConsoleFeeds:
     async def _feed(self, room: str) -> ConsoleFeed:
         async with self._lock:  # two consoles opening a new show start one feed
             feed = self._feeds.get(room)
-            if feed is not None:
+            if feed is not None and feed.started:
                 self._feeds.move_to_end(room)
                 return feed
             if self._bus is None:
                 raise BusUnavailable("not connected to NATS yet")
-            if len(self._feeds) >= self.max_rooms:
+            if feed is None and len(self._feeds) >= self.max_rooms:
                 await self._close_an_idle_feed()
-            feed = self.make(room)
+            feed = feed or self.make(room)  # the default show's is made, not yet started
             try:
                 await feed.start(self._bus)
             except BaseException:
