@@ -10,6 +10,12 @@ host to finish before the next round. `HOST_BATCH_WINDOW_S` (default 0.3 s) is p
 measured: it is the brain's wait for companions of the first comment.
 
     python -m bench reaction          # BENCH_ROUNDS=20 by default (BENCH_SMOKE=1: 2)
+
+Memory of regulars (#21): `BENCH_REACTION_MEMORY=both` (default) runs the rounds twice in one
+run, on one Redis, with memory on and then off; each round's author is a regular with a card
+(seeded: a past show, a question, a fact), so with memory on the job reads their card, records
+the message and extracts facts as in a show. `on` / `off` run one of them. The goal: p50 and p90
+with memory on within 10% of off.
 """
 
 from __future__ import annotations
@@ -32,11 +38,19 @@ from host_agent.settings import HostSettings
 from host_agent.worker import build_server
 from livestage import subjects
 from livestage.bus import Bus, Observed
+from livestage.kv import connect_redis
+from livestage.memory import MemoryStore, memory_key_of
 from livestage.schemas import ChatMessage, HostCommand, SpokenTurn, new_id, now_ms
-from livestage.settings import LiveKitSettings, NatsSettings, OpenAISettings
+from livestage.settings import (
+    LiveKitSettings,
+    MemorySettings,
+    NatsSettings,
+    OpenAISettings,
+    RedisSettings,
+)
 from tests.support.chat import chat_message
 from tests.support.identities import viewer_identity
-from tests.support.infra import LiveKitServer, NatsServer
+from tests.support.infra import LiveKitServer, NatsServer, RedisServer
 from tests.support.livekit_helpers import mint_token, server_api
 
 SILENCE_RMS = 200.0
@@ -57,8 +71,54 @@ def percentile(values: list[float], q: float) -> float:
 async def run() -> dict[str, Any]:
     rounds = int(os.environ.get("BENCH_ROUNDS", smoke_or("20", "2")))
     avatar = os.environ.get("BENCH_HOST_AVATAR", "local")
-    with NatsServer() as nats, LiveKitServer() as livekit:
-        return await _measure(nats, livekit, rounds, avatar)
+    memory = os.environ.get("BENCH_REACTION_MEMORY", "both")
+    if memory not in ("both", "on", "off"):
+        raise SystemExit(f"BENCH_REACTION_MEMORY must be both, on or off, not {memory!r}")
+    with NatsServer() as nats, LiveKitServer() as livekit, RedisServer() as redis:
+        runs: dict[str, dict[str, Any]] = {}
+        for on in (True, False):
+            if memory == "both" or memory == ("on" if on else "off"):
+                runs["memory_on" if on else "memory_off"] = await _measure(
+                    nats, livekit, rounds, avatar, memory=(redis.url, on)
+                )
+    if len(runs) == 1:
+        return next(iter(runs.values())) | {"memory": memory}
+    on_ms, off_ms = runs["memory_on"]["reaction_ms"], runs["memory_off"]["reaction_ms"]
+    ratios = {q: round(on_ms[q] / off_ms[q], 3) for q in ("p50", "p90")}
+    return runs["memory_on"] | {
+        "memory": "on (the top level and memory_on) vs off (memory_off), same run",
+        "memory_off": runs["memory_off"],
+        "memory_on_vs_off": ratios,
+        "memory_goal": {"on_vs_off_max": 1.10, "met": max(ratios.values()) <= 1.10},
+    }
+
+
+async def _regulars(redis_url: str, rounds: int) -> list[str]:
+    """One viewer identity per round, each a regular with a card (a past show, a question
+    answered, a fact): what the job reads, extends and quotes for a returning viewer."""
+    client = connect_redis(RedisSettings(url=redis_url))
+    store = MemoryStore(client, retention_days=180)
+    identities = []
+    try:
+        for index in range(rounds):
+            identity = viewer_identity()
+            key = memory_key_of(identity)
+            assert key is not None
+            past = chat_message(
+                "bench-past",
+                "Did the aurora ever show up over Lisbon?",
+                author_identity=identity,
+                author_name=f"Viewer{index}",
+                created_at=now_ms() - 7 * 86_400_000,
+            )
+            await store.record_message(past, question=True)
+            await store.record_answer(key, past.id, "Not yet, but March is the best month.")
+            await store.record_show(key, "bench-past:1")
+            await store.add_facts(key, ["is from Lisbon"], message_id=past.id, at=past.created_at)
+            identities.append(identity)
+    finally:
+        await client.aclose()
+    return identities
 
 
 async def _measure(
@@ -71,9 +131,13 @@ async def _measure(
     openai: OpenAISettings | None = None,
     host_overrides: dict[str, Any] | None = None,
     on_round: Callable[[], None] | None = None,
+    memory: tuple[str, bool] | None = None,
 ) -> dict[str, Any]:
     """The reaction rounds; `voice`/`openai` pick the voice backend (bench_host_overhead uses
-    the OpenAI Realtime double), `on_round` runs after each measured round."""
+    the OpenAI Realtime double), `on_round` runs after each measured round, `memory` (a Redis
+    URL, on or off) makes each round's author a regular with a card and turns memory on or off
+    (None: the job's defaults, no Redis: memory's reads time out in the background)."""
+    authors = await _regulars(memory[0], rounds) if memory is not None else []
     agent_name = "bench-host-" + uuid.uuid4().hex[:6]
     room = "bench-" + uuid.uuid4().hex[:8]
     host = HostSettings(
@@ -94,6 +158,14 @@ async def _measure(
             agent_name=agent_name,
         ),
         nats=NatsSettings(url=nats.url),
+        **(
+            {
+                "redis": RedisSettings(url=memory[0]),
+                "memory": MemorySettings(enabled=memory[1]),
+            }
+            if memory is not None
+            else {}
+        ),
     )
     server = build_server(config, devmode=True)
     registered = asyncio.Event()
@@ -168,8 +240,9 @@ async def _measure(
         await asyncio.sleep(1.0)
 
         for index in range(rounds):
+            author = {"author_identity": authors[index]} if authors else {}
             message = chat_message(
-                room, QUESTIONS[index % len(QUESTIONS)], author_name=f"Viewer{index}"
+                room, QUESTIONS[index % len(QUESTIONS)], author_name=f"Viewer{index}", **author
             )
             before = len(spoken)
             loud.clear()
@@ -210,6 +283,7 @@ async def _measure(
     return {
         "what": "chat approved (JetStream store time) -> first non-silent host audio frame "
         f"at a viewer (rtc client), voice {voice}",
+        "memory": "default" if memory is None else ("on" if memory[1] else "off"),
         "avatar": avatar,
         "batch_window_s": host.batch_window_s,
         "rounds": len(ms),
