@@ -29,6 +29,7 @@ import pytest
 from livekit.agents import llm
 from pydantic import SecretStr
 
+from host_agent.extraction import SCHEMA_NAME, response_schema
 from host_agent.prompt import MEMORY_KEY
 from host_agent.settings import PipelineSettings
 from host_agent.voices import VOICES
@@ -338,6 +339,27 @@ async def test_a_regulars_memory_reaches_the_pipeline_model_only_as_quoted_data(
         assert memory["name"] == "Marta" and memory["facts"] == [planted, "is from Lisbon"]
         assert [c["author"] for c in block["answer_now"]] == ["Marta"]
         assert mark not in outside_data_blocks(text)
+
+        def extraction_sent() -> list[dict[str, Any]]:
+            """The structured-output calls that read Marta's batch for facts."""
+            return [
+                request.json
+                for request in backends.chat.requests_to("/v1/chat/completions")
+                if (request.json.get("response_format") or {}).get("type") == "json_schema"
+                and any(mark in _text_of(m.get("content")) for m in request.json["messages"])
+            ]
+
+        extraction = (await until(extraction_sent, 40, "the extraction call for her batch"))[0]
+        schema = extraction["response_format"]["json_schema"]
+        assert schema == {
+            "name": SCHEMA_NAME,
+            "strict": True,
+            "schema": response_schema(["m1"]),
+        }
+        said = [_text_of(m.get("content")) for m in extraction["messages"]]
+        quoted = [b for t in said for b in read_data_blocks(t)]
+        assert quoted == [{"messages": [{"ref": "m1", "text": asked.body}]}]
+        assert all(mark not in outside_data_blocks(t) for t in said)
         for role, said in pipeline_received(backends):
             assert role not in INSTRUCTION_ROLES or mark not in said
     finally:
