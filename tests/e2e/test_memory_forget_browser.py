@@ -7,7 +7,6 @@ naming the visitor remains but the erasure record."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -19,9 +18,8 @@ from livestage.identity import visitor_tag_of
 from livestage.memory import MemoryStore, erased_key
 from livestage.schemas import ChatMessage
 from services.token.tests.conftest import EdgeFactory, make_edge  # noqa: F401 - a fixture
-from tests.e2e.test_chat_browser import join, say, shown
+from tests.e2e.test_chat_browser import chat_path, join, say, shown  # noqa: F401 - a fixture
 from tests.support.browser import WEB_DIST
-from tests.support.chat import backend_env, chat_services
 
 pytestmark = pytest.mark.browser
 
@@ -30,16 +28,10 @@ OPERATOR = {"Authorization": f"Bearer {OPERATOR_SECRET}"}
 FACT = "plays the <b>cello</b>"  # markup in a card stays text
 
 
-@pytest.fixture
-def chat_path(nats_server, redis_server, livekit_server) -> Iterator[dict[str, Any]]:  # type: ignore[no-untyped-def]
-    with chat_services(backend_env(nats_server, redis_server, livekit_server)) as processes:
-        yield processes
-
-
 async def test_forget_me_empties_the_card_removes_the_lines_and_every_key_but_the_record(
     make_edge: EdgeFactory,  # noqa: F811
     browser: Browser,
-    chat_path: dict[str, Any],
+    chat_path: dict[str, Any],  # noqa: F811
     redis_server,  # type: ignore[no-untyped-def]
 ) -> None:
     assert (WEB_DIST / "index.html").is_file(), "web/dist is not built: run `make web`"
