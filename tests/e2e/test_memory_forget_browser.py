@@ -1,9 +1,9 @@
 """Issue #21's "Forget me" proof in Debian's Chromium (Playwright) on the built viewer page,
-through the real chat path (edge, moderation, chat-history, LiveKit): a viewer chats, the host
-remembers them (their card seeded through `MemoryStore` under the tag of their LiveKit
-identity, as the host agent records it), the memory dialog shows the card as text; "Forget me"
-(with its confirm step) empties it, their lines leave the chat on every page, and no Redis key
-naming the visitor remains but the erasure record."""
+through the real chat path (edge, moderation, chat-history, LiveKit): a viewer on a 390 px
+phone chats, the host remembers them (their card seeded through `MemoryStore` under the tag of
+their LiveKit identity, as the host agent records it), the memory dialog fits the screen and
+shows the card as text; "Forget me" (with its confirm step) empties it, their lines leave the
+chat on every page, and no Redis key naming the visitor remains but the erasure record."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from livestage.memory import MemoryStore, erased_key
 from livestage.schemas import ChatMessage
 from services.token.tests.conftest import EdgeFactory, make_edge  # noqa: F401 - a fixture
 from tests.e2e.test_chat_browser import chat_path, join, say, shown  # noqa: F401 - a fixture
+from tests.e2e.test_stage_layouts_browser import box, inside
 from tests.support.browser import WEB_DIST
 
 pytestmark = pytest.mark.browser
@@ -39,7 +40,9 @@ async def test_forget_me_empties_the_card_removes_the_lines_and_every_key_but_th
     await edge.wait_for_bus()
     redis = Redis.from_url(redis_server.url)
     dialogs: list[str] = []
-    first, second = await browser.new_context(), await browser.new_context()
+    phone = {"width": 390, "height": 844}
+    first = await browser.new_context(viewport=phone, is_mobile=True, has_touch=True)
+    second = await browser.new_context()
     tag = ""
     try:
         ada = await join(first, edge.base_url, "Ada", dialogs)
@@ -70,6 +73,10 @@ async def test_forget_me_empties_the_card_removes_the_lines_and_every_key_but_th
         await expect(card).to_contain_text("what is on tonight?")
         await expect(card).to_contain_text("1 show attended")
         assert await ada.locator("#memory-card b").count() == 0
+        # on Ada's phone the dialog and its buttons fit the screen
+        screen = {"x": 0.0, "y": 0.0, "width": 390.0, "height": 844.0}
+        for part in ("#memory-dialog", "#forget-button", "#memory-close"):
+            assert inside(await box(ada.locator(part)), screen), part
 
         # Forget me asks first; "Keep it" keeps it
         await ada.click("#forget-button")

@@ -195,3 +195,28 @@ async def test_operator_reads_and_erases_a_viewer_by_key_422_on_a_bad_key(
             erased_key(platform_key), f"livestage:moderation:strikes:{edge.room}:{platform_key}9"
         )
         await redis.aclose()
+
+
+async def test_memory_routes_are_limited_per_network_and_leave_no_visitor_bucket(
+    make_edge: EdgeFactory,
+    redis_server,  # type: ignore[no-untyped-def]
+) -> None:
+    edge = await make_edge(rate_history_per_network="2/minute", rate_token_per_ip="3/minute")
+    redis = Redis.from_url(redis_server.url)
+    token = await edge.token()  # one of the network's three token requests
+    tag = visitor_tag_of(token["identity"])
+    assert tag is not None
+    try:
+        for _ in range(2):
+            await my_memory(edge)
+        limited = await edge.client.get("/api/me/memory")
+        assert limited.status_code == 429, limited.text
+        assert limited.headers["Retry-After"]
+        for _ in range(2):
+            assert (await edge.client.delete("/api/me/memory", headers=FORGET)).status_code == 200
+        assert (await edge.client.delete("/api/me/memory", headers=FORGET)).status_code == 429
+        # forgetting took the token's per-visitor bucket; the reads made none
+        assert await keys_naming(redis, tag) == {erased_key(tag)}
+    finally:
+        await redis.delete(erased_key(tag))
+        await redis.aclose()

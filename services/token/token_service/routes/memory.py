@@ -10,6 +10,9 @@ The viewer's own (`/api/me/memory`, the visitor in the HttpOnly `livestage_visit
   It must carry `X-Livestage-Viewer: 1` (the page sends it; a cross-site form cannot), besides
   the cookie being SameSite=Strict; without a cookie there is nothing to forget (zeros).
 
+Both are rate limited per client network only (a read as a history read, "Forget me" as a
+token request), so neither leaves a key named after the visitor behind.
+
 The operator's (`/api/operator/viewers/{key}/memory`, key = a visitor tag or
 `<platform>:<user id>`, as bans name them; 422 for anything else): the same reads and erases.
 The operator's `GET` answers the stored card even while MEMORY_ENABLED is false.
@@ -24,7 +27,7 @@ from fastapi import APIRouter, Cookie, Depends, Header, HTTPException, Path, sta
 from livestage.identity import BAN_KEY_PATTERN
 from livestage.memory import MemoryCard
 
-from ..deps import Services, ServicesDep, limit_token_network
+from ..deps import ClientNetwork, Services, ServicesDep, limit_token_network
 from ..errors import RESPONSES
 from ..forgetting import Erasure, forget_viewer
 from ..models import ApiModel, ErrorResponse
@@ -69,6 +72,13 @@ class ErasureAnswer(ApiModel):
     keys_deleted: int
 
 
+async def limit_memory_read(network: ClientNetwork, services: ServicesDep) -> None:
+    """A card read costs what a history read does: it counts against the network's history
+    reads (TOKEN_RATE_HISTORY_PER_NETWORK), never a per-visitor bucket (a key named after the
+    visitor, which "Forget me" has just erased)."""
+    await services.limiter.check(services.limits.history_per_network, network)
+
+
 def _answer(services: Services, card: MemoryCard | None) -> MemoryAnswer:
     return MemoryAnswer(
         card=card, enabled=services.memory.enabled, retention_days=services.memory.retention_days
@@ -93,7 +103,7 @@ def _visitor_tag(services: Services, cookie: str | None) -> str | None:
     response_model=MemoryAnswer,
     response_model_by_alias=True,
     responses=RESPONSES,
-    dependencies=[Depends(limit_token_network)],
+    dependencies=[Depends(limit_memory_read)],
 )
 async def my_memory(services: ServicesDep, visitor_cookie: VisitorCookie = None) -> MemoryAnswer:
     """What the host remembers about the visitor of this browser (`card` null: nothing)."""
