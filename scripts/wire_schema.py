@@ -24,6 +24,7 @@ from pydantic_core import core_schema
 from livestage import attributes, schemas
 from token_service import models as edge
 from token_service.console import models as console
+from token_service.routes import memory
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET = ROOT / "web" / "src" / "wire" / "schema.json"
@@ -36,6 +37,7 @@ CHANNELS: dict[str, tuple[type[BaseModel], ...]] = {
     "POST /api/livekit-token": (edge.TokenResponse,),
     "POST /api/chat": (edge.ChatAccepted,),
     "GET /api/chat/history": (edge.HistoryResponse,),
+    "GET /api/me/memory": (memory.MemoryAnswer,),
     "HTTP errors": (edge.ErrorResponse,),
     "data topic chatTopic": (
         schemas.ChatMessageEvent,

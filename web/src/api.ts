@@ -9,6 +9,7 @@ import {
   type HistoryPage,
   type TokenResponse,
 } from "./types";
+import { parseMemoryAnswer, type MemoryAnswer } from "./memory";
 
 /** An HTTP error from the edge, with FastAPI field errors and Retry-After pulled out. */
 export class ApiError extends Error {
@@ -148,4 +149,16 @@ export function tooManyText(err: ApiError, what = "attempts"): string {
   return err.retryAfter !== undefined
     ? `too many ${what}, try again in ${err.retryAfter} s`
     : `too many ${what}, try again shortly`;
+}
+
+/** What the host remembers about this browser's visitor (the HttpOnly cookie says who). */
+export async function getMyMemory(): Promise<MemoryAnswer> {
+  const answer = parseMemoryAnswer(await request("/api/me/memory"));
+  if (answer === null) throw new ApiError(0, "malformed memory answer");
+  return answer;
+}
+
+/** "Forget me": the header tells the edge the page sent it (a cross-site form cannot). */
+export async function forgetMe(): Promise<void> {
+  await request("/api/me/memory", { method: "DELETE", headers: { "X-Livestage-Viewer": "1" } });
 }

@@ -88,6 +88,12 @@ describe("creating and deleting shows", () => {
     });
   });
 
+  it("turns memory of regulars off only when asked", () => {
+    const form = { room: "quiz", title: "Quiz", persona: "", voice: "", avatar: "", topics: "" };
+    expect(newShowBody({ ...form, memory: false })).toMatchObject({ memory: false });
+    expect(newShowBody({ ...form, memory: true })).not.toHaveProperty("memory");
+  });
+
   it("calls the shows routes with the operator header", async () => {
     const fetch = respond(201, info("quiz"));
     vi.stubGlobal("fetch", fetch);

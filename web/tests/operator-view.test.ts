@@ -35,6 +35,23 @@ describe("renderChatEntry", () => {
   });
 });
 
+describe("the Forget control", () => {
+  it("erases a viewer by their visitor tag, a platform author by their identity", () => {
+    const forget = vi.fn();
+    const viewer = chatEntry({}, { authorIdentity: "viewer_0123456789abcdef_x1y2" });
+    renderChatEntry(viewer, { remove: vi.fn(), ban: vi.fn(), forget }).querySelector<HTMLButtonElement>(".op-forget")?.click();
+    expect(forget).toHaveBeenCalledWith(viewer, "0123456789abcdef", expect.anything());
+    const twitch = chatEntry({}, { authorIdentity: "twitch:4242" });
+    renderChatEntry(twitch, { remove: vi.fn(), ban: vi.fn(), forget }).querySelector<HTMLButtonElement>(".op-forget")?.click();
+    expect(forget).toHaveBeenLastCalledWith(twitch, "twitch:4242", expect.anything());
+  });
+
+  it("is not offered for the host's lines", () => {
+    const host = chatEntry({}, { authorIdentity: "livestage-host", kind: "host" });
+    expect(renderChatEntry(host, { remove: vi.fn(), ban: vi.fn(), forget: vi.fn() }).querySelector(".op-forget")).toBeNull();
+  });
+});
+
 describe("renderVisual and the layout choices", () => {
   it("pins the visual it shows", () => {
     const onPin = vi.fn();

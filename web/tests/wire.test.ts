@@ -7,6 +7,7 @@ import { describe, expect, it } from "vitest";
 import { parseErrorDetail } from "../src/api";
 import { chatPacketsOf } from "../src/chat";
 import { HOST_STATE_TEXT, findHost, parseHostState } from "../src/host";
+import { parseMemoryAnswer, parseMemoryCard, parseMemoryFact, parseMemoryQuestion, parseMemoryShows, parseMemoryTopic } from "../src/memory";
 import {
   DEFAULT_CONFIG,
   parseChatAccepted,
@@ -72,7 +73,7 @@ function resolve(s: JsonSchema): JsonSchema {
 
 /** A string that meets the constraints: the field's name if it can, else a media path. */
 function sampleString(s: JsonSchema, field: string): string {
-  const candidates = [field, `/media/${field}.png`, "x"];
+  const candidates = [field, `/media/${field}.png`, "x", "0123456789abcdef"];
   const fits = (c: string) =>
     c.length >= (s.minLength ?? 0) &&
     c.length <= (s.maxLength ?? Infinity) &&
@@ -209,6 +210,16 @@ const CONTRACTS: Record<string, Contract> = {
   },
   Fallback: { parse: parseFallback, fallback: { at: 0, voice: "", avatar: "", reason: "" } },
   Numbers: { parse: parseNumbers, fallback: { ...NO_NUMBERS } },
+  // GET /api/me/memory (the viewer's "What <host> remembers about me")
+  MemoryAnswer: { parse: parseMemoryAnswer, fallback: { enabled: true, retentionDays: 180 } },
+  MemoryCard: {
+    parse: parseMemoryCard,
+    fallback: { names: [], firstSeen: 0, lastSeen: 0, shows: { count: 0, last: [] }, topics: [], questions: [], facts: [] },
+  },
+  MemoryFact: { parse: parseMemoryFact, fallback: { at: 0, messageId: "", source: "rules" }, unknownEnum: { source: "rules" } },
+  MemoryQuestion: { parse: parseMemoryQuestion, fallback: { messageId: "", askedAt: 0, answer: "", answeredAt: null } },
+  MemoryTopic: { parse: parseMemoryTopic, fallback: { at: 0 } },
+  MemoryShows: { parse: parseMemoryShows, fallback: { count: 0, last: [] } },
   EgressEvent: { parse: parseEgress, fallback: { id: "", room: "", egressId: "", target: "", error: "", startedAt: 0, createdAt: 0 } },
 };
 

@@ -33,8 +33,8 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from livestage.history import history_keys
 from livestage.schemas import ChatMessage, now_ms
-from livestage.subjects import check_room
 
 from .decisions import StoreOutcome, cutoff_ms
 
@@ -190,9 +190,7 @@ return out
 
 
 def _keys(room: str) -> list[str]:
-    base = f"livestage:history:{{{check_room(room)}}}"  # one hash slot per room (cluster)
-    names = ("order", "messages", "sent", "removed", "stored", "seq")
-    return [f"{base}:{name}" for name in names]
+    return history_keys(room)  # one hash slot per room (cluster)
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from livestage.kv import connect_redis
 from livestage.settings import (
     AnamSettings,
     LiveKitSettings,
+    MemorySettings,
     NatsSettings,
     OperatorSettings,
     RedisSettings,
@@ -121,6 +122,7 @@ def create_app(
     operator_settings: OperatorSettings | None = None,
     rate_limited_counter: Counter | None = None,
     stage_domains: StageDomainSettings | None = None,
+    memory: MemorySettings | None = None,
     media_refused_counter: Counter | None = None,
 ) -> FastAPI:
     """The edge app; `rate_limited_counter` and `media_refused_counter` let tests read those
@@ -133,6 +135,7 @@ def create_app(
     operator_settings = operator_settings or OperatorSettings()
     # STAGE_*: the operator's capture URLs are checked against the stage producer's own rules
     stage_domains = stage_domains or StageDomainSettings()
+    memory = memory or MemorySettings()  # MEMORY_*: the edge's "What the host remembers"
     # TOKEN_VISITOR_KEY, or a key derived from LIVEKIT_API_SECRET: replicas agree either way.
     visitors = VisitorIds(derived_key("visitor", edge.visitor_key))
 
@@ -230,6 +233,7 @@ def create_app(
             viewer_tokens=ViewerTokens(livekit.api_key, secret, cache_size=edge.verified_tokens),
             operator=operator_settings,
             stage_domains=stage_domains,
+            memory=memory,
         )
         services.egress = Egresses(
             gateway=LiveKitGateway(

@@ -25,6 +25,7 @@ from redis.exceptions import RedisError
 from livestage import subjects
 from livestage.bans import Ban, BanStore, Refusal
 from livestage.bus import Bus, BusUnavailable, Observed, Watch, message_id_of
+from livestage.memory import MemoryCaps, MemoryStore
 from livestage.schemas import (
     ChatMessage,
     EgressEvent,
@@ -36,6 +37,7 @@ from livestage.schemas import (
 )
 from livestage.settings import (
     LiveKitSettings,
+    MemorySettings,
     NatsSettings,
     OperatorSettings,
     StageDomainSettings,
@@ -133,6 +135,7 @@ class Services:
     status: StatusBoard = field(init=False)  # set by the app: its probes use these services
     operator: OperatorSettings = field(default_factory=OperatorSettings)
     stage_domains: StageDomainSettings = field(default_factory=StageDomainSettings)
+    memory: MemorySettings = field(default_factory=MemorySettings)  # MEMORY_*
     egress: Egresses | None = None  # set by the app (LiveKit web egress of the stage page)
     known_shows: KnownShows = field(init=False)  # TOKEN_SHOW_CACHE_S (see __post_init__)
     bus: Bus | None = None
@@ -196,6 +199,12 @@ class Services:
     def chat_admission(self) -> ChatAdmission:
         """A chat POST's bans and limits in one round trip (`chat_admission.py`)."""
         return ChatAdmission(self.redis, self.limiter, self.edge.visitor_network_ttl_s)
+
+    @property
+    def memories(self) -> MemoryStore:
+        """Viewers' memory cards (MEMORY_RETENTION_DAYS, MEMORY_MAX_FACTS, MEMORY_MAX_BYTES)."""
+        caps = MemoryCaps(facts=self.memory.max_facts, max_bytes=self.memory.max_bytes)
+        return MemoryStore(self.redis, self.memory.retention_days, caps)
 
     @property
     def shows(self) -> ShowStore:

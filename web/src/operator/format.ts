@@ -102,6 +102,14 @@ export function banChoices(entry: ChatEntry): { visitor: boolean; network: boole
   return { visitor: true, network: !m.source };
 }
 
+/** Whose memory a chat author's identity is (as the edge's `memory_key_of`): the visitor tag of
+ * a viewer identity, a platform identity itself; null for anyone else (the host). */
+export function memoryKeyOf(identity: string): string | null {
+  const viewer = /^viewer_([a-z0-9]{8,32})_[A-Za-z0-9_-]+$/.exec(identity);
+  if (viewer) return viewer[1];
+  return /^(youtube|twitch):[A-Za-z0-9_-]{1,64}$/.test(identity) ? identity : null;
+}
+
 export const EGRESS_STATUS_TEXT: Record<EgressStatus, string> = {
   starting: "Starting…",
   active: "Live",

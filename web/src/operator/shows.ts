@@ -57,6 +57,8 @@ export interface NewShowForm {
   avatar: string;
   /** comma or newline separated */
   topics: string;
+  /** false: the host does not remember this show's regulars (ShowConfig.memory); default on */
+  memory?: boolean;
 }
 
 /** The POST /api/operator/shows body of the form: empty choices mean "the deployment's setting". */
@@ -72,6 +74,7 @@ export function newShowBody(form: NewShowForm): Record<string, unknown> {
     voice: form.voice || null,
     avatar: form.avatar || null,
     stage: { topics },
+    ...(form.memory === false ? { memory: false } : {}),
   };
 }
 

@@ -1,6 +1,6 @@
 // DOM for the console's lists. Everything from the network goes in as text (textContent), never markup.
 import { LAYOUTS, type Layout, type StageVisual } from "../types";
-import { LAYOUT_TEXT, banChoices, outcomeText, platformBadge } from "./format";
+import { LAYOUT_TEXT, banChoices, memoryKeyOf, outcomeText, platformBadge } from "./format";
 import type { ChatEntry } from "./model";
 import type { ShowSummary } from "./shows";
 
@@ -22,6 +22,8 @@ function button(text: string, className: string, onClick: (b: HTMLButtonElement)
 export interface ChatActions {
   remove(entry: ChatEntry, control: HTMLButtonElement): void;
   ban(entry: ChatEntry, scope: "visitor" | "network", control: HTMLButtonElement): void;
+  /** Erase the author as their "Forget me" does (memory card, chat lines, keys). */
+  forget?(entry: ChatEntry, key: string, control: HTMLButtonElement): void;
 }
 
 const timeOf = (ms: number) => new Date(ms).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
@@ -53,6 +55,9 @@ export function renderChatEntry(entry: ChatEntry, actions: ChatActions): HTMLLIE
   const bans = banChoices(entry);
   if (bans.visitor) controls.append(button("Ban visitor", "ghost op-ban-visitor", (b) => actions.ban(entry, "visitor", b)));
   if (bans.network) controls.append(button("Ban network", "ghost op-ban-network", (b) => actions.ban(entry, "network", b)));
+  const key = memoryKeyOf(entry.message.authorIdentity);
+  const forget = actions.forget;
+  if (forget && key && entry.message.kind === "viewer") controls.append(button("Forget", "ghost op-forget", (b) => forget(entry, key, b)));
   if (controls.childElementCount) li.append(controls);
   return li;
 }

@@ -239,6 +239,12 @@ const chatActions = {
     const who = entry.message.authorName || entry.message.authorIdentity;
     void act(control, chatResult, () => post(here("/bans"), body), `Banned ${who}${scope === "network" ? " and their network" : ""} ${forHow}`);
   },
+  forget: (entry: ChatEntry, key: string, control: HTMLButtonElement) => {
+    const who = entry.message.authorName || entry.message.authorIdentity;
+    // erasing cannot be undone (a ban can): ask first
+    if (!window.confirm(`Forget ${who}? Their memory card and their chat lines in every show are erased (a ban stays).`)) return;
+    void act(control, chatResult, () => del(`/viewers/${encodeURIComponent(key)}/memory`), `Forgot ${who}: memory and chat lines erased`);
+  },
 };
 
 // Stage: its commands name the room in the body.
@@ -375,7 +381,10 @@ function showFieldErrors(err: unknown): boolean {
 }
 
 onForm("new-show-form", (submit) => {
-  const form = Object.fromEntries(NEW_SHOW_FIELDS.map((f) => [f, newShowInput(f).value])) as unknown as NewShowForm;
+  const form = {
+    ...(Object.fromEntries(NEW_SHOW_FIELDS.map((f) => [f, newShowInput(f).value])) as unknown as NewShowForm),
+    memory: byId<HTMLInputElement>("new-show-memory").checked,
+  };
   const result = byId("new-show-result");
   showFieldErrors(null);
   submit.disabled = true;

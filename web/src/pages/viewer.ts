@@ -1,6 +1,7 @@
 // Entry point of the viewer page "/" (the default show) and "/s/<show>": profile form, stage, chat.
 import "../styles.css";
-import { ApiError, getChatHistory, getConfig, postChat, tooManyText } from "../api";
+import { ApiError, forgetMe, getChatHistory, getConfig, getMyMemory, postChat, tooManyText } from "../api";
+import { memoryHeading, renderMemory } from "../memory";
 import { CATCH_UP_PAGE, ChatView, ResumePoint, SendIds, catchUp, sendChat } from "../chat";
 import { ChromaKeyRenderer, parseChromaParams } from "../chromakey";
 import { byId, delay, showState } from "../dom";
@@ -59,6 +60,16 @@ const el = {
   hostPosterName: byId("host-poster-name"),
   hostPosterGlyph: byId("host-poster-glyph"),
   hostCaptions: byId("host-captions"),
+  memoryButton: byId<HTMLButtonElement>("memory-button"),
+  memoryDialog: byId<HTMLDialogElement>("memory-dialog"),
+  memoryHeading: byId("memory-heading"),
+  memoryCard: byId("memory-card"),
+  memoryError: byId("memory-error"),
+  forgetButton: byId<HTMLButtonElement>("forget-button"),
+  forgetConfirm: byId("forget-confirm"),
+  forgetYes: byId<HTMLButtonElement>("forget-yes"),
+  forgetNo: byId<HTMLButtonElement>("forget-no"),
+  memoryClose: byId<HTMLButtonElement>("memory-close"),
 };
 
 const show = new StageShow(el.stage, byId("show-ended"));
@@ -73,6 +84,8 @@ const HISTORY_ATTEMPTS = 5;
 const sendIds = new SendIds();
 const captions = new CaptionView(el.hostCaptions);
 let hostPresent = false;
+/** The host persona's name (its participant attribute), for "What <host> remembers about me". */
+let hostName = "";
 
 /** No host video but a host agent in the room (avatar `none`): show the poster instead. */
 function updatePoster(): void {
@@ -223,6 +236,8 @@ async function join(event: SubmitEvent): Promise<void> {
         else delete el.stage.dataset.hostState;
         showHostState(el.hostState, host);
         el.hostPosterName.textContent = host?.persona ?? "";
+        if (host?.persona) hostName = host.persona;
+        el.memoryButton.textContent = memoryHeading(hostName);
         el.hostPosterGlyph.textContent = posterInitial(host?.persona);
         if (!host) captions.clear();
         updatePoster();
@@ -373,6 +388,59 @@ function chatErrorText(err: unknown): string {
   }
 }
 
+// ---------- memory: what the host remembers, and forgetting ----------
+
+function memoryError(text: string): void {
+  el.memoryError.textContent = text;
+  el.memoryError.hidden = !text;
+}
+
+async function showMemory(): Promise<void> {
+  try {
+    renderMemory(el.memoryCard, await getMyMemory());
+    memoryError("");
+  } catch (err) {
+    memoryError(`cannot read what is remembered: ${errorText(err)}`);
+  }
+}
+
+async function openMemory(): Promise<void> {
+  el.memoryHeading.textContent = memoryHeading(hostName);
+  el.forgetConfirm.hidden = true;
+  el.forgetButton.hidden = false;
+  el.memoryCard.replaceChildren();
+  if (!el.memoryDialog.open) el.memoryDialog.showModal();
+  await showMemory();
+}
+
+async function forget(): Promise<void> {
+  el.forgetYes.disabled = true;
+  try {
+    await forgetMe();
+    el.forgetConfirm.hidden = true;
+    el.forgetButton.hidden = false;
+    await showMemory();
+  } catch (err) {
+    memoryError(err instanceof ApiError && err.status === 429 ? tooManyText(err, "requests") : `could not forget: ${errorText(err)}`);
+  } finally {
+    el.forgetYes.disabled = false;
+  }
+}
+
+function wireMemory(): void {
+  el.memoryButton.addEventListener("click", () => void openMemory());
+  el.forgetButton.addEventListener("click", () => {
+    el.forgetConfirm.hidden = false;
+    el.forgetButton.hidden = true;
+  });
+  el.forgetNo.addEventListener("click", () => {
+    el.forgetConfirm.hidden = true;
+    el.forgetButton.hidden = false;
+  });
+  el.forgetYes.addEventListener("click", () => void forget());
+  el.memoryClose.addEventListener("click", () => el.memoryDialog.close());
+}
+
 // ---------- start ----------
 
 async function main(): Promise<void> {
@@ -383,6 +451,7 @@ async function main(): Promise<void> {
   el.chatForm.addEventListener("submit", (e) => void send(e));
   el.chatInput.addEventListener("input", updateCounter);
   el.leave.addEventListener("click", () => void leave());
+  wireMemory();
   el.enableAudio.addEventListener("click", () => void session?.startAudio());
   el.name.addEventListener("input", () => {
     el.nameError.hidden = true;

@@ -4,6 +4,7 @@
 |---|---|---|
 | `viewer` | `GET /api/config`, `POST /api/livekit-token` | a show's config, tokens, host dispatch |
 | `chat` | `POST /api/chat`, `GET /api/chat/history` | chat ingress and history reads |
+| `memory` | `/api/me/memory`, `/api/operator/viewers/{key}/memory` | memory cards, forgetting |
 | `ops` | `POST /api/livekit/webhook`, `/healthz`, `/readyz`, `/statusz` | webhooks, probes |
 | `operator/` | `/api/operator/...` | operator routes: bearer secret or console session |
 | (`ops`) | `GET /api/operator/status` | `/statusz` with each check's detail (operator) |
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from . import chat, media, ops, viewer
+from . import chat, media, memory, ops, viewer
 from .operator import (
     auth,
     bans,
@@ -31,6 +32,7 @@ from .operator import chat as operator_chat
 
 ROUTERS: tuple[APIRouter, ...] = (
     viewer.router,
+    memory.router,
     chat.router,
     ops.router,
     ops.operator_status_router,
@@ -45,5 +47,6 @@ ROUTERS: tuple[APIRouter, ...] = (
     shows.router,
     egress.router,
     deadletters.router,
+    memory.operator,
     media.router,
 )
