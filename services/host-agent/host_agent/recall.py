@@ -31,10 +31,11 @@ read prompts).
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from host_agent.prompt import MEMORY_DATA_RULE, MEMORY_KEY, ago, flat
 from livestage.memory import DAY_MS, MemoryCard, normalized
@@ -91,6 +92,16 @@ def is_regular(card: MemoryCard | None, show_id: str) -> bool:
     return card is not None and any(show != show_id for show in card.shows.last)
 
 
+_SENTENCE_END: Final = re.compile(r"(?<=[.!?])\s+")
+
+
+def question_part(text: str) -> str:
+    """The question in a message ("Hi! I'm from Lisbon. Did the aurora show up?" -> "Did the
+    aurora show up?"): its last sentence that ends with "?", else the whole text."""
+    asked = [s for s in _SENTENCE_END.split(text.strip()) if s.endswith("?")]
+    return asked[-1] if asked else text
+
+
 def callback_subject(
     card: MemoryCard, before_ms: int, not_before_ms: int
 ) -> tuple[CallbackKind, str, int] | None:
@@ -103,7 +114,7 @@ def callback_subject(
     questions = [q for q in card.questions if within(q.asked_at)]
     if questions:
         newest = max(questions, key=lambda q: q.asked_at)
-        return "question", newest.text, newest.asked_at
+        return "question", question_part(newest.text), newest.asked_at
     facts = [f for f in card.facts if within(f.at) and not f.text.startswith("is called ")]
     if facts:
         fact = max(facts, key=lambda f: f.at)

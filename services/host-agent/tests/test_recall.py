@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from host_agent.brain import TurnPlan
 from host_agent.house import HouseWriter
 from host_agent.persona import Persona
@@ -16,6 +18,7 @@ from host_agent.recall import (
     house_line,
     memory_block,
     memory_snippet,
+    question_part,
 )
 from livestage.memory import (
     DAY_MS,
@@ -230,3 +233,18 @@ def test_a_callback_plan_is_quoted_data_for_a_model_and_a_line_for_the_house() -
     assert "PWNED" not in outside_data_blocks(prompt.user_text) + prompt.system
     line = HouseWriter(persona).write(plan)
     assert line.startswith("Welcome back, Marta! Last week you asked:") and "PWNED" in line
+
+
+@pytest.mark.parametrize(
+    ("said", "asked"),
+    [
+        (
+            "Hi! I'm from Lisbon and I play the cello. Did the aurora ever show up over Lisbon?",
+            "Did the aurora ever show up over Lisbon?",
+        ),
+        ("Is this live? Where are you? Cool stream.", "Where are you?"),
+        ("what is on screen", "what is on screen"),
+    ],
+)
+def test_a_callback_names_the_question_not_the_whole_message(said: str, asked: str) -> None:
+    assert question_part(said) == asked
