@@ -93,6 +93,18 @@ async def run() -> dict[str, Any]:
     }
 
 
+async def _remembered(redis_url: str, identities: list[str]) -> int:
+    """How many of the rounds' regulars have this run's question on their card (the job wrote
+    it: 0 with memory off)."""
+    client = connect_redis(RedisSettings(url=redis_url))
+    store = MemoryStore(client, retention_days=180)
+    try:
+        cards = [await store.card(memory_key_of(identity) or "") for identity in identities]
+    finally:
+        await client.aclose()
+    return sum(1 for card in cards if card and any(q.text in QUESTIONS for q in card.questions))
+
+
 async def _regulars(redis_url: str, rounds: int) -> list[str]:
     """One viewer identity per round, each a regular with a card (a past show, a question
     answered, a fact): what the job reads, extends and quotes for a returning viewer."""
@@ -280,10 +292,12 @@ async def _measure(
         await asyncio.gather(worker, *tasks, return_exceptions=True)
 
     ms = [round(v * 1000, 1) for v in latencies]
+    remembered = await _remembered(memory[0], authors) if memory is not None else None
     return {
         "what": "chat approved (JetStream store time) -> first non-silent host audio frame "
         f"at a viewer (rtc client), voice {voice}",
         "memory": "default" if memory is None else ("on" if memory[1] else "off"),
+        "regulars_whose_card_holds_this_runs_question": remembered,
         "avatar": avatar,
         "batch_window_s": host.batch_window_s,
         "rounds": len(ms),
