@@ -6,7 +6,8 @@ viewer with the edge's tokens, the session's Redis.
 Show 1: the viewer says "I'm from Lisbon", asks about the aurora, and posts a message moderation
 rejects; their memory card (Redis) holds the fact and the question, never the rejected text. The
 viewer leaves: the job ends. Show 2: the same visitor comes back: the host welcomes them back by
-name and calls back to their question.
+name and calls back to their question. Then the visitor asks to be forgotten (`DELETE
+/api/me/memory`, the page's "Forget me"): in show 3 the host greets them as a newcomer.
 """
 
 from __future__ import annotations
@@ -134,6 +135,22 @@ async def test_a_regular_is_welcomed_back_with_what_they_asked_last_show(  # typ
             assert "aurora ever show up over Lisbon" in welcome[0].text, welcome[0]
             assert len(welcome) == 1  # one callback per show
         card = await card_where(store, key, lambda c: c.shows.count == 2, 10, "two shows")
+        await until(lambda: len([j for j in jobs if j.event == "ended"]) >= 2, 30, "show 2 to end")
+
+        # "Forget me" (what the page's button sends), then show 3: a first greeting again
+        forgot = await edge.client.delete("/api/me/memory", headers={"X-Livestage-Viewer": "1"})
+        assert forgot.status_code == 200, forgot.text
+        assert await store.card(key) is None
+        heard = len(spoken)
+        third = (await edge.token("Marta"))["token"]
+        async with ChatViewer.joined(livekit_server, room, token=third) as viewer:
+            assert memory_key_of(viewer.identity) == key
+            greeting = await until(
+                lambda: [t for t in spoken[heard:] if "welcome in" in t.text.lower()],
+                60,
+                "the host's first greeting in show 3",
+            )
+            assert not [t for t in spoken[heard:] if t.text.startswith("Welcome back")], greeting
     finally:
         for watch in watches:
             await watch.stop()

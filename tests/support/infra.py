@@ -55,8 +55,35 @@ class ServerStartError(RuntimeError):
 # small helpers
 
 
+def _below_ephemeral() -> tuple[int, int]:
+    """Ports no outgoing connection is ever given (below the kernel's ephemeral range): a port
+    chosen here cannot be taken by some process's client socket before its server binds it."""
+    try:
+        first = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        first = 32768
+    return 20000, max(first - 1, 20001)
+
+
+def _bind_below_ephemeral(kind: int) -> socket.socket:
+    """A socket bound to a free port below the ephemeral range (any free port if none is)."""
+    low, high = _below_ephemeral()
+    for _ in range(200):
+        s = socket.socket(socket.AF_INET, kind)
+        try:
+            s.bind((HOST, secrets.randbelow(high - low + 1) + low))
+            return s
+        except OSError:
+            s.close()
+    s = socket.socket(socket.AF_INET, kind)
+    s.bind((HOST, 0))
+    return s
+
+
 def free_ports(tcp: int = 0, udp: int = 0) -> tuple[list[int], list[int]]:
-    """Distinct free ports on 127.0.0.1, asked of the kernel (all held open until all chosen)."""
+    """Distinct free ports on 127.0.0.1 below the ephemeral range (a port the kernel handed out
+    with bind(0) could be given to another process's outgoing connection before the server that
+    was told it binds: "address already in use"); all held open until all are chosen."""
     socks: list[socket.socket] = []
     try:
         tcp_ports: list[int] = []
@@ -66,9 +93,8 @@ def free_ports(tcp: int = 0, udp: int = 0) -> tuple[list[int], list[int]]:
             (socket.SOCK_DGRAM, udp, udp_ports),
         ):
             while len(out) < count:
-                s = socket.socket(socket.AF_INET, kind)
+                s = _bind_below_ephemeral(kind)
                 socks.append(s)
-                s.bind((HOST, 0))
                 port = s.getsockname()[1]
                 # keep TCP and UDP ports distinct too, so a config can never mix them up
                 if port not in tcp_ports and port not in udp_ports:
